@@ -1,0 +1,169 @@
+//! What an agent asks to do. An `Action` is validated once, when it enters the system, so that
+//! everything downstream (policy, digest, storage, display) can trust its shape.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Largest integer a JSON number can carry without losing precision in an IEEE double. RFC 8785
+/// (and I-JSON, RFC 7493) canonicalize numbers as doubles, so a bigger integer would give two
+/// different actions the same digest; such params are refused instead.
+const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
+
+pub const MAX_KIND_LEN: usize = 200;
+pub const MAX_RESOURCE_LEN: usize = 2048;
+pub const MAX_JUSTIFICATION_LEN: usize = 8192;
+pub const MAX_LABELS: usize = 64;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Action {
+    pub kind: String,
+    pub resource: String,
+    #[serde(default = "empty_object")]
+    pub params: serde_json::Value,
+    #[serde(default)]
+    pub justification: Option<String>,
+    #[serde(default)]
+    pub run: Option<String>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+fn empty_object() -> serde_json::Value {
+    serde_json::Value::Object(Default::default())
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ActionError {
+    #[error(
+        "`kind` must be 1-{MAX_KIND_LEN} characters of letters, digits, `.`, `_`, `-` (e.g. `db.export`), got {0:?}"
+    )]
+    Kind(String),
+    #[error("`resource` must be 1-{MAX_RESOURCE_LEN} printable characters")]
+    Resource,
+    #[error("`justification` is longer than {MAX_JUSTIFICATION_LEN} characters")]
+    Justification,
+    #[error("`run` must be 1-200 characters of letters, digits, `.`, `_`, `-`, `:`")]
+    Run,
+    #[error("`labels` may have at most {MAX_LABELS} entries of at most 200 characters each")]
+    Labels,
+    #[error("`params` must be a JSON object")]
+    ParamsNotObject,
+    #[error(
+        "`params` contains the number {0}, which is not exactly representable (integers must be within ±2^53); send it as a string"
+    )]
+    UnsafeNumber(String),
+}
+
+impl Action {
+    /// Checks the action's shape. Called at every entry point before anything else sees it.
+    pub fn validate(&self) -> Result<(), ActionError> {
+        let kind_ok = !self.kind.is_empty()
+            && self.kind.len() <= MAX_KIND_LEN
+            && self
+                .kind
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+            && !self.kind.starts_with('.')
+            && !self.kind.ends_with('.');
+        if !kind_ok {
+            return Err(ActionError::Kind(self.kind.chars().take(80).collect()));
+        }
+        if self.resource.is_empty()
+            || self.resource.len() > MAX_RESOURCE_LEN
+            || self.resource.chars().any(char::is_control)
+        {
+            return Err(ActionError::Resource);
+        }
+        if self
+            .justification
+            .as_ref()
+            .is_some_and(|j| j.len() > MAX_JUSTIFICATION_LEN)
+        {
+            return Err(ActionError::Justification);
+        }
+        if let Some(run) = &self.run {
+            let ok = !run.is_empty()
+                && run.len() <= 200
+                && run
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._-:".contains(c));
+            if !ok {
+                return Err(ActionError::Run);
+            }
+        }
+        if self.labels.len() > MAX_LABELS
+            || self
+                .labels
+                .iter()
+                .any(|(k, v)| k.len() > 200 || v.len() > 200)
+        {
+            return Err(ActionError::Labels);
+        }
+        if !self.params.is_object() {
+            return Err(ActionError::ParamsNotObject);
+        }
+        check_numbers(&self.params)
+    }
+}
+
+fn check_numbers(v: &serde_json::Value) -> Result<(), ActionError> {
+    match v {
+        serde_json::Value::Number(n) => {
+            let safe = if let Some(u) = n.as_u64() {
+                u <= MAX_SAFE_INTEGER
+            } else if let Some(i) = n.as_i64() {
+                i.unsigned_abs() <= MAX_SAFE_INTEGER
+            } else {
+                n.as_f64().is_some_and(f64::is_finite)
+            };
+            if safe {
+                Ok(())
+            } else {
+                Err(ActionError::UnsafeNumber(n.to_string()))
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().try_for_each(check_numbers),
+        serde_json::Value::Object(map) => map.values().try_for_each(check_numbers),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn action(params: serde_json::Value) -> Action {
+        Action {
+            kind: "db.export".into(),
+            resource: "postgres://prod/customers".into(),
+            params,
+            justification: None,
+            run: None,
+            labels: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn accepts_a_plain_action() {
+        assert_eq!(action(json!({"rows": 5000})).validate(), Ok(()));
+    }
+
+    #[test]
+    fn refuses_integers_a_double_cannot_hold() {
+        let err = action(json!({"n": 9007199254740993u64})).validate();
+        assert!(matches!(err, Err(ActionError::UnsafeNumber(_))));
+        assert_eq!(action(json!({"n": 9007199254740991u64})).validate(), Ok(()));
+    }
+
+    #[test]
+    fn refuses_bad_kinds_and_non_object_params() {
+        let mut a = action(json!({}));
+        a.kind = "db export".into();
+        assert!(matches!(a.validate(), Err(ActionError::Kind(_))));
+        assert_eq!(
+            action(json!([1])).validate(),
+            Err(ActionError::ParamsNotObject)
+        );
+    }
+}

@@ -1,0 +1,95 @@
+//! What the policy decided for one action, and what a review requires. The policy crate produces
+//! these; the request state machine consumes them.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Effect {
+    Allow,
+    Deny,
+    Review,
+}
+
+impl Effect {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Effect::Allow => "allow",
+            Effect::Deny => "deny",
+            Effect::Review => "review",
+        }
+    }
+}
+
+/// One approver clause: `count` distinct people from `group`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Clause {
+    pub group: String,
+    pub count: u32,
+}
+
+/// What happens when a review is not decided in time. Only `deny` exists: a timeout never lets
+/// an action through (the request ends `expired`, reported distinctly from `denied`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum OnTimeout {
+    #[default]
+    Deny,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Requirements {
+    /// All clauses must be filled, each slot by a different person.
+    pub approvers: Vec<Clause>,
+    /// Votes count only with a verified second factor.
+    pub mfa: bool,
+    pub timeout_seconds: u64,
+    pub on_timeout: OnTimeout,
+    /// While this request is pending, new actions of the same run are held.
+    pub pause_run: bool,
+    /// How long the grant issued on approval may be redeemed.
+    pub grant_ttl_seconds: u64,
+}
+
+impl Requirements {
+    /// The groups whose members may vote on this request.
+    pub fn is_eligible_group(&self, groups: &[String]) -> bool {
+        self.approvers
+            .iter()
+            .any(|c| groups.contains(&c.group))
+    }
+
+    /// Human summary such as "1 of sre, 1 of security".
+    pub fn summary(&self) -> String {
+        self.approvers
+            .iter()
+            .map(|c| format!("{} of {}", c.count, c.group))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// The policy's answer for one action.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decision {
+    pub effect: Effect,
+    /// The rule that decided, or `None` when the policy's default applied.
+    pub rule: Option<String>,
+    /// Why, in a sentence a person can read.
+    pub reason: String,
+    /// Present when `effect` is `review`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requirements: Option<Requirements>,
+    /// `sha256:<hex>` of the policy file that decided.
+    pub policy_hash: String,
+    /// How long a grant issued at once (effect `allow`) may be redeemed.
+    #[serde(default = "default_grant_ttl")]
+    pub grant_ttl_seconds: u64,
+}
+
+pub const DEFAULT_GRANT_TTL_SECONDS: u64 = 300;
+
+fn default_grant_ttl() -> u64 {
+    DEFAULT_GRANT_TTL_SECONDS
+}

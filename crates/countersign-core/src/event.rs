@@ -1,0 +1,83 @@
+//! The domain events that state changes emit. Each becomes one audit entry, written in the same
+//! transaction as the change itself.
+
+use crate::{Effect, PrincipalId, RunState, State, Timestamp, VoteDecision};
+use serde::Serialize;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    RequestCreated {
+        kind: String,
+        resource: String,
+        state: State,
+        effect: Effect,
+        rule: Option<String>,
+        held: bool,
+    },
+    VoteCast {
+        approver: PrincipalId,
+        decision: VoteDecision,
+        channel: String,
+        mfa: bool,
+    },
+    RequestApproved {
+        grant: String,
+        grant_expires_at: Timestamp,
+    },
+    RequestDenied {
+        by: Option<PrincipalId>,
+        reason: String,
+    },
+    RequestExpired,
+    RequestCancelled {
+        by: PrincipalId,
+    },
+    RequestReleased,
+    GrantRedeemed {
+        grant: String,
+        uses: u32,
+    },
+    RunChanged {
+        run: String,
+        state: RunState,
+    },
+    KeyCreated {
+        principal: PrincipalId,
+    },
+    MfaEnrolled {
+        principal: PrincipalId,
+    },
+    PolicyLoaded {
+        hash: String,
+    },
+}
+
+impl Event {
+    /// The dotted event name stored in the audit log, e.g. `request.created`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Event::RequestCreated { .. } => "request.created",
+            Event::VoteCast { .. } => "vote.cast",
+            Event::RequestApproved { .. } => "request.approved",
+            Event::RequestDenied { .. } => "request.denied",
+            Event::RequestExpired => "request.expired",
+            Event::RequestCancelled { .. } => "request.cancelled",
+            Event::RequestReleased => "request.released",
+            Event::GrantRedeemed { .. } => "grant.redeemed",
+            Event::RunChanged { .. } => "run.changed",
+            Event::KeyCreated { .. } => "key.created",
+            Event::MfaEnrolled { .. } => "mfa.enrolled",
+            Event::PolicyLoaded { .. } => "policy.loaded",
+        }
+    }
+
+    /// The event's fields as a JSON object, without the tag.
+    pub fn data(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(self).unwrap_or_default();
+        if let Some(map) = v.as_object_mut() {
+            map.remove("event");
+        }
+        v
+    }
+}

@@ -1,0 +1,34 @@
+//! The pure domain of Countersign: principals, actions and their digests, the request state
+//! machine, votes and quorum, grants, runs and TOTP verification.
+//!
+//! Architecture invariant: this crate knows nothing of HTTP, SQL, Slack or the clock. Time is a
+//! parameter (`now`) of every transition, and identifiers are handed in by the caller, so every
+//! rule here is a pure function that property tests can drive.
+#![forbid(unsafe_code)]
+
+pub mod action;
+pub mod canonical;
+pub mod decision;
+pub mod digest;
+pub mod event;
+pub mod grant;
+pub mod mfa;
+pub mod principal;
+pub mod quorum;
+pub mod request;
+pub mod run;
+
+pub use action::{Action, ActionError};
+pub use decision::{Clause, Decision, Effect, OnTimeout, Requirements};
+pub use digest::Digest;
+pub use event::Event;
+pub use grant::Grant;
+pub use principal::{Principal, PrincipalId, PrincipalKind};
+pub use request::{
+    Ballot, Channel, Refusal, Request, RunGate, State, Vote, VoteDecision, grant_id_for,
+    request_id_for_grant,
+};
+pub use run::{Run, RunState};
+
+/// Timestamps everywhere in the domain: UTC, millisecond precision is what storage keeps.
+pub type Timestamp = chrono::DateTime<chrono::Utc>;

@@ -1,0 +1,365 @@
+//! State-machine tests: the invariants of DESIGN.md at the level of one request.
+
+use super::*;
+use crate::{OnTimeout, Requirements};
+use chrono::TimeZone;
+use proptest::prelude::*;
+use serde_json::json;
+
+fn t0() -> Timestamp {
+    chrono::Utc.with_ymd_and_hms(2026, 11, 23, 3, 0, 0).unwrap()
+}
+
+fn person(id: &str, groups: &[&str]) -> Principal {
+    Principal {
+        id: PrincipalId::parse(id).unwrap(),
+        owner: None,
+        groups: groups.iter().map(|g| g.to_string()).collect(),
+    }
+}
+
+fn agent() -> Principal {
+    Principal {
+        id: PrincipalId::parse("agent:deploy-bot").unwrap(),
+        owner: Some(PrincipalId::parse("user:alice@example.com").unwrap()),
+        groups: vec!["deployers".into()],
+    }
+}
+
+fn review(clauses: &[(&str, u32)], mfa: bool) -> Decision {
+    Decision {
+        effect: Effect::Review,
+        rule: Some("prod-export-needs-two".into()),
+        reason: "matched".into(),
+        requirements: Some(Requirements {
+            approvers: clauses
+                .iter()
+                .map(|(g, n)| Clause {
+                    group: g.to_string(),
+                    count: *n,
+                })
+                .collect(),
+            mfa,
+            timeout_seconds: 900,
+            on_timeout: OnTimeout::Deny,
+            pause_run: false,
+            grant_ttl_seconds: 300,
+        }),
+        policy_hash: "sha256:00".into(),
+        grant_ttl_seconds: 300,
+    }
+}
+
+fn action() -> Action {
+    Action {
+        kind: "db.export".into(),
+        resource: "postgres://prod/customers".into(),
+        params: json!({"rows": 5000}),
+        justification: Some("quarterly report".into()),
+        run: Some("run-1".into()),
+        labels: Default::default(),
+    }
+}
+
+fn ids(n: u32) -> String {
+    format!("req_{n}")
+}
+
+fn pending(clauses: &[(&str, u32)]) -> Request {
+    Request::submit(
+        ids(1),
+        agent(),
+        action(),
+        review(clauses, false),
+        RunGate::Open,
+        60,
+        t0(),
+    )
+    .0
+}
+
+fn ballot<'a>(voter: &'a Principal, req: &Request, decision: VoteDecision) -> Ballot<'a> {
+    Ballot {
+        voter,
+        decision,
+        digest: req.digest,
+        channel: Channel::Api,
+        mfa_verified: false,
+        comment: None,
+    }
+}
+
+#[test]
+fn no_self_approval_requester_owner_and_agents_cannot_vote() {
+    let mut req = pending(&[("sre", 1)]);
+    let mut alice = person("user:alice@example.com", &["sre"]); // the agent's owner
+    assert_eq!(
+        req.vote(&ballot(&alice, &req.clone(), VoteDecision::Approve), t0()),
+        Err(Refusal::SelfApproval)
+    );
+    alice.groups.push("security".into());
+    let mut other_agent = agent();
+    other_agent.id = PrincipalId::parse("agent:helper").unwrap();
+    other_agent.groups = vec!["sre".into()];
+    assert_eq!(
+        req.vote(
+            &ballot(&other_agent, &req.clone(), VoteDecision::Approve),
+            t0()
+        ),
+        Err(Refusal::AgentCannotVote)
+    );
+    let requester = agent();
+    assert_eq!(
+        req.vote(
+            &ballot(&requester, &req.clone(), VoteDecision::Approve),
+            t0()
+        ),
+        Err(Refusal::AgentCannotVote)
+    );
+    assert!(req.votes.is_empty());
+    assert_eq!(req.state, State::Pending);
+}
+
+#[test]
+fn quorum_counts_distinct_people_person_in_two_groups_fills_one_slot() {
+    let mut req = pending(&[("sre", 1), ("security", 1)]);
+    let dana = person("user:dana@example.com", &["sre", "security"]);
+    let carol = person("user:carol@example.com", &["security"]);
+    req.vote(&ballot(&dana, &req.clone(), VoteDecision::Approve), t0())
+        .unwrap();
+    assert_eq!(req.state, State::Pending);
+    assert_eq!(req.remaining().len(), 1);
+    req.vote(&ballot(&carol, &req.clone(), VoteDecision::Approve), t0())
+        .unwrap();
+    assert_eq!(req.state, State::Approved);
+    assert!(req.grant.is_some());
+}
+
+#[test]
+fn approval_binds_digest_vote_on_other_digest_is_refused() {
+    let mut req = pending(&[("sre", 1)]);
+    let bob = person("user:bob@example.com", &["sre"]);
+    let mut b = ballot(&bob, &req.clone(), VoteDecision::Approve);
+    b.digest = Digest::of_bytes(b"something else");
+    assert!(matches!(
+        req.vote(&b, t0()),
+        Err(Refusal::DigestMismatch { .. })
+    ));
+    assert!(req.votes.is_empty());
+}
+
+#[test]
+fn eligible_deny_closes_the_request() {
+    let mut req = pending(&[("sre", 2)]);
+    let bob = person("user:bob@example.com", &["sre"]);
+    let mut b = ballot(&bob, &req.clone(), VoteDecision::Deny);
+    b.comment = Some("not during the freeze".into());
+    req.vote(&b, t0()).unwrap();
+    assert_eq!(req.state, State::Denied);
+    assert!(req.outcome.as_deref().unwrap().contains("freeze"));
+}
+
+#[test]
+fn mfa_rule_refuses_votes_without_second_factor() {
+    let (mut req, _) = Request::submit(
+        ids(1),
+        agent(),
+        action(),
+        review(&[("sre", 1)], true),
+        RunGate::Open,
+        60,
+        t0(),
+    );
+    let bob = person("user:bob@example.com", &["sre"]);
+    let mut b = ballot(&bob, &req.clone(), VoteDecision::Approve);
+    assert_eq!(req.vote(&b, t0()), Err(Refusal::MfaRequired));
+    b.mfa_verified = true;
+    req.vote(&b, t0()).unwrap();
+    assert_eq!(req.state, State::Approved);
+}
+
+#[test]
+fn grant_redeems_once_and_never_after_expiry() {
+    let mut req = pending(&[("sre", 1)]);
+    let bob = person("user:bob@example.com", &["sre"]);
+    req.vote(&ballot(&bob, &req.clone(), VoteDecision::Approve), t0())
+        .unwrap();
+    let d = req.digest;
+    let mut late = req.clone();
+    assert_eq!(
+        late.redeem(&d, t0() + chrono::Duration::seconds(301)),
+        Err(Refusal::GrantExpired)
+    );
+    assert!(matches!(
+        req.redeem(&Digest::of_bytes(b"x"), t0()),
+        Err(Refusal::DigestMismatch { .. })
+    ));
+    req.redeem(&d, t0()).unwrap();
+    assert_eq!(req.state, State::Executed);
+    assert_eq!(req.redeem(&d, t0()), Err(Refusal::GrantUsed));
+}
+
+#[test]
+fn pending_request_expires_distinctly_from_denied() {
+    let mut req = pending(&[("sre", 1)]);
+    assert!(
+        req.expire_if_due(t0() + chrono::Duration::seconds(899))
+            .is_empty()
+    );
+    let later = t0() + chrono::Duration::seconds(900);
+    let bob = person("user:bob@example.com", &["sre"]);
+    assert_eq!(
+        req.clone()
+            .vote(&ballot(&bob, &req.clone(), VoteDecision::Approve), later),
+        Err(Refusal::RequestExpired)
+    );
+    assert_eq!(req.expire_if_due(later), vec![Event::RequestExpired]);
+    assert_eq!(req.state, State::Expired);
+}
+
+#[test]
+fn held_request_is_not_approved_until_released() {
+    let (mut req, _) = Request::submit(
+        ids(1),
+        agent(),
+        action(),
+        review(&[("sre", 1)], false),
+        RunGate::Paused,
+        60,
+        t0(),
+    );
+    assert!(req.held);
+    let bob = person("user:bob@example.com", &["sre"]);
+    req.vote(&ballot(&bob, &req.clone(), VoteDecision::Approve), t0())
+        .unwrap();
+    assert_eq!(req.state, State::Pending);
+    req.release(t0());
+    assert_eq!(req.state, State::Approved);
+}
+
+#[test]
+fn stopped_run_denies_new_actions() {
+    let (req, events) = Request::submit(
+        ids(1),
+        agent(),
+        action(),
+        review(&[("sre", 1)], false),
+        RunGate::Stopped,
+        60,
+        t0(),
+    );
+    assert_eq!(req.state, State::Denied);
+    assert_eq!(req.outcome_code.as_deref(), Some("run_stopped"));
+    assert_eq!(events.len(), 2);
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Vote {
+        who: usize,
+        approve: bool,
+        right_digest: bool,
+        mfa: bool,
+    },
+    Cancel {
+        by_requester: bool,
+    },
+    Redeem {
+        right_digest: bool,
+    },
+    Tick(u32),
+    Release,
+}
+
+fn arb_op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (0usize..6, any::<bool>(), prop::bool::weighted(0.85), any::<bool>())
+            .prop_map(|(who, approve, right_digest, mfa)| Op::Vote { who, approve, right_digest, mfa }),
+        1 => any::<bool>().prop_map(|by_requester| Op::Cancel { by_requester }),
+        2 => any::<bool>().prop_map(|right_digest| Op::Redeem { right_digest }),
+        1 => (0u32..1000).prop_map(Op::Tick),
+        1 => Just(Op::Release),
+    ]
+}
+
+fn voters() -> Vec<Principal> {
+    vec![
+        person("user:alice@example.com", &["sre"]), // owner of the agent
+        person("user:bob@example.com", &["sre"]),
+        person("user:carol@example.com", &["security"]),
+        person("user:dana@example.com", &["sre", "security"]),
+        person("user:erin@example.com", &["finance"]),
+        agent(),
+    ]
+}
+
+proptest! {
+    /// Invariants 1-3 over random histories: only eligible distinct people count, approval
+    /// needs a full matching, terminal states never change, a grant is redeemed at most once
+    /// and never after it expires, and a refused transition changes nothing.
+    #[test]
+    fn state_machine_invariants_hold_over_random_histories(
+        ops in prop::collection::vec(arb_op(), 0..40),
+        mfa in any::<bool>(),
+        paused in any::<bool>(),
+    ) {
+        let gate = if paused { RunGate::Paused } else { RunGate::Open };
+        let (mut req, _) = Request::submit(
+            ids(1), agent(), action(), review(&[("sre", 1), ("security", 1)], mfa), gate, 60, t0(),
+        );
+        let people = voters();
+        let mut now = t0();
+        let mut redemptions = 0;
+        for op in ops {
+            let before = req.clone();
+            let result = match op {
+                Op::Vote { who, approve, right_digest, mfa } => {
+                    let mut b = ballot(&people[who], &req.clone(),
+                        if approve { VoteDecision::Approve } else { VoteDecision::Deny });
+                    if !right_digest { b.digest = Digest::of_bytes(b"other"); }
+                    b.mfa_verified = mfa;
+                    req.vote(&b, now)
+                }
+                Op::Cancel { by_requester } => {
+                    let by = if by_requester { agent().id } else { people[1].id.clone() };
+                    req.cancel(&by, now)
+                }
+                Op::Redeem { right_digest } => {
+                    let d = if right_digest { req.digest } else { Digest::of_bytes(b"x") };
+                    let r = req.redeem(&d, now);
+                    if r.is_ok() {
+                        redemptions += 1;
+                        prop_assert!(now < before.grant.as_ref().unwrap().expires_at);
+                    }
+                    r
+                }
+                Op::Tick(s) => { now += chrono::Duration::seconds(i64::from(s)); Ok(req.expire_if_due(now)) }
+                Op::Release => Ok(req.release(now)),
+            };
+            if result.is_err() {
+                prop_assert_eq!(&req, &before, "a refused transition changed the request");
+            }
+            if before.state.is_terminal() {
+                prop_assert_eq!(before.state, req.state, "terminal state changed");
+            }
+            // Only eligible people's votes are ever recorded, once each.
+            for (i, v) in req.votes.iter().enumerate() {
+                prop_assert!(v.approver.kind() == crate::PrincipalKind::User);
+                prop_assert!(v.approver.as_str() != "user:alice@example.com");
+                prop_assert!(req.votes[..i].iter().all(|w| w.approver != v.approver));
+                prop_assert!(!mfa || v.mfa);
+            }
+            if matches!(req.state, State::Approved | State::Executed) {
+                let approvals: Vec<_> = req.votes.iter()
+                    .filter(|v| v.decision == VoteDecision::Approve)
+                    .map(|v| crate::quorum::Approver { id: v.approver.as_str(), groups: &v.groups })
+                    .collect();
+                let clauses = &req.decision.requirements.as_ref().unwrap().approvers;
+                prop_assert!(crate::quorum::is_met(clauses, &approvals));
+                prop_assert!(approvals.len() >= 2);
+                prop_assert!(!req.held);
+            }
+            prop_assert!(redemptions <= 1);
+        }
+    }
+}
