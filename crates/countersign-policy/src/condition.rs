@@ -1,0 +1,442 @@
+//! `when` conditions: CEL compiled and checked at load, evaluated against one principal and one
+//! action. The variables are `principal` {id, kind, owner, groups}, `action` {kind, resource,
+//! params, labels, justification, run}, `params` (= `action.params`) and `now`. Values are
+//! converted to CEL lazily, each variable at most once per evaluation, borrowing the action's
+//! strings rather than copying them. This module reports errors and never turns one into
+//! `false`: deciding what an error means (deny, fail closed) is `evaluate`'s job.
+
+use crate::regex_literals;
+use cel::common::ast::{EntryExpr, Expr, IdedExpr};
+use cel::common::types::{
+    CelBool, CelDouble, CelInt, CelList, CelMap, CelMapKey, CelNull, CelString, CelTimestamp,
+    CelUInt,
+};
+use cel::common::value::{CowVal, Val};
+use cel::context::VariableResolver;
+use cel::{Context, Env, Value};
+use countersign_core::{Action, Principal, PrincipalKind, Timestamp};
+use regex::Regex;
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+
+/// The top-level variables a condition may use, in the order they are documented.
+pub(crate) const VARIABLES: [&str; 4] = ["principal", "action", "params", "now"];
+
+/// One compiled `when`.
+#[derive(Debug)]
+pub(crate) struct Condition {
+    source: String,
+    /// The parsed expression, with literal `matches` patterns precompiled.
+    expression: IdedExpr,
+}
+
+impl Condition {
+    /// Parses `source`, checks that it only names known variables, and compiles the patterns of
+    /// its `matches` calls into `regexes`, the policy-wide list.
+    pub(crate) fn compile(
+        env: &Env,
+        source: &str,
+        regexes: &mut Vec<Regex>,
+    ) -> Result<Self, String> {
+        if source.trim().is_empty() {
+            return Err(
+                "`when` is empty: write a CEL condition, or leave `when` out to match on globs alone"
+                    .into(),
+            );
+        }
+        let program = env.compile(source).map_err(|errors| {
+            let details = errors
+                .errors
+                .iter()
+                .map(|e| format!("{} (line {}, column {})", e.msg, e.pos.0, e.pos.1))
+                .collect::<Vec<_>>()
+                .join("; ");
+            format!("`when` is not valid CEL: {details}")
+        })?;
+        let mut unknown = Vec::new();
+        check_identifiers(program.expression(), &mut Vec::new(), env, &mut unknown);
+        if let Some(name) = unknown.first() {
+            let hint = match suggestion(name) {
+                Some(s) => format!(" (did you mean `{s}`?)"),
+                None => String::new(),
+            };
+            return Err(format!(
+                "`when` uses the unknown variable `{name}`{hint}; the variables are `principal`, \
+                 `action`, `params` and `now`"
+            ));
+        }
+        let mut expression = program.expression().clone();
+        regex_literals::rewrite(&mut expression, regexes)?;
+        Ok(Self {
+            source: source.to_string(),
+            expression,
+        })
+    }
+
+    pub(crate) fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// `Ok(true)` or `Ok(false)`, or why the condition could not be decided.
+    pub(crate) fn evaluate(&self, context: &Context<'_, '_>) -> Result<bool, String> {
+        match Value::resolve(&self.expression, context) {
+            Ok(Value::Bool(b)) => Ok(b),
+            Ok(other) => Err(format!(
+                "the condition returned a {} instead of true or false",
+                other.type_of()
+            )),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+/// Walks the expression and collects identifiers that are neither a variable, a name bound by a
+/// comprehension (`exists(x, ...)`), nor a type name such as `int`.
+fn check_identifiers<'e>(
+    expr: &'e IdedExpr,
+    bound: &mut Vec<&'e str>,
+    env: &Env,
+    unknown: &mut Vec<String>,
+) {
+    match &expr.expr {
+        Expr::Ident(name) => {
+            let known = bound.contains(&name.as_str())
+                || VARIABLES.contains(&name.as_str())
+                || env.types().find_type(name).is_some();
+            if !known {
+                unknown.push(name.clone());
+            }
+        }
+        Expr::Select(select) => check_identifiers(&select.operand, bound, env, unknown),
+        Expr::Call(call) => {
+            if let Some(target) = &call.target {
+                check_identifiers(target, bound, env, unknown);
+            }
+            for arg in &call.args {
+                check_identifiers(arg, bound, env, unknown);
+            }
+        }
+        Expr::Comprehension(c) => {
+            check_identifiers(&c.iter_range, bound, env, unknown);
+            check_identifiers(&c.accu_init, bound, env, unknown);
+            let depth = bound.len();
+            bound.push(&c.iter_var);
+            if let Some(second) = &c.iter_var2 {
+                bound.push(second);
+            }
+            bound.push(&c.accu_var);
+            for part in [&c.loop_cond, &c.loop_step, &c.result] {
+                check_identifiers(part, bound, env, unknown);
+            }
+            bound.truncate(depth);
+        }
+        Expr::List(list) => {
+            for element in &list.elements {
+                check_identifiers(element, bound, env, unknown);
+            }
+        }
+        Expr::Map(map) => {
+            for entry in &map.entries {
+                if let EntryExpr::MapEntry(e) = &entry.expr {
+                    check_identifiers(&e.key, bound, env, unknown);
+                    check_identifiers(&e.value, bound, env, unknown);
+                }
+            }
+        }
+        Expr::Struct(s) => {
+            for entry in &s.entries {
+                match &entry.expr {
+                    EntryExpr::StructField(f) => check_identifiers(&f.value, bound, env, unknown),
+                    EntryExpr::MapEntry(e) => {
+                        check_identifiers(&e.key, bound, env, unknown);
+                        check_identifiers(&e.value, bound, env, unknown);
+                    }
+                }
+            }
+        }
+        Expr::Literal(_) | Expr::Unspecified => {}
+    }
+}
+
+/// The variable a misspelt name was probably meant to be.
+fn suggestion(name: &str) -> Option<&'static str> {
+    VARIABLES
+        .iter()
+        .copied()
+        .find(|v| edit_distance(name, v) <= 2 || v.starts_with(name) || name.starts_with(v))
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut current = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let substitute = previous[j] + usize::from(ca != *cb);
+            current.push(substitute.min(previous[j + 1] + 1).min(current[j] + 1));
+        }
+        previous = current;
+    }
+    previous[b.len()]
+}
+
+/// The variables of one evaluation, converted to CEL on first use and then borrowed.
+pub(crate) struct Bindings<'a> {
+    principal: &'a Principal,
+    action: &'a Action,
+    now: Timestamp,
+    principal_val: OnceLock<Box<dyn Val + 'a>>,
+    action_val: OnceLock<Box<dyn Val + 'a>>,
+    params_val: OnceLock<Box<dyn Val + 'a>>,
+    now_val: OnceLock<Box<dyn Val + 'a>>,
+}
+
+impl<'a> Bindings<'a> {
+    pub(crate) fn new(principal: &'a Principal, action: &'a Action, now: Timestamp) -> Self {
+        Self {
+            principal,
+            action,
+            now,
+            principal_val: OnceLock::new(),
+            action_val: OnceLock::new(),
+            params_val: OnceLock::new(),
+            now_val: OnceLock::new(),
+        }
+    }
+
+    /// A CEL context whose variables resolve through these bindings, with the policy's
+    /// precompiled `matches` patterns.
+    pub(crate) fn context<'v>(&'v self, env: &Arc<Env>, regexes: &Arc<[Regex]>) -> Context<'v, 'v> {
+        let mut context = Context::with_env(Arc::clone(env));
+        context.set_variable_resolver(self);
+        regex_literals::install(&mut context, regexes);
+        context
+    }
+}
+
+impl VariableResolver for Bindings<'_> {
+    fn resolve<'b>(&'b self, variable: &str) -> Option<CowVal<'b, 'b>> {
+        let value: &'b (dyn Val + 'b) = match variable {
+            "params" => self
+                .params_val
+                .get_or_init(|| json_val(&self.action.params))
+                .as_ref(),
+            "principal" => self
+                .principal_val
+                .get_or_init(|| principal_val(self.principal))
+                .as_ref(),
+            "action" => self
+                .action_val
+                .get_or_init(|| action_val(self.action))
+                .as_ref(),
+            "now" => self
+                .now_val
+                .get_or_init(|| Box::new(CelTimestamp::from(self.now.fixed_offset())))
+                .as_ref(),
+            _ => return None,
+        };
+        Some(CowVal::Borrowed(value))
+    }
+}
+
+fn string_val(s: &str) -> Box<dyn Val + '_> {
+    Box::new(CelString::from(s))
+}
+
+fn optional_string_val(s: Option<&str>) -> Box<dyn Val + '_> {
+    match s {
+        Some(s) => string_val(s),
+        None => Box::new(CelNull),
+    }
+}
+
+fn map_val<'a>(
+    entries: impl IntoIterator<Item = (&'a str, Box<dyn Val + 'a>)>,
+) -> Box<dyn Val + 'a> {
+    let map: HashMap<CelMapKey<'a>, Box<dyn Val + 'a>> = entries
+        .into_iter()
+        .map(|(k, v)| (CelMapKey::from(k), v))
+        .collect();
+    Box::new(CelMap::from(map))
+}
+
+/// JSON to CEL: integers become `int` (or `uint` above `i64::MAX`), other numbers `double`.
+pub(crate) fn json_val(value: &serde_json::Value) -> Box<dyn Val + '_> {
+    use serde_json::Value as J;
+    match value {
+        J::Null => Box::new(CelNull),
+        J::Bool(b) => Box::new(CelBool::from(*b)),
+        J::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                Box::new(CelInt::from(i))
+            } else if let Some(u) = n.as_u64() {
+                Box::new(CelUInt::from(u))
+            } else {
+                Box::new(CelDouble::from(n.as_f64().unwrap_or(f64::NAN)))
+            }
+        }
+        J::String(s) => string_val(s),
+        J::Array(items) => Box::new(CelList::from(
+            items.iter().map(json_val).collect::<Vec<_>>(),
+        )),
+        J::Object(fields) => map_val(fields.iter().map(|(k, v)| (k.as_str(), json_val(v)))),
+    }
+}
+
+fn principal_val(principal: &Principal) -> Box<dyn Val + '_> {
+    let kind = match principal.kind() {
+        PrincipalKind::Agent => "agent",
+        PrincipalKind::User => "user",
+    };
+    let groups: Vec<Box<dyn Val + '_>> = principal.groups.iter().map(|g| string_val(g)).collect();
+    map_val([
+        ("id", string_val(principal.id.as_str())),
+        ("kind", string_val(kind)),
+        (
+            "owner",
+            optional_string_val(principal.owner.as_ref().map(|o| o.as_str())),
+        ),
+        ("groups", Box::new(CelList::from(groups)) as Box<dyn Val>),
+    ])
+}
+
+fn action_val(action: &Action) -> Box<dyn Val + '_> {
+    let labels = map_val(
+        action
+            .labels
+            .iter()
+            .map(|(k, v)| (k.as_str(), string_val(v))),
+    );
+    map_val([
+        ("kind", string_val(&action.kind)),
+        ("resource", string_val(&action.resource)),
+        ("params", json_val(&action.params)),
+        ("labels", labels),
+        (
+            "justification",
+            optional_string_val(action.justification.as_deref()),
+        ),
+        ("run", optional_string_val(action.run.as_deref())),
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use countersign_core::PrincipalId;
+    use serde_json::json;
+
+    fn env() -> Arc<Env> {
+        Arc::new(Env::stdlib())
+    }
+
+    fn principal() -> Principal {
+        Principal {
+            id: PrincipalId::parse("agent:deploy-bot").expect("valid id"),
+            owner: Some(PrincipalId::parse("user:alice@example.com").expect("valid id")),
+            groups: vec!["deployers".into()],
+        }
+    }
+
+    fn action(params: serde_json::Value) -> Action {
+        Action {
+            kind: "db.export".into(),
+            resource: "postgres://prod/customers".into(),
+            params,
+            justification: Some("weekly report".into()),
+            run: None,
+            labels: [("team".to_string(), "data".to_string())].into(),
+        }
+    }
+
+    fn eval(source: &str, params: serde_json::Value) -> Result<bool, String> {
+        let env = env();
+        let mut regexes = Vec::new();
+        let condition = Condition::compile(&env, source, &mut regexes)?;
+        let regexes: Arc<[Regex]> = regexes.into();
+        let (p, a) = (principal(), action(params));
+        let now = chrono::DateTime::parse_from_rfc3339("2026-01-01T09:30:00Z")
+            .expect("valid time")
+            .to_utc();
+        let bindings = Bindings::new(&p, &a, now);
+        condition.evaluate(&bindings.context(&env, &regexes))
+    }
+
+    #[test]
+    fn sees_every_documented_variable() {
+        let ok = |s: &str| assert_eq!(eval(s, json!({"rows": 5000})), Ok(true), "{s}");
+        ok("params.rows > 1000");
+        ok("action.params.rows == 5000");
+        ok("action.kind == 'db.export' && action.resource.startsWith('postgres://prod/')");
+        ok("action.labels.team == 'data'");
+        ok("action.justification == 'weekly report' && action.run == null");
+        ok("principal.id == 'agent:deploy-bot' && principal.kind == 'agent'");
+        ok("principal.owner == 'user:alice@example.com' && 'deployers' in principal.groups");
+        ok("now.getHours() == 9");
+        ok("now > timestamp('2025-01-01T00:00:00Z')");
+        ok("params.exists(k, k == 'rows')");
+        ok("type(params.rows) == int");
+    }
+
+    #[test]
+    fn reports_errors_instead_of_false() {
+        let err = eval("params.rows > 1000", json!({})).expect_err("missing key");
+        assert!(err.contains("rows"), "{err}");
+        assert!(eval("params.rows > 1000", json!({"rows": "many"})).is_err());
+        let err = eval("params.rows", json!({"rows": 1})).expect_err("not a bool");
+        assert!(err.contains("instead of true or false"), "{err}");
+    }
+
+    #[test]
+    fn numbers_compare_across_int_uint_and_double() {
+        assert_eq!(eval("params.n > 5", json!({"n": 5.5})), Ok(true));
+        assert_eq!(eval("params.n > 5", json!({"n": u64::MAX})), Ok(true));
+        assert_eq!(eval("params.n > 5", json!({"n": -3})), Ok(false));
+    }
+
+    #[test]
+    fn refuses_unknown_variables_at_compile_time() {
+        let env = env();
+        let compile = |s: &str| Condition::compile(&env, s, &mut Vec::new());
+        let err = compile("param.rows > 5").expect_err("unknown");
+        assert!(
+            err.contains("`param`") && err.contains("did you mean `params`"),
+            "{err}"
+        );
+        assert!(compile("[1, 2].all(x, x > 0 && params.ok)").is_ok());
+        assert!(compile("[1, 2].all(x, y > 0)").is_err());
+        assert!(compile("params.rows >").is_err());
+        assert!(compile("  ").is_err());
+    }
+
+    #[test]
+    fn literal_patterns_are_compiled_at_load_and_behave_like_cel() {
+        let sql = json!({"sql": "DROP  table users", "pattern": "^drop", "n": 3});
+        assert_eq!(
+            eval(r#"params.sql.matches("(?i)drop\\s+table")"#, sql.clone()),
+            Ok(true)
+        );
+        assert_eq!(
+            eval(r#"matches(params.sql, "^DROP")"#, sql.clone()),
+            Ok(true)
+        );
+        assert_eq!(
+            eval(r#"params.sql.matches("^table")"#, sql.clone()),
+            Ok(false)
+        );
+        assert_eq!(
+            eval(r#"['a', 'bb'].exists(x, x.matches("^b+$"))"#, sql.clone()),
+            Ok(true)
+        );
+        // A pattern computed at run time is left to `cel`.
+        assert_eq!(
+            eval("params.sql.matches(params.pattern)", sql.clone()),
+            Ok(false)
+        );
+        // A subject that is not a string is an error, as in `cel`.
+        assert!(eval(r#"params.n.matches("3")"#, sql).is_err());
+        let err = Condition::compile(&env(), r#"params.sql.matches("(")"#, &mut Vec::new())
+            .expect_err("bad regex");
+        assert!(err.contains("invalid regular expression"), "{err}");
+    }
+}
