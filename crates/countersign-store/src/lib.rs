@@ -1,1 +1,205 @@
-//! Placeholder.
+//! Where Countersign keeps what it knows: requests, runs, API keys, TOTP enrolments and the
+//! audit log, behind the [`Store`] trait. Every state change and the audit entries that record it
+//! are written in one transaction, so the log never disagrees with the state it describes.
+//!
+//! The default implementation is [`SqliteStore`] (an embedded file, one writer task with group
+//! commit). Backend-neutral rules (which run gate applies, which requests a decision releases,
+//! how events become audit entries) live in `runs`, `columns` and `audit_log`, so a PostgreSQL implementation
+//! reuses them and differs only in SQL.
+//!
+//! Architecture invariant: the store decides nothing about requests. Every change to a request
+//! is a closure that calls the core's state machine; the store only runs it inside a
+//! transaction, persists what it returns and records its events. No SQL leaves this crate.
+#![forbid(unsafe_code)]
+
+mod audit_log;
+mod columns;
+mod error;
+mod runs;
+mod sqlite;
+#[cfg(any(test, feature = "test-suite"))]
+pub mod suite;
+
+use async_trait::async_trait;
+use countersign_audit::{AuditReport, StoredEntry};
+use countersign_core::{
+    Event, PrincipalId, Refusal, Request, Run, RunGate, RunState, State, Timestamp,
+};
+
+pub use countersign_core::run::RunRefusal;
+pub use error::StoreError;
+pub use sqlite::SqliteStore;
+
+/// Builds a new request once the store knows its run gate (inside the transaction).
+pub type Submit = Box<dyn FnOnce(RunGate) -> (Request, Vec<Event>) + Send>;
+
+/// Changes one request by calling its state machine; returns the events to record, or the
+/// refusal (and then nothing is written).
+pub type RequestChange = Box<dyn FnOnce(&mut Request) -> Result<Vec<Event>, Refusal> + Send>;
+
+/// The result of [`Store::update_request`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Updated {
+    /// The request as stored after the change.
+    pub request: Request,
+    /// Requests of the same run that changed as a consequence: held requests released (and
+    /// approved, when allowed) because this one stopped pausing the run, or expired because
+    /// their deadline passed while they were held.
+    pub also_changed: Vec<Request>,
+}
+
+/// The result of [`Store::set_run_state`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunChange {
+    pub run: Run,
+    /// Requests of the run that changed: denied because it stopped, or released because it
+    /// resumed.
+    pub changed: Vec<Request>,
+}
+
+/// The largest page [`Store::list_requests`] returns.
+pub const MAX_PAGE: u32 = 500;
+
+/// Which requests to list, newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestQuery {
+    pub state: Option<State>,
+    pub run: Option<String>,
+    /// A principal id.
+    pub requester: Option<String>,
+    /// At most this many; 0 or more than [`MAX_PAGE`] means [`MAX_PAGE`].
+    pub limit: u32,
+    /// Cursor: only requests older than this request id (the last id of the previous page).
+    pub before: Option<String>,
+}
+
+impl RequestQuery {
+    /// The page size actually used.
+    pub fn page_size(&self) -> u32 {
+        match self.limit {
+            0 => MAX_PAGE,
+            n => n.min(MAX_PAGE),
+        }
+    }
+}
+
+/// One person's TOTP enrolment. The secret is needed to check codes, so it cannot be hashed;
+/// this type never prints it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TotpState {
+    pub secret: Vec<u8>,
+    /// The last time step a code was accepted for; no code of this step or an earlier one is
+    /// accepted again.
+    pub last_step: Option<u64>,
+}
+
+impl std::fmt::Debug for TotpState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TotpState")
+            .field("secret", &"<redacted>")
+            .field("last_step", &self.last_step)
+            .finish()
+    }
+}
+
+/// Everything Countersign persists. Each method that changes state is one transaction that
+/// also appends the audit entries recording the change; a method that returns an error or a
+/// refusal has written nothing.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// In one transaction: computes the run gate for `run` (`None` → open; stopped if the run
+    /// is stopped; paused if the run is paused or another request of the run is pending, not
+    /// held, and pauses the run; else open), calls `submit(gate)`, inserts the request and
+    /// appends its events (actor: the requester; with the request id, digest and policy
+    /// hash). `run` must be the request's `action.run`. Returns the stored request.
+    async fn submit(
+        &self,
+        run: Option<&str>,
+        now: Timestamp,
+        submit: Submit,
+    ) -> Result<Request, StoreError>;
+
+    /// In one transaction: loads request `id` ([`StoreError::NotFound`] if absent) and applies
+    /// `change`. On `Ok(events)`: writes nothing when `events` is empty; otherwise stores the
+    /// request and appends the events (by `actor`). When the request was pausing its run and
+    /// no longer is, the run's held requests are released in the same transaction (if the run
+    /// is active and nothing else pauses it), recorded with actor `system`, and returned in
+    /// `also_changed`. On `Err(refusal)` writes nothing and returns `Ok(Err(refusal))`.
+    async fn update_request(
+        &self,
+        id: &str,
+        actor: &str,
+        now: Timestamp,
+        change: RequestChange,
+    ) -> Result<Result<Updated, Refusal>, StoreError>;
+
+    async fn get_request(&self, id: &str) -> Result<Option<Request>, StoreError>;
+
+    /// Requests matching `q`, newest first. An unknown `before` cursor is
+    /// [`StoreError::NotFound`].
+    async fn list_requests(&self, q: &RequestQuery) -> Result<Vec<Request>, StoreError>;
+
+    /// Ids of pending requests whose deadline is at or before `now`, earliest deadline first.
+    async fn due_requests(&self, now: Timestamp, limit: u32) -> Result<Vec<String>, StoreError>;
+
+    /// In one transaction: applies [`RunState::transition`] (a refusal writes nothing),
+    /// stores the run and appends `run.changed` (by `actor`). Stopping denies every pending
+    /// request of the run (recorded as `actor`'s doing); resuming releases held requests when
+    /// nothing else pauses the run (recorded as `system`'s). Returns the requests it changed.
+    async fn set_run_state(
+        &self,
+        run: &str,
+        target: RunState,
+        actor: &PrincipalId,
+        now: Timestamp,
+    ) -> Result<Result<RunChange, RunRefusal>, StoreError>;
+
+    async fn get_run(&self, run: &str) -> Result<Option<Run>, StoreError>;
+
+    /// Stores an API key's hash (hex SHA-256 of the key) for `principal` and records
+    /// `key.created` (the audit entry names the principal, never the key or its hash). A hash
+    /// that is already stored is [`StoreError::Conflict`].
+    async fn create_key(
+        &self,
+        key_hash: &str,
+        principal: &PrincipalId,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
+
+    async fn principal_for_key(&self, key_hash: &str) -> Result<Option<PrincipalId>, StoreError>;
+
+    async fn count_keys(&self) -> Result<u64, StoreError>;
+
+    async fn totp_get(&self, principal: &PrincipalId) -> Result<Option<TotpState>, StoreError>;
+
+    /// Enrols (or re-enrols) `principal` with `secret`, forgetting the last used step, and
+    /// records `mfa.enrolled`.
+    async fn totp_enroll(
+        &self,
+        principal: &PrincipalId,
+        secret: &[u8],
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
+
+    /// Atomically sets the last used step to `step` if `step` is later than it (or none was
+    /// used). False when the step (or a later one) was already used; [`StoreError::NotFound`]
+    /// when `principal` is not enrolled.
+    async fn totp_use_step(&self, principal: &PrincipalId, step: u64) -> Result<bool, StoreError>;
+
+    /// Appends an event not tied to a request (`policy.loaded`, ...). Returns its seq.
+    async fn append_event(
+        &self,
+        actor: &str,
+        event: Event,
+        policy: Option<&str>,
+        now: Timestamp,
+    ) -> Result<u64, StoreError>;
+
+    /// Up to `limit` audit entries from seq `from` on, in order. A row that cannot be read as
+    /// an entry is [`StoreError::Corrupt`]; use [`Store::verify_audit`] to locate damage.
+    async fn audit_entries(&self, from: u64, limit: u32) -> Result<Vec<StoredEntry>, StoreError>;
+
+    /// Recomputes the whole audit log (streaming, in pages) with
+    /// [`countersign_audit::Verifier`] and reports the first bad entry.
+    async fn verify_audit(&self) -> Result<AuditReport, StoreError>;
+}

@@ -1,0 +1,57 @@
+//! The one error type of the store. Refusals of the domain (a self-approval, a stopped run) are
+//! not errors here: they come back as `Ok(Err(refusal))` because nothing went wrong with storage.
+//!
+//! Errors are `Clone` because one failed commit answers every operation of its group.
+
+use std::sync::Arc;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    /// The request, principal or cursor named does not exist.
+    #[error("not found")]
+    NotFound,
+    /// Something with the same identity is already stored (a request id, an API key hash).
+    #[error("already exists: {0}")]
+    Conflict(String),
+    /// The database failed (I/O, a full disk, a lock held too long, a constraint).
+    #[error("database error: {0}")]
+    Database(#[source] Arc<sqlx::Error>),
+    /// The database holds something this version cannot read: it was edited, or damaged.
+    #[error("corrupt data in the database: {0}")]
+    Corrupt(String),
+    /// There is no usable Countersign database where one was expected.
+    #[error("{0}")]
+    NoDatabase(String),
+    /// The schema migrations could not be applied.
+    #[error("could not migrate the database: {0}")]
+    Migration(String),
+    /// The store was opened read-only.
+    #[error("the database was opened read-only")]
+    ReadOnly,
+    /// The store's writer has stopped (the store is shutting down, or a bug killed it).
+    #[error("the store is not available: {0}")]
+    Unavailable(String),
+    /// The caller broke the store's contract (a closure panicked, a request changed its id,
+    /// a submission's run does not match its action). A bug, never user input.
+    #[error("invalid use of the store: {0}")]
+    Invalid(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        StoreError::Database(Arc::new(e))
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        StoreError::Migration(e.to_string())
+    }
+}
+
+impl StoreError {
+    /// True when the database refused a write because the key already exists.
+    pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
+        matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
+    }
+}

@@ -1,0 +1,441 @@
+//! The default store: one SQLite file in WAL mode, with `synchronous=FULL` so that a change is
+//! on disk (fsync'd) before it is acknowledged.
+//!
+//! All writes go through one writer task (see `writer`) that commits whatever is queued as one
+//! group; reads use a separate pool of read-only connections, which WAL lets run alongside the
+//! writer. SQLite-only SQL stays inside this module.
+
+mod ops;
+mod writer;
+
+#[cfg(test)]
+mod tests;
+
+use crate::columns::{principal_from_column, request_from_body, run_from_row, unsigned};
+use crate::{
+    RequestChange, RequestQuery, RunChange, Store, StoreError, Submit, TotpState, Updated,
+};
+use async_trait::async_trait;
+use countersign_audit::{AuditReport, StoredEntry, Verifier};
+use countersign_core::run::RunRefusal;
+use countersign_core::{Event, PrincipalId, Refusal, Request, Run, RunState, Timestamp};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{QueryBuilder, Row, Sqlite};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use writer::Op;
+
+/// How many audit entries `verify_audit` reads at a time.
+const VERIFY_PAGE: u32 = 1000;
+
+/// Read connections. Two cores serve many readers; SQLite reads are short.
+const READERS: u32 = 4;
+
+/// The schema migrations, embedded at compile time.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// A Countersign database in one SQLite file.
+pub struct SqliteStore {
+    path: PathBuf,
+    reads: SqlitePool,
+    /// `None` when opened read-only.
+    writer: Option<mpsc::Sender<Op>>,
+    /// The writer task, awaited by [`SqliteStore::close`].
+    writer_task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .field("read_only", &self.writer.is_none())
+            .finish()
+    }
+}
+
+fn base_options(path: &Path) -> SqliteConnectOptions {
+    SqliteConnectOptions::new()
+        .filename(path)
+        .busy_timeout(Duration::from_secs(10))
+        .foreign_keys(true)
+}
+
+impl SqliteStore {
+    /// Opens (creating it if needed) the database at `path`, switches it to WAL, applies the
+    /// migrations and starts the writer. Must be called inside a Tokio runtime.
+    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        let options = base_options(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full);
+        // Migrate through a one-connection pool (`Migrator::run` on a bare connection makes the
+        // future not `Send`), then keep that connection as the writer's.
+        let setup = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await?;
+        MIGRATOR.run(&setup).await?;
+        let conn = setup.acquire().await?.detach();
+        setup.close().await;
+        let (writer, task) = writer::spawn(conn).await?;
+        let reads = Self::read_pool(path).await?;
+        Ok(SqliteStore {
+            path: path.to_owned(),
+            reads,
+            writer: Some(writer),
+            writer_task: Some(task),
+        })
+    }
+
+    /// Opens an existing database for reading only (`countersign audit verify --database`).
+    /// Neither creates nor migrates anything; every write returns [`StoreError::ReadOnly`].
+    pub async fn open_read_only(path: &Path) -> Result<Self, StoreError> {
+        if !path.is_file() {
+            return Err(StoreError::NoDatabase(format!(
+                "no database at {}: the file does not exist",
+                path.display()
+            )));
+        }
+        let reads = Self::read_pool(path).await?;
+        let has_audit: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'audit'",
+        )
+        .fetch_optional(&reads)
+        .await?;
+        if has_audit.is_none() {
+            return Err(StoreError::NoDatabase(format!(
+                "{} is not a Countersign database: it has no audit log",
+                path.display()
+            )));
+        }
+        Ok(SqliteStore {
+            path: path.to_owned(),
+            reads,
+            writer: None,
+            writer_task: None,
+        })
+    }
+
+    /// Shuts down cleanly: the writer finishes what is queued, then every connection closes
+    /// (and SQLite folds the WAL back into the file). Dropping the store also stops the writer,
+    /// without waiting for it.
+    pub async fn close(mut self) {
+        self.writer = None;
+        if let Some(task) = self.writer_task.take()
+            && let Err(e) = task.await
+        {
+            tracing::error!(error = %e, "the SQLite writer task failed");
+        }
+        self.reads.close().await;
+    }
+
+    /// The file this store keeps its data in.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    async fn read_pool(path: &Path) -> Result<SqlitePool, StoreError> {
+        let options = base_options(path).read_only(true);
+        Ok(SqlitePoolOptions::new()
+            .max_connections(READERS)
+            .min_connections(0)
+            .connect_with(options)
+            .await?)
+    }
+
+    /// Queues `op` for the writer and waits for its answer, which comes after the commit.
+    async fn write<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> Op,
+    ) -> Result<T, StoreError> {
+        let writer = self.writer.as_ref().ok_or(StoreError::ReadOnly)?;
+        let (tx, rx) = oneshot::channel();
+        writer
+            .send(make(tx))
+            .await
+            .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?;
+        rx.await
+            .map_err(|_| StoreError::Unavailable("the writer stopped before answering".into()))?
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn submit(
+        &self,
+        run: Option<&str>,
+        now: Timestamp,
+        submit: Submit,
+    ) -> Result<Request, StoreError> {
+        let run = run.map(str::to_owned);
+        self.write(|reply| Op::Submit {
+            run,
+            now,
+            submit,
+            reply,
+        })
+        .await
+    }
+
+    async fn update_request(
+        &self,
+        id: &str,
+        actor: &str,
+        now: Timestamp,
+        change: RequestChange,
+    ) -> Result<Result<Updated, Refusal>, StoreError> {
+        let (id, actor) = (id.to_owned(), actor.to_owned());
+        self.write(|reply| Op::Update {
+            id,
+            actor,
+            now,
+            change,
+            reply,
+        })
+        .await
+    }
+
+    async fn get_request(&self, id: &str) -> Result<Option<Request>, StoreError> {
+        let body: Option<String> = sqlx::query_scalar("SELECT body FROM requests WHERE id = ?1")
+            .bind(id)
+            .fetch_optional(&self.reads)
+            .await?;
+        body.as_deref().map(request_from_body).transpose()
+    }
+
+    async fn list_requests(&self, q: &RequestQuery) -> Result<Vec<Request>, StoreError> {
+        let mut sql = QueryBuilder::<Sqlite>::new("SELECT body FROM requests WHERE 1 = 1");
+        if let Some(state) = q.state {
+            sql.push(" AND state = ").push_bind(state.as_str());
+        }
+        if let Some(run) = &q.run {
+            sql.push(" AND run = ").push_bind(run.clone());
+        }
+        if let Some(requester) = &q.requester {
+            sql.push(" AND requester = ").push_bind(requester.clone());
+        }
+        if let Some(before) = &q.before {
+            let created: i64 = sqlx::query_scalar("SELECT created_at FROM requests WHERE id = ?1")
+                .bind(before)
+                .fetch_optional(&self.reads)
+                .await?
+                .ok_or(StoreError::NotFound)?;
+            sql.push(" AND (created_at < ")
+                .push_bind(created)
+                .push(" OR (created_at = ")
+                .push_bind(created)
+                .push(" AND id < ")
+                .push_bind(before.clone())
+                .push("))");
+        }
+        sql.push(" ORDER BY created_at DESC, id DESC LIMIT ")
+            .push_bind(i64::from(q.page_size()));
+        let rows = sql.build().fetch_all(&self.reads).await?;
+        rows.iter()
+            .map(|row| request_from_body(row.try_get::<&str, _>(0)?))
+            .collect()
+    }
+
+    async fn due_requests(&self, now: Timestamp, limit: u32) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM requests WHERE state = 'pending' AND expires_at <= ?1 \
+             ORDER BY expires_at, id LIMIT ?2",
+        )
+        .bind(crate::columns::millis(now))
+        .bind(i64::from(limit))
+        .fetch_all(&self.reads)
+        .await?)
+    }
+
+    async fn set_run_state(
+        &self,
+        run: &str,
+        target: RunState,
+        actor: &PrincipalId,
+        now: Timestamp,
+    ) -> Result<Result<RunChange, RunRefusal>, StoreError> {
+        let (run, actor) = (run.to_owned(), actor.clone());
+        self.write(|reply| Op::SetRun {
+            run,
+            target,
+            actor,
+            now,
+            reply,
+        })
+        .await
+    }
+
+    async fn get_run(&self, run: &str) -> Result<Option<Run>, StoreError> {
+        let row = sqlx::query("SELECT id, state, updated_by, updated_at FROM runs WHERE id = ?1")
+            .bind(run)
+            .fetch_optional(&self.reads)
+            .await?;
+        row.map(|row| {
+            run_from_row(
+                row.try_get(0)?,
+                row.try_get(1)?,
+                row.try_get(2)?,
+                row.try_get(3)?,
+            )
+        })
+        .transpose()
+    }
+
+    async fn create_key(
+        &self,
+        key_hash: &str,
+        principal: &PrincipalId,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let (key_hash, principal) = (key_hash.to_owned(), principal.clone());
+        self.write(|reply| Op::CreateKey {
+            key_hash,
+            principal,
+            now,
+            reply,
+        })
+        .await
+    }
+
+    async fn principal_for_key(&self, key_hash: &str) -> Result<Option<PrincipalId>, StoreError> {
+        let principal: Option<String> =
+            sqlx::query_scalar("SELECT principal FROM api_keys WHERE key_hash = ?1")
+                .bind(key_hash)
+                .fetch_optional(&self.reads)
+                .await?;
+        principal.map(principal_from_column).transpose()
+    }
+
+    async fn count_keys(&self) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM api_keys")
+            .fetch_one(&self.reads)
+            .await?;
+        unsigned(n, "the number of keys")
+    }
+
+    async fn totp_get(&self, principal: &PrincipalId) -> Result<Option<TotpState>, StoreError> {
+        let row = sqlx::query("SELECT secret, last_step FROM totp WHERE principal = ?1")
+            .bind(principal.as_str())
+            .fetch_optional(&self.reads)
+            .await?;
+        row.map(|row| {
+            let last_step: Option<i64> = row.try_get(1)?;
+            Ok(TotpState {
+                secret: row.try_get(0)?,
+                last_step: last_step.map(|s| unsigned(s, "a TOTP step")).transpose()?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn totp_enroll(
+        &self,
+        principal: &PrincipalId,
+        secret: &[u8],
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let (principal, secret) = (principal.clone(), secret.to_vec());
+        self.write(|reply| Op::TotpEnroll {
+            principal,
+            secret,
+            now,
+            reply,
+        })
+        .await
+    }
+
+    async fn totp_use_step(&self, principal: &PrincipalId, step: u64) -> Result<bool, StoreError> {
+        let principal = principal.clone();
+        self.write(|reply| Op::TotpUseStep {
+            principal,
+            step,
+            reply,
+        })
+        .await
+    }
+
+    async fn append_event(
+        &self,
+        actor: &str,
+        event: Event,
+        policy: Option<&str>,
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let (actor, policy) = (actor.to_owned(), policy.map(str::to_owned));
+        self.write(|reply| Op::Append {
+            actor,
+            event,
+            policy,
+            now,
+            reply,
+        })
+        .await
+    }
+
+    async fn audit_entries(&self, from: u64, limit: u32) -> Result<Vec<StoredEntry>, StoreError> {
+        let rows = self.audit_rows(from, limit).await?;
+        rows.into_iter()
+            .map(|row| {
+                row.map_err(|(seq, problem)| match seq {
+                    Some(seq) => StoreError::Corrupt(format!("audit entry {seq}: {problem}")),
+                    None => StoreError::Corrupt(format!("audit log: {problem}")),
+                })
+            })
+            .collect()
+    }
+
+    async fn verify_audit(&self) -> Result<AuditReport, StoreError> {
+        let mut verifier = Verifier::new();
+        let mut from = 0u64;
+        loop {
+            let rows = self.audit_rows(from, VERIFY_PAGE).await?;
+            let page = rows.len();
+            for row in rows {
+                let go_on = match row {
+                    Ok(entry) => {
+                        from = entry.seq + 1;
+                        verifier.push(&entry)
+                    }
+                    Err((seq, problem)) => verifier.push_unreadable(seq.unwrap_or(from), &problem),
+                };
+                if !go_on {
+                    return Ok(verifier.finish());
+                }
+            }
+            if page < VERIFY_PAGE as usize {
+                return Ok(verifier.finish());
+            }
+        }
+    }
+}
+
+impl SqliteStore {
+    /// Raw audit rows from `from` on, each as an entry or as why it is not one.
+    async fn audit_rows(
+        &self,
+        from: u64,
+        limit: u32,
+    ) -> Result<Vec<Result<StoredEntry, (Option<u64>, String)>>, StoreError> {
+        let from = i64::try_from(from).unwrap_or(i64::MAX);
+        let rows = sqlx::query(
+            "SELECT seq, bytes, leaf, chain FROM audit WHERE seq >= ?1 ORDER BY seq LIMIT ?2",
+        )
+        .bind(from)
+        .bind(i64::from(limit))
+        .fetch_all(&self.reads)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(crate::audit_log::entry_from_row(
+                    row.try_get(0)?,
+                    row.try_get(1)?,
+                    row.try_get(2)?,
+                    row.try_get(3)?,
+                ))
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,175 @@
+//! The shared suite against a SQLite file in a temporary directory, plus what only SQLite has:
+//! WAL mode on disk and the read-only opening used by `countersign audit verify --database`.
+
+use super::SqliteStore;
+use crate::suite::{self, Backend};
+use crate::{Store, StoreError};
+use async_trait::async_trait;
+use sqlx::ConnectOptions;
+use sqlx::sqlite::SqliteConnectOptions;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+struct SqliteBackend {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+}
+
+impl SqliteBackend {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = dir.path().join("countersign.db");
+        SqliteBackend { _dir: dir, path }
+    }
+
+    /// A connection of its own, as someone editing the file with `sqlite3` would have. The
+    /// append-only triggers are what such a person would drop first.
+    async fn tamper(&self, sql: &'static str, seq: u64, bytes: Option<Vec<u8>>) {
+        let mut conn = SqliteConnectOptions::new()
+            .filename(&self.path)
+            .connect()
+            .await
+            .expect("a tampering connection");
+        for drop in [
+            "DROP TRIGGER IF EXISTS audit_no_update",
+            "DROP TRIGGER IF EXISTS audit_no_delete",
+        ] {
+            sqlx::query(drop)
+                .execute(&mut conn)
+                .await
+                .expect("drop trigger");
+        }
+        let mut query = sqlx::query(sql);
+        if let Some(bytes) = bytes {
+            query = query.bind(bytes);
+        }
+        let done = query
+            .bind(i64::try_from(seq).expect("small seq"))
+            .execute(&mut conn)
+            .await
+            .expect("tamper");
+        assert_eq!(done.rows_affected(), 1);
+    }
+}
+
+#[async_trait]
+impl Backend for SqliteBackend {
+    async fn open(&self) -> Arc<dyn Store> {
+        Arc::new(SqliteStore::open(&self.path).await.expect("open"))
+    }
+
+    async fn overwrite_audit_bytes(&self, seq: u64, bytes: Vec<u8>) {
+        self.tamper(
+            "UPDATE audit SET bytes = ?1 WHERE seq = ?2",
+            seq,
+            Some(bytes),
+        )
+        .await;
+    }
+
+    async fn delete_audit_entry(&self, seq: u64) {
+        self.tamper("DELETE FROM audit WHERE seq = ?1", seq, None)
+            .await;
+    }
+}
+
+crate::store_suite!(async { Some(SqliteBackend::new()) });
+
+#[tokio::test]
+async fn the_file_is_in_wal_mode() {
+    let b = SqliteBackend::new();
+    let store = b.open().await;
+    suite::submit(&*store, "req_1", None, suite::allow(), suite::at(0)).await;
+    let mut conn = SqliteConnectOptions::new()
+        .filename(&b.path)
+        .read_only(true)
+        .connect()
+        .await
+        .unwrap();
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(mode, "wal");
+}
+
+#[tokio::test]
+async fn the_audit_log_refuses_updates_from_sql() {
+    let b = SqliteBackend::new();
+    let store = b.open().await;
+    suite::submit(&*store, "req_1", None, suite::allow(), suite::at(0)).await;
+    let mut conn = SqliteConnectOptions::new()
+        .filename(&b.path)
+        .connect()
+        .await
+        .unwrap();
+    let err = sqlx::query("DELETE FROM audit WHERE seq = 0")
+        .execute(&mut conn)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("append-only"), "{err}");
+}
+
+#[tokio::test]
+async fn read_only_opening_verifies_without_writing() {
+    let b = SqliteBackend::new();
+    let store = SqliteStore::open(&b.path).await.unwrap();
+    suite::submit(&store, "req_1", None, suite::allow(), suite::at(0)).await;
+    store.close().await;
+    let wal = b.path.with_extension("db-wal");
+    assert!(
+        !wal.exists(),
+        "a clean close folds the WAL back into the file"
+    );
+    let ro = SqliteStore::open_read_only(&b.path).await.unwrap();
+    let report = ro.verify_audit().await.unwrap();
+    assert!(report.is_intact());
+    assert_eq!(report.entries, 2);
+    assert!(ro.get_request("req_1").await.unwrap().is_some());
+    let write = ro
+        .append_event(
+            "system",
+            countersign_core::Event::RequestExpired,
+            None,
+            suite::at(1),
+        )
+        .await;
+    assert!(matches!(write, Err(StoreError::ReadOnly)), "{write:?}");
+
+    // And while a writer is running, a reader sees what it acknowledged.
+    let store = SqliteStore::open(&b.path).await.unwrap();
+    suite::submit(&store, "req_2", None, suite::allow(), suite::at(2)).await;
+    assert_eq!(ro.verify_audit().await.unwrap().entries, 4);
+}
+
+#[tokio::test]
+async fn read_only_opening_of_a_missing_file_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nothing-here.db");
+    let err = SqliteStore::open_read_only(&path).await.unwrap_err();
+    assert!(matches!(err, StoreError::NoDatabase(_)));
+    assert!(err.to_string().contains("does not exist"), "{err}");
+    assert!(!path.exists(), "nothing was created");
+}
+
+#[tokio::test]
+async fn read_only_opening_of_another_database_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("other.db");
+    let mut conn = SqliteConnectOptions::new()
+        .filename(&path)
+        .create_if_missing(true)
+        .connect()
+        .await
+        .unwrap();
+    sqlx::query("CREATE TABLE t (x INTEGER)")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    drop(conn);
+    let err = SqliteStore::open_read_only(&path).await.unwrap_err();
+    assert!(
+        err.to_string().contains("not a Countersign database"),
+        "{err}"
+    );
+}
