@@ -47,6 +47,84 @@ impl AuditEntry {
     }
 }
 
+/// The fields of an entry except `seq`, borrowed, for serializing an [`UnsequencedEntry`].
+#[derive(Serialize)]
+struct WithoutSeq<'a> {
+    at: &'a str,
+    actor: &'a str,
+    event: &'a str,
+    request: &'a Option<String>,
+    digest: &'a Option<String>,
+    policy: &'a Option<String>,
+    data: &'a serde_json::Value,
+}
+
+/// Integers up to 2^53 print in canonical JSON as plain decimals; larger ones do not.
+const MAX_PLAIN_SEQ: u64 = (1 << 53) - 1;
+
+/// An entry whose place in the log is not known yet: everything but `seq`, already in
+/// canonical form. Preparing one is the expensive part of appending (canonical JSON), and it
+/// can happen anywhere, in parallel; [`UnsequencedEntry::seal`] then only splices in the
+/// sequence number and hashes, which is what a single writer has to do in order.
+///
+/// This works because `seq` sorts last among the entry's keys, so the canonical bytes of the
+/// whole entry are the canonical bytes without it, with `,"seq":N` spliced in before the
+/// closing brace.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UnsequencedEntry {
+    /// `{"actor":...,"request":...,"seq":` — everything before the number.
+    prefix: Vec<u8>,
+    /// The entry itself, for the rare slow path (a seq too large to splice).
+    entry: AuditEntry,
+}
+
+impl AuditEntry {
+    /// This entry without its `seq`, prepared for sealing at any position.
+    pub fn unsequenced(self) -> UnsequencedEntry {
+        let mut prefix = canonical::to_vec(&WithoutSeq {
+            at: &self.at,
+            actor: &self.actor,
+            event: &self.event,
+            request: &self.request,
+            digest: &self.digest,
+            policy: &self.policy,
+            data: &self.data,
+        });
+        // Canonical JSON of a struct is an object: it ends with `}`.
+        prefix.pop();
+        prefix.extend_from_slice(br#","seq":"#);
+        UnsequencedEntry {
+            prefix,
+            entry: self,
+        }
+    }
+}
+
+impl UnsequencedEntry {
+    /// Fixes the entry in the record as entry `seq`, after the entry whose chain hash is
+    /// `prev`. Gives exactly what [`StoredEntry::seal`] gives for the same entry.
+    pub fn seal(&self, seq: u64, prev: &[u8; 32]) -> StoredEntry {
+        if seq > MAX_PLAIN_SEQ {
+            let entry = AuditEntry {
+                seq,
+                ..self.entry.clone()
+            };
+            return StoredEntry::seal(&entry, prev);
+        }
+        let mut bytes = Vec::with_capacity(self.prefix.len() + 21);
+        bytes.extend_from_slice(&self.prefix);
+        bytes.extend_from_slice(seq.to_string().as_bytes());
+        bytes.push(b'}');
+        let leaf = leaf_hash_of(&bytes);
+        StoredEntry {
+            seq,
+            chain: chain_hash(prev, &leaf),
+            bytes,
+            leaf,
+        }
+    }
+}
+
 /// The leaf hash of already-canonical bytes.
 pub(crate) fn leaf_hash_of(bytes: &[u8]) -> [u8; 32] {
     let mut h = Sha256::new();
@@ -148,6 +226,48 @@ mod tests {
         assert_eq!(sealed.leaf, e.leaf_hash());
         assert_eq!(sealed.chain, chain_hash(&[0; 32], &sealed.leaf));
         assert_ne!(sealed.chain, chain_hash(&[1; 32], &sealed.leaf));
+    }
+
+    #[test]
+    fn unsequenced_entries_seal_like_whole_ones() {
+        let e = entry();
+        let prepared = e.clone().unsequenced();
+        for seq in [0, 7, 1 << 40, MAX_PLAIN_SEQ, MAX_PLAIN_SEQ + 1, u64::MAX] {
+            let whole = AuditEntry { seq, ..e.clone() };
+            assert_eq!(
+                prepared.seal(seq, &[3; 32]),
+                StoredEntry::seal(&whole, &[3; 32])
+            );
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_unsequenced_entry_seals_like_the_whole(
+            actor in ".{0,12}",
+            event in "[a-z.]{1,16}",
+            request in proptest::option::of(".{0,12}"),
+            policy in proptest::option::of(".{0,12}"),
+            key in ".{0,8}",
+            value in proptest::prelude::any::<i32>(),
+            note in ".{0,16}",
+            seq in 0u64..(1 << 53),
+        ) {
+            let e = AuditEntry {
+                seq,
+                at: "2026-11-23T03:00:00.000Z".into(),
+                actor,
+                event,
+                request,
+                digest: None,
+                policy,
+                data: json!({ key: value, "note": note, "z": [1.5, null, true] }),
+            };
+            proptest::prop_assert_eq!(
+                e.clone().unsequenced().seal(seq, &[1; 32]),
+                StoredEntry::seal(&e, &[1; 32])
+            );
+        }
     }
 
     #[test]

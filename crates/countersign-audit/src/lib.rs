@@ -11,5 +11,5 @@
 mod entry;
 mod verify;
 
-pub use entry::{AuditEntry, LEAF_PREFIX, StoredEntry, chain_hash, format_at};
+pub use entry::{AuditEntry, LEAF_PREFIX, StoredEntry, UnsequencedEntry, chain_hash, format_at};
 pub use verify::{AuditFault, AuditReport, Verifier, verify};

@@ -2,9 +2,11 @@
 //! number and the last chain hash), sealing an event after it, and reading stored rows back.
 //!
 //! A backend keeps the head in memory only while it alone appends (SQLite's single writer) and
-//! must reload it whenever a transaction it advanced the head in fails to commit.
+//! must reload it whenever a transaction it advanced the head in fails to commit. A
+//! [`Journal`] holds the entries sealed inside a transaction until they are written, so a
+//! backend can write a whole group's entries with a few multi-row inserts.
 
-use countersign_audit::{AuditEntry, StoredEntry, format_at};
+use countersign_audit::{AuditEntry, StoredEntry, UnsequencedEntry, format_at};
 use countersign_core::{Event, Request};
 
 /// Where the next audit entry goes.
@@ -42,37 +44,107 @@ impl AuditHead {
         })
     }
 
-    /// Builds the next entry for `event` and advances the head past it. `at` is already
-    /// formatted (see [`at_of`]).
-    pub fn seal(
-        &mut self,
-        at: &str,
-        actor: &str,
-        event: &Event,
-        subject: Subject<'_>,
-    ) -> StoredEntry {
-        let (request, digest, policy) = match subject {
-            Subject::Request(r) => (
-                Some(r.id.clone()),
-                Some(r.digest.to_string()),
-                Some(r.decision.policy_hash.clone()),
-            ),
-            Subject::None { policy } => (None, None, policy.map(str::to_owned)),
-        };
-        let entry = AuditEntry {
-            seq: self.next_seq,
-            at: at.to_owned(),
-            actor: actor.to_owned(),
-            event: event.name().to_owned(),
-            request,
-            digest,
-            policy,
-            data: event.data(),
-        };
-        let stored = StoredEntry::seal(&entry, &self.prev);
+    /// Seals `entry` as the next one and advances the head past it.
+    pub fn seal(&mut self, entry: &UnsequencedEntry) -> StoredEntry {
+        let stored = entry.seal(self.next_seq, &self.prev);
         self.next_seq += 1;
         self.prev = stored.chain;
         stored
+    }
+}
+
+/// The entry recording `event`, by `actor`, about `subject`, at `at` (already formatted, see
+/// [`at_of`]), ready to be sealed at whatever position it gets. The costly part of appending
+/// (canonical JSON), so it is done before entering the writer where possible.
+pub(crate) fn prepare(
+    at: &str,
+    actor: &str,
+    event: &Event,
+    subject: Subject<'_>,
+) -> UnsequencedEntry {
+    let (request, digest, policy) = match subject {
+        Subject::Request(r) => (
+            Some(r.id.clone()),
+            Some(r.digest.to_string()),
+            Some(r.decision.policy_hash.clone()),
+        ),
+        Subject::None { policy } => (None, None, policy.map(str::to_owned)),
+    };
+    AuditEntry {
+        seq: 0,
+        at: at.to_owned(),
+        actor: actor.to_owned(),
+        event: event.name().to_owned(),
+        request,
+        digest,
+        policy,
+        data: event.data(),
+    }
+    .unsequenced()
+}
+
+/// The audit head plus the entries sealed since they were last written out.
+#[derive(Debug)]
+pub(crate) struct Journal {
+    head: AuditHead,
+    staged: Vec<StoredEntry>,
+}
+
+/// A point a [`Journal`] can be rolled back to.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Mark {
+    head: AuditHead,
+    staged: usize,
+}
+
+impl Journal {
+    pub fn new(head: AuditHead) -> Self {
+        Journal {
+            head,
+            staged: Vec::new(),
+        }
+    }
+
+    /// Seals the next entry and stages it; returns its seq.
+    pub fn append(&mut self, at: &str, actor: &str, event: &Event, subject: Subject<'_>) -> u64 {
+        self.append_prepared(&prepare(at, actor, event, subject))
+    }
+
+    /// Seals an already prepared entry as the next one and stages it; returns its seq.
+    pub fn append_prepared(&mut self, entry: &UnsequencedEntry) -> u64 {
+        let stored = self.head.seal(entry);
+        let seq = stored.seq;
+        self.staged.push(stored);
+        seq
+    }
+
+    pub fn mark(&self) -> Mark {
+        Mark {
+            head: self.head,
+            staged: self.staged.len(),
+        }
+    }
+
+    /// Forgets everything sealed since `mark`.
+    pub fn roll_back_to(&mut self, mark: Mark) {
+        self.head = mark.head;
+        self.staged.truncate(mark.staged);
+    }
+
+    /// The entries sealed and not yet written, in order.
+    pub fn staged(&self) -> &[StoredEntry] {
+        &self.staged
+    }
+
+    /// The staged entries were committed.
+    pub fn committed(&mut self) {
+        self.staged.clear();
+    }
+
+    /// Starts over from `head` (after a failed commit), dropping anything staged.
+    pub fn reset(&mut self, head: AuditHead) {
+        self.head = head;
+        self.staged.clear();
     }
 }
 

@@ -9,11 +9,12 @@ use crate::runs::pauses_run;
 use countersign_core::{PrincipalId, Request, Run, RunState, Timestamp};
 
 /// The indexed columns and the body of one request row.
-pub(crate) struct RequestColumns<'a> {
-    pub id: &'a str,
+#[derive(Debug)]
+pub(crate) struct RequestColumns {
+    pub id: String,
     pub state: &'static str,
-    pub run: Option<&'a str>,
-    pub requester: &'a str,
+    pub run: Option<String>,
+    pub requester: String,
     pub created_at: i64,
     pub expires_at: Option<i64>,
     pub held: bool,
@@ -22,16 +23,16 @@ pub(crate) struct RequestColumns<'a> {
     pub body: String,
 }
 
-impl<'a> RequestColumns<'a> {
-    pub fn of(r: &'a Request) -> Result<Self, StoreError> {
+impl RequestColumns {
+    pub fn of(r: &Request) -> Result<Self, StoreError> {
         let body = serde_json::to_string(r).map_err(|e| {
             StoreError::Invalid(format!("request {} does not serialize: {e}", r.id))
         })?;
         Ok(RequestColumns {
-            id: &r.id,
+            id: r.id.clone(),
             state: r.state.as_str(),
-            run: r.action.run.as_deref(),
-            requester: r.requester.id.as_str(),
+            run: r.action.run.clone(),
+            requester: r.requester.id.to_string(),
             created_at: millis(r.created_at),
             expires_at: r.expires_at.map(millis),
             held: r.held,

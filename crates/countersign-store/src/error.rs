@@ -15,7 +15,7 @@ pub enum StoreError {
     Conflict(String),
     /// The database failed (I/O, a full disk, a lock held too long, a constraint).
     #[error("database error: {0}")]
-    Database(#[source] Arc<sqlx::Error>),
+    Database(#[source] Arc<dyn std::error::Error + Send + Sync + 'static>),
     /// The database holds something this version cannot read: it was edited, or damaged.
     #[error("corrupt data in the database: {0}")]
     Corrupt(String),
@@ -43,15 +43,14 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
-impl From<sqlx::migrate::MigrateError> for StoreError {
-    fn from(e: sqlx::migrate::MigrateError) -> Self {
-        StoreError::Migration(e.to_string())
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Database(Arc::new(e))
     }
 }
 
-impl StoreError {
-    /// True when the database refused a write because the key already exists.
-    pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
-        matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        StoreError::Migration(e.to_string())
     }
 }

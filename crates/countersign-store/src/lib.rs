@@ -2,10 +2,11 @@
 //! audit log, behind the [`Store`] trait. Every state change and the audit entries that record it
 //! are written in one transaction, so the log never disagrees with the state it describes.
 //!
-//! The default implementation is [`SqliteStore`] (an embedded file, one writer task with group
+//! The default implementation is [`SqliteStore`] (an embedded file, one writer thread with group
 //! commit). Backend-neutral rules (which run gate applies, which requests a decision releases,
-//! how events become audit entries) live in `runs`, `columns` and `audit_log`, so a PostgreSQL implementation
-//! reuses them and differs only in SQL.
+//! how events become audit entries, how a submission is prepared) live in `runs`, `columns`,
+//! `audit_log` and `submission`, so a PostgreSQL implementation reuses them and differs only
+//! in SQL.
 //!
 //! Architecture invariant: the store decides nothing about requests. Every change to a request
 //! is a closure that calls the core's state machine; the store only runs it inside a
@@ -17,6 +18,7 @@ mod columns;
 mod error;
 mod runs;
 mod sqlite;
+mod submission;
 #[cfg(any(test, feature = "test-suite"))]
 pub mod suite;
 

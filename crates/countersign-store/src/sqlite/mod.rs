@@ -1,7 +1,7 @@
 //! The default store: one SQLite file in WAL mode, with `synchronous=FULL` so that a change is
 //! on disk (fsync'd) before it is acknowledged.
 //!
-//! All writes go through one writer task (see `writer`) that commits whatever is queued as one
+//! All writes go through one writer thread (see `writer`) that commits whatever is queued as one
 //! group; reads use a separate pool of read-only connections, which WAL lets run alongside the
 //! writer. SQLite-only SQL stays inside this module.
 
@@ -12,13 +12,14 @@ mod writer;
 mod tests;
 
 use crate::columns::{principal_from_column, request_from_body, run_from_row, unsigned};
+use crate::submission::PreparedSubmission;
 use crate::{
     RequestChange, RequestQuery, RunChange, Store, StoreError, Submit, TotpState, Updated,
 };
 use async_trait::async_trait;
 use countersign_audit::{AuditReport, StoredEntry, Verifier};
 use countersign_core::run::RunRefusal;
-use countersign_core::{Event, PrincipalId, Refusal, Request, Run, RunState, Timestamp};
+use countersign_core::{Event, PrincipalId, Refusal, Request, Run, RunGate, RunState, Timestamp};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -43,8 +44,8 @@ pub struct SqliteStore {
     reads: SqlitePool,
     /// `None` when opened read-only.
     writer: Option<mpsc::Sender<Op>>,
-    /// The writer task, awaited by [`SqliteStore::close`].
-    writer_task: Option<tokio::task::JoinHandle<()>>,
+    /// Completes when the writer thread has finished; awaited by [`SqliteStore::close`].
+    writer_done: Option<oneshot::Receiver<()>>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -71,22 +72,20 @@ impl SqliteStore {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full);
-        // Migrate through a one-connection pool (`Migrator::run` on a bare connection makes the
-        // future not `Send`), then keep that connection as the writer's.
+        // Through a pool: `Migrator::run` on a bare connection makes the future not `Send`.
         let setup = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(options)
             .await?;
         MIGRATOR.run(&setup).await?;
-        let conn = setup.acquire().await?.detach();
         setup.close().await;
-        let (writer, task) = writer::spawn(conn).await?;
+        let (writer, done) = writer::spawn(path.to_owned()).await?;
         let reads = Self::read_pool(path).await?;
         Ok(SqliteStore {
             path: path.to_owned(),
             reads,
             writer: Some(writer),
-            writer_task: Some(task),
+            writer_done: Some(done),
         })
     }
 
@@ -115,7 +114,7 @@ impl SqliteStore {
             path: path.to_owned(),
             reads,
             writer: None,
-            writer_task: None,
+            writer_done: None,
         })
     }
 
@@ -124,10 +123,9 @@ impl SqliteStore {
     /// without waiting for it.
     pub async fn close(mut self) {
         self.writer = None;
-        if let Some(task) = self.writer_task.take()
-            && let Err(e) = task.await
-        {
-            tracing::error!(error = %e, "the SQLite writer task failed");
+        if let Some(done) = self.writer_done.take() {
+            // An error here means the thread ended without saying so: it is gone either way.
+            let _ = done.await;
         }
         self.reads.close().await;
     }
@@ -170,6 +168,12 @@ impl Store for SqliteStore {
         now: Timestamp,
         submit: Submit,
     ) -> Result<Request, StoreError> {
+        if run.is_none() {
+            // No run, so the gate is open: build and prepare it here, in parallel with other
+            // callers, and leave the writer only the insert.
+            let prepared = Box::new(PreparedSubmission::new(None, RunGate::Open, now, submit)?);
+            return self.write(|reply| Op::Insert { prepared, reply }).await;
+        }
         let run = run.map(str::to_owned);
         self.write(|reply| Op::Submit {
             run,

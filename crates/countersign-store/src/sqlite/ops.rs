@@ -1,81 +1,68 @@
-//! What each write does, in SQLite's SQL, inside the writer's open transaction and the op's
-//! savepoint. Each function either succeeds with everything it wrote (the request or run and
-//! the audit entries recording the change) or fails and is rolled back whole by the writer.
+//! What each write does, in SQLite's SQL, inside the writer's open transaction. Each function
+//! either succeeds with everything it wrote (the request or run, and the audit entries staged
+//! in the journal) or fails and is undone whole by the writer: a function that may write more
+//! than one statement opens its savepoint before the first.
 //!
 //! These functions decide nothing about requests: closures call the core's state machine, and
 //! the run rules come from `crate::runs`.
 
-use super::writer::{Answer, Op, hold};
+use super::writer::{Answer, Op, Tx, hold};
 use crate::audit_log::{AuditHead, Subject, at_of};
 use crate::columns::{
     RequestColumns, millis, parse_run_state, request_from_body, run_state_str, signed,
     to_millisecond,
 };
 use crate::runs::{self, pauses_run};
+use crate::submission::{PreparedSubmission, guarded};
 use crate::{RequestChange, RunChange, StoreError, Submit, Updated};
 use countersign_audit::StoredEntry;
 use countersign_core::run::RunRefusal;
 use countersign_core::{Event, PrincipalId, Refusal, Request, Run, RunGate, RunState, Timestamp};
-use sqlx::{Row, SqliteConnection};
-use std::panic::{AssertUnwindSafe, catch_unwind};
+use rusqlite::{Connection, OptionalExtension, params};
 
-type Conn = SqliteConnection;
+type Conn = Connection;
 
 /// Runs `op` and holds its answer until the group commits.
-pub(super) async fn execute(op: Op, conn: &mut Conn, head: &mut AuditHead) -> (Answer, bool) {
+pub(super) fn execute(op: Op, tx: &mut Tx<'_>) -> (Answer, bool) {
     match op {
         Op::Submit {
             run,
             now,
             submit,
             reply,
-        } => hold(
-            reply,
-            submit_request(conn, head, run.as_deref(), now, submit).await,
-        ),
+        } => hold(reply, submit_request(tx, run.as_deref(), now, submit)),
+        Op::Insert { prepared, reply } => hold(reply, insert_prepared(tx, *prepared)),
         Op::Update {
             id,
             actor,
             now,
             change,
             reply,
-        } => hold(
-            reply,
-            update_request(conn, head, &id, &actor, now, change).await,
-        ),
+        } => hold(reply, update_request(tx, &id, &actor, now, change)),
         Op::SetRun {
             run,
             target,
             actor,
             now,
             reply,
-        } => hold(
-            reply,
-            set_run_state(conn, head, run, target, &actor, now).await,
-        ),
+        } => hold(reply, set_run_state(tx, run, target, &actor, now)),
         Op::CreateKey {
             key_hash,
             principal,
             now,
             reply,
-        } => hold(
-            reply,
-            create_key(conn, head, &key_hash, principal, now).await,
-        ),
+        } => hold(reply, create_key(tx, &key_hash, principal, now)),
         Op::TotpEnroll {
             principal,
             secret,
             now,
             reply,
-        } => hold(
-            reply,
-            totp_enroll(conn, head, principal, &secret, now).await,
-        ),
+        } => hold(reply, totp_enroll(tx, principal, &secret, now)),
         Op::TotpUseStep {
             principal,
             step,
             reply,
-        } => hold(reply, totp_use_step(conn, &principal, step).await),
+        } => hold(reply, totp_use_step(tx, &principal, step)),
         Op::Append {
             actor,
             event,
@@ -86,35 +73,28 @@ pub(super) async fn execute(op: Op, conn: &mut Conn, head: &mut AuditHead) -> (A
             let subject = Subject::None {
                 policy: policy.as_deref(),
             };
-            let at = at_of(now);
-            hold(
-                reply,
-                record_one(conn, head, &at, &actor, &event, subject).await,
-            )
+            let seq = tx.journal.append(&at_of(now), &actor, &event, subject);
+            hold(reply, Ok(seq))
         }
     }
 }
 
 /// The head after the last stored audit entry.
-pub(super) async fn load_head(conn: &mut Conn) -> Result<AuditHead, StoreError> {
-    let last = sqlx::query("SELECT seq, chain FROM audit ORDER BY seq DESC LIMIT 1")
-        .fetch_optional(&mut *conn)
-        .await?;
+pub(super) fn load_head(conn: &Conn) -> Result<AuditHead, StoreError> {
+    let last = conn
+        .prepare_cached("SELECT seq, chain FROM audit ORDER BY seq DESC LIMIT 1")?
+        .query_row([], |row| {
+            Ok((row.get::<_, i64>(0)?, row.get::<_, Vec<u8>>(1)?))
+        })
+        .optional()?;
     match last {
         None => Ok(AuditHead::empty()),
-        Some(row) => AuditHead::after_row(row.try_get(0)?, row.try_get::<&[u8], _>(1)?)
-            .map_err(StoreError::Corrupt),
+        Some((seq, chain)) => AuditHead::after_row(seq, &chain).map_err(StoreError::Corrupt),
     }
 }
 
-/// Calls a caller's closure, turning a panic into an error instead of killing the writer.
-fn guarded<T>(what: &str, f: impl FnOnce() -> T) -> Result<T, StoreError> {
-    catch_unwind(AssertUnwindSafe(f)).map_err(|_| StoreError::Invalid(format!("{what} panicked")))
-}
-
-async fn submit_request(
-    conn: &mut Conn,
-    head: &mut AuditHead,
+fn submit_request(
+    tx: &mut Tx<'_>,
     run: Option<&str>,
     now: Timestamp,
     submit: Submit,
@@ -122,44 +102,30 @@ async fn submit_request(
     let gate = match run {
         None => RunGate::Open,
         Some(run) => {
-            let stored = run_state(conn, run).await?;
-            let paused_by_request = match stored {
-                Some(RunState::Paused | RunState::Stopped) => false,
-                _ => run_is_paused_by_a_request(conn, run).await?,
-            };
+            let (stored, paused_by_request) = run_facts(tx.conn, run)?;
             runs::gate(stored, paused_by_request)
         }
     };
-    let (request, events) = guarded("the submit closure", || submit(gate))?;
-    if request.action.run.as_deref() != run {
-        return Err(StoreError::Invalid(format!(
-            "request {} belongs to run {:?} but was submitted for run {run:?}",
-            request.id, request.action.run
-        )));
-    }
-    insert_request(conn, &request).await?;
-    let actor = request.requester.id.as_str();
-    record(
-        conn,
-        head,
-        &at_of(now),
-        actor,
-        &events,
-        Subject::Request(&request),
-    )
-    .await?;
-    Ok(request)
+    insert_prepared(tx, PreparedSubmission::new(run, gate, now, submit)?)
 }
 
-async fn update_request(
-    conn: &mut Conn,
-    head: &mut AuditHead,
+/// Inserts a prepared submission: one statement, so no savepoint is needed.
+fn insert_prepared(tx: &mut Tx<'_>, prepared: PreparedSubmission) -> Result<Request, StoreError> {
+    insert_request(tx.conn, &prepared.row)?;
+    for entry in &prepared.entries {
+        tx.journal.append_prepared(entry);
+    }
+    Ok(prepared.request)
+}
+
+fn update_request(
+    tx: &mut Tx<'_>,
     id: &str,
     actor: &str,
     now: Timestamp,
     change: RequestChange,
 ) -> Result<Result<Updated, Refusal>, StoreError> {
-    let stored = load_request(conn, id).await?.ok_or(StoreError::NotFound)?;
+    let stored = load_request(tx.conn, id)?.ok_or(StoreError::NotFound)?;
     let mut request = stored.clone();
     let events = match guarded("the request change", || change(&mut request))? {
         Ok(events) => events,
@@ -177,22 +143,15 @@ async fn update_request(
             stored.id, request.id
         )));
     }
-    save_request(conn, &request).await?;
-    record(
-        conn,
-        head,
-        &at_of(now),
-        actor,
-        &events,
-        Subject::Request(&request),
-    )
-    .await?;
+    tx.savepoint()?;
+    save_request(tx.conn, &request)?;
+    record(tx, &at_of(now), actor, &events, Subject::Request(&request));
     let mut also_changed = vec![];
     if pauses_run(&stored)
         && !pauses_run(&request)
         && let Some(run) = request.action.run.as_deref()
     {
-        also_changed = release_held(conn, head, run, now).await?;
+        also_changed = release_held(tx, run, now)?;
     }
     Ok(Ok(Updated {
         request,
@@ -201,25 +160,19 @@ async fn update_request(
 }
 
 /// Frees the held requests of `run` when it is active and no request pauses it, oldest first,
-/// stopping after one that itself pauses the run. Recorded as `system`'s doing.
-async fn release_held(
-    conn: &mut Conn,
-    head: &mut AuditHead,
-    run: &str,
-    now: Timestamp,
-) -> Result<Vec<Request>, StoreError> {
-    if !runs::may_release(run_state(conn, run).await?)
-        || run_is_paused_by_a_request(conn, run).await?
-    {
+/// stopping after one that itself pauses the run. Recorded as `system`'s doing. The caller has
+/// opened the savepoint.
+fn release_held(tx: &mut Tx<'_>, run: &str, now: Timestamp) -> Result<Vec<Request>, StoreError> {
+    let (stored, paused_by_request) = run_facts(tx.conn, run)?;
+    if !runs::may_release(stored) || paused_by_request {
         return Ok(vec![]);
     }
     let held = load_requests(
-        conn,
+        tx.conn,
         "SELECT body FROM requests WHERE run = ?1 AND state = 'pending' AND held = 1 \
          ORDER BY created_at, id",
         run,
-    )
-    .await?;
+    )?;
     let at = at_of(now);
     let mut changed = vec![];
     for mut request in held {
@@ -227,16 +180,8 @@ async fn release_held(
         if events.is_empty() {
             continue;
         }
-        save_request(conn, &request).await?;
-        record(
-            conn,
-            head,
-            &at,
-            "system",
-            &events,
-            Subject::Request(&request),
-        )
-        .await?;
+        save_request(tx.conn, &request)?;
+        record(tx, &at, "system", &events, Subject::Request(&request));
         let now_pauses = pauses_run(&request);
         changed.push(request);
         if now_pauses {
@@ -246,16 +191,15 @@ async fn release_held(
     Ok(changed)
 }
 
-async fn set_run_state(
-    conn: &mut Conn,
-    head: &mut AuditHead,
+fn set_run_state(
+    tx: &mut Tx<'_>,
     run: String,
     target: RunState,
     actor: &PrincipalId,
     now: Timestamp,
 ) -> Result<Result<RunChange, RunRefusal>, StoreError> {
-    let current = run_state(conn, &run).await?.unwrap_or_default();
-    let state = match current.transition(target) {
+    let (stored_state, _) = run_facts(tx.conn, &run)?;
+    let state = match stored_state.unwrap_or_default().transition(target) {
         Ok(state) => state,
         Err(refusal) => return Ok(Err(refusal)),
     };
@@ -265,27 +209,29 @@ async fn set_run_state(
         updated_by: actor.clone(),
         updated_at: to_millisecond(now),
     };
-    sqlx::query(
-        "INSERT INTO runs (id, state, updated_by, updated_at) VALUES (?1, ?2, ?3, ?4) \
-         ON CONFLICT (id) DO UPDATE SET state = excluded.state, \
-         updated_by = excluded.updated_by, updated_at = excluded.updated_at",
-    )
-    .bind(&stored.id)
-    .bind(run_state_str(state))
-    .bind(actor.as_str())
-    .bind(millis(stored.updated_at))
-    .execute(&mut *conn)
-    .await?;
+    tx.savepoint()?;
+    tx.conn
+        .prepare_cached(
+            "INSERT INTO runs (id, state, updated_by, updated_at) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (id) DO UPDATE SET state = excluded.state, \
+             updated_by = excluded.updated_by, updated_at = excluded.updated_at",
+        )?
+        .execute(params![
+            stored.id,
+            run_state_str(state),
+            actor.as_str(),
+            millis(stored.updated_at)
+        ])?;
     let at = at_of(now);
     let event = Event::RunChanged {
         run: stored.id.clone(),
         state,
     };
     let no_subject = Subject::None { policy: None };
-    record_one(conn, head, &at, actor.as_str(), &event, no_subject).await?;
+    tx.journal.append(&at, actor.as_str(), &event, no_subject);
     let changed = match state {
-        RunState::Stopped => stop_pending(conn, head, &stored.id, actor, now).await?,
-        RunState::Active => release_held(conn, head, &stored.id, now).await?,
+        RunState::Stopped => stop_pending(tx, &stored.id, actor, now)?,
+        RunState::Active => release_held(tx, &stored.id, now)?,
         RunState::Paused => vec![],
     };
     Ok(Ok(RunChange {
@@ -295,19 +241,17 @@ async fn set_run_state(
 }
 
 /// Denies every pending request of a stopped run, recorded as the doing of whoever stopped it.
-async fn stop_pending(
-    conn: &mut Conn,
-    head: &mut AuditHead,
+fn stop_pending(
+    tx: &mut Tx<'_>,
     run: &str,
     actor: &PrincipalId,
     now: Timestamp,
 ) -> Result<Vec<Request>, StoreError> {
     let pending = load_requests(
-        conn,
+        tx.conn,
         "SELECT body FROM requests WHERE run = ?1 AND state = 'pending' ORDER BY created_at, id",
         run,
-    )
-    .await?;
+    )?;
     let at = at_of(now);
     let mut changed = Vec::with_capacity(pending.len());
     for mut request in pending {
@@ -315,220 +259,184 @@ async fn stop_pending(
         if events.is_empty() {
             continue;
         }
-        save_request(conn, &request).await?;
-        record(
-            conn,
-            head,
-            &at,
-            actor.as_str(),
-            &events,
-            Subject::Request(&request),
-        )
-        .await?;
+        save_request(tx.conn, &request)?;
+        record(tx, &at, actor.as_str(), &events, Subject::Request(&request));
         changed.push(request);
     }
     Ok(changed)
 }
 
-async fn create_key(
-    conn: &mut Conn,
-    head: &mut AuditHead,
+fn create_key(
+    tx: &mut Tx<'_>,
     key_hash: &str,
     principal: PrincipalId,
     now: Timestamp,
 ) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO api_keys (key_hash, principal, created_at) VALUES (?1, ?2, ?3)")
-        .bind(key_hash)
-        .bind(principal.as_str())
-        .bind(millis(now))
-        .execute(&mut *conn)
-        .await
-        .map_err(|e| match StoreError::is_unique_violation(&e) {
+    tx.conn
+        .prepare_cached(
+            "INSERT INTO api_keys (key_hash, principal, created_at) VALUES (?1, ?2, ?3)",
+        )?
+        .execute(params![key_hash, principal.as_str(), millis(now)])
+        .map_err(|e| match is_unique_violation(&e) {
             true => StoreError::Conflict("an API key with this hash".into()),
             false => e.into(),
         })?;
     let event = Event::KeyCreated { principal };
     let no_subject = Subject::None { policy: None };
-    record_one(conn, head, &at_of(now), "system", &event, no_subject).await?;
+    tx.journal.append(&at_of(now), "system", &event, no_subject);
     Ok(())
 }
 
-async fn totp_enroll(
-    conn: &mut Conn,
-    head: &mut AuditHead,
+fn totp_enroll(
+    tx: &mut Tx<'_>,
     principal: PrincipalId,
     secret: &[u8],
     now: Timestamp,
 ) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO totp (principal, secret, last_step, enrolled_at) VALUES (?1, ?2, NULL, ?3) \
-         ON CONFLICT (principal) DO UPDATE SET secret = excluded.secret, last_step = NULL, \
-         enrolled_at = excluded.enrolled_at",
-    )
-    .bind(principal.as_str())
-    .bind(secret)
-    .bind(millis(now))
-    .execute(&mut *conn)
-    .await?;
+    tx.conn
+        .prepare_cached(
+            "INSERT INTO totp (principal, secret, last_step, enrolled_at) \
+             VALUES (?1, ?2, NULL, ?3) \
+             ON CONFLICT (principal) DO UPDATE SET secret = excluded.secret, \
+             last_step = NULL, enrolled_at = excluded.enrolled_at",
+        )?
+        .execute(params![principal.as_str(), secret, millis(now)])?;
     let actor = principal.to_string();
     let event = Event::MfaEnrolled { principal };
     let no_subject = Subject::None { policy: None };
-    record_one(conn, head, &at_of(now), &actor, &event, no_subject).await?;
+    tx.journal.append(&at_of(now), &actor, &event, no_subject);
     Ok(())
 }
 
-async fn totp_use_step(
-    conn: &mut Conn,
-    principal: &PrincipalId,
-    step: u64,
-) -> Result<bool, StoreError> {
+fn totp_use_step(tx: &mut Tx<'_>, principal: &PrincipalId, step: u64) -> Result<bool, StoreError> {
     let step = signed(step, "TOTP step")?;
-    let used = sqlx::query(
-        "UPDATE totp SET last_step = ?2 WHERE principal = ?1 \
-         AND (last_step IS NULL OR last_step < ?2)",
-    )
-    .bind(principal.as_str())
-    .bind(step)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
+    let used = tx
+        .conn
+        .prepare_cached(
+            "UPDATE totp SET last_step = ?2 WHERE principal = ?1 \
+             AND (last_step IS NULL OR last_step < ?2)",
+        )?
+        .execute(params![principal.as_str(), step])?;
     if used == 1 {
         return Ok(true);
     }
-    let enrolled: Option<i64> = sqlx::query_scalar("SELECT 1 FROM totp WHERE principal = ?1")
-        .bind(principal.as_str())
-        .fetch_optional(&mut *conn)
-        .await?;
+    let enrolled = tx
+        .conn
+        .prepare_cached("SELECT 1 FROM totp WHERE principal = ?1")?
+        .query_row([principal.as_str()], |row| row.get::<_, i64>(0))
+        .optional()?;
     match enrolled {
         Some(_) => Ok(false),
         None => Err(StoreError::NotFound),
     }
 }
 
-/// The stored state of a run; `None` when nobody ever changed it (it is active).
-async fn run_state(conn: &mut Conn, run: &str) -> Result<Option<RunState>, StoreError> {
-    let state: Option<String> = sqlx::query_scalar("SELECT state FROM runs WHERE id = ?1")
-        .bind(run)
-        .fetch_optional(&mut *conn)
-        .await?;
-    state.as_deref().map(parse_run_state).transpose()
+/// In one query: the stored state of a run (`None` when nobody ever changed it: it is active),
+/// and whether a request of the run pauses it.
+fn run_facts(conn: &Conn, run: &str) -> Result<(Option<RunState>, bool), StoreError> {
+    let (state, paused_by_request) = conn
+        .prepare_cached(
+            "SELECT (SELECT state FROM runs WHERE id = ?1), \
+             EXISTS (SELECT 1 FROM requests WHERE run = ?1 AND pauses_run = 1)",
+        )?
+        .query_row([run], |row| {
+            Ok((row.get::<_, Option<String>>(0)?, row.get::<_, bool>(1)?))
+        })?;
+    Ok((
+        state.as_deref().map(parse_run_state).transpose()?,
+        paused_by_request,
+    ))
 }
 
-async fn run_is_paused_by_a_request(conn: &mut Conn, run: &str) -> Result<bool, StoreError> {
-    let found: Option<i64> =
-        sqlx::query_scalar("SELECT 1 FROM requests WHERE run = ?1 AND pauses_run = 1 LIMIT 1")
-            .bind(run)
-            .fetch_optional(&mut *conn)
-            .await?;
-    Ok(found.is_some())
-}
-
-async fn load_request(conn: &mut Conn, id: &str) -> Result<Option<Request>, StoreError> {
-    let body: Option<String> = sqlx::query_scalar("SELECT body FROM requests WHERE id = ?1")
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?;
+fn load_request(conn: &Conn, id: &str) -> Result<Option<Request>, StoreError> {
+    let body = conn
+        .prepare_cached("SELECT body FROM requests WHERE id = ?1")?
+        .query_row([id], |row| row.get::<_, String>(0))
+        .optional()?;
     body.as_deref().map(request_from_body).transpose()
 }
 
 /// The requests a one-parameter query selects (by their `body`).
-async fn load_requests(
-    conn: &mut Conn,
-    sql: &'static str,
-    param: &str,
-) -> Result<Vec<Request>, StoreError> {
-    let bodies: Vec<String> = sqlx::query_scalar(sql)
-        .bind(param)
-        .fetch_all(&mut *conn)
-        .await?;
-    bodies.iter().map(|b| request_from_body(b)).collect()
+fn load_requests(conn: &Conn, sql: &'static str, param: &str) -> Result<Vec<Request>, StoreError> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let bodies = stmt.query_map([param], |row| row.get::<_, String>(0))?;
+    bodies.map(|body| request_from_body(&body?)).collect()
 }
 
-async fn insert_request(conn: &mut Conn, r: &Request) -> Result<(), StoreError> {
-    let c = RequestColumns::of(r)?;
-    sqlx::query(
+fn insert_request(conn: &Conn, c: &RequestColumns) -> Result<(), StoreError> {
+    conn.prepare_cached(
         "INSERT INTO requests \
          (id, state, run, requester, created_at, expires_at, held, pauses_run, body) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-    )
-    .bind(c.id)
-    .bind(c.state)
-    .bind(c.run)
-    .bind(c.requester)
-    .bind(c.created_at)
-    .bind(c.expires_at)
-    .bind(c.held)
-    .bind(c.pauses_run)
-    .bind(c.body)
-    .execute(&mut *conn)
-    .await
-    .map_err(|e| match StoreError::is_unique_violation(&e) {
-        true => StoreError::Conflict(format!("request {}", r.id)),
+    )?
+    .execute(params![
+        c.id,
+        c.state,
+        c.run,
+        c.requester,
+        c.created_at,
+        c.expires_at,
+        c.held,
+        c.pauses_run,
+        c.body
+    ])
+    .map_err(|e| match is_unique_violation(&e) {
+        true => StoreError::Conflict(format!("request {}", c.id)),
         false => e.into(),
     })?;
     Ok(())
 }
 
-async fn save_request(conn: &mut Conn, r: &Request) -> Result<(), StoreError> {
+fn save_request(conn: &Conn, r: &Request) -> Result<(), StoreError> {
     let c = RequestColumns::of(r)?;
-    let updated = sqlx::query(
-        "UPDATE requests SET state = ?2, run = ?3, requester = ?4, created_at = ?5, \
-         expires_at = ?6, held = ?7, pauses_run = ?8, body = ?9 WHERE id = ?1",
-    )
-    .bind(c.id)
-    .bind(c.state)
-    .bind(c.run)
-    .bind(c.requester)
-    .bind(c.created_at)
-    .bind(c.expires_at)
-    .bind(c.held)
-    .bind(c.pauses_run)
-    .bind(c.body)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
+    let updated = conn
+        .prepare_cached(
+            "UPDATE requests SET state = ?2, run = ?3, requester = ?4, created_at = ?5, \
+             expires_at = ?6, held = ?7, pauses_run = ?8, body = ?9 WHERE id = ?1",
+        )?
+        .execute(params![
+            c.id,
+            c.state,
+            c.run,
+            c.requester,
+            c.created_at,
+            c.expires_at,
+            c.held,
+            c.pauses_run,
+            c.body
+        ])?;
     match updated {
         1 => Ok(()),
         _ => Err(StoreError::NotFound),
     }
 }
 
-/// Appends one audit entry per event, all at `at`, by `actor`, about `subject`.
-async fn record(
-    conn: &mut Conn,
-    head: &mut AuditHead,
-    at: &str,
-    actor: &str,
-    events: &[Event],
-    subject: Subject<'_>,
-) -> Result<(), StoreError> {
+/// Stages one audit entry per event, all at `at`, by `actor`, about `subject`.
+fn record(tx: &mut Tx<'_>, at: &str, actor: &str, events: &[Event], subject: Subject<'_>) {
     for event in events {
-        record_one(conn, head, at, actor, event, subject).await?;
+        tx.journal.append(at, actor, event, subject);
+    }
+}
+
+/// Writes the staged audit entries, in order.
+pub(super) fn write_audit(conn: &Conn, entries: &[StoredEntry]) -> Result<(), StoreError> {
+    let mut insert =
+        conn.prepare_cached("INSERT INTO audit (seq, bytes, leaf, chain) VALUES (?1, ?2, ?3, ?4)")?;
+    for e in entries {
+        insert.execute(params![
+            signed(e.seq, "audit seq")?,
+            e.bytes,
+            e.leaf.as_slice(),
+            e.chain.as_slice()
+        ])?;
     }
     Ok(())
 }
 
-/// Appends one audit entry and returns its seq.
-async fn record_one(
-    conn: &mut Conn,
-    head: &mut AuditHead,
-    at: &str,
-    actor: &str,
-    event: &Event,
-    subject: Subject<'_>,
-) -> Result<u64, StoreError> {
-    let entry = head.seal(at, actor, event, subject);
-    insert_audit(conn, &entry).await?;
-    Ok(entry.seq)
-}
-
-async fn insert_audit(conn: &mut Conn, e: &StoredEntry) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO audit (seq, bytes, leaf, chain) VALUES (?1, ?2, ?3, ?4)")
-        .bind(signed(e.seq, "audit seq")?)
-        .bind(e.bytes.as_slice())
-        .bind(e.leaf.as_slice())
-        .bind(e.chain.as_slice())
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
+/// True when SQLite refused a write because the key already exists.
+fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error().map(|f| f.extended_code),
+        Some(rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY | rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE)
+    )
 }

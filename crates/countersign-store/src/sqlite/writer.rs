@@ -1,23 +1,30 @@
 //! The single writer with group commit. Every write of a [`super::SqliteStore`] is an [`Op`]
-//! sent to one task that owns the only writing connection. The task takes whatever is queued
-//! (up to [`MAX_GROUP`] ops), runs them in one `BEGIN IMMEDIATE` transaction with a savepoint
-//! around each (an op that fails rolls back to its savepoint only), commits once, and only then
-//! answers every op. One fsync thus acknowledges the whole group: durability without paying a
+//! sent to one thread that owns the only writing connection. The thread takes whatever is queued
+//! (up to [`MAX_GROUP`] ops), runs them in one `BEGIN IMMEDIATE` transaction where an op that
+//! fails undoes only its own writes (its savepoint, or its single statement), commits once, and
+//! only then answers every op. One fsync thus acknowledges the whole group: durability without paying a
 //! disk flush per request.
 //!
+//! The writer is a plain thread with a synchronous connection (rusqlite, on the same SQLite
+//! library sqlx links): its statements run in place, with no hop to a driver thread and back,
+//! so one writer keeps up with many callers. Reads stay on sqlx's async pool.
+//!
 //! The audit head (next sequence number, last chain hash) lives here in memory, so appending
-//! needs no read. It advances with each op, is restored when an op rolls back, and is reloaded
-//! from the database when a commit fails. Nothing else may write to the database while the
-//! writer runs.
+//! needs no read. It advances with each op, is restored when an op fails, and is reloaded from
+//! the database when a commit fails. The group's audit entries are written together, with a
+//! few multi-row inserts, just before the commit. Nothing else may write to the database while
+//! the writer runs.
 
 use super::ops;
-use crate::audit_log::AuditHead;
+use crate::audit_log::Journal;
+use crate::submission::PreparedSubmission;
 use crate::{RequestChange, RunChange, StoreError, Submit, Updated};
 use countersign_core::run::RunRefusal;
 use countersign_core::{Event, PrincipalId, Refusal, Request, RunState, Timestamp};
-use sqlx::SqliteConnection;
+use rusqlite::{Connection, OpenFlags};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
 
 /// The most ops committed together.
 pub(super) const MAX_GROUP: usize = 256;
@@ -33,6 +40,11 @@ pub(super) enum Op {
         run: Option<String>,
         now: Timestamp,
         submit: Submit,
+        reply: Reply<Request>,
+    },
+    /// A submission prepared by the caller (see `crate::submission`).
+    Insert {
+        prepared: Box<PreparedSubmission>,
         reply: Reply<Request>,
     },
     Update {
@@ -81,6 +93,7 @@ impl Op {
         // A caller that stopped waiting has nobody to tell; ignoring the send error is right.
         match self {
             Op::Submit { reply, .. } => drop(reply.send(Err(e))),
+            Op::Insert { reply, .. } => drop(reply.send(Err(e))),
             Op::Update { reply, .. } => drop(reply.send(Err(e))),
             Op::SetRun { reply, .. } => drop(reply.send(Err(e))),
             Op::CreateKey { reply, .. } => drop(reply.send(Err(e))),
@@ -112,49 +125,117 @@ pub(super) fn hold<T: Send + 'static>(
     (answer, ok)
 }
 
-/// Starts the writer on `conn`, a connection to a migrated database.
+/// Opens the writer's connection to the migrated database at `path` and starts the writer
+/// thread. The returned receiver completes when the thread has finished and closed its
+/// connection.
 pub(super) async fn spawn(
-    mut conn: SqliteConnection,
-) -> Result<(mpsc::Sender<Op>, JoinHandle<()>), StoreError> {
-    let head = ops::load_head(&mut conn).await?;
+    path: PathBuf,
+) -> Result<(mpsc::Sender<Op>, oneshot::Receiver<()>), StoreError> {
     let (tx, rx) = mpsc::channel(QUEUE);
-    let task = tokio::spawn(
-        Writer {
-            conn,
-            head,
-            rx,
-            stopped: None,
+    let (ready_tx, ready_rx) = oneshot::channel();
+    let (done_tx, done_rx) = oneshot::channel();
+    std::thread::Builder::new()
+        .name("countersign-sqlite-writer".into())
+        .spawn(move || {
+            let opened = open(&path).and_then(|conn| Ok((ops::load_head(&conn)?, conn)));
+            match opened {
+                Ok((head, conn)) => {
+                    let _ = ready_tx.send(Ok(()));
+                    Writer {
+                        conn,
+                        journal: Journal::new(head),
+                        rx,
+                        stopped: None,
+                    }
+                    .run();
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                }
+            }
+            let _ = done_tx.send(());
+        })
+        .map_err(|e| StoreError::Unavailable(format!("could not start the writer thread: {e}")))?;
+    ready_rx
+        .await
+        .map_err(|_| StoreError::Unavailable("the writer thread died while opening".into()))??;
+    Ok((tx, done_rx))
+}
+
+/// The writer's connection: WAL, and `synchronous=FULL` so a commit is fsync'd before any op
+/// of its group is answered.
+fn open(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::NoDatabase(format!(
+            "{} could not be switched to WAL mode (it is in {mode} mode)",
+            path.display()
+        )));
+    }
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+/// What an op works with: the connection inside the open transaction, and the journal its
+/// audit entries go to. An op that may write more than one statement opens its savepoint
+/// (with [`Tx::savepoint`]) before the first; a single statement is atomic on its own, so the
+/// common ops (a submission, a key) pay for no savepoint at all.
+pub(super) struct Tx<'a> {
+    pub conn: &'a Connection,
+    pub journal: &'a mut Journal,
+    savepoint: bool,
+}
+
+impl Tx<'_> {
+    /// Opens the op's savepoint, once.
+    pub fn savepoint(&mut self) -> Result<(), StoreError> {
+        if !self.savepoint {
+            self.conn.prepare_cached("SAVEPOINT op")?.execute([])?;
+            self.savepoint = true;
         }
-        .run(),
-    );
-    Ok((tx, task))
+        Ok(())
+    }
 }
 
 struct Writer {
-    conn: SqliteConnection,
-    head: AuditHead,
+    conn: Connection,
+    journal: Journal,
     rx: mpsc::Receiver<Op>,
     /// Set when the writer can no longer append safely; every later op gets this error.
     stopped: Option<StoreError>,
 }
 
 impl Writer {
-    async fn run(mut self) {
+    fn run(mut self) {
         let mut group = Vec::with_capacity(MAX_GROUP);
-        while self.rx.recv_many(&mut group, MAX_GROUP).await > 0 {
-            self.commit_group(&mut group).await;
+        while let Some(op) = self.rx.blocking_recv() {
+            group.push(op);
+            while group.len() < MAX_GROUP {
+                match self.rx.try_recv() {
+                    Ok(op) => group.push(op),
+                    Err(_) => break,
+                }
+            }
+            self.commit_group(&mut group);
         }
-        if let Err(e) = sqlx::Connection::close(self.conn).await {
+        if let Err((_, e)) = self.conn.close() {
             tracing::warn!(error = %e, "closing the SQLite writer connection failed");
         }
     }
 
-    async fn commit_group(&mut self, group: &mut Vec<Op>) {
+    fn commit_group(&mut self, group: &mut Vec<Op>) {
         if let Some(e) = &self.stopped {
             group.drain(..).for_each(|op| op.reject(e.clone()));
             return;
         }
-        if let Err(e) = self.exec("BEGIN IMMEDIATE").await {
+        if let Err(e) = self.exec("BEGIN IMMEDIATE") {
             tracing::error!(error = %e, ops = group.len(), "could not begin a write transaction");
             group.drain(..).for_each(|op| op.reject(e.clone()));
             return;
@@ -166,57 +247,69 @@ impl Writer {
                 op.reject(StoreError::clone(e));
                 continue;
             }
-            let (answer, error) = self.run_op(op).await;
-            answers.extend(answer);
+            let (answer, error) = self.run_op(op);
+            answers.push(answer);
             broken = error;
         }
         let outcome = match broken {
             Some(e) => Err(e),
-            None => self.exec("COMMIT").await,
+            None => self.finish(),
         };
         match outcome {
-            Ok(()) => answers.into_iter().for_each(|answer| answer(None)),
+            Ok(()) => {
+                self.journal.committed();
+                answers.into_iter().for_each(|answer| answer(None));
+            }
             Err(e) => {
                 tracing::error!(error = %e, ops = answers.len(), "a write group failed to commit");
-                if let Err(rollback) = self.exec("ROLLBACK").await {
+                if let Err(rollback) = self.exec("ROLLBACK") {
                     tracing::error!(error = %rollback, "rolling back the failed group failed");
                 }
-                self.reload_head().await;
+                self.reload_head();
                 answers.into_iter().for_each(|answer| answer(Some(&e)));
             }
         }
     }
 
-    /// Runs one op inside its own savepoint. Returns its held answer (none if it never ran),
-    /// and an error when the savepoint machinery failed and the group must be abandoned.
-    async fn run_op(&mut self, op: Op) -> (Option<Answer>, Option<StoreError>) {
-        if let Err(e) = self.exec("SAVEPOINT op").await {
-            op.reject(e.clone());
-            return (None, Some(e));
-        }
-        let before = self.head;
-        let (answer, ok) = ops::execute(op, &mut self.conn, &mut self.head).await;
-        let end = if ok {
-            self.exec("RELEASE op").await
-        } else {
-            self.head = before;
-            match self.exec("ROLLBACK TO op").await {
-                Ok(()) => self.exec("RELEASE op").await,
-                Err(e) => Err(e),
-            }
-        };
-        (Some(answer), end.err())
+    /// Writes the group's audit entries and commits.
+    fn finish(&mut self) -> Result<(), StoreError> {
+        ops::write_audit(&self.conn, self.journal.staged())?;
+        self.exec("COMMIT")
     }
 
-    async fn exec(&mut self, sql: &'static str) -> Result<(), StoreError> {
-        sqlx::query(sql).execute(&mut self.conn).await?;
+    /// Runs one op. Returns its held answer, and an error when undoing a failed op failed and
+    /// the group must be abandoned.
+    fn run_op(&mut self, op: Op) -> (Answer, Option<StoreError>) {
+        let mark = self.journal.mark();
+        let mut tx = Tx {
+            conn: &self.conn,
+            journal: &mut self.journal,
+            savepoint: false,
+        };
+        let (answer, ok) = ops::execute(op, &mut tx);
+        let savepoint = tx.savepoint;
+        if !ok {
+            self.journal.roll_back_to(mark);
+        }
+        let end = match (savepoint, ok) {
+            (false, _) => Ok(()),
+            (true, true) => self.exec("RELEASE op"),
+            (true, false) => self
+                .exec("ROLLBACK TO op")
+                .and_then(|()| self.exec("RELEASE op")),
+        };
+        (answer, end.err())
+    }
+
+    fn exec(&self, sql: &'static str) -> Result<(), StoreError> {
+        self.conn.prepare_cached(sql)?.execute([])?;
         Ok(())
     }
 
     /// After a failed commit the database holds the last committed head; so must we.
-    async fn reload_head(&mut self) {
-        match ops::load_head(&mut self.conn).await {
-            Ok(head) => self.head = head,
+    fn reload_head(&mut self) {
+        match ops::load_head(&self.conn) {
+            Ok(head) => self.journal.reset(head),
             Err(e) => {
                 // Without a trustworthy head every later append would break the chain; stop
                 // accepting writes rather than record a log that does not verify.
