@@ -5,7 +5,7 @@
 //! The default implementation is [`SqliteStore`] (an embedded file, one writer thread with group
 //! commit). Backend-neutral rules (which run gate applies, which requests a decision releases,
 //! how events become audit entries, how a submission is prepared) live in `runs`, `columns`,
-//! `audit_log` and `submission`, so a PostgreSQL implementation reuses them and differs only
+//! `audit_log`, `submission` and `writes` (each write's steps, over a few primitives), so a PostgreSQL implementation reuses them and differs only
 //! in SQL.
 //!
 //! Architecture invariant: the store decides nothing about requests. Every change to a request
@@ -21,6 +21,7 @@ mod sqlite;
 mod submission;
 #[cfg(any(test, feature = "test-suite"))]
 pub mod suite;
+mod writes;
 
 use async_trait::async_trait;
 use countersign_audit::{AuditReport, StoredEntry};

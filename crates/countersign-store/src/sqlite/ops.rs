@@ -1,63 +1,74 @@
-//! What each write does, in SQLite's SQL, inside the writer's open transaction. Each function
-//! either succeeds with everything it wrote (the request or run, and the audit entries staged
-//! in the journal) or fails and is undone whole by the writer: a function that may write more
-//! than one statement opens its savepoint before the first.
-//!
-//! These functions decide nothing about requests: closures call the core's state machine, and
-//! the run rules come from `crate::runs`.
+//! SQLite's SQL for the writer: the [`WriteTx`] primitives that `crate::writes` runs inside the
+//! writer's open transaction, the dispatch of each [`Op`] to its write, and writing out the
+//! group's audit entries. The steps of each write are in `crate::writes`, not here.
 
 use super::writer::{Answer, Op, Tx, hold};
-use crate::audit_log::{AuditHead, Subject, at_of};
+use crate::StoreError;
+use crate::audit_log::{AuditHead, Journal};
 use crate::columns::{
     RequestColumns, millis, parse_run_state, request_from_body, run_state_str, signed,
-    to_millisecond,
 };
-use crate::runs::{self, pauses_run};
-use crate::submission::{PreparedSubmission, guarded};
-use crate::{RequestChange, RunChange, StoreError, Submit, Updated};
+use crate::writes::{self, WriteTx};
 use countersign_audit::StoredEntry;
-use countersign_core::run::RunRefusal;
-use countersign_core::{Event, PrincipalId, Refusal, Request, Run, RunGate, RunState, Timestamp};
+use countersign_core::{PrincipalId, Request, Run, RunState, Timestamp};
 use rusqlite::{Connection, OptionalExtension, params};
 
 type Conn = Connection;
 
 /// Runs `op` and holds its answer until the group commits.
 pub(super) fn execute(op: Op, tx: &mut Tx<'_>) -> (Answer, bool) {
+    use futures::executor::block_on;
     match op {
         Op::Submit {
             run,
             now,
             submit,
             reply,
-        } => hold(reply, submit_request(tx, run.as_deref(), now, submit)),
-        Op::Insert { prepared, reply } => hold(reply, insert_prepared(tx, *prepared)),
+        } => hold(
+            reply,
+            block_on(writes::submit_request(tx, run.as_deref(), now, submit)),
+        ),
+        Op::Insert { prepared, reply } => {
+            hold(reply, block_on(writes::insert_prepared(tx, *prepared)))
+        }
         Op::Update {
             id,
             actor,
             now,
             change,
             reply,
-        } => hold(reply, update_request(tx, &id, &actor, now, change)),
+        } => hold(
+            reply,
+            block_on(writes::update_request(tx, &id, &actor, now, change)),
+        ),
         Op::SetRun {
             run,
             target,
             actor,
             now,
             reply,
-        } => hold(reply, set_run_state(tx, run, target, &actor, now)),
+        } => hold(
+            reply,
+            block_on(writes::set_run_state(tx, run, target, &actor, now)),
+        ),
         Op::CreateKey {
             key_hash,
             principal,
             now,
             reply,
-        } => hold(reply, create_key(tx, &key_hash, principal, now)),
+        } => hold(
+            reply,
+            block_on(writes::create_key(tx, &key_hash, principal, now)),
+        ),
         Op::TotpEnroll {
             principal,
             secret,
             now,
             reply,
-        } => hold(reply, totp_enroll(tx, principal, &secret, now)),
+        } => hold(
+            reply,
+            block_on(writes::totp_enroll(tx, principal, &secret, now)),
+        ),
         Op::TotpUseStep {
             principal,
             step,
@@ -70,10 +81,7 @@ pub(super) fn execute(op: Op, tx: &mut Tx<'_>) -> (Answer, bool) {
             now,
             reply,
         } => {
-            let subject = Subject::None {
-                policy: policy.as_deref(),
-            };
-            let seq = tx.journal.append(&at_of(now), &actor, &event, subject);
+            let seq = writes::append_event(tx.journal, &actor, &event, policy.as_deref(), now);
             hold(reply, Ok(seq))
         }
     }
@@ -93,221 +101,7 @@ pub(super) fn load_head(conn: &Conn) -> Result<AuditHead, StoreError> {
     }
 }
 
-fn submit_request(
-    tx: &mut Tx<'_>,
-    run: Option<&str>,
-    now: Timestamp,
-    submit: Submit,
-) -> Result<Request, StoreError> {
-    let gate = match run {
-        None => RunGate::Open,
-        Some(run) => {
-            let (stored, paused_by_request) = run_facts(tx.conn, run)?;
-            runs::gate(stored, paused_by_request)
-        }
-    };
-    insert_prepared(tx, PreparedSubmission::new(run, gate, now, submit)?)
-}
-
-/// Inserts a prepared submission: one statement, so no savepoint is needed.
-fn insert_prepared(tx: &mut Tx<'_>, prepared: PreparedSubmission) -> Result<Request, StoreError> {
-    insert_request(tx.conn, &prepared.row)?;
-    for entry in &prepared.entries {
-        tx.journal.append_prepared(entry);
-    }
-    Ok(prepared.request)
-}
-
-fn update_request(
-    tx: &mut Tx<'_>,
-    id: &str,
-    actor: &str,
-    now: Timestamp,
-    change: RequestChange,
-) -> Result<Result<Updated, Refusal>, StoreError> {
-    let stored = load_request(tx.conn, id)?.ok_or(StoreError::NotFound)?;
-    let mut request = stored.clone();
-    let events = match guarded("the request change", || change(&mut request))? {
-        Ok(events) => events,
-        Err(refusal) => return Ok(Err(refusal)),
-    };
-    if events.is_empty() {
-        return Ok(Ok(Updated {
-            request: stored,
-            also_changed: vec![],
-        }));
-    }
-    if request.id != stored.id {
-        return Err(StoreError::Invalid(format!(
-            "a change turned request {} into request {}",
-            stored.id, request.id
-        )));
-    }
-    tx.savepoint()?;
-    save_request(tx.conn, &request)?;
-    record(tx, &at_of(now), actor, &events, Subject::Request(&request));
-    let mut also_changed = vec![];
-    if pauses_run(&stored)
-        && !pauses_run(&request)
-        && let Some(run) = request.action.run.as_deref()
-    {
-        also_changed = release_held(tx, run, now)?;
-    }
-    Ok(Ok(Updated {
-        request,
-        also_changed,
-    }))
-}
-
-/// Frees the held requests of `run` when it is active and no request pauses it, oldest first,
-/// stopping after one that itself pauses the run. Recorded as `system`'s doing. The caller has
-/// opened the savepoint.
-fn release_held(tx: &mut Tx<'_>, run: &str, now: Timestamp) -> Result<Vec<Request>, StoreError> {
-    let (stored, paused_by_request) = run_facts(tx.conn, run)?;
-    if !runs::may_release(stored) || paused_by_request {
-        return Ok(vec![]);
-    }
-    let held = load_requests(
-        tx.conn,
-        "SELECT body FROM requests WHERE run = ?1 AND state = 'pending' AND held = 1 \
-         ORDER BY created_at, id",
-        run,
-    )?;
-    let at = at_of(now);
-    let mut changed = vec![];
-    for mut request in held {
-        let events = runs::free_held(&mut request, now);
-        if events.is_empty() {
-            continue;
-        }
-        save_request(tx.conn, &request)?;
-        record(tx, &at, "system", &events, Subject::Request(&request));
-        let now_pauses = pauses_run(&request);
-        changed.push(request);
-        if now_pauses {
-            break;
-        }
-    }
-    Ok(changed)
-}
-
-fn set_run_state(
-    tx: &mut Tx<'_>,
-    run: String,
-    target: RunState,
-    actor: &PrincipalId,
-    now: Timestamp,
-) -> Result<Result<RunChange, RunRefusal>, StoreError> {
-    let (stored_state, _) = run_facts(tx.conn, &run)?;
-    let state = match stored_state.unwrap_or_default().transition(target) {
-        Ok(state) => state,
-        Err(refusal) => return Ok(Err(refusal)),
-    };
-    let stored = Run {
-        id: run,
-        state,
-        updated_by: actor.clone(),
-        updated_at: to_millisecond(now),
-    };
-    tx.savepoint()?;
-    tx.conn
-        .prepare_cached(
-            "INSERT INTO runs (id, state, updated_by, updated_at) VALUES (?1, ?2, ?3, ?4) \
-             ON CONFLICT (id) DO UPDATE SET state = excluded.state, \
-             updated_by = excluded.updated_by, updated_at = excluded.updated_at",
-        )?
-        .execute(params![
-            stored.id,
-            run_state_str(state),
-            actor.as_str(),
-            millis(stored.updated_at)
-        ])?;
-    let at = at_of(now);
-    let event = Event::RunChanged {
-        run: stored.id.clone(),
-        state,
-    };
-    let no_subject = Subject::None { policy: None };
-    tx.journal.append(&at, actor.as_str(), &event, no_subject);
-    let changed = match state {
-        RunState::Stopped => stop_pending(tx, &stored.id, actor, now)?,
-        RunState::Active => release_held(tx, &stored.id, now)?,
-        RunState::Paused => vec![],
-    };
-    Ok(Ok(RunChange {
-        run: stored,
-        changed,
-    }))
-}
-
-/// Denies every pending request of a stopped run, recorded as the doing of whoever stopped it.
-fn stop_pending(
-    tx: &mut Tx<'_>,
-    run: &str,
-    actor: &PrincipalId,
-    now: Timestamp,
-) -> Result<Vec<Request>, StoreError> {
-    let pending = load_requests(
-        tx.conn,
-        "SELECT body FROM requests WHERE run = ?1 AND state = 'pending' ORDER BY created_at, id",
-        run,
-    )?;
-    let at = at_of(now);
-    let mut changed = Vec::with_capacity(pending.len());
-    for mut request in pending {
-        let events = request.stop_with_run(now);
-        if events.is_empty() {
-            continue;
-        }
-        save_request(tx.conn, &request)?;
-        record(tx, &at, actor.as_str(), &events, Subject::Request(&request));
-        changed.push(request);
-    }
-    Ok(changed)
-}
-
-fn create_key(
-    tx: &mut Tx<'_>,
-    key_hash: &str,
-    principal: PrincipalId,
-    now: Timestamp,
-) -> Result<(), StoreError> {
-    tx.conn
-        .prepare_cached(
-            "INSERT INTO api_keys (key_hash, principal, created_at) VALUES (?1, ?2, ?3)",
-        )?
-        .execute(params![key_hash, principal.as_str(), millis(now)])
-        .map_err(|e| match is_unique_violation(&e) {
-            true => StoreError::Conflict("an API key with this hash".into()),
-            false => e.into(),
-        })?;
-    let event = Event::KeyCreated { principal };
-    let no_subject = Subject::None { policy: None };
-    tx.journal.append(&at_of(now), "system", &event, no_subject);
-    Ok(())
-}
-
-fn totp_enroll(
-    tx: &mut Tx<'_>,
-    principal: PrincipalId,
-    secret: &[u8],
-    now: Timestamp,
-) -> Result<(), StoreError> {
-    tx.conn
-        .prepare_cached(
-            "INSERT INTO totp (principal, secret, last_step, enrolled_at) \
-             VALUES (?1, ?2, NULL, ?3) \
-             ON CONFLICT (principal) DO UPDATE SET secret = excluded.secret, \
-             last_step = NULL, enrolled_at = excluded.enrolled_at",
-        )?
-        .execute(params![principal.as_str(), secret, millis(now)])?;
-    let actor = principal.to_string();
-    let event = Event::MfaEnrolled { principal };
-    let no_subject = Subject::None { policy: None };
-    tx.journal.append(&at_of(now), &actor, &event, no_subject);
-    Ok(())
-}
-
+/// Answers whether `principal` may use TOTP step `step`, consuming it: one statement.
 fn totp_use_step(tx: &mut Tx<'_>, principal: &PrincipalId, step: u64) -> Result<bool, StoreError> {
     let step = signed(step, "TOTP step")?;
     let used = tx
@@ -331,8 +125,107 @@ fn totp_use_step(tx: &mut Tx<'_>, principal: &PrincipalId, step: u64) -> Result<
     }
 }
 
-/// In one query: the stored state of a run (`None` when nobody ever changed it: it is active),
-/// and whether a request of the run pauses it.
+/// SQLite's primitives are synchronous: these futures never wait, and the writer thread drives
+/// them with `block_on`.
+impl WriteTx for Tx<'_> {
+    fn journal(&mut self) -> &mut Journal {
+        self.journal
+    }
+
+    async fn savepoint(&mut self) -> Result<(), StoreError> {
+        if !self.savepoint {
+            self.conn.prepare_cached("SAVEPOINT op")?.execute([])?;
+            self.savepoint = true;
+        }
+        Ok(())
+    }
+
+    async fn run_facts(&mut self, run: &str) -> Result<(Option<RunState>, bool), StoreError> {
+        run_facts(self.conn, run)
+    }
+
+    async fn load_request(&mut self, id: &str) -> Result<Option<Request>, StoreError> {
+        load_request(self.conn, id)
+    }
+
+    async fn held_requests(&mut self, run: &str) -> Result<Vec<Request>, StoreError> {
+        load_requests(
+            self.conn,
+            "SELECT body FROM requests WHERE run = ?1 AND state = 'pending' AND held = 1 \
+             ORDER BY created_at, id",
+            run,
+        )
+    }
+
+    async fn pending_requests(&mut self, run: &str) -> Result<Vec<Request>, StoreError> {
+        load_requests(
+            self.conn,
+            "SELECT body FROM requests WHERE run = ?1 AND state = 'pending' \
+             ORDER BY created_at, id",
+            run,
+        )
+    }
+
+    async fn insert_request(&mut self, row: &RequestColumns) -> Result<(), StoreError> {
+        insert_request(self.conn, row)
+    }
+
+    async fn save_request(&mut self, request: &Request) -> Result<(), StoreError> {
+        save_request(self.conn, request)
+    }
+
+    async fn upsert_run(&mut self, run: &Run) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO runs (id, state, updated_by, updated_at) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (id) DO UPDATE SET state = excluded.state, \
+                 updated_by = excluded.updated_by, updated_at = excluded.updated_at",
+            )?
+            .execute(params![
+                run.id,
+                run_state_str(run.state),
+                run.updated_by.as_str(),
+                millis(run.updated_at)
+            ])?;
+        Ok(())
+    }
+
+    async fn insert_key(
+        &mut self,
+        key_hash: &str,
+        principal: &PrincipalId,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO api_keys (key_hash, principal, created_at) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![key_hash, principal.as_str(), millis(now)])
+            .map_err(|e| match is_unique_violation(&e) {
+                true => StoreError::Conflict("an API key with this hash".into()),
+                false => e.into(),
+            })?;
+        Ok(())
+    }
+
+    async fn upsert_totp(
+        &mut self,
+        principal: &PrincipalId,
+        secret: &[u8],
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO totp (principal, secret, last_step, enrolled_at) \
+                 VALUES (?1, ?2, NULL, ?3) \
+                 ON CONFLICT (principal) DO UPDATE SET secret = excluded.secret, \
+                 last_step = NULL, enrolled_at = excluded.enrolled_at",
+            )?
+            .execute(params![principal.as_str(), secret, millis(now)])?;
+        Ok(())
+    }
+}
+
 fn run_facts(conn: &Conn, run: &str) -> Result<(Option<RunState>, bool), StoreError> {
     let (state, paused_by_request) = conn
         .prepare_cached(
@@ -408,13 +301,6 @@ fn save_request(conn: &Conn, r: &Request) -> Result<(), StoreError> {
     match updated {
         1 => Ok(()),
         _ => Err(StoreError::NotFound),
-    }
-}
-
-/// Stages one audit entry per event, all at `at`, by `actor`, about `subject`.
-fn record(tx: &mut Tx<'_>, at: &str, actor: &str, events: &[Event], subject: Subject<'_>) {
-    for event in events {
-        tx.journal.append(at, actor, event, subject);
     }
 }
 

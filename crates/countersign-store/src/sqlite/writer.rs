@@ -190,18 +190,8 @@ fn open(path: &Path) -> Result<Connection, StoreError> {
 pub(super) struct Tx<'a> {
     pub conn: &'a Connection,
     pub journal: &'a mut Journal,
-    savepoint: bool,
-}
-
-impl Tx<'_> {
-    /// Opens the op's savepoint, once.
-    pub fn savepoint(&mut self) -> Result<(), StoreError> {
-        if !self.savepoint {
-            self.conn.prepare_cached("SAVEPOINT op")?.execute([])?;
-            self.savepoint = true;
-        }
-        Ok(())
-    }
+    /// True once the op opened its savepoint.
+    pub savepoint: bool,
 }
 
 struct Writer {

@@ -1,0 +1,276 @@
+//! What each write does, backend-neutral: the steps of submitting, changing a request,
+//! pausing, resuming or stopping a run, creating a key, enrolling TOTP, written once against
+//! [`WriteTx`], the handful of primitives a backend provides inside its open transaction.
+//! SQLite's writer thread and PostgreSQL's per-call transactions both run these.
+//!
+//! Each function either succeeds with everything it wrote (rows, and audit entries staged in
+//! the journal) or fails and is undone whole by the caller. A function that may write more
+//! than one statement opens the savepoint first; a single statement is atomic on its own.
+//!
+//! Nothing here decides about requests: closures call the core's state machine, and the run
+//! rules come from `crate::runs`.
+
+use crate::audit_log::{Journal, Subject, at_of};
+use crate::columns::{RequestColumns, to_millisecond};
+use crate::runs::{self, pauses_run};
+use crate::submission::{PreparedSubmission, guarded};
+use crate::{RequestChange, RunChange, StoreError, Submit, Updated};
+use countersign_core::run::RunRefusal;
+use countersign_core::{Event, PrincipalId, Refusal, Request, Run, RunGate, RunState, Timestamp};
+
+/// The primitives a backend offers inside one open write transaction.
+pub(crate) trait WriteTx {
+    /// Where this transaction's audit entries are staged.
+    fn journal(&mut self) -> &mut Journal;
+    /// Makes the rest of this write undoable on its own (once per write).
+    async fn savepoint(&mut self) -> Result<(), StoreError>;
+    /// The stored state of a run (`None`: never changed, so active), and whether a request of
+    /// the run pauses it.
+    async fn run_facts(&mut self, run: &str) -> Result<(Option<RunState>, bool), StoreError>;
+    async fn load_request(&mut self, id: &str) -> Result<Option<Request>, StoreError>;
+    /// Pending, held requests of `run`, oldest first.
+    async fn held_requests(&mut self, run: &str) -> Result<Vec<Request>, StoreError>;
+    /// Pending requests of `run`, oldest first.
+    async fn pending_requests(&mut self, run: &str) -> Result<Vec<Request>, StoreError>;
+    /// [`StoreError::Conflict`] when the id exists.
+    async fn insert_request(&mut self, row: &RequestColumns) -> Result<(), StoreError>;
+    async fn save_request(&mut self, request: &Request) -> Result<(), StoreError>;
+    async fn upsert_run(&mut self, run: &Run) -> Result<(), StoreError>;
+    /// [`StoreError::Conflict`] when the hash exists.
+    async fn insert_key(
+        &mut self,
+        key_hash: &str,
+        principal: &PrincipalId,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
+    async fn upsert_totp(
+        &mut self,
+        principal: &PrincipalId,
+        secret: &[u8],
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
+}
+
+pub(crate) async fn submit_request<T: WriteTx>(
+    tx: &mut T,
+    run: Option<&str>,
+    now: Timestamp,
+    submit: Submit,
+) -> Result<Request, StoreError> {
+    let gate = match run {
+        None => RunGate::Open,
+        Some(run) => {
+            let (stored, paused_by_request) = tx.run_facts(run).await?;
+            runs::gate(stored, paused_by_request)
+        }
+    };
+    insert_prepared(tx, PreparedSubmission::new(run, gate, now, submit)?).await
+}
+
+/// Inserts a prepared submission: one statement, so no savepoint is needed.
+pub(crate) async fn insert_prepared<T: WriteTx>(
+    tx: &mut T,
+    prepared: PreparedSubmission,
+) -> Result<Request, StoreError> {
+    tx.insert_request(&prepared.row).await?;
+    for entry in &prepared.entries {
+        tx.journal().append_prepared(entry);
+    }
+    Ok(prepared.request)
+}
+
+pub(crate) async fn update_request<T: WriteTx>(
+    tx: &mut T,
+    id: &str,
+    actor: &str,
+    now: Timestamp,
+    change: RequestChange,
+) -> Result<Result<Updated, Refusal>, StoreError> {
+    let stored = tx.load_request(id).await?.ok_or(StoreError::NotFound)?;
+    let mut request = stored.clone();
+    let events = match guarded("the request change", || change(&mut request))? {
+        Ok(events) => events,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
+    if events.is_empty() {
+        return Ok(Ok(Updated {
+            request: stored,
+            also_changed: vec![],
+        }));
+    }
+    if request.id != stored.id {
+        return Err(StoreError::Invalid(format!(
+            "a change turned request {} into request {}",
+            stored.id, request.id
+        )));
+    }
+    tx.savepoint().await?;
+    tx.save_request(&request).await?;
+    record(
+        tx.journal(),
+        &at_of(now),
+        actor,
+        &events,
+        Subject::Request(&request),
+    );
+    let mut also_changed = vec![];
+    if pauses_run(&stored)
+        && !pauses_run(&request)
+        && let Some(run) = request.action.run.as_deref()
+    {
+        also_changed = release_held(tx, run, now).await?;
+    }
+    Ok(Ok(Updated {
+        request,
+        also_changed,
+    }))
+}
+
+/// Frees the held requests of `run` when it is active and no request pauses it, oldest first,
+/// stopping after one that itself pauses the run. Recorded as `system`'s doing. The caller has
+/// opened the savepoint.
+pub(crate) async fn release_held<T: WriteTx>(
+    tx: &mut T,
+    run: &str,
+    now: Timestamp,
+) -> Result<Vec<Request>, StoreError> {
+    let (stored, paused_by_request) = tx.run_facts(run).await?;
+    if !runs::may_release(stored) || paused_by_request {
+        return Ok(vec![]);
+    }
+    let held = tx.held_requests(run).await?;
+    let at = at_of(now);
+    let mut changed = vec![];
+    for mut request in held {
+        let events = runs::free_held(&mut request, now);
+        if events.is_empty() {
+            continue;
+        }
+        tx.save_request(&request).await?;
+        record(
+            tx.journal(),
+            &at,
+            "system",
+            &events,
+            Subject::Request(&request),
+        );
+        let now_pauses = pauses_run(&request);
+        changed.push(request);
+        if now_pauses {
+            break;
+        }
+    }
+    Ok(changed)
+}
+
+pub(crate) async fn set_run_state<T: WriteTx>(
+    tx: &mut T,
+    run: String,
+    target: RunState,
+    actor: &PrincipalId,
+    now: Timestamp,
+) -> Result<Result<RunChange, RunRefusal>, StoreError> {
+    let (stored_state, _) = tx.run_facts(&run).await?;
+    let state = match stored_state.unwrap_or_default().transition(target) {
+        Ok(state) => state,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
+    let stored = Run {
+        id: run,
+        state,
+        updated_by: actor.clone(),
+        updated_at: to_millisecond(now),
+    };
+    tx.savepoint().await?;
+    tx.upsert_run(&stored).await?;
+    let at = at_of(now);
+    let event = Event::RunChanged {
+        run: stored.id.clone(),
+        state,
+    };
+    let no_subject = Subject::None { policy: None };
+    tx.journal().append(&at, actor.as_str(), &event, no_subject);
+    let changed = match state {
+        RunState::Stopped => stop_pending(tx, &stored.id, actor, now).await?,
+        RunState::Active => release_held(tx, &stored.id, now).await?,
+        RunState::Paused => vec![],
+    };
+    Ok(Ok(RunChange {
+        run: stored,
+        changed,
+    }))
+}
+
+/// Denies every pending request of a stopped run, recorded as the doing of whoever stopped it.
+pub(crate) async fn stop_pending<T: WriteTx>(
+    tx: &mut T,
+    run: &str,
+    actor: &PrincipalId,
+    now: Timestamp,
+) -> Result<Vec<Request>, StoreError> {
+    let pending = tx.pending_requests(run).await?;
+    let at = at_of(now);
+    let mut changed = Vec::with_capacity(pending.len());
+    for mut request in pending {
+        let events = request.stop_with_run(now);
+        if events.is_empty() {
+            continue;
+        }
+        tx.save_request(&request).await?;
+        record(
+            tx.journal(),
+            &at,
+            actor.as_str(),
+            &events,
+            Subject::Request(&request),
+        );
+        changed.push(request);
+    }
+    Ok(changed)
+}
+
+pub(crate) async fn create_key<T: WriteTx>(
+    tx: &mut T,
+    key_hash: &str,
+    principal: PrincipalId,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    tx.insert_key(key_hash, &principal, now).await?;
+    let event = Event::KeyCreated { principal };
+    let no_subject = Subject::None { policy: None };
+    tx.journal()
+        .append(&at_of(now), "system", &event, no_subject);
+    Ok(())
+}
+
+pub(crate) async fn totp_enroll<T: WriteTx>(
+    tx: &mut T,
+    principal: PrincipalId,
+    secret: &[u8],
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    tx.upsert_totp(&principal, secret, now).await?;
+    let actor = principal.to_string();
+    let event = Event::MfaEnrolled { principal };
+    let no_subject = Subject::None { policy: None };
+    tx.journal().append(&at_of(now), &actor, &event, no_subject);
+    Ok(())
+}
+
+/// Stages one audit entry per event, all at `at`, by `actor`, about `subject`.
+fn record(journal: &mut Journal, at: &str, actor: &str, events: &[Event], subject: Subject<'_>) {
+    for event in events {
+        journal.append(at, actor, event, subject);
+    }
+}
+
+/// Stages an event not tied to a request; returns its seq.
+pub(crate) fn append_event(
+    journal: &mut Journal,
+    actor: &str,
+    event: &Event,
+    policy: Option<&str>,
+    now: Timestamp,
+) -> u64 {
+    journal.append(&at_of(now), actor, event, Subject::None { policy })
+}
