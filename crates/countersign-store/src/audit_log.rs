@@ -6,7 +6,10 @@
 //! [`Journal`] holds the entries sealed inside a transaction until they are written, so a
 //! backend can write a whole group's entries with a few multi-row inserts.
 
-use countersign_audit::{AuditEntry, StoredEntry, UnsequencedEntry, format_at};
+use crate::StoreError;
+use countersign_audit::{
+    AuditEntry, AuditReport, StoredEntry, UnsequencedEntry, Verifier, format_at,
+};
 use countersign_core::{Event, Request};
 
 /// Where the next audit entry goes.
@@ -118,6 +121,11 @@ impl Journal {
         seq
     }
 
+    /// Where the next entry goes, including everything staged.
+    pub fn head(&self) -> AuditHead {
+        self.head
+    }
+
     pub fn mark(&self) -> Mark {
         Mark {
             head: self.head,
@@ -158,12 +166,7 @@ fn hash32(bytes: &[u8]) -> Result<[u8; 32], String> {
 }
 
 /// A stored audit row as an entry, or a sentence saying why it is not one.
-pub(crate) fn entry_from_row(
-    seq: i64,
-    bytes: Vec<u8>,
-    leaf: &[u8],
-    chain: &[u8],
-) -> Result<StoredEntry, (Option<u64>, String)> {
+pub(crate) fn entry_from_row(seq: i64, bytes: Vec<u8>, leaf: &[u8], chain: &[u8]) -> AuditRow {
     let seq = u64::try_from(seq).map_err(|_| (None, format!("a row has seq {seq}")))?;
     let leaf = hash32(leaf).map_err(|e| (Some(seq), format!("stored leaf {e}")))?;
     let chain = hash32(chain).map_err(|e| (Some(seq), format!("stored chain {e}")))?;
@@ -173,4 +176,52 @@ pub(crate) fn entry_from_row(
         leaf,
         chain,
     })
+}
+
+/// One stored audit row: an entry, or the seq (when known) and why it is not one.
+pub(crate) type AuditRow = Result<StoredEntry, (Option<u64>, String)>;
+
+/// How many audit entries a verification reads at a time.
+pub(crate) const VERIFY_PAGE: u32 = 1000;
+
+/// Verifies the whole log, reading it `VERIFY_PAGE` rows at a time with `page(from, limit)`
+/// (rows with seq >= `from`, in order), so memory stays flat however long the log is.
+pub(crate) async fn verify_in_pages<F, Fut>(mut page: F) -> Result<AuditReport, StoreError>
+where
+    F: FnMut(u64, u32) -> Fut,
+    Fut: Future<Output = Result<Vec<AuditRow>, StoreError>>,
+{
+    let mut verifier = Verifier::new();
+    let mut from = 0u64;
+    loop {
+        let rows = page(from, VERIFY_PAGE).await?;
+        let count = rows.len();
+        for row in rows {
+            let go_on = match row {
+                Ok(entry) => {
+                    from = entry.seq + 1;
+                    verifier.push(&entry)
+                }
+                Err((seq, problem)) => verifier.push_unreadable(seq.unwrap_or(from), &problem),
+            };
+            if !go_on {
+                return Ok(verifier.finish());
+            }
+        }
+        if count < VERIFY_PAGE as usize {
+            return Ok(verifier.finish());
+        }
+    }
+}
+
+/// Audit rows as entries, for callers that want entries or an error.
+pub(crate) fn entries_or_corrupt(rows: Vec<AuditRow>) -> Result<Vec<StoredEntry>, StoreError> {
+    rows.into_iter()
+        .map(|row| {
+            row.map_err(|(seq, problem)| match seq {
+                Some(seq) => StoreError::Corrupt(format!("audit entry {seq}: {problem}")),
+                None => StoreError::Corrupt(format!("audit log: {problem}")),
+            })
+        })
+        .collect()
 }

@@ -3,10 +3,10 @@
 //! are written in one transaction, so the log never disagrees with the state it describes.
 //!
 //! The default implementation is [`SqliteStore`] (an embedded file, one writer thread with group
-//! commit). Backend-neutral rules (which run gate applies, which requests a decision releases,
+//! commit); [`PgStore`] keeps the same data in PostgreSQL. Backend-neutral rules (which run gate applies, which requests a decision releases,
 //! how events become audit entries, how a submission is prepared) live in `runs`, `columns`,
-//! `audit_log`, `submission` and `writes` (each write's steps, over a few primitives), so a PostgreSQL implementation reuses them and differs only
-//! in SQL.
+//! `audit_log`, `submission` and `writes` (each write's steps, over a few primitives), so the two implementations differ only in SQL
+//! and in how they serialise writes.
 //!
 //! Architecture invariant: the store decides nothing about requests. Every change to a request
 //! is a closure that calls the core's state machine; the store only runs it inside a
@@ -16,6 +16,7 @@
 mod audit_log;
 mod columns;
 mod error;
+mod postgres;
 mod runs;
 mod sqlite;
 mod submission;
@@ -31,6 +32,7 @@ use countersign_core::{
 
 pub use countersign_core::run::RunRefusal;
 pub use error::StoreError;
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 /// Builds a new request once the store knows its run gate (inside the transaction).

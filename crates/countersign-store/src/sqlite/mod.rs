@@ -11,13 +11,14 @@ mod writer;
 #[cfg(test)]
 mod tests;
 
+use crate::audit_log::{AuditRow, entries_or_corrupt, verify_in_pages};
 use crate::columns::{principal_from_column, request_from_body, run_from_row, unsigned};
 use crate::submission::PreparedSubmission;
 use crate::{
     RequestChange, RequestQuery, RunChange, Store, StoreError, Submit, TotpState, Updated,
 };
 use async_trait::async_trait;
-use countersign_audit::{AuditReport, StoredEntry, Verifier};
+use countersign_audit::{AuditReport, StoredEntry};
 use countersign_core::run::RunRefusal;
 use countersign_core::{Event, PrincipalId, Refusal, Request, Run, RunGate, RunState, Timestamp};
 use sqlx::sqlite::{
@@ -28,9 +29,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use writer::Op;
-
-/// How many audit entries `verify_audit` reads at a time.
-const VERIFY_PAGE: u32 = 1000;
 
 /// Read connections. Two cores serve many readers; SQLite reads are short.
 const READERS: u32 = 4;
@@ -380,49 +378,17 @@ impl Store for SqliteStore {
     }
 
     async fn audit_entries(&self, from: u64, limit: u32) -> Result<Vec<StoredEntry>, StoreError> {
-        let rows = self.audit_rows(from, limit).await?;
-        rows.into_iter()
-            .map(|row| {
-                row.map_err(|(seq, problem)| match seq {
-                    Some(seq) => StoreError::Corrupt(format!("audit entry {seq}: {problem}")),
-                    None => StoreError::Corrupt(format!("audit log: {problem}")),
-                })
-            })
-            .collect()
+        entries_or_corrupt(self.audit_rows(from, limit).await?)
     }
 
     async fn verify_audit(&self) -> Result<AuditReport, StoreError> {
-        let mut verifier = Verifier::new();
-        let mut from = 0u64;
-        loop {
-            let rows = self.audit_rows(from, VERIFY_PAGE).await?;
-            let page = rows.len();
-            for row in rows {
-                let go_on = match row {
-                    Ok(entry) => {
-                        from = entry.seq + 1;
-                        verifier.push(&entry)
-                    }
-                    Err((seq, problem)) => verifier.push_unreadable(seq.unwrap_or(from), &problem),
-                };
-                if !go_on {
-                    return Ok(verifier.finish());
-                }
-            }
-            if page < VERIFY_PAGE as usize {
-                return Ok(verifier.finish());
-            }
-        }
+        verify_in_pages(|from, limit| self.audit_rows(from, limit)).await
     }
 }
 
 impl SqliteStore {
     /// Raw audit rows from `from` on, each as an entry or as why it is not one.
-    async fn audit_rows(
-        &self,
-        from: u64,
-        limit: u32,
-    ) -> Result<Vec<Result<StoredEntry, (Option<u64>, String)>>, StoreError> {
+    async fn audit_rows(&self, from: u64, limit: u32) -> Result<Vec<AuditRow>, StoreError> {
         let from = i64::try_from(from).unwrap_or(i64::MAX);
         let rows = sqlx::query(
             "SELECT seq, bytes, leaf, chain FROM audit WHERE seq >= ?1 ORDER BY seq LIMIT ?2",

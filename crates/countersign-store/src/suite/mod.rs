@@ -36,6 +36,8 @@ pub trait Backend: Send + Sync {
     async fn overwrite_audit_bytes(&self, seq: u64, bytes: Vec<u8>);
     /// Deletes audit entry `seq`, as someone with the file could.
     async fn delete_audit_entry(&self, seq: u64);
+    /// Removes what the backend created, after a check passed.
+    async fn cleanup(&self) {}
 }
 
 /// Expands to one `#[tokio::test]` per suite check. `$backend` is an expression evaluating to
@@ -80,6 +82,7 @@ macro_rules! store_suite {
                     return;
                 };
                 $crate::suite::$check(&backend).await;
+                $crate::suite::Backend::cleanup(&backend).await;
             }
         )*
     };

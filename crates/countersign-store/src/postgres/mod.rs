@@ -1,0 +1,288 @@
+//! The PostgreSQL store, for deployments that already run PostgreSQL or run several gateway
+//! replicas. Each write is its own transaction that first locks the audit head row (see `tx`),
+//! runs the same steps as SQLite's writer (`crate::writes`), and commits; PostgreSQL's own
+//! group commit makes concurrent commits share a flush. PostgreSQL-only SQL stays in this
+//! module.
+
+mod tx;
+
+#[cfg(test)]
+mod tests;
+
+use crate::audit_log::{AuditRow, entries_or_corrupt, entry_from_row, verify_in_pages};
+use crate::columns::{millis, principal_from_column, request_from_body, run_from_row, unsigned};
+use crate::submission::PreparedSubmission;
+use crate::writes::WriteTx as _;
+use crate::{
+    RequestChange, RequestQuery, RunChange, RunRefusal, Store, StoreError, Submit, TotpState,
+    Updated, writes,
+};
+use async_trait::async_trait;
+use countersign_audit::{AuditReport, StoredEntry};
+use countersign_core::{Event, PrincipalId, Refusal, Request, Run, RunGate, RunState, Timestamp};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{Postgres, QueryBuilder, Row};
+use tx::PgTx;
+
+/// The schema migrations, embedded at compile time.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// A Countersign database in PostgreSQL.
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    /// Connects to `url` (`postgres://user@host/db`) and applies the migrations.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let options: PgConnectOptions = url
+            .parse()
+            .map_err(|e| StoreError::NoDatabase(format!("not a PostgreSQL URL ({e})")))?;
+        Self::connect_with(options).await
+    }
+
+    /// Connects with explicit options and applies the migrations.
+    pub async fn connect_with(options: PgConnectOptions) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .connect_with(options)
+            .await?;
+        MIGRATOR.run(&pool).await?;
+        Ok(PgStore { pool })
+    }
+
+    /// Closes every connection.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn audit_rows(&self, from: u64, limit: u32) -> Result<Vec<AuditRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, bytes, leaf, chain FROM audit WHERE seq >= $1 ORDER BY seq LIMIT $2",
+        )
+        .bind(i64::try_from(from).unwrap_or(i64::MAX))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(entry_from_row(
+                    row.try_get(0)?,
+                    row.try_get(1)?,
+                    row.try_get(2)?,
+                    row.try_get(3)?,
+                ))
+            })
+            .collect()
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn submit(
+        &self,
+        run: Option<&str>,
+        now: Timestamp,
+        submit: Submit,
+    ) -> Result<Request, StoreError> {
+        if run.is_none() {
+            // No run, so the gate is open: prepare before taking the audit head lock.
+            let prepared = PreparedSubmission::new(None, RunGate::Open, now, submit)?;
+            let mut tx = PgTx::begin(&self.pool).await?;
+            let result = writes::insert_prepared(&mut tx, prepared).await;
+            return tx.finish(result).await;
+        }
+        let mut tx = PgTx::begin(&self.pool).await?;
+        let result = writes::submit_request(&mut tx, run, now, submit).await;
+        tx.finish(result).await
+    }
+
+    async fn update_request(
+        &self,
+        id: &str,
+        actor: &str,
+        now: Timestamp,
+        change: RequestChange,
+    ) -> Result<Result<Updated, Refusal>, StoreError> {
+        let mut tx = PgTx::begin(&self.pool).await?;
+        let result = writes::update_request(&mut tx, id, actor, now, change).await;
+        tx.finish(result).await
+    }
+
+    async fn get_request(&self, id: &str) -> Result<Option<Request>, StoreError> {
+        let body: Option<String> = sqlx::query_scalar("SELECT body FROM requests WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        body.as_deref().map(request_from_body).transpose()
+    }
+
+    async fn list_requests(&self, q: &RequestQuery) -> Result<Vec<Request>, StoreError> {
+        let mut sql = QueryBuilder::<Postgres>::new("SELECT body FROM requests WHERE TRUE");
+        if let Some(state) = q.state {
+            sql.push(" AND state = ").push_bind(state.as_str());
+        }
+        if let Some(run) = &q.run {
+            sql.push(" AND run = ").push_bind(run.clone());
+        }
+        if let Some(requester) = &q.requester {
+            sql.push(" AND requester = ").push_bind(requester.clone());
+        }
+        if let Some(before) = &q.before {
+            let created: i64 = sqlx::query_scalar("SELECT created_at FROM requests WHERE id = $1")
+                .bind(before)
+                .fetch_optional(&self.pool)
+                .await?
+                .ok_or(StoreError::NotFound)?;
+            sql.push(" AND (created_at, id) < (")
+                .push_bind(created)
+                .push(", ")
+                .push_bind(before.clone())
+                .push(")");
+        }
+        sql.push(" ORDER BY created_at DESC, id DESC LIMIT ")
+            .push_bind(i64::from(q.page_size()));
+        let rows = sql.build().fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|row| request_from_body(row.try_get::<&str, _>(0)?))
+            .collect()
+    }
+
+    async fn due_requests(&self, now: Timestamp, limit: u32) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM requests WHERE state = 'pending' AND expires_at <= $1 \
+             ORDER BY expires_at, id LIMIT $2",
+        )
+        .bind(millis(now))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn set_run_state(
+        &self,
+        run: &str,
+        target: RunState,
+        actor: &PrincipalId,
+        now: Timestamp,
+    ) -> Result<Result<RunChange, RunRefusal>, StoreError> {
+        let mut tx = PgTx::begin(&self.pool).await?;
+        let result = writes::set_run_state(&mut tx, run.to_owned(), target, actor, now).await;
+        tx.finish(result).await
+    }
+
+    async fn get_run(&self, run: &str) -> Result<Option<Run>, StoreError> {
+        let row = sqlx::query("SELECT id, state, updated_by, updated_at FROM runs WHERE id = $1")
+            .bind(run)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| {
+            run_from_row(
+                row.try_get(0)?,
+                row.try_get(1)?,
+                row.try_get(2)?,
+                row.try_get(3)?,
+            )
+        })
+        .transpose()
+    }
+
+    async fn create_key(
+        &self,
+        key_hash: &str,
+        principal: &PrincipalId,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let mut tx = PgTx::begin(&self.pool).await?;
+        let result = writes::create_key(&mut tx, key_hash, principal.clone(), now).await;
+        tx.finish(result).await
+    }
+
+    async fn principal_for_key(&self, key_hash: &str) -> Result<Option<PrincipalId>, StoreError> {
+        let principal: Option<String> =
+            sqlx::query_scalar("SELECT principal FROM api_keys WHERE key_hash = $1")
+                .bind(key_hash)
+                .fetch_optional(&self.pool)
+                .await?;
+        principal.map(principal_from_column).transpose()
+    }
+
+    async fn count_keys(&self) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM api_keys")
+            .fetch_one(&self.pool)
+            .await?;
+        unsigned(n, "the number of keys")
+    }
+
+    async fn totp_get(&self, principal: &PrincipalId) -> Result<Option<TotpState>, StoreError> {
+        let row = sqlx::query("SELECT secret, last_step FROM totp WHERE principal = $1")
+            .bind(principal.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| {
+            let last_step: Option<i64> = row.try_get(1)?;
+            Ok(TotpState {
+                secret: row.try_get(0)?,
+                last_step: last_step.map(|s| unsigned(s, "a TOTP step")).transpose()?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn totp_enroll(
+        &self,
+        principal: &PrincipalId,
+        secret: &[u8],
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let mut tx = PgTx::begin(&self.pool).await?;
+        let result = writes::totp_enroll(&mut tx, principal.clone(), secret, now).await;
+        tx.finish(result).await
+    }
+
+    async fn totp_use_step(&self, principal: &PrincipalId, step: u64) -> Result<bool, StoreError> {
+        // One statement, atomic on its own; it records nothing, so it needs no head lock.
+        let step = crate::columns::signed(step, "TOTP step")?;
+        let used = sqlx::query(
+            "UPDATE totp SET last_step = $2 WHERE principal = $1 \
+             AND (last_step IS NULL OR last_step < $2)",
+        )
+        .bind(principal.as_str())
+        .bind(step)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if used == 1 {
+            return Ok(true);
+        }
+        let enrolled: Option<i32> = sqlx::query_scalar("SELECT 1 FROM totp WHERE principal = $1")
+            .bind(principal.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        match enrolled {
+            Some(_) => Ok(false),
+            None => Err(StoreError::NotFound),
+        }
+    }
+
+    async fn append_event(
+        &self,
+        actor: &str,
+        event: Event,
+        policy: Option<&str>,
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let mut tx = PgTx::begin(&self.pool).await?;
+        let seq = writes::append_event(tx.journal(), actor, &event, policy, now);
+        tx.finish(Ok(seq)).await
+    }
+
+    async fn audit_entries(&self, from: u64, limit: u32) -> Result<Vec<StoredEntry>, StoreError> {
+        entries_or_corrupt(self.audit_rows(from, limit).await?)
+    }
+
+    async fn verify_audit(&self) -> Result<AuditReport, StoreError> {
+        verify_in_pages(|from, limit| self.audit_rows(from, limit)).await
+    }
+}

@@ -1,0 +1,247 @@
+//! One PostgreSQL write transaction: it locks the audit head row first (so appends from every
+//! connection and replica are serialised and numbered without gaps), offers the [`WriteTx`]
+//! primitives to `crate::writes`, and on success writes the staged audit entries and the new
+//! head before committing. A failed write is rolled back whole: each write has its own
+//! transaction here, so no savepoint is needed.
+
+use crate::StoreError;
+use crate::audit_log::{AuditHead, Journal};
+use crate::columns::{RequestColumns, millis, parse_run_state, request_from_body, run_state_str};
+use crate::writes::WriteTx;
+use countersign_core::{PrincipalId, Request, Run, RunState, Timestamp};
+use sqlx::{PgPool, Postgres, Row, Transaction};
+
+pub(super) struct PgTx {
+    tx: Transaction<'static, Postgres>,
+    journal: Journal,
+}
+
+impl PgTx {
+    /// Begins a write and takes the audit head lock.
+    pub async fn begin(pool: &PgPool) -> Result<Self, StoreError> {
+        let mut tx = pool.begin().await?;
+        let row = sqlx::query("SELECT next_seq, chain FROM audit_head WHERE id = 1 FOR UPDATE")
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("the audit head row is missing".into()))?;
+        let next_seq: i64 = row.try_get(0)?;
+        let chain: Vec<u8> = row.try_get(1)?;
+        let head = AuditHead {
+            next_seq: crate::columns::unsigned(next_seq, "the next audit seq")?,
+            prev: <[u8; 32]>::try_from(chain.as_slice()).map_err(|_| {
+                StoreError::Corrupt(format!("the audit head chain is {} bytes", chain.len()))
+            })?,
+        };
+        Ok(PgTx {
+            tx,
+            journal: Journal::new(head),
+        })
+    }
+
+    /// Commits `result`'s writes (with their audit entries and the new head), or rolls back
+    /// when it is an error. Returns `result`, or the commit's error.
+    pub async fn finish<R>(mut self, result: Result<R, StoreError>) -> Result<R, StoreError> {
+        let value = match result {
+            Ok(value) => value,
+            Err(e) => {
+                self.tx.rollback().await?;
+                return Err(e);
+            }
+        };
+        let staged = self.journal.staged();
+        if staged.is_empty() {
+            // Nothing was recorded, so nothing changed: release the lock cheaply.
+            self.tx.rollback().await?;
+            return Ok(value);
+        }
+        let seqs = staged
+            .iter()
+            .map(|e| crate::columns::signed(e.seq, "audit seq"))
+            .collect::<Result<Vec<i64>, _>>()?;
+        let bytes: Vec<&[u8]> = staged.iter().map(|e| e.bytes.as_slice()).collect();
+        let leaves: Vec<&[u8]> = staged.iter().map(|e| e.leaf.as_slice()).collect();
+        let chains: Vec<&[u8]> = staged.iter().map(|e| e.chain.as_slice()).collect();
+        sqlx::query(
+            "INSERT INTO audit (seq, bytes, leaf, chain) \
+             SELECT * FROM UNNEST($1::int8[], $2::bytea[], $3::bytea[], $4::bytea[])",
+        )
+        .bind(seqs)
+        .bind(bytes)
+        .bind(leaves)
+        .bind(chains)
+        .execute(&mut *self.tx)
+        .await?;
+        let head = self.journal.head();
+        sqlx::query("UPDATE audit_head SET next_seq = $1, chain = $2 WHERE id = 1")
+            .bind(crate::columns::signed(head.next_seq, "the next audit seq")?)
+            .bind(head.prev.as_slice())
+            .execute(&mut *self.tx)
+            .await?;
+        self.tx.commit().await?;
+        Ok(value)
+    }
+
+    async fn bodies(&mut self, sql: &'static str, run: &str) -> Result<Vec<Request>, StoreError> {
+        let bodies: Vec<String> = sqlx::query_scalar(sql)
+            .bind(run)
+            .fetch_all(&mut *self.tx)
+            .await?;
+        bodies.iter().map(|b| request_from_body(b)).collect()
+    }
+}
+
+fn unique_violation(e: sqlx::Error, what: impl FnOnce() -> String) -> StoreError {
+    match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(what()),
+        _ => e.into(),
+    }
+}
+
+impl WriteTx for PgTx {
+    fn journal(&mut self) -> &mut Journal {
+        &mut self.journal
+    }
+
+    async fn savepoint(&mut self) -> Result<(), StoreError> {
+        // The whole transaction is this one write.
+        Ok(())
+    }
+
+    async fn run_facts(&mut self, run: &str) -> Result<(Option<RunState>, bool), StoreError> {
+        let row = sqlx::query(
+            "SELECT (SELECT state FROM runs WHERE id = $1), \
+             EXISTS (SELECT 1 FROM requests WHERE run = $1 AND pauses_run)",
+        )
+        .bind(run)
+        .fetch_one(&mut *self.tx)
+        .await?;
+        let state: Option<String> = row.try_get(0)?;
+        Ok((
+            state.as_deref().map(parse_run_state).transpose()?,
+            row.try_get(1)?,
+        ))
+    }
+
+    async fn load_request(&mut self, id: &str) -> Result<Option<Request>, StoreError> {
+        let body: Option<String> =
+            sqlx::query_scalar("SELECT body FROM requests WHERE id = $1 FOR UPDATE")
+                .bind(id)
+                .fetch_optional(&mut *self.tx)
+                .await?;
+        body.as_deref().map(request_from_body).transpose()
+    }
+
+    async fn held_requests(&mut self, run: &str) -> Result<Vec<Request>, StoreError> {
+        self.bodies(
+            "SELECT body FROM requests WHERE run = $1 AND state = 'pending' AND held \
+             ORDER BY created_at, id",
+            run,
+        )
+        .await
+    }
+
+    async fn pending_requests(&mut self, run: &str) -> Result<Vec<Request>, StoreError> {
+        self.bodies(
+            "SELECT body FROM requests WHERE run = $1 AND state = 'pending' \
+             ORDER BY created_at, id",
+            run,
+        )
+        .await
+    }
+
+    async fn insert_request(&mut self, c: &RequestColumns) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO requests \
+             (id, state, run, requester, created_at, expires_at, held, pauses_run, body) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(c.id.as_str())
+        .bind(c.state)
+        .bind(c.run.as_deref())
+        .bind(c.requester.as_str())
+        .bind(c.created_at)
+        .bind(c.expires_at)
+        .bind(c.held)
+        .bind(c.pauses_run)
+        .bind(c.body.as_str())
+        .execute(&mut *self.tx)
+        .await
+        .map_err(|e| unique_violation(e, || format!("request {}", c.id)))?;
+        Ok(())
+    }
+
+    async fn save_request(&mut self, r: &Request) -> Result<(), StoreError> {
+        let c = RequestColumns::of(r)?;
+        let updated = sqlx::query(
+            "UPDATE requests SET state = $2, run = $3, requester = $4, created_at = $5, \
+             expires_at = $6, held = $7, pauses_run = $8, body = $9 WHERE id = $1",
+        )
+        .bind(c.id.as_str())
+        .bind(c.state)
+        .bind(c.run.as_deref())
+        .bind(c.requester.as_str())
+        .bind(c.created_at)
+        .bind(c.expires_at)
+        .bind(c.held)
+        .bind(c.pauses_run)
+        .bind(c.body.as_str())
+        .execute(&mut *self.tx)
+        .await?
+        .rows_affected();
+        match updated {
+            1 => Ok(()),
+            _ => Err(StoreError::NotFound),
+        }
+    }
+
+    async fn upsert_run(&mut self, run: &Run) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO runs (id, state, updated_by, updated_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (id) DO UPDATE SET state = excluded.state, \
+             updated_by = excluded.updated_by, updated_at = excluded.updated_at",
+        )
+        .bind(run.id.as_str())
+        .bind(run_state_str(run.state))
+        .bind(run.updated_by.as_str())
+        .bind(millis(run.updated_at))
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn insert_key(
+        &mut self,
+        key_hash: &str,
+        principal: &PrincipalId,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO api_keys (key_hash, principal, created_at) VALUES ($1, $2, $3)")
+            .bind(key_hash)
+            .bind(principal.as_str())
+            .bind(millis(now))
+            .execute(&mut *self.tx)
+            .await
+            .map_err(|e| unique_violation(e, || "an API key with this hash".into()))?;
+        Ok(())
+    }
+
+    async fn upsert_totp(
+        &mut self,
+        principal: &PrincipalId,
+        secret: &[u8],
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO totp (principal, secret, last_step, enrolled_at) \
+             VALUES ($1, $2, NULL, $3) \
+             ON CONFLICT (principal) DO UPDATE SET secret = excluded.secret, \
+             last_step = NULL, enrolled_at = excluded.enrolled_at",
+        )
+        .bind(principal.as_str())
+        .bind(secret)
+        .bind(millis(now))
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+}
