@@ -2,11 +2,12 @@
 //! audit log, behind the [`Store`] trait. Every state change and the audit entries that record it
 //! are written in one transaction, so the log never disagrees with the state it describes.
 //!
-//! The default implementation is [`SqliteStore`] (an embedded file, one writer thread with group
-//! commit); [`PgStore`] keeps the same data in PostgreSQL. Backend-neutral rules (which run gate applies, which requests a decision releases,
-//! how events become audit entries, how a submission is prepared) live in `runs`, `columns`,
-//! `audit_log`, `submission` and `writes` (each write's steps, over a few primitives), so the two implementations differ only in SQL
-//! and in how they serialise writes.
+//! The default implementation is [`SqliteStore`] (an embedded file, one writer thread with
+//! group commit); [`PgStore`] keeps the same data in PostgreSQL. Backend-neutral rules (which
+//! run gate applies, which requests a decision releases, how events become audit entries, how a
+//! submission is prepared, the steps of each write) live in `runs`, `columns`, `audit_log`,
+//! `submission` and `writes`, so the two implementations differ only in SQL and in how they
+//! serialise writes.
 //!
 //! Architecture invariant: the store decides nothing about requests. Every change to a request
 //! is a closure that calls the core's state machine; the store only runs it inside a

@@ -173,3 +173,45 @@ async fn read_only_opening_of_another_database_says_so() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn the_writer_connection_is_durable() {
+    // "Acknowledged" means fsync'd: the writer commits with synchronous=FULL in WAL mode.
+    let b = SqliteBackend::new();
+    let store = SqliteStore::open(&b.path).await.unwrap();
+    let conn = super::writer::open(&b.path).unwrap();
+    let synchronous: i64 = conn
+        .query_row("PRAGMA synchronous", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(synchronous, 2, "FULL");
+    let foreign_keys: i64 = conn
+        .query_row("PRAGMA foreign_keys", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(foreign_keys, 1);
+    drop(conn);
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_writes_than_one_group_holds_all_land_in_order() {
+    let b = SqliteBackend::new();
+    let store = b.open().await;
+    let tasks: Vec<_> = (0..700)
+        .map(|i| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                let id = format!("req_{i:04}");
+                let run = (i % 3 == 0).then(|| format!("run-{}", i % 7));
+                let action = suite::action(run.as_deref());
+                let submit = suite::submission(&id, action, suite::allow(), suite::at(i));
+                store.submit(run.as_deref(), suite::at(i), submit).await
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    let report = store.verify_audit().await.unwrap();
+    assert!(report.is_intact(), "{:?}", report.first_bad);
+    assert_eq!(report.entries, 1400);
+}

@@ -164,7 +164,7 @@ pub(super) async fn spawn(
 
 /// The writer's connection: WAL, and `synchronous=FULL` so a commit is fsync'd before any op
 /// of its group is answered.
-fn open(path: &Path) -> Result<Connection, StoreError> {
+pub(super) fn open(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
