@@ -208,3 +208,60 @@ pub async fn stopped_run_denies_pending_and_new_requests(b: &dyn Backend) {
     let run = store.get_run("run-1").await.unwrap().unwrap();
     assert_eq!(run.state, RunState::Stopped);
 }
+
+/// Many submissions at once across many runs (a store may prepare them side by side): each
+/// still meets its own run's gate.
+pub async fn concurrent_submissions_meet_their_runs_gates(b: &dyn Backend) {
+    let store = b.open().await;
+    let alice = principal_id("user:alice@example.com");
+    for r in 0..60 {
+        let run = format!("run-{r}");
+        match r % 3 {
+            0 => drop(
+                store
+                    .set_run_state(&run, RunState::Paused, &alice, at(0))
+                    .await
+                    .unwrap()
+                    .unwrap(),
+            ),
+            1 => drop(
+                submit(
+                    &*store,
+                    &format!("req_p{r}"),
+                    Some(&run),
+                    review(1, true),
+                    at(0),
+                )
+                .await,
+            ),
+            _ => {}
+        }
+    }
+    let tasks: Vec<_> = (0..120)
+        .map(|i| {
+            let store = std::sync::Arc::clone(&store);
+            tokio::spawn(async move {
+                let run = format!("run-{}", i % 60);
+                let id = format!("req_{i}");
+                let now = at(1);
+                let action = super::action(Some(&run));
+                let submission = super::submission(&id, action, allow(), now);
+                (
+                    i % 60,
+                    store.submit(Some(&run), now, submission).await.unwrap(),
+                )
+            })
+        })
+        .collect();
+    for task in tasks {
+        let (r, request) = task.await.unwrap();
+        match r % 3 {
+            2 => assert_eq!(request.state, State::Approved, "run-{r} is free"),
+            _ => assert!(
+                request.state == State::Pending && request.held,
+                "run-{r} is paused: {request:?}"
+            ),
+        }
+    }
+    audit_count(&*store).await;
+}

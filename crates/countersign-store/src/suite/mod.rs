@@ -65,6 +65,7 @@ macro_rules! store_suite {
             a_held_request_past_its_deadline_expires_instead_of_being_released,
             a_run_paused_by_a_person_stays_paused_when_the_pausing_request_is_decided,
             stopped_run_denies_pending_and_new_requests,
+            concurrent_submissions_meet_their_runs_gates,
             pending_request_survives_restart,
             audit_chain_verifies_and_pages,
             edited_audit_row_is_detected,
