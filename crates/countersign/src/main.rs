@@ -1,1 +1,43 @@
-fn main() {}
+//! `countersign`: the gateway (`serve`) and its command line for agents, scripts and people.
+//! Each verb lives in `commands`; this file parses, dispatches and turns the outcome into an
+//! exit code.
+#![forbid(unsafe_code)]
+
+mod cli;
+mod client;
+mod commands;
+mod outcome;
+mod render;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { outcome::USAGE } else { outcome::OK });
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("countersign: cannot start the async runtime: {e}");
+            return ExitCode::from(outcome::FAILURE);
+        }
+    };
+    let json = cli.global.json;
+    match runtime.block_on(commands::run(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(f) => {
+            if json {
+                let body = serde_json::json!({"error": {"code": f.code.as_deref().unwrap_or("cli_error"), "message": f.message}});
+                eprintln!("{body}");
+            } else {
+                eprintln!("countersign: {}", f.message);
+            }
+            ExitCode::from(f.exit)
+        }
+    }
+}

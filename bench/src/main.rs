@@ -1,0 +1,56 @@
+//! `loadgen`: the HTTP benchmarks of BENCHMARKS.md. It starts the real `countersign serve`
+//! (release build) as a separate process on loopback with a benchmark policy, drives it with
+//! raw HTTP/1.1 keep-alive connections (hyper, one connection per client), and prints figures.
+//! Every loop is bounded in count and time, and only 127.0.0.1 is ever contacted.
+
+mod http;
+mod scenarios;
+mod server;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+struct Cli {
+    /// The countersign binary to benchmark.
+    #[arg(long, default_value = "target/release/countersign", global = true)]
+    bin: String,
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Subcommand)]
+enum Scenario {
+    /// Auto-allowed actions with durable audit vs a bare axum endpoint, same client load.
+    Actions {
+        #[arg(long, default_value_t = 64)]
+        clients: usize,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
+    /// Vote accepted → waiting long-poll returns.
+    Wake {
+        #[arg(long, default_value_t = 500)]
+        requests: usize,
+    },
+    /// Many agents waiting at once: server memory.
+    Waiters {
+        #[arg(long, default_value_t = 10_000)]
+        count: usize,
+    },
+    /// (internal) a bare axum server that returns the request body, for comparison.
+    BareServer,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let _ = rlimit::increase_nofile_limit(65_536);
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async move {
+        match cli.scenario {
+            Scenario::Actions { clients, seconds } => scenarios::actions(&cli.bin, clients, seconds).await,
+            Scenario::Wake { requests } => scenarios::wake(&cli.bin, requests).await,
+            Scenario::Waiters { count } => scenarios::waiters(&cli.bin, count).await,
+            Scenario::BareServer => server::bare().await,
+        }
+    })
+}

@@ -1,0 +1,130 @@
+//! Starting the servers under test: `countersign serve` with a benchmark configuration, and a
+//! bare axum endpoint for comparison. Both are separate processes, found through stdout.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const POLICY: &str = r#"
+version: 1
+default: deny
+rules:
+  - name: bench-allow
+    match: {kind: "bench.allow"}
+    effect: allow
+  - name: bench-review
+    match: {kind: "bench.review"}
+    effect: review
+    review:
+      approvers: [{group: sre, count: 1}]
+      timeout: 1h
+"#;
+
+pub struct Server {
+    pub child: Child,
+    pub addr: String,
+    pub keys: std::collections::HashMap<String, String>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    /// Resident set size and its peak, in KiB, from /proc.
+    pub fn rss_kib(&self) -> (u64, u64) {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        (field("VmRSS:"), field("VmHWM:"))
+    }
+}
+
+fn read_startup(child: &mut Child, keys_expected: usize) -> anyhow::Result<(String, std::collections::HashMap<String, String>)> {
+    let stdout = child.stdout.take().ok_or_else(|| anyhow::anyhow!("no stdout"))?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut addr = None;
+    let mut keys = std::collections::HashMap::new();
+    while addr.is_none() || keys.len() < keys_expected {
+        let line = rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))?;
+        if let Some(u) = line.strip_prefix("Countersign gateway listening on http://") {
+            addr = Some(u.trim().to_string());
+        }
+        if let Some(u) = line.strip_prefix("bare server listening on ") {
+            addr = Some(u.trim().to_string());
+        }
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if let [who, key] = words[..]
+            && key.starts_with("cs_")
+        {
+            keys.insert(who.to_string(), key.to_string());
+        }
+    }
+    Ok((addr.unwrap_or_default(), keys))
+}
+
+pub fn countersign(bin: &str) -> anyhow::Result<Server> {
+    let dir = tempfile::tempdir()?;
+    std::fs::write(dir.path().join("policy.yaml"), POLICY)?;
+    std::fs::write(
+        dir.path().join("countersign.yaml"),
+        "listen: 127.0.0.1:0\ndatabase: countersign.db\npolicy: policy.yaml\nprincipals:\n  - {id: agent:bench, owner: user:owner@example.com}\n  - {id: user:owner@example.com}\n  - {id: user:approver@example.com, groups: [sre]}\n",
+    )?;
+    let mut child = Command::new(bin)
+        .args(["serve", "--config"])
+        .arg(dir.path().join("countersign.yaml"))
+        .env("COUNTERSIGN_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()?;
+    let (addr, keys) = read_startup(&mut child, 3)?;
+    Ok(Server {
+        child,
+        addr,
+        keys,
+        _dir: Some(dir),
+    })
+}
+
+pub fn bare(bin_self: &str) -> anyhow::Result<Server> {
+    let mut child = Command::new(bin_self)
+        .arg("bare-server")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()?;
+    let (addr, keys) = read_startup(&mut child, 0)?;
+    Ok(Server {
+        child,
+        addr,
+        keys,
+        _dir: None,
+    })
+}
+
+/// The comparison endpoint: axum, POST returns the body it was given.
+pub async fn bare() -> anyhow::Result<()> {
+    let app = axum::Router::new().route("/echo", axum::routing::post(|body: bytes::Bytes| async move { body }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    println!("bare server listening on {}", listener.local_addr()?);
+    axum::serve(listener, app).await?;
+    Ok(())
+}

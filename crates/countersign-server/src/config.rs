@@ -1,0 +1,250 @@
+//! The one typed configuration: loaded from a YAML file, overridden by `COUNTERSIGN_*`
+//! environment variables, validated at start with errors that name the file, the line and the
+//! fix. With no file at all, the gateway runs on `countersign.db` in the current directory with
+//! the built-in sample policy and sample principals.
+
+use countersign_core::{Principal, PrincipalId};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8750";
+pub const DEFAULT_DATABASE: &str = "countersign.db";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Base URL people use to reach this gateway (links in messages). Defaults to `http://{listen}`.
+    #[serde(default)]
+    pub public_url: Option<String>,
+    /// A file path means SQLite.
+    #[serde(default = "default_database")]
+    pub database: String,
+    /// Policy file; reloaded on change or SIGHUP. Absent: the built-in sample policy.
+    #[serde(default)]
+    pub policy: Option<PathBuf>,
+    #[serde(default)]
+    pub principals: Vec<PrincipalConfig>,
+    /// Largest request body accepted, in bytes.
+    #[serde(default = "default_body_limit")]
+    pub max_body_bytes: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrincipalConfig {
+    pub id: String,
+    #[serde(default)]
+    pub owner: Option<String>,
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+fn default_listen() -> String {
+    DEFAULT_LISTEN.into()
+}
+
+fn default_database() -> String {
+    DEFAULT_DATABASE.into()
+}
+
+fn default_body_limit() -> usize {
+    256 * 1024
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("{path}: {message}")]
+    Invalid { path: String, message: String },
+}
+
+/// The sample principals used when no config file is given.
+pub const SAMPLE_CONFIG: &str = "\
+listen: 127.0.0.1:8750
+database: countersign.db
+principals:
+  - id: agent:deploy-bot
+    owner: user:alice@example.com
+    groups: [deployers]
+  - id: user:alice@example.com
+    groups: [sre]
+  - id: user:bob@example.com
+    groups: [sre]
+  - id: user:carol@example.com
+    groups: [security]
+";
+
+impl Config {
+    /// Loads `path`, or the sample configuration when `path` is `None`, then applies the
+    /// environment overrides and validates.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let (text, name) = match path {
+            Some(p) => (
+                std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.to_path_buf(),
+                    source,
+                })?,
+                p.display().to_string(),
+            ),
+            None => (SAMPLE_CONFIG.to_string(), "<built-in sample config>".to_string()),
+        };
+        let mut config = Self::parse(&text, &name)?;
+        if let Some(p) = path {
+            // A relative policy or database path is relative to the config file's folder.
+            let base = p.parent().unwrap_or(Path::new("."));
+            if let Some(policy) = &config.policy
+                && policy.is_relative()
+            {
+                config.policy = Some(base.join(policy));
+            }
+            if !config.database.contains("://") && Path::new(&config.database).is_relative() {
+                config.database = base.join(&config.database).display().to_string();
+            }
+        }
+        config.apply_env(|k| std::env::var(k).ok());
+        config.validate(&name)?;
+        Ok(config)
+    }
+
+    pub fn parse(text: &str, name: &str) -> Result<Config, ConfigError> {
+        yaml_serde::from_str(text).map_err(|e| ConfigError::Parse {
+            path: name.to_string(),
+            message: match e.location() {
+                Some(loc) => format!("line {}: {e}", loc.line()),
+                None => e.to_string(),
+            },
+        })
+    }
+
+    /// `COUNTERSIGN_LISTEN`, `COUNTERSIGN_PUBLIC_URL`, `COUNTERSIGN_DATABASE`,
+    /// `COUNTERSIGN_POLICY` override the file.
+    pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) {
+        if let Some(v) = var("COUNTERSIGN_LISTEN") {
+            self.listen = v;
+        }
+        if let Some(v) = var("COUNTERSIGN_PUBLIC_URL") {
+            self.public_url = Some(v);
+        }
+        if let Some(v) = var("COUNTERSIGN_DATABASE") {
+            self.database = v;
+        }
+        if let Some(v) = var("COUNTERSIGN_POLICY") {
+            self.policy = Some(PathBuf::from(v));
+        }
+    }
+
+    pub fn validate(&self, name: &str) -> Result<(), ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            path: name.to_string(),
+            message,
+        };
+        self.listen.parse::<SocketAddr>().map_err(|_| {
+            invalid(format!(
+                "`listen: {}` is not an address like 127.0.0.1:8750",
+                self.listen
+            ))
+        })?;
+        if self.database.starts_with("postgres://") || self.database.starts_with("postgresql://") {
+            return Err(invalid(
+                "`database`: PostgreSQL is not supported yet; use a file path (SQLite)".into(),
+            ));
+        }
+        if self.max_body_bytes < 1024 {
+            return Err(invalid("`max_body_bytes` must be at least 1024".into()));
+        }
+        self.principals()
+            .map_err(|m| invalid(format!("`principals`: {m}")))?;
+        Ok(())
+    }
+
+    pub fn public_url(&self) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen))
+            .trim_end_matches('/')
+            .to_string()
+    }
+
+    /// The configured principals, validated: ids well-formed and unique, owners are people
+    /// that exist, only agents have owners.
+    pub fn principals(&self) -> Result<Vec<Principal>, String> {
+        let mut out: Vec<Principal> = Vec::new();
+        for p in &self.principals {
+            let id = PrincipalId::parse(&p.id).map_err(|e| e.to_string())?;
+            if out.iter().any(|q| q.id == id) {
+                return Err(format!("{id} is listed twice"));
+            }
+            let owner = match &p.owner {
+                Some(o) => {
+                    let o = PrincipalId::parse(o).map_err(|e| e.to_string())?;
+                    if o.kind() != countersign_core::PrincipalKind::User {
+                        return Err(format!("the owner of {id} must be a person (user:...)"));
+                    }
+                    if id.kind() != countersign_core::PrincipalKind::Agent {
+                        return Err(format!("{id}: only agents have owners"));
+                    }
+                    Some(o)
+                }
+                None => None,
+            };
+            out.push(Principal {
+                id,
+                owner,
+                groups: p.groups.clone(),
+            });
+        }
+        for p in &out {
+            if let Some(o) = &p.owner
+                && !out.iter().any(|q| &q.id == o)
+            {
+                return Err(format!("the owner of {} ({o}) is not a listed principal", p.id));
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sample_config_is_valid() {
+        let c = Config::parse(SAMPLE_CONFIG, "sample").unwrap();
+        c.validate("sample").unwrap();
+        assert_eq!(c.principals().unwrap().len(), 4);
+    }
+
+    #[test]
+    fn unknown_key_names_the_line() {
+        let err = Config::parse("listen: 127.0.0.1:1\nlisten_port: 3\n", "c.yaml").unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("c.yaml") && text.contains("line 2") && text.contains("listen_port"), "{text}");
+    }
+
+    #[test]
+    fn env_overrides_the_file() {
+        let mut c = Config::parse(SAMPLE_CONFIG, "sample").unwrap();
+        c.apply_env(|k| (k == "COUNTERSIGN_LISTEN").then(|| "127.0.0.1:9999".to_string()));
+        assert_eq!(c.listen, "127.0.0.1:9999");
+    }
+
+    #[test]
+    fn owner_must_exist() {
+        let c = Config::parse(
+            "principals:\n  - id: agent:x\n    owner: user:ghost@example.com\n",
+            "c",
+        )
+        .unwrap();
+        assert!(c.validate("c").unwrap_err().to_string().contains("ghost"));
+    }
+}

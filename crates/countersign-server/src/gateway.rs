@@ -1,0 +1,507 @@
+//! The decision flow, one method per step a caller can take: submit an action, read or wait for
+//! a request, vote, cancel, redeem a grant, steer a run, enroll MFA, expire what is due.
+//!
+//! Each method authenticates nothing (the HTTP layer hands it a `Principal`), decides nothing on
+//! its own (the policy and the core state machine do), and writes only through the store, whose
+//! transactions also append the audit entries. After every committed change it wakes the
+//! waiters of the requests that changed.
+
+use crate::directory::Directory;
+use crate::metrics::{EffectLabel, Metrics, StateLabel, VoteLabel};
+use crate::policy_source::PolicySource;
+use crate::waiters::Waiters;
+use crate::wire::{ActionBody, VoteBody};
+use countersign_core::request::RunGate;
+use countersign_core::run::RunRefusal;
+use countersign_core::{
+    Action, ActionError, Ballot, Channel, Digest, Principal, PrincipalId, Refusal, Request, RunState,
+    State, Timestamp, mfa, request_id_for_grant,
+};
+use countersign_store::{RequestQuery, Store, StoreError, Updated};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Wrong one-time codes allowed per person within `MFA_WINDOW` before further tries are refused.
+const MFA_MAX_FAILURES: usize = 5;
+const MFA_WINDOW: Duration = Duration::from_secs(300);
+/// How often a waiter re-reads the store even without a local notification: a safety net for
+/// changes this process did not make (another process on the same database). Local changes
+/// wake waiters at once.
+const WAIT_TICK: Duration = Duration::from_secs(15);
+pub const MAX_WAIT: Duration = Duration::from_secs(300);
+
+/// The clock is a port: the real one reads the system time; tests may supply their own.
+pub trait Clock: Send + Sync + 'static {
+    fn now(&self) -> Timestamp;
+}
+
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        chrono::Utc::now()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    #[error(transparent)]
+    InvalidAction(#[from] ActionError),
+    #[error("{0}")]
+    BadInput(&'static str, String),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{1}")]
+    Forbidden(&'static str, String),
+    #[error("{0}")]
+    Run(#[from] RunRefusal),
+    #[error("{0}")]
+    Mfa(MfaFailure),
+    #[error("storage failed: {0}")]
+    Store(#[from] StoreError),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MfaFailure {
+    NotEnrolled,
+    Invalid,
+    Reused,
+    RateLimited,
+}
+
+impl std::fmt::Display for MfaFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            MfaFailure::NotEnrolled => "you have no second factor enrolled; run `countersign mfa enroll` first",
+            MfaFailure::Invalid => "the one-time code is not valid",
+            MfaFailure::Reused => "this one-time code was already used; wait for the next one",
+            MfaFailure::RateLimited => "too many wrong one-time codes; wait a few minutes and try again",
+        })
+    }
+}
+
+pub struct Gateway {
+    pub store: Arc<dyn Store>,
+    pub policy: Arc<PolicySource>,
+    pub directory: Arc<Directory>,
+    pub waiters: Arc<Waiters>,
+    pub metrics: Arc<Metrics>,
+    pub clock: Arc<dyn Clock>,
+    pub public_url: String,
+    mfa_failures: Mutex<HashMap<PrincipalId, Vec<Instant>>>,
+}
+
+fn new_request_id() -> String {
+    format!("req_{}", uuid::Uuid::now_v7().simple())
+}
+
+impl Gateway {
+    pub fn new(
+        store: Arc<dyn Store>,
+        policy: Arc<PolicySource>,
+        directory: Arc<Directory>,
+        clock: Arc<dyn Clock>,
+        public_url: String,
+    ) -> Self {
+        Self {
+            store,
+            policy,
+            directory,
+            waiters: Arc::new(Waiters::default()),
+            metrics: Arc::new(Metrics::default()),
+            clock,
+            public_url,
+            mfa_failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Step 1-3 of the flow: validate, evaluate policy, record (with the run gate applied in the
+    /// same transaction).
+    pub async fn submit(&self, requester: &Principal, body: ActionBody) -> Result<Request, GatewayError> {
+        if body.requester.is_some() {
+            return Err(GatewayError::Forbidden(
+                "requester_not_allowed",
+                "the requester is whoever authenticates; remove `requester` from the body".into(),
+            ));
+        }
+        let action: Action = body.into_action();
+        action.validate()?;
+        let now = self.clock.now();
+        let policy = self.policy.current();
+        let decision = policy.evaluate(requester, &action, now);
+        let hold_timeout = policy.default_review_timeout_seconds();
+        let run = action.run.clone();
+        let requester = requester.clone();
+        let submit = Box::new(move |gate: RunGate| {
+            Request::submit(new_request_id(), requester, action, decision, gate, hold_timeout, now)
+        });
+        let req = self.store.submit(run.as_deref(), now, submit).await?;
+        self.metrics
+            .decisions
+            .get_or_create(&EffectLabel {
+                effect: req.decision.effect.as_str().to_string(),
+            })
+            .inc();
+        if req.state == State::Pending {
+            self.metrics.pending.inc();
+        } else {
+            self.count_closed(&req);
+        }
+        tracing::info!(
+            request = %req.id, digest = %req.digest, principal = %req.requester.id,
+            kind = %req.action.kind, effect = req.decision.effect.as_str(), state = req.state.as_str(),
+            rule = req.decision.rule.as_deref().unwrap_or("<default>"), "action submitted"
+        );
+        Ok(req)
+    }
+
+    fn count_closed(&self, req: &Request) {
+        self.metrics
+            .closed
+            .get_or_create(&StateLabel {
+                state: req.state.as_str().to_string(),
+            })
+            .inc();
+    }
+
+    /// Who may read a request: people may read all; agents only their own.
+    fn visible(viewer: &Principal, req: &Request) -> bool {
+        viewer.is_person() || viewer.id == req.requester.id
+    }
+
+    /// Reads one request, expiring it first if its deadline has passed.
+    pub async fn get(&self, viewer: &Principal, id: &str) -> Result<Request, GatewayError> {
+        let req = self
+            .store
+            .get_request(id)
+            .await?
+            .filter(|r| Self::visible(viewer, r))
+            .ok_or(GatewayError::NotFound("request"))?;
+        if req.is_due(self.clock.now()) {
+            return self.expire(id).await;
+        }
+        Ok(req)
+    }
+
+    /// Expires one request if due; returns it as it now stands.
+    async fn expire(&self, id: &str) -> Result<Request, GatewayError> {
+        let now = self.clock.now();
+        let change = Box::new(move |r: &mut Request| Ok(r.expire_if_due(now)));
+        match self.store.update_request(id, "system", now, change).await? {
+            Ok(updated) => {
+                self.after_update(&updated, None);
+                Ok(updated.request)
+            }
+            Err(refusal) => Err(refusal.into()),
+        }
+    }
+
+    /// Waits until the request leaves `pending` or `wait` passes, then returns it.
+    pub async fn wait(&self, viewer: &Principal, id: &str, wait: Duration) -> Result<Request, GatewayError> {
+        let deadline = tokio::time::Instant::now() + wait.min(MAX_WAIT);
+        let watch = self.waiters.watch(id);
+        self.metrics.waiting_clients.inc();
+        let _gauge = GaugeGuard(&self.metrics.waiting_clients);
+        loop {
+            let notified = watch.notified();
+            let req = self.get(viewer, id).await?;
+            if req.state != State::Pending || tokio::time::Instant::now() >= deadline {
+                return Ok(req);
+            }
+            let next_due = req
+                .expires_at
+                .and_then(|t| (t - self.clock.now()).to_std().ok())
+                .map(|d| tokio::time::Instant::now() + d + Duration::from_millis(5));
+            let tick = (tokio::time::Instant::now() + WAIT_TICK)
+                .min(deadline)
+                .min(next_due.unwrap_or(deadline));
+            // Hold nothing but the registration while waiting: 10,000 waiters must stay small.
+            drop(req);
+            tokio::select! {
+                _ = notified => {}
+                _ = tokio::time::sleep_until(tick) => {}
+            }
+        }
+    }
+
+    pub async fn list(&self, viewer: &Principal, mut q: RequestQuery) -> Result<Vec<Request>, GatewayError> {
+        if !viewer.is_person() {
+            q.requester = Some(viewer.id.to_string());
+        }
+        q.limit = q.limit.clamp(1, 500);
+        let now = self.clock.now();
+        let mut out = Vec::with_capacity(q.limit as usize);
+        for req in self.store.list_requests(&q).await? {
+            if req.is_due(now) {
+                let expired = self.expire(&req.id).await?;
+                if q.state.is_none_or(|s| s == expired.state) {
+                    out.push(expired);
+                }
+            } else {
+                out.push(req);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Steps 5-6: one vote, through the core state machine, in one store transaction.
+    pub async fn vote(
+        &self,
+        voter: &Principal,
+        id: &str,
+        body: VoteBody,
+        channel: Channel,
+    ) -> Result<Request, GatewayError> {
+        let digest: Digest = body
+            .digest
+            .parse()
+            .map_err(|e: countersign_core::digest::InvalidDigest| GatewayError::BadInput("invalid_digest", e.to_string()))?;
+        if body.comment.as_ref().is_some_and(|c| c.len() > 4096) {
+            return Err(GatewayError::BadInput("invalid_body", "`comment` is longer than 4096 characters".into()));
+        }
+        let current = self
+            .store
+            .get_request(id)
+            .await?
+            .ok_or(GatewayError::NotFound("request"))?;
+        let mfa_verified = match &body.otp {
+            Some(code) if current.state == State::Pending => {
+                self.verify_otp(&voter.id, code).await?;
+                true
+            }
+            _ => false,
+        };
+        let now = self.clock.now();
+        let voter_owned = voter.clone();
+        let comment = body.comment.clone();
+        let decision = body.decision;
+        let change = Box::new(move |r: &mut Request| {
+            let ballot = Ballot {
+                voter: &voter_owned,
+                decision,
+                digest,
+                channel,
+                mfa_verified,
+                comment,
+            };
+            r.vote(&ballot, now)
+        });
+        match self.store.update_request(id, voter.id.as_str(), now, change).await? {
+            Ok(updated) => {
+                self.metrics
+                    .votes
+                    .get_or_create(&VoteLabel {
+                        decision: format!("{:?}", body.decision).to_lowercase(),
+                        channel: channel.as_str().to_string(),
+                    })
+                    .inc();
+                self.after_update(&updated, Some(&current));
+                tracing::info!(request = %id, digest = %updated.request.digest, principal = %voter.id,
+                    channel = channel.as_str(), state = updated.request.state.as_str(), "vote accepted");
+                Ok(updated.request)
+            }
+            Err(Refusal::RequestExpired) => {
+                self.expire(id).await?;
+                Err(Refusal::RequestExpired.into())
+            }
+            Err(refusal) => Err(refusal.into()),
+        }
+    }
+
+    async fn verify_otp(&self, who: &PrincipalId, code: &str) -> Result<(), GatewayError> {
+        {
+            let mut failures = self.mfa_failures.lock().unwrap_or_else(|e| e.into_inner());
+            let list = failures.entry(who.clone()).or_default();
+            list.retain(|t| t.elapsed() < MFA_WINDOW);
+            if list.len() >= MFA_MAX_FAILURES {
+                return Err(GatewayError::Mfa(MfaFailure::RateLimited));
+            }
+        }
+        let state = self
+            .store
+            .totp_get(who)
+            .await?
+            .ok_or(GatewayError::Mfa(MfaFailure::NotEnrolled))?;
+        let unix = u64::try_from(self.clock.now().timestamp()).unwrap_or(0);
+        let failure = match mfa::verify(&state.secret, code, unix, state.last_step) {
+            Ok(step) => {
+                if self.store.totp_use_step(who, step).await? {
+                    return Ok(());
+                }
+                MfaFailure::Reused
+            }
+            Err(mfa::TotpError::Reused) => MfaFailure::Reused,
+            Err(mfa::TotpError::Invalid) => MfaFailure::Invalid,
+        };
+        self.mfa_failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(who.clone())
+            .or_default()
+            .push(Instant::now());
+        Err(GatewayError::Mfa(failure))
+    }
+
+    /// Book-keeping after a committed change: metrics, and waking every waiter concerned.
+    fn after_update(&self, updated: &Updated, before: Option<&Request>) {
+        let was_pending = before.is_none_or(|b| b.state == State::Pending);
+        for req in std::iter::once(&updated.request).chain(&updated.also_changed) {
+            if req.state != State::Pending && (was_pending || !std::ptr::eq(req, &updated.request)) {
+                self.metrics.pending.dec();
+                self.count_closed(req);
+                if req.decision.effect == countersign_core::Effect::Review
+                    && let Some(closed) = req.closed_at.or(Some(self.clock.now()))
+                {
+                    let waited = (closed - req.created_at).num_milliseconds().max(0) as f64 / 1000.0;
+                    self.metrics.decision_wait_seconds.observe(waited);
+                }
+            }
+            self.waiters.notify(&req.id);
+        }
+    }
+
+    pub async fn cancel(&self, who: &Principal, id: &str) -> Result<Request, GatewayError> {
+        let now = self.clock.now();
+        let by = who.id.clone();
+        let change = Box::new(move |r: &mut Request| r.cancel(&by, now));
+        let before = self.store.get_request(id).await?;
+        match before.as_ref() {
+            Some(r) if Self::visible(who, r) => {}
+            _ => return Err(GatewayError::NotFound("request")),
+        }
+        match self.store.update_request(id, who.id.as_str(), now, change).await? {
+            Ok(updated) => {
+                self.after_update(&updated, before.as_ref());
+                Ok(updated.request)
+            }
+            Err(refusal) => Err(refusal.into()),
+        }
+    }
+
+    /// Redeems a grant: only the requester, only for the approved digest, at most as often as the
+    /// grant allows, never after it expires.
+    pub async fn redeem(&self, who: &Principal, grant_id: &str, digest: &str) -> Result<Request, GatewayError> {
+        let digest: Digest = digest
+            .parse()
+            .map_err(|e: countersign_core::digest::InvalidDigest| GatewayError::BadInput("invalid_digest", e.to_string()))?;
+        let id = request_id_for_grant(grant_id).ok_or(GatewayError::NotFound("grant"))?;
+        let before = self
+            .store
+            .get_request(&id)
+            .await?
+            .filter(|r| r.grant.as_ref().is_some_and(|g| g.id == grant_id))
+            .ok_or(GatewayError::NotFound("grant"))?;
+        if before.requester.id != who.id {
+            return Err(Refusal::NotRequester.into());
+        }
+        let now = self.clock.now();
+        let change = Box::new(move |r: &mut Request| r.redeem(&digest, now));
+        match self.store.update_request(&id, who.id.as_str(), now, change).await? {
+            Ok(updated) => {
+                self.waiters.notify(&id);
+                for r in &updated.also_changed {
+                    self.waiters.notify(&r.id);
+                }
+                Ok(updated.request)
+            }
+            Err(refusal) => Err(refusal.into()),
+        }
+    }
+
+    /// Pauses, resumes or stops a run (people only).
+    pub async fn set_run(
+        &self,
+        who: &Principal,
+        run: &str,
+        target: RunState,
+    ) -> Result<(countersign_core::Run, Vec<String>), GatewayError> {
+        if !who.is_person() {
+            return Err(GatewayError::Forbidden("people_only", "only people can pause, resume or stop a run".into()));
+        }
+        let probe = Action {
+            kind: "run.control".into(),
+            resource: "run".into(),
+            params: serde_json::json!({}),
+            justification: None,
+            run: Some(run.to_string()),
+            labels: Default::default(),
+        };
+        if probe.validate().is_err() {
+            return Err(GatewayError::BadInput("invalid_run", "a run id is 1-200 characters of letters, digits, `.`, `_`, `-`, `:`".into()));
+        }
+        let now = self.clock.now();
+        let change = self.store.set_run_state(run, target, &who.id, now).await??;
+        let mut ids = Vec::with_capacity(change.changed.len());
+        for req in &change.changed {
+            if req.state != State::Pending {
+                self.metrics.pending.dec();
+                self.count_closed(req);
+            }
+            self.waiters.notify(&req.id);
+            ids.push(req.id.clone());
+        }
+        tracing::info!(run, principal = %who.id, state = ?change.run.state, "run changed");
+        Ok((change.run, ids))
+    }
+
+    pub async fn get_run(&self, run: &str) -> Result<countersign_core::Run, GatewayError> {
+        self.store.get_run(run).await?.ok_or(GatewayError::NotFound("run"))
+    }
+
+    /// Enrolls (or re-enrolls) the caller's TOTP second factor and returns its otpauth URI.
+    pub async fn enroll_totp(&self, who: &Principal) -> Result<String, GatewayError> {
+        if !who.is_person() {
+            return Err(GatewayError::Forbidden("people_only", "only people enroll a second factor".into()));
+        }
+        let secret: [u8; 20] = rand::random();
+        self.store.totp_enroll(&who.id, &secret, self.clock.now()).await?;
+        let account = who.id.as_str().trim_start_matches("user:");
+        Ok(mfa::otpauth_uri("Countersign", account, &secret))
+    }
+
+    /// Expires every pending request whose deadline has passed. Returns how many.
+    pub async fn expire_due(&self) -> Result<usize, GatewayError> {
+        let mut count = 0;
+        loop {
+            let due = self.store.due_requests(self.clock.now(), 100).await?;
+            if due.is_empty() {
+                return Ok(count);
+            }
+            for id in &due {
+                self.expire(id).await?;
+                count += 1;
+            }
+            if due.len() < 100 {
+                return Ok(count);
+            }
+        }
+    }
+
+    /// Sets the pending gauge from the store (at start, and periodically to correct drift).
+    pub async fn refresh_pending_gauge(&self) -> Result<(), GatewayError> {
+        let n = self
+            .store
+            .list_requests(&RequestQuery {
+                state: Some(State::Pending),
+                run: None,
+                requester: None,
+                limit: 500,
+                before: None,
+            })
+            .await?
+            .len();
+        self.metrics.pending.set(n as i64);
+        Ok(())
+    }
+}
+
+struct GaugeGuard<'a>(&'a prometheus_client::metrics::gauge::Gauge);
+
+impl Drop for GaugeGuard<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}

@@ -1,0 +1,78 @@
+//! The HTTP API under `/v1` (axum). Each handler authenticates, decodes, calls one `Gateway`
+//! method and encodes the answer; errors go through `error` only.
+
+pub mod error;
+pub mod extract;
+mod requests;
+mod runs;
+mod system;
+
+use crate::auth::Authenticator;
+use crate::gateway::Gateway;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use error::ApiError;
+use std::sync::Arc;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub gateway: Arc<Gateway>,
+    pub auth: Arc<Authenticator>,
+}
+
+/// Every route the API serves, as (method, path) in OpenAPI notation. The OpenAPI document is
+/// checked against this list in tests.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("post", "/v1/actions"),
+    ("get", "/v1/requests"),
+    ("get", "/v1/requests/{id}"),
+    ("get", "/v1/requests/{id}/events"),
+    ("post", "/v1/requests/{id}/votes"),
+    ("post", "/v1/requests/{id}/cancel"),
+    ("post", "/v1/grants/{id}/redeem"),
+    ("get", "/v1/runs/{run}"),
+    ("post", "/v1/runs/{run}/pause"),
+    ("post", "/v1/runs/{run}/resume"),
+    ("post", "/v1/runs/{run}/stop"),
+    ("get", "/v1/whoami"),
+    ("post", "/v1/mfa/totp"),
+    ("get", "/v1/openapi.json"),
+    ("get", "/healthz"),
+    ("get", "/metrics"),
+];
+
+pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+    Router::new()
+        .route("/v1/actions", post(requests::submit))
+        .route("/v1/requests", get(requests::list))
+        .route("/v1/requests/{id}", get(requests::show))
+        .route("/v1/requests/{id}/events", get(requests::events))
+        .route("/v1/requests/{id}/votes", post(requests::vote))
+        .route("/v1/requests/{id}/cancel", post(requests::cancel))
+        .route("/v1/grants/{id}/redeem", post(requests::redeem))
+        .route("/v1/runs/{run}", get(runs::show))
+        .route("/v1/runs/{run}/{verb}", post(runs::control))
+        .route("/v1/whoami", get(system::whoami))
+        .route("/v1/mfa/totp", post(system::enroll_totp))
+        .route("/v1/openapi.json", get(system::openapi))
+        .route("/healthz", get(system::healthz))
+        .route("/metrics", get(system::metrics))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint; see /v1/openapi.json")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this endpoint does not accept that method; see /v1/openapi.json",
+    )
+}

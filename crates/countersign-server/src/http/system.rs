@@ -1,0 +1,53 @@
+//! Liveness, metrics, the OpenAPI document, and the caller's own identity and second factor.
+
+use super::AppState;
+use super::error::ApiError;
+use super::extract::Caller;
+use crate::wire::{MfaEnrollment, WhoAmI};
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+
+/// The OpenAPI 3.1 document for this API, kept in step with `ROUTES` by a test.
+pub const OPENAPI: &str = include_str!("../../openapi.json");
+
+pub async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
+    // Ready means the database answers a read.
+    match state.gateway.store.count_keys().await {
+        Ok(_) => (StatusCode::OK, Json(serde_json::json!({"status": "ok"}))),
+        Err(e) => {
+            tracing::error!(error = %e, "health check: database unavailable");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(serde_json::json!({"status": "unavailable"})),
+            )
+        }
+    }
+}
+
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.gateway.metrics.render(),
+    )
+}
+
+pub async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
+}
+
+pub async fn whoami(Caller(caller): Caller) -> Json<WhoAmI> {
+    Json(WhoAmI { principal: caller })
+}
+
+pub async fn enroll_totp(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+) -> Result<(StatusCode, Json<MfaEnrollment>), ApiError> {
+    let otpauth_uri = state.gateway.enroll_totp(&caller).await?;
+    Ok((StatusCode::CREATED, Json(MfaEnrollment { otpauth_uri })))
+}

@@ -1,0 +1,98 @@
+//! Prometheus metrics served at `/metrics`: decisions, votes, refusals, wait times, pending
+//! requests, policy reloads. Labels never carry secrets or free text from requests.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EffectLabel {
+    pub effect: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabel {
+    pub state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct VoteLabel {
+    pub decision: String,
+    pub channel: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CodeLabel {
+    pub code: String,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub decisions: Family<EffectLabel, Counter>,
+    pub closed: Family<StateLabel, Counter>,
+    pub votes: Family<VoteLabel, Counter>,
+    pub refusals: Family<CodeLabel, Counter>,
+    pub decision_wait_seconds: Histogram,
+    pub pending: Gauge,
+    pub waiting_clients: Gauge,
+    pub policy_reloads: Family<StateLabel, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("countersign");
+        let decisions = Family::<EffectLabel, Counter>::default();
+        let closed = Family::<StateLabel, Counter>::default();
+        let votes = Family::<VoteLabel, Counter>::default();
+        let refusals = Family::<CodeLabel, Counter>::default();
+        let decision_wait_seconds = Histogram::new(
+            [1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 14400.0].into_iter(),
+        );
+        let pending = Gauge::default();
+        let waiting_clients = Gauge::default();
+        let policy_reloads = Family::<StateLabel, Counter>::default();
+        registry.register("policy_decisions", "Policy decisions by effect", decisions.clone());
+        registry.register("requests_closed", "Requests that reached a final state", closed.clone());
+        registry.register("votes", "Votes accepted, by decision and channel", votes.clone());
+        registry.register("refusals", "Refused operations, by machine code", refusals.clone());
+        registry.register(
+            "review_wait_seconds",
+            "Time from submission to decision of reviewed requests",
+            decision_wait_seconds.clone(),
+        );
+        registry.register("pending_requests", "Requests waiting for a decision", pending.clone());
+        registry.register("waiting_clients", "Requests being waited on", waiting_clients.clone());
+        registry.register("policy_reloads", "Policy reload attempts by outcome", policy_reloads.clone());
+        Self {
+            registry,
+            decisions,
+            closed,
+            votes,
+            refusals,
+            decision_wait_seconds,
+            pending,
+            waiting_clients,
+            policy_reloads,
+        }
+    }
+}
+
+impl Metrics {
+    pub fn refusal(&self, code: &str) {
+        self.refusals
+            .get_or_create(&CodeLabel {
+                code: code.to_string(),
+            })
+            .inc();
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Encoding into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}

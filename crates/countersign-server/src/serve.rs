@@ -1,0 +1,255 @@
+//! Starting the gateway: open the store, load the policy, create first API keys, bind, and run
+//! the background duties (expiry sweeper, policy reload on change or SIGHUP) until shutdown.
+
+use crate::auth::{self, Authenticator};
+use crate::config::Config;
+use crate::directory::Directory;
+use crate::gateway::{Clock, Gateway, SystemClock};
+use crate::http::{self, AppState};
+use crate::metrics::StateLabel;
+use crate::policy_source::PolicySource;
+use countersign_core::{Event, PrincipalId};
+use countersign_store::{SqliteStore, Store};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Config(#[from] crate::config::ConfigError),
+    #[error("{0}")]
+    Policy(#[from] countersign_policy::PolicyError),
+    #[error("database {path}: {source}")]
+    Store {
+        path: String,
+        source: countersign_store::StoreError,
+    },
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+}
+
+/// A running gateway.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub gateway: Arc<Gateway>,
+    /// Keys created on first start (principal, key): shown once, never stored in clear.
+    pub bootstrap_keys: Vec<(PrincipalId, String)>,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: JoinHandle<std::io::Result<()>>,
+    duties: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    /// Serves until the process is asked to stop (Ctrl-C or SIGTERM), then shuts down cleanly.
+    pub async fn until_signalled(mut self) -> std::io::Result<()> {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        self.stop().await
+    }
+
+    pub async fn stop(&mut self) -> std::io::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        for d in &self.duties {
+            d.abort();
+        }
+        (&mut self.server).await.unwrap_or(Ok(()))
+    }
+}
+
+pub async fn open_store(database: &str) -> Result<Arc<dyn Store>, StartError> {
+    let store = SqliteStore::open(Path::new(database))
+        .await
+        .map_err(|source| StartError::Store {
+            path: database.to_string(),
+            source,
+        })?;
+    Ok(Arc::new(store))
+}
+
+pub async fn start(config: Config) -> Result<Running, StartError> {
+    start_with_clock(config, Arc::new(SystemClock)).await
+}
+
+pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<Running, StartError> {
+    let principals = config
+        .principals()
+        .map_err(|message| crate::config::ConfigError::Invalid {
+            path: "config".into(),
+            message,
+        })?;
+    let policy = Arc::new(PolicySource::load(config.policy.as_deref())?);
+    let store = open_store(&config.database).await?;
+    let directory = Arc::new(Directory::new(principals));
+    let store_err = |source| StartError::Store {
+        path: config.database.clone(),
+        source,
+    };
+
+    // First start: one key per configured principal, printed once by the caller.
+    let mut bootstrap_keys = vec![];
+    if store.count_keys().await.map_err(store_err)? == 0 {
+        let mut ids: Vec<&PrincipalId> = directory.all().map(|p| &p.id).collect();
+        ids.sort();
+        for id in ids {
+            let key = auth::new_key();
+            store
+                .create_key(&auth::key_hash(&key), id, clock.now())
+                .await
+                .map_err(store_err)?;
+            bootstrap_keys.push((id.clone(), key));
+        }
+    }
+    let hash = policy.current().hash().to_string();
+    store
+        .append_event("system", Event::PolicyLoaded { hash: hash.clone() }, Some(&hash), clock.now())
+        .await
+        .map_err(store_err)?;
+
+    let gateway = Arc::new(Gateway::new(
+        store.clone(),
+        policy.clone(),
+        directory.clone(),
+        clock,
+        config.public_url(),
+    ));
+    let _ = gateway.refresh_pending_gauge().await;
+    let state = AppState {
+        gateway: gateway.clone(),
+        auth: Arc::new(Authenticator::new(store, directory)),
+    };
+    let app = http::router(state, config.max_body_bytes);
+    let listener = tokio::net::TcpListener::bind(&config.listen)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: config.listen.clone(),
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: config.listen.clone(),
+        source,
+    })?;
+    let (tx, rx) = oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = rx.await;
+            })
+            .await
+    });
+    let duties = vec![
+        tokio::spawn(sweep(gateway.clone())),
+        tokio::spawn(watch_policy(gateway.clone())),
+    ];
+    tracing::info!(%addr, policy = %hash, "countersign gateway listening");
+    Ok(Running {
+        addr,
+        gateway,
+        bootstrap_keys,
+        shutdown: Some(tx),
+        server,
+        duties,
+    })
+}
+
+/// Expires due requests every second (reads expire them too, so this only bounds the delay).
+async fn sweep(gateway: Arc<Gateway>) {
+    let mut tick = tokio::time::interval(SWEEP_EVERY);
+    let mut n: u64 = 0;
+    loop {
+        tick.tick().await;
+        if let Err(e) = gateway.expire_due().await {
+            tracing::warn!(error = %e, "expiry sweep failed; will retry");
+        }
+        n += 1;
+        if n % 30 == 0 {
+            let _ = gateway.refresh_pending_gauge().await;
+        }
+    }
+}
+
+/// Reloads the policy when its file changes or on SIGHUP. An invalid file is refused and the
+/// old policy stays in force.
+async fn watch_policy(gateway: Arc<Gateway>) {
+    let Some(path) = gateway.policy.path().map(Path::to_path_buf) else {
+        return;
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(16);
+    let file_name = path.file_name().map(|f| f.to_os_string());
+    let watcher_tx = tx.clone();
+    let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+        if let Ok(event) = res
+            && event
+                .paths
+                .iter()
+                .any(|p| p.file_name().map(|f| f.to_os_string()) == file_name)
+        {
+            let _ = watcher_tx.try_send(());
+        }
+    });
+    let _watcher = match watcher {
+        Ok(mut w) => {
+            use notify::Watcher as _;
+            let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            if let Err(e) = w.watch(dir, notify::RecursiveMode::NonRecursive) {
+                tracing::warn!(error = %e, "cannot watch the policy file; reload with SIGHUP");
+            }
+            Some(w)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch the policy file; reload with SIGHUP");
+            None
+        }
+    };
+    if let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                let _ = tx.send(()).await;
+            }
+        });
+    }
+    while rx.recv().await.is_some() {
+        // Editors write in several steps: let the file settle, then drain the queue.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        while rx.try_recv().is_ok() {}
+        let outcome = match gateway.policy.reload() {
+            Ok(Some(hash)) => {
+                tracing::info!(policy = %hash, "policy reloaded");
+                let now = gateway.clock.now();
+                if let Err(e) = gateway
+                    .store
+                    .append_event("system", Event::PolicyLoaded { hash: hash.clone() }, Some(&hash), now)
+                    .await
+                {
+                    tracing::error!(error = %e, "could not record the policy reload");
+                }
+                "loaded"
+            }
+            Ok(None) => "unchanged",
+            Err(e) => {
+                tracing::error!(error = %e, "policy file invalid; keeping the previous policy");
+                "refused"
+            }
+        };
+        gateway
+            .metrics
+            .policy_reloads
+            .get_or_create(&StateLabel {
+                state: outcome.into(),
+            })
+            .inc();
+    }
+}

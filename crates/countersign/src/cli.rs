@@ -1,0 +1,211 @@
+//! The command line's shape: verbs, flags and their help. Parsing only; `commands` acts.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+pub const EXIT_CODES: &str = "\
+Exit codes:
+  0  approved / allowed (for `exec`: the command's own exit code)
+  1  other failure (server unreachable, storage error, audit verification failed)
+  2  bad usage or input (refused by the server with a 4xx, invalid file or flag)
+  3  denied
+  4  expired or cancelled
+  5  still pending (the wait ended before a decision)";
+
+#[derive(Parser)]
+#[command(
+    name = "countersign",
+    version,
+    about = "A human countersignature in front of the privileged actions of AI agents.",
+    after_help = EXIT_CODES
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Clone)]
+pub struct Global {
+    /// Gateway URL.
+    #[arg(long, global = true, env = "COUNTERSIGN_URL", default_value = "http://127.0.0.1:8750")]
+    pub url: String,
+    /// API key (prefer the environment variable: flags show up in process lists).
+    #[arg(long, global = true, env = "COUNTERSIGN_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Machine-readable JSON output.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the gateway (SQLite file and sample policy when given no config).
+    Serve {
+        /// Config file (YAML). Without it: countersign.db here, the sample policy and principals.
+        #[arg(long, short, env = "COUNTERSIGN_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Ask for an action as the agent whose key you hold.
+    Request(RequestArgs),
+    /// Ask for `shell.exec` of a command, wait for approval, redeem the grant, then run it.
+    Exec(ExecArgs),
+    /// List requests (pending by default).
+    Ls {
+        /// pending, approved, denied, expired, cancelled, executed, failed or all.
+        #[arg(long, default_value = "pending")]
+        state: String,
+        #[arg(long)]
+        run: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// Show one request in full.
+    Show { id: String },
+    /// Approve a request (as a person).
+    Approve {
+        id: String,
+        #[arg(long)]
+        comment: Option<String>,
+        /// The digest you reviewed (default: the request's current digest, shown before voting).
+        #[arg(long)]
+        digest: Option<String>,
+        /// One-time code from your authenticator, when the rule requires MFA.
+        #[arg(long)]
+        otp: Option<String>,
+    },
+    /// Deny a request (as a person).
+    Deny {
+        id: String,
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        digest: Option<String>,
+        #[arg(long)]
+        otp: Option<String>,
+    },
+    /// Cancel your own request.
+    Cancel { id: String },
+    /// Pause, resume or stop an autonomous run (people only).
+    Run {
+        #[command(subcommand)]
+        verb: RunVerb,
+    },
+    /// The audit log.
+    Audit {
+        #[command(subcommand)]
+        verb: AuditVerb,
+    },
+    /// Check, test and explain policy files offline.
+    Policy {
+        #[command(subcommand)]
+        verb: PolicyVerb,
+    },
+    /// API keys.
+    Key {
+        #[command(subcommand)]
+        verb: KeyVerb,
+    },
+    /// Second factor for votes on rules with `mfa: true`.
+    Mfa {
+        #[command(subcommand)]
+        verb: MfaVerb,
+    },
+}
+
+#[derive(Args)]
+pub struct RequestArgs {
+    #[arg(long)]
+    pub kind: String,
+    #[arg(long)]
+    pub resource: String,
+    /// Parameters as a JSON object, shown to approvers.
+    #[arg(long)]
+    pub params: Option<String>,
+    #[arg(long)]
+    pub justification: Option<String>,
+    #[arg(long)]
+    pub run: Option<String>,
+    /// Label as KEY=VALUE (repeatable).
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+    /// Wait for the decision: for DURATION (e.g. 10m), or until the request expires when given
+    /// no value.
+    #[arg(long, num_args = 0..=1, default_missing_value = "until-expiry", value_name = "DURATION")]
+    pub wait: Option<String>,
+}
+
+#[derive(Args)]
+pub struct ExecArgs {
+    #[arg(long, default_value = "shell.exec")]
+    pub kind: String,
+    /// What the command touches (default: shell://<hostname>).
+    #[arg(long)]
+    pub resource: Option<String>,
+    #[arg(long)]
+    pub justification: Option<String>,
+    #[arg(long)]
+    pub run: Option<String>,
+    /// How long to wait for approval (default: until the request expires).
+    #[arg(long)]
+    pub wait: Option<String>,
+    /// The command and its arguments.
+    #[arg(last = true, required = true, num_args = 1..)]
+    pub command: Vec<String>,
+}
+
+#[derive(Subcommand)]
+pub enum RunVerb {
+    Pause { run: String },
+    Resume { run: String },
+    Stop { run: String },
+}
+
+#[derive(Subcommand)]
+pub enum AuditVerb {
+    /// Recompute every audit entry's hash and chain; name the first bad entry.
+    Verify {
+        /// The database file (default: the config's, or ./countersign.db).
+        #[arg(long)]
+        database: Option<PathBuf>,
+        #[arg(long, short, env = "COUNTERSIGN_CONFIG")]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum PolicyVerb {
+    /// Validate a policy file; errors name the line and the rule.
+    Check { file: PathBuf },
+    /// Run expected-decision cases against a policy file.
+    Test { file: PathBuf, cases: PathBuf },
+    /// Show which rule decides an action, and why.
+    Explain {
+        file: PathBuf,
+        /// Principal id; its owner and groups come from the config (or the sample principals).
+        #[arg(long)]
+        principal: String,
+        /// The action as JSON: {"kind": ..., "resource": ..., "params": {...}}.
+        #[arg(long)]
+        action: String,
+        #[arg(long, short, env = "COUNTERSIGN_CONFIG")]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum KeyVerb {
+    /// Create an API key for PRINCIPAL; prints it once, alone on stdout.
+    Create {
+        principal: String,
+        #[arg(long, short, env = "COUNTERSIGN_CONFIG")]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum MfaVerb {
+    /// Enroll a TOTP authenticator; prints the otpauth:// URI to scan.
+    Enroll,
+}

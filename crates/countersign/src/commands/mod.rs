@@ -1,0 +1,38 @@
+//! The verbs. Remote ones talk to the gateway over HTTP (`client`); local ones (`serve`,
+//! `audit verify`, `policy`, `key create`) work on files.
+
+mod local;
+mod remote;
+mod serve;
+
+use crate::cli::{Cli, Command};
+use crate::outcome::Failure;
+
+pub async fn run(cli: Cli) -> Result<u8, Failure> {
+    let g = cli.global;
+    match cli.command {
+        Command::Serve { config } => serve::run(config.as_deref()).await,
+        Command::Request(args) => remote::request(&g, args).await,
+        Command::Exec(args) => remote::exec(&g, args).await,
+        Command::Ls { state, run, limit } => remote::ls(&g, &state, run, limit).await,
+        Command::Show { id } => remote::show(&g, &id).await,
+        Command::Approve {
+            id,
+            comment,
+            digest,
+            otp,
+        } => remote::vote(&g, &id, countersign_core::VoteDecision::Approve, comment, digest, otp).await,
+        Command::Deny {
+            id,
+            reason,
+            digest,
+            otp,
+        } => remote::vote(&g, &id, countersign_core::VoteDecision::Deny, Some(reason), digest, otp).await,
+        Command::Cancel { id } => remote::cancel(&g, &id).await,
+        Command::Run { verb } => remote::run_control(&g, verb).await,
+        Command::Mfa { .. } => remote::mfa_enroll(&g).await,
+        Command::Audit { verb } => local::audit(&g, verb).await,
+        Command::Policy { verb } => local::policy(&g, verb),
+        Command::Key { verb } => local::key(verb).await,
+    }
+}

@@ -1,0 +1,293 @@
+//! Verbs that talk to a running gateway: ask, wait, list, show, vote, cancel, steer runs, enroll
+//! MFA, and `exec` (ask, wait, redeem, run).
+
+use crate::cli::{ExecArgs, Global, RequestArgs, RunVerb};
+use crate::client::Client;
+use crate::outcome::{self, Failure, exit_for_state};
+use crate::render;
+use countersign_core::{State, VoteDecision};
+use countersign_server::wire::{
+    ActionBody, MfaEnrollment, RedeemBody, RedeemView, RequestList, RequestView, RunView, VoteBody,
+};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// Longest single long-poll; the CLI re-polls until its own deadline.
+const POLL: Duration = Duration::from_secs(60);
+
+fn client(g: &Global) -> Result<Client, Failure> {
+    Client::new(&g.url, g.token.clone())
+}
+
+fn print_request(g: &Global, r: &RequestView) {
+    if g.json {
+        println!("{}", serde_json::to_string_pretty(r).unwrap_or_default());
+    } else {
+        print!("{}", render::detail(r));
+    }
+}
+
+fn parse_duration(s: &str) -> Result<Duration, Failure> {
+    humantime::parse_duration(s)
+        .map_err(|_| Failure::usage(format!("`{s}` is not a duration like 30s, 10m or 1h")))
+}
+
+/// `None` waits until the request is decided or expires.
+fn wait_deadline(wait: &str) -> Result<Option<Instant>, Failure> {
+    if wait == "until-expiry" {
+        return Ok(None);
+    }
+    Ok(Some(Instant::now() + parse_duration(wait)?))
+}
+
+async fn wait_for(c: &Client, mut r: RequestView, deadline: Option<Instant>) -> Result<RequestView, Failure> {
+    while r.state == State::Pending {
+        let left = match deadline {
+            Some(d) => d.saturating_duration_since(Instant::now()),
+            None => POLL,
+        };
+        if left.is_zero() {
+            break;
+        }
+        let chunk = left.min(POLL);
+        let path = format!("/v1/requests/{}?wait={}s", r.id, chunk.as_secs().max(1));
+        r = c.get(&path, chunk + Duration::from_secs(15)).await?;
+    }
+    Ok(r)
+}
+
+fn parse_params(params: Option<&str>) -> Result<Option<serde_json::Value>, Failure> {
+    params
+        .map(|p| {
+            serde_json::from_str::<serde_json::Value>(p)
+                .map_err(|e| Failure::usage(format!("--params is not valid JSON: {e}")))
+                .and_then(|v| {
+                    if v.is_object() {
+                        Ok(v)
+                    } else {
+                        Err(Failure::usage("--params must be a JSON object"))
+                    }
+                })
+        })
+        .transpose()
+}
+
+fn parse_labels(labels: &[String]) -> Result<BTreeMap<String, String>, Failure> {
+    labels
+        .iter()
+        .map(|l| {
+            l.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .ok_or_else(|| Failure::usage(format!("--label {l}: expected KEY=VALUE")))
+        })
+        .collect()
+}
+
+pub async fn request(g: &Global, args: RequestArgs) -> Result<u8, Failure> {
+    let body = ActionBody {
+        kind: args.kind,
+        resource: args.resource,
+        params: parse_params(args.params.as_deref())?,
+        justification: args.justification,
+        run: args.run,
+        labels: parse_labels(&args.labels)?,
+        requester: None,
+    };
+    let deadline = args.wait.as_deref().map(wait_deadline).transpose()?;
+    let c = client(g)?;
+    let mut r: RequestView = c.post("/v1/actions", &body).await?;
+    if let Some(deadline) = deadline {
+        if r.state == State::Pending && !g.json {
+            eprintln!(
+                "waiting for approval of {} ({})…",
+                r.id,
+                r.review_url.as_deref().unwrap_or("")
+            );
+        }
+        r = wait_for(&c, r, deadline).await?;
+    }
+    print_request(g, &r);
+    Ok(exit_for_state(r.state))
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+pub async fn exec(g: &Global, args: ExecArgs) -> Result<u8, Failure> {
+    let cwd = std::env::current_dir()
+        .map(|d| d.display().to_string())
+        .unwrap_or_default();
+    let body = ActionBody {
+        kind: args.kind,
+        resource: args.resource.unwrap_or_else(|| format!("shell://{}", hostname())),
+        params: Some(serde_json::json!({"argv": args.command, "cwd": cwd})),
+        justification: args.justification,
+        run: args.run,
+        labels: BTreeMap::new(),
+        requester: None,
+    };
+    let deadline = match args.wait.as_deref() {
+        Some(w) => Some(Instant::now() + parse_duration(w)?),
+        None => None,
+    };
+    let c = client(g)?;
+    let r: RequestView = c.post("/v1/actions", &body).await?;
+    if r.state == State::Pending {
+        eprintln!(
+            "countersign: waiting for approval of {} ({})…",
+            r.id,
+            r.review_url.as_deref().unwrap_or("")
+        );
+    }
+    let r = wait_for(&c, r, deadline).await?;
+    if r.state != State::Approved {
+        let why = r.outcome.clone().unwrap_or_else(|| r.decision.reason.clone());
+        eprintln!("countersign: not running the command: request {} is {}: {why}", r.id, r.state.as_str());
+        return Ok(exit_for_state(r.state));
+    }
+    let grant = r
+        .grant
+        .as_ref()
+        .ok_or_else(|| Failure::other("the request is approved but carries no grant"))?;
+    let _: RedeemView = c
+        .post(
+            &format!("/v1/grants/{}/redeem", grant.id),
+            &RedeemBody {
+                digest: r.digest.clone(),
+            },
+        )
+        .await?;
+    let argv = &body_argv(&r)?;
+    let status = std::process::Command::new(&argv[0])
+        .args(&argv[1..])
+        .status()
+        .map_err(|e| Failure::other(format!("cannot run {}: {e}", argv[0])))?;
+    Ok(exit_code_of(status))
+}
+
+/// The command line exactly as approved (from the request, not from our own arguments).
+fn body_argv(r: &RequestView) -> Result<Vec<String>, Failure> {
+    let argv: Vec<String> = r
+        .action
+        .params
+        .get("argv")
+        .and_then(|a| serde_json::from_value(a.clone()).ok())
+        .unwrap_or_default();
+    if argv.is_empty() {
+        return Err(Failure::other("the approved action has no command line"));
+    }
+    Ok(argv)
+}
+
+fn exit_code_of(status: std::process::ExitStatus) -> u8 {
+    use std::os::unix::process::ExitStatusExt as _;
+    match (status.code(), status.signal()) {
+        (Some(c), _) => (c & 0xff) as u8,
+        (None, Some(sig)) => (128 + sig).clamp(0, 255) as u8,
+        _ => outcome::FAILURE,
+    }
+}
+
+pub async fn ls(g: &Global, state: &str, run: Option<String>, limit: u32) -> Result<u8, Failure> {
+    let c = client(g)?;
+    let mut path = format!("/v1/requests?state={state}&limit={limit}");
+    if let Some(run) = run {
+        path.push_str(&format!("&run={run}"));
+    }
+    let list: RequestList = c.get(&path, Duration::from_secs(30)).await?;
+    if g.json {
+        println!("{}", serde_json::to_string_pretty(&list).unwrap_or_default());
+    } else {
+        print!("{}", render::table(&list.requests));
+    }
+    Ok(outcome::OK)
+}
+
+pub async fn show(g: &Global, id: &str) -> Result<u8, Failure> {
+    let c = client(g)?;
+    let r: RequestView = c.get(&format!("/v1/requests/{id}"), Duration::from_secs(30)).await?;
+    print_request(g, &r);
+    Ok(outcome::OK)
+}
+
+pub async fn vote(
+    g: &Global,
+    id: &str,
+    decision: VoteDecision,
+    comment: Option<String>,
+    digest: Option<String>,
+    otp: Option<String>,
+) -> Result<u8, Failure> {
+    let c = client(g)?;
+    let digest = match digest {
+        Some(d) => d,
+        None => {
+            // Show the approver exactly what they are voting on, then vote on that digest.
+            let r: RequestView = c.get(&format!("/v1/requests/{id}"), Duration::from_secs(30)).await?;
+            if !g.json {
+                eprint!("{}", render::detail(&r));
+            }
+            r.digest
+        }
+    };
+    let body = VoteBody {
+        decision,
+        digest,
+        comment,
+        otp,
+    };
+    let r: RequestView = c.post(&format!("/v1/requests/{id}/votes"), &body).await?;
+    if g.json {
+        print_request(g, &r);
+    } else {
+        let verb = match decision {
+            VoteDecision::Approve => "approved",
+            VoteDecision::Deny => "denied",
+        };
+        println!("you {verb} {}; it is now {}", r.id, r.state.as_str());
+    }
+    Ok(outcome::OK)
+}
+
+pub async fn cancel(g: &Global, id: &str) -> Result<u8, Failure> {
+    let c = client(g)?;
+    let r: RequestView = c.post(&format!("/v1/requests/{id}/cancel"), &serde_json::json!({})).await?;
+    print_request(g, &r);
+    Ok(outcome::OK)
+}
+
+pub async fn run_control(g: &Global, verb: RunVerb) -> Result<u8, Failure> {
+    let (run, verb) = match verb {
+        RunVerb::Pause { run } => (run, "pause"),
+        RunVerb::Resume { run } => (run, "resume"),
+        RunVerb::Stop { run } => (run, "stop"),
+    };
+    let c = client(g)?;
+    let v: RunView = c.post(&format!("/v1/runs/{run}/{verb}"), &serde_json::json!({})).await?;
+    if g.json {
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    } else {
+        println!("run {} is {:?}", v.id, v.state);
+        for id in v.changed {
+            println!("  changed {id}");
+        }
+    }
+    Ok(outcome::OK)
+}
+
+pub async fn mfa_enroll(g: &Global) -> Result<u8, Failure> {
+    let c = client(g)?;
+    let e: MfaEnrollment = c.post("/v1/mfa/totp", &serde_json::json!({})).await?;
+    if g.json {
+        println!("{}", serde_json::to_string_pretty(&e).unwrap_or_default());
+    } else {
+        println!("{}", e.otpauth_uri);
+        eprintln!("Add this to your authenticator app; then vote with --otp CODE where a rule requires MFA.");
+    }
+    Ok(outcome::OK)
+}

@@ -1,0 +1,236 @@
+//! `spawn_app()`: a gateway with a test policy and test principals, and typed clients for "the
+//! agent" and each approver.
+
+use countersign_server::Config;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use tempfile::TempDir;
+
+pub const TEST_POLICY: &str = r#"
+version: 1
+default: review
+defaults:
+  review: {approvers: [{group: sre, count: 1}], timeout: 30m, on_timeout: deny}
+rules:
+  - name: reads-are-free
+    match: {kind: "db.query"}
+    when: 'params.readonly == true'
+    effect: allow
+  - name: never-drop-in-prod
+    match: {kind: "db.ddl", resource: "postgres://prod/*"}
+    when: 'params.sql.matches("(?i)drop\\s+table")'
+    effect: deny
+    reason: Dropping tables in production is never automated.
+  - name: prod-export-needs-two
+    match: {kind: "db.export", resource: "postgres://prod/*", principal: "agent:*"}
+    when: 'params.rows > 1000'
+    effect: review
+    review:
+      approvers: [{group: sre, count: 1}, {group: security, count: 1}]
+      timeout: 15m
+      pause_run: true
+  - name: grants-need-mfa
+    match: {kind: "iam.grant"}
+    effect: review
+    review:
+      approvers: [{group: security, count: 1}]
+      mfa: true
+  - name: quick-expiry
+    match: {kind: "test.expire"}
+    effect: review
+    review:
+      approvers: [{group: sre, count: 1}]
+      timeout: 2s
+  - name: rollback-needs-two-sre
+    match: {kind: "infra.rollback"}
+    effect: review
+    review:
+      approvers: [{group: sre, count: 2}]
+  - name: crowd-review
+    match: {kind: "test.crowd"}
+    effect: review
+    review:
+      approvers: [{group: crowd, count: 3}]
+"#;
+
+/// Principals of the test world. `crowd` people exist for concurrency tests.
+pub fn principals_yaml(crowd: usize) -> String {
+    let mut s = String::from(
+        "principals:
+  - {id: agent:deploy-bot, owner: user:alice@example.com, groups: [deployers]}
+  - {id: agent:helper-bot, owner: user:frank@example.com, groups: [sre, security]}
+  - {id: user:alice@example.com, groups: [sre]}
+  - {id: user:bob@example.com, groups: [sre]}
+  - {id: user:carol@example.com, groups: [security]}
+  - {id: user:dana@example.com, groups: [sre, security]}
+  - {id: user:erin@example.com, groups: [sre]}
+  - {id: user:frank@example.com, groups: [finance]}
+",
+    );
+    for i in 0..crowd {
+        s.push_str(&format!("  - {{id: user:p{i}@example.com, groups: [crowd]}}\n"));
+    }
+    s
+}
+
+pub struct TestApp {
+    pub url: String,
+    pub dir: TempDir,
+    pub keys: HashMap<String, String>,
+    pub http: reqwest::Client,
+    pub running: Option<countersign_server::Running>,
+}
+
+pub fn write_world(dir: &TempDir, crowd: usize) -> PathBuf {
+    std::fs::write(dir.path().join("policy.yaml"), TEST_POLICY).unwrap();
+    let config = format!(
+        "listen: 127.0.0.1:0\ndatabase: countersign.db\npolicy: policy.yaml\n{}",
+        principals_yaml(crowd)
+    );
+    let path = dir.path().join("countersign.yaml");
+    std::fs::write(&path, config).unwrap();
+    path
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(0).await
+}
+
+pub async fn spawn_app_with(crowd: usize) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = write_world(&dir, crowd);
+    let config = Config::load(Some(&config_path)).unwrap();
+    let running = countersign_server::start(config).await.unwrap();
+    let keys = running
+        .bootstrap_keys
+        .iter()
+        .map(|(p, k)| (p.to_string(), k.clone()))
+        .collect();
+    TestApp {
+        url: format!("http://{}", running.addr),
+        dir,
+        keys,
+        http: reqwest::Client::new(),
+        running: Some(running),
+    }
+}
+
+/// A response: status and JSON body.
+pub struct Resp {
+    pub status: StatusCode,
+    pub body: Value,
+}
+
+impl Resp {
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("")
+    }
+    pub fn state(&self) -> &str {
+        self.body["state"].as_str().unwrap_or("")
+    }
+    pub fn id(&self) -> String {
+        self.body["id"].as_str().unwrap().to_string()
+    }
+    pub fn digest(&self) -> String {
+        self.body["digest"].as_str().unwrap().to_string()
+    }
+}
+
+/// A client acting as one principal.
+#[derive(Clone)]
+pub struct As {
+    pub url: String,
+    pub key: String,
+    pub http: reqwest::Client,
+}
+
+impl As {
+    pub async fn get(&self, path: &str) -> Resp {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.url))
+            .bearer_auth(&self.key)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        Resp {
+            status,
+            body: r.json().await.unwrap_or(Value::Null),
+        }
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Resp {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.url))
+            .bearer_auth(&self.key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        Resp {
+            status,
+            body: r.json().await.unwrap_or(Value::Null),
+        }
+    }
+
+    pub async fn submit(&self, kind: &str, resource: &str, params: Value) -> Resp {
+        self.post(
+            "/v1/actions",
+            json!({"kind": kind, "resource": resource, "params": params, "justification": "test"}),
+        )
+        .await
+    }
+
+    pub async fn vote(&self, id: &str, decision: &str, digest: &str) -> Resp {
+        self.post(
+            &format!("/v1/requests/{id}/votes"),
+            json!({"decision": decision, "digest": digest}),
+        )
+        .await
+    }
+}
+
+impl TestApp {
+    pub fn as_(&self, principal: &str) -> As {
+        let key = self
+            .keys
+            .get(principal)
+            .unwrap_or_else(|| panic!("no key for {principal}"))
+            .clone();
+        As {
+            url: self.url.clone(),
+            key,
+            http: self.http.clone(),
+        }
+    }
+
+    /// The agent `agent:deploy-bot` (owned by alice).
+    pub fn agent(&self) -> As {
+        self.as_("agent:deploy-bot")
+    }
+
+    /// A person by first name: `approver("bob")` is user:bob@example.com.
+    pub fn approver(&self, name: &str) -> As {
+        self.as_(&format!("user:{name}@example.com"))
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.dir.path().join("countersign.db")
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some(mut r) = self.running.take() {
+            r.stop().await.unwrap();
+        }
+    }
+}
+
+/// An export that the test policy sends to sre + security review.
+pub fn big_export() -> Value {
+    json!({"rows": 5000})
+}

@@ -1,0 +1,287 @@
+//! The command line as people and scripts run it: the real `countersign` binary, against a
+//! gateway started by the same binary.
+
+use crate::app::write_world;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_countersign");
+
+/// A gateway process started with `countersign serve --config`.
+pub struct Server {
+    pub child: Child,
+    pub url: String,
+    pub keys: std::collections::HashMap<String, String>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `countersign serve` and reads its address (and, on first start, its keys).
+pub fn serve(config: &Path, expect_keys: usize) -> Server {
+    let mut child = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(config)
+        .env("COUNTERSIGN_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut url = None;
+    let mut keys = std::collections::HashMap::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while url.is_none() || keys.len() < expect_keys {
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("the server printed its address and keys in time");
+        if let Some(u) = line.strip_prefix("Countersign gateway listening on ") {
+            url = Some(u.trim().to_string());
+        }
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if let [who, key] = words[..]
+            && key.starts_with("cs_")
+        {
+            keys.insert(who.to_string(), key.to_string());
+        }
+    }
+    Server {
+        child,
+        url: url.unwrap(),
+        keys,
+    }
+}
+
+pub fn cli(server: &Server, who: &str, args: &[&str]) -> Command {
+    let mut c = Command::new(BIN);
+    c.args(args)
+        .env("COUNTERSIGN_URL", &server.url)
+        .env("COUNTERSIGN_TOKEN", &server.keys[who]);
+    c
+}
+
+fn run(mut c: Command) -> Output {
+    c.output().unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Polls `ls --json` as bob until a pending request shows up; returns its id.
+fn first_pending(server: &Server) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = run(cli(server, "user:bob@example.com", &["ls", "--json"]));
+        let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        if let Some(id) = list["requests"][0]["id"].as_str() {
+            return id.to_string();
+        }
+        assert!(Instant::now() < deadline, "no pending request appeared");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn cli_request_waits_and_two_approvers_release_it_with_exit_code_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(&write_world(&dir, 0), 8);
+    let waiting = cli(
+        &server,
+        "agent:deploy-bot",
+        &[
+            "request", "--kind", "db.export", "--resource", "postgres://prod/customers",
+            "--params", r#"{"rows": 5000}"#, "--justification", "quarterly report", "--wait", "--json",
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let id = first_pending(&server);
+    let bob = run(cli(&server, "user:bob@example.com", &["approve", &id, "--comment", "ok"]));
+    assert!(bob.status.success(), "{}", String::from_utf8_lossy(&bob.stderr));
+    let carol = run(cli(&server, "user:carol@example.com", &["approve", &id]));
+    assert!(carol.status.success(), "{}", String::from_utf8_lossy(&carol.stderr));
+    let out = waiting.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["state"], "approved");
+    assert_eq!(r["id"], id.as_str());
+}
+
+#[test]
+fn cli_exit_codes_denied_expired_refused_and_bad_usage() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(&write_world(&dir, 0), 8);
+    let agent = "agent:deploy-bot";
+    let denied = run(cli(
+        &server,
+        agent,
+        &["request", "--kind", "db.ddl", "--resource", "postgres://prod/x", "--params", r#"{"sql":"drop table t"}"#],
+    ));
+    assert_eq!(denied.status.code(), Some(3), "{}", stdout(&denied));
+    let expired = run(cli(&server, agent, &["request", "--kind", "test.expire", "--resource", "x://y", "--wait", "30s"]));
+    assert_eq!(expired.status.code(), Some(4));
+    let still = run(cli(&server, agent, &["request", "--kind", "db.export", "--resource", "postgres://prod/x", "--params", r#"{"rows":5000}"#, "--wait", "1s"]));
+    assert_eq!(still.status.code(), Some(5));
+    let bad_json = run(cli(&server, agent, &["request", "--kind", "k.x", "--resource", "r", "--params", "{"]));
+    assert_eq!(bad_json.status.code(), Some(2));
+    let refused = run(cli(&server, agent, &["request", "--kind", "bad kind", "--resource", "r"]));
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("invalid_action"));
+    let self_vote = run(cli(&server, "user:alice@example.com", &["approve", "req_nope"]));
+    assert_eq!(self_vote.status.code(), Some(2));
+    let no_verb = run(Command::new(BIN).arg("frobnicate").to_owned());
+    assert_eq!(no_verb.status.code(), Some(2));
+    let unreachable = run({
+        let mut c = Command::new(BIN);
+        c.args(["ls"]).env("COUNTERSIGN_URL", "http://127.0.0.1:9").env("COUNTERSIGN_TOKEN", "cs_x");
+        c
+    });
+    assert_eq!(unreachable.status.code(), Some(1));
+}
+
+#[test]
+fn cli_exec_runs_the_approved_command_and_exits_with_its_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(&write_world(&dir, 0), 8);
+    let exec = cli(&server, "agent:deploy-bot", &["exec", "--", "sh", "-c", "echo ran; exit 7"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let id = first_pending(&server);
+    let show = run(cli(&server, "user:bob@example.com", &["show", &id, "--json"]));
+    let r: serde_json::Value = serde_json::from_slice(&show.stdout).unwrap();
+    assert_eq!(r["action"]["kind"], "shell.exec");
+    assert_eq!(r["action"]["params"]["argv"][2], "echo ran; exit 7");
+    let ok = run(cli(&server, "user:bob@example.com", &["approve", &id]));
+    assert!(ok.status.success());
+    let out = exec.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(7));
+    assert_eq!(stdout(&out), "ran\n");
+    // The grant was redeemed: the request is executed and cannot run twice.
+    let after = run(cli(&server, "user:bob@example.com", &["show", &id, "--json"]));
+    let r: serde_json::Value = serde_json::from_slice(&after.stdout).unwrap();
+    assert_eq!(r["state"], "executed");
+}
+
+#[test]
+fn cli_exec_does_not_run_a_denied_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(&write_world(&dir, 0), 8);
+    let marker = dir.path().join("ran");
+    let script = format!("touch {}", marker.display());
+    let exec = cli(&server, "agent:deploy-bot", &["exec", "--", "sh", "-c", &script])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let id = first_pending(&server);
+    let no = run(cli(&server, "user:bob@example.com", &["deny", &id, "--reason", "not now"]));
+    assert!(no.status.success());
+    let out = exec.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(!marker.exists());
+}
+
+#[test]
+fn cli_key_create_prints_only_the_key_and_it_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_world(&dir, 0);
+    let server = serve(&config, 8);
+    let out = run({
+        let mut c = Command::new(BIN);
+        c.args(["key", "create", "user:erin@example.com", "--config"]).arg(&config);
+        c
+    });
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let key = stdout(&out).trim().to_string();
+    assert!(key.starts_with("cs_") && !key.contains(char::is_whitespace));
+    let who = run({
+        let mut c = Command::new(BIN);
+        c.args(["ls", "--json"]).env("COUNTERSIGN_URL", &server.url).env("COUNTERSIGN_TOKEN", &key);
+        c
+    });
+    assert!(who.status.success(), "{}", String::from_utf8_lossy(&who.stderr));
+    let unknown = run({
+        let mut c = Command::new(BIN);
+        c.args(["key", "create", "user:nobody@example.com", "--config"]).arg(&config);
+        c
+    });
+    assert_eq!(unknown.status.code(), Some(2));
+}
+
+#[test]
+fn cli_policy_check_test_and_explain() {
+    let dir = tempfile::tempdir().unwrap();
+    write_world(&dir, 0);
+    let policy = dir.path().join("policy.yaml");
+    let check = run({
+        let mut c = Command::new(BIN);
+        c.args(["policy", "check"]).arg(&policy);
+        c
+    });
+    assert!(check.status.success());
+    let broken = dir.path().join("broken.yaml");
+    std::fs::write(&broken, "version: 1\ndefault: review\nrules:\n  - name: x\n    effect: allow\n    when: 'params.('\n").unwrap();
+    let bad = run({
+        let mut c = Command::new(BIN);
+        c.args(["policy", "check"]).arg(&broken);
+        c
+    });
+    assert_eq!(bad.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("broken.yaml") && err.contains('x'), "{err}");
+    let cases = dir.path().join("cases.yaml");
+    std::fs::write(
+        &cases,
+        r#"cases:
+  - name: drop is denied
+    principal: {id: "agent:deploy-bot", owner: "user:alice@example.com", groups: [deployers]}
+    action: {kind: db.ddl, resource: "postgres://prod/x", params: {sql: "DROP TABLE t"}}
+    expect: {effect: deny, rule: never-drop-in-prod}
+  - name: wrong on purpose
+    principal: {id: "agent:deploy-bot", groups: []}
+    action: {kind: db.query, resource: "postgres://prod/x", params: {readonly: true}}
+    expect: {effect: deny}
+"#,
+    )
+    .unwrap();
+    let test = run({
+        let mut c = Command::new(BIN);
+        c.args(["policy", "test"]).arg(&policy).arg(&cases);
+        c
+    });
+    let text = stdout(&test);
+    assert_eq!(test.status.code(), Some(1), "{text}");
+    assert!(text.contains("1 passed, 1 failed"), "{text}");
+    let explain = run({
+        let mut c = Command::new(BIN);
+        c.args(["policy", "explain"])
+            .arg(&policy)
+            .args(["--principal", "agent:deploy-bot", "--action"])
+            .arg(r#"{"kind":"db.export","resource":"postgres://prod/c","params":{"rows":5000}}"#)
+            .arg("--config")
+            .arg(dir.path().join("countersign.yaml"));
+        c
+    });
+    assert!(explain.status.success(), "{}", String::from_utf8_lossy(&explain.stderr));
+    assert!(stdout(&explain).contains("prod-export-needs-two"));
+}

@@ -1,0 +1,10 @@
+//! Black-box tests: the real gateway on an ephemeral port with a temporary database file,
+//! driven over HTTP and through the `countersign` binary, the way an agent and an approver
+//! would. One test binary, so the slow link happens once.
+
+mod app;
+mod cli;
+mod crash;
+mod invariants;
+mod requests;
+mod runs;
