@@ -31,7 +31,13 @@ impl Conn {
         })
     }
 
-    pub async fn send(&mut self, method: &str, path: &str, key: Option<&str>, body: Bytes) -> anyhow::Result<Reply> {
+    pub async fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Bytes,
+    ) -> anyhow::Result<Reply> {
         self.sender.ready().await?;
         let mut req = Request::builder()
             .method(method)

@@ -44,13 +44,17 @@ enum Scenario {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let _ = rlimit::increase_nofile_limit(65_536);
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async move {
         match cli.scenario {
-            Scenario::Actions { clients, seconds } => scenarios::actions(&cli.bin, clients, seconds).await,
+            Scenario::Actions { clients, seconds } => {
+                scenarios::actions(&cli.bin, clients, seconds).await
+            }
             Scenario::Wake { requests } => scenarios::wake(&cli.bin, requests).await,
             Scenario::Waiters { count } => scenarios::waiters(&cli.bin, count).await,
-            Scenario::BareServer => server::bare().await,
+            Scenario::BareServer => server::serve_bare().await,
         }
     })
 }

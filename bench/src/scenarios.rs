@@ -22,7 +22,13 @@ struct LoadResult {
 }
 
 /// `clients` connections, each sending requests back to back for `seconds`.
-async fn closed_loop(addr: &str, clients: usize, seconds: u64, path: &'static str, key: Option<String>) -> anyhow::Result<LoadResult> {
+async fn closed_loop(
+    addr: &str,
+    clients: usize,
+    seconds: u64,
+    path: &'static str,
+    key: Option<String>,
+) -> anyhow::Result<LoadResult> {
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = vec![];
     for c in 0..clients {
@@ -30,12 +36,16 @@ async fn closed_loop(addr: &str, clients: usize, seconds: u64, path: &'static st
         let stop = stop.clone();
         let key = key.clone();
         tasks.push(tokio::spawn(async move {
-            let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
+            let mut hist =
+                Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
             let (mut n, mut errors) = (0u64, 0u64);
             let mut i = c * 1_000_000;
             while !stop.load(Ordering::Relaxed) {
                 let t = Instant::now();
-                match conn.send("POST", path, key.as_deref(), action_body(i)).await {
+                match conn
+                    .send("POST", path, key.as_deref(), action_body(i))
+                    .await
+                {
                     Ok(r) if r.status < 300 => n += 1,
                     _ => errors += 1,
                 }
@@ -102,8 +112,12 @@ pub async fn wake(bin: &str, requests: usize) -> anyhow::Result<()> {
     let mut submit = Conn::open(&cs.addr).await?;
     let mut voter = Conn::open(&cs.addr).await?;
     for i in 0..requests {
-        let body = Bytes::from(format!(r#"{{"kind":"bench.review","resource":"bench://wake/{i}"}}"#));
-        let r = submit.send("POST", "/v1/actions", Some(&agent), body).await?;
+        let body = Bytes::from(format!(
+            r#"{{"kind":"bench.review","resource":"bench://wake/{i}"}}"#
+        ));
+        let r = submit
+            .send("POST", "/v1/actions", Some(&agent), body)
+            .await?;
         let v: serde_json::Value = serde_json::from_slice(&r.body)?;
         let id = v["id"].as_str().unwrap_or_default().to_string();
         let digest = v["digest"].as_str().unwrap_or_default().to_string();
@@ -111,16 +125,29 @@ pub async fn wake(bin: &str, requests: usize) -> anyhow::Result<()> {
         let path = format!("/v1/requests/{id}?wait=30s");
         let agent_key = agent.clone();
         let wait = tokio::spawn(async move {
-            let r = waiter.send("GET", &path, Some(&agent_key), Bytes::new()).await;
+            let r = waiter
+                .send("GET", &path, Some(&agent_key), Bytes::new())
+                .await;
             (Instant::now(), r.map(|r| r.status).unwrap_or(0))
         });
         // Let the long-poll reach the server and register.
         tokio::time::sleep(Duration::from_millis(5)).await;
         let vote = Bytes::from(format!(r#"{{"decision":"approve","digest":"{digest}"}}"#));
         let sent = Instant::now();
-        let vr = voter.send("POST", &format!("/v1/requests/{id}/votes"), Some(&approver), vote).await?;
+        let vr = voter
+            .send(
+                "POST",
+                &format!("/v1/requests/{id}/votes"),
+                Some(&approver),
+                vote,
+            )
+            .await?;
         let accepted = Instant::now();
-        anyhow::ensure!(vr.status == 200, "vote refused: {}", String::from_utf8_lossy(&vr.body));
+        anyhow::ensure!(
+            vr.status == 200,
+            "vote refused: {}",
+            String::from_utf8_lossy(&vr.body)
+        );
         let (returned, status) = tokio::time::timeout(Duration::from_secs(30), wait).await??;
         anyhow::ensure!(status == 200, "long-poll failed");
         let after_accept = returned.saturating_duration_since(accepted);
@@ -158,7 +185,9 @@ pub async fn waiters(bin: &str, count: usize) -> anyhow::Result<()> {
         submitters.push(tokio::spawn(async move {
             let mut ids = vec![];
             for i in s * per..((s + 1) * per) {
-                let body = Bytes::from(format!(r#"{{"kind":"bench.review","resource":"bench://wait/{i}"}}"#));
+                let body = Bytes::from(format!(
+                    r#"{{"kind":"bench.review","resource":"bench://wait/{i}"}}"#
+                ));
                 if let Ok(r) = conn.send("POST", "/v1/actions", Some(&agent), body).await
                     && let Ok(v) = serde_json::from_slice::<serde_json::Value>(&r.body)
                     && let Some(id) = v["id"].as_str()
@@ -181,7 +210,10 @@ pub async fn waiters(bin: &str, count: usize) -> anyhow::Result<()> {
         let path = format!("/v1/requests/{id}?wait=120s");
         let agent = agent.clone();
         waiters.push(tokio::spawn(async move {
-            conn.send("GET", &path, Some(&agent), Bytes::new()).await.map(|r| r.status).unwrap_or(0)
+            conn.send("GET", &path, Some(&agent), Bytes::new())
+                .await
+                .map(|r| r.status)
+                .unwrap_or(0)
         }));
     }
     // Wait until the server reports them all waiting (bounded).
@@ -204,7 +236,10 @@ pub async fn waiters(bin: &str, count: usize) -> anyhow::Result<()> {
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
     let (rss, peak) = cs.rss_kib();
-    println!("{} agents waiting at once (server reports {waiting})", ids.len());
+    println!(
+        "{} agents waiting at once (server reports {waiting})",
+        ids.len()
+    );
     println!(
         "server RSS: idle {:.1} MiB, after submitting {:.1} MiB, all waiting {:.1} MiB (peak {:.1} MiB)",
         idle_rss as f64 / 1024.0,

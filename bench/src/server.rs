@@ -37,7 +37,8 @@ impl Drop for Server {
 impl Server {
     /// Resident set size and its peak, in KiB, from /proc.
     pub fn rss_kib(&self) -> (u64, u64) {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
         let field = |name: &str| {
             status
                 .lines()
@@ -50,8 +51,14 @@ impl Server {
     }
 }
 
-fn read_startup(child: &mut Child, keys_expected: usize) -> anyhow::Result<(String, std::collections::HashMap<String, String>)> {
-    let stdout = child.stdout.take().ok_or_else(|| anyhow::anyhow!("no stdout"))?;
+fn read_startup(
+    child: &mut Child,
+    keys_expected: usize,
+) -> anyhow::Result<(String, std::collections::HashMap<String, String>)> {
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines() {
@@ -121,8 +128,11 @@ pub fn bare(bin_self: &str) -> anyhow::Result<Server> {
 }
 
 /// The comparison endpoint: axum, POST returns the body it was given.
-pub async fn bare() -> anyhow::Result<()> {
-    let app = axum::Router::new().route("/echo", axum::routing::post(|body: bytes::Bytes| async move { body }));
+pub async fn serve_bare() -> anyhow::Result<()> {
+    let app = axum::Router::new().route(
+        "/echo",
+        axum::routing::post(|body: bytes::Bytes| async move { body }),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     println!("bare server listening on {}", listener.local_addr()?);
     axum::serve(listener, app).await?;

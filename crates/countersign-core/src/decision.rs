@@ -55,9 +55,7 @@ pub struct Requirements {
 impl Requirements {
     /// The groups whose members may vote on this request.
     pub fn is_eligible_group(&self, groups: &[String]) -> bool {
-        self.approvers
-            .iter()
-            .any(|c| groups.contains(&c.group))
+        self.approvers.iter().any(|c| groups.contains(&c.group))
     }
 
     /// Human summary such as "1 of sre, 1 of security".

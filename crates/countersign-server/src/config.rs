@@ -95,7 +95,10 @@ impl Config {
                 })?,
                 p.display().to_string(),
             ),
-            None => (SAMPLE_CONFIG.to_string(), "<built-in sample config>".to_string()),
+            None => (
+                SAMPLE_CONFIG.to_string(),
+                "<built-in sample config>".to_string(),
+            ),
         };
         let mut config = Self::parse(&text, &name)?;
         if let Some(p) = path {
@@ -206,7 +209,10 @@ impl Config {
             if let Some(o) = &p.owner
                 && !out.iter().any(|q| &q.id == o)
             {
-                return Err(format!("the owner of {} ({o}) is not a listed principal", p.id));
+                return Err(format!(
+                    "the owner of {} ({o}) is not a listed principal",
+                    p.id
+                ));
             }
         }
         Ok(out)
@@ -228,7 +234,10 @@ mod tests {
     fn unknown_key_names_the_line() {
         let err = Config::parse("listen: 127.0.0.1:1\nlisten_port: 3\n", "c.yaml").unwrap_err();
         let text = err.to_string();
-        assert!(text.contains("c.yaml") && text.contains("line 2") && text.contains("listen_port"), "{text}");
+        assert!(
+            text.contains("c.yaml") && text.contains("line 2") && text.contains("listen_port"),
+            "{text}"
+        );
     }
 
     #[test]

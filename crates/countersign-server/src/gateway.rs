@@ -14,8 +14,8 @@ use crate::wire::{ActionBody, VoteBody};
 use countersign_core::request::RunGate;
 use countersign_core::run::RunRefusal;
 use countersign_core::{
-    Action, ActionError, Ballot, Channel, Digest, Principal, PrincipalId, Refusal, Request, RunState,
-    State, Timestamp, mfa, request_id_for_grant,
+    Action, ActionError, Ballot, Channel, Digest, Principal, PrincipalId, Refusal, Request,
+    RunState, State, Timestamp, mfa, request_id_for_grant,
 };
 use countersign_store::{RequestQuery, Store, StoreError, Updated};
 use std::collections::HashMap;
@@ -75,10 +75,14 @@ pub enum MfaFailure {
 impl std::fmt::Display for MfaFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            MfaFailure::NotEnrolled => "you have no second factor enrolled; run `countersign mfa enroll` first",
+            MfaFailure::NotEnrolled => {
+                "you have no second factor enrolled; run `countersign mfa enroll` first"
+            }
             MfaFailure::Invalid => "the one-time code is not valid",
             MfaFailure::Reused => "this one-time code was already used; wait for the next one",
-            MfaFailure::RateLimited => "too many wrong one-time codes; wait a few minutes and try again",
+            MfaFailure::RateLimited => {
+                "too many wrong one-time codes; wait a few minutes and try again"
+            }
         })
     }
 }
@@ -120,7 +124,11 @@ impl Gateway {
 
     /// Step 1-3 of the flow: validate, evaluate policy, record (with the run gate applied in the
     /// same transaction).
-    pub async fn submit(&self, requester: &Principal, body: ActionBody) -> Result<Request, GatewayError> {
+    pub async fn submit(
+        &self,
+        requester: &Principal,
+        body: ActionBody,
+    ) -> Result<Request, GatewayError> {
         if body.requester.is_some() {
             return Err(GatewayError::Forbidden(
                 "requester_not_allowed",
@@ -136,7 +144,15 @@ impl Gateway {
         let run = action.run.clone();
         let requester = requester.clone();
         let submit = Box::new(move |gate: RunGate| {
-            Request::submit(new_request_id(), requester, action, decision, gate, hold_timeout, now)
+            Request::submit(
+                new_request_id(),
+                requester,
+                action,
+                decision,
+                gate,
+                hold_timeout,
+                now,
+            )
         });
         let req = self.store.submit(run.as_deref(), now, submit).await?;
         self.metrics
@@ -200,7 +216,12 @@ impl Gateway {
     }
 
     /// Waits until the request leaves `pending` or `wait` passes, then returns it.
-    pub async fn wait(&self, viewer: &Principal, id: &str, wait: Duration) -> Result<Request, GatewayError> {
+    pub async fn wait(
+        &self,
+        viewer: &Principal,
+        id: &str,
+        wait: Duration,
+    ) -> Result<Request, GatewayError> {
         let deadline = tokio::time::Instant::now() + wait.min(MAX_WAIT);
         let watch = self.waiters.watch(id);
         self.metrics.waiting_clients.inc();
@@ -227,7 +248,11 @@ impl Gateway {
         }
     }
 
-    pub async fn list(&self, viewer: &Principal, mut q: RequestQuery) -> Result<Vec<Request>, GatewayError> {
+    pub async fn list(
+        &self,
+        viewer: &Principal,
+        mut q: RequestQuery,
+    ) -> Result<Vec<Request>, GatewayError> {
         if !viewer.is_person() {
             q.requester = Some(viewer.id.to_string());
         }
@@ -255,12 +280,17 @@ impl Gateway {
         body: VoteBody,
         channel: Channel,
     ) -> Result<Request, GatewayError> {
-        let digest: Digest = body
-            .digest
-            .parse()
-            .map_err(|e: countersign_core::digest::InvalidDigest| GatewayError::BadInput("invalid_digest", e.to_string()))?;
+        let digest: Digest =
+            body.digest
+                .parse()
+                .map_err(|e: countersign_core::digest::InvalidDigest| {
+                    GatewayError::BadInput("invalid_digest", e.to_string())
+                })?;
         if body.comment.as_ref().is_some_and(|c| c.len() > 4096) {
-            return Err(GatewayError::BadInput("invalid_body", "`comment` is longer than 4096 characters".into()));
+            return Err(GatewayError::BadInput(
+                "invalid_body",
+                "`comment` is longer than 4096 characters".into(),
+            ));
         }
         let current = self
             .store
@@ -289,7 +319,11 @@ impl Gateway {
             };
             r.vote(&ballot, now)
         });
-        match self.store.update_request(id, voter.id.as_str(), now, change).await? {
+        match self
+            .store
+            .update_request(id, voter.id.as_str(), now, change)
+            .await?
+        {
             Ok(updated) => {
                 self.metrics
                     .votes
@@ -349,13 +383,15 @@ impl Gateway {
     fn after_update(&self, updated: &Updated, before: Option<&Request>) {
         let was_pending = before.is_none_or(|b| b.state == State::Pending);
         for req in std::iter::once(&updated.request).chain(&updated.also_changed) {
-            if req.state != State::Pending && (was_pending || !std::ptr::eq(req, &updated.request)) {
+            if req.state != State::Pending && (was_pending || !std::ptr::eq(req, &updated.request))
+            {
                 self.metrics.pending.dec();
                 self.count_closed(req);
                 if req.decision.effect == countersign_core::Effect::Review
                     && let Some(closed) = req.closed_at.or(Some(self.clock.now()))
                 {
-                    let waited = (closed - req.created_at).num_milliseconds().max(0) as f64 / 1000.0;
+                    let waited =
+                        (closed - req.created_at).num_milliseconds().max(0) as f64 / 1000.0;
                     self.metrics.decision_wait_seconds.observe(waited);
                 }
             }
@@ -372,7 +408,11 @@ impl Gateway {
             Some(r) if Self::visible(who, r) => {}
             _ => return Err(GatewayError::NotFound("request")),
         }
-        match self.store.update_request(id, who.id.as_str(), now, change).await? {
+        match self
+            .store
+            .update_request(id, who.id.as_str(), now, change)
+            .await?
+        {
             Ok(updated) => {
                 self.after_update(&updated, before.as_ref());
                 Ok(updated.request)
@@ -383,10 +423,18 @@ impl Gateway {
 
     /// Redeems a grant: only the requester, only for the approved digest, at most as often as the
     /// grant allows, never after it expires.
-    pub async fn redeem(&self, who: &Principal, grant_id: &str, digest: &str) -> Result<Request, GatewayError> {
-        let digest: Digest = digest
-            .parse()
-            .map_err(|e: countersign_core::digest::InvalidDigest| GatewayError::BadInput("invalid_digest", e.to_string()))?;
+    pub async fn redeem(
+        &self,
+        who: &Principal,
+        grant_id: &str,
+        digest: &str,
+    ) -> Result<Request, GatewayError> {
+        let digest: Digest =
+            digest
+                .parse()
+                .map_err(|e: countersign_core::digest::InvalidDigest| {
+                    GatewayError::BadInput("invalid_digest", e.to_string())
+                })?;
         let id = request_id_for_grant(grant_id).ok_or(GatewayError::NotFound("grant"))?;
         let before = self
             .store
@@ -399,7 +447,11 @@ impl Gateway {
         }
         let now = self.clock.now();
         let change = Box::new(move |r: &mut Request| r.redeem(&digest, now));
-        match self.store.update_request(&id, who.id.as_str(), now, change).await? {
+        match self
+            .store
+            .update_request(&id, who.id.as_str(), now, change)
+            .await?
+        {
             Ok(updated) => {
                 self.waiters.notify(&id);
                 for r in &updated.also_changed {
@@ -419,7 +471,10 @@ impl Gateway {
         target: RunState,
     ) -> Result<(countersign_core::Run, Vec<String>), GatewayError> {
         if !who.is_person() {
-            return Err(GatewayError::Forbidden("people_only", "only people can pause, resume or stop a run".into()));
+            return Err(GatewayError::Forbidden(
+                "people_only",
+                "only people can pause, resume or stop a run".into(),
+            ));
         }
         let probe = Action {
             kind: "run.control".into(),
@@ -430,10 +485,16 @@ impl Gateway {
             labels: Default::default(),
         };
         if probe.validate().is_err() {
-            return Err(GatewayError::BadInput("invalid_run", "a run id is 1-200 characters of letters, digits, `.`, `_`, `-`, `:`".into()));
+            return Err(GatewayError::BadInput(
+                "invalid_run",
+                "a run id is 1-200 characters of letters, digits, `.`, `_`, `-`, `:`".into(),
+            ));
         }
         let now = self.clock.now();
-        let change = self.store.set_run_state(run, target, &who.id, now).await??;
+        let change = self
+            .store
+            .set_run_state(run, target, &who.id, now)
+            .await??;
         let mut ids = Vec::with_capacity(change.changed.len());
         for req in &change.changed {
             if req.state != State::Pending {
@@ -448,16 +509,24 @@ impl Gateway {
     }
 
     pub async fn get_run(&self, run: &str) -> Result<countersign_core::Run, GatewayError> {
-        self.store.get_run(run).await?.ok_or(GatewayError::NotFound("run"))
+        self.store
+            .get_run(run)
+            .await?
+            .ok_or(GatewayError::NotFound("run"))
     }
 
     /// Enrolls (or re-enrolls) the caller's TOTP second factor and returns its otpauth URI.
     pub async fn enroll_totp(&self, who: &Principal) -> Result<String, GatewayError> {
         if !who.is_person() {
-            return Err(GatewayError::Forbidden("people_only", "only people enroll a second factor".into()));
+            return Err(GatewayError::Forbidden(
+                "people_only",
+                "only people enroll a second factor".into(),
+            ));
         }
         let secret: [u8; 20] = rand::random();
-        self.store.totp_enroll(&who.id, &secret, self.clock.now()).await?;
+        self.store
+            .totp_enroll(&who.id, &secret, self.clock.now())
+            .await?;
         let account = who.id.as_str().trim_start_matches("user:");
         Ok(mfa::otpauth_uri("Countersign", account, &secret))
     }

@@ -54,18 +54,46 @@ impl Default for Metrics {
         let pending = Gauge::default();
         let waiting_clients = Gauge::default();
         let policy_reloads = Family::<StateLabel, Counter>::default();
-        registry.register("policy_decisions", "Policy decisions by effect", decisions.clone());
-        registry.register("requests_closed", "Requests that reached a final state", closed.clone());
-        registry.register("votes", "Votes accepted, by decision and channel", votes.clone());
-        registry.register("refusals", "Refused operations, by machine code", refusals.clone());
+        registry.register(
+            "policy_decisions",
+            "Policy decisions by effect",
+            decisions.clone(),
+        );
+        registry.register(
+            "requests_closed",
+            "Requests that reached a final state",
+            closed.clone(),
+        );
+        registry.register(
+            "votes",
+            "Votes accepted, by decision and channel",
+            votes.clone(),
+        );
+        registry.register(
+            "refusals",
+            "Refused operations, by machine code",
+            refusals.clone(),
+        );
         registry.register(
             "review_wait_seconds",
             "Time from submission to decision of reviewed requests",
             decision_wait_seconds.clone(),
         );
-        registry.register("pending_requests", "Requests waiting for a decision", pending.clone());
-        registry.register("waiting_clients", "Requests being waited on", waiting_clients.clone());
-        registry.register("policy_reloads", "Policy reload attempts by outcome", policy_reloads.clone());
+        registry.register(
+            "pending_requests",
+            "Requests waiting for a decision",
+            pending.clone(),
+        );
+        registry.register(
+            "waiting_clients",
+            "Requests being waited on",
+            waiting_clients.clone(),
+        );
+        registry.register(
+            "policy_reloads",
+            "Policy reload attempts by outcome",
+            policy_reloads.clone(),
+        );
         Self {
             registry,
             decisions,

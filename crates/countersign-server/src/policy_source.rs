@@ -16,7 +16,10 @@ impl PolicySource {
     pub fn load(path: Option<&Path>) -> Result<Self, PolicyError> {
         let policy = match path {
             Some(p) => Policy::load(p)?,
-            None => Policy::parse(countersign_policy::SAMPLE_POLICY, "<built-in sample policy>")?,
+            None => Policy::parse(
+                countersign_policy::SAMPLE_POLICY,
+                "<built-in sample policy>",
+            )?,
         };
         Ok(Self {
             current: ArcSwap::from_pointee(policy),

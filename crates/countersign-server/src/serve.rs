@@ -84,13 +84,17 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     start_with_clock(config, Arc::new(SystemClock)).await
 }
 
-pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<Running, StartError> {
-    let principals = config
-        .principals()
-        .map_err(|message| crate::config::ConfigError::Invalid {
-            path: "config".into(),
-            message,
-        })?;
+pub async fn start_with_clock(
+    config: Config,
+    clock: Arc<dyn Clock>,
+) -> Result<Running, StartError> {
+    let principals =
+        config
+            .principals()
+            .map_err(|message| crate::config::ConfigError::Invalid {
+                path: "config".into(),
+                message,
+            })?;
     let policy = Arc::new(PolicySource::load(config.policy.as_deref())?);
     let store = open_store(&config.database).await?;
     let directory = Arc::new(Directory::new(principals));
@@ -115,7 +119,12 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<R
     }
     let hash = policy.current().hash().to_string();
     store
-        .append_event("system", Event::PolicyLoaded { hash: hash.clone() }, Some(&hash), clock.now())
+        .append_event(
+            "system",
+            Event::PolicyLoaded { hash: hash.clone() },
+            Some(&hash),
+            clock.now(),
+        )
         .await
         .map_err(store_err)?;
 
@@ -203,7 +212,10 @@ async fn watch_policy(gateway: Arc<Gateway>) {
     let _watcher = match watcher {
         Ok(mut w) => {
             use notify::Watcher as _;
-            let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            let dir = path
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
             if let Err(e) = w.watch(dir, notify::RecursiveMode::NonRecursive) {
                 tracing::warn!(error = %e, "cannot watch the policy file; reload with SIGHUP");
             }
@@ -231,7 +243,12 @@ async fn watch_policy(gateway: Arc<Gateway>) {
                 let now = gateway.clock.now();
                 if let Err(e) = gateway
                     .store
-                    .append_event("system", Event::PolicyLoaded { hash: hash.clone() }, Some(&hash), now)
+                    .append_event(
+                        "system",
+                        Event::PolicyLoaded { hash: hash.clone() },
+                        Some(&hash),
+                        now,
+                    )
                     .await
                 {
                     tracing::error!(error = %e, "could not record the policy reload");

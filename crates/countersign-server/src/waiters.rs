@@ -74,7 +74,9 @@ mod tests {
         let task = tokio::spawn(async move {
             let watch = w2.watch("req_1");
             let fut = watch.notified();
-            tokio::time::timeout(Duration::from_secs(5), fut).await.is_ok()
+            tokio::time::timeout(Duration::from_secs(5), fut)
+                .await
+                .is_ok()
         });
         while waiters.watched() == 0 {
             tokio::task::yield_now().await;

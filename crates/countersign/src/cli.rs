@@ -29,7 +29,12 @@ pub struct Cli {
 #[derive(Args, Clone)]
 pub struct Global {
     /// Gateway URL.
-    #[arg(long, global = true, env = "COUNTERSIGN_URL", default_value = "http://127.0.0.1:8750")]
+    #[arg(
+        long,
+        global = true,
+        env = "COUNTERSIGN_URL",
+        default_value = "http://127.0.0.1:8750"
+    )]
     pub url: String,
     /// API key (prefer the environment variable: flags show up in process lists).
     #[arg(long, global = true, env = "COUNTERSIGN_TOKEN", hide_env_values = true)]

@@ -28,11 +28,17 @@ impl Client {
 
     fn token(&self) -> Result<&str, Failure> {
         self.token.as_deref().ok_or_else(|| {
-            Failure::usage("no API key: set COUNTERSIGN_TOKEN (see `countersign key create --help`)")
+            Failure::usage(
+                "no API key: set COUNTERSIGN_TOKEN (see `countersign key create --help`)",
+            )
         })
     }
 
-    pub async fn get<T: DeserializeOwned>(&self, path: &str, timeout: Duration) -> Result<T, Failure> {
+    pub async fn get<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        timeout: Duration,
+    ) -> Result<T, Failure> {
         let req = self
             .http
             .get(format!("{}{path}", self.base))
@@ -41,7 +47,11 @@ impl Client {
         self.send(req).await
     }
 
-    pub async fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T, Failure> {
+    pub async fn post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, Failure> {
         let req = self
             .http
             .post(format!("{}{path}", self.base))
@@ -66,7 +76,10 @@ impl Client {
         }
         let (code, message) = match serde_json::from_slice::<ErrorBody>(&bytes) {
             Ok(b) => (b.error.code, b.error.message),
-            Err(_) => ("http_error".to_string(), String::from_utf8_lossy(&bytes).into_owned()),
+            Err(_) => (
+                "http_error".to_string(),
+                String::from_utf8_lossy(&bytes).into_owned(),
+            ),
         };
         let text = format!("{message} ({code}, HTTP {})", status.as_u16());
         Err(if status.is_client_error() {

@@ -17,10 +17,17 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { outcome::USAGE } else { outcome::OK });
+            return ExitCode::from(if e.use_stderr() {
+                outcome::USAGE
+            } else {
+                outcome::OK
+            });
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("countersign: cannot start the async runtime: {e}");

@@ -50,7 +50,11 @@ fn truncate(s: &str, n: usize) -> String {
 /// The full picture of one request, for `show`, `request` and before a vote.
 pub fn detail(r: &RequestView) -> String {
     let mut out = String::new();
-    let held = if r.held { " (held: its run is paused)" } else { "" };
+    let held = if r.held {
+        " (held: its run is paused)"
+    } else {
+        ""
+    };
     let _ = writeln!(out, "request   {}", r.id);
     let _ = writeln!(out, "state     {}{held}", r.state.as_str());
     let owner = r
@@ -77,7 +81,11 @@ pub fn detail(r: &RequestView) -> String {
     }
     for v in &r.votes {
         let mfa = if v.mfa { " with MFA" } else { "" };
-        let comment = v.comment.as_deref().map(|c| format!(": {c}")).unwrap_or_default();
+        let comment = v
+            .comment
+            .as_deref()
+            .map(|c| format!(": {c}"))
+            .unwrap_or_default();
         let _ = writeln!(
             out,
             "vote      {} {:?} via {}{mfa}{comment}",
@@ -93,7 +101,11 @@ pub fn detail(r: &RequestView) -> String {
         let _ = writeln!(out, "outcome   {o}");
     }
     if let Some(g) = &r.grant {
-        let _ = writeln!(out, "grant     {} ({} of {} uses, until {})", g.id, g.uses, g.max_uses, g.expires_at);
+        let _ = writeln!(
+            out,
+            "grant     {} ({} of {} uses, until {})",
+            g.id, g.uses, g.max_uses, g.expires_at
+        );
     }
     let _ = writeln!(out, "digest    {}", r.digest);
     if let Some(u) = &r.review_url {

@@ -64,15 +64,21 @@ impl From<GatewayError> for ApiError {
     fn from(e: GatewayError) -> Self {
         match e {
             GatewayError::Refused(r) => ApiError::new(refusal_status(&r), r.code(), r.to_string()),
-            GatewayError::InvalidAction(a) => ApiError::bad_request("invalid_action", a.to_string()),
+            GatewayError::InvalidAction(a) => {
+                ApiError::bad_request("invalid_action", a.to_string())
+            }
             GatewayError::BadInput(code, message) => ApiError::bad_request(code, message),
             GatewayError::NotFound(what) => ApiError::new(
                 StatusCode::NOT_FOUND,
                 "not_found",
                 format!("no such {what} (or you may not see it)"),
             ),
-            GatewayError::Forbidden(code, message) => ApiError::new(StatusCode::FORBIDDEN, code, message),
-            GatewayError::Run(r) => ApiError::new(StatusCode::CONFLICT, "run_stopped", r.to_string()),
+            GatewayError::Forbidden(code, message) => {
+                ApiError::new(StatusCode::FORBIDDEN, code, message)
+            }
+            GatewayError::Run(r) => {
+                ApiError::new(StatusCode::CONFLICT, "run_stopped", r.to_string())
+            }
             GatewayError::Mfa(m) => {
                 let (status, code) = match m {
                     MfaFailure::NotEnrolled => (StatusCode::BAD_REQUEST, "mfa_not_enrolled"),

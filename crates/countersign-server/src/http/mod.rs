@@ -66,7 +66,11 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
 }
 
 async fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint; see /v1/openapi.json")
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "no such endpoint; see /v1/openapi.json",
+    )
 }
 
 async fn method_not_allowed() -> ApiError {

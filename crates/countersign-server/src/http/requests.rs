@@ -154,9 +154,9 @@ pub async fn redeem(
 ) -> Result<Json<RedeemView>, ApiError> {
     let req = state.gateway.redeem(&caller, &id, &body.digest).await?;
     let v = view(&state, &req);
-    let grant = v
-        .grant
-        .ok_or_else(|| ApiError::new(StatusCode::CONFLICT, "no_grant", "the request has no grant"))?;
+    let grant = v.grant.ok_or_else(|| {
+        ApiError::new(StatusCode::CONFLICT, "no_grant", "the request has no grant")
+    })?;
     Ok(Json(RedeemView {
         grant,
         request: req.id,
@@ -181,7 +181,11 @@ pub async fn events(
             let req = match pending_first {
                 Some(r) => r,
                 None => loop {
-                    match state.gateway.wait(&caller, &id, crate::gateway::MAX_WAIT).await {
+                    match state
+                        .gateway
+                        .wait(&caller, &id, crate::gateway::MAX_WAIT)
+                        .await
+                    {
                         Ok(r) if r.state == RequestState::Pending => continue,
                         Ok(r) => break r,
                         Err(e) => {
@@ -197,7 +201,10 @@ pub async fn events(
             // The stream ends with the decision; a pending request gets one more event.
             let finished = req.state != RequestState::Pending;
             let body = serde_json::to_string(&view(&state, &req)).unwrap_or_default();
-            let ev = Event::default().event("request").id(req.state.as_str()).data(body);
+            let ev = Event::default()
+                .event("request")
+                .id(req.state.as_str())
+                .data(body);
             Some((Ok(ev), (state, caller, id, None, finished)))
         },
     );

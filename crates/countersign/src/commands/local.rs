@@ -80,11 +80,18 @@ pub fn policy(g: &Global, verb: PolicyVerb) -> Result<u8, Failure> {
                 if r.passed {
                     println!("PASS  {}", r.name);
                 } else {
-                    println!("FAIL  {}\n      expected {}\n      got      {}", r.name, r.expected, r.got);
+                    println!(
+                        "FAIL  {}\n      expected {}\n      got      {}",
+                        r.name, r.expected, r.got
+                    );
                 }
             }
             println!("{} passed, {} failed", results.len() - failed, failed);
-            Ok(if failed == 0 { outcome::OK } else { outcome::FAILURE })
+            Ok(if failed == 0 {
+                outcome::OK
+            } else {
+                outcome::FAILURE
+            })
         }
         PolicyVerb::Explain {
             file,
@@ -96,20 +103,24 @@ pub fn policy(g: &Global, verb: PolicyVerb) -> Result<u8, Failure> {
             let id = PrincipalId::parse(&principal).map_err(|e| Failure::usage(e.to_string()))?;
             let config = load_config(config.as_deref())?;
             let principals = config.principals().map_err(Failure::usage)?;
-            let who = principals
-                .into_iter()
-                .find(|p| p.id == id)
-                .unwrap_or(countersign_core::Principal {
+            let who = principals.into_iter().find(|p| p.id == id).unwrap_or(
+                countersign_core::Principal {
                     id,
                     owner: None,
                     groups: vec![],
-                });
+                },
+            );
             let action: Action = serde_json::from_str(&action)
                 .map_err(|e| Failure::usage(format!("--action is not a valid action: {e}")))?;
-            action.validate().map_err(|e| Failure::usage(e.to_string()))?;
+            action
+                .validate()
+                .map_err(|e| Failure::usage(e.to_string()))?;
             let explanation = p.explain(&who, &action, chrono::Utc::now());
             if g.json {
-                println!("{}", serde_json::to_string_pretty(&explanation).unwrap_or_default());
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&explanation).unwrap_or_default()
+                );
             } else {
                 print!("{explanation}");
             }
@@ -133,7 +144,11 @@ pub async fn key(verb: KeyVerb) -> Result<u8, Failure> {
         .map_err(|e| Failure::other(format!("cannot open {}: {e}", config.database)))?;
     let key = countersign_server::auth::new_key();
     store
-        .create_key(&countersign_server::auth::key_hash(&key), &id, chrono::Utc::now())
+        .create_key(
+            &countersign_server::auth::key_hash(&key),
+            &id,
+            chrono::Utc::now(),
+        )
         .await
         .map_err(|e| Failure::other(format!("cannot store the key: {e}")))?;
     println!("{key}");

@@ -21,13 +21,33 @@ pub async fn run(cli: Cli) -> Result<u8, Failure> {
             comment,
             digest,
             otp,
-        } => remote::vote(&g, &id, countersign_core::VoteDecision::Approve, comment, digest, otp).await,
+        } => {
+            remote::vote(
+                &g,
+                &id,
+                countersign_core::VoteDecision::Approve,
+                comment,
+                digest,
+                otp,
+            )
+            .await
+        }
         Command::Deny {
             id,
             reason,
             digest,
             otp,
-        } => remote::vote(&g, &id, countersign_core::VoteDecision::Deny, Some(reason), digest, otp).await,
+        } => {
+            remote::vote(
+                &g,
+                &id,
+                countersign_core::VoteDecision::Deny,
+                Some(reason),
+                digest,
+                otp,
+            )
+            .await
+        }
         Command::Cancel { id } => remote::cancel(&g, &id).await,
         Command::Run { verb } => remote::run_control(&g, verb).await,
         Command::Mfa { .. } => remote::mfa_enroll(&g).await,

@@ -40,7 +40,11 @@ fn wait_deadline(wait: &str) -> Result<Option<Instant>, Failure> {
     Ok(Some(Instant::now() + parse_duration(wait)?))
 }
 
-async fn wait_for(c: &Client, mut r: RequestView, deadline: Option<Instant>) -> Result<RequestView, Failure> {
+async fn wait_for(
+    c: &Client,
+    mut r: RequestView,
+    deadline: Option<Instant>,
+) -> Result<RequestView, Failure> {
     while r.state == State::Pending {
         let left = match deadline {
             Some(d) => d.saturating_duration_since(Instant::now()),
@@ -124,7 +128,9 @@ pub async fn exec(g: &Global, args: ExecArgs) -> Result<u8, Failure> {
         .unwrap_or_default();
     let body = ActionBody {
         kind: args.kind,
-        resource: args.resource.unwrap_or_else(|| format!("shell://{}", hostname())),
+        resource: args
+            .resource
+            .unwrap_or_else(|| format!("shell://{}", hostname())),
         params: Some(serde_json::json!({"argv": args.command, "cwd": cwd})),
         justification: args.justification,
         run: args.run,
@@ -146,8 +152,15 @@ pub async fn exec(g: &Global, args: ExecArgs) -> Result<u8, Failure> {
     }
     let r = wait_for(&c, r, deadline).await?;
     if r.state != State::Approved {
-        let why = r.outcome.clone().unwrap_or_else(|| r.decision.reason.clone());
-        eprintln!("countersign: not running the command: request {} is {}: {why}", r.id, r.state.as_str());
+        let why = r
+            .outcome
+            .clone()
+            .unwrap_or_else(|| r.decision.reason.clone());
+        eprintln!(
+            "countersign: not running the command: request {} is {}: {why}",
+            r.id,
+            r.state.as_str()
+        );
         return Ok(exit_for_state(r.state));
     }
     let grant = r
@@ -201,7 +214,10 @@ pub async fn ls(g: &Global, state: &str, run: Option<String>, limit: u32) -> Res
     }
     let list: RequestList = c.get(&path, Duration::from_secs(30)).await?;
     if g.json {
-        println!("{}", serde_json::to_string_pretty(&list).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&list).unwrap_or_default()
+        );
     } else {
         print!("{}", render::table(&list.requests));
     }
@@ -210,7 +226,9 @@ pub async fn ls(g: &Global, state: &str, run: Option<String>, limit: u32) -> Res
 
 pub async fn show(g: &Global, id: &str) -> Result<u8, Failure> {
     let c = client(g)?;
-    let r: RequestView = c.get(&format!("/v1/requests/{id}"), Duration::from_secs(30)).await?;
+    let r: RequestView = c
+        .get(&format!("/v1/requests/{id}"), Duration::from_secs(30))
+        .await?;
     print_request(g, &r);
     Ok(outcome::OK)
 }
@@ -228,7 +246,9 @@ pub async fn vote(
         Some(d) => d,
         None => {
             // Show the approver exactly what they are voting on, then vote on that digest.
-            let r: RequestView = c.get(&format!("/v1/requests/{id}"), Duration::from_secs(30)).await?;
+            let r: RequestView = c
+                .get(&format!("/v1/requests/{id}"), Duration::from_secs(30))
+                .await?;
             if !g.json {
                 eprint!("{}", render::detail(&r));
             }
@@ -256,7 +276,9 @@ pub async fn vote(
 
 pub async fn cancel(g: &Global, id: &str) -> Result<u8, Failure> {
     let c = client(g)?;
-    let r: RequestView = c.post(&format!("/v1/requests/{id}/cancel"), &serde_json::json!({})).await?;
+    let r: RequestView = c
+        .post(&format!("/v1/requests/{id}/cancel"), &serde_json::json!({}))
+        .await?;
     print_request(g, &r);
     Ok(outcome::OK)
 }
@@ -268,7 +290,9 @@ pub async fn run_control(g: &Global, verb: RunVerb) -> Result<u8, Failure> {
         RunVerb::Stop { run } => (run, "stop"),
     };
     let c = client(g)?;
-    let v: RunView = c.post(&format!("/v1/runs/{run}/{verb}"), &serde_json::json!({})).await?;
+    let v: RunView = c
+        .post(&format!("/v1/runs/{run}/{verb}"), &serde_json::json!({}))
+        .await?;
     if g.json {
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     } else {
@@ -287,7 +311,9 @@ pub async fn mfa_enroll(g: &Global) -> Result<u8, Failure> {
         println!("{}", serde_json::to_string_pretty(&e).unwrap_or_default());
     } else {
         println!("{}", e.otpauth_uri);
-        eprintln!("Add this to your authenticator app; then vote with --otp CODE where a rule requires MFA.");
+        eprintln!(
+            "Add this to your authenticator app; then vote with --otp CODE where a rule requires MFA."
+        );
     }
     Ok(outcome::OK)
 }

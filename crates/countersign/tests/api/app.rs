@@ -70,7 +70,9 @@ pub fn principals_yaml(crowd: usize) -> String {
 ",
     );
     for i in 0..crowd {
-        s.push_str(&format!("  - {{id: user:p{i}@example.com, groups: [crowd]}}\n"));
+        s.push_str(&format!(
+            "  - {{id: user:p{i}@example.com, groups: [crowd]}}\n"
+        ));
     }
     s
 }
@@ -80,7 +82,8 @@ pub struct TestApp {
     pub dir: TempDir,
     pub keys: HashMap<String, String>,
     pub http: reqwest::Client,
-    pub running: Option<countersign_server::Running>,
+    /// Keeps the gateway running for the test's lifetime.
+    pub _running: countersign_server::Running,
 }
 
 pub fn write_world(dir: &TempDir, crowd: usize) -> PathBuf {
@@ -113,7 +116,7 @@ pub async fn spawn_app_with(crowd: usize) -> TestApp {
         dir,
         keys,
         http: reqwest::Client::new(),
-        running: Some(running),
+        _running: running,
     }
 }
 
@@ -221,12 +224,6 @@ impl TestApp {
 
     pub fn db_path(&self) -> PathBuf {
         self.dir.path().join("countersign.db")
-    }
-
-    pub async fn stop(&mut self) {
-        if let Some(mut r) = self.running.take() {
-            r.stop().await.unwrap();
-        }
     }
 }
 

@@ -105,8 +105,17 @@ fn cli_request_waits_and_two_approvers_release_it_with_exit_code_0() {
         &server,
         "agent:deploy-bot",
         &[
-            "request", "--kind", "db.export", "--resource", "postgres://prod/customers",
-            "--params", r#"{"rows": 5000}"#, "--justification", "quarterly report", "--wait", "--json",
+            "request",
+            "--kind",
+            "db.export",
+            "--resource",
+            "postgres://prod/customers",
+            "--params",
+            r#"{"rows": 5000}"#,
+            "--justification",
+            "quarterly report",
+            "--wait",
+            "--json",
         ],
     )
     .stdout(Stdio::piped())
@@ -114,12 +123,29 @@ fn cli_request_waits_and_two_approvers_release_it_with_exit_code_0() {
     .spawn()
     .unwrap();
     let id = first_pending(&server);
-    let bob = run(cli(&server, "user:bob@example.com", &["approve", &id, "--comment", "ok"]));
-    assert!(bob.status.success(), "{}", String::from_utf8_lossy(&bob.stderr));
+    let bob = run(cli(
+        &server,
+        "user:bob@example.com",
+        &["approve", &id, "--comment", "ok"],
+    ));
+    assert!(
+        bob.status.success(),
+        "{}",
+        String::from_utf8_lossy(&bob.stderr)
+    );
     let carol = run(cli(&server, "user:carol@example.com", &["approve", &id]));
-    assert!(carol.status.success(), "{}", String::from_utf8_lossy(&carol.stderr));
+    assert!(
+        carol.status.success(),
+        "{}",
+        String::from_utf8_lossy(&carol.stderr)
+    );
     let out = waiting.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(r["state"], "approved");
     assert_eq!(r["id"], id.as_str());
@@ -133,25 +159,85 @@ fn cli_exit_codes_denied_expired_refused_and_bad_usage() {
     let denied = run(cli(
         &server,
         agent,
-        &["request", "--kind", "db.ddl", "--resource", "postgres://prod/x", "--params", r#"{"sql":"drop table t"}"#],
+        &[
+            "request",
+            "--kind",
+            "db.ddl",
+            "--resource",
+            "postgres://prod/x",
+            "--params",
+            r#"{"sql":"drop table t"}"#,
+        ],
     ));
     assert_eq!(denied.status.code(), Some(3), "{}", stdout(&denied));
-    let expired = run(cli(&server, agent, &["request", "--kind", "test.expire", "--resource", "x://y", "--wait", "30s"]));
+    let expired = run(cli(
+        &server,
+        agent,
+        &[
+            "request",
+            "--kind",
+            "test.expire",
+            "--resource",
+            "x://y",
+            "--wait",
+            "30s",
+        ],
+    ));
     assert_eq!(expired.status.code(), Some(4));
-    let still = run(cli(&server, agent, &["request", "--kind", "db.export", "--resource", "postgres://prod/x", "--params", r#"{"rows":5000}"#, "--wait", "1s"]));
+    let still = run(cli(
+        &server,
+        agent,
+        &[
+            "request",
+            "--kind",
+            "db.export",
+            "--resource",
+            "postgres://prod/x",
+            "--params",
+            r#"{"rows":5000}"#,
+            "--wait",
+            "1s",
+        ],
+    ));
     assert_eq!(still.status.code(), Some(5));
-    let bad_json = run(cli(&server, agent, &["request", "--kind", "k.x", "--resource", "r", "--params", "{"]));
+    let bad_json = run(cli(
+        &server,
+        agent,
+        &[
+            "request",
+            "--kind",
+            "k.x",
+            "--resource",
+            "r",
+            "--params",
+            "{",
+        ],
+    ));
     assert_eq!(bad_json.status.code(), Some(2));
-    let refused = run(cli(&server, agent, &["request", "--kind", "bad kind", "--resource", "r"]));
+    let refused = run(cli(
+        &server,
+        agent,
+        &["request", "--kind", "bad kind", "--resource", "r"],
+    ));
     assert_eq!(refused.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("invalid_action"));
-    let self_vote = run(cli(&server, "user:alice@example.com", &["approve", "req_nope"]));
+    let self_vote = run(cli(
+        &server,
+        "user:alice@example.com",
+        &["approve", "req_nope"],
+    ));
     assert_eq!(self_vote.status.code(), Some(2));
-    let no_verb = run(Command::new(BIN).arg("frobnicate").to_owned());
+    let no_verb = run({
+        let mut c = Command::new(BIN);
+        c.arg("frobnicate");
+        c
+    });
     assert_eq!(no_verb.status.code(), Some(2));
     let unreachable = run({
         let mut c = Command::new(BIN);
-        c.args(["ls"]).env("COUNTERSIGN_URL", "http://127.0.0.1:9").env("COUNTERSIGN_TOKEN", "cs_x");
+        c.args(["ls"])
+            .env("COUNTERSIGN_URL", "http://127.0.0.1:9")
+            .env("COUNTERSIGN_TOKEN", "cs_x");
         c
     });
     assert_eq!(unreachable.status.code(), Some(1));
@@ -161,13 +247,21 @@ fn cli_exit_codes_denied_expired_refused_and_bad_usage() {
 fn cli_exec_runs_the_approved_command_and_exits_with_its_code() {
     let dir = tempfile::tempdir().unwrap();
     let server = serve(&write_world(&dir, 0), 8);
-    let exec = cli(&server, "agent:deploy-bot", &["exec", "--", "sh", "-c", "echo ran; exit 7"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let exec = cli(
+        &server,
+        "agent:deploy-bot",
+        &["exec", "--", "sh", "-c", "echo ran; exit 7"],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
     let id = first_pending(&server);
-    let show = run(cli(&server, "user:bob@example.com", &["show", &id, "--json"]));
+    let show = run(cli(
+        &server,
+        "user:bob@example.com",
+        &["show", &id, "--json"],
+    ));
     let r: serde_json::Value = serde_json::from_slice(&show.stdout).unwrap();
     assert_eq!(r["action"]["kind"], "shell.exec");
     assert_eq!(r["action"]["params"]["argv"][2], "echo ran; exit 7");
@@ -177,7 +271,11 @@ fn cli_exec_runs_the_approved_command_and_exits_with_its_code() {
     assert_eq!(out.status.code(), Some(7));
     assert_eq!(stdout(&out), "ran\n");
     // The grant was redeemed: the request is executed and cannot run twice.
-    let after = run(cli(&server, "user:bob@example.com", &["show", &id, "--json"]));
+    let after = run(cli(
+        &server,
+        "user:bob@example.com",
+        &["show", &id, "--json"],
+    ));
     let r: serde_json::Value = serde_json::from_slice(&after.stdout).unwrap();
     assert_eq!(r["state"], "executed");
 }
@@ -188,13 +286,21 @@ fn cli_exec_does_not_run_a_denied_command() {
     let server = serve(&write_world(&dir, 0), 8);
     let marker = dir.path().join("ran");
     let script = format!("touch {}", marker.display());
-    let exec = cli(&server, "agent:deploy-bot", &["exec", "--", "sh", "-c", &script])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let exec = cli(
+        &server,
+        "agent:deploy-bot",
+        &["exec", "--", "sh", "-c", &script],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
     let id = first_pending(&server);
-    let no = run(cli(&server, "user:bob@example.com", &["deny", &id, "--reason", "not now"]));
+    let no = run(cli(
+        &server,
+        "user:bob@example.com",
+        &["deny", &id, "--reason", "not now"],
+    ));
     assert!(no.status.success());
     let out = exec.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(3));
@@ -208,21 +314,33 @@ fn cli_key_create_prints_only_the_key_and_it_works() {
     let server = serve(&config, 8);
     let out = run({
         let mut c = Command::new(BIN);
-        c.args(["key", "create", "user:erin@example.com", "--config"]).arg(&config);
+        c.args(["key", "create", "user:erin@example.com", "--config"])
+            .arg(&config);
         c
     });
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let key = stdout(&out).trim().to_string();
     assert!(key.starts_with("cs_") && !key.contains(char::is_whitespace));
     let who = run({
         let mut c = Command::new(BIN);
-        c.args(["ls", "--json"]).env("COUNTERSIGN_URL", &server.url).env("COUNTERSIGN_TOKEN", &key);
+        c.args(["ls", "--json"])
+            .env("COUNTERSIGN_URL", &server.url)
+            .env("COUNTERSIGN_TOKEN", &key);
         c
     });
-    assert!(who.status.success(), "{}", String::from_utf8_lossy(&who.stderr));
+    assert!(
+        who.status.success(),
+        "{}",
+        String::from_utf8_lossy(&who.stderr)
+    );
     let unknown = run({
         let mut c = Command::new(BIN);
-        c.args(["key", "create", "user:nobody@example.com", "--config"]).arg(&config);
+        c.args(["key", "create", "user:nobody@example.com", "--config"])
+            .arg(&config);
         c
     });
     assert_eq!(unknown.status.code(), Some(2));
@@ -240,7 +358,7 @@ fn cli_policy_check_test_and_explain() {
     });
     assert!(check.status.success());
     let broken = dir.path().join("broken.yaml");
-    std::fs::write(&broken, "version: 1\ndefault: review\nrules:\n  - name: x\n    effect: allow\n    when: 'params.('\n").unwrap();
+    std::fs::write(&broken, "version: 1\ndefault: deny\nrules:\n  - name: broken-rule\n    effect: allow\n    when: 'params.('\n").unwrap();
     let bad = run({
         let mut c = Command::new(BIN);
         c.args(["policy", "check"]).arg(&broken);
@@ -248,7 +366,10 @@ fn cli_policy_check_test_and_explain() {
     });
     assert_eq!(bad.status.code(), Some(2));
     let err = String::from_utf8_lossy(&bad.stderr);
-    assert!(err.contains("broken.yaml") && err.contains('x'), "{err}");
+    assert!(
+        err.contains("broken.yaml:6") && err.contains("broken-rule"),
+        "{err}"
+    );
     let cases = dir.path().join("cases.yaml");
     std::fs::write(
         &cases,
@@ -282,6 +403,10 @@ fn cli_policy_check_test_and_explain() {
             .arg(dir.path().join("countersign.yaml"));
         c
     });
-    assert!(explain.status.success(), "{}", String::from_utf8_lossy(&explain.stderr));
+    assert!(
+        explain.status.success(),
+        "{}",
+        String::from_utf8_lossy(&explain.stderr)
+    );
     assert!(stdout(&explain).contains("prod-export-needs-two"));
 }

@@ -24,14 +24,20 @@ async fn pending_request_survives_kill_9_and_can_be_decided_and_redeemed() {
     let mut pending = vec![];
     for rows in [5000, 6000, 7000] {
         let r = agent
-            .submit("db.export", "postgres://prod/customers", json!({"rows": rows}))
+            .submit(
+                "db.export",
+                "postgres://prod/customers",
+                json!({"rows": rows}),
+            )
             .await;
         assert_eq!(r.state(), "pending");
         pending.push(r);
     }
     // One vote acknowledged before the crash must still count after it.
     let bob = client(&first.url, &keys["user:bob@example.com"]);
-    let v = bob.vote(&pending[0].id(), "approve", &pending[0].digest()).await;
+    let v = bob
+        .vote(&pending[0].id(), "approve", &pending[0].digest())
+        .await;
     assert_eq!(v.status, reqwest::StatusCode::OK);
 
     first.child.kill().unwrap(); // SIGKILL: no shutdown, no flush
@@ -44,15 +50,31 @@ async fn pending_request_survives_kill_9_and_can_be_decided_and_redeemed() {
         let now = agent.get(&format!("/v1/requests/{}", r.id())).await;
         assert_eq!(now.state(), "pending", "{}", now.body);
     }
-    let after = agent.get(&format!("/v1/requests/{}", pending[0].id())).await;
-    assert_eq!(after.body["votes"].as_array().unwrap().len(), 1, "the acknowledged vote counts");
-    let done = carol.vote(&pending[0].id(), "approve", &pending[0].digest()).await;
+    let after = agent
+        .get(&format!("/v1/requests/{}", pending[0].id()))
+        .await;
+    assert_eq!(
+        after.body["votes"].as_array().unwrap().len(),
+        1,
+        "the acknowledged vote counts"
+    );
+    let done = carol
+        .vote(&pending[0].id(), "approve", &pending[0].digest())
+        .await;
     assert_eq!(done.state(), "approved");
     let grant = done.body["grant"]["id"].as_str().unwrap();
     let redeemed = agent
-        .post(&format!("/v1/grants/{grant}/redeem"), json!({"digest": pending[0].digest()}))
+        .post(
+            &format!("/v1/grants/{grant}/redeem"),
+            json!({"digest": pending[0].digest()}),
+        )
         .await;
-    assert_eq!(redeemed.status, reqwest::StatusCode::OK, "{}", redeemed.body);
+    assert_eq!(
+        redeemed.status,
+        reqwest::StatusCode::OK,
+        "{}",
+        redeemed.body
+    );
     drop(second);
 
     let verify = Command::new(BIN)
@@ -60,7 +82,11 @@ async fn pending_request_survives_kill_9_and_can_be_decided_and_redeemed() {
         .arg(dir.path().join("countersign.db"))
         .output()
         .unwrap();
-    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stderr));
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -70,12 +96,26 @@ async fn edited_audit_row_is_found_by_audit_verify() {
     let server = serve(&config, 8);
     let agent = client(&server.url, &server.keys["agent:deploy-bot"]);
     for rows in [5000, 6000] {
-        agent.submit("db.export", "postgres://prod/customers", json!({"rows": rows})).await;
+        agent
+            .submit(
+                "db.export",
+                "postgres://prod/customers",
+                json!({"rows": rows}),
+            )
+            .await;
     }
     drop(server);
     let db = dir.path().join("countersign.db");
-    let ok = Command::new(BIN).args(["audit", "verify", "--database"]).arg(&db).output().unwrap();
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let ok = Command::new(BIN)
+        .args(["audit", "verify", "--database"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
 
     // Someone with the file edits entry 9: they can drop the guard triggers, but not the hashes.
     let target = {
@@ -83,13 +123,18 @@ async fn edited_audit_row_is_found_by_audit_verify() {
         let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
             .await
             .unwrap();
-        sqlx::query("DROP TRIGGER IF EXISTS audit_no_update").execute(&mut conn).await.unwrap();
+        sqlx::query("DROP TRIGGER IF EXISTS audit_no_update")
+            .execute(&mut conn)
+            .await
+            .unwrap();
         let (seq, bytes): (i64, Vec<u8>) =
             sqlx::query_as("SELECT seq, bytes FROM audit WHERE CAST(bytes AS TEXT) LIKE '%\"rows\"%' OR CAST(bytes AS TEXT) LIKE '%request.created%' ORDER BY seq DESC LIMIT 1")
                 .fetch_one(&mut conn)
                 .await
                 .unwrap();
-        let edited = String::from_utf8(bytes).unwrap().replace("agent:deploy-bot", "agent:innocent-bot");
+        let edited = String::from_utf8(bytes)
+            .unwrap()
+            .replace("agent:deploy-bot", "agent:innocent-bot");
         sqlx::query("UPDATE audit SET bytes = ? WHERE seq = ?")
             .bind(edited.into_bytes())
             .bind(seq)
@@ -98,7 +143,11 @@ async fn edited_audit_row_is_found_by_audit_verify() {
             .unwrap();
         seq
     };
-    let bad = Command::new(BIN).args(["audit", "verify", "--database"]).arg(&db).output().unwrap();
+    let bad = Command::new(BIN)
+        .args(["audit", "verify", "--database"])
+        .arg(&db)
+        .output()
+        .unwrap();
     assert_eq!(bad.status.code(), Some(1));
     let err = String::from_utf8_lossy(&bad.stderr);
     assert!(err.contains(&format!("#{target}")), "{err}");

@@ -11,16 +11,29 @@ async fn policy_allow_deny_and_review_decide_at_submission() {
     let app = spawn_app().await;
     let agent = app.agent();
     let allowed = agent
-        .submit("db.query", "postgres://prod/customers", json!({"readonly": true}))
+        .submit(
+            "db.query",
+            "postgres://prod/customers",
+            json!({"readonly": true}),
+        )
         .await;
     assert_eq!(allowed.status, StatusCode::CREATED);
     assert_eq!(allowed.state(), "approved");
     assert_eq!(allowed.body["decision"]["effect"], "allow");
-    assert!(allowed.body["grant"]["id"].as_str().unwrap().starts_with("grt_"));
+    assert!(
+        allowed.body["grant"]["id"]
+            .as_str()
+            .unwrap()
+            .starts_with("grt_")
+    );
     assert!(allowed.digest().starts_with("sha256:") && allowed.digest().len() == 71);
 
     let denied = agent
-        .submit("db.ddl", "postgres://prod/customers", json!({"sql": "DROP TABLE users"}))
+        .submit(
+            "db.ddl",
+            "postgres://prod/customers",
+            json!({"sql": "DROP TABLE users"}),
+        )
         .await;
     assert_eq!(denied.state(), "denied");
     assert_eq!(denied.body["decision"]["rule"], "never-drop-in-prod");
@@ -29,19 +42,27 @@ async fn policy_allow_deny_and_review_decide_at_submission() {
         "Dropping tables in production is never automated."
     );
 
-    let review = agent.submit("db.export", "postgres://prod/customers", big_export()).await;
+    let review = agent
+        .submit("db.export", "postgres://prod/customers", big_export())
+        .await;
     assert_eq!(review.state(), "pending");
     assert_eq!(review.body["decision"]["rule"], "prod-export-needs-two");
     assert_eq!(review.body["remaining"].as_array().unwrap().len(), 2);
     let url = review.body["review_url"].as_str().unwrap();
-    assert!(url.ends_with(&format!("/console/requests/{}", review.id())), "{url}");
+    assert!(
+        url.ends_with(&format!("/console/requests/{}", review.id())),
+        "{url}"
+    );
     assert!(review.body["expires_at"].is_string());
 }
 
 #[tokio::test]
 async fn a_waiting_agent_resumes_when_the_last_approval_lands() {
     let app = spawn_app().await;
-    let r = app.agent().submit("db.export", "postgres://prod/customers", big_export()).await;
+    let r = app
+        .agent()
+        .submit("db.export", "postgres://prod/customers", big_export())
+        .await;
     let (id, digest) = (r.id(), r.digest());
     let agent = app.agent();
     let waiter = {
@@ -55,7 +76,10 @@ async fn a_waiting_agent_resumes_when_the_last_approval_lands() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     app.approver("bob").vote(&id, "approve", &digest).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert!(!waiter.is_finished(), "one approval of two must not wake the agent as decided");
+    assert!(
+        !waiter.is_finished(),
+        "one approval of two must not wake the agent as decided"
+    );
     app.approver("carol").vote(&id, "approve", &digest).await;
     let (r, waited) = waiter.await.unwrap();
     assert_eq!(r.state(), "approved");
@@ -65,8 +89,14 @@ async fn a_waiting_agent_resumes_when_the_last_approval_lands() {
 #[tokio::test]
 async fn a_long_poll_returns_pending_when_the_wait_ends() {
     let app = spawn_app().await;
-    let r = app.agent().submit("db.export", "postgres://prod/customers", big_export()).await;
-    let got = app.agent().get(&format!("/v1/requests/{}?wait=1s", r.id())).await;
+    let r = app
+        .agent()
+        .submit("db.export", "postgres://prod/customers", big_export())
+        .await;
+    let got = app
+        .agent()
+        .get(&format!("/v1/requests/{}?wait=1s", r.id()))
+        .await;
     assert_eq!(got.status, StatusCode::OK);
     assert_eq!(got.state(), "pending");
 }
@@ -76,10 +106,16 @@ async fn pending_requests_expire_and_are_reported_as_expired_not_denied() {
     let app = spawn_app().await;
     let r = app.agent().submit("test.expire", "x://y", json!({})).await;
     assert_eq!(r.state(), "pending");
-    let waited = app.agent().get(&format!("/v1/requests/{}?wait=10s", r.id())).await;
+    let waited = app
+        .agent()
+        .get(&format!("/v1/requests/{}?wait=10s", r.id()))
+        .await;
     assert_eq!(waited.state(), "expired");
     assert_eq!(waited.body["outcome_code"], "request_expired");
-    let v = app.approver("bob").vote(&r.id(), "approve", &r.digest()).await;
+    let v = app
+        .approver("bob")
+        .vote(&r.id(), "approve", &r.digest())
+        .await;
     assert_eq!(v.status, StatusCode::CONFLICT);
     assert_eq!(v.code(), "request_closed");
 }
@@ -87,10 +123,16 @@ async fn pending_requests_expire_and_are_reported_as_expired_not_denied() {
 #[tokio::test]
 async fn the_requester_can_cancel_and_no_one_else() {
     let app = spawn_app().await;
-    let r = app.agent().submit("db.export", "postgres://prod/customers", big_export()).await;
+    let r = app
+        .agent()
+        .submit("db.export", "postgres://prod/customers", big_export())
+        .await;
     let path = format!("/v1/requests/{}/cancel", r.id());
     let not_mine = app.approver("bob").post(&path, json!({})).await;
-    assert_eq!((not_mine.status, not_mine.code()), (StatusCode::FORBIDDEN, "not_requester"));
+    assert_eq!(
+        (not_mine.status, not_mine.code()),
+        (StatusCode::FORBIDDEN, "not_requester")
+    );
     let c = app.agent().post(&path, json!({})).await;
     assert_eq!(c.state(), "cancelled");
 }
@@ -98,8 +140,14 @@ async fn the_requester_can_cancel_and_no_one_else() {
 #[tokio::test]
 async fn agents_see_only_their_own_requests_people_see_all() {
     let app = spawn_app().await;
-    let mine = app.agent().submit("db.export", "postgres://prod/customers", big_export()).await;
-    let other = app.as_("agent:helper-bot").submit("db.export", "postgres://prod/x", big_export()).await;
+    let mine = app
+        .agent()
+        .submit("db.export", "postgres://prod/customers", big_export())
+        .await;
+    let other = app
+        .as_("agent:helper-bot")
+        .submit("db.export", "postgres://prod/x", big_export())
+        .await;
     let list = app.agent().get("/v1/requests?state=pending").await;
     let ids: Vec<&str> = list.body["requests"]
         .as_array()
@@ -108,18 +156,27 @@ async fn agents_see_only_their_own_requests_people_see_all() {
         .map(|r| r["id"].as_str().unwrap())
         .collect();
     assert_eq!(ids, [mine.id().as_str()]);
-    let hidden = app.agent().get(&format!("/v1/requests/{}", other.id())).await;
+    let hidden = app
+        .agent()
+        .get(&format!("/v1/requests/{}", other.id()))
+        .await;
     assert_eq!(hidden.status, StatusCode::NOT_FOUND);
     let all = app.approver("bob").get("/v1/requests?state=pending").await;
     assert_eq!(all.body["requests"].as_array().unwrap().len(), 2);
     let bad = app.approver("bob").get("/v1/requests?state=maybe").await;
-    assert_eq!((bad.status, bad.code()), (StatusCode::BAD_REQUEST, "invalid_query"));
+    assert_eq!(
+        (bad.status, bad.code()),
+        (StatusCode::BAD_REQUEST, "invalid_query")
+    );
 }
 
 #[tokio::test]
 async fn events_stream_the_request_until_it_is_decided() {
     let app = spawn_app().await;
-    let r = app.agent().submit("db.export", "postgres://prod/customers", big_export()).await;
+    let r = app
+        .agent()
+        .submit("db.export", "postgres://prod/customers", big_export())
+        .await;
     let (id, digest) = (r.id(), r.digest());
     let resp = app
         .http
@@ -140,15 +197,28 @@ async fn events_stream_the_request_until_it_is_decided() {
     let states: Vec<String> = text
         .lines()
         .filter_map(|l| l.strip_prefix("data: "))
-        .map(|d| serde_json::from_str::<serde_json::Value>(d).unwrap()["state"].as_str().unwrap().to_string())
+        .map(|d| {
+            serde_json::from_str::<serde_json::Value>(d).unwrap()["state"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
         .collect();
     assert_eq!(states.first().map(String::as_str), Some("pending"));
     assert_eq!(states.last().map(String::as_str), Some("approved"));
 }
 
 fn totp_secret(uri: &str) -> Vec<u8> {
-    let secret = uri.split("secret=").nth(1).unwrap().split('&').next().unwrap();
-    data_encoding::BASE32_NOPAD.decode(secret.as_bytes()).unwrap()
+    let secret = uri
+        .split("secret=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap();
+    data_encoding::BASE32_NOPAD
+        .decode(secret.as_bytes())
+        .unwrap()
 }
 
 fn code(secret: &[u8], offset_steps: i64) -> String {
@@ -161,37 +231,61 @@ fn code(secret: &[u8], offset_steps: i64) -> String {
 async fn mfa_rules_count_only_votes_with_a_verified_second_factor() {
     let app = spawn_app().await;
     let carol = app.approver("carol");
-    let r = app.agent().submit("iam.grant", "iam://prod/role/admin", json!({"to": "x"})).await;
+    let r = app
+        .agent()
+        .submit("iam.grant", "iam://prod/role/admin", json!({"to": "x"}))
+        .await;
     let (id, digest) = (r.id(), r.digest());
     let path = format!("/v1/requests/{id}/votes");
     let no_otp = carol.vote(&id, "approve", &digest).await;
-    assert_eq!((no_otp.status, no_otp.code()), (StatusCode::FORBIDDEN, "mfa_required"));
+    assert_eq!(
+        (no_otp.status, no_otp.code()),
+        (StatusCode::FORBIDDEN, "mfa_required")
+    );
     let not_enrolled = carol
-        .post(&path, json!({"decision": "approve", "digest": digest, "otp": "123456"}))
+        .post(
+            &path,
+            json!({"decision": "approve", "digest": digest, "otp": "123456"}),
+        )
         .await;
     assert_eq!(not_enrolled.code(), "mfa_not_enrolled");
     let enrolled = carol.post("/v1/mfa/totp", json!({})).await;
     assert_eq!(enrolled.status, StatusCode::CREATED);
     let secret = totp_secret(enrolled.body["otpauth_uri"].as_str().unwrap());
     let wrong = carol
-        .post(&path, json!({"decision": "approve", "digest": digest, "otp": "000000"}))
+        .post(
+            &path,
+            json!({"decision": "approve", "digest": digest, "otp": "000000"}),
+        )
         .await;
-    assert_eq!((wrong.status, wrong.code()), (StatusCode::FORBIDDEN, "mfa_invalid"));
+    assert_eq!(
+        (wrong.status, wrong.code()),
+        (StatusCode::FORBIDDEN, "mfa_invalid")
+    );
     let good = code(&secret, 0);
     let ok = carol
-        .post(&path, json!({"decision": "approve", "digest": digest, "otp": good}))
+        .post(
+            &path,
+            json!({"decision": "approve", "digest": digest, "otp": good}),
+        )
         .await;
     assert_eq!(ok.state(), "approved", "{}", ok.body);
     assert_eq!(ok.body["votes"][0]["mfa"], true);
     // The same code is never accepted twice, even on another request.
-    let r2 = app.agent().submit("iam.grant", "iam://prod/role/viewer", json!({})).await;
+    let r2 = app
+        .agent()
+        .submit("iam.grant", "iam://prod/role/viewer", json!({}))
+        .await;
     let again = carol
         .post(
             &format!("/v1/requests/{}/votes", r2.id()),
             json!({"decision": "approve", "digest": r2.digest(), "otp": good}),
         )
         .await;
-    assert_eq!((again.status, again.code()), (StatusCode::FORBIDDEN, "mfa_reused"));
+    assert_eq!(
+        (again.status, again.code()),
+        (StatusCode::FORBIDDEN, "mfa_reused")
+    );
 }
 
 #[tokio::test]
@@ -199,12 +293,18 @@ async fn wrong_one_time_codes_are_rate_limited() {
     let app = spawn_app().await;
     let carol = app.approver("carol");
     carol.post("/v1/mfa/totp", json!({})).await;
-    let r = app.agent().submit("iam.grant", "iam://prod/role/admin", json!({})).await;
+    let r = app
+        .agent()
+        .submit("iam.grant", "iam://prod/role/admin", json!({}))
+        .await;
     let path = format!("/v1/requests/{}/votes", r.id());
     let mut codes = vec![];
     for _ in 0..7 {
         let v = carol
-            .post(&path, json!({"decision": "approve", "digest": r.digest(), "otp": "000000"}))
+            .post(
+                &path,
+                json!({"decision": "approve", "digest": r.digest(), "otp": "000000"}),
+            )
             .await;
         codes.push(v.code().to_string());
     }
@@ -224,9 +324,14 @@ async fn service_endpoints_health_metrics_openapi_and_json_404s() {
             "{method} {path} is missing from the OpenAPI document"
         );
     }
-    app.agent().submit("db.query", "x", json!({"readonly": true})).await;
+    app.agent()
+        .submit("db.query", "x", json!({"readonly": true}))
+        .await;
     let metrics = get("/metrics").await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("countersign_policy_decisions_total{effect=\"allow\"} 1"), "{metrics}");
+    assert!(
+        metrics.contains("countersign_policy_decisions_total{effect=\"allow\"} 1"),
+        "{metrics}"
+    );
     let missing = get("/v2/nothing").await.unwrap();
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
     let body: serde_json::Value = missing.json().await.unwrap();

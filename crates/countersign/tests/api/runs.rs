@@ -4,7 +4,12 @@ use crate::app::{big_export, spawn_app};
 use reqwest::StatusCode;
 use serde_json::json;
 
-async fn submit_in_run(app: &crate::app::TestApp, kind: &str, params: serde_json::Value, run: &str) -> crate::app::Resp {
+async fn submit_in_run(
+    app: &crate::app::TestApp,
+    kind: &str,
+    params: serde_json::Value,
+    run: &str,
+) -> crate::app::Resp {
     app.agent()
         .post(
             "/v1/actions",
@@ -16,15 +21,24 @@ async fn submit_in_run(app: &crate::app::TestApp, kind: &str, params: serde_json
 #[tokio::test]
 async fn a_paused_run_holds_new_actions_until_it_resumes() {
     let app = spawn_app().await;
-    let paused = app.approver("bob").post("/v1/runs/run-7/pause", json!({})).await;
+    let paused = app
+        .approver("bob")
+        .post("/v1/runs/run-7/pause", json!({}))
+        .await;
     assert_eq!(paused.status, StatusCode::OK, "{}", paused.body);
     assert_eq!(paused.body["state"], "paused");
     let held = submit_in_run(&app, "db.query", json!({"readonly": true}), "run-7").await;
     assert_eq!(held.state(), "pending");
     assert_eq!(held.body["held"], true);
-    let resumed = app.approver("bob").post("/v1/runs/run-7/resume", json!({})).await;
+    let resumed = app
+        .approver("bob")
+        .post("/v1/runs/run-7/resume", json!({}))
+        .await;
     assert_eq!(resumed.body["changed"][0], held.id().as_str());
-    let now = app.agent().get(&format!("/v1/requests/{}", held.id())).await;
+    let now = app
+        .agent()
+        .get(&format!("/v1/requests/{}", held.id()))
+        .await;
     assert_eq!(now.state(), "approved");
 }
 
@@ -33,14 +47,22 @@ async fn a_stopped_run_denies_new_and_pending_actions() {
     let app = spawn_app().await;
     let pending = submit_in_run(&app, "db.export", big_export(), "run-8").await;
     assert_eq!(pending.state(), "pending");
-    app.approver("carol").post("/v1/runs/run-8/stop", json!({})).await;
-    let after = app.agent().get(&format!("/v1/requests/{}", pending.id())).await;
+    app.approver("carol")
+        .post("/v1/runs/run-8/stop", json!({}))
+        .await;
+    let after = app
+        .agent()
+        .get(&format!("/v1/requests/{}", pending.id()))
+        .await;
     assert_eq!(after.state(), "denied");
     assert_eq!(after.body["outcome_code"], "run_stopped");
     let new = submit_in_run(&app, "db.query", json!({"readonly": true}), "run-8").await;
     assert_eq!(new.state(), "denied");
     assert_eq!(new.body["outcome_code"], "run_stopped");
-    let resume = app.approver("bob").post("/v1/runs/run-8/resume", json!({})).await;
+    let resume = app
+        .approver("bob")
+        .post("/v1/runs/run-8/resume", json!({}))
+        .await;
     assert_eq!(resume.status, StatusCode::CONFLICT);
 }
 
@@ -63,8 +85,15 @@ async fn a_pause_run_rule_holds_the_rest_of_the_run_until_decided() {
     // Another run is not affected.
     let elsewhere = submit_in_run(&app, "db.query", json!({"readonly": true}), "run-11").await;
     assert_eq!(elsewhere.state(), "approved");
-    app.approver("bob").vote(&big.id(), "approve", &big.digest()).await;
-    app.approver("carol").vote(&big.id(), "approve", &big.digest()).await;
-    let read_now = app.agent().get(&format!("/v1/requests/{}", read.id())).await;
+    app.approver("bob")
+        .vote(&big.id(), "approve", &big.digest())
+        .await;
+    app.approver("carol")
+        .vote(&big.id(), "approve", &big.digest())
+        .await;
+    let read_now = app
+        .agent()
+        .get(&format!("/v1/requests/{}", read.id()))
+        .await;
     assert_eq!(read_now.state(), "approved", "{}", read_now.body);
 }
