@@ -184,7 +184,7 @@ async fn sweep(gateway: Arc<Gateway>) {
             tracing::warn!(error = %e, "expiry sweep failed; will retry");
         }
         n += 1;
-        if n % 30 == 0 {
+        if n.is_multiple_of(30) {
             let _ = gateway.refresh_pending_gauge().await;
         }
     }
