@@ -48,9 +48,8 @@ impl Default for Metrics {
         let closed = Family::<StateLabel, Counter>::default();
         let votes = Family::<VoteLabel, Counter>::default();
         let refusals = Family::<CodeLabel, Counter>::default();
-        let decision_wait_seconds = Histogram::new(
-            [1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 14400.0],
-        );
+        let decision_wait_seconds =
+            Histogram::new([1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 14400.0]);
         let pending = Gauge::default();
         let waiting_clients = Gauge::default();
         let policy_reloads = Family::<StateLabel, Counter>::default();
