@@ -379,17 +379,19 @@ impl Gateway {
         Err(GatewayError::Mfa(failure))
     }
 
-    /// Book-keeping after a committed change: metrics, and waking every waiter concerned.
+    /// Book-keeping after a committed change: metrics for every request that left `pending`,
+    /// and waking every waiter concerned.
     fn after_update(&self, updated: &Updated, before: Option<&Request>) {
-        let was_pending = before.is_none_or(|b| b.state == State::Pending);
-        for req in std::iter::once(&updated.request).chain(&updated.also_changed) {
-            if req.state != State::Pending && (was_pending || !std::ptr::eq(req, &updated.request))
-            {
+        let main_was_pending = before.is_none_or(|b| b.state == State::Pending);
+        // Requests in `also_changed` were all pending (held) before this change.
+        let changed = std::iter::once((&updated.request, main_was_pending))
+            .chain(updated.also_changed.iter().map(|r| (r, true)));
+        for (req, was_pending) in changed {
+            if was_pending && req.state != State::Pending {
                 self.metrics.pending.dec();
                 self.count_closed(req);
-                if req.decision.effect == countersign_core::Effect::Review
-                    && let Some(closed) = req.closed_at.or(Some(self.clock.now()))
-                {
+                if req.decision.effect == countersign_core::Effect::Review {
+                    let closed = req.closed_at.unwrap_or_else(|| self.clock.now());
                     let waited =
                         (closed - req.created_at).num_milliseconds().max(0) as f64 / 1000.0;
                     self.metrics.decision_wait_seconds.observe(waited);
@@ -453,10 +455,7 @@ impl Gateway {
             .await?
         {
             Ok(updated) => {
-                self.waiters.notify(&id);
-                for r in &updated.also_changed {
-                    self.waiters.notify(&r.id);
-                }
+                self.after_update(&updated, Some(&before));
                 Ok(updated.request)
             }
             Err(refusal) => Err(refusal.into()),
