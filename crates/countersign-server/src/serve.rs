@@ -153,11 +153,10 @@ pub async fn start_with_clock(
     })?;
     let (tx, rx) = oneshot::channel::<()>();
     let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = rx.await;
-            })
-            .await
+        http::server::serve(listener, app, async move {
+            let _ = rx.await;
+        })
+        .await
     });
     let duties = vec![
         tokio::spawn(sweep(gateway.clone())),

@@ -12,6 +12,12 @@ mod render;
 use clap::Parser;
 use std::process::ExitCode;
 
+/// jemalloc instead of glibc's malloc: under load the request path's many small, short-lived
+/// allocations cost ~12% of server CPU in glibc (see BENCHMARKS.md), and jemalloc keeps the
+/// idle parts of connection buffers out of resident memory.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,

@@ -5,6 +5,7 @@ pub mod error;
 pub mod extract;
 mod requests;
 mod runs;
+pub mod server;
 mod system;
 
 use crate::auth::Authenticator;

@@ -23,6 +23,8 @@ use countersign_core::run::RunRefusal;
 use countersign_core::{Event, PrincipalId, Refusal, Request, RunState, Timestamp};
 use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
@@ -140,14 +142,20 @@ pub(super) async fn spawn(
             let opened = open(&path).and_then(|conn| Ok((ops::load_head(&conn)?, conn)));
             match opened {
                 Ok((head, conn)) => {
+                    let commits = Arc::new(AtomicU64::new(0));
+                    let checkpointer = Checkpointer::start(&path, commits.clone());
                     let _ = ready_tx.send(Ok(()));
                     Writer {
                         conn,
                         journal: Journal::new(head),
                         rx,
                         stopped: None,
+                        commits,
                     }
                     .run();
+                    if let Some(c) = checkpointer {
+                        c.stop();
+                    }
                 }
                 Err(e) => {
                     let _ = ready_tx.send(Err(e));
@@ -179,6 +187,9 @@ pub(super) fn open(path: &Path) -> Result<Connection, StoreError> {
     }
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    // The checkpointer thread folds the WAL back into the database; the writer checkpoints
+    // itself only as a backstop, should the WAL grow past WAL_BACKSTOP_PAGES.
+    conn.pragma_update(None, "wal_autocheckpoint", WAL_BACKSTOP_PAGES)?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
 }
@@ -200,6 +211,65 @@ struct Writer {
     rx: mpsc::Receiver<Op>,
     /// Set when the writer can no longer append safely; every later op gets this error.
     stopped: Option<StoreError>,
+    /// Commits so far, for the checkpointer.
+    commits: Arc<AtomicU64>,
+}
+
+/// How often the checkpointer folds new commits into the database file. Rarer checkpoints
+/// write hot pages (index and table tails) once instead of many times, and disturb commits
+/// less often; measured at 64 clients, 250 ms gave p99 21 ms, 2 s gave 12-14 ms.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(2);
+
+/// WAL size (pages of 4 KiB, so ~40 MiB) past which the writer checkpoints by itself, should
+/// the checkpointer fall behind.
+const WAL_BACKSTOP_PAGES: i64 = 10_000;
+
+/// Runs SQLite's checkpoints on a thread of its own, so a commit never waits for one: with
+/// `synchronous=FULL` a checkpoint copies pages back into the database file and fsyncs it,
+/// which inside the writer stalled every op of the group behind it (the p99 of submissions).
+/// `PASSIVE` checkpoints never block the writer or readers; they copy what they can.
+struct Checkpointer {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Checkpointer {
+    fn start(path: &Path, commits: Arc<AtomicU64>) -> Option<Checkpointer> {
+        let conn = match open(path) {
+            Ok(conn) => conn,
+            Err(e) => {
+                tracing::warn!(error = %e, "no checkpointer connection; the writer checkpoints");
+                return None;
+            }
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("countersign-sqlite-checkpoint".into())
+            .spawn(move || {
+                let mut seen = 0;
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::park_timeout(CHECKPOINT_EVERY);
+                    let now = commits.load(Ordering::Relaxed);
+                    if now == seen {
+                        continue;
+                    }
+                    seen = now;
+                    let done = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+                    if let Err(e) = done {
+                        tracing::debug!(error = %e, "background checkpoint failed; will retry");
+                    }
+                }
+            })
+            .ok()?;
+        Some(Checkpointer { stop, thread })
+    }
+
+    fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.thread().unpark();
+        let _ = self.thread.join();
+    }
 }
 
 impl Writer {
@@ -248,6 +318,7 @@ impl Writer {
         match outcome {
             Ok(()) => {
                 self.journal.committed();
+                self.commits.fetch_add(1, Ordering::Relaxed);
                 answers.into_iter().for_each(|answer| answer(None));
             }
             Err(e) => {
