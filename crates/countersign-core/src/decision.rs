@@ -50,6 +50,56 @@ pub struct Requirements {
     pub pause_run: bool,
     /// How long the grant issued on approval may be redeemed.
     pub grant_ttl_seconds: u64,
+    /// Who is asked, as channel targets (`slack:#approvals`, `slack:@bob@example.com`). Empty:
+    /// the channels' configured default audience.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notify: Vec<String>,
+    /// Re-notify the audience this often while the request is pending.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remind_seconds: Option<u64>,
+    /// Notify a second audience once the request has been pending this long.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalate: Option<Escalation>,
+}
+
+/// A second audience asked when a review is still pending after `after_seconds`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Escalation {
+    pub after_seconds: u64,
+    pub notify: Vec<String>,
+}
+
+/// Checks one notification target as written in a policy or config: `slack:#channel`,
+/// `slack:@person@example.com`, `slack:C0123ABC` (a channel id), or `teams:<name>`.
+pub fn check_target(target: &str) -> Result<(), String> {
+    let hint = "write e.g. `slack:#approvals`, `slack:@bob@example.com` or `teams:approvals`";
+    let Some((channel, rest)) = target.split_once(':') else {
+        return Err(format!(
+            "notification target `{target}` has no channel: {hint}"
+        ));
+    };
+    if rest.trim().is_empty() || rest.trim() != rest || rest.contains(char::is_whitespace) {
+        return Err(format!(
+            "notification target `{target}` is malformed: {hint}"
+        ));
+    }
+    match channel {
+        "slack" => {
+            if let Some(person) = rest.strip_prefix('@')
+                && !person.contains('@')
+            {
+                return Err(format!(
+                    "notification target `{target}`: name a person by email, e.g. `slack:@bob@example.com`"
+                ));
+            }
+            Ok(())
+        }
+        "teams" => Ok(()),
+        other => Err(format!(
+            "notification target `{target}`: unknown channel `{other}`: {hint}"
+        )),
+    }
 }
 
 impl Requirements {

@@ -51,6 +51,18 @@ pub enum Event {
     PolicyLoaded {
         hash: String,
     },
+    /// A vote attempt from a chat channel that was not counted (unknown person, not eligible,
+    /// self-approval, ...). The core refuses such votes without writing; the channel records
+    /// the attempt so an auditor sees it.
+    VoteRefused {
+        request: String,
+        channel: String,
+        /// The person's id in that channel (a Slack user id).
+        external_user: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        principal: Option<PrincipalId>,
+        code: String,
+    },
 }
 
 impl Event {
@@ -69,6 +81,7 @@ impl Event {
             Event::KeyCreated { .. } => "key.created",
             Event::MfaEnrolled { .. } => "mfa.enrolled",
             Event::PolicyLoaded { .. } => "policy.loaded",
+            Event::VoteRefused { .. } => "vote.refused",
         }
     }
 

@@ -19,7 +19,7 @@ pub mod request;
 pub mod run;
 
 pub use action::{Action, ActionError};
-pub use decision::{Clause, Decision, Effect, OnTimeout, Requirements};
+pub use decision::{Clause, Decision, Effect, Escalation, OnTimeout, Requirements, check_target};
 pub use digest::Digest;
 pub use event::Event;
 pub use grant::Grant;

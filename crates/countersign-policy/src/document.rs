@@ -39,6 +39,19 @@ pub(crate) struct ReviewDoc {
     pub on_timeout: Option<OnTimeoutDoc>,
     pub pause_run: Option<bool>,
     pub grant_ttl: Option<Duration>,
+    /// Channel targets asked to review (`slack:#approvals`, `slack:@bob@example.com`).
+    pub notify: Option<Vec<String>>,
+    /// Re-notify this often while pending.
+    pub remind: Option<Duration>,
+    pub escalate: Option<EscalateDoc>,
+}
+
+/// `review.escalate`: after this long, also notify these targets.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct EscalateDoc {
+    pub after: Duration,
+    pub notify: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]

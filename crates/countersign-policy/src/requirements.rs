@@ -5,7 +5,7 @@
 
 use crate::document::{ClauseDoc, ReviewDoc};
 use countersign_core::decision::DEFAULT_GRANT_TTL_SECONDS;
-use countersign_core::{Clause, OnTimeout, Requirements};
+use countersign_core::{Clause, Escalation, OnTimeout, Requirements, check_target};
 
 /// Built-in review timeout when neither the rule nor `defaults.review` sets one.
 pub const BUILT_IN_REVIEW_TIMEOUT_SECONDS: u64 = 30 * 60;
@@ -23,7 +23,29 @@ pub(crate) fn resolve(rule: &ReviewDoc, defaults: &ReviewDoc) -> Result<Requirem
             );
         }
     };
+    let notify = rule.notify.as_ref().or(defaults.notify.as_ref());
+    targets(notify.map_or(&[][..], Vec::as_slice), "review.notify")?;
+    let escalate = match rule.escalate.as_ref().or(defaults.escalate.as_ref()) {
+        None => None,
+        Some(e) => {
+            if e.notify.is_empty() {
+                return Err(
+                    "`review.escalate.notify` is empty: name who is asked next, \
+                            e.g. [slack:#sre-leads]"
+                        .into(),
+                );
+            }
+            targets(&e.notify, "review.escalate.notify")?;
+            Some(Escalation {
+                after_seconds: e.after.0,
+                notify: e.notify.clone(),
+            })
+        }
+    };
     Ok(Requirements {
+        notify: notify.cloned().unwrap_or_default(),
+        remind_seconds: rule.remind.or(defaults.remind).map(|d| d.0),
+        escalate,
         approvers,
         mfa: rule.mfa.or(defaults.mfa).unwrap_or(false),
         timeout_seconds: rule
@@ -76,4 +98,12 @@ pub(crate) fn clauses(written: &[ClauseDoc], path: &str) -> Result<Vec<Clause>, 
         });
     }
     Ok(out)
+}
+
+/// Checks the notification targets of a list written at `path`.
+fn targets(written: &[String], path: &str) -> Result<(), String> {
+    for t in written {
+        check_target(t).map_err(|e| format!("`{path}`: {e}"))?;
+    }
+    Ok(())
 }

@@ -237,3 +237,28 @@ fn a_policy_is_shared_across_threads() {
         [Effect::Review, Effect::Deny, Effect::Review, Effect::Deny]
     );
 }
+
+#[test]
+fn review_names_its_audience_reminders_and_escalation() {
+    let p = policy(
+        "  - name: loud\n    effect: review\n    review:\n      notify: [\"slack:#prod\", \"slack:@lead@example.com\"]\n      remind: 10m\n      escalate: {after: 20m, notify: [\"slack:#sre-leads\"]}\n",
+    );
+    let r = p
+        .evaluate(&agent(), &action("x", "y", json!({})), now())
+        .requirements
+        .expect("requirements");
+    assert_eq!(r.notify, ["slack:#prod", "slack:@lead@example.com"]);
+    assert_eq!(r.remind_seconds, Some(600));
+    let e = r.escalate.expect("escalation");
+    assert_eq!(
+        (e.after_seconds, e.notify.as_slice()),
+        (1200, &["slack:#sre-leads".to_string()][..])
+    );
+
+    let quiet = policy("  - {name: quiet, effect: review}\n");
+    let r = quiet
+        .evaluate(&agent(), &action("x", "y", json!({})), now())
+        .requirements
+        .expect("requirements");
+    assert!(r.notify.is_empty() && r.remind_seconds.is_none() && r.escalate.is_none());
+}

@@ -210,3 +210,28 @@ fn load_reads_the_file_and_names_it() {
     assert!(missing.message.contains("cannot read"), "{missing}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn bad_notification_targets_are_refused_with_the_fix() {
+    for (target, says) in [
+        ("email:bob@example.com", "unknown channel `email`"),
+        ("slack:@bob", "name a person by email"),
+        ("slack:", "malformed"),
+        ("#approvals", "has no channel"),
+    ] {
+        let text = format!(
+            "{HEAD}  - name: r\n    effect: review\n    review: {{notify: [\"{target}\"]}}\n"
+        );
+        let e = error(&text).to_string();
+        assert!(e.contains(says), "{target}: {e}");
+        assert!(e.contains("e.g. `slack:"), "the fix is shown: {e}");
+    }
+    let text = format!(
+        "{HEAD}  - name: r\n    effect: review\n    review: {{escalate: {{after: 5m, notify: []}}}}\n"
+    );
+    assert!(
+        error(&text)
+            .to_string()
+            .contains("escalate.notify` is empty")
+    );
+}

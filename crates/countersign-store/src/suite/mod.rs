@@ -171,6 +171,9 @@ pub fn review(count: u32, pause_run: bool) -> Decision {
             on_timeout: OnTimeout::Deny,
             pause_run,
             grant_ttl_seconds: 300,
+            notify: vec![],
+            remind_seconds: None,
+            escalate: None,
         }),
     )
 }
