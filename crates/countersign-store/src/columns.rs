@@ -106,3 +106,22 @@ pub(crate) fn unsigned(n: i64, what: &str) -> Result<u64, StoreError> {
 pub(crate) fn signed(n: u64, what: &str) -> Result<i64, StoreError> {
     i64::try_from(n).map_err(|_| StoreError::Invalid(format!("{what} {n} is too large to store")))
 }
+
+/// A `channel_messages` row back as a [`ChannelMessage`](crate::ChannelMessage).
+pub(crate) fn channel_message_from_row(
+    request_id: String,
+    target: String,
+    conversation: String,
+    ts: String,
+    rendered: String,
+    reminded_at: Option<i64>,
+) -> Result<crate::ChannelMessage, StoreError> {
+    Ok(crate::ChannelMessage {
+        request_id,
+        target,
+        conversation,
+        ts,
+        rendered,
+        reminded_at: reminded_at.map(from_millis).transpose()?,
+    })
+}

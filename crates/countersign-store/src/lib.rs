@@ -9,6 +9,11 @@
 //! `submission` and `writes`, so the two implementations differ only in SQL and in how they
 //! serialise writes.
 //!
+//! For the channels (Slack, later Teams) it keeps a queue of requests whose messages need
+//! work, marked in the same transaction as every change of a reviewed request so that no change
+//! goes unposted after a crash, and claimed under a lease so several gateways share it; and
+//! where each request was posted, so any gateway updates the same message.
+//!
 //! Architecture invariant: the store decides nothing about requests. Every change to a request
 //! is a closure that calls the core's state machine; the store only runs it inside a
 //! transaction, persists what it returns and records its events. No SQL leaves this crate.
@@ -106,6 +111,31 @@ impl std::fmt::Debug for TotpState {
             .field("last_step", &self.last_step)
             .finish()
     }
+}
+
+/// A request whose channel messages are due for work, claimed by one gateway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotifyClaim {
+    pub request_id: String,
+    /// How many changes of the request had been marked when it was claimed; hand it back to
+    /// [`Store::finish_notification`] so a change made meanwhile is not forgotten.
+    pub generation: i64,
+}
+
+/// Where a request was posted in a channel, so every replica can update the same message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelMessage {
+    pub request_id: String,
+    /// The channel target, e.g. `slack:#approvals`.
+    pub target: String,
+    /// The channel's own id of the conversation (a Slack channel id).
+    pub conversation: String,
+    /// The channel's own id of the message (a Slack message `ts`).
+    pub ts: String,
+    /// A hash of the content last sent, so an unchanged message is not sent again.
+    pub rendered: String,
+    /// When the last reminder was sent; stored to the millisecond.
+    pub reminded_at: Option<Timestamp>,
 }
 
 /// Everything Countersign persists. Each method that changes state is one transaction that
@@ -208,4 +238,38 @@ pub trait Store: Send + Sync + 'static {
     /// Recomputes the whole audit log (streaming, in pages) with
     /// [`countersign_audit::Verifier`] and reports the first bad entry.
     async fn verify_audit(&self) -> Result<AuditReport, StoreError>;
+
+    /// Atomically claims up to `limit` requests whose channel work is due at `now` (those due
+    /// longest), leasing each until `lease_until` so other gateways skip it meanwhile; a
+    /// gateway that dies holding a claim thus loses it when the lease ends. A change to a
+    /// claimed request makes it due at once again (with a new generation). The order of the
+    /// returned claims is unspecified. Records no audit entry.
+    ///
+    /// Every request reviewed by people (`decision.effect` is `review`) is marked due, in the
+    /// same transaction, whenever it is submitted or stored changed.
+    async fn claim_notifications(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<NotifyClaim>, StoreError>;
+
+    /// Ends the work on a claim. If the request has not changed since (its generation is
+    /// still `generation`): `next == None` removes it from the queue, `Some(t)` makes it due
+    /// again at `t` (a reminder). If it changed, it is made due at `now` so the change is
+    /// handled soon. A request no longer queued is fine. Records no audit entry.
+    async fn finish_notification(
+        &self,
+        request_id: &str,
+        generation: i64,
+        next: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
+
+    /// The channel messages posted for `request_id`, by target.
+    async fn channel_messages(&self, request_id: &str) -> Result<Vec<ChannelMessage>, StoreError>;
+
+    /// Stores (or replaces) the message of `message.request_id` in `message.target`.
+    /// [`StoreError::NotFound`] when there is no such request. Records no audit entry.
+    async fn save_channel_message(&self, message: &ChannelMessage) -> Result<(), StoreError>;
 }

@@ -18,6 +18,8 @@ pub(crate) struct PreparedSubmission {
     pub request: Request,
     pub row: RequestColumns,
     pub entries: Vec<UnsequencedEntry>,
+    /// When it was submitted.
+    pub now: Timestamp,
 }
 
 impl PreparedSubmission {
@@ -41,6 +43,7 @@ impl PreparedSubmission {
             request,
             row,
             entries,
+            now,
         })
     }
 }

@@ -3,6 +3,10 @@
 //! [`WriteTx`], the handful of primitives a backend provides inside its open transaction.
 //! SQLite's writer thread and PostgreSQL's per-call transactions both run these.
 //!
+//! Every request whose review involves people (`decision.effect` is `review`) is marked in the
+//! notification queue by the same write that inserts or saves it, so its channel messages are
+//! updated even if the process dies right after the commit.
+//!
 //! Each function either succeeds with everything it wrote (rows, and audit entries staged in
 //! the journal) or fails and is undone whole by the caller. A function that may write more
 //! than one statement opens the savepoint first; a single statement is atomic on its own.
@@ -16,7 +20,9 @@ use crate::runs::{self, pauses_run};
 use crate::submission::{PreparedSubmission, guarded};
 use crate::{RequestChange, RunChange, StoreError, Submit, Updated};
 use countersign_core::run::RunRefusal;
-use countersign_core::{Event, PrincipalId, Refusal, Request, Run, RunGate, RunState, Timestamp};
+use countersign_core::{
+    Effect, Event, PrincipalId, Refusal, Request, Run, RunGate, RunState, Timestamp,
+};
 
 /// The primitives a backend offers inside one open write transaction.
 pub(crate) trait WriteTx {
@@ -35,6 +41,9 @@ pub(crate) trait WriteTx {
     /// [`StoreError::Conflict`] when the id exists.
     async fn insert_request(&mut self, row: &RequestColumns) -> Result<(), StoreError>;
     async fn save_request(&mut self, request: &Request) -> Result<(), StoreError>;
+    /// Queues `request`'s channel work, due at `now`: a new row with generation 1, or the
+    /// existing row due at `now` with its generation increased.
+    async fn mark_notify(&mut self, request: &str, now: Timestamp) -> Result<(), StoreError>;
     async fn upsert_run(&mut self, run: &Run) -> Result<(), StoreError>;
     /// [`StoreError::Conflict`] when the hash exists.
     async fn insert_key(
@@ -67,12 +76,21 @@ pub(crate) async fn submit_request<T: WriteTx>(
     insert_prepared(tx, PreparedSubmission::new(run, gate, now, submit)?).await
 }
 
-/// Inserts a prepared submission: one statement, so no savepoint is needed.
+/// Inserts a prepared submission. For most requests that is one statement, so no savepoint is
+/// needed; a reviewed request is also queued for its channels, and then the savepoint comes
+/// first.
 pub(crate) async fn insert_prepared<T: WriteTx>(
     tx: &mut T,
     prepared: PreparedSubmission,
 ) -> Result<Request, StoreError> {
+    let reviewed = is_reviewed(&prepared.request);
+    if reviewed {
+        tx.savepoint().await?;
+    }
     tx.insert_request(&prepared.row).await?;
+    if reviewed {
+        tx.mark_notify(&prepared.request.id, prepared.now).await?;
+    }
     for entry in &prepared.entries {
         tx.journal().append_prepared(entry);
     }
@@ -105,7 +123,7 @@ pub(crate) async fn update_request<T: WriteTx>(
         )));
     }
     tx.savepoint().await?;
-    tx.save_request(&request).await?;
+    save(tx, &request, now).await?;
     record(
         tx.journal(),
         &at_of(now),
@@ -146,7 +164,7 @@ pub(crate) async fn release_held<T: WriteTx>(
         if events.is_empty() {
             continue;
         }
-        tx.save_request(&request).await?;
+        save(tx, &request, now).await?;
         record(
             tx.journal(),
             &at,
@@ -216,7 +234,7 @@ pub(crate) async fn stop_pending<T: WriteTx>(
         if events.is_empty() {
             continue;
         }
-        tx.save_request(&request).await?;
+        save(tx, &request, now).await?;
         record(
             tx.journal(),
             &at,
@@ -255,6 +273,21 @@ pub(crate) async fn totp_enroll<T: WriteTx>(
     let no_subject = Subject::None { policy: None };
     tx.journal().append(&at_of(now), &actor, &event, no_subject);
     Ok(())
+}
+
+/// Stores a changed request and, when people review it, queues its channel work. The caller
+/// has opened the savepoint.
+async fn save<T: WriteTx>(tx: &mut T, request: &Request, now: Timestamp) -> Result<(), StoreError> {
+    tx.save_request(request).await?;
+    if is_reviewed(request) {
+        tx.mark_notify(&request.id, now).await?;
+    }
+    Ok(())
+}
+
+/// True when people review `request`, so channels show it and must follow its changes.
+fn is_reviewed(request: &Request) -> bool {
+    request.decision.effect == Effect::Review
 }
 
 /// Stages one audit entry per event, all at `at`, by `actor`, about `subject`.

@@ -4,6 +4,7 @@
 //! group commit makes concurrent commits share a flush. PostgreSQL-only SQL stays in this
 //! module.
 
+mod notify;
 mod tx;
 
 #[cfg(test)]
@@ -14,8 +15,8 @@ use crate::columns::{millis, principal_from_column, request_from_body, run_from_
 use crate::submission::PreparedSubmission;
 use crate::writes::WriteTx as _;
 use crate::{
-    RequestChange, RequestQuery, RunChange, RunRefusal, Store, StoreError, Submit, TotpState,
-    Updated, writes,
+    ChannelMessage, NotifyClaim, RequestChange, RequestQuery, RunChange, RunRefusal, Store,
+    StoreError, Submit, TotpState, Updated, writes,
 };
 use async_trait::async_trait;
 use countersign_audit::{AuditReport, StoredEntry};
@@ -284,5 +285,32 @@ impl Store for PgStore {
 
     async fn verify_audit(&self) -> Result<AuditReport, StoreError> {
         verify_in_pages(|from, limit| self.audit_rows(from, limit)).await
+    }
+
+    async fn claim_notifications(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<NotifyClaim>, StoreError> {
+        notify::claim(&self.pool, now, lease_until, limit).await
+    }
+
+    async fn finish_notification(
+        &self,
+        request_id: &str,
+        generation: i64,
+        next: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        notify::finish(&self.pool, request_id, generation, next, now).await
+    }
+
+    async fn channel_messages(&self, request_id: &str) -> Result<Vec<ChannelMessage>, StoreError> {
+        notify::messages(&self.pool, request_id).await
+    }
+
+    async fn save_channel_message(&self, message: &ChannelMessage) -> Result<(), StoreError> {
+        notify::save_message(&self.pool, message).await
     }
 }

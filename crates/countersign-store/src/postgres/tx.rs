@@ -194,6 +194,19 @@ impl WriteTx for PgTx {
         }
     }
 
+    async fn mark_notify(&mut self, request: &str, now: Timestamp) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO notify_queue (request_id, due_at, generation) VALUES ($1, $2, 1) \
+             ON CONFLICT (request_id) DO UPDATE SET due_at = excluded.due_at, \
+             generation = notify_queue.generation + 1",
+        )
+        .bind(request)
+        .bind(millis(now))
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
     async fn upsert_run(&mut self, run: &Run) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO runs (id, state, updated_by, updated_at) VALUES ($1, $2, $3, $4) \

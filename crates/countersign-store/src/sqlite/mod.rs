@@ -5,6 +5,7 @@
 //! group; reads use a separate pool of read-only connections, which WAL lets run alongside the
 //! writer. SQLite-only SQL stays inside this module.
 
+mod notify;
 mod ops;
 mod writer;
 
@@ -15,7 +16,8 @@ use crate::audit_log::{AuditRow, entries_or_corrupt, verify_in_pages};
 use crate::columns::{principal_from_column, request_from_body, run_from_row, unsigned};
 use crate::submission::PreparedSubmission;
 use crate::{
-    RequestChange, RequestQuery, RunChange, Store, StoreError, Submit, TotpState, Updated,
+    ChannelMessage, NotifyClaim, RequestChange, RequestQuery, RunChange, Store, StoreError, Submit,
+    TotpState, Updated,
 };
 use async_trait::async_trait;
 use countersign_audit::{AuditReport, StoredEntry};
@@ -383,6 +385,49 @@ impl Store for SqliteStore {
 
     async fn verify_audit(&self) -> Result<AuditReport, StoreError> {
         verify_in_pages(|from, limit| self.audit_rows(from, limit)).await
+    }
+
+    async fn claim_notifications(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<NotifyClaim>, StoreError> {
+        self.write(|reply| Op::ClaimNotifications {
+            now,
+            lease_until,
+            limit,
+            reply,
+        })
+        .await
+    }
+
+    async fn finish_notification(
+        &self,
+        request_id: &str,
+        generation: i64,
+        next: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let request_id = request_id.to_owned();
+        self.write(|reply| Op::FinishNotification {
+            request_id,
+            generation,
+            next,
+            now,
+            reply,
+        })
+        .await
+    }
+
+    async fn channel_messages(&self, request_id: &str) -> Result<Vec<ChannelMessage>, StoreError> {
+        notify::messages(&self.reads, request_id).await
+    }
+
+    async fn save_channel_message(&self, message: &ChannelMessage) -> Result<(), StoreError> {
+        let message = Box::new(message.clone());
+        self.write(|reply| Op::SaveChannelMessage { message, reply })
+            .await
     }
 }
 

@@ -2,6 +2,7 @@
 //! writer's open transaction, the dispatch of each [`Op`] to its write, and writing out the
 //! group's audit entries. The steps of each write are in `crate::writes`, not here.
 
+use super::notify;
 use super::writer::{Answer, Op, Tx, hold};
 use crate::StoreError;
 use crate::audit_log::{AuditHead, Journal};
@@ -83,6 +84,25 @@ pub(super) fn execute(op: Op, tx: &mut Tx<'_>) -> (Answer, bool) {
         } => {
             let seq = writes::append_event(tx.journal, &actor, &event, policy.as_deref(), now);
             hold(reply, Ok(seq))
+        }
+        Op::ClaimNotifications {
+            now,
+            lease_until,
+            limit,
+            reply,
+        } => hold(reply, notify::claim(tx, now, lease_until, limit)),
+        Op::FinishNotification {
+            request_id,
+            generation,
+            next,
+            now,
+            reply,
+        } => hold(
+            reply,
+            notify::finish(tx, &request_id, generation, next, now),
+        ),
+        Op::SaveChannelMessage { message, reply } => {
+            hold(reply, notify::save_message(tx, &message))
         }
     }
 }
@@ -172,6 +192,17 @@ impl WriteTx for Tx<'_> {
 
     async fn save_request(&mut self, request: &Request) -> Result<(), StoreError> {
         save_request(self.conn, request)
+    }
+
+    async fn mark_notify(&mut self, request: &str, now: Timestamp) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO notify_queue (request_id, due_at, generation) VALUES (?1, ?2, 1) \
+                 ON CONFLICT (request_id) DO UPDATE SET due_at = excluded.due_at, \
+                 generation = notify_queue.generation + 1",
+            )?
+            .execute(params![request, millis(now)])?;
+        Ok(())
     }
 
     async fn upsert_run(&mut self, run: &Run) -> Result<(), StoreError> {

@@ -215,3 +215,26 @@ async fn more_writes_than_one_group_holds_all_land_in_order() {
     assert!(report.is_intact(), "{:?}", report.first_bad);
     assert_eq!(report.entries, 1400);
 }
+
+#[tokio::test]
+async fn a_queued_marker_survives_close_and_reopen() {
+    // The marker is committed with the request, in the same fsync'd group: a clean close and
+    // reopen (as after a deploy) finds it, with no gateway left to remember it.
+    let b = SqliteBackend::new();
+    let store = SqliteStore::open(&b.path).await.unwrap();
+    suite::submit(&store, "req_1", None, suite::review(1, false), suite::at(0)).await;
+    store.close().await;
+    let store = SqliteStore::open(&b.path).await.unwrap();
+    let claims = store
+        .claim_notifications(suite::at(0), suite::at(60), 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        claims,
+        [crate::NotifyClaim {
+            request_id: "req_1".into(),
+            generation: 1
+        }]
+    );
+    store.close().await;
+}

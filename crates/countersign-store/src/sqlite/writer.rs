@@ -18,7 +18,7 @@
 use super::ops;
 use crate::audit_log::Journal;
 use crate::submission::PreparedSubmission;
-use crate::{RequestChange, RunChange, StoreError, Submit, Updated};
+use crate::{ChannelMessage, NotifyClaim, RequestChange, RunChange, StoreError, Submit, Updated};
 use countersign_core::run::RunRefusal;
 use countersign_core::{Event, PrincipalId, Refusal, Request, RunState, Timestamp};
 use rusqlite::{Connection, OpenFlags};
@@ -87,6 +87,23 @@ pub(super) enum Op {
         now: Timestamp,
         reply: Reply<u64>,
     },
+    ClaimNotifications {
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+        reply: Reply<Vec<NotifyClaim>>,
+    },
+    FinishNotification {
+        request_id: String,
+        generation: i64,
+        next: Option<Timestamp>,
+        now: Timestamp,
+        reply: Reply<()>,
+    },
+    SaveChannelMessage {
+        message: Box<ChannelMessage>,
+        reply: Reply<()>,
+    },
 }
 
 impl Op {
@@ -102,6 +119,9 @@ impl Op {
             Op::TotpEnroll { reply, .. } => drop(reply.send(Err(e))),
             Op::TotpUseStep { reply, .. } => drop(reply.send(Err(e))),
             Op::Append { reply, .. } => drop(reply.send(Err(e))),
+            Op::ClaimNotifications { reply, .. } => drop(reply.send(Err(e))),
+            Op::FinishNotification { reply, .. } => drop(reply.send(Err(e))),
+            Op::SaveChannelMessage { reply, .. } => drop(reply.send(Err(e))),
         }
     }
 }

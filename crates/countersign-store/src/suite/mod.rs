@@ -8,11 +8,13 @@
 
 mod accounts;
 mod gates;
+mod notify;
 mod record;
 mod requests;
 
 pub use accounts::*;
 pub use gates::*;
+pub use notify::*;
 pub use record::*;
 pub use requests::*;
 
@@ -73,6 +75,16 @@ macro_rules! store_suite {
             append_event_returns_its_seq,
             keys_map_hashes_to_principals,
             totp_use_step_refuses_reuse,
+            a_submitted_review_is_queued_for_its_channels,
+            an_auto_decided_request_is_not_queued,
+            a_vote_requeues_a_claimed_review_at_once,
+            run_changes_requeue_the_reviews_they_change,
+            a_claim_is_leased_until_it_ends,
+            concurrent_claims_never_share_a_request,
+            finishing_the_claimed_generation_removes_or_reschedules_it,
+            finishing_a_stale_generation_leaves_it_due_now,
+            channel_messages_are_upserted_by_target,
+            a_queued_marker_survives_a_restart,
         );
     };
     (@each $backend:expr; $($check:ident),* $(,)?) => {

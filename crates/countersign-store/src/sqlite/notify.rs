@@ -1,0 +1,127 @@
+//! SQLite's SQL for the channels: claiming and finishing queued notification work and storing
+//! where a request was posted, run by the writer thread like every write; and reading those
+//! message references on the read pool. Marking a request due is not here: it is part of the
+//! request writes, a `WriteTx` primitive in `ops`.
+//!
+//! Each write here is one statement, or statements of which at most one changes a row, so none
+//! needs a savepoint. None records an audit entry: this is delivery bookkeeping, not a decision.
+
+use super::writer::Tx;
+use crate::columns::{channel_message_from_row, millis};
+use crate::{ChannelMessage, NotifyClaim, StoreError};
+use countersign_core::Timestamp;
+use rusqlite::params;
+use sqlx::{Row, SqlitePool};
+
+/// Leases up to `limit` due rows until `lease_until` and returns them: one statement.
+pub(super) fn claim(
+    tx: &mut Tx<'_>,
+    now: Timestamp,
+    lease_until: Timestamp,
+    limit: u32,
+) -> Result<Vec<NotifyClaim>, StoreError> {
+    let mut stmt = tx.conn.prepare_cached(
+        "UPDATE notify_queue SET due_at = ?2 WHERE request_id IN \
+         (SELECT request_id FROM notify_queue WHERE due_at <= ?1 \
+          ORDER BY due_at, request_id LIMIT ?3) \
+         RETURNING request_id, generation",
+    )?;
+    let rows = stmt.query_map(
+        params![millis(now), millis(lease_until), i64::from(limit)],
+        |row| {
+            Ok(NotifyClaim {
+                request_id: row.get(0)?,
+                generation: row.get(1)?,
+            })
+        },
+    )?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Ends a claim: the claimed generation is removed or rescheduled; a newer one is due `now`.
+/// The first statement changes one row or none; only when it changed none does the second run.
+pub(super) fn finish(
+    tx: &mut Tx<'_>,
+    request_id: &str,
+    generation: i64,
+    next: Option<Timestamp>,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let done = match next {
+        None => tx
+            .conn
+            .prepare_cached("DELETE FROM notify_queue WHERE request_id = ?1 AND generation = ?2")?
+            .execute(params![request_id, generation])?,
+        Some(next) => tx
+            .conn
+            .prepare_cached(
+                "UPDATE notify_queue SET due_at = ?3 WHERE request_id = ?1 AND generation = ?2",
+            )?
+            .execute(params![request_id, generation, millis(next)])?,
+    };
+    if done == 0 {
+        tx.conn
+            .prepare_cached(
+                "UPDATE notify_queue SET due_at = ?3 WHERE request_id = ?1 AND generation <> ?2",
+            )?
+            .execute(params![request_id, generation, millis(now)])?;
+    }
+    Ok(())
+}
+
+/// Stores a message reference: one statement. An unknown request is [`StoreError::NotFound`].
+pub(super) fn save_message(tx: &mut Tx<'_>, m: &ChannelMessage) -> Result<(), StoreError> {
+    tx.conn
+        .prepare_cached(
+            "INSERT INTO channel_messages \
+             (request_id, target, conversation, ts, rendered, reminded_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+             ON CONFLICT (request_id, target) DO UPDATE SET \
+             conversation = excluded.conversation, ts = excluded.ts, \
+             rendered = excluded.rendered, reminded_at = excluded.reminded_at",
+        )?
+        .execute(params![
+            m.request_id,
+            m.target,
+            m.conversation,
+            m.ts,
+            m.rendered,
+            m.reminded_at.map(millis)
+        ])
+        .map_err(|e| match is_foreign_key_violation(&e) {
+            true => StoreError::NotFound,
+            false => e.into(),
+        })?;
+    Ok(())
+}
+
+/// The message references of `request_id`, by target.
+pub(super) async fn messages(
+    reads: &SqlitePool,
+    request_id: &str,
+) -> Result<Vec<ChannelMessage>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT request_id, target, conversation, ts, rendered, reminded_at \
+         FROM channel_messages WHERE request_id = ?1 ORDER BY target",
+    )
+    .bind(request_id)
+    .fetch_all(reads)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            channel_message_from_row(
+                row.try_get(0)?,
+                row.try_get(1)?,
+                row.try_get(2)?,
+                row.try_get(3)?,
+                row.try_get(4)?,
+                row.try_get(5)?,
+            )
+        })
+        .collect()
+}
+
+/// True when SQLite refused a write because a referenced row does not exist.
+fn is_foreign_key_violation(e: &rusqlite::Error) -> bool {
+    e.sqlite_error().map(|f| f.extended_code) == Some(rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY)
+}
