@@ -30,6 +30,80 @@ pub struct Config {
     /// Largest request body accepted, in bytes.
     #[serde(default = "default_body_limit")]
     pub max_body_bytes: usize,
+    /// Where people are asked (Slack; Teams later).
+    #[serde(default)]
+    pub channels: ChannelsConfig,
+}
+
+/// A secret from configuration. It is never printed: `Debug` shows `Secret(***)`.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The value, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelsConfig {
+    #[serde(default)]
+    pub slack: Option<SlackConfig>,
+}
+
+pub const DEFAULT_SLACK_API: &str = "https://slack.com/api";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlackConfig {
+    /// Bot token (`xoxb-…`) for the Web API. Scopes: chat:write, users:read, users:read.email,
+    /// im:write.
+    pub bot_token: Secret,
+    /// Verifies interactivity requests sent to `/v1/channels/slack/interactions`.
+    #[serde(default)]
+    pub signing_secret: Option<Secret>,
+    /// App-level token (`xapp-…`) for Socket Mode; when set, clicks arrive over the socket.
+    #[serde(default)]
+    pub app_token: Option<Secret>,
+    #[serde(default = "default_slack_api")]
+    pub api_base_url: String,
+    /// Default audience when a rule names none: `#channel`, `@person@example.com`, a channel id.
+    #[serde(default)]
+    pub notify: Vec<String>,
+    /// How long a Slack user's verified email is cached.
+    #[serde(
+        default = "default_user_cache_ttl",
+        deserialize_with = "human_duration"
+    )]
+    pub user_cache_ttl: std::time::Duration,
+}
+
+fn default_slack_api() -> String {
+    DEFAULT_SLACK_API.into()
+}
+
+fn default_user_cache_ttl() -> std::time::Duration {
+    std::time::Duration::from_secs(600)
+}
+
+fn human_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<std::time::Duration, D::Error> {
+    let text = String::deserialize(d)?;
+    humantime::parse_duration(&text).map_err(|e| {
+        serde::de::Error::custom(format!("`{text}` is not a duration like 10m or 1h: {e}"))
+    })
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -82,6 +156,38 @@ principals:
   - id: user:carol@example.com
     groups: [security]
 ";
+
+impl SlackConfig {
+    fn validate(&self) -> Result<(), String> {
+        if !self.bot_token.expose().starts_with("xoxb-") {
+            return Err("`bot_token` must be a bot token (it starts with `xoxb-`)".into());
+        }
+        if let Some(t) = &self.app_token
+            && !t.expose().starts_with("xapp-")
+        {
+            return Err("`app_token` must be an app-level token (it starts with `xapp-`)".into());
+        }
+        if self
+            .signing_secret
+            .as_ref()
+            .is_some_and(|s| s.expose().is_empty())
+        {
+            return Err("`signing_secret` is empty".into());
+        }
+        if !(self.api_base_url.starts_with("https://") || self.api_base_url.starts_with("http://"))
+        {
+            return Err(format!(
+                "`api_base_url: {}` is not an http(s) URL",
+                self.api_base_url
+            ));
+        }
+        for t in &self.notify {
+            countersign_core::check_target(&crate::channels::slack::normalize(t))
+                .map_err(|e| format!("`notify`: {e}"))?;
+        }
+        Ok(())
+    }
+}
 
 impl Config {
     /// Loads `path`, or the sample configuration when `path` is `None`, then applies the
@@ -143,6 +249,32 @@ impl Config {
         if let Some(v) = var("COUNTERSIGN_POLICY") {
             self.policy = Some(PathBuf::from(v));
         }
+        if let Some(token) = var("COUNTERSIGN_SLACK_BOT_TOKEN") {
+            match &mut self.channels.slack {
+                Some(slack) => slack.bot_token = Secret(token),
+                None => {
+                    self.channels.slack = Some(SlackConfig {
+                        bot_token: Secret(token),
+                        signing_secret: None,
+                        app_token: None,
+                        api_base_url: default_slack_api(),
+                        notify: vec![],
+                        user_cache_ttl: default_user_cache_ttl(),
+                    })
+                }
+            }
+        }
+        if let Some(slack) = &mut self.channels.slack {
+            if let Some(v) = var("COUNTERSIGN_SLACK_SIGNING_SECRET") {
+                slack.signing_secret = Some(Secret(v));
+            }
+            if let Some(v) = var("COUNTERSIGN_SLACK_APP_TOKEN") {
+                slack.app_token = Some(Secret(v));
+            }
+            if let Some(v) = var("COUNTERSIGN_SLACK_API_BASE_URL") {
+                slack.api_base_url = v;
+            }
+        }
     }
 
     pub fn validate(&self, name: &str) -> Result<(), ConfigError> {
@@ -166,6 +298,11 @@ impl Config {
         }
         self.principals()
             .map_err(|m| invalid(format!("`principals`: {m}")))?;
+        if let Some(slack) = &self.channels.slack {
+            slack
+                .validate()
+                .map_err(|m| invalid(format!("`channels.slack`: {m}")))?;
+        }
         Ok(())
     }
 

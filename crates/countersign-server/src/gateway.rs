@@ -95,6 +95,8 @@ pub struct Gateway {
     pub metrics: Arc<Metrics>,
     pub clock: Arc<dyn Clock>,
     pub public_url: String,
+    /// Woken after every committed change to a reviewed request: the channel notifier's cue.
+    pub outbox_wake: Arc<tokio::sync::Notify>,
     mfa_failures: Mutex<HashMap<PrincipalId, Vec<Instant>>>,
 }
 
@@ -118,6 +120,7 @@ impl Gateway {
             metrics: Arc::new(Metrics::default()),
             clock,
             public_url,
+            outbox_wake: Arc::new(tokio::sync::Notify::new()),
             mfa_failures: Mutex::new(HashMap::new()),
         }
     }
@@ -161,6 +164,9 @@ impl Gateway {
                 effect: req.decision.effect.as_str().to_string(),
             })
             .inc();
+        if req.decision.effect == countersign_core::Effect::Review {
+            self.outbox_wake.notify_one();
+        }
         if req.state == State::Pending {
             self.metrics.pending.inc();
         } else {
@@ -399,6 +405,7 @@ impl Gateway {
             }
             self.waiters.notify(&req.id);
         }
+        self.outbox_wake.notify_one();
     }
 
     pub async fn cancel(&self, who: &Principal, id: &str) -> Result<Request, GatewayError> {
@@ -503,6 +510,7 @@ impl Gateway {
             self.waiters.notify(&req.id);
             ids.push(req.id.clone());
         }
+        self.outbox_wake.notify_one();
         tracing::info!(run, principal = %who.id, state = ?change.run.state, "run changed");
         Ok((change.run, ids))
     }

@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod channels;
 pub mod config;
 pub mod directory;
 pub mod gateway;

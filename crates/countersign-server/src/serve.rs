@@ -136,9 +136,17 @@ pub async fn start_with_clock(
         config.public_url(),
     ));
     let _ = gateway.refresh_pending_gauge().await;
+    let channels = crate::channels::Channels {
+        slack: config
+            .channels
+            .slack
+            .as_ref()
+            .map(|c| Arc::new(crate::channels::slack::Slack::new(c, gateway.clone()))),
+    };
     let state = AppState {
         gateway: gateway.clone(),
         auth: Arc::new(Authenticator::new(store, directory)),
+        channels: channels.clone(),
     };
     let app = http::router(state, config.max_body_bytes);
     let listener = tokio::net::TcpListener::bind(&config.listen)
@@ -161,7 +169,21 @@ pub async fn start_with_clock(
     let duties = vec![
         tokio::spawn(sweep(gateway.clone())),
         tokio::spawn(watch_policy(gateway.clone())),
+        tokio::spawn(crate::channels::Notifier::new(gateway.clone(), channels.clone()).run()),
     ];
+    let mut duties = duties;
+    if let (Some(slack), Some(app_token)) = (
+        channels.slack.clone(),
+        config
+            .channels
+            .slack
+            .as_ref()
+            .and_then(|c| c.app_token.clone()),
+    ) {
+        duties.push(tokio::spawn(crate::channels::slack::socket::run(
+            slack, app_token,
+        )));
+    }
     tracing::info!(%addr, policy = %hash, "countersign gateway listening");
     Ok(Running {
         addr,

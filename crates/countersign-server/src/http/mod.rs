@@ -21,6 +21,7 @@ use std::sync::Arc;
 pub struct AppState {
     pub gateway: Arc<Gateway>,
     pub auth: Arc<Authenticator>,
+    pub channels: crate::channels::Channels,
 }
 
 /// Every route the API serves, as (method, path) in OpenAPI notation. The OpenAPI document is
@@ -39,6 +40,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/runs/{run}/stop"),
     ("get", "/v1/whoami"),
     ("post", "/v1/mfa/totp"),
+    ("post", "/v1/channels/slack/interactions"),
     ("get", "/v1/openapi.json"),
     ("get", "/healthz"),
     ("get", "/metrics"),
@@ -57,6 +59,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/v1/runs/{run}/{verb}", post(runs::control))
         .route("/v1/whoami", get(system::whoami))
         .route("/v1/mfa/totp", post(system::enroll_totp))
+        .route("/v1/channels/slack/interactions", post(slack_interactions))
         .route("/v1/openapi.json", get(system::openapi))
         .route("/healthz", get(system::healthz))
         .route("/metrics", get(system::metrics))
@@ -64,6 +67,26 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(state)
+}
+
+/// Slack's interactivity requests; 404 unless Slack is configured.
+async fn slack_interactions(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match &state.channels.slack {
+        Some(slack) => {
+            crate::channels::slack::interactions::http(slack.clone(), headers, body).await
+        }
+        None => ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_configured",
+            "Slack is not configured on this gateway (channels.slack)",
+        )
+        .into_response(),
+    }
 }
 
 async fn not_found() -> ApiError {

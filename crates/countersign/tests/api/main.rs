@@ -5,6 +5,8 @@
 mod app;
 mod cli;
 mod crash;
+mod fake_slack;
 mod invariants;
 mod requests;
 mod runs;
+mod slack;
