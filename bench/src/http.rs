@@ -38,14 +38,28 @@ impl Conn {
         key: Option<&str>,
         body: Bytes,
     ) -> anyhow::Result<Reply> {
+        let auth = key.map(|k| format!("Bearer {k}"));
+        let mut headers = vec![("content-type", "application/json")];
+        if let Some(a) = &auth {
+            headers.push(("authorization", a.as_str()));
+        }
+        self.send_with(method, path, &headers, body).await
+    }
+
+    pub async fn send_with(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Bytes,
+    ) -> anyhow::Result<Reply> {
         self.sender.ready().await?;
         let mut req = Request::builder()
             .method(method)
             .uri(path)
-            .header("host", &self.host)
-            .header("content-type", "application/json");
-        if let Some(k) = key {
-            req = req.header("authorization", format!("Bearer {k}"));
+            .header("host", &self.host);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
         }
         let resp = self.sender.send_request(req.body(Full::new(body))?).await?;
         let status = resp.status().as_u16();

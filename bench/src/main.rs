@@ -32,6 +32,11 @@ enum Scenario {
         #[arg(long, default_value_t = 500)]
         requests: usize,
     },
+    /// Slack click received → vote recorded → waiting agent resumed (Slack itself stubbed).
+    SlackClick {
+        #[arg(long, default_value_t = 300)]
+        requests: usize,
+    },
     /// Many agents waiting at once: server memory.
     Waiters {
         #[arg(long, default_value_t = 10_000)]
@@ -53,6 +58,7 @@ fn main() -> anyhow::Result<()> {
                 scenarios::actions(&cli.bin, clients, seconds).await
             }
             Scenario::Wake { requests } => scenarios::wake(&cli.bin, requests).await,
+            Scenario::SlackClick { requests } => scenarios::slack_click(&cli.bin, requests).await,
             Scenario::Waiters { count } => scenarios::waiters(&cli.bin, count).await,
             Scenario::BareServer => server::serve_bare().await,
         }

@@ -252,3 +252,103 @@ pub async fn waiters(bin: &str, count: usize) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+const SLACK_SECRET: &str = "bench-signing-secret";
+
+/// A signed Slack interactivity request approving `id` as the stub's `UAPPROVER`.
+fn slack_click_body(id: &str, digest: &str) -> (String, String, String) {
+    use hmac::{Hmac, KeyInit, Mac};
+    let payload = serde_json::json!({"type": "block_actions", "user": {"id": "UAPPROVER"},
+        "channel": {"id": "C1"}, "trigger_id": "t",
+        "actions": [{"action_id": "approve", "type": "button", "value": format!("{id}|{digest}")}]});
+    let body = serde_urlencoded::to_string([("payload", payload.to_string())]).unwrap_or_default();
+    let ts = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+        .to_string();
+    let mut mac = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(SLACK_SECRET.as_bytes())
+        .expect("HMAC takes any key");
+    mac.update(format!("v0:{ts}:{body}").as_bytes());
+    let sig = format!("v0={}", hex::encode(mac.finalize().into_bytes()));
+    (body, ts, sig)
+}
+
+pub async fn slack_click(bin: &str, requests: usize) -> anyhow::Result<()> {
+    let slack = server::slack_stub().await?;
+    let extra = format!(
+        "channels:\n  slack:\n    bot_token: xoxb-bench\n    signing_secret: {SLACK_SECRET}\n    api_base_url: {slack}\n    notify: [\"#approvals\"]\n"
+    );
+    let cs = server::countersign_with(bin, &extra)?;
+    let agent = cs.keys["agent:bench"].clone();
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    let mut acks = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    let mut submit = Conn::open(&cs.addr).await?;
+    let mut clicker = Conn::open(&cs.addr).await?;
+    for i in 0..requests {
+        let body = Bytes::from(format!(
+            r#"{{"kind":"bench.review","resource":"bench://slack/{i}"}}"#
+        ));
+        let r = submit
+            .send("POST", "/v1/actions", Some(&agent), body)
+            .await?;
+        let v: serde_json::Value = serde_json::from_slice(&r.body)?;
+        let id = v["id"].as_str().unwrap_or_default().to_string();
+        let digest = v["digest"].as_str().unwrap_or_default().to_string();
+        let mut waiter = Conn::open(&cs.addr).await?;
+        let path = format!("/v1/requests/{id}?wait=30s");
+        let agent_key = agent.clone();
+        let wait = tokio::spawn(async move {
+            let r = waiter
+                .send("GET", &path, Some(&agent_key), Bytes::new())
+                .await;
+            let state = r
+                .ok()
+                .and_then(|r| serde_json::from_slice::<serde_json::Value>(&r.body).ok())
+                .and_then(|v| v["state"].as_str().map(str::to_string))
+                .unwrap_or_default();
+            (Instant::now(), state)
+        });
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let (form, ts, sig) = slack_click_body(&id, &digest);
+        let headers = [
+            ("content-type", "application/x-www-form-urlencoded"),
+            ("x-slack-request-timestamp", ts.as_str()),
+            ("x-slack-signature", sig.as_str()),
+        ];
+        let sent = Instant::now();
+        let ack = clicker
+            .send_with(
+                "POST",
+                "/v1/channels/slack/interactions",
+                &headers,
+                Bytes::from(form),
+            )
+            .await?;
+        let acked = Instant::now();
+        anyhow::ensure!(
+            ack.status == 200,
+            "click refused: {}",
+            String::from_utf8_lossy(&ack.body)
+        );
+        let (returned, state) = tokio::time::timeout(Duration::from_secs(30), wait).await??;
+        anyhow::ensure!(state == "approved", "the agent saw {state:?}, not approved");
+        acks.record(acked.saturating_duration_since(sent).as_micros().max(1) as u64)?;
+        hist.record(returned.saturating_duration_since(sent).as_micros().max(1) as u64)?;
+    }
+    let ms = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+    println!("{requests} Slack clicks, one waiting agent each");
+    println!(
+        "click sent -> Slack acknowledged    p50 {:.3} ms   p99 {:.3} ms   max {:.3} ms",
+        ms(&acks, 0.5),
+        ms(&acks, 0.99),
+        acks.max() as f64 / 1000.0
+    );
+    println!(
+        "click sent -> agent resumed         p50 {:.3} ms   p99 {:.3} ms   max {:.3} ms",
+        ms(&hist, 0.5),
+        ms(&hist, 0.99),
+        hist.max() as f64 / 1000.0
+    );
+    Ok(())
+}

@@ -90,11 +90,18 @@ fn read_startup(
 }
 
 pub fn countersign(bin: &str) -> anyhow::Result<Server> {
+    countersign_with(bin, "")
+}
+
+/// `countersign serve` with `extra` appended to the benchmark configuration.
+pub fn countersign_with(bin: &str, extra: &str) -> anyhow::Result<Server> {
     let dir = tempfile::tempdir()?;
     std::fs::write(dir.path().join("policy.yaml"), POLICY)?;
     std::fs::write(
         dir.path().join("countersign.yaml"),
-        "listen: 127.0.0.1:0\ndatabase: countersign.db\npolicy: policy.yaml\nprincipals:\n  - {id: agent:bench, owner: user:owner@example.com}\n  - {id: user:owner@example.com}\n  - {id: user:approver@example.com, groups: [sre]}\n",
+        format!(
+            "listen: 127.0.0.1:0\ndatabase: countersign.db\npolicy: policy.yaml\nprincipals:\n  - {{id: agent:bench, owner: user:owner@example.com}}\n  - {{id: user:owner@example.com}}\n  - {{id: user:approver@example.com, groups: [sre]}}\n{extra}"
+        ),
     )?;
     let mut child = Command::new(bin)
         .args(["serve", "--config"])
@@ -137,4 +144,39 @@ pub async fn serve_bare() -> anyhow::Result<()> {
     println!("bare server listening on {}", listener.local_addr()?);
     axum::serve(listener, app).await?;
     Ok(())
+}
+
+/// A stand-in for Slack's Web API with the answers the gateway needs (the benchmark measures
+/// the gateway, not Slack): messages are accepted, and `UAPPROVER` is approver@example.com.
+/// Returns its base URL.
+pub async fn slack_stub() -> anyhow::Result<String> {
+    use axum::Json;
+    use axum::routing::{get, post};
+    use serde_json::json;
+    let ts = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(1));
+    let posted = move || {
+        let n = ts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        async move { Json(json!({"ok": true, "channel": "C1", "ts": format!("1700000000.{n:06}")})) }
+    };
+    let app = axum::Router::new()
+        .route("/api/chat.postMessage", post(posted))
+        .route(
+            "/api/chat.update",
+            post(|| async { Json(json!({"ok": true})) }),
+        )
+        .route(
+            "/api/chat.postEphemeral",
+            post(|| async { Json(json!({"ok": true})) }),
+        )
+        .route(
+            "/api/users.info",
+            get(|| async {
+                Json(json!({"ok": true, "user": {"id": "UAPPROVER",
+                    "profile": {"email": "approver@example.com"}}}))
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok(format!("http://{addr}/api"))
 }

@@ -48,6 +48,14 @@ rules:
     effect: review
     review:
       approvers: [{group: sre, count: 2}]
+  - name: nagging
+    match: {kind: "test.remind"}
+    effect: review
+    review:
+      approvers: [{group: sre, count: 1}]
+      notify: ["slack:#approvals"]
+      remind: 1s
+      escalate: {after: 2s, notify: ["slack:#sre-leads"]}
   - name: crowd-review
     match: {kind: "test.crowd"}
     effect: review

@@ -462,3 +462,73 @@ async fn slack_socket_mode_acks_clicks_and_reconnects_after_the_socket_drops() {
     wait_connections(3).await;
     assert!(fake.world.lock().unwrap().socket_opens >= 3);
 }
+
+#[tokio::test]
+async fn slack_reminds_in_the_thread_escalates_then_stops_when_decided() {
+    let (app, fake) = world().await;
+    let r = app
+        .agent()
+        .submit("test.remind", "svc://x", json!({}))
+        .await;
+    let (id, digest) = (r.id(), r.digest());
+    fake.wait_for("the review message", |f| {
+        f.message_for("CAPPROVALS", &id).is_some()
+    })
+    .await;
+    let first = fake.message_for("CAPPROVALS", &id).unwrap();
+    fake.wait_for("a reminder in the thread", |f| {
+        f.messages().iter().any(|m| {
+            m.thread_ts.as_deref() == Some(first.ts.as_str()) && m.text.contains("Reminder")
+        })
+    })
+    .await;
+    fake.wait_for("the escalation", |f| f.message_for("CLEADS", &id).is_some())
+        .await;
+    let bob = app.approver("bob");
+    assert_eq!(
+        bob.vote(&id, "approve", &digest).await.status,
+        StatusCode::OK
+    );
+    fake.wait_for("both messages closed", |f| {
+        ["CAPPROVALS", "CLEADS"].iter().all(|c| {
+            f.message_for(c, &id)
+                .is_some_and(|m| m.text.contains("Approved"))
+        })
+    })
+    .await;
+    let reminders = |f: &FakeSlack| {
+        f.messages()
+            .iter()
+            .filter(|m| m.thread_ts.is_some())
+            .count()
+    };
+    let after_close = reminders(&fake);
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    assert_eq!(reminders(&fake), after_close, "no reminders once decided");
+}
+
+#[tokio::test]
+async fn slack_mfa_rule_shows_a_link_not_buttons_and_a_click_cannot_decide() {
+    let (app, fake) = world().await;
+    let r = app
+        .agent()
+        .submit("iam.grant", "iam://prod/admin", json!({}))
+        .await;
+    let (id, digest) = (r.id(), r.digest());
+    fake.wait_for("the review message", |f| {
+        f.message_for("CAPPROVALS", &id).is_some()
+    })
+    .await;
+    let m = fake.message_for("CAPPROVALS", &id).unwrap();
+    assert_eq!(buttons(&m), ["open_mfa"]);
+    assert!(m.blocks.to_string().contains("/console/requests/"));
+    // A crafted click (the button does not exist) is still only a vote without MFA: refused.
+    let mut payload = fake_slack::click_payload("UCAROL", "approve", &m);
+    payload["actions"][0]["value"] = json!(format!("{id}|{digest}"));
+    let body = fake_slack::form(&payload);
+    fake_slack::send_signed(&app.url, &body, fake_slack::now(), SIGNING_SECRET).await;
+    fake.wait_for("the explanation", |f| !f.ephemerals().is_empty())
+        .await;
+    assert!(fake.ephemerals()[0].2.contains("not counted"));
+    assert!(votes(&app, &id).await.is_empty());
+}
