@@ -110,6 +110,15 @@ impl FakeSlack {
             .insert(method.to_string(), times);
     }
 
+    /// Deletes a message, as a person could in Slack.
+    pub fn delete(&self, channel: &str, ts: &str) {
+        self.world
+            .lock()
+            .unwrap()
+            .messages
+            .retain(|m| !(m.channel == channel && m.ts == ts));
+    }
+
     pub fn calls(&self, method: &str) -> usize {
         self.world
             .lock()

@@ -532,3 +532,38 @@ async fn slack_mfa_rule_shows_a_link_not_buttons_and_a_click_cannot_decide() {
     assert!(fake.ephemerals()[0].2.contains("not counted"));
     assert!(votes(&app, &id).await.is_empty());
 }
+
+#[tokio::test]
+async fn slack_message_deleted_in_slack_is_posted_again_while_pending() {
+    let (app, fake) = world().await;
+    let (id, digest, first) = pending_rollback(&app, &fake).await;
+    fake.delete(&first.channel, &first.ts);
+    let bob = app.approver("bob");
+    assert_eq!(
+        bob.vote(&id, "approve", &digest).await.status,
+        StatusCode::OK
+    );
+    fake.wait_for("a new message with the progress", |f| {
+        f.message_for("CAPPROVALS", &id)
+            .is_some_and(|m| m.ts != first.ts && m.blocks.to_string().contains("1 of 2 approvals"))
+    })
+    .await;
+    // Later changes update the new message.
+    let erin = app.approver("erin");
+    assert_eq!(
+        erin.vote(&id, "approve", &digest).await.status,
+        StatusCode::OK
+    );
+    fake.wait_for("the new message closed", |f| {
+        f.message_for("CAPPROVALS", &id)
+            .is_some_and(|m| m.text.contains("Approved"))
+    })
+    .await;
+    assert_eq!(
+        fake.messages()
+            .iter()
+            .filter(|m| m.thread_ts.is_none())
+            .count(),
+        1
+    );
+}

@@ -120,6 +120,7 @@ impl Slack {
                 Some(m) => {
                     let mut m = m.clone();
                     let mut result = Ok(());
+                    let mut reposted = false;
                     if m.rendered != rendered.hash {
                         result = self
                             .api
@@ -130,13 +131,31 @@ impl Slack {
                                 &rendered.blocks,
                             )
                             .await;
-                        if result.is_ok() {
+                        // Someone deleted the message in Slack: while people can still
+                        // decide, post it again (the new reference replaces the old);
+                        // once closed, there is nothing left to show.
+                        if result
+                            .as_ref()
+                            .err()
+                            .and_then(SlackError::api_error)
+                            .is_some_and(|e| e == "message_not_found")
+                        {
+                            result = if pending {
+                                self.post(req, target, &rendered).await
+                            } else {
+                                Ok(())
+                            };
+                            // `m` is the old reference now: come back soon for reminders.
+                            reposted = true;
+                            later(now + chrono::Duration::seconds(1));
+                        } else if result.is_ok() {
                             m.rendered = rendered.hash.clone();
                             save(store.as_ref(), &m).await?;
                         }
                     }
                     if let Some(every) = remind
                         && result.is_ok()
+                        && !reposted
                     {
                         let since = m.reminded_at.unwrap_or(req.created_at);
                         let due = since + chrono::Duration::seconds(every as i64);
