@@ -103,6 +103,43 @@ pub async fn actions(bin: &str, clients: usize, seconds: u64) -> anyhow::Result<
     Ok(())
 }
 
+/// Submits a `bench.review` action and opens the agent's long-poll on it (registered when
+/// this returns). The task yields when the long-poll returned, and the state it saw.
+async fn review_with_waiter(
+    submit: &mut Conn,
+    addr: &str,
+    agent: &str,
+    tag: &str,
+    i: usize,
+) -> anyhow::Result<(String, String, tokio::task::JoinHandle<(Instant, String)>)> {
+    let body = Bytes::from(format!(
+        r#"{{"kind":"bench.review","resource":"bench://{tag}/{i}"}}"#
+    ));
+    let r = submit
+        .send("POST", "/v1/actions", Some(agent), body)
+        .await?;
+    let v: serde_json::Value = serde_json::from_slice(&r.body)?;
+    let id = v["id"].as_str().unwrap_or_default().to_string();
+    let digest = v["digest"].as_str().unwrap_or_default().to_string();
+    let mut waiter = Conn::open(addr).await?;
+    let path = format!("/v1/requests/{id}?wait=30s");
+    let agent_key = agent.to_string();
+    let wait = tokio::spawn(async move {
+        let r = waiter
+            .send("GET", &path, Some(&agent_key), Bytes::new())
+            .await;
+        let state = r
+            .ok()
+            .and_then(|r| serde_json::from_slice::<serde_json::Value>(&r.body).ok())
+            .and_then(|v| v["state"].as_str().map(str::to_string))
+            .unwrap_or_default();
+        (Instant::now(), state)
+    });
+    // Let the long-poll reach the server and register.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    Ok((id, digest, wait))
+}
+
 pub async fn wake(bin: &str, requests: usize) -> anyhow::Result<()> {
     let cs = server::countersign(bin)?;
     let agent = cs.keys["agent:bench"].clone();
@@ -112,26 +149,8 @@ pub async fn wake(bin: &str, requests: usize) -> anyhow::Result<()> {
     let mut submit = Conn::open(&cs.addr).await?;
     let mut voter = Conn::open(&cs.addr).await?;
     for i in 0..requests {
-        let body = Bytes::from(format!(
-            r#"{{"kind":"bench.review","resource":"bench://wake/{i}"}}"#
-        ));
-        let r = submit
-            .send("POST", "/v1/actions", Some(&agent), body)
-            .await?;
-        let v: serde_json::Value = serde_json::from_slice(&r.body)?;
-        let id = v["id"].as_str().unwrap_or_default().to_string();
-        let digest = v["digest"].as_str().unwrap_or_default().to_string();
-        let mut waiter = Conn::open(&cs.addr).await?;
-        let path = format!("/v1/requests/{id}?wait=30s");
-        let agent_key = agent.clone();
-        let wait = tokio::spawn(async move {
-            let r = waiter
-                .send("GET", &path, Some(&agent_key), Bytes::new())
-                .await;
-            (Instant::now(), r.map(|r| r.status).unwrap_or(0))
-        });
-        // Let the long-poll reach the server and register.
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        let (id, digest, wait) =
+            review_with_waiter(&mut submit, &cs.addr, &agent, "wake", i).await?;
         let vote = Bytes::from(format!(r#"{{"decision":"approve","digest":"{digest}"}}"#));
         let sent = Instant::now();
         let vr = voter
@@ -148,8 +167,8 @@ pub async fn wake(bin: &str, requests: usize) -> anyhow::Result<()> {
             "vote refused: {}",
             String::from_utf8_lossy(&vr.body)
         );
-        let (returned, status) = tokio::time::timeout(Duration::from_secs(30), wait).await??;
-        anyhow::ensure!(status == 200, "long-poll failed");
+        let (returned, state) = tokio::time::timeout(Duration::from_secs(30), wait).await??;
+        anyhow::ensure!(state == "approved", "the agent saw {state:?}, not approved");
         let after_accept = returned.saturating_duration_since(accepted);
         hist.record(after_accept.as_micros().max(1) as u64)?;
         from_sent.record(returned.saturating_duration_since(sent).as_micros().max(1) as u64)?;
@@ -286,30 +305,8 @@ pub async fn slack_click(bin: &str, requests: usize) -> anyhow::Result<()> {
     let mut submit = Conn::open(&cs.addr).await?;
     let mut clicker = Conn::open(&cs.addr).await?;
     for i in 0..requests {
-        let body = Bytes::from(format!(
-            r#"{{"kind":"bench.review","resource":"bench://slack/{i}"}}"#
-        ));
-        let r = submit
-            .send("POST", "/v1/actions", Some(&agent), body)
-            .await?;
-        let v: serde_json::Value = serde_json::from_slice(&r.body)?;
-        let id = v["id"].as_str().unwrap_or_default().to_string();
-        let digest = v["digest"].as_str().unwrap_or_default().to_string();
-        let mut waiter = Conn::open(&cs.addr).await?;
-        let path = format!("/v1/requests/{id}?wait=30s");
-        let agent_key = agent.clone();
-        let wait = tokio::spawn(async move {
-            let r = waiter
-                .send("GET", &path, Some(&agent_key), Bytes::new())
-                .await;
-            let state = r
-                .ok()
-                .and_then(|r| serde_json::from_slice::<serde_json::Value>(&r.body).ok())
-                .and_then(|v| v["state"].as_str().map(str::to_string))
-                .unwrap_or_default();
-            (Instant::now(), state)
-        });
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        let (id, digest, wait) =
+            review_with_waiter(&mut submit, &cs.addr, &agent, "slack", i).await?;
         let (form, ts, sig) = slack_click_body(&id, &digest);
         let headers = [
             ("content-type", "application/x-www-form-urlencoded"),

@@ -360,6 +360,45 @@ impl Config {
 mod tests {
     use super::*;
 
+    fn slack(body: &str) -> Result<Config, ConfigError> {
+        let c = Config::parse(&format!("channels:\n  slack:\n{body}"), "c.yaml")?;
+        c.validate("c.yaml").map(|()| c)
+    }
+
+    #[test]
+    fn slack_config_is_checked_and_its_secrets_never_print() {
+        let ok = slack("    bot_token: xoxb-1\n    signing_secret: s3cr3t\n    notify: [\"#approvals\", \"@bob@example.com\"]\n    user_cache_ttl: 5m\n")
+            .unwrap();
+        let s = ok.channels.slack.as_ref().unwrap();
+        assert_eq!(s.api_base_url, DEFAULT_SLACK_API);
+        assert_eq!(s.user_cache_ttl, std::time::Duration::from_secs(300));
+        let printed = format!("{ok:?}");
+        assert!(
+            !printed.contains("xoxb-1") && !printed.contains("s3cr3t"),
+            "{printed}"
+        );
+        for (body, says) in [
+            ("    bot_token: xapp-1\n", "xoxb-"),
+            ("    bot_token: xoxb-1\n    app_token: xoxb-2\n", "xapp-"),
+            (
+                "    bot_token: xoxb-1\n    notify: [\"@bob\"]\n",
+                "by email",
+            ),
+            (
+                "    bot_token: xoxb-1\n    api_base_url: slack.com\n",
+                "http(s) URL",
+            ),
+            (
+                "    bot_token: xoxb-1\n    user_cache_ttl: soon\n",
+                "not a duration",
+            ),
+            ("    bot_token: xoxb-1\n    botToken: x\n", "unknown field"),
+        ] {
+            let e = slack(body).unwrap_err().to_string();
+            assert!(e.contains(says), "{body}: {e}");
+        }
+    }
+
     #[test]
     fn sample_config_is_valid() {
         let c = Config::parse(SAMPLE_CONFIG, "sample").unwrap();

@@ -15,7 +15,6 @@ use countersign_store::NotifyClaim;
 use slack::Slack;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Notify;
 
 /// How long a claim is ours before another replica may take it.
 const LEASE: Duration = Duration::from_secs(60);
@@ -35,25 +34,22 @@ pub struct Channels {
 pub struct Notifier {
     gateway: Arc<Gateway>,
     channels: Channels,
-    wake: Arc<Notify>,
     /// Consecutive failures per request, for backoff.
     failures: std::collections::HashMap<String, u32>,
 }
 
 impl Notifier {
     pub fn new(gateway: Arc<Gateway>, channels: Channels) -> Self {
-        let wake = gateway.outbox_wake.clone();
         Self {
             gateway,
             channels,
-            wake,
             failures: Default::default(),
         }
     }
 
     /// Runs until the task is aborted.
     pub async fn run(mut self) {
-        let wake = self.wake.clone();
+        let wake = self.gateway.outbox_wake.clone();
         loop {
             let woken = wake.notified();
             match self.drain().await {

@@ -115,50 +115,32 @@ pub async fn spawn_app_in(dir: TempDir, extra: &str) -> TestApp {
     let mut text = std::fs::read_to_string(&config_path).unwrap();
     text.push_str(extra);
     std::fs::write(&config_path, text).unwrap();
-    let config = Config::load(Some(&config_path)).unwrap();
-    let running = countersign_server::start(config).await.unwrap();
-    let keys = running
-        .bootstrap_keys
-        .iter()
-        .map(|(p, k)| (p.to_string(), k.clone()))
-        .collect();
-    TestApp {
-        url: format!("http://{}", running.addr),
-        dir,
-        keys,
-        http: reqwest::Client::new(),
-        _running: running,
-    }
+    start_in(dir, None).await
 }
 
 /// Starts the gateway again on the same folder and database (keys were created the first time).
-pub async fn restart_in(dir: TempDir, extra: &str, keys: HashMap<String, String>) -> TestApp {
-    let config_path = dir.path().join("countersign.yaml");
-    let text = std::fs::read_to_string(&config_path).unwrap();
-    if !text.contains(extra) {
-        std::fs::write(&config_path, format!("{text}{extra}")).unwrap();
-    }
-    let config = Config::load(Some(&config_path)).unwrap();
-    let running = countersign_server::start(config).await.unwrap();
-    TestApp {
-        url: format!("http://{}", running.addr),
-        dir,
-        keys,
-        http: reqwest::Client::new(),
-        _running: running,
-    }
+pub async fn restart_in(dir: TempDir, keys: HashMap<String, String>) -> TestApp {
+    start_in(dir, Some(keys)).await
 }
 
 pub async fn spawn_app_with(crowd: usize) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
-    let config_path = write_world(&dir, crowd);
-    let config = Config::load(Some(&config_path)).unwrap();
+    write_world(&dir, crowd);
+    start_in(dir, None).await
+}
+
+/// Starts the gateway configured by `dir/countersign.yaml`. `keys`: those of an earlier start
+/// on the same database, or `None` to use the keys this first start prints.
+async fn start_in(dir: TempDir, keys: Option<HashMap<String, String>>) -> TestApp {
+    let config = Config::load(Some(&dir.path().join("countersign.yaml"))).unwrap();
     let running = countersign_server::start(config).await.unwrap();
-    let keys = running
-        .bootstrap_keys
-        .iter()
-        .map(|(p, k)| (p.to_string(), k.clone()))
-        .collect();
+    let keys = keys.unwrap_or_else(|| {
+        running
+            .bootstrap_keys
+            .iter()
+            .map(|(p, k)| (p.to_string(), k.clone()))
+            .collect()
+    });
     TestApp {
         url: format!("http://{}", running.addr),
         dir,

@@ -136,6 +136,15 @@ impl FakeSlack {
         })
     }
 
+    /// Waits for the message about request `id` in `channel`, and returns it.
+    pub async fn posted(&self, channel: &str, id: &str) -> Message {
+        self.wait_for("the review message", |f| {
+            f.message_for(channel, id).is_some()
+        })
+        .await;
+        self.message_for(channel, id).unwrap()
+    }
+
     /// Waits (up to 10 s) until `check` holds for the world.
     pub async fn wait_for(&self, what: &str, check: impl Fn(&FakeSlack) -> bool) {
         for _ in 0..200 {

@@ -1,7 +1,7 @@
 //! Slack, end to end: the real gateway talking to a fake Slack over Slack's protocol, clicks
 //! arriving as signed interactivity requests.
 
-use crate::app::{TestApp, spawn_app_in};
+use crate::app::{As, TestApp, spawn_app_in};
 use crate::fake_slack::{self, FakeSlack, SIGNING_SECRET};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -27,21 +27,29 @@ async fn pending_rollback(
     app: &TestApp,
     fake: &FakeSlack,
 ) -> (String, String, fake_slack::Message) {
-    let agent = app.as_("agent:deploy-bot");
-    let r = agent
-        .submit(
-            "infra.rollback",
-            "k8s://prod/api",
-            json!({"to": "v41", "api_token": "xoxb-1234567890-secretvalue"}),
-        )
-        .await;
+    let params = json!({"to": "v41", "api_token": "xoxb-1234567890-secretvalue"});
+    reviewed(
+        &app.agent(),
+        fake,
+        "infra.rollback",
+        "k8s://prod/api",
+        params,
+    )
+    .await
+}
+
+/// `who` submits an action that needs review; waits for its message in #approvals.
+async fn reviewed(
+    who: &As,
+    fake: &FakeSlack,
+    kind: &str,
+    resource: &str,
+    params: Value,
+) -> (String, String, fake_slack::Message) {
+    let r = who.submit(kind, resource, params).await;
     assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
     let (id, digest) = (r.id(), r.digest());
-    fake.wait_for("the review message", |f| {
-        f.message_for("CAPPROVALS", &id).is_some()
-    })
-    .await;
-    let m = fake.message_for("CAPPROVALS", &id).unwrap();
+    let m = fake.posted("CAPPROVALS", &id).await;
     (id, digest, m)
 }
 
@@ -235,16 +243,8 @@ async fn slack_unknown_or_ineligible_clicker_is_told_and_the_attempt_audited() {
 async fn slack_self_approval_is_refused() {
     let (app, fake) = world().await;
     // Alice (sre) asks herself, then clicks Approve on her own request in Slack.
-    let alice = app.as_("user:alice@example.com");
-    let r = alice
-        .submit("infra.rollback", "k8s://prod/web", json!({}))
-        .await;
-    let id = r.id();
-    fake.wait_for("the review message", |f| {
-        f.message_for("CAPPROVALS", &id).is_some()
-    })
-    .await;
-    let m = fake.message_for("CAPPROVALS", &id).unwrap();
+    let alice = app.approver("alice");
+    let (id, _, m) = reviewed(&alice, &fake, "infra.rollback", "k8s://prod/web", json!({})).await;
     click(&app, "UALICE", "approve", &m).await;
     fake.wait_for("the explanation", |f| !f.ephemerals().is_empty())
         .await;
@@ -319,7 +319,7 @@ async fn slack_message_stays_true_across_a_gateway_restart() {
     } = app;
     _running.stop().await.unwrap();
     drop(_running);
-    let app = crate::app::restart_in(dir, &slack_config(&fake), keys).await;
+    let app = crate::app::restart_in(dir, keys).await;
     assert_eq!(app.dir.path(), path);
     let bob = app.as_("user:bob@example.com");
     assert_eq!(
@@ -466,16 +466,8 @@ async fn slack_socket_mode_acks_clicks_and_reconnects_after_the_socket_drops() {
 #[tokio::test]
 async fn slack_reminds_in_the_thread_escalates_then_stops_when_decided() {
     let (app, fake) = world().await;
-    let r = app
-        .agent()
-        .submit("test.remind", "svc://x", json!({}))
-        .await;
-    let (id, digest) = (r.id(), r.digest());
-    fake.wait_for("the review message", |f| {
-        f.message_for("CAPPROVALS", &id).is_some()
-    })
-    .await;
-    let first = fake.message_for("CAPPROVALS", &id).unwrap();
+    let (id, digest, first) =
+        reviewed(&app.agent(), &fake, "test.remind", "svc://x", json!({})).await;
     fake.wait_for("a reminder in the thread", |f| {
         f.messages().iter().any(|m| {
             m.thread_ts.as_deref() == Some(first.ts.as_str()) && m.text.contains("Reminder")
@@ -510,16 +502,14 @@ async fn slack_reminds_in_the_thread_escalates_then_stops_when_decided() {
 #[tokio::test]
 async fn slack_mfa_rule_shows_a_link_not_buttons_and_a_click_cannot_decide() {
     let (app, fake) = world().await;
-    let r = app
-        .agent()
-        .submit("iam.grant", "iam://prod/admin", json!({}))
-        .await;
-    let (id, digest) = (r.id(), r.digest());
-    fake.wait_for("the review message", |f| {
-        f.message_for("CAPPROVALS", &id).is_some()
-    })
+    let (id, digest, m) = reviewed(
+        &app.agent(),
+        &fake,
+        "iam.grant",
+        "iam://prod/admin",
+        json!({}),
+    )
     .await;
-    let m = fake.message_for("CAPPROVALS", &id).unwrap();
     assert_eq!(buttons(&m), ["open_mfa"]);
     assert!(m.blocks.to_string().contains("/console/requests/"));
     // A crafted click (the button does not exist) is still only a vote without MFA: refused.
@@ -566,4 +556,36 @@ async fn slack_message_deleted_in_slack_is_posted_again_while_pending() {
             .count(),
         1
     );
+}
+
+#[tokio::test]
+async fn slack_bad_interaction_input_gets_a_clear_4xx_and_changes_nothing() {
+    let (app, fake) = world().await;
+    let (id, _, _) = pending_rollback(&app, &fake).await;
+    let now = fake_slack::now();
+    // Correctly signed, but not Slack's form.
+    let (status, text) = fake_slack::send_signed(&app.url, "hello", now, SIGNING_SECRET).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(text.contains("invalid_payload"), "{text}");
+    let (status, text) =
+        fake_slack::send_signed(&app.url, "payload=%7Bnot-json", now, SIGNING_SECRET).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(text.contains("invalid_payload"), "{text}");
+    // No signature headers at all.
+    let r = reqwest::Client::new()
+        .post(format!("{}/v1/channels/slack/interactions", app.url))
+        .body("payload=%7B%7D")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    assert!(r.text().await.unwrap().contains("missing_signature"));
+    assert!(votes(&app, &id).await.is_empty());
+
+    // A gateway without Slack answers 404 with a machine code.
+    let plain = crate::app::spawn_app().await;
+    let (status, text) =
+        fake_slack::send_signed(&plain.url, "payload=%7B%7D", now, SIGNING_SECRET).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(text.contains("not_configured"), "{text}");
 }

@@ -76,7 +76,8 @@ impl Slack {
         {
             out.extend(e.notify.iter().filter(|t| t.starts_with(PREFIX)).cloned());
         }
-        out.dedup();
+        let mut seen = std::collections::HashSet::new();
+        out.retain(|t| seen.insert(t.clone()));
         out
     }
 
