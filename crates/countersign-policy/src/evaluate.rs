@@ -151,6 +151,30 @@ impl Policy {
         self.default_decision.clone()
     }
 
+    /// Whether `principal` is denied every action of `kind` on `resource`, whatever its params
+    /// (and whenever it is asked): the first rule whose globs match has no `when` and denies, or
+    /// only conditional denials come before a denying default. A conditional rule that does not
+    /// deny may let some action through, so it answers "no". The MCP gateway uses this to hide
+    /// tools an agent could never call.
+    pub fn always_denies(&self, principal: &Principal, kind: &str, resource: &str) -> bool {
+        for rule in &self.rules {
+            if !matches(&rule.kind, kind)
+                || !matches(&rule.resource, resource)
+                || !matches(&rule.principal, principal.id.as_str())
+            {
+                continue;
+            }
+            let denies = rule.decision.effect == Effect::Deny;
+            match rule.when {
+                None => return denies,
+                // Whether it matches or not, the answer is deny or a later rule.
+                Some(_) if denies => continue,
+                Some(_) => return false,
+            }
+        }
+        self.default_decision.effect == Effect::Deny
+    }
+
     fn failed_closed(&self, rule: &Rule, error: &str) -> Decision {
         Decision {
             effect: Effect::Deny,

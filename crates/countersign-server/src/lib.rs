@@ -14,6 +14,7 @@ pub mod config;
 pub mod directory;
 pub mod gateway;
 pub mod http;
+pub mod mcp;
 pub mod metrics;
 pub mod policy_source;
 pub mod serve;

@@ -43,6 +43,7 @@ pub struct Running {
     pub gateway: Arc<Gateway>,
     /// Keys created on first start (principal, key): shown once, never stored in clear.
     pub bootstrap_keys: Vec<(PrincipalId, String)>,
+    mcp: Option<Arc<crate::mcp::Mcp>>,
     shutdown: Option<oneshot::Sender<()>>,
     server: JoinHandle<std::io::Result<()>>,
     duties: Vec<JoinHandle<()>>,
@@ -66,7 +67,11 @@ impl Running {
         for d in &self.duties {
             d.abort();
         }
-        (&mut self.server).await.unwrap_or(Ok(()))
+        let served = (&mut self.server).await.unwrap_or(Ok(()));
+        if let Some(mcp) = &self.mcp {
+            mcp.shutdown().await;
+        }
+        served
     }
 }
 
@@ -143,10 +148,18 @@ pub async fn start_with_clock(
             .as_ref()
             .map(|c| Arc::new(crate::channels::slack::Slack::new(c, gateway.clone()))),
     };
+    let mcp = config
+        .mcp
+        .as_ref()
+        .map(|c| Arc::new(crate::mcp::Mcp::new(c, gateway.clone())));
+    if let Some(mcp) = &mcp {
+        mcp.warm_up();
+    }
     let state = AppState {
         gateway: gateway.clone(),
         auth: Arc::new(Authenticator::new(store, directory)),
         channels: channels.clone(),
+        mcp: mcp.clone(),
     };
     let app = http::router(state, config.max_body_bytes);
     let listener = tokio::net::TcpListener::bind(&config.listen)
@@ -189,6 +202,7 @@ pub async fn start_with_clock(
         addr,
         gateway,
         bootstrap_keys,
+        mcp,
         shutdown: Some(tx),
         server,
         duties,

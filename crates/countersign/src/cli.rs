@@ -117,6 +117,22 @@ pub enum Command {
         #[command(subcommand)]
         verb: MfaVerb,
     },
+    /// The MCP gateway, from an agent host's side.
+    Mcp {
+        #[command(subcommand)]
+        verb: McpVerb,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum McpVerb {
+    /// Serve MCP on stdin/stdout for an agent host, relaying to the gateway's /mcp with the
+    /// agent's key (COUNTERSIGN_TOKEN). Configure the host to launch `countersign mcp stdio`.
+    Stdio {
+        /// The run these tool calls belong to (default: a new `mcp-stdio:<id>` per launch).
+        #[arg(long, env = "COUNTERSIGN_RUN")]
+        run: Option<String>,
+    },
 }
 
 #[derive(Args)]

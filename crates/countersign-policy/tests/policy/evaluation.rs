@@ -262,3 +262,23 @@ fn review_names_its_audience_reminders_and_escalation() {
         .expect("requirements");
     assert!(r.notify.is_empty() && r.remind_seconds.is_none() && r.escalate.is_none());
 }
+
+#[test]
+fn always_denies_only_when_no_params_could_pass() {
+    let p = policy(
+        "  - {name: no-env, match: {kind: 'mcp.tool.*.get-env'}, effect: deny}\n  - {name: big, match: {kind: 'mcp.tool.*.get-sum'}, when: 'params.a > 10', effect: deny}\n  - {name: sums, match: {kind: 'mcp.tool.*.get-sum'}, effect: deny}\n  - {name: echo-small, match: {kind: 'mcp.tool.*.echo'}, when: 'size(params.message) < 10', effect: allow}\n  - {name: people, match: {kind: 'mcp.tool.*.zap', principal: 'user:*'}, effect: deny}\n",
+    );
+    let bot = agent();
+    let deny = |kind: &str| p.always_denies(&bot, kind, "mcp://x/y");
+    assert!(deny("mcp.tool.e.get-env"), "an unconditional deny");
+    assert!(deny("mcp.tool.e.get-sum"), "a conditional deny, then an unconditional one");
+    assert!(!deny("mcp.tool.e.echo"), "a conditional allow may let it through");
+    assert!(!deny("mcp.tool.e.zap"), "the deny is for people; the default reviews");
+    let strict = Policy::parse(
+        "version: 1\ndefault: deny\nrules:\n  - {name: sums, match: {kind: 'mcp.tool.*.get-sum'}, effect: allow}\n",
+        "strict.yaml",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(strict.always_denies(&bot, "mcp.tool.e.echo", "mcp://e/echo"));
+    assert!(!strict.always_denies(&bot, "mcp.tool.e.get-sum", "mcp://e/get-sum"));
+}

@@ -22,6 +22,8 @@ pub struct AppState {
     pub gateway: Arc<Gateway>,
     pub auth: Arc<Authenticator>,
     pub channels: crate::channels::Channels,
+    /// The MCP gateway, when `mcp:` is configured.
+    pub mcp: Option<Arc<crate::mcp::Mcp>>,
 }
 
 /// Every route the API serves, as (method, path) in OpenAPI notation. The OpenAPI document is
@@ -41,12 +43,24 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/whoami"),
     ("post", "/v1/mfa/totp"),
     ("post", "/v1/channels/slack/interactions"),
+    ("post", "/mcp"),
+    ("get", "/mcp"),
+    ("delete", "/mcp"),
     ("get", "/v1/openapi.json"),
     ("get", "/healthz"),
     ("get", "/metrics"),
 ];
 
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+    let mcp: Router<AppState> = match &state.mcp {
+        Some(mcp) => Router::new()
+            .route_service("/mcp", mcp.service())
+            .route_layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                mcp_authenticate,
+            )),
+        None => Router::new().route("/mcp", axum::routing::any(mcp_not_configured)),
+    };
     Router::new()
         .route("/v1/actions", post(requests::submit))
         .route("/v1/requests", get(requests::list))
@@ -63,6 +77,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/v1/openapi.json", get(system::openapi))
         .route("/healthz", get(system::healthz))
         .route("/metrics", get(system::metrics))
+        .merge(mcp)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))
@@ -87,6 +102,25 @@ async fn slack_interactions(
         )
         .into_response(),
     }
+}
+
+/// `/mcp` takes the agent's Countersign key as a Bearer token, like the rest of the API; the MCP
+/// handlers find the principal in the request's extensions.
+async fn mcp_authenticate(
+    extract::Caller(who): extract::Caller,
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    request.extensions_mut().insert(who);
+    next.run(request).await
+}
+
+async fn mcp_not_configured() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_configured",
+        "the MCP gateway is not configured on this gateway (mcp.upstreams)",
+    )
 }
 
 async fn not_found() -> ApiError {

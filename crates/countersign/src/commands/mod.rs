@@ -54,5 +54,6 @@ pub async fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Audit { verb } => local::audit(&g, verb).await,
         Command::Policy { verb } => local::policy(&g, verb),
         Command::Key { verb } => local::key(verb).await,
+        Command::Mcp { verb } => remote::mcp(&g, verb).await,
     }
 }

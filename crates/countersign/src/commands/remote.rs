@@ -1,7 +1,7 @@
 //! Verbs that talk to a running gateway: ask, wait, list, show, vote, cancel, steer runs, enroll
 //! MFA, and `exec` (ask, wait, redeem, run).
 
-use crate::cli::{ExecArgs, Global, RequestArgs, RunVerb};
+use crate::cli::{ExecArgs, Global, McpVerb, RequestArgs, RunVerb};
 use crate::client::Client;
 use crate::outcome::{self, Failure, exit_for_state};
 use crate::render;
@@ -315,5 +315,20 @@ pub async fn mfa_enroll(g: &Global) -> Result<u8, Failure> {
             "Add this to your authenticator app; then vote with --otp CODE where a rule requires MFA."
         );
     }
+    Ok(outcome::OK)
+}
+
+/// `countersign mcp stdio`: checks the key with the gateway, then relays MCP between this
+/// process's stdin/stdout and the gateway's `/mcp`. Nothing but MCP is written to stdout.
+pub async fn mcp(g: &Global, verb: McpVerb) -> Result<u8, Failure> {
+    let McpVerb::Stdio { run } = verb;
+    let c = client(g)?;
+    let _: serde_json::Value = c.get("/v1/whoami", Duration::from_secs(10)).await?;
+    let token = g.token.clone().unwrap_or_default();
+    let run = run.unwrap_or_else(|| format!("mcp-stdio:{}", uuid::Uuid::now_v7().simple()));
+    let endpoint = format!("{}/mcp", g.url.trim_end_matches('/'));
+    countersign_server::mcp::bridge::run(&endpoint, &token, &run)
+        .await
+        .map_err(Failure::other)?;
     Ok(outcome::OK)
 }

@@ -56,6 +56,26 @@ rules:
       notify: ["slack:#approvals"]
       remind: 1s
       escalate: {after: 2s, notify: ["slack:#sre-leads"]}
+  - name: mcp-echo-is-free
+    match: {kind: ["mcp.tool.*.echo", "mcp.tool.flaky.*"]}
+    effect: allow
+  - name: mcp-small-sums-are-free
+    match: {kind: "mcp.tool.*.get-sum"}
+    when: 'params.a < 1000'
+    effect: allow
+  - name: mcp-no-env
+    match: {kind: "mcp.tool.*.get-env"}
+    effect: deny
+    reason: The environment holds the server's secrets.
+  - name: mcp-images-expire-fast
+    match: {kind: "mcp.tool.*.get-tiny-image"}
+    effect: review
+    review:
+      approvers: [{group: sre, count: 1}]
+      timeout: 1s
+  - name: mcp-reads-are-free
+    match: {kind: "mcp.resource.read", resource: "demo://*"}
+    effect: allow
   - name: crowd-review
     match: {kind: "test.crowd"}
     effect: review

@@ -7,6 +7,7 @@ mod cli;
 mod crash;
 mod fake_slack;
 mod invariants;
+mod mcp;
 mod requests;
 mod runs;
 mod slack;

@@ -1,0 +1,159 @@
+//! One MCP request as a Countersign action: submitted under policy, held (with progress) while
+//! people decide, and, once allowed, its grant redeemed with the digest of exactly what will be
+//! forwarded. Nothing here knows about HTTP; the `Hold` port is how the waiting is reported.
+
+use crate::gateway::{Gateway, GatewayError};
+use crate::wire::ActionBody;
+use countersign_core::{Digest, Principal, Request, State};
+use std::time::{Duration, Instant};
+
+/// How a waiting caller hears about the wait, and how it says it gave up.
+pub trait Hold: Send {
+    /// Called as soon as the action is held, then every `progress_interval`.
+    fn progress(
+        &mut self,
+        step: u32,
+        message: String,
+    ) -> impl std::future::Future<Output = ()> + Send;
+    /// Completes when the caller cancelled (or went away).
+    fn cancelled(&self) -> impl std::future::Future<Output = ()> + Send;
+}
+
+/// Why an action may not go ahead, in words for the model, with the request it concerns.
+#[derive(Debug)]
+pub struct Refused {
+    pub message: String,
+    pub request: Option<String>,
+    pub state: Option<State>,
+}
+
+impl Refused {
+    fn about(req: &Request, message: String) -> Self {
+        Refused {
+            message,
+            request: Some(req.id.clone()),
+            state: Some(req.state),
+        }
+    }
+}
+
+/// Submits `body` as `who`, waits while it is pending, and redeems its grant. On success the
+/// returned request is `executed` and its recorded `action.params` are what must be forwarded.
+pub async fn authorize(
+    gateway: &Gateway,
+    who: &Principal,
+    body: ActionBody,
+    every: Duration,
+    hold: &mut impl Hold,
+) -> Result<Request, Refused> {
+    let req = gateway.submit(who, body).await.map_err(refusal)?;
+    let req = if req.state == State::Pending {
+        wait(gateway, who, req, every, hold).await?
+    } else {
+        req
+    };
+    match req.state {
+        State::Approved => redeem(gateway, who, &req).await,
+        State::Denied => {
+            let by = match &req.decision.rule {
+                Some(rule) if req.votes.is_empty() => format!(" (policy rule `{rule}`)"),
+                _ => String::new(),
+            };
+            let why = req.outcome.clone().unwrap_or_else(|| req.decision.reason.clone());
+            Err(Refused::about(
+                &req,
+                format!("Denied by Countersign{by}: {why}"),
+            ))
+        }
+        State::Expired => Err(Refused::about(
+            &req,
+            format!(
+                "approval expired: nobody decided in time (request {}); ask again later or ask a person to review it sooner",
+                req.id
+            ),
+        )),
+        State::Cancelled => Err(Refused::about(
+            &req,
+            format!("request {} was cancelled", req.id),
+        )),
+        other => Err(Refused::about(
+            &req,
+            format!("request {} is {}, not approved", req.id, other.as_str()),
+        )),
+    }
+}
+
+async fn wait(
+    gateway: &Gateway,
+    who: &Principal,
+    mut req: Request,
+    every: Duration,
+    hold: &mut impl Hold,
+) -> Result<Request, Refused> {
+    let link = format!("{}/console/requests/{}", gateway.public_url, req.id);
+    let needs = req
+        .decision
+        .requirements
+        .as_ref()
+        .map(|r| format!(" (needs {})", r.summary()))
+        .unwrap_or_default();
+    let first = if req.held {
+        format!(
+            "Held: run {} is paused; waiting for it to resume. Review: {link}",
+            req.action.run.as_deref().unwrap_or("?")
+        )
+    } else {
+        format!("Waiting for approval{needs}: {link}")
+    };
+    hold.progress(0, first).await;
+    let started = Instant::now();
+    let mut step = 0;
+    while req.state == State::Pending {
+        tokio::select! {
+            waited = gateway.wait(who, &req.id, every) => {
+                req = waited.map_err(refusal)?;
+            }
+            () = hold.cancelled() => {
+                let cancelled = gateway.cancel(who, &req.id).await;
+                tracing::info!(request = %req.id, ok = cancelled.is_ok(), "held MCP request cancelled by the client");
+                return Err(Refused::about(&req, format!("request {} was cancelled by the client", req.id)));
+            }
+        }
+        if req.state == State::Pending {
+            step += 1;
+            let message = format!(
+                "Still waiting for approval{needs} after {}s: {link}",
+                started.elapsed().as_secs()
+            );
+            hold.progress(step, message).await;
+        }
+    }
+    Ok(req)
+}
+
+/// Redeems the grant with the digest of the recorded action: what is forwarded next is exactly
+/// what was approved, checked at the moment of forwarding.
+async fn redeem(gateway: &Gateway, who: &Principal, req: &Request) -> Result<Request, Refused> {
+    let Some(grant) = &req.grant else {
+        return Err(Refused::about(
+            req,
+            format!("request {} was approved without a grant", req.id),
+        ));
+    };
+    let digest = Digest::of_action(&req.action, &req.requester.id);
+    gateway
+        .redeem(who, &grant.id, &digest.to_string())
+        .await
+        .map_err(refusal)
+}
+
+fn refusal(e: GatewayError) -> Refused {
+    if let GatewayError::Store(e) = &e {
+        tracing::error!(error = %e, "storage failed while authorizing an MCP request");
+    }
+    Refused {
+        message: format!("Countersign refused the request: {e}"),
+        request: None,
+        state: None,
+    }
+}

@@ -1,0 +1,143 @@
+//! The MCP gateway: agents speak MCP (Streamable HTTP) to `/mcp`; the gateway speaks MCP to the
+//! configured upstream servers and holds their credentials. Each `tools/call` and
+//! `resources/read` is an action under policy (`authorize`); the rest passes through (`proxy`).
+//!
+//! The official `rmcp` crate is used only inside this module (upstream clients, the
+//! agent-facing server and the stdio bridge), so its frequent major versions touch nothing else.
+
+pub mod authorize;
+pub mod bridge;
+pub mod hub;
+pub mod naming;
+pub mod proxy;
+pub mod upstream;
+
+use crate::config::McpConfig;
+use crate::gateway::Gateway;
+use hub::Hub;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use upstream::Upstream;
+
+pub struct Mcp {
+    pub gateway: Arc<Gateway>,
+    pub upstreams: Vec<Arc<Upstream>>,
+    pub hub: Arc<Hub>,
+    pub hide_denied_tools: bool,
+    pub progress_interval: Duration,
+    allowed_hosts: Vec<String>,
+    /// Which upstream listed a resource URI, and the fixed prefixes of their URI templates.
+    resources: Mutex<HashMap<String, String>>,
+    templates: Mutex<Vec<(String, String)>>,
+}
+
+impl Mcp {
+    pub fn new(config: &McpConfig, gateway: Arc<Gateway>) -> Self {
+        let hub = Arc::new(Hub::default());
+        let upstreams = config
+            .upstreams
+            .iter()
+            .map(|u| Arc::new(Upstream::new(u, config.call_timeout, hub.clone())))
+            .collect();
+        let mut allowed_hosts: Vec<String> = ["localhost", "127.0.0.1", "::1", "[::1]"]
+            .into_iter()
+            .map(String::from)
+            .collect();
+        if let Some(host) = host_of(&gateway.public_url) {
+            allowed_hosts.push(host);
+        }
+        allowed_hosts.extend(config.allowed_hosts.iter().cloned());
+        Mcp {
+            gateway,
+            upstreams,
+            hub,
+            hide_denied_tools: config.hide_denied_tools,
+            progress_interval: config.progress_interval,
+            allowed_hosts,
+            resources: Mutex::new(HashMap::new()),
+            templates: Mutex::new(vec![]),
+        }
+    }
+
+    /// The Streamable HTTP service for `/mcp` (authentication is the router's job).
+    pub fn service(
+        self: &Arc<Self>,
+    ) -> StreamableHttpService<proxy::Session, LocalSessionManager> {
+        let mut config = StreamableHttpServerConfig::default();
+        config.legacy_session_mode = true;
+        config.allowed_hosts = self.allowed_hosts.clone();
+        config.sse_keep_alive = Some(Duration::from_secs(15));
+        let mcp = self.clone();
+        StreamableHttpService::new(
+            move || Ok(proxy::Session { mcp: mcp.clone() }),
+            Arc::new(LocalSessionManager::default()),
+            config,
+        )
+    }
+
+    /// Starts connecting to every upstream in the background, so the first agent does not wait.
+    pub fn warm_up(self: &Arc<Self>) {
+        for u in &self.upstreams {
+            let u = u.clone();
+            tokio::spawn(async move {
+                if let Err(e) = u.tools().await {
+                    tracing::warn!(upstream = %u.name, error = %e, "MCP server not reachable yet");
+                }
+            });
+        }
+    }
+
+    pub async fn shutdown(&self) {
+        for u in &self.upstreams {
+            u.shutdown().await;
+        }
+    }
+
+    fn learn_resources<'a>(&self, server: &str, uris: impl Iterator<Item = &'a str>) {
+        let mut map = self.resources.lock().unwrap_or_else(|p| p.into_inner());
+        for uri in uris {
+            map.insert(uri.to_string(), server.to_string());
+        }
+    }
+
+    fn learn_templates<'a>(&self, server: &str, templates: impl Iterator<Item = &'a str>) {
+        let mut list = self.templates.lock().unwrap_or_else(|p| p.into_inner());
+        list.retain(|(_, s)| s != server);
+        for t in templates {
+            let prefix = t.split('{').next().unwrap_or(t).to_string();
+            list.push((prefix, server.to_string()));
+        }
+    }
+
+    /// The upstream serving `uri`, as far as the listings seen so far tell.
+    fn resource_owner(&self, uri: &str) -> Option<Arc<Upstream>> {
+        let by_name = |name: &str| self.upstreams.iter().find(|u| u.name == name).cloned();
+        if let Some(name) = self
+            .resources
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(uri)
+        {
+            return by_name(name);
+        }
+        let templates = self.templates.lock().unwrap_or_else(|p| p.into_inner());
+        let best = templates
+            .iter()
+            .filter(|(prefix, _)| !prefix.is_empty() && uri.starts_with(prefix.as_str()))
+            .max_by_key(|(prefix, _)| prefix.len());
+        if let Some((_, name)) = best {
+            return by_name(name);
+        }
+        (self.upstreams.len() == 1).then(|| self.upstreams[0].clone())
+    }
+}
+
+fn host_of(url: &str) -> Option<String> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split('/').next()?;
+    let host = authority.rsplit_once(':').map_or(authority, |(h, _)| h);
+    (!host.is_empty()).then(|| host.to_string())
+}

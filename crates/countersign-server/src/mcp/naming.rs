@@ -1,0 +1,90 @@
+//! How the gateway names what its upstreams offer, so that agents see one flat list.
+//!
+//! A tool or prompt `<tool>` of upstream `<server>` is offered as `<server>__<tool>`. Upstream
+//! names are lowercase letters, digits and `-` (config validation), so the first `__` always
+//! ends the server name, whatever the tool name contains. Names stay within the characters
+//! model APIs accept for tool names (`[A-Za-z0-9_-]`) whenever the upstream's own names do.
+//!
+//! The action for a call is `mcp.tool.<server>.<tool>` on `mcp://<server>/<tool>`; characters
+//! an action kind cannot hold (anything but letters, digits, `.`, `_`, `-`) become `_` in the
+//! kind only. Resources keep their own URIs.
+
+pub const SEPARATOR: &str = "__";
+
+/// The name agents see for `name` of upstream `server`.
+pub fn qualify(server: &str, name: &str) -> String {
+    format!("{server}{SEPARATOR}{name}")
+}
+
+/// Splits an agent-facing name into (server, upstream name).
+pub fn split(qualified: &str) -> Option<(&str, &str)> {
+    let (server, name) = qualified.split_once(SEPARATOR)?;
+    (!server.is_empty() && !name.is_empty()).then_some((server, name))
+}
+
+/// The action kind of a call to `tool` on `server`.
+pub fn tool_kind(server: &str, tool: &str) -> String {
+    let tool: String = tool
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("mcp.tool.{server}.{}", tool.trim_end_matches('.'))
+}
+
+/// The action resource of a call to `tool` on `server`.
+pub fn tool_resource(server: &str, tool: &str) -> String {
+    format!("mcp://{server}/{tool}")
+}
+
+/// The action kind of `resources/read`.
+pub const RESOURCE_READ_KIND: &str = "mcp.resource.read";
+
+/// The run an MCP session's actions belong to: `mcp:<session>` with characters a run id
+/// cannot hold replaced.
+pub fn session_run(session: &str) -> Option<String> {
+    let cleaned: String = session
+        .chars()
+        .take(190)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-:".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    (!cleaned.is_empty()).then(|| format!("mcp:{cleaned}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_whatever_the_tool_is_called() {
+        for tool in ["echo", "get__env", "a.b-c", "__x", "日本"] {
+            let q = qualify("every-thing2", tool);
+            assert_eq!(split(&q), Some(("every-thing2", tool)));
+        }
+        assert_eq!(split("no-separator"), None);
+        assert_eq!(split("__tool"), None);
+        assert_eq!(split("server__"), None);
+    }
+
+    #[test]
+    fn kinds_are_valid_action_kinds() {
+        assert_eq!(tool_kind("e", "get-sum"), "mcp.tool.e.get-sum");
+        assert_eq!(tool_kind("e", "a/b c"), "mcp.tool.e.a_b_c");
+        assert_eq!(tool_kind("e", "dots."), "mcp.tool.e.dots");
+        assert_eq!(tool_resource("e", "a/b"), "mcp://e/a/b");
+        assert_eq!(session_run("abc-123").as_deref(), Some("mcp:abc-123"));
+        assert_eq!(session_run("a b").as_deref(), Some("mcp:a_b"));
+        assert_eq!(session_run(""), None);
+    }
+}

@@ -1,0 +1,544 @@
+//! The agent-facing MCP server: one flat view of all upstreams, where `tools/call` and
+//! `resources/read` are actions under policy and everything else passes through.
+
+use super::authorize::{Hold, Refused, authorize};
+use super::hub::Change;
+use super::naming;
+use super::upstream::{Upstream, UpstreamError};
+use super::Mcp;
+use crate::wire::ActionBody;
+use axum::http::request::Parts;
+use countersign_core::Principal;
+use futures::future::join_all;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, CompleteRequestParams,
+    CompleteResult, ContentBlock, ErrorCode, GetPromptRequestParams, GetPromptResponse,
+    Implementation, InitializeResult, ListPromptsResult, ListResourceTemplatesResult,
+    ListResourcesResult, ListToolsResult, MetaObject, PaginatedRequestParams,
+    ProgressNotificationParam, ProgressToken, ReadResourceRequestParams, ReadResourceResponse,
+    Reference, RequestMetaObject, ServerCapabilities,
+    SubscribeRequestParams, UnsubscribeRequestParams,
+};
+use rmcp::service::{NotificationContext, RequestContext};
+use rmcp::{ErrorData, Peer, RoleServer, ServerHandler};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// `_meta` keys a client may send with `tools/call` or `resources/read`.
+pub const META_JUSTIFICATION: &str = "io.countersign/justification";
+pub const META_RUN: &str = "io.countersign/run";
+/// `_meta` keys on a refused result.
+pub const META_REQUEST: &str = "io.countersign/request";
+pub const META_STATE: &str = "io.countersign/state";
+/// HTTP header naming the run, for clients that cannot set `_meta` (the stdio bridge sets it).
+pub const RUN_HEADER: &str = "countersign-run";
+
+/// JSON-RPC error code of a `resources/read` that policy or people refused (tool calls get an
+/// `isError` result instead, which the model reads).
+pub const REFUSED_CODE: ErrorCode = ErrorCode(-32010);
+
+/// One agent session (or one request, for stateless clients).
+pub struct Session {
+    pub mcp: Arc<Mcp>,
+}
+
+struct Caller {
+    who: Principal,
+    run: Option<String>,
+}
+
+fn caller(ctx: &RequestContext<RoleServer>, meta: Option<&RequestMetaObject>) -> Result<Caller, ErrorData> {
+    let parts = ctx
+        .extensions
+        .get::<Parts>()
+        .ok_or_else(|| ErrorData::internal_error("no HTTP request behind this MCP request", None))?;
+    let who = parts
+        .extensions
+        .get::<Principal>()
+        .cloned()
+        .ok_or_else(|| ErrorData::internal_error("the caller was not authenticated", None))?;
+    let header = |name: &str| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let run = meta_of(meta, ctx, META_RUN)
+        .or_else(|| header(RUN_HEADER))
+        .or_else(|| header("mcp-session-id").and_then(|s| naming::session_run(&s)));
+    Ok(Caller { who, run })
+}
+
+/// A string from the request's `_meta` (rmcp may keep it on the params or on the context).
+fn meta_str(meta: Option<&RequestMetaObject>, key: &str) -> Option<String> {
+    meta.and_then(|m| m.0.0.get(key))
+        .and_then(Value::as_str)
+        .map(str::to_string)
+}
+
+fn meta_of<'a>(
+    params: Option<&'a RequestMetaObject>,
+    ctx: &'a RequestContext<RoleServer>,
+    key: &str,
+) -> Option<String> {
+    meta_str(params, key).or_else(|| meta_str(Some(&ctx.meta), key))
+}
+
+/// Reports the wait on an MCP request as progress notifications (when the client sent a token)
+/// and hears the client's `notifications/cancelled` (or its disconnect) through `ct`.
+struct McpHold<'a> {
+    peer: &'a Peer<RoleServer>,
+    token: Option<ProgressToken>,
+    ct: &'a CancellationToken,
+}
+
+impl Hold for McpHold<'_> {
+    async fn progress(&mut self, step: u32, message: String) {
+        if let Some(token) = &self.token {
+            let mut p = ProgressNotificationParam::new(token.clone(), f64::from(step));
+            p.message = Some(message);
+            let _ = self.peer.notify_progress(p).await;
+        }
+    }
+
+    fn cancelled(&self) -> impl std::future::Future<Output = ()> + Send {
+        self.ct.cancelled()
+    }
+}
+
+fn refused_meta(r: &Refused) -> Option<MetaObject> {
+    let mut m = serde_json::Map::new();
+    if let Some(id) = &r.request {
+        m.insert(META_REQUEST.into(), json!(id));
+    }
+    if let Some(state) = r.state {
+        m.insert(META_STATE.into(), json!(state.as_str()));
+    }
+    (!m.is_empty()).then_some(MetaObject(m))
+}
+
+fn tool_error(message: String, meta: Option<MetaObject>) -> CallToolResponse {
+    let mut result = CallToolResult::error(vec![ContentBlock::text(message)]);
+    result.meta = meta;
+    result.into()
+}
+
+fn upstream_error(e: UpstreamError) -> ErrorData {
+    match e {
+        UpstreamError::Protocol(e) => e,
+        other => ErrorData::internal_error(other.to_string(), None),
+    }
+}
+
+impl Session {
+    fn upstream(&self, server: &str) -> Option<&Arc<Upstream>> {
+        self.mcp.upstreams.iter().find(|u| u.name == server)
+    }
+
+    fn hold<'a>(&self, ctx: &'a RequestContext<RoleServer>) -> McpHold<'a> {
+        McpHold {
+            peer: &ctx.peer,
+            token: ctx.meta.get_progress_token(),
+            ct: &ctx.ct,
+        }
+    }
+
+    async fn authorize(
+        &self,
+        caller: &Caller,
+        body: ActionBody,
+        ctx: &RequestContext<RoleServer>,
+    ) -> Result<countersign_core::Request, Refused> {
+        let mut hold = self.hold(ctx);
+        authorize(
+            &self.mcp.gateway,
+            &caller.who,
+            body,
+            self.mcp.progress_interval,
+            &mut hold,
+        )
+        .await
+    }
+
+    /// The upstream that serves `uri`: the one that listed it, else the one whose template
+    /// covers it, else the only upstream with resources.
+    async fn owner_of(&self, uri: &str) -> Option<Arc<Upstream>> {
+        if let Some(u) = self.mcp.resource_owner(uri) {
+            return Some(u);
+        }
+        // Learn the listings once, then ask again.
+        self.list_all_resources().await;
+        self.list_all_templates().await;
+        self.mcp.resource_owner(uri)
+    }
+
+    async fn list_all_resources(&self) -> Vec<rmcp::model::Resource> {
+        let lists = join_all(self.mcp.upstreams.iter().map(|u| async move {
+            let got = u
+                .request(|peer| async move { peer.list_all_resources().await })
+                .await;
+            (u, got)
+        }))
+        .await;
+        let mut out = vec![];
+        for (u, got) in lists {
+            match got {
+                Ok(resources) => {
+                    self.mcp
+                        .learn_resources(&u.name, resources.iter().map(|r| r.uri.as_str()));
+                    out.extend(resources);
+                }
+                Err(UpstreamError::Protocol(_)) => {}
+                Err(e) => tracing::warn!(upstream = %u.name, error = %e, "resources/list failed"),
+            }
+        }
+        out
+    }
+
+    async fn list_all_templates(&self) -> Vec<rmcp::model::ResourceTemplate> {
+        let lists = join_all(self.mcp.upstreams.iter().map(|u| async move {
+            let got = u
+                .request(|peer| async move { peer.list_all_resource_templates().await })
+                .await;
+            (u, got)
+        }))
+        .await;
+        let mut out = vec![];
+        for (u, got) in lists {
+            match got {
+                Ok(templates) => {
+                    self.mcp.learn_templates(
+                        &u.name,
+                        templates.iter().map(|t| t.uri_template.as_str()),
+                    );
+                    out.extend(templates);
+                }
+                Err(UpstreamError::Protocol(_)) => {}
+                Err(e) => {
+                    tracing::warn!(upstream = %u.name, error = %e, "resources/templates/list failed")
+                }
+            }
+        }
+        out
+    }
+}
+
+impl ServerHandler for Session {
+    fn get_info(&self) -> InitializeResult {
+        let capabilities = ServerCapabilities::builder()
+            .enable_tools()
+            .enable_tool_list_changed()
+            .enable_resources()
+            .enable_resources_list_changed()
+            .enable_resources_subscribe()
+            .enable_prompts()
+            .enable_prompts_list_changed()
+            .enable_completions()
+            .build();
+        let mut info = InitializeResult::new(capabilities);
+        info.server_info = Implementation::new("countersign", env!("CARGO_PKG_VERSION"));
+        info.instructions = Some(
+            "Countersign gateway. Tools are named <server>__<tool>. Every tool call is checked \
+             against policy: it runs at once, is refused with the reason, or waits until a \
+             person approves exactly these arguments. Say why in _meta \
+             \"io.countersign/justification\"."
+                .into(),
+        );
+        info
+    }
+
+    async fn on_initialized(&self, ctx: NotificationContext<RoleServer>) {
+        // Pass the upstreams' "list changed" announcements on to this session.
+        let mut changes = self.mcp.hub.subscribe();
+        let peer = ctx.peer.clone();
+        tokio::spawn(async move {
+            loop {
+                let change = tokio::select! {
+                    c = changes.recv() => c,
+                    () = tokio::time::sleep(std::time::Duration::from_secs(30)) => {
+                        if peer.is_transport_closed() { break; }
+                        continue;
+                    }
+                };
+                let sent = match change {
+                    Ok(Change::Tools) => peer.notify_tool_list_changed().await,
+                    Ok(Change::Resources) => peer.notify_resource_list_changed().await,
+                    Ok(Change::Prompts) => peer.notify_prompt_list_changed().await,
+                    Ok(Change::ResourceUpdated(p)) => peer.notify_resource_updated(p).await,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => Ok(()),
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                };
+                if sent.is_err() {
+                    break;
+                }
+            }
+        });
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let caller = caller(&ctx, None)?;
+        let lists = join_all(self.mcp.upstreams.iter().map(|u| async move { (u, u.tools().await) })).await;
+        let policy = self.mcp.gateway.policy.current();
+        let mut out = vec![];
+        for (u, got) in lists {
+            match got {
+                Ok(tools) => {
+                    for tool in tools.iter() {
+                        if self.mcp.hide_denied_tools
+                            && policy.always_denies(
+                                &caller.who,
+                                &naming::tool_kind(&u.name, &tool.name),
+                                &naming::tool_resource(&u.name, &tool.name),
+                            )
+                        {
+                            continue;
+                        }
+                        let mut tool = tool.clone();
+                        tool.name = naming::qualify(&u.name, &tool.name).into();
+                        out.push(tool);
+                    }
+                }
+                Err(e) => tracing::warn!(upstream = %u.name, error = %e, "tools/list failed; its tools are left out"),
+            }
+        }
+        Ok(ListToolsResult::with_all_items(out))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let caller = caller(&ctx, request.meta.as_ref())?;
+        let unknown = || {
+            ErrorData::invalid_params(
+                format!(
+                    "unknown tool `{}`; tools are named <server>__<tool> (see tools/list)",
+                    request.name
+                ),
+                None,
+            )
+        };
+        let (server, tool) = naming::split(&request.name).ok_or_else(unknown)?;
+        let upstream = self.upstream(server).ok_or_else(unknown)?.clone();
+        // Ask people only about tools that exist.
+        match upstream.tools().await {
+            Ok(tools) if tools.iter().any(|t| t.name == tool) => {}
+            Ok(_) => return Err(unknown()),
+            Err(e) => return Ok(tool_error(e.to_string(), None)),
+        }
+        let body = ActionBody {
+            kind: naming::tool_kind(server, tool),
+            resource: naming::tool_resource(server, tool),
+            params: Some(Value::Object(request.arguments.clone().unwrap_or_default())),
+            justification: meta_of(request.meta.as_ref(), &ctx, META_JUSTIFICATION),
+            run: caller.run.clone(),
+            labels: BTreeMap::new(),
+            requester: None,
+        };
+        let approved = match self.authorize(&caller, body, &ctx).await {
+            Ok(req) => req,
+            Err(refused) => {
+                let meta = refused_meta(&refused);
+                return Ok(tool_error(refused.message, meta));
+            }
+        };
+        // Exactly the recorded, approved arguments go upstream.
+        let mut forward = CallToolRequestParams::new(tool.to_string());
+        forward.arguments = match approved.action.params {
+            Value::Object(map) => Some(map),
+            _ => None,
+        };
+        forward.input_responses = request.input_responses;
+        forward.request_state = request.request_state;
+        let _route = ctx.meta.get_progress_token().map(|token| {
+            let route = self.mcp.hub.route_progress(ctx.peer.clone(), token);
+            forward.meta = Some(RequestMetaObject::with_progress_token(route.token.clone()));
+            route
+        });
+        match upstream
+            .request(|peer| async move { peer.call_tool_once(forward).await })
+            .await
+        {
+            Ok(response) => Ok(response),
+            Err(UpstreamError::Protocol(e)) => Err(e),
+            Err(e) => Ok(tool_error(
+                e.to_string(),
+                Some(MetaObject(
+                    [(META_REQUEST.to_string(), json!(approved.id))]
+                        .into_iter()
+                        .collect(),
+                )),
+            )),
+        }
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        Ok(ListResourcesResult::with_all_items(
+            self.list_all_resources().await,
+        ))
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        Ok(ListResourceTemplatesResult::with_all_items(
+            self.list_all_templates().await,
+        ))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        let caller = caller(&ctx, request.meta.as_ref())?;
+        let upstream = self.owner_of(&request.uri).await.ok_or_else(|| {
+            ErrorData::resource_not_found(
+                format!("no MCP server behind this gateway offers `{}`", request.uri),
+                None,
+            )
+        })?;
+        let body = ActionBody {
+            kind: naming::RESOURCE_READ_KIND.into(),
+            resource: request.uri.clone(),
+            params: Some(json!({"server": upstream.name, "uri": request.uri})),
+            justification: meta_of(request.meta.as_ref(), &ctx, META_JUSTIFICATION),
+            run: caller.run.clone(),
+            labels: BTreeMap::new(),
+            requester: None,
+        };
+        let approved = self
+            .authorize(&caller, body, &ctx)
+            .await
+            .map_err(|refused| {
+                let data = refused_meta(&refused).map(|m| Value::Object(m.0));
+                ErrorData::new(REFUSED_CODE, refused.message, data)
+            })?;
+        let mut forward = request;
+        forward.meta = None;
+        if let Some(uri) = approved.action.params.get("uri").and_then(Value::as_str) {
+            forward.uri = uri.to_string();
+        }
+        upstream
+            .request(|peer| async move { peer.read_resource_once(forward).await })
+            .await
+            .map_err(upstream_error)
+    }
+
+    #[allow(deprecated)]
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let upstream = self
+            .owner_of(&request.uri)
+            .await
+            .ok_or_else(|| ErrorData::resource_not_found(format!("unknown resource `{}`", request.uri), None))?;
+        upstream
+            .request(|peer| async move { peer.subscribe(request).await })
+            .await
+            .map_err(upstream_error)
+    }
+
+    #[allow(deprecated)]
+    async fn unsubscribe(
+        &self,
+        request: UnsubscribeRequestParams,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let upstream = self
+            .owner_of(&request.uri)
+            .await
+            .ok_or_else(|| ErrorData::resource_not_found(format!("unknown resource `{}`", request.uri), None))?;
+        upstream
+            .request(|peer| async move { peer.unsubscribe(request).await })
+            .await
+            .map_err(upstream_error)
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        let lists = join_all(self.mcp.upstreams.iter().map(|u| async move {
+            let got = u
+                .request(|peer| async move { peer.list_all_prompts().await })
+                .await;
+            (u, got)
+        }))
+        .await;
+        let mut out = vec![];
+        for (u, got) in lists {
+            match got {
+                Ok(prompts) => out.extend(prompts.into_iter().map(|mut p| {
+                    p.name = naming::qualify(&u.name, &p.name);
+                    p
+                })),
+                Err(UpstreamError::Protocol(_)) => {}
+                Err(e) => tracing::warn!(upstream = %u.name, error = %e, "prompts/list failed"),
+            }
+        }
+        Ok(ListPromptsResult::with_all_items(out))
+    }
+
+    async fn get_prompt(
+        &self,
+        mut request: GetPromptRequestParams,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        let unknown = || {
+            ErrorData::invalid_params(
+                format!("unknown prompt `{}`; prompts are named <server>__<prompt>", request.name),
+                None,
+            )
+        };
+        let (server, name) = naming::split(&request.name).ok_or_else(unknown)?;
+        let upstream = self.upstream(server).ok_or_else(unknown)?.clone();
+        let name = name.to_string();
+        request.name = name;
+        upstream
+            .request(|peer| async move { peer.get_prompt_once(request).await })
+            .await
+            .map_err(upstream_error)
+    }
+
+    async fn complete(
+        &self,
+        mut request: CompleteRequestParams,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, ErrorData> {
+        let upstream = match &mut request.r#ref {
+            Reference::Prompt(prompt) => {
+                let (server, name) = naming::split(&prompt.name)
+                    .map(|(s, n)| (s.to_string(), n.to_string()))
+                    .ok_or_else(|| ErrorData::invalid_params("unknown prompt", None))?;
+                prompt.name = name;
+                self.upstream(&server).cloned()
+            }
+            Reference::Resource(resource) => self.owner_of(&resource.uri).await,
+            _ => None,
+        }
+        .ok_or_else(|| ErrorData::invalid_params("nothing behind this gateway completes that", None))?;
+        upstream
+            .request(|peer| async move { peer.complete(request).await })
+            .await
+            .map_err(upstream_error)
+    }
+
+}

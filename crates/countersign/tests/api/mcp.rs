@@ -1,0 +1,400 @@
+//! The MCP gateway with real peers: the reference server `@modelcontextprotocol/server-everything`
+//! (npm) as upstream over stdio and Streamable HTTP, a misbehaving upstream written with the
+//! Python SDK, and the official Python MCP client as the agent — over `/mcp` and through
+//! `countersign mcp stdio`. `.ci/run` installs the peers (`npm ci --prefix tests/peers`, `pip
+//! install mcp`).
+
+use crate::app::{TestApp, spawn_app_in};
+use crate::cli::BIN;
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+fn peers() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/peers")
+}
+
+fn everything_js() -> PathBuf {
+    let js = peers().join("node_modules/@modelcontextprotocol/server-everything/dist/index.js");
+    assert!(
+        js.exists(),
+        "the MCP reference server is not installed: run `npm ci --prefix tests/peers`"
+    );
+    js
+}
+
+fn stdio_upstream(name: &str) -> String {
+    format!(
+        "    - name: {name}\n      command: node\n      args: [\"{}\", \"stdio\"]\n      env: {{API_KEY: upstream-secret}}\n",
+        everything_js().display()
+    )
+}
+
+fn flaky_upstream() -> String {
+    format!(
+        "    - name: flaky\n      command: python3\n      args: [\"{}\"]\n",
+        peers().join("flaky_server.py").display()
+    )
+}
+
+fn mcp_config(upstreams: &str, extra: &str) -> String {
+    format!("mcp:\n  progress_interval: 200ms\n{extra}  upstreams:\n{upstreams}")
+}
+
+async fn gateway(upstreams: &str, extra: &str) -> TestApp {
+    spawn_app_in(tempfile::tempdir().unwrap(), &mcp_config(upstreams, extra)).await
+}
+
+/// Runs the Python MCP client with `args` and returns the JSON it printed.
+async fn python(args: Vec<String>) -> Value {
+    let out = tokio::time::timeout(
+        Duration::from_secs(90),
+        tokio::process::Command::new("python3")
+            .arg(peers().join("mcp_client.py"))
+            .args(&args)
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("the MCP client finished in time")
+    .expect("python3 runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "mcp_client.py {args:?} failed: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
+}
+
+fn over_http(app: &TestApp, action: &[&str]) -> Vec<String> {
+    let mut args = vec![
+        "http".to_string(),
+        format!("{}/mcp", app.url),
+        app.agent().key,
+    ];
+    args.extend(action.iter().map(|s| s.to_string()));
+    args
+}
+
+fn over_stdio(app: &TestApp, action: &[&str]) -> Vec<String> {
+    let mut args = vec![
+        "stdio".to_string(),
+        BIN.to_string(),
+        app.url.clone(),
+        app.agent().key,
+    ];
+    args.extend(action.iter().map(|s| s.to_string()));
+    args
+}
+
+/// The request of `kind` the gateway recorded (as a person sees it), waiting up to 10 s.
+async fn recorded(app: &TestApp, kind: &str, state: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let list = app
+            .approver("bob")
+            .get(&format!("/v1/requests?state={state}"))
+            .await;
+        if let Some(r) = list.body["requests"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|r| r["action"]["kind"] == kind)
+        {
+            return r.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {state} request of kind {kind}: {}",
+            list.body
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn mcp_lists_namespaced_tools_and_forwards_an_allowed_call() {
+    let app = gateway(&stdio_upstream("everything"), "").await;
+    let listed = python(over_http(&app, &["list"])).await;
+    let tools: Vec<&str> = listed["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(tools.contains(&"everything__echo"), "{tools:?}");
+    assert!(tools.contains(&"everything__get-env"), "{tools:?}");
+
+    let called = python(over_http(
+        &app,
+        &["call", "everything__echo", r#"{"message": "hi"}"#, "saying hello"],
+    ))
+    .await;
+    assert_eq!(called["is_error"], false, "{called}");
+    assert_eq!(called["text"], "Echo: hi");
+    let req = recorded(&app, "mcp.tool.everything.echo", "executed").await;
+    assert_eq!(req["action"]["resource"], "mcp://everything/echo");
+    assert_eq!(req["action"]["params"], json!({"message": "hi"}));
+    assert_eq!(req["action"]["justification"], "saying hello");
+    assert_eq!(req["requester"]["id"], "agent:deploy-bot");
+}
+
+#[tokio::test]
+async fn mcp_denied_call_is_a_tool_error_with_the_reason() {
+    let app = gateway(&stdio_upstream("everything"), "").await;
+    let called = python(over_http(&app, &["call", "everything__get-env", "{}"])).await;
+    assert_eq!(called["is_error"], true, "{called}");
+    let text = called["text"].as_str().unwrap();
+    assert!(text.contains("The environment holds the server's secrets"), "{text}");
+    assert!(!text.contains("upstream-secret"), "{text}");
+    let id = called["meta"]["io.countersign/request"].as_str().unwrap();
+    assert!(id.starts_with("req_"), "{called}");
+    assert_eq!(called["meta"]["io.countersign/state"], "denied");
+}
+
+#[tokio::test]
+async fn mcp_held_call_reports_progress_and_resumes_when_approved() {
+    let app = gateway(&stdio_upstream("everything"), "").await;
+    let call = tokio::spawn(python(over_http(
+        &app,
+        &["call", "everything__get-sum", r#"{"a": 5000, "b": 1}"#],
+    )));
+    let pending = recorded(&app, "mcp.tool.everything.get-sum", "pending").await;
+    assert_eq!(pending["action"]["params"], json!({"a": 5000, "b": 1}));
+    // Let at least one "still waiting" progress go out, then approve.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let id = pending["id"].as_str().unwrap();
+    let digest = pending["digest"].as_str().unwrap();
+    let vote = app.approver("bob").vote(id, "approve", digest).await;
+    assert_eq!(vote.status, 200, "{}", vote.body);
+    let called = call.await.unwrap();
+    assert_eq!(called["is_error"], false, "{called}");
+    assert!(called["text"].as_str().unwrap().contains("5001"), "{called}");
+    let progress = called["progress"].as_array().unwrap();
+    assert!(
+        progress[0]
+            .as_str()
+            .unwrap()
+            .contains(&format!("/console/requests/{id}")),
+        "the first progress carries the approver's link: {progress:?}"
+    );
+    assert!(progress.len() >= 2, "{progress:?}");
+    let done = app.approver("bob").get(&format!("/v1/requests/{id}")).await;
+    assert_eq!(done.state(), "executed");
+}
+
+#[tokio::test]
+async fn mcp_expired_approval_says_expired_not_denied() {
+    let app = gateway(&stdio_upstream("everything"), "").await;
+    let called = python(over_http(&app, &["call", "everything__get-tiny-image", "{}"])).await;
+    assert_eq!(called["is_error"], true, "{called}");
+    let text = called["text"].as_str().unwrap();
+    assert!(text.starts_with("approval expired"), "{text}");
+    assert_eq!(called["meta"]["io.countersign/state"], "expired");
+}
+
+#[tokio::test]
+async fn mcp_client_cancel_cancels_the_pending_request() {
+    let app = gateway(&stdio_upstream("everything"), "").await;
+    let out = python(over_http(
+        &app,
+        &["cancel", "everything__get-sum", r#"{"a": 7000, "b": 2}"#],
+    ))
+    .await;
+    assert_eq!(out["cancelled"], true, "{out}");
+    let req = recorded(&app, "mcp.tool.everything.get-sum", "cancelled").await;
+    assert_eq!(req["action"]["params"], json!({"a": 7000, "b": 2}));
+}
+
+#[tokio::test]
+async fn mcp_stdio_bridge_relays_lists_calls_and_refusals() {
+    let app = gateway(&stdio_upstream("everything"), "").await;
+    let listed = python(over_stdio(&app, &["list"])).await;
+    assert!(
+        listed["tools"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("everything__echo")),
+        "{listed}"
+    );
+    let called = python(over_stdio(
+        &app,
+        &["call", "everything__echo", r#"{"message": "via stdio"}"#],
+    ))
+    .await;
+    assert_eq!(called["text"], "Echo: via stdio", "{called}");
+    let req = recorded(&app, "mcp.tool.everything.echo", "executed").await;
+    assert!(
+        req["action"]["run"]
+            .as_str()
+            .unwrap()
+            .starts_with("mcp-stdio:"),
+        "the bridge names its run: {req}"
+    );
+    let denied = python(over_stdio(&app, &["call", "everything__get-env", "{}"])).await;
+    assert_eq!(denied["is_error"], true, "{denied}");
+
+    // A held call through the bridge, approved by a person.
+    let call = tokio::spawn(python(over_stdio(
+        &app,
+        &["call", "everything__get-sum", r#"{"a": 4000, "b": 2}"#],
+    )));
+    let pending = recorded(&app, "mcp.tool.everything.get-sum", "pending").await;
+    let vote = app
+        .approver("erin")
+        .vote(
+            pending["id"].as_str().unwrap(),
+            "approve",
+            pending["digest"].as_str().unwrap(),
+        )
+        .await;
+    assert_eq!(vote.status, 200, "{}", vote.body);
+    let called = call.await.unwrap();
+    assert!(called["text"].as_str().unwrap().contains("4002"), "{called}");
+}
+
+#[tokio::test]
+async fn mcp_stdio_bridge_refuses_a_bad_key_with_a_clear_error() {
+    let app = gateway(&stdio_upstream("everything"), "").await;
+    let out = tokio::process::Command::new(BIN)
+        .args(["mcp", "stdio"])
+        .env("COUNTERSIGN_URL", &app.url)
+        .env("COUNTERSIGN_TOKEN", "cs_not-a-real-key")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty(), "nothing but MCP on stdout");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("not valid"), "{stderr}");
+}
+
+#[tokio::test]
+async fn mcp_streamable_http_upstream() {
+    // The reference server over Streamable HTTP on a free port.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = tokio::process::Command::new("node")
+        .arg(everything_js())
+        .arg("streamableHttp")
+        .env("PORT", port.to_string())
+        .stderr(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        assert!(Instant::now() < deadline, "server-everything did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let upstream = format!(
+        "    - name: remote\n      url: http://127.0.0.1:{port}/mcp\n      headers: {{X-Api-Key: upstream-secret}}\n"
+    );
+    let app = gateway(&upstream, "").await;
+    let called = python(over_http(
+        &app,
+        &["call", "remote__echo", r#"{"message": "over http"}"#],
+    ))
+    .await;
+    assert_eq!(called["text"], "Echo: over http", "{called}");
+    recorded(&app, "mcp.tool.remote.echo", "executed").await;
+    let _ = server.kill().await;
+}
+
+#[tokio::test]
+async fn mcp_upstream_hang_or_crash_is_a_clear_error_and_others_keep_serving() {
+    let upstreams = format!("{}{}", stdio_upstream("everything"), flaky_upstream());
+    let app = gateway(&upstreams, "  call_timeout: 2s\n").await;
+    let hung = tokio::spawn(python(over_http(&app, &["call", "flaky__hang", "{}"])));
+    // While the flaky server hangs, the other upstream answers.
+    let echo = python(over_http(
+        &app,
+        &["call", "everything__echo", r#"{"message": "still here"}"#],
+    ))
+    .await;
+    assert_eq!(echo["text"], "Echo: still here", "{echo}");
+    let hung = hung.await.unwrap();
+    assert_eq!(hung["is_error"], true, "{hung}");
+    assert!(
+        hung["text"].as_str().unwrap().contains("did not answer within"),
+        "{hung}"
+    );
+
+    let crashed = python(over_http(&app, &["call", "flaky__crash", "{}"])).await;
+    assert_eq!(crashed["is_error"], true, "{crashed}");
+    assert!(crashed["text"].as_str().unwrap().contains("flaky"), "{crashed}");
+    // The next call starts the server again.
+    let ok = python(over_http(&app, &["call", "flaky__ok", "{}"])).await;
+    assert_eq!(ok["is_error"], false, "{ok}");
+    assert!(ok["text"].as_str().unwrap().starts_with("fine"), "{ok}");
+}
+
+#[tokio::test]
+async fn mcp_tools_list_hides_tools_policy_always_denies() {
+    let app = gateway(&stdio_upstream("everything"), "  hide_denied_tools: true\n").await;
+    let listed = python(over_http(&app, &["list"])).await;
+    let tools = listed["tools"].as_array().unwrap();
+    assert!(tools.contains(&json!("everything__echo")), "{listed}");
+    assert!(tools.contains(&json!("everything__get-sum")), "conditional: {listed}");
+    assert!(!tools.contains(&json!("everything__get-env")), "{listed}");
+}
+
+#[tokio::test]
+async fn mcp_resources_read_is_an_action_and_prompts_pass_through() {
+    let app = gateway(&stdio_upstream("everything"), "").await;
+    let res = python(over_http(&app, &["resources"])).await;
+    let first = res["resources"][0].as_str().unwrap().to_string();
+    assert!(first.starts_with("demo://"), "{res}");
+    assert!(res["read"][0].as_str().is_some(), "{res}");
+    let req = recorded(&app, "mcp.resource.read", "executed").await;
+    assert_eq!(req["action"]["resource"], first);
+    assert_eq!(req["action"]["params"]["server"], "everything");
+
+    let prompts = python(over_http(&app, &["prompts"])).await;
+    assert_eq!(prompts["prompts"][0], "everything__simple-prompt", "{prompts}");
+    assert!(!prompts["first"].as_array().unwrap().is_empty(), "{prompts}");
+}
+
+#[tokio::test]
+async fn mcp_endpoint_requires_the_agent_key() {
+    let app = gateway(&stdio_upstream("everything"), "").await;
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {},
+        "clientInfo": {"name": "t", "version": "1"}}});
+    for auth in [None, Some("Bearer cs_wrong")] {
+        let mut req = app
+            .http
+            .post(format!("{}/mcp", app.url))
+            .header("accept", "application/json, text/event-stream")
+            .json(&init);
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status(), 401);
+        let body: Value = resp.json().await.unwrap();
+        assert!(body["error"]["code"].is_string(), "{body}");
+    }
+}
+
+#[tokio::test]
+async fn mcp_not_configured_is_a_clear_404() {
+    let app = spawn_app_in(tempfile::tempdir().unwrap(), "").await;
+    let resp = app
+        .http
+        .post(format!("{}/mcp", app.url))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "not_configured");
+}
