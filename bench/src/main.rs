@@ -4,6 +4,7 @@
 //! Every loop is bounded in count and time, and only 127.0.0.1 is ever contacted.
 
 mod http;
+mod mcp;
 mod scenarios;
 mod server;
 
@@ -42,6 +43,20 @@ enum Scenario {
         #[arg(long, default_value_t = 10_000)]
         count: usize,
     },
+    /// MCP `tools/call` (allowed) through the gateway vs directly to the same upstream, then
+    /// many concurrent agent sessions.
+    Mcp {
+        /// server-everything's entry point (installed by `npm ci --prefix tests/peers`).
+        #[arg(
+            long,
+            default_value = "tests/peers/node_modules/@modelcontextprotocol/server-everything/dist/index.js"
+        )]
+        everything: String,
+        #[arg(long, default_value_t = 3000)]
+        calls: usize,
+        #[arg(long, default_value_t = 200)]
+        sessions: usize,
+    },
     /// (internal) a bare axum server that returns the request body, for comparison.
     BareServer,
 }
@@ -60,6 +75,11 @@ fn main() -> anyhow::Result<()> {
             Scenario::Wake { requests } => scenarios::wake(&cli.bin, requests).await,
             Scenario::SlackClick { requests } => scenarios::slack_click(&cli.bin, requests).await,
             Scenario::Waiters { count } => scenarios::waiters(&cli.bin, count).await,
+            Scenario::Mcp {
+                everything,
+                calls,
+                sessions,
+            } => mcp::run(&cli.bin, &everything, calls, sessions).await,
             Scenario::BareServer => server::serve_bare().await,
         }
     })

@@ -424,8 +424,7 @@ impl Config {
                 .map_err(|m| invalid(format!("`channels.slack`: {m}")))?;
         }
         if let Some(mcp) = &self.mcp {
-            mcp.validate()
-                .map_err(|m| invalid(format!("`mcp`: {m}")))?;
+            mcp.validate().map_err(|m| invalid(format!("`mcp`: {m}")))?;
         }
         Ok(())
     }

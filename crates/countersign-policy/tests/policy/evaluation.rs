@@ -271,9 +271,18 @@ fn always_denies_only_when_no_params_could_pass() {
     let bot = agent();
     let deny = |kind: &str| p.always_denies(&bot, kind, "mcp://x/y");
     assert!(deny("mcp.tool.e.get-env"), "an unconditional deny");
-    assert!(deny("mcp.tool.e.get-sum"), "a conditional deny, then an unconditional one");
-    assert!(!deny("mcp.tool.e.echo"), "a conditional allow may let it through");
-    assert!(!deny("mcp.tool.e.zap"), "the deny is for people; the default reviews");
+    assert!(
+        deny("mcp.tool.e.get-sum"),
+        "a conditional deny, then an unconditional one"
+    );
+    assert!(
+        !deny("mcp.tool.e.echo"),
+        "a conditional allow may let it through"
+    );
+    assert!(
+        !deny("mcp.tool.e.zap"),
+        "the deny is for people; the default reviews"
+    );
     let strict = Policy::parse(
         "version: 1\ndefault: deny\nrules:\n  - {name: sums, match: {kind: 'mcp.tool.*.get-sum'}, effect: allow}\n",
         "strict.yaml",

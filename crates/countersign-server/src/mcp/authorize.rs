@@ -59,7 +59,10 @@ pub async fn authorize(
                 Some(rule) if req.votes.is_empty() => format!(" (policy rule `{rule}`)"),
                 _ => String::new(),
             };
-            let why = req.outcome.clone().unwrap_or_else(|| req.decision.reason.clone());
+            let why = req
+                .outcome
+                .clone()
+                .unwrap_or_else(|| req.decision.reason.clone());
             Err(Refused::about(
                 &req,
                 format!("Denied by Countersign{by}: {why}"),

@@ -15,7 +15,8 @@ use rmcp::{RoleClient, RoleServer};
 use std::future::Future;
 use std::pin::Pin;
 
-type Sending = Pin<Box<dyn Future<Output = (Option<rmcp::model::RequestId>, Result<(), String>)> + Send>>;
+type Sending =
+    Pin<Box<dyn Future<Output = (Option<rmcp::model::RequestId>, Result<(), String>)> + Send>>;
 
 /// Relays between this process's stdin/stdout and `endpoint` until the host closes stdin.
 pub async fn run(endpoint: &str, token: &str, run: &str) -> Result<(), String> {
@@ -25,7 +26,8 @@ pub async fn run(endpoint: &str, token: &str, run: &str) -> Result<(), String> {
     config.auth_header = Some(token.to_string());
     config.custom_headers.insert(
         reqwest::header::HeaderName::from_static(RUN_HEADER),
-        reqwest::header::HeaderValue::from_str(run).map_err(|_| format!("run `{run}` is not a valid header value"))?,
+        reqwest::header::HeaderValue::from_str(run)
+            .map_err(|_| format!("run `{run}` is not a valid header value"))?,
     );
     let client = reqwest::Client::builder()
         .connect_timeout(std::time::Duration::from_secs(10))

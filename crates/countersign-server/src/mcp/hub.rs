@@ -3,8 +3,8 @@
 //! to every connected agent session.
 
 use rmcp::model::{
-    ClientCapabilities, ClientConfig, Implementation,
-    NumberOrString, ProgressNotificationParam, ProgressToken, ResourceUpdatedNotificationParam,
+    ClientCapabilities, ClientConfig, Implementation, NumberOrString, ProgressNotificationParam,
+    ProgressToken, ResourceUpdatedNotificationParam,
 };
 use rmcp::service::NotificationContext;
 use rmcp::{ClientHandler, Peer, RoleClient, RoleServer};

@@ -63,9 +63,7 @@ impl Mcp {
     }
 
     /// The Streamable HTTP service for `/mcp` (authentication is the router's job).
-    pub fn service(
-        self: &Arc<Self>,
-    ) -> StreamableHttpService<proxy::Session, LocalSessionManager> {
+    pub fn service(self: &Arc<Self>) -> StreamableHttpService<proxy::Session, LocalSessionManager> {
         let mut config = StreamableHttpServerConfig::default();
         config.legacy_session_mode = true;
         config.allowed_hosts = self.allowed_hosts.clone();

@@ -1,23 +1,22 @@
 //! The agent-facing MCP server: one flat view of all upstreams, where `tools/call` and
 //! `resources/read` are actions under policy and everything else passes through.
 
+use super::Mcp;
 use super::authorize::{Hold, Refused, authorize};
 use super::hub::Change;
 use super::naming;
 use super::upstream::{Upstream, UpstreamError};
-use super::Mcp;
 use crate::wire::ActionBody;
 use axum::http::request::Parts;
 use countersign_core::Principal;
 use futures::future::join_all;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, CompleteRequestParams,
-    CompleteResult, ContentBlock, ErrorCode, GetPromptRequestParams, GetPromptResponse,
-    Implementation, InitializeResult, ListPromptsResult, ListResourceTemplatesResult,
-    ListResourcesResult, ListToolsResult, MetaObject, PaginatedRequestParams,
-    ProgressNotificationParam, ProgressToken, ReadResourceRequestParams, ReadResourceResponse,
-    Reference, RequestMetaObject, ServerCapabilities,
-    SubscribeRequestParams, UnsubscribeRequestParams,
+    CallToolRequestParams, CallToolResponse, CallToolResult, CompleteRequestParams, CompleteResult,
+    ContentBlock, ErrorCode, GetPromptRequestParams, GetPromptResponse, Implementation,
+    InitializeResult, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
+    ListToolsResult, MetaObject, PaginatedRequestParams, ProgressNotificationParam, ProgressToken,
+    ReadResourceRequestParams, ReadResourceResponse, Reference, RequestMetaObject,
+    ServerCapabilities, SubscribeRequestParams, UnsubscribeRequestParams,
 };
 use rmcp::service::{NotificationContext, RequestContext};
 use rmcp::{ErrorData, Peer, RoleServer, ServerHandler};
@@ -49,11 +48,13 @@ struct Caller {
     run: Option<String>,
 }
 
-fn caller(ctx: &RequestContext<RoleServer>, meta: Option<&RequestMetaObject>) -> Result<Caller, ErrorData> {
-    let parts = ctx
-        .extensions
-        .get::<Parts>()
-        .ok_or_else(|| ErrorData::internal_error("no HTTP request behind this MCP request", None))?;
+fn caller(
+    ctx: &RequestContext<RoleServer>,
+    meta: Option<&RequestMetaObject>,
+) -> Result<Caller, ErrorData> {
+    let parts = ctx.extensions.get::<Parts>().ok_or_else(|| {
+        ErrorData::internal_error("no HTTP request behind this MCP request", None)
+    })?;
     let who = parts
         .extensions
         .get::<Principal>()
@@ -284,7 +285,13 @@ impl ServerHandler for Session {
         ctx: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
         let caller = caller(&ctx, None)?;
-        let lists = join_all(self.mcp.upstreams.iter().map(|u| async move { (u, u.tools().await) })).await;
+        let lists = join_all(
+            self.mcp
+                .upstreams
+                .iter()
+                .map(|u| async move { (u, u.tools().await) }),
+        )
+        .await;
         let policy = self.mcp.gateway.policy.current();
         let mut out = vec![];
         for (u, got) in lists {
@@ -305,7 +312,9 @@ impl ServerHandler for Session {
                         out.push(tool);
                     }
                 }
-                Err(e) => tracing::warn!(upstream = %u.name, error = %e, "tools/list failed; its tools are left out"),
+                Err(e) => {
+                    tracing::warn!(upstream = %u.name, error = %e, "tools/list failed; its tools are left out")
+                }
             }
         }
         Ok(ListToolsResult::with_all_items(out))
@@ -445,10 +454,9 @@ impl ServerHandler for Session {
         request: SubscribeRequestParams,
         _ctx: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        let upstream = self
-            .owner_of(&request.uri)
-            .await
-            .ok_or_else(|| ErrorData::resource_not_found(format!("unknown resource `{}`", request.uri), None))?;
+        let upstream = self.owner_of(&request.uri).await.ok_or_else(|| {
+            ErrorData::resource_not_found(format!("unknown resource `{}`", request.uri), None)
+        })?;
         upstream
             .request(|peer| async move { peer.subscribe(request).await })
             .await
@@ -461,10 +469,9 @@ impl ServerHandler for Session {
         request: UnsubscribeRequestParams,
         _ctx: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        let upstream = self
-            .owner_of(&request.uri)
-            .await
-            .ok_or_else(|| ErrorData::resource_not_found(format!("unknown resource `{}`", request.uri), None))?;
+        let upstream = self.owner_of(&request.uri).await.ok_or_else(|| {
+            ErrorData::resource_not_found(format!("unknown resource `{}`", request.uri), None)
+        })?;
         upstream
             .request(|peer| async move { peer.unsubscribe(request).await })
             .await
@@ -504,7 +511,10 @@ impl ServerHandler for Session {
     ) -> Result<GetPromptResponse, ErrorData> {
         let unknown = || {
             ErrorData::invalid_params(
-                format!("unknown prompt `{}`; prompts are named <server>__<prompt>", request.name),
+                format!(
+                    "unknown prompt `{}`; prompts are named <server>__<prompt>",
+                    request.name
+                ),
                 None,
             )
         };
@@ -534,11 +544,12 @@ impl ServerHandler for Session {
             Reference::Resource(resource) => self.owner_of(&resource.uri).await,
             _ => None,
         }
-        .ok_or_else(|| ErrorData::invalid_params("nothing behind this gateway completes that", None))?;
+        .ok_or_else(|| {
+            ErrorData::invalid_params("nothing behind this gateway completes that", None)
+        })?;
         upstream
             .request(|peer| async move { peer.complete(request).await })
             .await
             .map_err(upstream_error)
     }
-
 }

@@ -233,7 +233,10 @@ impl Upstream {
         if let Some(tools) = live.tools.read().unwrap_or_else(|p| p.into_inner()).clone() {
             return Ok(tools);
         }
-        let tools = Arc::new(self.request(|peer| async move { peer.list_all_tools().await }).await?);
+        let tools = Arc::new(
+            self.request(|peer| async move { peer.list_all_tools().await })
+                .await?,
+        );
         *live.tools.write().unwrap_or_else(|p| p.into_inner()) = Some(tools.clone());
         Ok(tools)
     }

@@ -129,7 +129,12 @@ async fn mcp_lists_namespaced_tools_and_forwards_an_allowed_call() {
 
     let called = python(over_http(
         &app,
-        &["call", "everything__echo", r#"{"message": "hi"}"#, "saying hello"],
+        &[
+            "call",
+            "everything__echo",
+            r#"{"message": "hi"}"#,
+            "saying hello",
+        ],
     ))
     .await;
     assert_eq!(called["is_error"], false, "{called}");
@@ -147,7 +152,10 @@ async fn mcp_denied_call_is_a_tool_error_with_the_reason() {
     let called = python(over_http(&app, &["call", "everything__get-env", "{}"])).await;
     assert_eq!(called["is_error"], true, "{called}");
     let text = called["text"].as_str().unwrap();
-    assert!(text.contains("The environment holds the server's secrets"), "{text}");
+    assert!(
+        text.contains("The environment holds the server's secrets"),
+        "{text}"
+    );
     assert!(!text.contains("upstream-secret"), "{text}");
     let id = called["meta"]["io.countersign/request"].as_str().unwrap();
     assert!(id.starts_with("req_"), "{called}");
@@ -171,7 +179,10 @@ async fn mcp_held_call_reports_progress_and_resumes_when_approved() {
     assert_eq!(vote.status, 200, "{}", vote.body);
     let called = call.await.unwrap();
     assert_eq!(called["is_error"], false, "{called}");
-    assert!(called["text"].as_str().unwrap().contains("5001"), "{called}");
+    assert!(
+        called["text"].as_str().unwrap().contains("5001"),
+        "{called}"
+    );
     let progress = called["progress"].as_array().unwrap();
     assert!(
         progress[0]
@@ -188,7 +199,11 @@ async fn mcp_held_call_reports_progress_and_resumes_when_approved() {
 #[tokio::test]
 async fn mcp_expired_approval_says_expired_not_denied() {
     let app = gateway(&stdio_upstream("everything"), "").await;
-    let called = python(over_http(&app, &["call", "everything__get-tiny-image", "{}"])).await;
+    let called = python(over_http(
+        &app,
+        &["call", "everything__get-tiny-image", "{}"],
+    ))
+    .await;
     assert_eq!(called["is_error"], true, "{called}");
     let text = called["text"].as_str().unwrap();
     assert!(text.starts_with("approval expired"), "{text}");
@@ -252,7 +267,10 @@ async fn mcp_stdio_bridge_relays_lists_calls_and_refusals() {
         .await;
     assert_eq!(vote.status, 200, "{}", vote.body);
     let called = call.await.unwrap();
-    assert!(called["text"].as_str().unwrap().contains("4002"), "{called}");
+    assert!(
+        called["text"].as_str().unwrap().contains("4002"),
+        "{called}"
+    );
 }
 
 #[tokio::test]
@@ -290,7 +308,10 @@ async fn mcp_streamable_http_upstream() {
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
         assert!(Instant::now() < deadline, "server-everything did not start");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -323,13 +344,19 @@ async fn mcp_upstream_hang_or_crash_is_a_clear_error_and_others_keep_serving() {
     let hung = hung.await.unwrap();
     assert_eq!(hung["is_error"], true, "{hung}");
     assert!(
-        hung["text"].as_str().unwrap().contains("did not answer within"),
+        hung["text"]
+            .as_str()
+            .unwrap()
+            .contains("did not answer within"),
         "{hung}"
     );
 
     let crashed = python(over_http(&app, &["call", "flaky__crash", "{}"])).await;
     assert_eq!(crashed["is_error"], true, "{crashed}");
-    assert!(crashed["text"].as_str().unwrap().contains("flaky"), "{crashed}");
+    assert!(
+        crashed["text"].as_str().unwrap().contains("flaky"),
+        "{crashed}"
+    );
     // The next call starts the server again.
     let ok = python(over_http(&app, &["call", "flaky__ok", "{}"])).await;
     assert_eq!(ok["is_error"], false, "{ok}");
@@ -342,7 +369,10 @@ async fn mcp_tools_list_hides_tools_policy_always_denies() {
     let listed = python(over_http(&app, &["list"])).await;
     let tools = listed["tools"].as_array().unwrap();
     assert!(tools.contains(&json!("everything__echo")), "{listed}");
-    assert!(tools.contains(&json!("everything__get-sum")), "conditional: {listed}");
+    assert!(
+        tools.contains(&json!("everything__get-sum")),
+        "conditional: {listed}"
+    );
     assert!(!tools.contains(&json!("everything__get-env")), "{listed}");
 }
 
@@ -358,8 +388,14 @@ async fn mcp_resources_read_is_an_action_and_prompts_pass_through() {
     assert_eq!(req["action"]["params"]["server"], "everything");
 
     let prompts = python(over_http(&app, &["prompts"])).await;
-    assert_eq!(prompts["prompts"][0], "everything__simple-prompt", "{prompts}");
-    assert!(!prompts["first"].as_array().unwrap().is_empty(), "{prompts}");
+    assert_eq!(
+        prompts["prompts"][0], "everything__simple-prompt",
+        "{prompts}"
+    );
+    assert!(
+        !prompts["first"].as_array().unwrap().is_empty(),
+        "{prompts}"
+    );
 }
 
 #[tokio::test]
