@@ -46,7 +46,27 @@ pub async fn authorize(
     every: Duration,
     hold: &mut impl Hold,
 ) -> Result<Request, Refused> {
-    let req = gateway.submit(who, body).await.map_err(refusal)?;
+    let req = submit(gateway, who, body).await?;
+    settle(gateway, who, req, every, hold).await
+}
+
+/// Records the action and its decision (pending, or already closed).
+pub async fn submit(
+    gateway: &Gateway,
+    who: &Principal,
+    body: ActionBody,
+) -> Result<Request, Refused> {
+    gateway.submit(who, body).await.map_err(refusal)
+}
+
+/// Waits while `req` is pending, then redeems its grant or says why not.
+pub async fn settle(
+    gateway: &Gateway,
+    who: &Principal,
+    req: Request,
+    every: Duration,
+    hold: &mut impl Hold,
+) -> Result<Request, Refused> {
     let req = if req.state == State::Pending {
         wait(gateway, who, req, every, hold).await?
     } else {

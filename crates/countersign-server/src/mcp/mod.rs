@@ -10,6 +10,7 @@ pub mod bridge;
 pub mod hub;
 pub mod naming;
 pub mod proxy;
+pub mod tasks;
 pub mod upstream;
 
 use crate::config::McpConfig;
@@ -28,6 +29,7 @@ pub struct Mcp {
     pub hub: Arc<Hub>,
     pub hide_denied_tools: bool,
     pub progress_interval: Duration,
+    pub tasks: tasks::Tasks,
     allowed_hosts: Vec<String>,
     /// Which upstream listed a resource URI, and the fixed prefixes of their URI templates.
     resources: Mutex<HashMap<String, String>>,
@@ -56,6 +58,7 @@ impl Mcp {
             hub,
             hide_denied_tools: config.hide_denied_tools,
             progress_interval: config.progress_interval,
+            tasks: tasks::Tasks::default(),
             allowed_hosts,
             resources: Mutex::new(HashMap::new()),
             templates: Mutex::new(vec![]),

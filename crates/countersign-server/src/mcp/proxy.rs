@@ -2,17 +2,19 @@
 //! `resources/read` are actions under policy and everything else passes through.
 
 use super::Mcp;
-use super::authorize::{Hold, Refused, authorize};
+use super::authorize::{Hold, Refused, authorize, settle, submit};
 use super::hub::Change;
 use super::naming;
+use super::tasks::TaskHold;
 use super::upstream::{Upstream, UpstreamError};
 use crate::wire::ActionBody;
 use axum::http::request::Parts;
-use countersign_core::Principal;
+use countersign_core::{Principal, State};
 use futures::future::join_all;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, CompleteRequestParams, CompleteResult,
-    ContentBlock, ErrorCode, GetPromptRequestParams, GetPromptResponse, Implementation,
+    CallToolRequestParams, CallToolResponse, CallToolResult, CancelTaskParams,
+    CompleteRequestParams, CompleteResult, ContentBlock, CreateTaskResult, ErrorCode,
+    GetPromptRequestParams, GetPromptResponse, GetTaskParams, GetTaskResult, Implementation,
     InitializeResult, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
     ListToolsResult, MetaObject, PaginatedRequestParams, ProgressNotificationParam, ProgressToken,
     ReadResourceRequestParams, ReadResourceResponse, Reference, RequestMetaObject,
@@ -134,7 +136,88 @@ fn upstream_error(e: UpstreamError) -> ErrorData {
     }
 }
 
+fn unknown_task(id: &str) -> ErrorData {
+    ErrorData::invalid_params(format!("unknown task `{id}`"), None)
+}
+
+/// Sends the approved call upstream with exactly the recorded arguments.
+async fn forward_call(
+    upstream: &Upstream,
+    mut forward: CallToolRequestParams,
+    approved: &countersign_core::Request,
+) -> Result<CallToolResponse, ErrorData> {
+    forward.arguments = match &approved.action.params {
+        Value::Object(map) => Some(map.clone()),
+        _ => None,
+    };
+    match upstream
+        .request(|peer| async move { peer.call_tool_once(forward).await })
+        .await
+    {
+        Ok(response) => Ok(response),
+        Err(UpstreamError::Protocol(e)) => Err(e),
+        Err(e) => Ok(tool_error(
+            e.to_string(),
+            Some(MetaObject(
+                [(META_REQUEST.to_string(), json!(approved.id))]
+                    .into_iter()
+                    .collect(),
+            )),
+        )),
+    }
+}
+
 impl Session {
+    /// Answers a held call with a task, and goes on waiting, redeeming and forwarding in the
+    /// background.
+    fn start_task(
+        &self,
+        caller: Caller,
+        req: countersign_core::Request,
+        upstream: Arc<Upstream>,
+        forward: CallToolRequestParams,
+    ) -> CallToolResponse {
+        let id = req.id.clone();
+        let link = format!("{}/console/requests/{id}", self.mcp.gateway.public_url);
+        let slot = self.mcp.tasks.start(
+            &id,
+            caller.who.id.clone(),
+            format!("Waiting for approval: {link}"),
+        );
+        let seed = slot.seed(&id);
+        let mcp = self.mcp.clone();
+        tokio::spawn(async move {
+            let mut hold = TaskHold(slot.clone());
+            match settle(
+                &mcp.gateway,
+                &caller.who,
+                req,
+                mcp.progress_interval,
+                &mut hold,
+            )
+            .await
+            {
+                Err(refused) if slot.cancel.is_cancelled() => slot.cancelled(refused.message),
+                Err(refused) => {
+                    let meta = refused_meta(&refused);
+                    let mut result =
+                        CallToolResult::error(vec![ContentBlock::text(refused.message)]);
+                    result.meta = meta;
+                    slot.complete(&result);
+                }
+                Ok(approved) => match forward_call(&upstream, forward, &approved).await {
+                    Ok(CallToolResponse::Complete(result)) => slot.complete(&result),
+                    Ok(_) => slot.fail(&ErrorData::internal_error(
+                        "the MCP server asked for more input, which a task cannot relay",
+                        None,
+                    )),
+                    Err(e) => slot.fail(&e),
+                },
+            }
+        });
+        CallToolResponse::Task(CreateTaskResult::new(seed))
+    }
+
     fn upstream(&self, server: &str) -> Option<&Arc<Upstream>> {
         self.mcp.upstreams.iter().find(|u| u.name == server)
     }
@@ -238,6 +321,7 @@ impl ServerHandler for Session {
             .enable_prompts()
             .enable_prompts_list_changed()
             .enable_completions()
+            .enable_tasks()
             .build();
         let mut info = InitializeResult::new(capabilities);
         info.server_info = Implementation::new("countersign", env!("CARGO_PKG_VERSION"));
@@ -352,41 +436,73 @@ impl ServerHandler for Session {
             labels: BTreeMap::new(),
             requester: None,
         };
-        let approved = match self.authorize(&caller, body, &ctx).await {
+        let req = match submit(&self.mcp.gateway, &caller.who, body).await {
             Ok(req) => req,
             Err(refused) => {
                 let meta = refused_meta(&refused);
                 return Ok(tool_error(refused.message, meta));
             }
         };
-        // Exactly the recorded, approved arguments go upstream.
         let mut forward = CallToolRequestParams::new(tool.to_string());
-        forward.arguments = match approved.action.params {
-            Value::Object(map) => Some(map),
-            _ => None,
-        };
         forward.input_responses = request.input_responses;
         forward.request_state = request.request_state;
+        let tasks_ok = ctx
+            .client_capabilities()
+            .is_some_and(|c| c.supports_tasks());
+        if req.state == State::Pending && tasks_ok {
+            return Ok(self.start_task(caller, req, upstream, forward));
+        }
+        let mut hold = self.hold(&ctx);
+        let approved = match settle(
+            &self.mcp.gateway,
+            &caller.who,
+            req,
+            self.mcp.progress_interval,
+            &mut hold,
+        )
+        .await
+        {
+            Ok(req) => req,
+            Err(refused) => {
+                let meta = refused_meta(&refused);
+                return Ok(tool_error(refused.message, meta));
+            }
+        };
         let _route = ctx.meta.get_progress_token().map(|token| {
             let route = self.mcp.hub.route_progress(ctx.peer.clone(), token);
             forward.meta = Some(RequestMetaObject::with_progress_token(route.token.clone()));
             route
         });
-        match upstream
-            .request(|peer| async move { peer.call_tool_once(forward).await })
-            .await
-        {
-            Ok(response) => Ok(response),
-            Err(UpstreamError::Protocol(e)) => Err(e),
-            Err(e) => Ok(tool_error(
-                e.to_string(),
-                Some(MetaObject(
-                    [(META_REQUEST.to_string(), json!(approved.id))]
-                        .into_iter()
-                        .collect(),
-                )),
-            )),
-        }
+        forward_call(&upstream, forward, &approved).await
+    }
+
+    async fn get_task(
+        &self,
+        request: GetTaskParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<GetTaskResult, ErrorData> {
+        let caller = caller(&ctx, None)?;
+        let slot = self
+            .mcp
+            .tasks
+            .get(&request.task_id, &caller.who.id)
+            .ok_or_else(|| unknown_task(&request.task_id))?;
+        Ok(GetTaskResult::new(slot.detailed(&request.task_id)))
+    }
+
+    async fn cancel_task(
+        &self,
+        request: CancelTaskParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let caller = caller(&ctx, None)?;
+        let slot = self
+            .mcp
+            .tasks
+            .get(&request.task_id, &caller.who.id)
+            .ok_or_else(|| unknown_task(&request.task_id))?;
+        slot.cancel.cancel();
+        Ok(())
     }
 
     async fn list_resources(

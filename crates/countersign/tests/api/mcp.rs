@@ -434,3 +434,124 @@ async fn mcp_not_configured_is_a_clear_404() {
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["error"]["code"], "not_configured");
 }
+
+mod tasks {
+    //! Task-based calls, with the official Rust SDK as a client that declares the tasks
+    //! extension (the Python SDK's client does not yet).
+
+    use super::*;
+    use rmcp::model::{
+        CallToolRequestParams, CallToolResponse, CancelTaskParams, ClientCapabilities,
+        ClientConfig, GetTaskParams, Implementation, TaskPayload, TaskStatus,
+    };
+    use rmcp::service::RunningService;
+    use rmcp::transport::StreamableHttpClientTransport;
+    use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+    use rmcp::{RoleClient, ServiceExt};
+
+    async fn task_client(app: &TestApp) -> RunningService<RoleClient, ClientConfig> {
+        let mut config = StreamableHttpClientTransportConfig::with_uri(format!("{}/mcp", app.url));
+        config.auth_header = Some(app.agent().key);
+        let transport = StreamableHttpClientTransport::with_client(reqwest::Client::new(), config);
+        ClientConfig::new(
+            ClientCapabilities::builder().enable_tasks().build(),
+            Implementation::new("tasks-test", "1"),
+        )
+        .serve(transport)
+        .await
+        .unwrap()
+    }
+
+    async fn start(client: &RunningService<RoleClient, ClientConfig>, a: i64) -> String {
+        let mut params = CallToolRequestParams::new("everything__get-sum");
+        params.arguments = json!({"a": a, "b": 3}).as_object().cloned();
+        match client.peer().call_tool_once(params).await.unwrap() {
+            CallToolResponse::Task(created) => created.task.task_id,
+            other => panic!("expected a task, got {other:?}"),
+        }
+    }
+
+    async fn until_finished(
+        client: &RunningService<RoleClient, ClientConfig>,
+        id: &str,
+    ) -> rmcp::model::DetailedTask {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let got = client
+                .peer()
+                .get_task(GetTaskParams::new(id))
+                .await
+                .unwrap();
+            if got.task.status() != TaskStatus::Working {
+                return got.task;
+            }
+            assert!(Instant::now() < deadline, "task {id} still working");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn mcp_task_call_returns_at_once_and_completes_when_approved() {
+        let app = gateway(&stdio_upstream("everything"), "").await;
+        let client = task_client(&app).await;
+        let id = start(&client, 6000).await;
+        assert!(id.starts_with("req_"), "the task is the request: {id}");
+        let working = client
+            .peer()
+            .get_task(GetTaskParams::new(&id))
+            .await
+            .unwrap();
+        assert_eq!(working.task.status(), TaskStatus::Working);
+        let message = working.task.task.status_message.clone().unwrap_or_default();
+        assert!(
+            message.contains(&format!("/console/requests/{id}")),
+            "{message}"
+        );
+
+        let pending = app.approver("bob").get(&format!("/v1/requests/{id}")).await;
+        assert_eq!(pending.state(), "pending");
+        let vote = app
+            .approver("bob")
+            .vote(&id, "approve", &pending.digest())
+            .await;
+        assert_eq!(vote.status, 200, "{}", vote.body);
+        let done = until_finished(&client, &id).await;
+        let TaskPayload::Completed { result } = done.payload else {
+            panic!("expected completed, got {done:?}");
+        };
+        assert!(
+            result["content"][0]["text"]
+                .as_str()
+                .unwrap()
+                .contains("6003"),
+            "{result:?}"
+        );
+        let executed = app.approver("bob").get(&format!("/v1/requests/{id}")).await;
+        assert_eq!(executed.state(), "executed");
+
+        // Another agent's task does not exist for this one; a bogus id is a clear error.
+        assert!(
+            client
+                .peer()
+                .get_task(GetTaskParams::new("req_nope"))
+                .await
+                .is_err()
+        );
+    }
+
+    #[tokio::test]
+    async fn mcp_task_cancel_cancels_the_request() {
+        let app = gateway(&stdio_upstream("everything"), "").await;
+        let client = task_client(&app).await;
+        let id = start(&client, 6001).await;
+        client
+            .peer()
+            .cancel_task(CancelTaskParams::new(&id))
+            .await
+            .unwrap();
+        let done = until_finished(&client, &id).await;
+        assert_eq!(done.status(), TaskStatus::Cancelled, "{done:?}");
+        let req = app.approver("bob").get(&format!("/v1/requests/{id}")).await;
+        assert_eq!(req.state(), "cancelled");
+    }
+}
