@@ -148,7 +148,10 @@ async fn hook_allows_what_the_policy_allows_and_uses_the_grant() {
     let r = the_request(&app, "all").await.unwrap();
     assert_eq!(r["state"], "executed");
     assert_eq!(r["action"]["kind"], "claude.tool.Write");
-    assert_eq!(r["action"]["resource"], "file:///home/user/project/notes.txt");
+    assert_eq!(
+        r["action"]["resource"],
+        "file:///home/user/project/notes.txt"
+    );
     assert_eq!(r["action"]["labels"]["tool_use_id"], "toolu_01ABC123");
     assert_eq!(r["action"]["labels"]["cwd"], "/home/user/project");
     assert!(a.reason.contains(r["id"].as_str().unwrap()), "{}", a.reason);
@@ -243,7 +246,10 @@ async fn hook_cancels_and_denies_when_nobody_decides_in_time() {
         a.reason
     );
     assert_eq!(r["state"], "cancelled");
-    assert_eq!(r["action"]["kind"], "claude.tool.mcp__memory__create_entities");
+    assert_eq!(
+        r["action"]["kind"],
+        "claude.tool.mcp__memory__create_entities"
+    );
     assert_eq!(
         r["action"]["resource"],
         "claude-code://mcp__memory__create_entities"
