@@ -30,7 +30,7 @@ use countersign_server::wire::{ActionBody, RedeemBody, RedeemView, RequestView};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
-use std::io::Read as _;
+use std::io::{Read as _, Write as _};
 use std::time::{Duration, Instant};
 
 /// Kept back from `--timeout` to cancel an undecided request and answer before the deadline.
@@ -100,7 +100,11 @@ pub async fn claude_code(g: &Global, timeout: u64) -> Result<u8, Failure> {
         Ok(Err(f)) => fail_closed(&f.message),
         Err(_) => fail_closed(&format!("the gateway did not answer within {timeout} s")),
     };
-    println!("{}", verdict.to_json());
+    // Exit 2 if the answer cannot be written: Claude Code blocks the call on 2 only.
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{}", verdict.to_json())
+        .and_then(|()| stdout.flush())
+        .map_err(|e| Failure::usage(format!("cannot write the decision on stdout: {e}")))?;
     Ok(outcome::OK)
 }
 
