@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 pub const EXIT_CODES: &str = "\
 Exit codes:
-  0  approved / allowed (for `exec`: the command's own exit code)
+  0  approved / allowed (for `exec`: the command's own exit code; for `hook`: any decision
+     it printed, allow or deny)
   1  other failure (server unreachable, storage error, audit verification failed)
   2  bad usage or input (refused by the server with a 4xx, invalid file or flag)
   3  denied
@@ -122,6 +123,11 @@ pub enum Command {
         #[command(subcommand)]
         verb: McpVerb,
     },
+    /// Put the gateway in front of an agent's tool calls, as that agent's hook.
+    Hook {
+        #[command(subcommand)]
+        agent: HookAgent,
+    },
 }
 
 #[derive(Subcommand)]
@@ -222,6 +228,18 @@ pub enum KeyVerb {
         principal: String,
         #[arg(long, short, env = "COUNTERSIGN_CONFIG")]
         config: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum HookAgent {
+    /// Claude Code PreToolUse hook: reads the event on stdin, asks the gateway as the agent,
+    /// prints allow or deny on stdout (see docs/claude-code.md). Exits 2 on a bad event.
+    ClaudeCode {
+        /// Seconds the hook may take in all, waiting included; keep it under the hook's
+        /// `timeout` in settings.json (60 by default), or Claude Code kills the hook first.
+        #[arg(long, default_value_t = 55, value_parser = clap::value_parser!(u64).range(1..))]
+        timeout: u64,
     },
 }
 

@@ -1,11 +1,12 @@
 //! The verbs. Remote ones talk to the gateway over HTTP (`client`); local ones (`serve`,
-//! `audit verify`, `policy`, `key create`) work on files.
+//! `audit verify`, `policy`, `key create`) work on files; `hook` answers an agent's hook.
 
+mod hook;
 mod local;
 mod remote;
 mod serve;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, HookAgent};
 use crate::outcome::Failure;
 
 pub async fn run(cli: Cli) -> Result<u8, Failure> {
@@ -51,6 +52,9 @@ pub async fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Cancel { id } => remote::cancel(&g, &id).await,
         Command::Run { verb } => remote::run_control(&g, verb).await,
         Command::Mfa { .. } => remote::mfa_enroll(&g).await,
+        Command::Hook {
+            agent: HookAgent::ClaudeCode { timeout },
+        } => hook::claude_code(&g, timeout).await,
         Command::Audit { verb } => local::audit(&g, verb).await,
         Command::Policy { verb } => local::policy(&g, verb),
         Command::Key { verb } => local::key(verb).await,

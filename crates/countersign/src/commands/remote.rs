@@ -40,7 +40,8 @@ fn wait_deadline(wait: &str) -> Result<Option<Instant>, Failure> {
     Ok(Some(Instant::now() + parse_duration(wait)?))
 }
 
-async fn wait_for(
+/// Long-polls until `r` leaves `pending` or `deadline` passes (`None`: until it expires).
+pub(super) async fn wait_for(
     c: &Client,
     mut r: RequestView,
     deadline: Option<Instant>,

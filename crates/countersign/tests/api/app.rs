@@ -129,6 +129,14 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(0).await
 }
 
+/// A gateway with the test principals and `policy` instead of the test policy.
+pub async fn spawn_app_with_policy(policy: &str) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    write_world(&dir, 0);
+    std::fs::write(dir.path().join("policy.yaml"), policy).unwrap();
+    start_in(dir, None).await
+}
+
 /// A gateway in `dir` with the test world plus `extra` YAML appended to its config.
 pub async fn spawn_app_in(dir: TempDir, extra: &str) -> TestApp {
     let config_path = write_world(&dir, 0);

@@ -6,6 +6,7 @@ mod app;
 mod cli;
 mod crash;
 mod fake_slack;
+mod hook;
 mod invariants;
 mod mcp;
 mod requests;
