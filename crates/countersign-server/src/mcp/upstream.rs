@@ -20,6 +20,10 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 use tokio::io::AsyncBufReadExt;
 
+/// How long starting an upstream (spawn and `initialize`) may take: a stdio server may need to
+/// be fetched first (`npx -y …`), so this is independent of the per-request `call_timeout`.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// After a failed connection attempt, calls fail at once for this long before the next attempt.
 const RETRY_AFTER: Duration = Duration::from_secs(2);
 
@@ -116,7 +120,8 @@ impl Upstream {
             _ => {}
         }
         let listener = Listener::new(self.name.clone(), self.hub.clone());
-        match tokio::time::timeout(self.timeout, self.connect(listener)).await {
+        let limit = CONNECT_TIMEOUT.max(self.timeout);
+        match tokio::time::timeout(limit, self.connect(listener)).await {
             Ok(Ok(service)) => {
                 let live = Arc::new(Live {
                     service,
@@ -132,7 +137,7 @@ impl Upstream {
                 Err(UpstreamError::Unavailable(self.name.clone(), why))
             }
             Err(_) => {
-                let why = format!("no answer to `initialize` within {:?}", self.timeout);
+                let why = format!("no answer to `initialize` within {limit:?}");
                 *conn = Conn::Failed(Instant::now(), why.clone());
                 Err(UpstreamError::Unavailable(self.name.clone(), why))
             }
