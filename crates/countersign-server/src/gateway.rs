@@ -451,6 +451,18 @@ impl Gateway {
             .await?
             .filter(|r| r.grant.as_ref().is_some_and(|g| g.id == grant_id))
             .ok_or(GatewayError::NotFound("grant"))?;
+        self.redeem_request(who, &before, digest).await
+    }
+
+    /// Redeems the grant of `before` (the request as the caller last read it) with `digest`.
+    /// The store's transaction re-reads the request, so the core checks the grant, the digest
+    /// and the expiry against what is current.
+    pub async fn redeem_request(
+        &self,
+        who: &Principal,
+        before: &Request,
+        digest: Digest,
+    ) -> Result<Request, GatewayError> {
         if before.requester.id != who.id {
             return Err(Refusal::NotRequester.into());
         }
@@ -458,11 +470,11 @@ impl Gateway {
         let change = Box::new(move |r: &mut Request| r.redeem(&digest, now));
         match self
             .store
-            .update_request(&id, who.id.as_str(), now, change)
+            .update_request(&before.id, who.id.as_str(), now, change)
             .await?
         {
             Ok(updated) => {
-                self.after_update(&updated, Some(&before));
+                self.after_update(&updated, Some(before));
                 Ok(updated.request)
             }
             Err(refusal) => Err(refusal.into()),

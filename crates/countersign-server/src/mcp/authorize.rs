@@ -157,15 +157,9 @@ async fn wait(
 /// Redeems the grant with the digest of the recorded action: what is forwarded next is exactly
 /// what was approved, checked at the moment of forwarding.
 async fn redeem(gateway: &Gateway, who: &Principal, req: &Request) -> Result<Request, Refused> {
-    let Some(grant) = &req.grant else {
-        return Err(Refused::about(
-            req,
-            format!("request {} was approved without a grant", req.id),
-        ));
-    };
     let digest = Digest::of_action(&req.action, &req.requester.id);
     gateway
-        .redeem(who, &grant.id, &digest.to_string())
+        .redeem_request(who, req, digest)
         .await
         .map_err(refusal)
 }

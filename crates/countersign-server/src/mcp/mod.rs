@@ -97,6 +97,10 @@ impl Mcp {
         }
     }
 
+    pub fn upstream(&self, name: &str) -> Option<&Arc<Upstream>> {
+        self.upstreams.iter().find(|u| u.name == name)
+    }
+
     fn learn_resources<'a>(&self, server: &str, uris: impl Iterator<Item = &'a str>) {
         let mut map = self.resources.lock().unwrap_or_else(|p| p.into_inner());
         for uri in uris {
@@ -115,7 +119,7 @@ impl Mcp {
 
     /// The upstream serving `uri`, as far as the listings seen so far tell.
     fn resource_owner(&self, uri: &str) -> Option<Arc<Upstream>> {
-        let by_name = |name: &str| self.upstreams.iter().find(|u| u.name == name).cloned();
+        let by_name = |name: &str| self.upstream(name).cloned();
         if let Some(name) = self
             .resources
             .lock()

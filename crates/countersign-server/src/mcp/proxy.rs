@@ -20,8 +20,8 @@ use rmcp::model::{
     ReadResourceRequestParams, ReadResourceResponse, Reference, RequestMetaObject,
     ServerCapabilities, SubscribeRequestParams, UnsubscribeRequestParams,
 };
-use rmcp::service::{NotificationContext, RequestContext};
-use rmcp::{ErrorData, Peer, RoleServer, ServerHandler};
+use rmcp::service::{NotificationContext, RequestContext, ServiceError};
+use rmcp::{ErrorData, Peer, RoleClient, RoleServer, ServerHandler};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -219,7 +219,40 @@ impl Session {
     }
 
     fn upstream(&self, server: &str) -> Option<&Arc<Upstream>> {
-        self.mcp.upstreams.iter().find(|u| u.name == server)
+        self.mcp.upstream(server)
+    }
+
+    /// Asks every upstream at once. Upstreams that do not offer the method are left out
+    /// quietly; failing ones are left out with a warning.
+    async fn from_every<T, F, Fut>(&self, method: &str, ask: F) -> Vec<(&Arc<Upstream>, T)>
+    where
+        F: Fn(Peer<RoleClient>) -> Fut,
+        Fut: std::future::Future<Output = Result<T, ServiceError>>,
+    {
+        let ask = &ask;
+        let answers = join_all(
+            self.mcp
+                .upstreams
+                .iter()
+                .map(|u| async move { (u, u.request(ask).await) }),
+        )
+        .await;
+        let mut out = vec![];
+        for (u, got) in answers {
+            match got {
+                Ok(value) => out.push((u, value)),
+                Err(UpstreamError::Protocol(_)) => {}
+                Err(e) => tracing::warn!(upstream = %u.name, error = %e, "{method} failed"),
+            }
+        }
+        out
+    }
+
+    /// The upstream serving `uri`, or the error for a resource nobody offers.
+    async fn routed(&self, uri: &str) -> Result<Arc<Upstream>, ErrorData> {
+        self.owner_of(uri)
+            .await
+            .ok_or_else(|| ErrorData::resource_not_found(format!("unknown resource `{uri}`"), None))
     }
 
     fn hold<'a>(&self, ctx: &'a RequestContext<RoleServer>) -> McpHold<'a> {
@@ -260,51 +293,31 @@ impl Session {
     }
 
     async fn list_all_resources(&self) -> Vec<rmcp::model::Resource> {
-        let lists = join_all(self.mcp.upstreams.iter().map(|u| async move {
-            let got = u
-                .request(|peer| async move { peer.list_all_resources().await })
-                .await;
-            (u, got)
-        }))
-        .await;
         let mut out = vec![];
-        for (u, got) in lists {
-            match got {
-                Ok(resources) => {
-                    self.mcp
-                        .learn_resources(&u.name, resources.iter().map(|r| r.uri.as_str()));
-                    out.extend(resources);
-                }
-                Err(UpstreamError::Protocol(_)) => {}
-                Err(e) => tracing::warn!(upstream = %u.name, error = %e, "resources/list failed"),
-            }
+        for (u, resources) in self
+            .from_every("resources/list", |peer| async move {
+                peer.list_all_resources().await
+            })
+            .await
+        {
+            self.mcp
+                .learn_resources(&u.name, resources.iter().map(|r| r.uri.as_str()));
+            out.extend(resources);
         }
         out
     }
 
     async fn list_all_templates(&self) -> Vec<rmcp::model::ResourceTemplate> {
-        let lists = join_all(self.mcp.upstreams.iter().map(|u| async move {
-            let got = u
-                .request(|peer| async move { peer.list_all_resource_templates().await })
-                .await;
-            (u, got)
-        }))
-        .await;
         let mut out = vec![];
-        for (u, got) in lists {
-            match got {
-                Ok(templates) => {
-                    self.mcp.learn_templates(
-                        &u.name,
-                        templates.iter().map(|t| t.uri_template.as_str()),
-                    );
-                    out.extend(templates);
-                }
-                Err(UpstreamError::Protocol(_)) => {}
-                Err(e) => {
-                    tracing::warn!(upstream = %u.name, error = %e, "resources/templates/list failed")
-                }
-            }
+        for (u, templates) in self
+            .from_every("resources/templates/list", |peer| async move {
+                peer.list_all_resource_templates().await
+            })
+            .await
+        {
+            self.mcp
+                .learn_templates(&u.name, templates.iter().map(|t| t.uri_template.as_str()));
+            out.extend(templates);
         }
         out
     }
@@ -570,9 +583,7 @@ impl ServerHandler for Session {
         request: SubscribeRequestParams,
         _ctx: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        let upstream = self.owner_of(&request.uri).await.ok_or_else(|| {
-            ErrorData::resource_not_found(format!("unknown resource `{}`", request.uri), None)
-        })?;
+        let upstream = self.routed(&request.uri).await?;
         upstream
             .request(|peer| async move { peer.subscribe(request).await })
             .await
@@ -585,9 +596,7 @@ impl ServerHandler for Session {
         request: UnsubscribeRequestParams,
         _ctx: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        let upstream = self.owner_of(&request.uri).await.ok_or_else(|| {
-            ErrorData::resource_not_found(format!("unknown resource `{}`", request.uri), None)
-        })?;
+        let upstream = self.routed(&request.uri).await?;
         upstream
             .request(|peer| async move { peer.unsubscribe(request).await })
             .await
@@ -599,23 +608,17 @@ impl ServerHandler for Session {
         _request: Option<PaginatedRequestParams>,
         _ctx: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, ErrorData> {
-        let lists = join_all(self.mcp.upstreams.iter().map(|u| async move {
-            let got = u
-                .request(|peer| async move { peer.list_all_prompts().await })
-                .await;
-            (u, got)
-        }))
-        .await;
         let mut out = vec![];
-        for (u, got) in lists {
-            match got {
-                Ok(prompts) => out.extend(prompts.into_iter().map(|mut p| {
-                    p.name = naming::qualify(&u.name, &p.name);
-                    p
-                })),
-                Err(UpstreamError::Protocol(_)) => {}
-                Err(e) => tracing::warn!(upstream = %u.name, error = %e, "prompts/list failed"),
-            }
+        for (u, prompts) in self
+            .from_every("prompts/list", |peer| async move {
+                peer.list_all_prompts().await
+            })
+            .await
+        {
+            out.extend(prompts.into_iter().map(|mut p| {
+                p.name = naming::qualify(&u.name, &p.name);
+                p
+            }));
         }
         Ok(ListPromptsResult::with_all_items(out))
     }

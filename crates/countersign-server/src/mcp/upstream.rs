@@ -246,15 +246,6 @@ impl Upstream {
         Ok(tools)
     }
 
-    /// What the upstream said about itself at `initialize`, once connected.
-    pub async fn capabilities(&self) -> Option<rmcp::model::ServerCapabilities> {
-        let live = self.live().await.ok()?;
-        live.service
-            .peer()
-            .peer_info()
-            .map(|info| info.capabilities.clone())
-    }
-
     /// Closes the connection (the stdio process ends).
     pub async fn shutdown(&self) {
         let mut conn = self.conn.lock().await;
