@@ -483,6 +483,46 @@ impl Config {
 mod tests {
     use super::*;
 
+    fn mcp(upstreams: &str) -> Result<Config, ConfigError> {
+        let c = Config::parse(&format!("mcp:\n  upstreams:\n{upstreams}"), "c.yaml")?;
+        c.validate("c.yaml").map(|()| c)
+    }
+
+    #[test]
+    fn mcp_upstreams_are_checked_and_their_secrets_never_print() {
+        let ok = mcp("    - {name: every-thing, command: npx, env: {API_KEY: sekrit}}\n    - {name: t2, url: 'https://t.example/mcp', headers: {Authorization: 'Bearer sekrit'}}\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(!format!("{ok:?}").contains("sekrit"));
+        for (bad, says) in [
+            ("    - {name: Bad_Name, command: x}\n", "lowercase"),
+            (
+                "    - {name: a, command: x}\n    - {name: a, command: y}\n",
+                "twice",
+            ),
+            (
+                "    - {name: a, command: x, url: 'http://h/mcp'}\n",
+                "not both",
+            ),
+            ("    - {name: a}\n", "give `command`"),
+            ("    - {name: a, url: 'ftp://h'}\n", "http://"),
+            (
+                "    - {name: a, command: x, headers: {A: b}}\n",
+                "`url` upstreams only",
+            ),
+            (
+                "    - {name: a, url: 'http://h/mcp', env: {A: b}}\n",
+                "`command` upstreams only",
+            ),
+            (
+                "    - {name: a, command: x, colour: red}\n",
+                "unknown field",
+            ),
+        ] {
+            let err = mcp(bad).expect_err(bad).to_string();
+            assert!(err.contains(says), "{bad}: {err}");
+        }
+    }
+
     fn slack(body: &str) -> Result<Config, ConfigError> {
         let c = Config::parse(&format!("channels:\n  slack:\n{body}"), "c.yaml")?;
         c.validate("c.yaml").map(|()| c)

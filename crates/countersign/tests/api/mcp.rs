@@ -554,4 +554,20 @@ mod tasks {
         let req = app.approver("bob").get(&format!("/v1/requests/{id}")).await;
         assert_eq!(req.state(), "cancelled");
     }
+
+    #[tokio::test]
+    async fn mcp_unknown_tool_is_invalid_params_and_asks_nobody() {
+        let app = gateway(&stdio_upstream("everything"), "").await;
+        let client = task_client(&app).await;
+        for name in ["nope__echo", "everything__nope", "no-separator"] {
+            let err = client
+                .peer()
+                .call_tool_once(CallToolRequestParams::new(name))
+                .await
+                .expect_err(name);
+            assert!(err.to_string().contains("unknown tool"), "{name}: {err}");
+        }
+        let all = app.approver("bob").get("/v1/requests?state=all").await;
+        assert_eq!(all.body["requests"], json!([]), "{}", all.body);
+    }
 }
