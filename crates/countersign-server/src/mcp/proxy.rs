@@ -224,7 +224,7 @@ impl Session {
 
     /// Asks every upstream at once. Upstreams that do not offer the method are left out
     /// quietly; failing ones are left out with a warning.
-    async fn from_every<T, F, Fut>(&self, method: &str, ask: F) -> Vec<(&Arc<Upstream>, T)>
+    async fn ask_every<T, F, Fut>(&self, method: &str, ask: F) -> Vec<(&Arc<Upstream>, T)>
     where
         F: Fn(Peer<RoleClient>) -> Fut,
         Fut: std::future::Future<Output = Result<T, ServiceError>>,
@@ -295,7 +295,7 @@ impl Session {
     async fn list_all_resources(&self) -> Vec<rmcp::model::Resource> {
         let mut out = vec![];
         for (u, resources) in self
-            .from_every("resources/list", |peer| async move {
+            .ask_every("resources/list", |peer| async move {
                 peer.list_all_resources().await
             })
             .await
@@ -310,7 +310,7 @@ impl Session {
     async fn list_all_templates(&self) -> Vec<rmcp::model::ResourceTemplate> {
         let mut out = vec![];
         for (u, templates) in self
-            .from_every("resources/templates/list", |peer| async move {
+            .ask_every("resources/templates/list", |peer| async move {
                 peer.list_all_resource_templates().await
             })
             .await
@@ -610,7 +610,7 @@ impl ServerHandler for Session {
     ) -> Result<ListPromptsResult, ErrorData> {
         let mut out = vec![];
         for (u, prompts) in self
-            .from_every("prompts/list", |peer| async move {
+            .ask_every("prompts/list", |peer| async move {
                 peer.list_all_prompts().await
             })
             .await
