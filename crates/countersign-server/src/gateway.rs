@@ -132,6 +132,27 @@ impl Gateway {
         requester: &Principal,
         body: ActionBody,
     ) -> Result<Request, GatewayError> {
+        self.submit_with(requester, body, false).await
+    }
+
+    /// Like [`Gateway::submit`], for a caller that forwards the action itself the moment it may
+    /// (the MCP gateway): when policy allows it at once, the grant is redeemed with the recorded
+    /// action's digest in the same transaction, so the answer is `executed` after one durable
+    /// write instead of two. The audit log still shows the approval and the redemption.
+    pub async fn submit_redeeming(
+        &self,
+        requester: &Principal,
+        body: ActionBody,
+    ) -> Result<Request, GatewayError> {
+        self.submit_with(requester, body, true).await
+    }
+
+    async fn submit_with(
+        &self,
+        requester: &Principal,
+        body: ActionBody,
+        redeem_at_once: bool,
+    ) -> Result<Request, GatewayError> {
         if body.requester.is_some() {
             return Err(GatewayError::Forbidden(
                 "requester_not_allowed",
@@ -147,7 +168,7 @@ impl Gateway {
         let run = action.run.clone();
         let requester = requester.clone();
         let submit = Box::new(move |gate: RunGate| {
-            Request::submit(
+            let (mut req, mut events) = Request::submit(
                 new_request_id(),
                 requester,
                 action,
@@ -155,7 +176,16 @@ impl Gateway {
                 gate,
                 hold_timeout,
                 now,
-            )
+            );
+            if redeem_at_once && req.state == State::Approved {
+                let digest = req.digest;
+                // A fresh grant cannot be refused; if it ever were, the request stays approved
+                // and the caller redeems it the ordinary way.
+                if let Ok(redeemed) = req.redeem(&digest, now) {
+                    events.extend(redeemed);
+                }
+            }
+            (req, events)
         });
         let req = self.store.submit(run.as_deref(), now, submit).await?;
         self.metrics

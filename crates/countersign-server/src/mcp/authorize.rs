@@ -50,16 +50,20 @@ pub async fn authorize(
     settle(gateway, who, req, every, hold).await
 }
 
-/// Records the action and its decision (pending, or already closed).
+/// Records the action and its decision (pending, or already closed). An action policy allows at
+/// once comes back `executed`: its grant was redeemed, with the recorded action's digest, in the
+/// transaction that recorded it (one durable write on the hot path of every allowed call).
 pub async fn submit(
     gateway: &Gateway,
     who: &Principal,
     body: ActionBody,
 ) -> Result<Request, Refused> {
-    gateway.submit(who, body).await.map_err(refusal)
+    gateway.submit_redeeming(who, body).await.map_err(refusal)
 }
 
-/// Waits while `req` is pending, then redeems its grant or says why not.
+/// Waits while `req` (as [`submit`] returned it) is pending, then redeems its grant or says why
+/// not. A request `submit` already redeemed is returned as it is; one that became `executed`
+/// while waiting was redeemed by someone else and is refused (never forwarded twice).
 pub async fn settle(
     gateway: &Gateway,
     who: &Principal,
@@ -67,10 +71,10 @@ pub async fn settle(
     every: Duration,
     hold: &mut impl Hold,
 ) -> Result<Request, Refused> {
-    let req = if req.state == State::Pending {
-        wait(gateway, who, req, every, hold).await?
-    } else {
-        req
+    let req = match req.state {
+        State::Pending => wait(gateway, who, req, every, hold).await?,
+        State::Executed => return Ok(req),
+        _ => req,
     };
     match req.state {
         State::Approved => redeem(gateway, who, &req).await,

@@ -144,6 +144,30 @@ async fn mcp_lists_namespaced_tools_and_forwards_an_allowed_call() {
     assert_eq!(req["action"]["params"], json!({"message": "hi"}));
     assert_eq!(req["action"]["justification"], "saying hello");
     assert_eq!(req["requester"]["id"], "agent:deploy-bot");
+    // Recorded, approved and redeemed in the one transaction that answered the call, and the
+    // log says all three.
+    let id = req["id"].as_str().unwrap();
+    let store = countersign_store::SqliteStore::open_read_only(&app.db_path())
+        .await
+        .unwrap();
+    use countersign_store::Store as _;
+    let entries = store.audit_entries(0, 1000).await.unwrap();
+    let events: Vec<(String, u64)> = entries
+        .iter()
+        .filter_map(|e| Some((serde_json::from_slice::<Value>(&e.bytes).ok()?, e.seq)))
+        .filter(|(e, _)| e["request"] == id)
+        .map(|(e, seq)| (e["event"].as_str().unwrap_or("").to_string(), seq))
+        .collect();
+    let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        ["request.created", "request.approved", "grant.redeemed"],
+        "{events:?}"
+    );
+    assert!(
+        events.windows(2).all(|w| w[1].1 == w[0].1 + 1),
+        "one transaction writes consecutive entries: {events:?}"
+    );
 }
 
 #[tokio::test]
