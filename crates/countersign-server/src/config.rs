@@ -408,10 +408,19 @@ impl Config {
                 self.listen
             ))
         })?;
-        if self.database.starts_with("postgres://") || self.database.starts_with("postgresql://") {
-            return Err(invalid(
-                "`database`: PostgreSQL is not supported yet; use a file path (SQLite)".into(),
-            ));
+        if is_postgres_url(&self.database) {
+            let ok = reqwest::Url::parse(&self.database).is_ok_and(|u| u.has_host());
+            if !ok {
+                return Err(invalid(format!(
+                    "`database: {}` is not a PostgreSQL URL like postgres://user@host:5432/dbname",
+                    database_display(&self.database)
+                )));
+            }
+        } else if self.database.contains("://") {
+            return Err(invalid(format!(
+                "`database: {}`: use a file path (SQLite) or a postgres:// URL",
+                database_display(&self.database)
+            )));
         }
         if self.max_body_bytes < 1024 {
             return Err(invalid("`max_body_bytes` must be at least 1024".into()));
@@ -476,6 +485,28 @@ impl Config {
             }
         }
         Ok(out)
+    }
+}
+
+/// Whether `database` names a PostgreSQL database (a `postgres://` or `postgresql://` URL)
+/// rather than a SQLite file.
+pub fn is_postgres_url(database: &str) -> bool {
+    database.starts_with("postgres://") || database.starts_with("postgresql://")
+}
+
+/// `database` fit to print or log: a URL's password is replaced by `***`.
+pub fn database_display(database: &str) -> String {
+    if !database.contains("://") {
+        return database.to_string();
+    }
+    match reqwest::Url::parse(database) {
+        Ok(mut url) if url.password().is_some() => {
+            let _ = url.set_password(Some("***"));
+            url.to_string()
+        }
+        Ok(url) => url.to_string(),
+        // Unparseable: show only the scheme, in case the rest holds a secret.
+        Err(_) => format!("{}://…", database.split("://").next().unwrap_or("")),
     }
 }
 
@@ -594,5 +625,26 @@ mod tests {
         )
         .unwrap();
         assert!(c.validate("c").unwrap_err().to_string().contains("ghost"));
+    }
+
+    #[test]
+    fn database_urls_are_checked_and_their_passwords_never_printed() {
+        assert!(is_postgres_url("postgres://cs@db:5432/cs"));
+        assert!(is_postgres_url("postgresql://cs@db/cs"));
+        assert!(!is_postgres_url("countersign.db"));
+        assert_eq!(
+            database_display("postgres://cs:hunter2@db:5432/cs"),
+            "postgres://cs:***@db:5432/cs"
+        );
+        assert_eq!(database_display("/var/lib/cs.db"), "/var/lib/cs.db");
+        let mut config: Config =
+            yaml_serde::from_str("database: 'postgres://cs:pw@db/cs'").unwrap();
+        assert!(config.validate("c.yaml").is_ok());
+        config.database = "mysql://root:pw@db/cs".into();
+        let e = config.validate("c.yaml").unwrap_err().to_string();
+        assert!(e.contains("postgres://") && !e.contains("pw@"), "{e}");
+        config.database = "postgres://".into();
+        let e = config.validate("c.yaml").unwrap_err().to_string();
+        assert!(e.contains("not a PostgreSQL URL"), "{e}");
     }
 }

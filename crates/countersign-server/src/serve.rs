@@ -9,7 +9,7 @@ use crate::http::{self, AppState};
 use crate::metrics::StateLabel;
 use crate::policy_source::PolicySource;
 use countersign_core::{Event, PrincipalId};
-use countersign_store::{SqliteStore, Store};
+use countersign_store::{PgStore, SqliteStore, Store};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -75,13 +75,20 @@ impl Running {
     }
 }
 
+/// Opens the configured database: a `postgres://` (or `postgresql://`) URL is PostgreSQL,
+/// anything else a SQLite file (created and migrated if new).
 pub async fn open_store(database: &str) -> Result<Arc<dyn Store>, StartError> {
+    let failed = |source| StartError::Store {
+        path: crate::config::database_display(database),
+        source,
+    };
+    if crate::config::is_postgres_url(database) {
+        let store = PgStore::connect(database).await.map_err(failed)?;
+        return Ok(Arc::new(store));
+    }
     let store = SqliteStore::open(Path::new(database))
         .await
-        .map_err(|source| StartError::Store {
-            path: database.to_string(),
-            source,
-        })?;
+        .map_err(failed)?;
     Ok(Arc::new(store))
 }
 
@@ -104,7 +111,7 @@ pub async fn start_with_clock(
     let store = open_store(&config.database).await?;
     let directory = Arc::new(Directory::new(principals));
     let store_err = |source| StartError::Store {
-        path: config.database.clone(),
+        path: crate::config::database_display(&config.database),
         source,
     };
 

@@ -71,6 +71,9 @@ impl Mcp {
         config.legacy_session_mode = true;
         config.allowed_hosts = self.allowed_hosts.clone();
         config.sse_keep_alive = Some(Duration::from_secs(15));
+        // A call answered at once (allowed, or refused) is one JSON body rather than an SSE
+        // stream; one that reports progress first (a held call) still streams.
+        config.json_response = true;
         let mcp = self.clone();
         StreamableHttpService::new(
             move || Ok(proxy::Session { mcp: mcp.clone() }),

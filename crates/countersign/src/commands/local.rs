@@ -139,9 +139,9 @@ pub async fn key(verb: KeyVerb) -> Result<u8, Failure> {
             "{id} is not a configured principal; add it under `principals:` first"
         )));
     }
-    let store = SqliteStore::open(Path::new(&config.database))
+    let store = countersign_server::serve::open_store(&config.database)
         .await
-        .map_err(|e| Failure::other(format!("cannot open {}: {e}", config.database)))?;
+        .map_err(|e| Failure::other(format!("cannot open the database: {e}")))?;
     let key = countersign_server::auth::new_key();
     store
         .create_key(

@@ -14,7 +14,10 @@ pub async fn run(config_path: Option<&Path>) -> Result<u8, Failure> {
         .map_err(|e| Failure::other(e.to_string()))?;
     let url = format!("http://{}", running.addr);
     println!("Countersign gateway listening on {url}");
-    println!("  database: {}", config.database);
+    println!(
+        "  database: {}",
+        countersign_server::config::database_display(&config.database)
+    );
     match &config.policy {
         Some(p) => println!("  policy:   {} (reloaded on change or SIGHUP)", p.display()),
         None => println!("  policy:   the built-in sample policy"),

@@ -9,6 +9,7 @@ mod fake_slack;
 mod hook;
 mod invariants;
 mod mcp;
+mod postgres;
 mod requests;
 mod runs;
 mod slack;
