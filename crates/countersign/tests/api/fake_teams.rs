@@ -142,7 +142,7 @@ impl FakeTeams {
                 "/svc/v3/conversations/{conv}/activities/{id}",
                 post(reply).put(update),
             )
-            .route("/svc/v3/conversations/{conv}/members/{member}", get(member))
+            .route("/svc/v3/conversations/{conv}/members/{member}", get(member_lookup))
             .with_state((world.clone(), base.clone()));
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         FakeTeams {
@@ -200,7 +200,8 @@ impl FakeTeams {
         panic!("fake Bot Connector: timed out waiting for {what}");
     }
 
-    pub fn deleted(&self, conversation: &str, id: &str) {
+    /// Deletes an activity, as a person could in Teams.
+    pub fn delete(&self, conversation: &str, id: &str) {
         self.world
             .lock()
             .unwrap()
@@ -497,7 +498,7 @@ async fn update(
     Json(json!({"id": id})).into_response()
 }
 
-async fn member(
+async fn member_lookup(
     State((w, _)): S,
     headers: HeaderMap,
     Path((conv, member_id)): Path<(String, String)>,

@@ -350,6 +350,21 @@ async fn teams_card_stays_true_across_a_gateway_restart() {
     assert_eq!(fake.sent().len(), 1);
 }
 
+#[tokio::test]
+async fn teams_card_deleted_in_teams_is_posted_again_while_pending() {
+    let (app, fake) = world().await;
+    let (id, digest, first) = pending_rollback(&app, &fake).await;
+    fake.delete(APPROVALS, &first.id);
+    let bob = app.approver("bob");
+    assert_eq!(bob.vote(&id, "approve", &digest).await.status, StatusCode::OK);
+    fake.wait_for("a new card with the progress", |f| {
+        f.card_for(APPROVALS, &id).is_some_and(|s| {
+            s.id != first.id && s.card().to_string().contains("1 of 2 approvals")
+        })
+    })
+    .await;
+}
+
 /// Sends bob's Approve click from a channel the gateway has not seen, with the token and
 /// activity as `forge` makes them; checks it is refused with `status` and `code`, recorded,
 /// and that nothing changed.

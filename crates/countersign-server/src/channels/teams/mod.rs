@@ -35,6 +35,8 @@ use std::time::{Duration, Instant};
 pub const NAME: &str = "teams";
 /// The target prefix of Teams audiences.
 pub const PREFIX: &str = "teams:";
+/// How soon a card for a conversation the bot has not been introduced to is tried again.
+const NO_REFERENCE_RETRY: Duration = Duration::from_secs(5);
 
 pub struct Teams {
     tenants: Vec<String>,
@@ -80,10 +82,14 @@ impl Teams {
             .map_err(DeliveryError::store)?;
         match found {
             Some(r) => Ok(ServiceUrl::vouched(&r.service_url)),
-            None => Err(DeliveryError::new(format!(
-                "no Teams conversation reference for {conversation} yet: install the bot there \
-                 (or mention it once) so the Bot Connector introduces the conversation"
-            ))),
+            // Looked for again soon: installing the bot is what a person does next.
+            None => Err(DeliveryError {
+                message: format!(
+                    "no Teams conversation reference for {conversation} yet: install the bot \
+                     there (or mention it once) so the Bot Connector introduces the conversation"
+                ),
+                retry_after: Some(NO_REFERENCE_RETRY),
+            }),
         }
     }
 
