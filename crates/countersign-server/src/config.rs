@@ -753,8 +753,14 @@ mod tests {
             ("    app_password: p\n    tenant_ids: [t]\n", "app_id"),
             ("    app_id: a1\n    tenant_ids: [t]\n", "app_password"),
             (base, "tenant_ids"),
-            (&format!("{base}    tenant_ids: []\n"), "`tenant_ids` is empty"),
-            (&format!("{base}    tenant_ids: [\"a b\"]\n"), "not a tenant id"),
+            (
+                &format!("{base}    tenant_ids: []\n"),
+                "`tenant_ids` is empty",
+            ),
+            (
+                &format!("{base}    tenant_ids: [\"a b\"]\n"),
+                "not a tenant id",
+            ),
             (
                 "    app_id: a1\n    app_password: \"\"\n    tenant_ids: [t]\n",
                 "`app_password` is empty",
@@ -768,7 +774,9 @@ mod tests {
                 "http(s) URL",
             ),
             (
-                &format!("{base}    tenant_ids: [t]\n    conversations: {{\"bad name\": \"19:x\"}}\n"),
+                &format!(
+                    "{base}    tenant_ids: [t]\n    conversations: {{\"bad name\": \"19:x\"}}\n"
+                ),
                 "malformed",
             ),
             (
@@ -776,14 +784,19 @@ mod tests {
                 "conversation id",
             ),
             (
-                &format!("{base}    tenant_ids: [t]\n    conversations: {{a: \"19:x\"}}\n    notify: [b]\n"),
+                &format!(
+                    "{base}    tenant_ids: [t]\n    conversations: {{a: \"19:x\"}}\n    notify: [b]\n"
+                ),
                 "not one of `conversations`",
             ),
             (
                 &format!("{base}    tenant_ids: [t]\n    user_cache_ttl: soon\n"),
                 "not a duration",
             ),
-            (&format!("{base}    tenant_ids: [t]\n    appId: x\n"), "unknown field"),
+            (
+                &format!("{base}    tenant_ids: [t]\n    appId: x\n"),
+                "unknown field",
+            ),
         ] {
             let e = teams(body).expect_err(body).to_string();
             assert!(e.contains(says), "{body}: {e}");
@@ -811,7 +824,12 @@ mod tests {
         // An app id alone is not enough: the password and tenants are still required.
         let mut c = Config::parse(SAMPLE_CONFIG, "sample").unwrap();
         c.apply_env(|k| (k == "COUNTERSIGN_TEAMS_APP_ID").then(|| "a".to_string()));
-        assert!(c.validate("sample").unwrap_err().to_string().contains("app_password"));
+        assert!(
+            c.validate("sample")
+                .unwrap_err()
+                .to_string()
+                .contains("app_password")
+        );
     }
 
     #[test]

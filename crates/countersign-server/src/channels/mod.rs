@@ -127,8 +127,7 @@ pub trait ChatChannel: Send + Sync {
     ) -> Result<Edit, DeliveryError>;
     /// Reminds the audience of `message` that `req` still waits (in its thread, where the
     /// channel has threads).
-    async fn remind(&self, req: &Request, message: &ChannelMessage)
-    -> Result<(), DeliveryError>;
+    async fn remind(&self, req: &Request, message: &ChannelMessage) -> Result<(), DeliveryError>;
 }
 
 /// Records an inbound channel callback that was refused before anything was acted on (a forged

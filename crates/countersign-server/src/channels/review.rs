@@ -135,7 +135,11 @@ impl Review {
             owner: req.requester.owner.as_ref().map(|o| o.to_string()),
             kind: a.kind.clone(),
             resource: a.resource.clone(),
-            rule: req.decision.rule.clone().unwrap_or_else(|| "default".into()),
+            rule: req
+                .decision
+                .rule
+                .clone()
+                .unwrap_or_else(|| "default".into()),
             needs,
             expires_at: req.expires_at.filter(|_| req.state == State::Pending),
             run: a.run.clone(),

@@ -15,8 +15,8 @@ use crate::columns::{millis, principal_from_column, request_from_body, run_from_
 use crate::submission::PreparedSubmission;
 use crate::writes::WriteTx as _;
 use crate::{
-    ChannelMessage, ConversationRef, NotifyClaim, RequestChange, RequestQuery, RunChange, RunRefusal, Store,
-    StoreError, Submit, TotpState, Updated, writes,
+    ChannelMessage, ConversationRef, NotifyClaim, RequestChange, RequestQuery, RunChange,
+    RunRefusal, Store, StoreError, Submit, TotpState, Updated, writes,
 };
 use async_trait::async_trait;
 use countersign_audit::{AuditReport, StoredEntry};

@@ -133,7 +133,10 @@ pub(super) async fn messages(
 }
 
 /// Stores a conversation reference: one statement.
-pub(super) async fn save_conversation(pool: &PgPool, r: &ConversationRef) -> Result<(), StoreError> {
+pub(super) async fn save_conversation(
+    pool: &PgPool,
+    r: &ConversationRef,
+) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO channel_conversations \
          (channel, conversation, service_url, tenant, updated_at) \

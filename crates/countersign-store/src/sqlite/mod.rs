@@ -16,8 +16,8 @@ use crate::audit_log::{AuditRow, entries_or_corrupt, verify_in_pages};
 use crate::columns::{principal_from_column, request_from_body, run_from_row, unsigned};
 use crate::submission::PreparedSubmission;
 use crate::{
-    ChannelMessage, ConversationRef, NotifyClaim, RequestChange, RequestQuery, RunChange, Store, StoreError, Submit,
-    TotpState, Updated,
+    ChannelMessage, ConversationRef, NotifyClaim, RequestChange, RequestQuery, RunChange, Store,
+    StoreError, Submit, TotpState, Updated,
 };
 use async_trait::async_trait;
 use countersign_audit::{AuditReport, StoredEntry};

@@ -18,7 +18,10 @@
 use super::ops;
 use crate::audit_log::Journal;
 use crate::submission::PreparedSubmission;
-use crate::{ChannelMessage, ConversationRef, NotifyClaim, RequestChange, RunChange, StoreError, Submit, Updated};
+use crate::{
+    ChannelMessage, ConversationRef, NotifyClaim, RequestChange, RunChange, StoreError, Submit,
+    Updated,
+};
 use countersign_core::run::RunRefusal;
 use countersign_core::{Event, PrincipalId, Refusal, Request, RunState, Timestamp};
 use rusqlite::{Connection, OpenFlags};

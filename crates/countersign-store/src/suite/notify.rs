@@ -299,7 +299,13 @@ pub async fn concurrent_claims_never_share_a_request(b: &dyn Backend) {
 pub async fn conversation_references_are_upserted_and_survive_a_restart(b: &dyn Backend) {
     let store = b.open().await;
     let entries = audit_count(&*store).await;
-    assert_eq!(store.conversation("teams", "19:a@thread.tacv2").await.unwrap(), None);
+    assert_eq!(
+        store
+            .conversation("teams", "19:a@thread.tacv2")
+            .await
+            .unwrap(),
+        None
+    );
     let reference = |conversation: &str, service_url: &str, when: i64| ConversationRef {
         channel: "teams".into(),
         conversation: conversation.into(),
@@ -307,28 +313,45 @@ pub async fn conversation_references_are_upserted_and_survive_a_restart(b: &dyn 
         tenant: "tenant-1".into(),
         updated_at: at(when),
     };
-    let first = reference("19:a@thread.tacv2", "https://smba.trafficmanager.net/emea/", 0);
+    let first = reference(
+        "19:a@thread.tacv2",
+        "https://smba.trafficmanager.net/emea/",
+        0,
+    );
     store.save_conversation(&first).await.unwrap();
     store
         .save_conversation(&reference("19:b@thread.tacv2", "https://b.example/", 1))
         .await
         .unwrap();
     assert_eq!(
-        store.conversation("teams", "19:a@thread.tacv2").await.unwrap(),
+        store
+            .conversation("teams", "19:a@thread.tacv2")
+            .await
+            .unwrap(),
         Some(first.clone())
     );
     assert_eq!(
-        store.conversation("slack", "19:a@thread.tacv2").await.unwrap(),
+        store
+            .conversation("slack", "19:a@thread.tacv2")
+            .await
+            .unwrap(),
         None,
         "per channel"
     );
     // The service moved (a new region): the latest verified reference wins.
-    let moved = reference("19:a@thread.tacv2", "https://smba.trafficmanager.net/amer/", 5);
+    let moved = reference(
+        "19:a@thread.tacv2",
+        "https://smba.trafficmanager.net/amer/",
+        5,
+    );
     store.save_conversation(&moved).await.unwrap();
     drop(store);
     let store = b.open().await;
     assert_eq!(
-        store.conversation("teams", "19:a@thread.tacv2").await.unwrap(),
+        store
+            .conversation("teams", "19:a@thread.tacv2")
+            .await
+            .unwrap(),
         Some(moved)
     );
     assert_eq!(

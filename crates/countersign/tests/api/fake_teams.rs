@@ -44,7 +44,12 @@ pub const MEMBERS: &[(&str, &str, &str, &str)] = &[
     ("dana", "29:1dana", "aad-dana", "dana@example.com"),
     ("erin", "29:1erin", "aad-erin", "erin@example.com"),
     ("frank", "29:1frank", "aad-frank", "frank@example.com"),
-    ("mallory", "29:1mallory", "aad-mallory", "mallory@elsewhere.example"),
+    (
+        "mallory",
+        "29:1mallory",
+        "aad-mallory",
+        "mallory@elsewhere.example",
+    ),
 ];
 
 /// An activity the gateway sent, as the conversation holds it now.
@@ -142,7 +147,10 @@ impl FakeTeams {
                 "/svc/v3/conversations/{conv}/activities/{id}",
                 post(reply).put(update),
             )
-            .route("/svc/v3/conversations/{conv}/members/{member}", get(member_lookup))
+            .route(
+                "/svc/v3/conversations/{conv}/members/{member}",
+                get(member_lookup),
+            )
             .with_state((world.clone(), base.clone()));
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         FakeTeams {
@@ -184,8 +192,10 @@ impl FakeTeams {
 
     /// Waits for the card about request `id` in `conversation`, and returns it.
     pub async fn posted(&self, conversation: &str, id: &str) -> Sent {
-        self.wait_for("the review card", |f| f.card_for(conversation, id).is_some())
-            .await;
+        self.wait_for("the review card", |f| {
+            f.card_for(conversation, id).is_some()
+        })
+        .await;
         self.card_for(conversation, id).unwrap()
     }
 
@@ -371,8 +381,10 @@ async fn token(State((w, _)): S, Form(form): Form<HashMap<String, String>>) -> R
     }
     let token = format!("app-token-{}", world.tokens.len() + 1);
     world.tokens.push(token.clone());
-    Json(json!({"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599,
-        "access_token": token}))
+    Json(
+        json!({"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599,
+        "access_token": token}),
+    )
     .into_response()
 }
 
@@ -455,7 +467,11 @@ async fn reply(
     if let Some(r) = gate(&mut world, &headers, "POST reply") {
         return r;
     }
-    if !world.sent.iter().any(|s| s.conversation == conv && s.id == to) {
+    if !world
+        .sent
+        .iter()
+        .any(|s| s.conversation == conv && s.id == to)
+    {
         return connector_error(StatusCode::NOT_FOUND, "ActivityNotFound");
     }
     if !valid_message(&activity) {

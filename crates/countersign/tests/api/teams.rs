@@ -19,7 +19,11 @@ fn teams_config(fake: &FakeTeams, password: &str) -> String {
 /// A gateway with Teams, and the fake Bot Connector, without the bot installed anywhere.
 async fn uninstalled() -> (TestApp, FakeTeams) {
     let fake = FakeTeams::start().await;
-    let app = spawn_app_in(tempfile::tempdir().unwrap(), &teams_config(&fake, APP_PASSWORD)).await;
+    let app = spawn_app_in(
+        tempfile::tempdir().unwrap(),
+        &teams_config(&fake, APP_PASSWORD),
+    )
+    .await;
     (app, fake)
 }
 
@@ -49,7 +53,14 @@ async fn reviewed(
 /// An action needing two SRE approvals, with a secret in its params; and its card.
 async fn pending_rollback(app: &TestApp, fake: &FakeTeams) -> (String, String, fake_teams::Sent) {
     let params = json!({"to": "v41", "api_token": "xoxb-1234567890-secretvalue"});
-    reviewed(&app.agent(), fake, "infra.rollback", "k8s://prod/api", params).await
+    reviewed(
+        &app.agent(),
+        fake,
+        "infra.rollback",
+        "k8s://prod/api",
+        params,
+    )
+    .await
 }
 
 async fn request(app: &TestApp, id: &str) -> Value {
@@ -70,7 +81,10 @@ async fn votes(app: &TestApp, id: &str) -> Vec<Value> {
 fn answered_card(status: StatusCode, body: &Value) -> Value {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["statusCode"], 200, "{body}");
-    assert_eq!(body["type"], "application/vnd.microsoft.card.adaptive", "{body}");
+    assert_eq!(
+        body["type"], "application/vnd.microsoft.card.adaptive",
+        "{body}"
+    );
     body["value"].clone()
 }
 
@@ -106,7 +120,10 @@ async fn teams_card_shows_the_request_masks_secrets_and_has_execute_buttons() {
     assert_eq!(card["version"], "1.5");
     let text = card.to_string();
     assert!(text.contains("agent:deploy-bot"), "{text}");
-    assert!(text.contains("user:alice@example.com"), "owner shown: {text}");
+    assert!(
+        text.contains("user:alice@example.com"),
+        "owner shown: {text}"
+    );
     assert!(text.contains("infra.rollback") && text.contains("k8s://prod/api"));
     assert!(text.contains("rollback-needs-two-sre") && text.contains("2 of sre"));
     assert!(text.contains("Expires"), "{text}");
@@ -122,13 +139,22 @@ async fn teams_card_shows_the_request_masks_secrets_and_has_execute_buttons() {
     );
     let approve = &card["actions"][0]["data"];
     assert_eq!(approve["request"], id.as_str());
-    assert_eq!(approve["digest"], digest.as_str(), "the buttons carry the digest shown");
+    assert_eq!(
+        approve["digest"],
+        digest.as_str(),
+        "the buttons carry the digest shown"
+    );
     assert_eq!(
         card["actions"][2]["url"],
         request(&app, &id).await["review_url"],
         "Open goes to the console"
     );
-    assert!(sent.activity["summary"].as_str().unwrap().contains("infra.rollback"));
+    assert!(
+        sent.activity["summary"]
+            .as_str()
+            .unwrap()
+            .contains("infra.rollback")
+    );
     // The app token came from the token endpoint with the bot's credentials and scope.
     let world = fake.world.lock().unwrap();
     assert_eq!(world.tokens.len(), 1);
@@ -148,7 +174,10 @@ async fn teams_click_approves_updates_the_card_for_everyone_and_wakes_the_agent(
         .await;
     let card = answered_card(status, &body);
     assert!(card.to_string().contains("1 of 2 approvals"), "{card}");
-    assert!(card.to_string().contains("user:bob@example.com approved via teams"));
+    assert!(
+        card.to_string()
+            .contains("user:bob@example.com approved via teams")
+    );
     assert_eq!(execute_verbs(&card), ["approve", "deny"], "still open");
 
     let (status, body) = fake
@@ -156,7 +185,10 @@ async fn teams_click_approves_updates_the_card_for_everyone_and_wakes_the_agent(
         .await;
     let card = answered_card(status, &body);
     assert!(card.to_string().contains("Approved"), "{card}");
-    assert!(execute_verbs(&card).is_empty(), "no live buttons once closed");
+    assert!(
+        execute_verbs(&card).is_empty(),
+        "no live buttons once closed"
+    );
 
     let done = waiting.await.unwrap();
     assert_eq!(done.state(), "approved", "{:?}", done.body);
@@ -172,7 +204,10 @@ async fn teams_click_approves_updates_the_card_for_everyone_and_wakes_the_agent(
     let now = fake.card_for(APPROVALS, &id).unwrap();
     assert_eq!(now.id, sent.id, "the same activity, updated in place");
     assert!(now.versions >= 2);
-    assert_eq!(now.actions(), [("Action.OpenUrl".to_string(), "Open".to_string())]);
+    assert_eq!(
+        now.actions(),
+        [("Action.OpenUrl".to_string(), "Open".to_string())]
+    );
     assert!(now.card().to_string().contains("user:erin@example.com"));
     assert_eq!(
         fake.sent().iter().filter(|s| s.reply_to.is_none()).count(),
@@ -189,7 +224,10 @@ async fn teams_vote_through_the_api_updates_the_card() {
     let (app, fake) = world().await;
     let (id, digest, sent) = pending_rollback(&app, &fake).await;
     let bob = app.approver("bob");
-    assert_eq!(bob.vote(&id, "approve", &digest).await.status, StatusCode::OK);
+    assert_eq!(
+        bob.vote(&id, "approve", &digest).await.status,
+        StatusCode::OK
+    );
     fake.wait_for("progress 1 of 2", |f| {
         f.card_for(APPROVALS, &id).is_some_and(|s| {
             let t = s.card().to_string();
@@ -225,14 +263,22 @@ async fn teams_self_approval_is_refused() {
     let (app, fake) = world().await;
     // Alice (sre) asks, then clicks Approve on her own request in Teams.
     let alice = app.approver("alice");
-    let (id, _, sent) = reviewed(&alice, &fake, "infra.rollback", "k8s://prod/web", json!({})).await;
+    let (id, _, sent) =
+        reviewed(&alice, &fake, "infra.rollback", "k8s://prod/web", json!({})).await;
     let (status, body) = fake
         .deliver(&app.url, &fake.click("alice", "approve", sent.card(), None))
         .await;
     let card = answered_card(status, &body);
     let text = card.to_string();
-    assert!(text.contains("not counted") && text.contains("own"), "{text}");
-    assert_eq!(execute_verbs(&card), ["approve", "deny"], "others may still decide");
+    assert!(
+        text.contains("not counted") && text.contains("own"),
+        "{text}"
+    );
+    assert_eq!(
+        execute_verbs(&card),
+        ["approve", "deny"],
+        "others may still decide"
+    );
     assert!(votes(&app, &id).await.is_empty());
     let audit = app.audit_events().await;
     let refused: Vec<&Value> = audit
@@ -250,7 +296,10 @@ async fn teams_unknown_or_ineligible_clicker_is_told_and_the_attempt_audited() {
     let (app, fake) = world().await;
     let (id, _, sent) = pending_rollback(&app, &fake).await;
     let (s, mallory) = fake
-        .deliver(&app.url, &fake.click("mallory", "approve", sent.card(), None))
+        .deliver(
+            &app.url,
+            &fake.click("mallory", "approve", sent.card(), None),
+        )
         .await;
     let mallory = answered_card(s, &mallory).to_string();
     assert!(mallory.contains("not a Countersign approver"), "{mallory}");
@@ -267,7 +316,10 @@ async fn teams_unknown_or_ineligible_clicker_is_told_and_the_attempt_audited() {
         .filter(|e| e["event"] == "vote.refused")
         .map(|e| e["data"]["code"].clone())
         .collect();
-    assert_eq!(codes, [json!("unknown_principal"), json!("not_an_approver")]);
+    assert_eq!(
+        codes,
+        [json!("unknown_principal"), json!("not_an_approver")]
+    );
 }
 
 #[tokio::test]
@@ -281,22 +333,39 @@ async fn teams_retried_click_is_counted_once() {
     }
     assert_eq!(votes(&app, &id).await.len(), 1);
     let audit = app.audit_events().await;
-    assert!(!audit.iter().any(|e| e["event"] == "vote.refused"), "{audit:?}");
+    assert!(
+        !audit.iter().any(|e| e["event"] == "vote.refused"),
+        "{audit:?}"
+    );
 }
 
 #[tokio::test]
 async fn teams_mfa_card_has_no_live_decide_buttons_and_a_crafted_click_cannot_decide() {
     let (app, fake) = world().await;
-    let (id, digest, sent) =
-        reviewed(&app.agent(), &fake, "iam.grant", "iam://prod/admin", json!({})).await;
+    let (id, digest, sent) = reviewed(
+        &app.agent(),
+        &fake,
+        "iam.grant",
+        "iam://prod/admin",
+        json!({}),
+    )
+    .await;
     assert_eq!(
         sent.actions(),
         [("Action.OpenUrl".to_string(), "Approve with MFA".to_string())]
     );
-    assert_eq!(sent.card()["actions"][0]["url"], request(&app, &id).await["review_url"]);
+    assert_eq!(
+        sent.card()["actions"][0]["url"],
+        request(&app, &id).await["review_url"]
+    );
     assert!(sent.card().to_string().contains("second factor"));
     // A crafted click (there is no such button) is only a vote without MFA: refused.
-    let click = fake.click_with("carol", "approve", json!({"request": id, "digest": digest}), None);
+    let click = fake.click_with(
+        "carol",
+        "approve",
+        json!({"request": id, "digest": digest}),
+        None,
+    );
     let (status, body) = fake.deliver(&app.url, &click).await;
     let card = answered_card(status, &body);
     assert!(card.to_string().contains("not counted"), "{card}");
@@ -312,7 +381,10 @@ async fn teams_conversation_update_stores_the_reference_and_cards_go_there() {
         .await
         .id();
     assert!(stored_conversations(&app).await.is_empty());
-    assert!(fake.card_for(APPROVALS, &id).is_none(), "nowhere to post yet");
+    assert!(
+        fake.card_for(APPROVALS, &id).is_none(),
+        "nowhere to post yet"
+    );
     let (status, body) = fake.deliver(&app.url, &fake.installed(APPROVALS)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let stored = stored_conversations(&app).await;
@@ -340,11 +412,13 @@ async fn teams_card_stays_true_across_a_gateway_restart() {
     drop(_running);
     let app = crate::app::restart_in(dir, keys).await;
     let bob = app.approver("bob");
-    assert_eq!(bob.vote(&id, "approve", &digest).await.status, StatusCode::OK);
+    assert_eq!(
+        bob.vote(&id, "approve", &digest).await.status,
+        StatusCode::OK
+    );
     fake.wait_for("the same card updated", |f| {
-        f.card_for(APPROVALS, &id).is_some_and(|s| {
-            s.id == first.id && s.card().to_string().contains("1 of 2 approvals")
-        })
+        f.card_for(APPROVALS, &id)
+            .is_some_and(|s| s.id == first.id && s.card().to_string().contains("1 of 2 approvals"))
     })
     .await;
     assert_eq!(fake.sent().len(), 1);
@@ -356,11 +430,13 @@ async fn teams_card_deleted_in_teams_is_posted_again_while_pending() {
     let (id, digest, first) = pending_rollback(&app, &fake).await;
     fake.delete(APPROVALS, &first.id);
     let bob = app.approver("bob");
-    assert_eq!(bob.vote(&id, "approve", &digest).await.status, StatusCode::OK);
+    assert_eq!(
+        bob.vote(&id, "approve", &digest).await.status,
+        StatusCode::OK
+    );
     fake.wait_for("a new card with the progress", |f| {
-        f.card_for(APPROVALS, &id).is_some_and(|s| {
-            s.id != first.id && s.card().to_string().contains("1 of 2 approvals")
-        })
+        f.card_for(APPROVALS, &id)
+            .is_some_and(|s| s.id != first.id && s.card().to_string().contains("1 of 2 approvals"))
     })
     .await;
 }
@@ -380,14 +456,21 @@ async fn refused(
     click["conversation"]["id"] = json!(OTHER_CHANNEL);
     click["channelData"]["channel"]["id"] = json!(OTHER_CHANNEL);
     let token = forge(&fake, &mut click);
-    let (got, body) =
-        fake_teams::send_to(&app.url, token.as_deref(), &click.to_string()).await;
+    let (got, body) = fake_teams::send_to(&app.url, token.as_deref(), &click.to_string()).await;
     assert_eq!(got, status, "{body}");
     assert_eq!(body["error"]["code"], code, "{body}");
-    assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty())
+    );
     assert!(votes(&app, &id).await.is_empty(), "no vote");
     assert_eq!(request(&app, &id).await["state"], "pending");
-    assert_eq!(stored_conversations(&app).await, before, "no reference learnt");
+    assert_eq!(
+        stored_conversations(&app).await,
+        before,
+        "no reference learnt"
+    );
     let audit = app.audit_events().await;
     let recorded: Vec<&Value> = audit
         .iter()
@@ -404,7 +487,11 @@ async fn refused(
 fn token_with(fake: &FakeTeams, edit: impl FnOnce(&mut Value)) -> Option<String> {
     let mut claims = fake.claims();
     edit(&mut claims);
-    Some(fake_teams::sign(fake_teams::KID, fake_teams::CONNECTOR_PEM, &claims))
+    Some(fake_teams::sign(
+        fake_teams::KID,
+        fake_teams::CONNECTOR_PEM,
+        &claims,
+    ))
 }
 
 #[tokio::test]
@@ -446,7 +533,13 @@ async fn teams_expired_token_is_refused_and_changes_nothing() {
 #[tokio::test]
 async fn teams_unknown_key_is_refused_after_fetching_the_keys_again() {
     let (_, fake) = refused(
-        |f, _| Some(fake_teams::sign("never-published", fake_teams::CONNECTOR_PEM, &f.claims())),
+        |f, _| {
+            Some(fake_teams::sign(
+                "never-published",
+                fake_teams::CONNECTOR_PEM,
+                &f.claims(),
+            ))
+        },
         StatusCode::UNAUTHORIZED,
         "unknown_key",
     )
@@ -462,7 +555,13 @@ async fn teams_unknown_key_is_refused_after_fetching_the_keys_again() {
 async fn teams_forged_signature_is_refused_and_changes_nothing() {
     // The published key id, but signed by someone else's key.
     refused(
-        |f, _| Some(fake_teams::sign(fake_teams::KID, fake_teams::INTRUDER_PEM, &f.claims())),
+        |f, _| {
+            Some(fake_teams::sign(
+                fake_teams::KID,
+                fake_teams::INTRUDER_PEM,
+                &f.claims(),
+            ))
+        },
         StatusCode::UNAUTHORIZED,
         "invalid_signature",
     )
@@ -474,7 +573,11 @@ async fn teams_key_without_the_channels_endorsement_is_refused() {
     refused(
         |f, _| {
             f.publish("skype-only", fake_teams::CONNECTOR_PUB, &["skype"]);
-            Some(fake_teams::sign("skype-only", fake_teams::CONNECTOR_PEM, &f.claims()))
+            Some(fake_teams::sign(
+                "skype-only",
+                fake_teams::CONNECTOR_PEM,
+                &f.claims(),
+            ))
         },
         StatusCode::UNAUTHORIZED,
         "missing_endorsement",

@@ -182,11 +182,7 @@ impl ChatChannel for Slack {
         }))
     }
 
-    async fn update(
-        &self,
-        m: &ChannelMessage,
-        rendered: &Rendered,
-    ) -> Result<Edit, DeliveryError> {
+    async fn update(&self, m: &ChannelMessage, rendered: &Rendered) -> Result<Edit, DeliveryError> {
         match self
             .api
             .update_message(&m.conversation, &m.ts, &rendered.text, &rendered.body)

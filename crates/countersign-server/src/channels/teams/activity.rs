@@ -69,7 +69,9 @@ pub async fn http(teams: Arc<Teams>, headers: HeaderMap, body: Bytes) -> Respons
     let (Some(service_url), Some(tenant)) = (service_url, tenant) else {
         return bad_activity("the activity has no serviceUrl or tenant");
     };
-    let Some(conversation) = activity["conversation"]["id"].as_str().map(base_conversation)
+    let Some(conversation) = activity["conversation"]["id"]
+        .as_str()
+        .map(base_conversation)
     else {
         return bad_activity("the activity has no conversation.id");
     };
@@ -80,7 +82,11 @@ pub async fn http(teams: Arc<Teams>, headers: HeaderMap, body: Bytes) -> Respons
             for c in conversations_named(&activity, conversation) {
                 teams.remember(c, service_url, &tenant).await;
             }
-            tracing::info!(conversation, kind, "Teams activity: conversation reference kept");
+            tracing::info!(
+                conversation,
+                kind,
+                "Teams activity: conversation reference kept"
+            );
             StatusCode::OK.into_response()
         }
         ("invoke", ADAPTIVE_CARD_ACTION) => {
@@ -217,8 +223,7 @@ fn click(activity: &Value) -> Result<Click, Response> {
         }
     };
     let data = &action["data"];
-    let (Some(request), Some(digest)) = (data["request"].as_str(), data["digest"].as_str())
-    else {
+    let (Some(request), Some(digest)) = (data["request"].as_str(), data["digest"].as_str()) else {
         return Err(action_error(
             "invalid_action_data",
             "the action's data must name the request and the digest shown",
@@ -253,7 +258,10 @@ impl Teams {
         conversation: &str,
         tenant: &str,
     ) -> Response {
-        let member_id = activity["from"]["id"].as_str().unwrap_or_default().to_string();
+        let member_id = activity["from"]["id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         let aad = activity["from"]["aadObjectId"]
             .as_str()
             .unwrap_or_default()
@@ -302,9 +310,9 @@ impl Teams {
                 card_answer(match (current, notice) {
                     (Some(req), None) => card::render(&req, public_url).body,
                     (Some(req), Some(n)) => card::render_with_notice(&req, public_url, &n),
-                    (None, n) => card::notice_card(
-                        n.as_deref().unwrap_or("This request no longer exists."),
-                    ),
+                    (None, n) => {
+                        card::notice_card(n.as_deref().unwrap_or("This request no longer exists."))
+                    }
                 })
             }
         }
@@ -389,11 +397,13 @@ mod tests {
 
     #[test]
     fn the_tenant_comes_from_channel_data_or_the_conversation_and_must_agree() {
-        let a = json!({"channelData": {"tenant": {"id": "t1"}}, "conversation": {"tenantId": "T1"}});
+        let a =
+            json!({"channelData": {"tenant": {"id": "t1"}}, "conversation": {"tenantId": "T1"}});
         assert_eq!(tenant_of(&a).as_deref(), Some("t1"));
         let b = json!({"conversation": {"tenantId": "t2"}});
         assert_eq!(tenant_of(&b).as_deref(), Some("t2"));
-        let c = json!({"channelData": {"tenant": {"id": "t1"}}, "conversation": {"tenantId": "t2"}});
+        let c =
+            json!({"channelData": {"tenant": {"id": "t1"}}, "conversation": {"tenantId": "t2"}});
         assert_eq!(tenant_of(&c), None);
         assert_eq!(tenant_of(&json!({})), None);
     }

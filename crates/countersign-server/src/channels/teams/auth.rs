@@ -31,6 +31,8 @@ const SERVICE_URL_CLAIM: &str = "serviceurl";
 const KEYS_TTL: Duration = Duration::from_secs(24 * 3600);
 /// The shortest time between two fetches caused by unknown key ids.
 const FORCED_REFRESH_EVERY: Duration = Duration::from_secs(1);
+/// How long after a failed fetch the next is tried (requests meanwhile use the cached keys).
+const FAILED_FETCH_PAUSE: Duration = Duration::from_secs(5);
 const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why an inbound activity was refused. Every refusal is answered 401 or 403 and audited.
@@ -195,8 +197,11 @@ struct Key {
 #[derive(Default)]
 struct Cache {
     keys: HashMap<String, std::sync::Arc<Key>>,
-    fetched: Option<Instant>,
-    forced: Option<Instant>,
+    /// Until when the keys are trusted without fetching them again.
+    fresh_until: Option<Instant>,
+    /// No fetch before this: a second after a fetch for an unknown key, a few seconds after a
+    /// failed fetch.
+    no_fetch_before: Option<Instant>,
 }
 
 /// Verifies inbound tokens for one bot (`app_id`).
@@ -282,38 +287,40 @@ impl Verifier {
     async fn key(&self, kid: &str) -> Result<std::sync::Arc<Key>, AuthFailure> {
         // One lock for lookups and fetches: concurrent misses wait for the one fetch.
         let mut cache = self.cache.lock().await;
-        let stale = cache.fetched.is_none_or(|t| t.elapsed() > KEYS_TTL);
+        let now = Instant::now();
+        let stale = cache.fresh_until.is_none_or(|t| now >= t);
         if !stale && let Some(k) = cache.keys.get(kid) {
             return Ok(k.clone());
         }
-        let may_force = cache
-            .forced
-            .is_none_or(|t| t.elapsed() >= FORCED_REFRESH_EVERY);
-        if stale || may_force {
-            if !stale {
-                cache.forced = Some(Instant::now());
-            }
+        let mut failure = None;
+        if cache.no_fetch_before.is_none_or(|t| now >= t) {
             match self.fetch().await {
                 Ok(keys) => {
                     cache.keys = keys;
-                    cache.fetched = Some(Instant::now());
+                    cache.fresh_until = Some(now + KEYS_TTL);
+                    // Fetched for a key id we did not know: unknown ids cannot make us fetch
+                    // more than once a second.
+                    cache.no_fetch_before = (!stale).then(|| now + FORCED_REFRESH_EVERY);
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "could not fetch the Bot Connector's keys");
-                    // Stale keys still verify until fresh ones arrive; without any, fail.
-                    if cache.keys.is_empty() {
-                        return Err(AuthFailure::KeysUnavailable(e));
-                    }
+                    cache.no_fetch_before = Some(now + FAILED_FETCH_PAUSE);
+                    failure = Some(e);
                 }
             }
+        }
+        // Stale keys still verify until fresh ones arrive; without any, nothing does.
+        if cache.keys.is_empty() {
+            return Err(AuthFailure::KeysUnavailable(
+                failure.unwrap_or_else(|| "no keys fetched yet".into()),
+            ));
         }
         cache.keys.get(kid).cloned().ok_or(AuthFailure::UnknownKey)
     }
 
     async fn fetch(&self) -> Result<HashMap<String, std::sync::Arc<Key>>, String> {
         let metadata: Metadata = self.get_json(&self.metadata_url).await?;
-        if self.metadata_url.starts_with("https://") && !metadata.jwks_uri.starts_with("https://")
-        {
+        if self.metadata_url.starts_with("https://") && !metadata.jwks_uri.starts_with("https://") {
             return Err(format!("jwks_uri {} is not https", metadata.jwks_uri));
         }
         let set: KeySet = self.get_json(&metadata.jwks_uri).await?;
@@ -392,7 +399,12 @@ mod tests {
             Err(AuthFailure::MissingEndorsement)
         );
         assert_eq!(
-            v.admits(Some("msteams"), Some("https://evil.example/"), Some("t1"), &allowed),
+            v.admits(
+                Some("msteams"),
+                Some("https://evil.example/"),
+                Some("t1"),
+                &allowed
+            ),
             Err(AuthFailure::ServiceUrlMismatch)
         );
         assert_eq!(

@@ -63,24 +63,32 @@ fn card(r: &Review, notice_text: Option<&str>) -> Value {
         body.push(fact("Run", run));
     }
     body.push(label("Why"));
-    body.push(rich(vec![json!({"type": "TextRun", "text": r.why, "italic": true})]));
+    body.push(rich(vec![
+        json!({"type": "TextRun", "text": r.why, "italic": true}),
+    ]));
     if let Some(p) = &r.params {
         body.push(label("Params"));
         body.push(rich(vec![
             json!({"type": "TextRun", "text": p.json, "fontType": "Monospace"}),
         ]));
         if p.truncated {
-            body.push(rich(vec![json!({"type": "TextRun", "isSubtle": true, "italic": true,
-                "text": "Truncated: open the request for the full params."})]));
+            body.push(rich(vec![
+                json!({"type": "TextRun", "isSubtle": true, "italic": true,
+                "text": "Truncated: open the request for the full params."}),
+            ]));
         }
     }
-    body.push(rich(vec![json!({"type": "TextRun", "text": r.progress.plain(),
-        "isSubtle": true, "size": "Small"})]));
+    body.push(rich(vec![
+        json!({"type": "TextRun", "text": r.progress.plain(),
+        "isSubtle": true, "size": "Small"}),
+    ]));
     let open = |title: &str| json!({"type": "Action.OpenUrl", "title": title, "url": r.url});
     let actions = match &r.buttons {
         Buttons::Decide { request_id, digest } => {
-            body.push(json!({"type": "Input.Text", "id": COMMENT_INPUT, "isMultiline": true,
-                "maxLength": COMMENT_MAX, "placeholder": "Comment or reason (optional)"}));
+            body.push(
+                json!({"type": "Input.Text", "id": COMMENT_INPUT, "isMultiline": true,
+                "maxLength": COMMENT_MAX, "placeholder": "Comment or reason (optional)"}),
+            );
             let data = json!({"request": request_id, "digest": digest});
             vec![
                 json!({"type": "Action.Execute", "title": "Approve", "verb": APPROVE,
@@ -150,8 +158,7 @@ pub fn message_activity(rendered: &Rendered) -> Value {
 mod tests {
     use super::*;
     use countersign_core::{
-        Action, Clause, Decision, Effect, OnTimeout, Principal, PrincipalId, RunGate,
-        Requirements,
+        Action, Clause, Decision, Effect, OnTimeout, Principal, PrincipalId, Requirements, RunGate,
     };
 
     fn request(mfa: bool, justification: &str) -> Request {
@@ -253,9 +260,15 @@ mod tests {
 
     #[test]
     fn request_text_is_never_markdown() {
-        let r = render(&request(false, "**urgent** [click](https://evil.example)"), "u");
+        let r = render(
+            &request(false, "**urgent** [click](https://evil.example)"),
+            "u",
+        );
         for block in r.body["body"].as_array().unwrap() {
-            assert_ne!(block["type"], "TextBlock", "user text in a TextBlock: {block}");
+            assert_ne!(
+                block["type"], "TextBlock",
+                "user text in a TextBlock: {block}"
+            );
         }
     }
 }

@@ -36,10 +36,7 @@ pub enum ConnectorError {
         detail: String,
     },
     #[error("the Bot Connector is unreachable for {call}: {message}")]
-    Transport {
-        call: &'static str,
-        message: String,
-    },
+    Transport { call: &'static str, message: String },
     #[error("no app token: {0}")]
     Token(String),
     #[error("refusing to send the app token to {0}: not https")]
@@ -128,7 +125,10 @@ impl Connector {
         conversation: &str,
         activity: &Value,
     ) -> Result<String, ConnectorError> {
-        let url = endpoint(service, &["v3", "conversations", conversation, "activities"])?;
+        let url = endpoint(
+            service,
+            &["v3", "conversations", conversation, "activities"],
+        )?;
         let v = self
             .call("send", reqwest::Method::POST, url, Some(activity))
             .await?;
@@ -146,7 +146,13 @@ impl Connector {
     ) -> Result<String, ConnectorError> {
         let url = endpoint(
             service,
-            &["v3", "conversations", conversation, "activities", activity_id],
+            &[
+                "v3",
+                "conversations",
+                conversation,
+                "activities",
+                activity_id,
+            ],
         )?;
         let v = self
             .call("reply", reqwest::Method::POST, url, Some(activity))
@@ -165,7 +171,13 @@ impl Connector {
     ) -> Result<(), ConnectorError> {
         let url = endpoint(
             service,
-            &["v3", "conversations", conversation, "activities", activity_id],
+            &[
+                "v3",
+                "conversations",
+                conversation,
+                "activities",
+                activity_id,
+            ],
         )?;
         self.call("update", reqwest::Method::PUT, url, Some(activity))
             .await
@@ -199,10 +211,7 @@ impl Connector {
         body: Option<&Value>,
     ) -> Result<Value, ConnectorError> {
         let token = self.token().await?;
-        let mut req = self
-            .http
-            .request(method, url)
-            .bearer_auth(token.expose());
+        let mut req = self.http.request(method, url).bearer_auth(token.expose());
         if let Some(b) = body {
             req = req.json(b);
         }
@@ -351,8 +360,11 @@ mod tests {
     #[test]
     fn endpoints_encode_conversation_ids_and_keep_the_service_path() {
         let s = ServiceUrl::vouched("https://smba.trafficmanager.net/emea/");
-        let u = endpoint(&s, &["v3", "conversations", "19:a b@thread.tacv2", "activities"])
-            .unwrap();
+        let u = endpoint(
+            &s,
+            &["v3", "conversations", "19:a b@thread.tacv2", "activities"],
+        )
+        .unwrap();
         assert_eq!(
             u.as_str(),
             "https://smba.trafficmanager.net/emea/v3/conversations/19:a%20b@thread.tacv2/activities"
@@ -367,7 +379,11 @@ mod tests {
 
     #[test]
     fn the_token_goes_only_over_https_or_to_loopback() {
-        for ok in ["https://a.example/", "http://127.0.0.1:9/x", "http://localhost/"] {
+        for ok in [
+            "https://a.example/",
+            "http://127.0.0.1:9/x",
+            "http://localhost/",
+        ] {
             assert!(endpoint(&ServiceUrl::vouched(ok), &["v3"]).is_ok(), "{ok}");
         }
         for bad in ["http://a.example/", "ftp://a.example/", "not a url"] {

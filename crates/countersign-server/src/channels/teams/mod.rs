@@ -93,14 +93,23 @@ impl Teams {
         }
     }
 
-    /// Remembers how to reach `conversation` (from a verified activity).
+    /// Remembers how to reach `conversation` (from a verified activity). A reference that is
+    /// unchanged and confirmed within the hour is not written again (every click would).
     async fn remember(&self, conversation: &str, service_url: &str, tenant: &str) {
+        let now = self.gateway.clock.now();
+        if let Ok(Some(known)) = self.gateway.store.conversation(NAME, conversation).await
+            && known.service_url == service_url
+            && known.tenant == tenant
+            && now - known.updated_at < chrono::Duration::hours(1)
+        {
+            return;
+        }
         let reference = ConversationRef {
             channel: NAME.into(),
             conversation: conversation.to_string(),
             service_url: service_url.to_string(),
             tenant: tenant.to_string(),
-            updated_at: self.gateway.clock.now(),
+            updated_at: now,
         };
         match self.gateway.store.save_conversation(&reference).await {
             Ok(()) => tracing::debug!(conversation, "Teams conversation reference stored"),
@@ -246,11 +255,7 @@ impl ChatChannel for Teams {
         }))
     }
 
-    async fn update(
-        &self,
-        m: &ChannelMessage,
-        rendered: &Rendered,
-    ) -> Result<Edit, DeliveryError> {
+    async fn update(&self, m: &ChannelMessage, rendered: &Rendered) -> Result<Edit, DeliveryError> {
         let service = self.reference(&m.conversation).await?;
         let mut activity = card::message_activity(rendered);
         activity["id"] = json!(m.ts);
