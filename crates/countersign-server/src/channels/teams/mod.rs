@@ -38,6 +38,9 @@ pub const PREFIX: &str = "teams:";
 /// How soon a card for a conversation the bot has not been introduced to is tried again.
 const NO_REFERENCE_RETRY: Duration = Duration::from_secs(5);
 
+/// (tenant, AAD object id) → (email, when looked up).
+type UserCache = HashMap<(String, String), (Option<String>, Instant)>;
+
 pub struct Teams {
     tenants: Vec<String>,
     /// Names in rules → Teams conversation ids.
@@ -46,8 +49,7 @@ pub struct Teams {
     pub(crate) verifier: auth::Verifier,
     pub(crate) connector: Connector,
     user_ttl: Duration,
-    /// (tenant, AAD object id) → (email, when looked up).
-    users: Mutex<HashMap<(String, String), (Option<String>, Instant)>>,
+    users: Mutex<UserCache>,
     /// Ids of invoke activities already handled (a retried click is not voted twice), with when.
     seen: Mutex<HashMap<String, Instant>>,
     pub(crate) gateway: Arc<Gateway>,
