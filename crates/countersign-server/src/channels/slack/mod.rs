@@ -5,6 +5,9 @@
 //! - `render`: the Block Kit message for a request (pure).
 //! - `signature`: Slack's v0 request signing, verified before anything is parsed.
 //! - `interactions`: the HTTP endpoint for clicks and modal submissions.
+//! - `socket`: Socket Mode, the same interactions over a WebSocket.
+//!
+//! `Slack` is a [`ChatChannel`]: when to post, update or remind is `channels::delivery`'s.
 //!
 //! Who clicked is decided by Slack's verified email for the user (`users.info`), mapped to the
 //! principal `user:<email>`; nothing in the click payload is trusted for identity beyond the
