@@ -57,11 +57,22 @@ pub enum Event {
     VoteRefused {
         request: String,
         channel: String,
-        /// The person's id in that channel (a Slack user id).
+        /// The person's id in that channel (a Slack user id, a Teams AAD object id).
         external_user: String,
         #[serde(skip_serializing_if = "Option::is_none")]
         principal: Option<PrincipalId>,
         code: String,
+    },
+    /// An inbound channel callback refused before anything was acted on: its signature or
+    /// token did not verify, it was stale, or it came from a tenant that is not allowed.
+    CallbackRefused {
+        channel: String,
+        /// Why, as a machine code (`invalid_token`, `tenant_not_allowed`, ...).
+        code: String,
+        /// The tenant the callback came from, when its token verified (so the claim is
+        /// vouched for by the channel).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        tenant: Option<String>,
     },
 }
 
@@ -82,6 +93,7 @@ impl Event {
             Event::MfaEnrolled { .. } => "mfa.enrolled",
             Event::PolicyLoaded { .. } => "policy.loaded",
             Event::VoteRefused { .. } => "vote.refused",
+            Event::CallbackRefused { .. } => "callback.refused",
         }
     }
 

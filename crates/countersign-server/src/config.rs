@@ -30,7 +30,7 @@ pub struct Config {
     /// Largest request body accepted, in bytes.
     #[serde(default = "default_body_limit")]
     pub max_body_bytes: usize,
-    /// Where people are asked (Slack; Teams later).
+    /// Where people are asked (Slack, Microsoft Teams).
     #[serde(default)]
     pub channels: ChannelsConfig,
     /// The MCP gateway: upstream servers whose tools agents reach through `/mcp`.
@@ -65,6 +65,109 @@ impl std::fmt::Debug for Secret {
 pub struct ChannelsConfig {
     #[serde(default)]
     pub slack: Option<SlackConfig>,
+    #[serde(default)]
+    pub teams: Option<TeamsConfig>,
+}
+
+pub const DEFAULT_TEAMS_OPENID_METADATA: &str =
+    "https://login.botframework.com/v1/.well-known/openidconfiguration";
+/// The multi-tenant token endpoint; single-tenant bots use their own tenant instead of
+/// `botframework.com`.
+pub const DEFAULT_TEAMS_TOKEN_URL: &str =
+    "https://login.microsoftonline.com/botframework.com/oauth2/v2.0/token";
+
+/// Microsoft Teams, through a Bot Framework bot.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TeamsConfig {
+    /// The bot's Microsoft App ID: the audience of inbound tokens, and the client id of the
+    /// app token.
+    pub app_id: String,
+    /// The bot's client secret, for the app token (OAuth2 client credentials).
+    pub app_password: Secret,
+    /// The Microsoft Entra tenants whose Teams may talk to this gateway; activities from any
+    /// other tenant are refused.
+    pub tenant_ids: Vec<String>,
+    /// The Bot Connector's OpenID metadata; its `jwks_uri` has the keys inbound tokens are
+    /// signed with.
+    #[serde(default = "default_teams_openid")]
+    pub openid_metadata_url: String,
+    /// Where the app token comes from.
+    #[serde(default = "default_teams_token_url")]
+    pub token_url: String,
+    /// Names for conversations (`teams:<name>` in rules) → Teams conversation ids.
+    #[serde(default)]
+    pub conversations: std::collections::BTreeMap<String, String>,
+    /// Default audience when a rule names none: names from `conversations`.
+    #[serde(default)]
+    pub notify: Vec<String>,
+    /// How long a Teams user's email (from the member look-up) is cached.
+    #[serde(
+        default = "default_user_cache_ttl",
+        deserialize_with = "human_duration"
+    )]
+    pub user_cache_ttl: std::time::Duration,
+}
+
+fn default_teams_openid() -> String {
+    DEFAULT_TEAMS_OPENID_METADATA.into()
+}
+
+fn default_teams_token_url() -> String {
+    DEFAULT_TEAMS_TOKEN_URL.into()
+}
+
+impl TeamsConfig {
+    fn validate(&self) -> Result<(), String> {
+        let id_like = |s: &str| !s.is_empty() && !s.contains(char::is_whitespace);
+        if !id_like(&self.app_id) {
+            return Err("`app_id` must be the bot's Microsoft App ID (a GUID)".into());
+        }
+        if self.app_password.expose().is_empty() {
+            return Err("`app_password` is empty".into());
+        }
+        if self.tenant_ids.is_empty() {
+            return Err(
+                "`tenant_ids` is empty: list the Microsoft Entra tenant ids allowed to use this \
+                 bot (activities from any other tenant are refused)"
+                    .into(),
+            );
+        }
+        if let Some(t) = self.tenant_ids.iter().find(|t| !id_like(t)) {
+            return Err(format!("`tenant_ids`: `{t}` is not a tenant id"));
+        }
+        for (key, url) in [
+            ("openid_metadata_url", &self.openid_metadata_url),
+            ("token_url", &self.token_url),
+        ] {
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                return Err(format!("`{key}: {url}` is not an http(s) URL"));
+            }
+        }
+        for (name, id) in &self.conversations {
+            countersign_core::check_target(&format!("{}{name}", crate::channels::teams::PREFIX))
+                .map_err(|e| format!("`conversations`: {e}"))?;
+            if !id_like(id) {
+                return Err(format!(
+                    "`conversations.{name}`: `{id}` is not a Teams conversation id (like 19:…@thread.tacv2)"
+                ));
+            }
+        }
+        for t in &self.notify {
+            let name = t.strip_prefix(crate::channels::teams::PREFIX).unwrap_or(t);
+            if !self.conversations.contains_key(name) {
+                return Err(format!(
+                    "`notify`: `{t}` is not one of `conversations` ({})",
+                    self.conversations
+                        .keys()
+                        .map(String::as_str)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 pub const DEFAULT_SLACK_API: &str = "https://slack.com/api";
@@ -384,6 +487,7 @@ impl Config {
                 }
             }
         }
+        self.apply_teams_env(&var);
         if let Some(slack) = &mut self.channels.slack {
             if let Some(v) = var("COUNTERSIGN_SLACK_SIGNING_SECRET") {
                 slack.signing_secret = Some(Secret(v));
@@ -394,6 +498,49 @@ impl Config {
             if let Some(v) = var("COUNTERSIGN_SLACK_API_BASE_URL") {
                 slack.api_base_url = v;
             }
+        }
+    }
+
+    /// `COUNTERSIGN_TEAMS_APP_ID` (creates `channels.teams` when absent),
+    /// `COUNTERSIGN_TEAMS_APP_PASSWORD`, `COUNTERSIGN_TEAMS_TENANT_IDS` (comma-separated),
+    /// `COUNTERSIGN_TEAMS_OPENID_METADATA_URL`, `COUNTERSIGN_TEAMS_TOKEN_URL`.
+    fn apply_teams_env(&mut self, var: &impl Fn(&str) -> Option<String>) {
+        if let Some(app_id) = var("COUNTERSIGN_TEAMS_APP_ID") {
+            match &mut self.channels.teams {
+                Some(teams) => teams.app_id = app_id,
+                None => {
+                    self.channels.teams = Some(TeamsConfig {
+                        app_id,
+                        app_password: Secret(String::new()),
+                        tenant_ids: vec![],
+                        openid_metadata_url: default_teams_openid(),
+                        token_url: default_teams_token_url(),
+                        conversations: Default::default(),
+                        notify: vec![],
+                        user_cache_ttl: default_user_cache_ttl(),
+                    })
+                }
+            }
+        }
+        let Some(teams) = &mut self.channels.teams else {
+            return;
+        };
+        if let Some(v) = var("COUNTERSIGN_TEAMS_APP_PASSWORD") {
+            teams.app_password = Secret(v);
+        }
+        if let Some(v) = var("COUNTERSIGN_TEAMS_TENANT_IDS") {
+            teams.tenant_ids = v
+                .split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(str::to_string)
+                .collect();
+        }
+        if let Some(v) = var("COUNTERSIGN_TEAMS_OPENID_METADATA_URL") {
+            teams.openid_metadata_url = v;
+        }
+        if let Some(v) = var("COUNTERSIGN_TEAMS_TOKEN_URL") {
+            teams.token_url = v;
         }
     }
 
@@ -431,6 +578,11 @@ impl Config {
             slack
                 .validate()
                 .map_err(|m| invalid(format!("`channels.slack`: {m}")))?;
+        }
+        if let Some(teams) = &self.channels.teams {
+            teams
+                .validate()
+                .map_err(|m| invalid(format!("`channels.teams`: {m}")))?;
         }
         if let Some(mcp) = &self.mcp {
             mcp.validate().map_err(|m| invalid(format!("`mcp`: {m}")))?;
@@ -591,6 +743,124 @@ mod tests {
             let e = slack(body).unwrap_err().to_string();
             assert!(e.contains(says), "{body}: {e}");
         }
+    }
+
+    fn teams(body: &str) -> Result<Config, ConfigError> {
+        let c = Config::parse(&format!("channels:\n  teams:\n{body}"), "c.yaml")?;
+        c.validate("c.yaml").map(|()| c)
+    }
+
+    const TEAMS_OK: &str = "    app_id: 7d1e2f3a-0000-4000-8000-000000000001\n    app_password: pa55-w0rd-sekrit\n    tenant_ids: [contoso-tenant-id]\n    conversations: {approvals: \"19:abc@thread.tacv2\"}\n    notify: [approvals]\n";
+
+    #[test]
+    fn teams_config_takes_the_issues_keys_with_defaults() {
+        let ok = teams(&format!(
+            "{TEAMS_OK}    openid_metadata_url: https://login.botframework.com/v1/.well-known/openidconfiguration\n    token_url: https://login.microsoftonline.com/contoso/oauth2/v2.0/token\n    user_cache_ttl: 5m\n"
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+        let t = ok.channels.teams.as_ref().unwrap();
+        assert_eq!(t.app_id, "7d1e2f3a-0000-4000-8000-000000000001");
+        assert_eq!(t.tenant_ids, ["contoso-tenant-id"]);
+        assert_eq!(t.conversations["approvals"], "19:abc@thread.tacv2");
+        assert_eq!(
+            t.token_url,
+            "https://login.microsoftonline.com/contoso/oauth2/v2.0/token"
+        );
+        assert_eq!(t.user_cache_ttl, std::time::Duration::from_secs(300));
+        let d = teams(TEAMS_OK).unwrap();
+        let d = d.channels.teams.as_ref().unwrap();
+        assert_eq!(d.openid_metadata_url, DEFAULT_TEAMS_OPENID_METADATA);
+        assert_eq!(d.token_url, DEFAULT_TEAMS_TOKEN_URL);
+    }
+
+    #[test]
+    fn teams_config_is_checked_and_its_secret_never_prints() {
+        let ok = teams(TEAMS_OK).unwrap();
+        let printed = format!("{ok:?}");
+        assert!(!printed.contains("pa55-w0rd-sekrit"), "{printed}");
+        assert!(printed.contains("Secret(***)"), "{printed}");
+        let base = "    app_id: a1\n    app_password: p\n";
+        for (body, says) in [
+            ("    app_password: p\n    tenant_ids: [t]\n", "app_id"),
+            ("    app_id: a1\n    tenant_ids: [t]\n", "app_password"),
+            (base, "tenant_ids"),
+            (
+                &format!("{base}    tenant_ids: []\n"),
+                "`tenant_ids` is empty",
+            ),
+            (
+                &format!("{base}    tenant_ids: [\"a b\"]\n"),
+                "not a tenant id",
+            ),
+            (
+                "    app_id: a1\n    app_password: \"\"\n    tenant_ids: [t]\n",
+                "`app_password` is empty",
+            ),
+            (
+                &format!("{base}    tenant_ids: [t]\n    token_url: login.example\n"),
+                "http(s) URL",
+            ),
+            (
+                &format!("{base}    tenant_ids: [t]\n    openid_metadata_url: ftp://x\n"),
+                "http(s) URL",
+            ),
+            (
+                &format!(
+                    "{base}    tenant_ids: [t]\n    conversations: {{\"bad name\": \"19:x\"}}\n"
+                ),
+                "malformed",
+            ),
+            (
+                &format!("{base}    tenant_ids: [t]\n    conversations: {{a: \"\"}}\n"),
+                "conversation id",
+            ),
+            (
+                &format!(
+                    "{base}    tenant_ids: [t]\n    conversations: {{a: \"19:x\"}}\n    notify: [b]\n"
+                ),
+                "not one of `conversations`",
+            ),
+            (
+                &format!("{base}    tenant_ids: [t]\n    user_cache_ttl: soon\n"),
+                "not a duration",
+            ),
+            (
+                &format!("{base}    tenant_ids: [t]\n    appId: x\n"),
+                "unknown field",
+            ),
+        ] {
+            let e = teams(body).expect_err(body).to_string();
+            assert!(e.contains(says), "{body}: {e}");
+        }
+    }
+
+    #[test]
+    fn teams_env_overrides_and_secrets_from_the_environment_never_print() {
+        let env = |k: &str| match k {
+            "COUNTERSIGN_TEAMS_APP_ID" => Some("env-app".to_string()),
+            "COUNTERSIGN_TEAMS_APP_PASSWORD" => Some("env-sekrit".to_string()),
+            "COUNTERSIGN_TEAMS_TENANT_IDS" => Some("t1, t2".to_string()),
+            "COUNTERSIGN_TEAMS_TOKEN_URL" => Some("https://login.example/t1/token".to_string()),
+            _ => None,
+        };
+        let mut c = Config::parse(SAMPLE_CONFIG, "sample").unwrap();
+        c.apply_env(env);
+        c.validate("sample").unwrap();
+        let t = c.channels.teams.as_ref().unwrap();
+        assert_eq!(t.app_id, "env-app");
+        assert_eq!(t.app_password.expose(), "env-sekrit");
+        assert_eq!(t.tenant_ids, ["t1", "t2"]);
+        assert_eq!(t.token_url, "https://login.example/t1/token");
+        assert!(!format!("{c:?}").contains("env-sekrit"));
+        // An app id alone is not enough: the password and tenants are still required.
+        let mut c = Config::parse(SAMPLE_CONFIG, "sample").unwrap();
+        c.apply_env(|k| (k == "COUNTERSIGN_TEAMS_APP_ID").then(|| "a".to_string()));
+        assert!(
+            c.validate("sample")
+                .unwrap_err()
+                .to_string()
+                .contains("app_password")
+        );
     }
 
     #[test]

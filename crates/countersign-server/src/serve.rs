@@ -154,6 +154,11 @@ pub async fn start_with_clock(
             .slack
             .as_ref()
             .map(|c| Arc::new(crate::channels::slack::Slack::new(c, gateway.clone()))),
+        teams: config
+            .channels
+            .teams
+            .as_ref()
+            .map(|c| Arc::new(crate::channels::teams::Teams::new(c, gateway.clone()))),
     };
     let mcp = config
         .mcp

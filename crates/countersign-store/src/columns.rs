@@ -125,3 +125,20 @@ pub(crate) fn channel_message_from_row(
         reminded_at: reminded_at.map(from_millis).transpose()?,
     })
 }
+
+/// A `channel_conversations` row back as a [`ConversationRef`](crate::ConversationRef).
+pub(crate) fn conversation_from_row(
+    channel: String,
+    conversation: String,
+    service_url: String,
+    tenant: String,
+    updated_at: i64,
+) -> Result<crate::ConversationRef, StoreError> {
+    Ok(crate::ConversationRef {
+        channel,
+        conversation,
+        service_url,
+        tenant,
+        updated_at: from_millis(updated_at)?,
+    })
+}

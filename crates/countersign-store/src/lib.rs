@@ -9,10 +9,11 @@
 //! `submission` and `writes`, so the two implementations differ only in SQL and in how they
 //! serialise writes.
 //!
-//! For the channels (Slack, later Teams) it keeps a queue of requests whose messages need
-//! work, marked in the same transaction as every change of a reviewed request so that no change
-//! goes unposted after a crash, and claimed under a lease so several gateways share it; and
-//! where each request was posted, so any gateway updates the same message.
+//! For the channels (Slack, Teams) it keeps a queue of requests whose messages need work,
+//! marked in the same transaction as every change of a reviewed request so that no change goes
+//! unposted after a crash, and claimed under a lease so several gateways share it; where each
+//! request was posted, so any gateway updates the same message; and the conversation
+//! references a channel learnt from verified inbound traffic (Teams' service URLs).
 //!
 //! Architecture invariant: the store decides nothing about requests. Every change to a request
 //! is a closure that calls the core's state machine; the store only runs it inside a
@@ -136,6 +137,23 @@ pub struct ChannelMessage {
     pub rendered: String,
     /// When the last reminder was sent; stored to the millisecond.
     pub reminded_at: Option<Timestamp>,
+}
+
+/// How to reach one conversation of a channel that addresses conversations through a service
+/// of its own (Teams: the Bot Connector `serviceUrl` of the conversation's region). Learnt only
+/// from inbound traffic the channel authenticated, so credentials go only where it vouched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConversationRef {
+    /// The channel, e.g. `teams`.
+    pub channel: String,
+    /// The channel's id of the conversation (a Teams conversation id `19:…@thread.tacv2`).
+    pub conversation: String,
+    /// Where the conversation is reached (the Bot Connector `serviceUrl`).
+    pub service_url: String,
+    /// The tenant the conversation belongs to.
+    pub tenant: String,
+    /// When this reference was last confirmed by inbound traffic; stored to the millisecond.
+    pub updated_at: Timestamp,
 }
 
 /// Everything Countersign persists. Each method that changes state is one transaction that
@@ -272,4 +290,15 @@ pub trait Store: Send + Sync + 'static {
     /// Stores (or replaces) the message of `message.request_id` in `message.target`.
     /// [`StoreError::NotFound`] when there is no such request. Records no audit entry.
     async fn save_channel_message(&self, message: &ChannelMessage) -> Result<(), StoreError>;
+
+    /// Stores (or replaces) the reference of `reference.conversation` in `reference.channel`.
+    /// Records no audit entry.
+    async fn save_conversation(&self, reference: &ConversationRef) -> Result<(), StoreError>;
+
+    /// The stored reference of `conversation` in `channel`, if any.
+    async fn conversation(
+        &self,
+        channel: &str,
+        conversation: &str,
+    ) -> Result<Option<ConversationRef>, StoreError>;
 }

@@ -1,20 +1,35 @@
-//! Where people are asked: chat channels (Slack now; Teams next). The store keeps a durable
+//! Where people are asked: chat channels (Slack, Microsoft Teams). The store keeps a durable
 //! queue of reviewed requests whose messages need work, written in the same transaction as each
 //! change (see `countersign_store::Store::claim_notifications`); the [`Notifier`] drains it:
 //! claims due requests (a lease, so replicas share the work), brings every channel up to date
 //! for each, and finishes the claim or schedules the next visit (a reminder, an escalation, the
 //! expiry, or a retry after a failure). Nothing is lost: an unfinished claim comes back when its
 //! lease ends, a crash included.
+//!
+//! Every chat channel is one [`ChatChannel`]: it renders a request (from the shared `review`
+//! content), posts, replaces and reminds. When, where and how often is decided once, in
+//! `delivery`, for all of them. Clicks come back through each channel's own inbound endpoint
+//! and become votes through `Gateway::vote`, like every other vote.
+//!
+//! Architecture invariant: no channel decides anything. A click is a vote through the gateway,
+//! with the same refusals as the API; a channel only formats, sends and identifies people.
 
+pub mod delivery;
 pub mod mask;
+pub mod review;
 pub mod slack;
+pub mod teams;
 
 use crate::gateway::Gateway;
-use countersign_core::Timestamp;
-use countersign_store::NotifyClaim;
+use async_trait::async_trait;
+use countersign_core::{Request, Timestamp};
+use countersign_store::{ChannelMessage, NotifyClaim};
+use serde_json::Value;
+use sha2::{Digest as _, Sha256};
 use slack::Slack;
 use std::sync::Arc;
 use std::time::Duration;
+use teams::Teams;
 
 /// How long a claim is ours before another replica may take it.
 const LEASE: Duration = Duration::from_secs(60);
@@ -25,10 +40,134 @@ const POLL: Duration = Duration::from_secs(1);
 /// Retry delays after a failure (doubling, capped).
 const RETRY_FIRST: Duration = Duration::from_secs(2);
 
+/// A review message rendered for one channel, ready to send.
+pub struct Rendered {
+    /// Notification text (and what clients without rich messages show).
+    pub text: String,
+    /// The channel's rich message: Slack blocks, a Teams Adaptive Card.
+    pub body: Value,
+    /// Identifies the content, so an unchanged message is not sent again.
+    pub hash: String,
+}
+
+impl Rendered {
+    pub fn new(text: String, body: Value) -> Rendered {
+        let mut h = Sha256::new();
+        h.update(text.as_bytes());
+        h.update(body.to_string().as_bytes());
+        Rendered {
+            text,
+            body,
+            hash: hex::encode(h.finalize()),
+        }
+    }
+}
+
+/// Where a message was posted, in the channel's own ids.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Posted {
+    /// The conversation (a Slack channel id, a Teams conversation id).
+    pub conversation: String,
+    /// The message (a Slack `ts`, a Teams activity id).
+    pub ts: String,
+}
+
+/// The outcome of replacing a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Edit {
+    Done,
+    /// The message no longer exists (someone deleted it).
+    Gone,
+}
+
+/// A delivery that failed; it is retried, after `retry_after` when the channel asked for a wait.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct DeliveryError {
+    pub message: String,
+    pub retry_after: Option<Duration>,
+}
+
+impl DeliveryError {
+    pub fn new(message: impl Into<String>) -> Self {
+        DeliveryError {
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    fn store(e: countersign_store::StoreError) -> Self {
+        DeliveryError::new(format!("store: {e}"))
+    }
+}
+
+/// One chat channel, as the notifier drives it. Targets are `<name>:<rest>` (`slack:#approvals`,
+/// `teams:approvals`); `delivery` decides which to post to, when to replace and when to remind.
+#[async_trait]
+pub trait ChatChannel: Send + Sync {
+    /// The channel's name, which is also the prefix of its targets.
+    fn name(&self) -> &'static str;
+    /// The targets asked when a rule names no audience.
+    fn default_audience(&self) -> &[String];
+    /// The message for `req` as it stands (pure; the same on every replica).
+    fn render(&self, req: &Request) -> Rendered;
+    /// Posts a new message to `target`. `Ok(None)` when the channel cannot address that target
+    /// at all (a configuration mistake, logged by the channel): there is nothing to retry.
+    async fn post(
+        &self,
+        req: &Request,
+        target: &str,
+        rendered: &Rendered,
+    ) -> Result<Option<Posted>, DeliveryError>;
+    /// Replaces the message `message` with `rendered`.
+    async fn update(
+        &self,
+        message: &ChannelMessage,
+        rendered: &Rendered,
+    ) -> Result<Edit, DeliveryError>;
+    /// Reminds the audience of `message` that `req` still waits (in its thread, where the
+    /// channel has threads).
+    async fn remind(&self, req: &Request, message: &ChannelMessage) -> Result<(), DeliveryError>;
+}
+
+/// Records an inbound channel callback that was refused before anything was acted on (a forged
+/// or stale signature, a token that does not verify, a foreign tenant), so an auditor sees it.
+pub async fn record_callback_refused(
+    gateway: &Gateway,
+    channel: &str,
+    code: &str,
+    tenant: Option<String>,
+) {
+    let event = countersign_core::Event::CallbackRefused {
+        channel: channel.to_string(),
+        code: code.to_string(),
+        tenant: tenant.map(|t| t.chars().take(64).collect()),
+    };
+    let now = gateway.clock.now();
+    if let Err(e) = gateway.store.append_event(channel, event, None, now).await {
+        tracing::error!(error = %e, channel, "could not record a refused callback");
+    }
+}
+
 /// The configured channels.
 #[derive(Clone, Default)]
 pub struct Channels {
     pub slack: Option<Arc<Slack>>,
+    pub teams: Option<Arc<Teams>>,
+}
+
+impl Channels {
+    /// Every configured chat channel, for the notifier.
+    pub fn all(&self) -> Vec<Arc<dyn ChatChannel>> {
+        let mut out: Vec<Arc<dyn ChatChannel>> = vec![];
+        if let Some(s) = &self.slack {
+            out.push(s.clone());
+        }
+        if let Some(t) = &self.teams {
+            out.push(t.clone());
+        }
+        out
+    }
 }
 
 pub struct Notifier {
@@ -126,12 +265,28 @@ async fn deliver(
     else {
         return Ok(None);
     };
-    let mut next = None;
-    if let Some(slack) = &channels.slack {
-        match slack.deliver(&req, gateway.clock.now()).await {
-            Ok(n) => next = n,
-            Err(e) => return Err(e.retry_after()),
+    let now = gateway.clock.now();
+    let mut next: Option<Timestamp> = None;
+    let mut failed: Option<Option<Duration>> = None;
+    // Every channel is worked even when another fails; a retry redoes only what changed (an
+    // unchanged message is not sent again).
+    for channel in channels.all() {
+        match delivery::deliver(channel.as_ref(), gateway.store.as_ref(), &req, now).await {
+            Ok(n) => {
+                if let Some(n) = n {
+                    next = Some(next.map_or(n, |t| t.min(n)));
+                }
+            }
+            Err(e) => {
+                failed = Some(match (failed.flatten(), e.retry_after) {
+                    (Some(a), Some(b)) => Some(a.max(b)),
+                    (a, b) => a.or(b),
+                });
+            }
         }
     }
-    Ok(next)
+    match failed {
+        Some(wait) => Err(wait),
+        None => Ok(next),
+    }
 }

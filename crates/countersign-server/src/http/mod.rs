@@ -43,6 +43,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/whoami"),
     ("post", "/v1/mfa/totp"),
     ("post", "/v1/channels/slack/interactions"),
+    ("post", "/v1/channels/teams/messages"),
     ("post", "/mcp"),
     ("get", "/mcp"),
     ("delete", "/mcp"),
@@ -74,6 +75,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/v1/whoami", get(system::whoami))
         .route("/v1/mfa/totp", post(system::enroll_totp))
         .route("/v1/channels/slack/interactions", post(slack_interactions))
+        .route("/v1/channels/teams/messages", post(teams_messages))
         .route("/v1/openapi.json", get(system::openapi))
         .route("/healthz", get(system::healthz))
         .route("/metrics", get(system::metrics))
@@ -99,6 +101,24 @@ async fn slack_interactions(
             StatusCode::NOT_FOUND,
             "not_configured",
             "Slack is not configured on this gateway (channels.slack)",
+        )
+        .into_response(),
+    }
+}
+
+/// The Teams bot endpoint (Bot Connector activities); 404 unless Teams is configured.
+async fn teams_messages(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match &state.channels.teams {
+        Some(teams) => crate::channels::teams::activity::http(teams.clone(), headers, body).await,
+        None => ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_configured",
+            "Microsoft Teams is not configured on this gateway (channels.teams)",
         )
         .into_response(),
     }

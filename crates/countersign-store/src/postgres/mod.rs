@@ -15,8 +15,8 @@ use crate::columns::{millis, principal_from_column, request_from_body, run_from_
 use crate::submission::PreparedSubmission;
 use crate::writes::WriteTx as _;
 use crate::{
-    ChannelMessage, NotifyClaim, RequestChange, RequestQuery, RunChange, RunRefusal, Store,
-    StoreError, Submit, TotpState, Updated, writes,
+    ChannelMessage, ConversationRef, NotifyClaim, RequestChange, RequestQuery, RunChange,
+    RunRefusal, Store, StoreError, Submit, TotpState, Updated, writes,
 };
 use async_trait::async_trait;
 use countersign_audit::{AuditReport, StoredEntry};
@@ -312,5 +312,17 @@ impl Store for PgStore {
 
     async fn save_channel_message(&self, message: &ChannelMessage) -> Result<(), StoreError> {
         notify::save_message(&self.pool, message).await
+    }
+
+    async fn save_conversation(&self, reference: &ConversationRef) -> Result<(), StoreError> {
+        notify::save_conversation(&self.pool, reference).await
+    }
+
+    async fn conversation(
+        &self,
+        channel: &str,
+        conversation: &str,
+    ) -> Result<Option<ConversationRef>, StoreError> {
+        notify::conversation(&self.pool, channel, conversation).await
     }
 }

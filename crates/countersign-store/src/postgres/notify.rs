@@ -1,13 +1,13 @@
 //! PostgreSQL's SQL for the channels: claiming and finishing queued notification work, and
-//! storing and reading where a request was posted. Several replicas share the queue: a claim
+//! storing and reading where a request was posted and how a conversation is reached. Several replicas share the queue: a claim
 //! skips rows another replica has locked and leases what it takes. Marking a request due is not
 //! here: it is part of the request writes, a `WriteTx` primitive in `tx`.
 //!
 //! These run on the pool outside the audit head lock: each is one statement, or statements of
 //! which at most one changes a row, and none records an audit entry.
 
-use crate::columns::{channel_message_from_row, millis};
-use crate::{ChannelMessage, NotifyClaim, StoreError};
+use crate::columns::{channel_message_from_row, conversation_from_row, millis};
+use crate::{ChannelMessage, ConversationRef, NotifyClaim, StoreError};
 use countersign_core::Timestamp;
 use sqlx::{PgPool, Row};
 
@@ -130,4 +130,53 @@ pub(super) async fn messages(
             )
         })
         .collect()
+}
+
+/// Stores a conversation reference: one statement.
+pub(super) async fn save_conversation(
+    pool: &PgPool,
+    r: &ConversationRef,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO channel_conversations \
+         (channel, conversation, service_url, tenant, updated_at) \
+         VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT (channel, conversation) DO UPDATE SET \
+         service_url = excluded.service_url, tenant = excluded.tenant, \
+         updated_at = excluded.updated_at",
+    )
+    .bind(r.channel.as_str())
+    .bind(r.conversation.as_str())
+    .bind(r.service_url.as_str())
+    .bind(r.tenant.as_str())
+    .bind(millis(r.updated_at))
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// The reference of `conversation` in `channel`.
+pub(super) async fn conversation(
+    pool: &PgPool,
+    channel: &str,
+    conversation: &str,
+) -> Result<Option<ConversationRef>, StoreError> {
+    let row = sqlx::query(
+        "SELECT channel, conversation, service_url, tenant, updated_at \
+         FROM channel_conversations WHERE channel = $1 AND conversation = $2",
+    )
+    .bind(channel)
+    .bind(conversation)
+    .fetch_optional(pool)
+    .await?;
+    row.map(|row| {
+        conversation_from_row(
+            row.try_get(0)?,
+            row.try_get(1)?,
+            row.try_get(2)?,
+            row.try_get(3)?,
+            row.try_get(4)?,
+        )
+    })
+    .transpose()
 }

@@ -16,8 +16,8 @@ use crate::audit_log::{AuditRow, entries_or_corrupt, verify_in_pages};
 use crate::columns::{principal_from_column, request_from_body, run_from_row, unsigned};
 use crate::submission::PreparedSubmission;
 use crate::{
-    ChannelMessage, NotifyClaim, RequestChange, RequestQuery, RunChange, Store, StoreError, Submit,
-    TotpState, Updated,
+    ChannelMessage, ConversationRef, NotifyClaim, RequestChange, RequestQuery, RunChange, Store,
+    StoreError, Submit, TotpState, Updated,
 };
 use async_trait::async_trait;
 use countersign_audit::{AuditReport, StoredEntry};
@@ -428,6 +428,20 @@ impl Store for SqliteStore {
         let message = Box::new(message.clone());
         self.write(|reply| Op::SaveChannelMessage { message, reply })
             .await
+    }
+
+    async fn save_conversation(&self, reference: &ConversationRef) -> Result<(), StoreError> {
+        let reference = Box::new(reference.clone());
+        self.write(|reply| Op::SaveConversation { reference, reply })
+            .await
+    }
+
+    async fn conversation(
+        &self,
+        channel: &str,
+        conversation: &str,
+    ) -> Result<Option<ConversationRef>, StoreError> {
+        notify::conversation(&self.reads, channel, conversation).await
     }
 }
 

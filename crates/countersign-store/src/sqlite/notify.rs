@@ -1,14 +1,14 @@
-//! SQLite's SQL for the channels: claiming and finishing queued notification work and storing
-//! where a request was posted, run by the writer thread like every write; and reading those
-//! message references on the read pool. Marking a request due is not here: it is part of the
+//! SQLite's SQL for the channels: claiming and finishing queued notification work, storing
+//! where a request was posted and how a conversation is reached, run by the writer thread like
+//! every write; and reading those references on the read pool. Marking a request due is not here: it is part of the
 //! request writes, a `WriteTx` primitive in `ops`.
 //!
 //! Each write here is one statement, or statements of which at most one changes a row, so none
 //! needs a savepoint. None records an audit entry: this is delivery bookkeeping, not a decision.
 
 use super::writer::Tx;
-use crate::columns::{channel_message_from_row, millis};
-use crate::{ChannelMessage, NotifyClaim, StoreError};
+use crate::columns::{channel_message_from_row, conversation_from_row, millis};
+use crate::{ChannelMessage, ConversationRef, NotifyClaim, StoreError};
 use countersign_core::Timestamp;
 use rusqlite::params;
 use sqlx::{Row, SqlitePool};
@@ -119,6 +119,53 @@ pub(super) async fn messages(
             )
         })
         .collect()
+}
+
+/// Stores a conversation reference: one statement.
+pub(super) fn save_conversation(tx: &mut Tx<'_>, r: &ConversationRef) -> Result<(), StoreError> {
+    tx.conn
+        .prepare_cached(
+            "INSERT INTO channel_conversations \
+             (channel, conversation, service_url, tenant, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5) \
+             ON CONFLICT (channel, conversation) DO UPDATE SET \
+             service_url = excluded.service_url, tenant = excluded.tenant, \
+             updated_at = excluded.updated_at",
+        )?
+        .execute(params![
+            r.channel,
+            r.conversation,
+            r.service_url,
+            r.tenant,
+            millis(r.updated_at)
+        ])?;
+    Ok(())
+}
+
+/// The reference of `conversation` in `channel`.
+pub(super) async fn conversation(
+    reads: &SqlitePool,
+    channel: &str,
+    conversation: &str,
+) -> Result<Option<ConversationRef>, StoreError> {
+    let row = sqlx::query(
+        "SELECT channel, conversation, service_url, tenant, updated_at \
+         FROM channel_conversations WHERE channel = ?1 AND conversation = ?2",
+    )
+    .bind(channel)
+    .bind(conversation)
+    .fetch_optional(reads)
+    .await?;
+    row.map(|row| {
+        conversation_from_row(
+            row.try_get(0)?,
+            row.try_get(1)?,
+            row.try_get(2)?,
+            row.try_get(3)?,
+            row.try_get(4)?,
+        )
+    })
+    .transpose()
 }
 
 /// True when SQLite refused a write because a referenced row does not exist.

@@ -104,6 +104,9 @@ pub(super) fn execute(op: Op, tx: &mut Tx<'_>) -> (Answer, bool) {
         Op::SaveChannelMessage { message, reply } => {
             hold(reply, notify::save_message(tx, &message))
         }
+        Op::SaveConversation { reference, reply } => {
+            hold(reply, notify::save_conversation(tx, &reference))
+        }
     }
 }
 

@@ -18,7 +18,10 @@
 use super::ops;
 use crate::audit_log::Journal;
 use crate::submission::PreparedSubmission;
-use crate::{ChannelMessage, NotifyClaim, RequestChange, RunChange, StoreError, Submit, Updated};
+use crate::{
+    ChannelMessage, ConversationRef, NotifyClaim, RequestChange, RunChange, StoreError, Submit,
+    Updated,
+};
 use countersign_core::run::RunRefusal;
 use countersign_core::{Event, PrincipalId, Refusal, Request, RunState, Timestamp};
 use rusqlite::{Connection, OpenFlags};
@@ -104,6 +107,10 @@ pub(super) enum Op {
         message: Box<ChannelMessage>,
         reply: Reply<()>,
     },
+    SaveConversation {
+        reference: Box<ConversationRef>,
+        reply: Reply<()>,
+    },
 }
 
 impl Op {
@@ -122,6 +129,7 @@ impl Op {
             Op::ClaimNotifications { reply, .. } => drop(reply.send(Err(e))),
             Op::FinishNotification { reply, .. } => drop(reply.send(Err(e))),
             Op::SaveChannelMessage { reply, .. } => drop(reply.send(Err(e))),
+            Op::SaveConversation { reply, .. } => drop(reply.send(Err(e))),
         }
     }
 }

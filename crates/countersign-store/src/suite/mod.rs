@@ -85,6 +85,7 @@ macro_rules! store_suite {
             finishing_a_stale_generation_leaves_it_due_now,
             channel_messages_are_upserted_by_target,
             a_queued_marker_survives_a_restart,
+            conversation_references_are_upserted_and_survive_a_restart,
         );
     };
     (@each $backend:expr; $($check:ident),* $(,)?) => {

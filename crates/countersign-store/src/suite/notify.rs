@@ -3,7 +3,7 @@
 //! finished claim never hides a change made meanwhile, and message references are upserted.
 
 use super::{Backend, allow, at, audit_count, bob, deny, principal_id, review, submit, vote};
-use crate::{ChannelMessage, NotifyClaim, Store, StoreError};
+use crate::{ChannelMessage, ConversationRef, NotifyClaim, Store, StoreError};
 use countersign_core::{Refusal, RunState, VoteDecision};
 
 /// Claims everything due at `now` for a minute, sorted by request id.
@@ -294,4 +294,69 @@ pub async fn concurrent_claims_never_share_a_request(b: &dyn Backend) {
     ids.sort();
     let expected: Vec<_> = (0..20).map(|i| format!("req_{i:02}")).collect();
     assert_eq!(ids, expected);
+}
+
+pub async fn conversation_references_are_upserted_and_survive_a_restart(b: &dyn Backend) {
+    let store = b.open().await;
+    let entries = audit_count(&*store).await;
+    assert_eq!(
+        store
+            .conversation("teams", "19:a@thread.tacv2")
+            .await
+            .unwrap(),
+        None
+    );
+    let reference = |conversation: &str, service_url: &str, when: i64| ConversationRef {
+        channel: "teams".into(),
+        conversation: conversation.into(),
+        service_url: service_url.into(),
+        tenant: "tenant-1".into(),
+        updated_at: at(when),
+    };
+    let first = reference(
+        "19:a@thread.tacv2",
+        "https://smba.trafficmanager.net/emea/",
+        0,
+    );
+    store.save_conversation(&first).await.unwrap();
+    store
+        .save_conversation(&reference("19:b@thread.tacv2", "https://b.example/", 1))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .conversation("teams", "19:a@thread.tacv2")
+            .await
+            .unwrap(),
+        Some(first.clone())
+    );
+    assert_eq!(
+        store
+            .conversation("slack", "19:a@thread.tacv2")
+            .await
+            .unwrap(),
+        None,
+        "per channel"
+    );
+    // The service moved (a new region): the latest verified reference wins.
+    let moved = reference(
+        "19:a@thread.tacv2",
+        "https://smba.trafficmanager.net/amer/",
+        5,
+    );
+    store.save_conversation(&moved).await.unwrap();
+    drop(store);
+    let store = b.open().await;
+    assert_eq!(
+        store
+            .conversation("teams", "19:a@thread.tacv2")
+            .await
+            .unwrap(),
+        Some(moved)
+    );
+    assert_eq!(
+        audit_count(&*store).await,
+        entries,
+        "references record nothing"
+    );
 }

@@ -169,6 +169,18 @@ async fn slack_forged_signature_is_refused_and_changes_nothing() {
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{text}");
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert!(votes(&app, &id).await.is_empty());
+    let refused: Vec<Value> = app
+        .audit_events()
+        .await
+        .into_iter()
+        .filter(|e| e["event"] == "callback.refused")
+        .map(|e| e["data"]["code"].clone())
+        .collect();
+    assert_eq!(
+        refused,
+        [json!("invalid_signature"), json!("missing_signature")],
+        "both refusals are recorded"
+    );
 }
 
 #[tokio::test]

@@ -44,6 +44,7 @@ pub async fn http(slack: Arc<Slack>, headers: HeaderMap, body: Bytes) -> Respons
         now,
     ) {
         tracing::warn!(code = e.code(), "refused a Slack interaction");
+        crate::channels::record_callback_refused(&slack.gateway, "slack", e.code(), None).await;
         return ApiError::new(StatusCode::UNAUTHORIZED, e.code(), e.message()).into_response();
     }
     if !slack.first_sight(sig.unwrap_or_default()) {

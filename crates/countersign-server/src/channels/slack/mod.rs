@@ -5,6 +5,9 @@
 //! - `render`: the Block Kit message for a request (pure).
 //! - `signature`: Slack's v0 request signing, verified before anything is parsed.
 //! - `interactions`: the HTTP endpoint for clicks and modal submissions.
+//! - `socket`: Socket Mode, the same interactions over a WebSocket.
+//!
+//! `Slack` is a [`ChatChannel`]: when to post, update or remind is `channels::delivery`'s.
 //!
 //! Who clicked is decided by Slack's verified email for the user (`users.info`), mapped to the
 //! principal `user:<email>`; nothing in the click payload is trusted for identity beyond the
@@ -16,10 +19,12 @@ pub mod render;
 pub mod signature;
 pub mod socket;
 
+use crate::channels::{ChatChannel, DeliveryError, Edit, Posted, Rendered, review};
 use crate::config::{Secret, SlackConfig};
 use crate::gateway::Gateway;
 use api::{SlackApi, SlackError};
-use countersign_core::{Event, Principal, PrincipalId, Request, State, Timestamp};
+use async_trait::async_trait;
+use countersign_core::{Event, Principal, PrincipalId, Request};
 use countersign_store::ChannelMessage;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -54,191 +59,6 @@ impl Slack {
             seen: Mutex::default(),
             gateway,
         }
-    }
-
-    /// The Slack targets asked about `req` at `now`: the rule's audience (or the configured
-    /// default), plus the escalation audience once it is due.
-    pub fn audience(&self, req: &Request, now: Timestamp) -> Vec<String> {
-        let Some(r) = req.decision.requirements.as_ref() else {
-            return vec![];
-        };
-        let mut out: Vec<String> = if r.notify.is_empty() {
-            self.default_notify.clone()
-        } else {
-            r.notify
-                .iter()
-                .filter(|t| t.starts_with(PREFIX))
-                .cloned()
-                .collect()
-        };
-        if let Some(e) = &r.escalate
-            && escalation_due(req, e.after_seconds, now)
-        {
-            out.extend(e.notify.iter().filter(|t| t.starts_with(PREFIX)).cloned());
-        }
-        let mut seen = std::collections::HashSet::new();
-        out.retain(|t| seen.insert(t.clone()));
-        out
-    }
-
-    /// Brings Slack up to date for `req`: posts to targets not yet posted to (while pending),
-    /// updates messages whose content changed, sends due reminders. Returns when to come back
-    /// (next reminder, escalation or expiry), or the first failure (the rest still ran).
-    pub async fn deliver(
-        &self,
-        req: &Request,
-        now: Timestamp,
-    ) -> Result<Option<Timestamp>, SlackError> {
-        let store = &self.gateway.store;
-        let stored = store
-            .channel_messages(&req.id)
-            .await
-            .map_err(|e| transport("store", e))?;
-        let targets = self.audience(req, now);
-        let rendered = render::render(req, &self.gateway.public_url);
-        let pending = req.state == State::Pending;
-        let remind = req
-            .decision
-            .requirements
-            .as_ref()
-            .and_then(|r| r.remind_seconds)
-            .filter(|_| pending && !req.held);
-        let mut first_error = None;
-        let mut next: Option<Timestamp> = None;
-        let mut later = |t: Timestamp| next = Some(next.map_or(t, |n: Timestamp| n.min(t)));
-        // Targets with a message, plus targets still to post to.
-        let mut all: Vec<&str> = stored.iter().map(|m| m.target.as_str()).collect();
-        for t in &targets {
-            if !all.contains(&t.as_str()) {
-                all.push(t);
-            }
-        }
-        for target in all {
-            let existing = stored.iter().find(|m| m.target == target);
-            let outcome = match existing {
-                None if pending => self.post(req, target, &rendered).await.map(|_| ()),
-                None => Ok(()),
-                Some(m) => {
-                    let mut m = m.clone();
-                    let mut result = Ok(());
-                    let mut reposted = false;
-                    if m.rendered != rendered.hash {
-                        result = self
-                            .api
-                            .update_message(
-                                &m.conversation,
-                                &m.ts,
-                                &rendered.text,
-                                &rendered.blocks,
-                            )
-                            .await;
-                        // Someone deleted the message in Slack: while people can still
-                        // decide, post it again (the new reference replaces the old);
-                        // once closed, there is nothing left to show.
-                        if result
-                            .as_ref()
-                            .err()
-                            .and_then(SlackError::api_error)
-                            .is_some_and(|e| e == "message_not_found")
-                        {
-                            result = if pending {
-                                self.post(req, target, &rendered).await
-                            } else {
-                                Ok(())
-                            };
-                            // `m` is the old reference now: come back soon for reminders.
-                            reposted = true;
-                            later(now + chrono::Duration::seconds(1));
-                        } else if result.is_ok() {
-                            m.rendered = rendered.hash.clone();
-                            save(store.as_ref(), &m).await?;
-                        }
-                    }
-                    if let Some(every) = remind
-                        && result.is_ok()
-                        && !reposted
-                    {
-                        let since = m.reminded_at.unwrap_or(req.created_at);
-                        let due = since + chrono::Duration::seconds(every as i64);
-                        if now >= due {
-                            result = self.remind(req, &mut m, now).await;
-                            if result.is_ok() {
-                                later(now + chrono::Duration::seconds(every as i64));
-                            }
-                        } else {
-                            later(due);
-                        }
-                    }
-                    result
-                }
-            };
-            if let Err(e) = outcome {
-                tracing::warn!(request = %req.id, target, error = %e, "Slack delivery failed");
-                first_error.get_or_insert(e);
-            }
-        }
-        if let Some(e) = first_error {
-            return Err(e);
-        }
-        if pending {
-            if let Some(exp) = req.expires_at {
-                later(exp + chrono::Duration::seconds(1));
-            }
-            if let Some(e) = req
-                .decision
-                .requirements
-                .as_ref()
-                .and_then(|r| r.escalate.as_ref())
-                && !escalation_due(req, e.after_seconds, now)
-            {
-                later(req.created_at + chrono::Duration::seconds(e.after_seconds as i64));
-            }
-        }
-        Ok(next)
-    }
-
-    async fn post(
-        &self,
-        req: &Request,
-        target: &str,
-        rendered: &render::Rendered,
-    ) -> Result<(), SlackError> {
-        let conversation = self.conversation_for(target).await?;
-        let posted = self
-            .api
-            .post_message(&conversation, &rendered.text, &rendered.blocks, None)
-            .await?;
-        let m = ChannelMessage {
-            request_id: req.id.clone(),
-            target: target.to_string(),
-            conversation: posted.channel,
-            ts: posted.ts,
-            rendered: rendered.hash.clone(),
-            reminded_at: None,
-        };
-        save(self.gateway.store.as_ref(), &m).await
-    }
-
-    async fn remind(
-        &self,
-        req: &Request,
-        m: &mut ChannelMessage,
-        now: Timestamp,
-    ) -> Result<(), SlackError> {
-        let text = format!(
-            "⏰ Reminder: {} is still waiting for approval of {} on {} ({}).",
-            req.requester.id,
-            req.action.kind,
-            req.action.resource,
-            render::progress(req)
-        );
-        let blocks = serde_json::json!([{"type": "section",
-            "text": {"type": "mrkdwn", "text": render::escape(&text)}}]);
-        self.api
-            .post_message(&m.conversation, &text, &blocks, Some(&m.ts))
-            .await?;
-        m.reminded_at = Some(now);
-        save(self.gateway.store.as_ref(), m).await
     }
 
     /// Where `chat.postMessage` should post for a target: a channel name or id as written, or
@@ -334,30 +154,75 @@ impl Slack {
     }
 }
 
+#[async_trait]
+impl ChatChannel for Slack {
+    fn name(&self) -> &'static str {
+        "slack"
+    }
+
+    fn default_audience(&self) -> &[String] {
+        &self.default_notify
+    }
+
+    fn render(&self, req: &Request) -> Rendered {
+        render::render(req, &self.gateway.public_url)
+    }
+
+    async fn post(
+        &self,
+        _req: &Request,
+        target: &str,
+        rendered: &Rendered,
+    ) -> Result<Option<Posted>, DeliveryError> {
+        let conversation = self.conversation_for(target).await?;
+        let posted = self
+            .api
+            .post_message(&conversation, &rendered.text, &rendered.body, None)
+            .await?;
+        Ok(Some(Posted {
+            conversation: posted.channel,
+            ts: posted.ts,
+        }))
+    }
+
+    async fn update(&self, m: &ChannelMessage, rendered: &Rendered) -> Result<Edit, DeliveryError> {
+        match self
+            .api
+            .update_message(&m.conversation, &m.ts, &rendered.text, &rendered.body)
+            .await
+        {
+            Ok(()) => Ok(Edit::Done),
+            Err(e) if e.api_error() == Some("message_not_found") => Ok(Edit::Gone),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn remind(&self, req: &Request, m: &ChannelMessage) -> Result<(), DeliveryError> {
+        let text = review::reminder(req);
+        let blocks = serde_json::json!([{"type": "section",
+            "text": {"type": "mrkdwn", "text": render::escape(&text)}}]);
+        self.api
+            .post_message(&m.conversation, &text, &blocks, Some(&m.ts))
+            .await?;
+        Ok(())
+    }
+}
+
+impl From<SlackError> for DeliveryError {
+    fn from(e: SlackError) -> Self {
+        DeliveryError {
+            retry_after: e.retry_after(),
+            message: e.to_string(),
+        }
+    }
+}
+
 /// `#approvals`, `@bob@example.com`, `C0123` and `slack:…` all become `slack:…`.
 pub fn normalize(target: &str) -> String {
     if target.starts_with(PREFIX) {
         target.to_string()
     } else {
         format!("{PREFIX}{target}")
-    }
-}
-
-fn escalation_due(req: &Request, after_seconds: u64, now: Timestamp) -> bool {
-    now >= req.created_at + chrono::Duration::seconds(after_seconds as i64)
-}
-
-async fn save(store: &dyn countersign_store::Store, m: &ChannelMessage) -> Result<(), SlackError> {
-    store
-        .save_channel_message(m)
-        .await
-        .map_err(|e| transport("store", e))
-}
-
-fn transport(method: &'static str, e: impl std::fmt::Display) -> SlackError {
-    SlackError::Transport {
-        method,
-        message: e.to_string(),
     }
 }
 

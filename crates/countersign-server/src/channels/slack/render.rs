@@ -1,16 +1,11 @@
-//! How a request looks in Slack: a Block Kit message built from the request alone (so every
-//! replica renders the same message, and re-rendering after any change is how the message
-//! stays true). Pure: no I/O, no clock.
+//! How a request looks in Slack: the channel-neutral [`Review`] of the request formatted as a
+//! Block Kit message (so every replica renders the same message, and re-rendering after any
+//! change is how the message stays true). Pure: no I/O, no clock.
 
-use crate::channels::mask;
-use countersign_core::{Request, State, VoteDecision};
+use crate::channels::Rendered;
+use crate::channels::review::{Buttons, Progress, Review, SHORT_MAX, cut};
+use countersign_core::{Request, State};
 use serde_json::{Value, json};
-use sha2::{Digest as _, Sha256};
-
-/// Params shown in a message are cut at this many characters (the API has the full view).
-const PARAMS_MAX: usize = 1_500;
-/// Slack's limit for a section's text is 3,000 characters; user text is cut well below it.
-const TEXT_MAX: usize = 1_000;
 
 /// The `block_id` of the buttons, and the `action_id`s the interaction handler expects.
 pub const ACTIONS_BLOCK: &str = "countersign_review";
@@ -21,18 +16,10 @@ pub const DENY_MODAL: &str = "countersign_deny";
 pub const REASON_BLOCK: &str = "reason";
 pub const REASON_INPUT: &str = "reason_input";
 
-pub struct Rendered {
-    /// Notification text (and what clients without blocks show).
-    pub text: String,
-    pub blocks: Value,
-    /// Identifies the content, so an unchanged message is not sent again.
-    pub hash: String,
-}
-
 /// The button value: which request, and the digest the person was shown (an approval covers
 /// exactly that action).
-pub fn button_value(req: &Request) -> String {
-    format!("{}|{}", req.id, req.digest)
+pub fn button_value(request_id: &str, digest: &str) -> String {
+    format!("{request_id}|{digest}")
 }
 
 /// Splits a button value back into (request id, digest).
@@ -41,85 +28,61 @@ pub fn parse_button_value(value: &str) -> Option<(&str, &str)> {
     (id.starts_with("req_") && digest.starts_with("sha256:")).then_some((id, digest))
 }
 
-/// The link to the request for people: its console page (the API's `review_url`).
-pub fn request_url(public_url: &str, req: &Request) -> String {
-    format!("{public_url}/console/requests/{}", req.id)
-}
-
 pub fn render(req: &Request, public_url: &str) -> Rendered {
-    let a = &req.action;
-    let title = match req.state {
-        State::Pending => format!("Approval needed: {}", a.kind),
-        State::Approved => format!("✅ Approved: {}", a.kind),
-        State::Denied => format!("⛔ Denied: {}", a.kind),
-        State::Expired => format!("⌛ Expired: {}", a.kind),
-        State::Cancelled => format!("Cancelled: {}", a.kind),
-        State::Executed => format!("✅ Executed: {}", a.kind),
-        State::Failed => format!("❗ Failed: {}", a.kind),
-    };
-    let owner = req
-        .requester
+    let r = Review::of(req, public_url);
+    let owner = r
         .owner
-        .as_ref()
-        .map(|o| format!(" (owner {})", code(o.as_str())))
+        .as_deref()
+        .map(|o| format!(" (owner {})", code(o)))
         .unwrap_or_default();
-    let requirements = req.decision.requirements.as_ref();
-    let rule = req.decision.rule.as_deref().unwrap_or("default");
-    let needs = requirements.map(|r| r.summary()).unwrap_or_default();
     let mut fields = vec![
-        mrkdwn(format!(
-            "*Agent*\n{}{owner}",
-            code(req.requester.id.as_str())
-        )),
+        mrkdwn(format!("*Agent*\n{}{owner}", code(&r.requester))),
         mrkdwn(format!(
             "*Action*\n{} on {}",
-            code(&a.kind),
-            code(&a.resource)
+            code(&r.kind),
+            code(&r.resource)
         )),
-        mrkdwn(format!("*Rule*\n{} — needs {}", code(rule), escape(&needs))),
+        mrkdwn(format!(
+            "*Rule*\n{} — needs {}",
+            code(&r.rule),
+            escape(&r.needs)
+        )),
     ];
-    if let Some(exp) = req.expires_at.filter(|_| req.state == State::Pending) {
+    if let Some(exp) = r.expires_at {
         fields.push(mrkdwn(format!(
             "*Expires*\n<!date^{}^{{date_short_pretty}} {{time}}|{}>",
             exp.timestamp(),
             exp.format("%Y-%m-%d %H:%M UTC")
         )));
     }
-    if let Some(run) = &a.run {
+    if let Some(run) = &r.run {
         fields.push(mrkdwn(format!("*Run*\n{}", code(run))));
     }
     let mut blocks = vec![
-        json!({"type": "header", "text": {"type": "plain_text", "text": cut(&title, 150), "emoji": true}}),
+        json!({"type": "header", "text": {"type": "plain_text", "text": cut(&r.title, 150), "emoji": true}}),
         json!({"type": "section", "fields": fields}),
     ];
-    let why = a
-        .justification
-        .as_deref()
-        .filter(|j| !j.trim().is_empty())
-        .unwrap_or("(no justification given)");
     blocks.push(section(format!(
         "*Why*\n>{}",
-        escape(&cut(mask::mask_text(why), TEXT_MAX)).replace('\n', "\n>")
+        escape(&r.why).replace('\n', "\n>")
     )));
-    if a.params.as_object().is_none_or(|o| !o.is_empty()) {
-        let pretty = serde_json::to_string_pretty(&mask::mask(&a.params)).unwrap_or_default();
-        let shown = if pretty.chars().count() > PARAMS_MAX {
+    if let Some(p) = &r.params {
+        let shown = if p.truncated {
             format!(
                 "```{}\n…```\n_Truncated: <{}|full params>_",
-                escape(&cut(&pretty, PARAMS_MAX)),
-                request_url(public_url, req)
+                escape(&p.json),
+                r.url
             )
         } else {
-            format!("```{}```", escape(&pretty))
+            format!("```{}```", escape(&p.json))
         };
         blocks.push(section(format!("*Params*\n{shown}")));
     }
-    blocks.push(json!({"type": "context", "elements": [mrkdwn(progress(req))]}));
-    let url = request_url(public_url, req);
-    let open = json!({"type": "button", "action_id": "open", "url": url,
+    blocks.push(json!({"type": "context", "elements": [mrkdwn(progress(&r.progress))]}));
+    let open = json!({"type": "button", "action_id": "open", "url": r.url,
         "text": {"type": "plain_text", "text": "Open"}});
-    if req.state == State::Pending && !req.held {
-        if requirements.is_some_and(|r| r.mfa) {
+    match &r.buttons {
+        Buttons::StepUp => {
             blocks.push(section(format!(
                 "This rule requires a second factor: approve in the console, or run \
                  `countersign approve {} --otp <code>`.",
@@ -127,11 +90,12 @@ pub fn render(req: &Request, public_url: &str) -> Rendered {
             )));
             blocks.push(
                 json!({"type": "actions", "block_id": ACTIONS_BLOCK, "elements": [
-                {"type": "button", "action_id": "open_mfa", "url": url, "style": "primary",
+                {"type": "button", "action_id": "open_mfa", "url": r.url, "style": "primary",
                  "text": {"type": "plain_text", "text": "Approve with MFA"}}]}),
             );
-        } else {
-            let value = button_value(req);
+        }
+        Buttons::Decide { request_id, digest } => {
+            let value = button_value(request_id, digest);
             blocks.push(
                 json!({"type": "actions", "block_id": ACTIONS_BLOCK, "elements": [
                 {"type": "button", "action_id": APPROVE, "style": "primary", "value": value,
@@ -141,86 +105,45 @@ pub fn render(req: &Request, public_url: &str) -> Rendered {
                 open]}),
             );
         }
-    } else {
-        blocks.push(json!({"type": "actions", "block_id": ACTIONS_BLOCK, "elements": [open]}));
+        Buttons::None => {
+            blocks.push(json!({"type": "actions", "block_id": ACTIONS_BLOCK, "elements": [open]}));
+        }
     }
-    let text = match req.state {
-        State::Pending => format!(
-            "{} asks to run {} on {}: needs {}",
-            req.requester.id, a.kind, a.resource, needs
-        ),
-        _ => format!("{title} ({} on {})", a.kind, a.resource),
-    };
-    let blocks = Value::Array(blocks);
-    let mut h = Sha256::new();
-    h.update(text.as_bytes());
-    h.update(blocks.to_string().as_bytes());
-    Rendered {
-        text,
-        blocks,
-        hash: hex::encode(h.finalize()),
-    }
+    Rendered::new(r.text, Value::Array(blocks))
 }
 
-/// "1 of 2 approvals: bob approved · still needs 1 of security", or how it ended.
-pub fn progress(req: &Request) -> String {
-    let needed: u32 = req
-        .decision
-        .requirements
-        .as_ref()
-        .map(|r| r.approvers.iter().map(|c| c.count).sum())
-        .unwrap_or(0);
-    let approvals = req
-        .votes
-        .iter()
-        .filter(|v| v.decision == VoteDecision::Approve)
-        .count();
-    let votes: Vec<String> = req
-        .votes
-        .iter()
-        .map(|v| {
-            let verb = match v.decision {
-                VoteDecision::Approve => "approved",
-                VoteDecision::Deny => "denied",
-            };
-            let comment = v
-                .comment
-                .as_deref()
-                .map(|c| format!(": “{}”", escape(&cut(c, 200))))
-                .unwrap_or_default();
-            format!(
-                "{} {verb} via {}{comment}",
-                code(v.approver.as_str()),
-                v.channel.as_str()
-            )
-        })
-        .collect();
+/// "1 of 2 approvals · `user:bob@example.com` approved via slack · still needs 1 of security",
+/// or how it ended, in mrkdwn.
+pub fn progress(p: &Progress) -> String {
     let mut parts = vec![];
-    match req.state {
-        State::Pending => {
-            parts.push(format!("{approvals} of {needed} approvals"));
-            if req.held {
-                parts.push("held while its run is paused".into());
-            }
-            parts.extend(votes);
-            let remaining = req.remaining();
-            if !remaining.is_empty() {
-                let r: Vec<String> = remaining
-                    .iter()
-                    .map(|c| format!("{} of {}", c.count, c.group))
-                    .collect();
-                parts.push(format!("still needs {}", escape(&r.join(", "))));
-            }
+    if p.state == State::Pending {
+        parts.push(p.headline());
+        if p.held {
+            parts.push("held while its run is paused".into());
         }
-        state => {
-            parts.push(format!("*{}*", state.as_str()));
-            parts.extend(votes);
-            if let Some(outcome) = &req.outcome {
-                parts.push(escape(&cut(outcome, 300)));
-            }
-        }
+    } else {
+        parts.push(format!("*{}*", p.headline()));
     }
-    parts.push(format!("`{}`", req.id));
+    parts.extend(p.votes.iter().map(|v| {
+        let comment = v
+            .comment
+            .as_deref()
+            .map(|c| format!(": “{}”", escape(c)))
+            .unwrap_or_default();
+        format!(
+            "{} {} via {}{comment}",
+            code(&v.approver),
+            v.verb,
+            v.channel
+        )
+    }));
+    if let Some(n) = &p.still_needs {
+        parts.push(format!("still needs {}", escape(n)));
+    }
+    if let Some(o) = &p.outcome {
+        parts.push(escape(o));
+    }
+    parts.push(format!("`{}`", p.request_id));
     parts.join(" · ")
 }
 
@@ -240,15 +163,5 @@ pub fn escape(s: &str) -> String {
 }
 
 fn code(s: &str) -> String {
-    format!("`{}`", escape(&cut(s, 200)).replace('`', "'"))
-}
-
-fn cut(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        s.to_string()
-    } else {
-        let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
-        out.push('…');
-        out
-    }
+    format!("`{}`", escape(&cut(s, SHORT_MAX)).replace('`', "'"))
 }
