@@ -254,7 +254,16 @@ pub trait Store: Send + Sync + 'static {
 
     /// Recomputes the whole audit log (streaming, in pages) with
     /// [`countersign_audit::Verifier`] and reports the first bad entry.
-    async fn verify_audit(&self) -> Result<AuditReport, StoreError>;
+    async fn verify_audit(&self) -> Result<AuditReport, StoreError> {
+        self.verify_audit_against(vec![]).await
+    }
+
+    /// [`Store::verify_audit`], also comparing the Merkle tree with each of `checkpoints`
+    /// (already opened with a trusted key) at its size.
+    async fn verify_audit_against(
+        &self,
+        checkpoints: Vec<countersign_audit::Checkpoint>,
+    ) -> Result<AuditReport, StoreError>;
 
     /// Atomically claims up to `limit` requests whose channel work is due at `now` (those due
     /// longest), leasing each until `lease_until` so other gateways skip it meanwhile; a

@@ -391,8 +391,12 @@ impl Store for SqliteStore {
         entries_or_corrupt(self.audit_rows(from, limit).await?)
     }
 
-    async fn verify_audit(&self) -> Result<AuditReport, StoreError> {
-        verify_in_pages(|from, limit| self.audit_rows(from, limit)).await
+    async fn verify_audit_against(
+        &self,
+        checkpoints: Vec<countersign_audit::Checkpoint>,
+    ) -> Result<AuditReport, StoreError> {
+        let verifier = countersign_audit::Verifier::with_checkpoints(checkpoints);
+        verify_in_pages(verifier, |from, limit| self.audit_rows(from, limit)).await
     }
 
     async fn claim_notifications(
