@@ -34,7 +34,10 @@ fn levels(n: u64) -> Vec<Vec<Hash>> {
 }
 
 fn node(levels: &[Vec<Hash>], id: NodeId) -> Option<Hash> {
-    levels.get(id.level as usize)?.get(id.index as usize).copied()
+    levels
+        .get(id.level as usize)?
+        .get(id.index as usize)
+        .copied()
 }
 
 fn tree(c: &mut Criterion) {
@@ -43,9 +46,11 @@ fn tree(c: &mut Criterion) {
     group.bench_function("frontier_append", |b| {
         let mut f = Frontier::new();
         let leaf = merkle::leaf_hash(b"entry");
-        b.iter(|| f.push(black_box(leaf), |h| {
-            black_box(h);
-        }))
+        b.iter(|| {
+            f.push(black_box(leaf), |h| {
+                black_box(h);
+            })
+        })
     });
 
     let levels = levels(BIG);
@@ -53,7 +58,9 @@ fn tree(c: &mut Criterion) {
         .into_iter()
         .map(|id| node(&levels, id).expect("in the tree"))
         .collect();
-    let root = Frontier::from_parts(BIG, frontier).expect("a frontier").root();
+    let root = Frontier::from_parts(BIG, frontier)
+        .expect("a frontier")
+        .root();
     let mut i = 0u64;
     group.bench_function("inclusion_proof_10m", |b| {
         b.iter(|| {
@@ -62,9 +69,10 @@ fn tree(c: &mut Criterion) {
             black_box(merkle::assemble(&plan, |id| node(&levels, id)).expect("all nodes"))
         })
     });
-    let proof = merkle::assemble(&merkle::inclusion_plan(123_456, BIG).expect("in range"), |id| {
-        node(&levels, id)
-    })
+    let proof = merkle::assemble(
+        &merkle::inclusion_plan(123_456, BIG).expect("in range"),
+        |id| node(&levels, id),
+    )
     .expect("all nodes");
     group.bench_function("verify_inclusion_10m", |b| {
         b.iter(|| {

@@ -99,7 +99,7 @@ pub fn statement(request: &Request, audit: &AuditEvidence) -> Value {
 
 /// The statement about `request`, signed as a DSSE envelope.
 pub fn attest(signer: &NoteSigner, request: &Request, audit: &AuditEvidence) -> Envelope {
-    let payload = serde_json::to_vec(&statement(request, audit))
-        .expect("a JSON value always serializes");
+    let payload =
+        serde_json::to_vec(&statement(request, audit)).expect("a JSON value always serializes");
     dsse::sign(signer, IN_TOTO_PAYLOAD_TYPE, &payload)
 }

@@ -59,7 +59,9 @@ impl Checkpoint {
         if !canonical {
             return Err(bad("the tree size is not a decimal number"));
         }
-        let size: u64 = size.parse().map_err(|_| bad("the tree size is too large"))?;
+        let size: u64 = size
+            .parse()
+            .map_err(|_| bad("the tree size is too large"))?;
         let root = lines.next().ok_or_else(|| bad("no root hash line"))?;
         let root = BASE64
             .decode(root)
@@ -127,10 +129,7 @@ mod tests {
         );
         let mut with_ext = checkpoint();
         with_ext.extensions = vec!["ext one".into()];
-        assert_eq!(
-            Checkpoint::parse(&with_ext.to_text()).unwrap(),
-            with_ext
-        );
+        assert_eq!(Checkpoint::parse(&with_ext.to_text()).unwrap(), with_ext);
     }
 
     #[test]

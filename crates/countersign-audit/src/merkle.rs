@@ -43,7 +43,12 @@ pub enum TreeError {
     #[error("no consistency proof from size {from} to the smaller size {to}")]
     SizesReversed { from: u64, to: u64 },
     #[error("the proof has {got} hashes; one from size {from} to {to} has {want}")]
-    WrongLength { got: usize, want: usize, from: u64, to: u64 },
+    WrongLength {
+        got: usize,
+        want: usize,
+        from: u64,
+        to: u64,
+    },
     #[error("the proof does not lead to the expected root")]
     RootMismatch,
     #[error("a frontier of size {size} has {want} hashes, not {got}")]

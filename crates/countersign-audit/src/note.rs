@@ -26,7 +26,9 @@ pub enum NoteError {
     Malformed(String),
     #[error("the note is not signed by {0}")]
     NotSigned(String),
-    #[error("the signature by {0} does not verify: the note was changed after signing, or signed by another key")]
+    #[error(
+        "the signature by {0} does not verify: the note was changed after signing, or signed by another key"
+    )]
     BadSignature(String),
 }
 
@@ -62,7 +64,11 @@ pub struct NoteSigner {
 
 impl std::fmt::Debug for NoteSigner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "NoteSigner({}+{:08x}, secret hidden)", self.name, self.id)
+        write!(
+            f,
+            "NoteSigner({}+{:08x}, secret hidden)",
+            self.name, self.id
+        )
     }
 }
 
@@ -96,12 +102,16 @@ impl NoteSigner {
         else {
             return Err(bad("expected PRIVATE+KEY+<name>+<id>+<key>"));
         };
-        let raw = BASE64.decode(b64).map_err(|_| bad("the key is not base64"))?;
+        let raw = BASE64
+            .decode(b64)
+            .map_err(|_| bad("the key is not base64"))?;
         let (alg, seed) = raw.split_first().ok_or_else(|| bad("the key is empty"))?;
         if *alg != ED25519 {
             return Err(bad("only Ed25519 (type 0x01) keys are supported"));
         }
-        let seed: [u8; 32] = seed.try_into().map_err(|_| bad("the seed is not 32 bytes"))?;
+        let seed: [u8; 32] = seed
+            .try_into()
+            .map_err(|_| bad("the seed is not 32 bytes"))?;
         let signer = Self::from_seed(name, seed)?;
         if format!("{:08x}", signer.id) != id_hex {
             return Err(bad("the key id does not match the key"));
@@ -190,7 +200,9 @@ impl NoteVerifier {
         if id_hex.len() != 8 || !id_hex.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(bad("the key id is not 8 hex digits"));
         }
-        let raw = BASE64.decode(b64).map_err(|_| bad("the key is not base64"))?;
+        let raw = BASE64
+            .decode(b64)
+            .map_err(|_| bad("the key is not base64"))?;
         let (alg, public) = raw.split_first().ok_or_else(|| bad("the key is empty"))?;
         if *alg != ED25519 {
             return Err(bad("only Ed25519 (type 0x01) keys are supported"));
@@ -267,7 +279,9 @@ impl NoteVerifier {
 /// characters but newlines.
 fn check_text(text: &str) -> Result<(), NoteError> {
     if !text.ends_with('\n') {
-        return Err(NoteError::Malformed("the text must end with a newline".into()));
+        return Err(NoteError::Malformed(
+            "the text must end with a newline".into(),
+        ));
     }
     if text.chars().any(|c| c.is_control() && c != '\n') {
         return Err(NoteError::Malformed(
@@ -281,7 +295,9 @@ fn check_text(text: &str) -> Result<(), NoteError> {
 /// blank line.
 fn split_note(note: &str) -> Result<(&str, &str), NoteError> {
     if !note.ends_with('\n') {
-        return Err(NoteError::Malformed("a signed note ends with a newline".into()));
+        return Err(NoteError::Malformed(
+            "a signed note ends with a newline".into(),
+        ));
     }
     let at = note
         .rfind("\n\n")
@@ -323,7 +339,10 @@ mod tests {
     fn go_sumdb_note_known_answer() {
         let v = kat();
         let signer = NoteSigner::parse(v["signer_key"].as_str().unwrap()).unwrap();
-        assert_eq!(signer.to_private_string(), v["signer_key"].as_str().unwrap());
+        assert_eq!(
+            signer.to_private_string(),
+            v["signer_key"].as_str().unwrap()
+        );
         assert_eq!(
             signer.verifier().to_string(),
             v["verifier_key"].as_str().unwrap()
@@ -359,8 +378,15 @@ mod tests {
             Err(NoteError::NotSigned(_))
         ));
         // A second signature by an unknown key is ignored.
-        let cosigned = format!("{note}{}", other.sign_note("origin\n42\nroot\n").unwrap()
-            .lines().last().unwrap()) + "\n";
+        let cosigned = format!(
+            "{note}{}",
+            other
+                .sign_note("origin\n42\nroot\n")
+                .unwrap()
+                .lines()
+                .last()
+                .unwrap()
+        ) + "\n";
         assert!(verifier.open(&cosigned).is_ok());
         for broken in [
             "no newline",
@@ -378,13 +404,23 @@ mod tests {
 
     #[test]
     fn malformed_keys_are_refused() {
-        let good = NoteSigner::generate("a.example/log").unwrap().verifier().to_string();
+        let good = NoteSigner::generate("a.example/log")
+            .unwrap()
+            .verifier()
+            .to_string();
         assert!(NoteVerifier::parse(&good).is_ok());
         let mut wrong_id = good.clone();
         let i = good.find('+').unwrap() + 1;
         let c = if &good[i..i + 1] == "0" { "1" } else { "0" };
         wrong_id.replace_range(i..i + 1, c);
-        for bad in ["", "name", "name+1234", "name+zzzzzzzz+AAAA", "a b+12345678+AAAA", &wrong_id] {
+        for bad in [
+            "",
+            "name",
+            "name+1234",
+            "name+zzzzzzzz+AAAA",
+            "a b+12345678+AAAA",
+            &wrong_id,
+        ] {
             assert!(NoteVerifier::parse(bad).is_err(), "{bad}");
         }
         assert!(NoteSigner::parse("PRIVATE+KEY+x").is_err());

@@ -101,11 +101,17 @@ fn all_nodes(leaves: &[Hash]) -> HashMap<NodeId, Hash> {
 }
 
 fn inclusion(nodes: &HashMap<NodeId, Hash>, index: u64, size: u64) -> Vec<Hash> {
-    assemble(&inclusion_plan(index, size).unwrap(), |id| nodes.get(&id).copied()).unwrap()
+    assemble(&inclusion_plan(index, size).unwrap(), |id| {
+        nodes.get(&id).copied()
+    })
+    .unwrap()
 }
 
 fn consistency(nodes: &HashMap<NodeId, Hash>, from: u64, to: u64) -> Vec<Hash> {
-    assemble(&consistency_plan(from, to).unwrap(), |id| nodes.get(&id).copied()).unwrap()
+    assemble(&consistency_plan(from, to).unwrap(), |id| {
+        nodes.get(&id).copied()
+    })
+    .unwrap()
 }
 
 #[test]
@@ -223,7 +229,10 @@ fn consistency_proofs_match_the_published_vectors() {
         let mut front = vec![want[0]];
         front.extend_from_slice(&want);
         assert!(bad(from, to, &front, &r1, &r2), "preceding proof[0]");
-        assert!(bad(from, to, &want[..want.len() - 1], &r1, &r2), "truncated");
+        assert!(
+            bad(from, to, &want[..want.len() - 1], &r1, &r2),
+            "truncated"
+        );
         for i in 0..want.len() {
             let mut flipped = want.clone();
             flipped[i][0] ^= 16;
@@ -258,7 +267,9 @@ fn frontier_survives_a_round_trip_through_bytes() {
 }
 
 fn leaves(n: usize) -> Vec<Hash> {
-    (0..n).map(|i| leaf_hash(&(i as u64).to_be_bytes())).collect()
+    (0..n)
+        .map(|i| leaf_hash(&(i as u64).to_be_bytes()))
+        .collect()
 }
 
 #[test]

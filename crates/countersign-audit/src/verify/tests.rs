@@ -331,7 +331,11 @@ fn check_lines(entries: &[StoredEntry], checkpoints: Vec<Checkpoint>) -> AuditRe
 #[test]
 fn an_intact_log_matches_its_checkpoints() {
     let entries = log(12);
-    let cps = vec![checkpoint_at(&entries, 5), checkpoint_at(&entries, 12), checkpoint_at(&entries, 0)];
+    let cps = vec![
+        checkpoint_at(&entries, 5),
+        checkpoint_at(&entries, 12),
+        checkpoint_at(&entries, 0),
+    ];
     for report in [check(&entries, cps.clone()), check_lines(&entries, cps)] {
         assert!(report.is_intact(), "{:?}", report.first_bad);
         assert_eq!(report.checkpoints_matched, 3);
@@ -350,11 +354,18 @@ fn a_resealed_edit_is_caught_by_the_checkpoint_and_placed_between_checkpoints() 
     // The chain alone is fooled...
     assert!(verify(entries.clone()).is_intact());
     // ...the signed root is not.
-    for report in [check(&entries, cps.clone()), check_lines(&entries, cps.clone())] {
+    for report in [
+        check(&entries, cps.clone()),
+        check_lines(&entries, cps.clone()),
+    ] {
         let fault = report.first_bad.expect("caught");
         assert_eq!(fault.seq, 4);
         assert!(fault.problem.contains("entries 4..=9"), "{}", fault.problem);
-        assert!(fault.problem.contains("checkpoint at size 4 matched"), "{}", fault.problem);
+        assert!(
+            fault.problem.contains("checkpoint at size 4 matched"),
+            "{}",
+            fault.problem
+        );
     }
 }
 
@@ -362,10 +373,17 @@ fn a_resealed_edit_is_caught_by_the_checkpoint_and_placed_between_checkpoints() 
 fn truncation_is_caught_by_a_larger_checkpoint() {
     let entries = log(12);
     let cps = vec![checkpoint_at(&entries, 12)];
-    for report in [check(&entries[..9], cps.clone()), check_lines(&entries[..9], cps.clone())] {
+    for report in [
+        check(&entries[..9], cps.clone()),
+        check_lines(&entries[..9], cps.clone()),
+    ] {
         let fault = report.first_bad.expect("caught");
         assert_eq!(fault.seq, 9);
-        assert!(fault.problem.contains("entries 9..=11 are missing"), "{}", fault.problem);
+        assert!(
+            fault.problem.contains("entries 9..=11 are missing"),
+            "{}",
+            fault.problem
+        );
     }
 }
 
@@ -375,7 +393,12 @@ fn export_lines_name_deleted_inserted_and_reordered_entries() {
     let mut deleted = entries.clone();
     deleted.remove(3);
     let f = check_lines(&deleted, vec![]).first_bad.unwrap();
-    assert_eq!((f.seq, f.problem.contains("entry 3 missing")), (3, true), "{}", f.problem);
+    assert_eq!(
+        (f.seq, f.problem.contains("entry 3 missing")),
+        (3, true),
+        "{}",
+        f.problem
+    );
 
     let mut reordered = entries.clone();
     reordered.swap(2, 5);
@@ -384,7 +407,9 @@ fn export_lines_name_deleted_inserted_and_reordered_entries() {
 
     let mut inserted = entries.clone();
     inserted.insert(4, entries[4].clone());
-    let f = check_lines(&inserted, vec![checkpoint_at(&entries, 8)]).first_bad.unwrap();
+    let f = check_lines(&inserted, vec![checkpoint_at(&entries, 8)])
+        .first_bad
+        .unwrap();
     assert_eq!(f.seq, 5, "{}", f.problem);
     assert!(f.problem.contains("again"), "{}", f.problem);
 
