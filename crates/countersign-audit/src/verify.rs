@@ -82,7 +82,7 @@ impl Verifier {
     /// A verifier that also compares the tree with each of `checkpoints` (already opened with
     /// a trusted key) when it reaches the checkpoint's size.
     pub fn with_checkpoints(mut checkpoints: Vec<Checkpoint>) -> Self {
-        checkpoints.sort_by(|a, b| b.size.cmp(&a.size));
+        checkpoints.sort_by_key(|c| std::cmp::Reverse(c.size));
         let mut v = Self {
             next_seq: 0,
             prev: [0; 32],
