@@ -2,11 +2,16 @@
 //! the stored bytes and recomputes every leaf and chain hash, so an edited, deleted, inserted or
 //! reordered entry is reported with the sequence number where the record stops adding up.
 //!
-//! What the chain alone cannot show: entries cut off the end of the log, or well-formed entries
-//! appended to it. Signed checkpoints (a later issue) close that gap by pinning the head; the
-//! report's `head` is what a checkpoint will be compared with.
+//! The same pass builds the RFC 9162 Merkle tree over the leaves and compares its root with every
+//! signed checkpoint it is given, at the checkpoint's size. That catches what the chain alone
+//! cannot: entries cut off the end (a checkpoint is larger than the log), and a history rewritten
+//! with recomputed hashes (a root no longer matches what was signed). Entries come either as
+//! stored rows (bytes, leaf and chain: [`Verifier::push`]) or as the lines of an export (bytes
+//! only: [`Verifier::push_line`]).
 
+use crate::checkpoint::Checkpoint;
 use crate::entry::{AuditEntry, StoredEntry, chain_hash, leaf_hash_of};
+use crate::merkle::{EMPTY_ROOT, Frontier, Hash};
 
 /// Where and why the record first stops adding up.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -27,6 +32,12 @@ pub struct AuditReport {
     pub head: Option<[u8; 32]>,
     /// The first entry that does not verify; `None` when the whole record is intact.
     pub first_bad: Option<AuditFault>,
+    /// The Merkle tree root over the entries that verified.
+    pub root: Hash,
+    /// How many signed checkpoints the tree was compared with (and matched).
+    pub checkpoints_matched: usize,
+    /// The size of the largest checkpoint that matched.
+    pub latest_checkpoint: Option<u64>,
 }
 
 impl AuditReport {
@@ -50,6 +61,11 @@ pub struct Verifier {
     prev: [u8; 32],
     head: Option<[u8; 32]>,
     fault: Option<AuditFault>,
+    tree: Frontier,
+    /// Checkpoints still to compare with, smallest size last (popped as the tree grows).
+    checkpoints: Vec<Checkpoint>,
+    matched: usize,
+    latest_matched: Option<u64>,
 }
 
 impl Default for Verifier {
@@ -60,12 +76,25 @@ impl Default for Verifier {
 
 impl Verifier {
     pub fn new() -> Self {
-        Self {
+        Self::with_checkpoints(Vec::new())
+    }
+
+    /// A verifier that also compares the tree with each of `checkpoints` (already opened with
+    /// a trusted key) when it reaches the checkpoint's size.
+    pub fn with_checkpoints(mut checkpoints: Vec<Checkpoint>) -> Self {
+        checkpoints.sort_by_key(|c| std::cmp::Reverse(c.size));
+        let mut v = Self {
             next_seq: 0,
             prev: [0; 32],
             head: None,
             fault: None,
-        }
+            tree: Frontier::new(),
+            checkpoints,
+            matched: 0,
+            latest_matched: None,
+        };
+        v.compare_checkpoints();
+        v
     }
 
     /// Checks the next entry. Returns false once a fault has been found.
@@ -79,7 +108,7 @@ impl Verifier {
                 self.prev = stored.chain;
                 self.head = Some(stored.chain);
                 self.next_seq += 1;
-                true
+                self.grow(stored.leaf)
             }
             Err(problem) => {
                 self.fault = Some(AuditFault {
@@ -88,6 +117,79 @@ impl Verifier {
                 });
                 false
             }
+        }
+    }
+
+    /// Checks the next line of an export: exactly the bytes of entry number `line` (from 0).
+    /// There is no stored leaf or chain to compare with: the tree and the signed checkpoints
+    /// vouch for the bytes (any edit changes a leaf, hence every later root). So only the
+    /// entry's number is read from the line, from its canonical tail `,"seq":N}` (`seq` sorts
+    /// last), which keeps this at hashing speed; the rest is left to the roots.
+    pub fn push_line(&mut self, bytes: &[u8]) -> bool {
+        if self.fault.is_some() {
+            return false;
+        }
+        let expected = self.next_seq;
+        let Some(seq) = seq_of_line(bytes) else {
+            self.fault = Some(AuditFault {
+                seq: expected,
+                problem: format!(
+                    "entry {expected} (line {}): not a canonical audit entry (edited?)",
+                    expected + 1
+                ),
+            });
+            return false;
+        };
+        if !self.in_sequence(seq) {
+            return false;
+        }
+        self.next_seq += 1;
+        self.grow(leaf_hash_of(bytes))
+    }
+
+    /// Adds a verified leaf to the tree and compares any checkpoint of the new size.
+    fn grow(&mut self, leaf: Hash) -> bool {
+        self.tree.push(leaf, |_| {});
+        self.compare_checkpoints();
+        self.fault.is_none()
+    }
+
+    /// Compares every pending checkpoint whose size the tree has reached.
+    fn compare_checkpoints(&mut self) {
+        let size = self.tree.size();
+        while let Some(cp) = self.checkpoints.last() {
+            if cp.size > size || self.fault.is_some() {
+                return;
+            }
+            let cp = self.checkpoints.pop().expect("just looked at it");
+            if cp.size < size {
+                // Two checkpoints of one size: the smaller-sized was compared already.
+                continue;
+            }
+            let root = self.tree.root();
+            if root == cp.root {
+                self.matched += 1;
+                self.latest_matched = Some(cp.size);
+                continue;
+            }
+            let since = self.latest_matched.unwrap_or(0);
+            let last = size.saturating_sub(1);
+            let problem = match self.latest_matched {
+                Some(m) => format!(
+                    "entries {since}..={last} do not hash to the root signed in the checkpoint \
+                     at size {size} (the checkpoint at size {m} matched): one of them was \
+                     edited, inserted, removed or reordered, or the checkpoint was swapped"
+                ),
+                None => format!(
+                    "entries 0..={last} do not hash to the root signed in the checkpoint at \
+                     size {size}: one of them was edited, inserted, removed or reordered, or \
+                     the checkpoint was swapped"
+                ),
+            };
+            self.fault = Some(AuditFault {
+                seq: since,
+                problem,
+            });
         }
     }
 
@@ -109,11 +211,41 @@ impl Verifier {
         self.fault.is_some()
     }
 
-    pub fn finish(self) -> AuditReport {
+    /// The entries verified so far.
+    pub fn size(&self) -> u64 {
+        self.tree.size()
+    }
+
+    /// The tree root over the entries verified so far.
+    pub fn root(&self) -> Hash {
+        self.tree.root()
+    }
+
+    pub fn finish(mut self) -> AuditReport {
+        if self.fault.is_none()
+            && let Some(largest) = self.checkpoints.first()
+        {
+            let (n, m) = (self.next_seq, largest.size);
+            self.fault = Some(AuditFault {
+                seq: n,
+                problem: format!(
+                    "the log ends after {n} entries but a checkpoint was signed at size {m}: \
+                     entries {n}..={} are missing (truncated?)",
+                    m - 1
+                ),
+            });
+        }
+        let root = match self.tree.size() {
+            0 => EMPTY_ROOT,
+            _ => self.tree.root(),
+        };
         AuditReport {
             entries: self.next_seq,
             head: self.head,
             first_bad: self.fault,
+            root,
+            checkpoints_matched: self.matched,
+            latest_checkpoint: self.latest_matched,
         }
     }
 
@@ -146,11 +278,7 @@ fn check(stored: &StoredEntry, prev: &[u8; 32]) -> Result<(), String> {
     if leaf_hash_of(&stored.bytes) != stored.leaf {
         return Err("stored bytes do not hash to the stored leaf (edited?)".into());
     }
-    let entry: AuditEntry = serde_json::from_slice(&stored.bytes)
-        .map_err(|e| format!("stored bytes are not an audit entry ({e})"))?;
-    if entry.canonical_bytes() != stored.bytes {
-        return Err("not canonical JSON".into());
-    }
+    let entry = parse_canonical(&stored.bytes)?;
     if entry.seq != stored.seq {
         return Err(format!("seq field says {} (reordered?)", entry.seq));
     }
@@ -161,6 +289,33 @@ fn check(stored: &StoredEntry, prev: &[u8; 32]) -> Result<(), String> {
         });
     }
     Ok(())
+}
+
+/// The `seq` of a canonical entry, read from its tail: `{"actor":…,"seq":N}`.
+fn seq_of_line(bytes: &[u8]) -> Option<u64> {
+    if !bytes.starts_with(br#"{"actor":"#) {
+        return None;
+    }
+    let body = bytes.strip_suffix(b"}")?;
+    let digits = body.len() - body.iter().rev().take_while(|b| b.is_ascii_digit()).count();
+    let number = &body[digits..];
+    if !body[..digits].ends_with(br#","seq":"#) || number.is_empty() {
+        return None;
+    }
+    if number.len() > 1 && number[0] == b'0' {
+        return None;
+    }
+    std::str::from_utf8(number).ok()?.parse().ok()
+}
+
+/// The entry these bytes are, when they are its canonical JSON.
+fn parse_canonical(bytes: &[u8]) -> Result<AuditEntry, String> {
+    let entry: AuditEntry = serde_json::from_slice(bytes)
+        .map_err(|e| format!("the bytes are not an audit entry ({e})"))?;
+    if entry.canonical_bytes() != bytes {
+        return Err("not canonical JSON".into());
+    }
+    Ok(entry)
 }
 
 /// Verifies a whole log, streaming: entries must come in stored order, starting at entry 0.

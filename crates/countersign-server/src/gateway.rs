@@ -87,6 +87,13 @@ impl std::fmt::Display for MfaFailure {
     }
 }
 
+/// A committed change and the seqs of the audit entries that record it.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub request: Request,
+    pub audit_entries: Vec<u64>,
+}
+
 pub struct Gateway {
     pub store: Arc<dyn Store>,
     pub policy: Arc<PolicySource>,
@@ -316,6 +323,17 @@ impl Gateway {
         body: VoteBody,
         channel: Channel,
     ) -> Result<Request, GatewayError> {
+        Ok(self.vote_recorded(voter, id, body, channel).await?.request)
+    }
+
+    /// [`Gateway::vote`], also saying which audit entries recorded the vote (for a receipt).
+    pub async fn vote_recorded(
+        &self,
+        voter: &Principal,
+        id: &str,
+        body: VoteBody,
+        channel: Channel,
+    ) -> Result<Recorded, GatewayError> {
         let digest: Digest =
             body.digest
                 .parse()
@@ -371,7 +389,10 @@ impl Gateway {
                 self.after_update(&updated, Some(&current));
                 tracing::info!(request = %id, digest = %updated.request.digest, principal = %voter.id,
                     channel = channel.as_str(), state = updated.request.state.as_str(), "vote accepted");
-                Ok(updated.request)
+                Ok(Recorded {
+                    request: updated.request,
+                    audit_entries: updated.audit_entries,
+                })
             }
             Err(Refusal::RequestExpired) => {
                 self.expire(id).await?;
@@ -439,6 +460,15 @@ impl Gateway {
     }
 
     pub async fn cancel(&self, who: &Principal, id: &str) -> Result<Request, GatewayError> {
+        Ok(self.cancel_recorded(who, id).await?.request)
+    }
+
+    /// [`Gateway::cancel`], also saying which audit entries recorded it (for a receipt).
+    pub async fn cancel_recorded(
+        &self,
+        who: &Principal,
+        id: &str,
+    ) -> Result<Recorded, GatewayError> {
         let now = self.clock.now();
         let by = who.id.clone();
         let change = Box::new(move |r: &mut Request| r.cancel(&by, now));
@@ -454,7 +484,10 @@ impl Gateway {
         {
             Ok(updated) => {
                 self.after_update(&updated, before.as_ref());
-                Ok(updated.request)
+                Ok(Recorded {
+                    request: updated.request,
+                    audit_entries: updated.audit_entries,
+                })
             }
             Err(refusal) => Err(refusal.into()),
         }

@@ -30,6 +30,8 @@ pub enum StartError {
         path: String,
         source: countersign_store::StoreError,
     },
+    #[error("{0}")]
+    AuditKey(#[from] crate::audit::KeyError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: String,
@@ -41,6 +43,8 @@ pub enum StartError {
 pub struct Running {
     pub addr: SocketAddr,
     pub gateway: Arc<Gateway>,
+    /// The audit key's verifier (what `/v1/audit/key` serves).
+    pub audit_key: String,
     /// Keys created on first start (principal, key): shown once, never stored in clear.
     pub bootstrap_keys: Vec<(PrincipalId, String)>,
     mcp: Option<Arc<crate::mcp::Mcp>>,
@@ -140,6 +144,20 @@ pub async fn start_with_clock(
         .await
         .map_err(store_err)?;
 
+    let key_path = config.audit.key_path(&config.database);
+    let key_name = config
+        .audit
+        .origin
+        .clone()
+        .unwrap_or_else(|| crate::audit::default_name(&config.public_url()));
+    let signer = crate::audit::load_or_create_key(&key_path, &key_name)?;
+    let audit = Arc::new(crate::audit::Audit::new(
+        store.clone(),
+        signer.clone(),
+        config.audit.origin.clone(),
+        config.audit.checkpoint_every,
+        config.audit.checkpoint_interval,
+    ));
     let gateway = Arc::new(Gateway::new(
         store.clone(),
         policy.clone(),
@@ -169,9 +187,10 @@ pub async fn start_with_clock(
     }
     let state = AppState {
         gateway: gateway.clone(),
-        auth: Arc::new(Authenticator::new(store, directory)),
+        auth: Arc::new(Authenticator::new(store.clone(), directory)),
         channels: channels.clone(),
         mcp: mcp.clone(),
+        audit: audit.clone(),
     };
     let app = http::router(state, config.max_body_bytes);
     let listener = tokio::net::TcpListener::bind(&config.listen)
@@ -195,8 +214,14 @@ pub async fn start_with_clock(
         tokio::spawn(sweep(gateway.clone())),
         tokio::spawn(watch_policy(gateway.clone())),
         tokio::spawn(crate::channels::Notifier::new(gateway.clone(), channels.clone()).run()),
+        tokio::spawn(audit.clone().run_signer(gateway.clock.clone())),
     ];
     let mut duties = duties;
+    for hook in &config.audit.webhooks {
+        let webhook =
+            crate::audit::webhooks::Webhook::new(hook.clone(), store.clone(), signer.clone());
+        duties.push(tokio::spawn(webhook.run()));
+    }
     if let (Some(slack), Some(app_token)) = (
         channels.slack.clone(),
         config
@@ -213,6 +238,7 @@ pub async fn start_with_clock(
     Ok(Running {
         addr,
         gateway,
+        audit_key: audit.verifier().to_string(),
         bootstrap_keys,
         mcp,
         shutdown: Some(tx),

@@ -94,6 +94,65 @@ pub struct RequestView {
     pub outcome: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outcome_code: Option<String>,
+    /// Proof that this change is in the audit log: on vote and cancel responses, and on
+    /// submissions made with `?receipt=true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<Receipt>,
+}
+
+/// Where the audit entries recording a change sit in the Merkle log: each entry's index, leaf
+/// hash and inclusion proof (base64) in the tree of `tree_size` entries, and the signed
+/// checkpoint (a C2SP signed note) of that tree.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Receipt {
+    pub entries: Vec<ReceiptEntry>,
+    pub tree_size: u64,
+    pub checkpoint: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ReceiptEntry {
+    pub index: u64,
+    pub leaf_hash: String,
+    pub inclusion_proof: Vec<String>,
+}
+
+impl From<countersign_audit::attestation::AuditEvidence> for Receipt {
+    fn from(e: countersign_audit::attestation::AuditEvidence) -> Self {
+        Receipt {
+            entries: e
+                .entries
+                .into_iter()
+                .map(|p| ReceiptEntry {
+                    index: p.index,
+                    leaf_hash: p.leaf_hash,
+                    inclusion_proof: p.inclusion_proof,
+                })
+                .collect(),
+            tree_size: e.tree_size,
+            checkpoint: e.checkpoint,
+        }
+    }
+}
+
+/// `GET /v1/audit/entries/{index}/proof`: the inclusion proof of one entry.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InclusionProofView {
+    pub index: u64,
+    pub size: u64,
+    /// base64 of the entry's leaf hash.
+    pub leaf_hash: String,
+    /// base64 hashes, leaf-most first (RFC 9162 §2.1.3).
+    pub hashes: Vec<String>,
+}
+
+/// `GET /v1/audit/consistency`: the consistency proof between two tree sizes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConsistencyProofView {
+    pub from: u64,
+    pub to: u64,
+    /// base64 hashes (RFC 9162 §2.1.4).
+    pub hashes: Vec<String>,
 }
 
 pub fn timestamp(t: &countersign_core::Timestamp) -> String {
@@ -125,6 +184,7 @@ impl RequestView {
             closed_at: req.closed_at.as_ref().map(timestamp),
             outcome: req.outcome.clone(),
             outcome_code: req.outcome_code.clone(),
+            receipt: None,
         }
     }
 }

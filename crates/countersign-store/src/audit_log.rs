@@ -186,12 +186,14 @@ pub(crate) const VERIFY_PAGE: u32 = 1000;
 
 /// Verifies the whole log, reading it `VERIFY_PAGE` rows at a time with `page(from, limit)`
 /// (rows with seq >= `from`, in order), so memory stays flat however long the log is.
-pub(crate) async fn verify_in_pages<F, Fut>(mut page: F) -> Result<AuditReport, StoreError>
+pub(crate) async fn verify_in_pages<F, Fut>(
+    mut verifier: Verifier,
+    mut page: F,
+) -> Result<AuditReport, StoreError>
 where
     F: FnMut(u64, u32) -> Fut,
     Fut: Future<Output = Result<Vec<AuditRow>, StoreError>>,
 {
-    let mut verifier = Verifier::new();
     let mut from = 0u64;
     loop {
         let rows = page(from, VERIFY_PAGE).await?;

@@ -21,6 +21,9 @@ pub(crate) struct RequestColumns {
     /// True while the request is pending, not held, and its review pauses its run.
     pub pauses_run: bool,
     pub body: String,
+    /// The seqs of the request's audit entries (see `crate::tree::seq_list`); filled in by
+    /// the insert, once the entries have their numbers.
+    pub audit_seqs: String,
 }
 
 impl RequestColumns {
@@ -38,6 +41,7 @@ impl RequestColumns {
             held: r.held,
             pauses_run: pauses_run(r),
             body,
+            audit_seqs: String::new(),
         })
     }
 }

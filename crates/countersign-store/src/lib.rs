@@ -29,9 +29,11 @@ mod sqlite;
 mod submission;
 #[cfg(any(test, feature = "test-suite"))]
 pub mod suite;
+mod tree;
 mod writes;
 
 use async_trait::async_trait;
+use countersign_audit::merkle::{self, Frontier, Hash, NodeId};
 use countersign_audit::{AuditReport, StoredEntry};
 use countersign_core::{
     Event, PrincipalId, Refusal, Request, Run, RunGate, RunState, State, Timestamp,
@@ -54,6 +56,9 @@ pub type RequestChange = Box<dyn FnOnce(&mut Request) -> Result<Vec<Event>, Refu
 pub struct Updated {
     /// The request as stored after the change.
     pub request: Request,
+    /// The seqs of the audit entries that record this change of `request` (empty when nothing
+    /// changed), for receipts.
+    pub audit_entries: Vec<u64>,
     /// Requests of the same run that changed as a consequence: held requests released (and
     /// approved, when allowed) because this one stopped pausing the run, or expired because
     /// their deadline passed while they were held.
@@ -156,6 +161,18 @@ pub struct ConversationRef {
     pub updated_at: Timestamp,
 }
 
+/// A signed checkpoint as stored: the tree size and root it states, the signed note, and when
+/// it was signed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCheckpoint {
+    pub size: u64,
+    pub root: Hash,
+    /// The C2SP signed note (checkpoint text, blank line, signature line).
+    pub note: String,
+    /// Stored to the millisecond.
+    pub signed_at: Timestamp,
+}
+
 /// Everything Countersign persists. Each method that changes state is one transaction that
 /// also appends the audit entries recording the change; a method that returns an error or a
 /// refusal has written nothing.
@@ -255,7 +272,16 @@ pub trait Store: Send + Sync + 'static {
 
     /// Recomputes the whole audit log (streaming, in pages) with
     /// [`countersign_audit::Verifier`] and reports the first bad entry.
-    async fn verify_audit(&self) -> Result<AuditReport, StoreError>;
+    async fn verify_audit(&self) -> Result<AuditReport, StoreError> {
+        self.verify_audit_against(vec![]).await
+    }
+
+    /// [`Store::verify_audit`], also comparing the Merkle tree with each of `checkpoints`
+    /// (already opened with a trusted key) at its size.
+    async fn verify_audit_against(
+        &self,
+        checkpoints: Vec<countersign_audit::Checkpoint>,
+    ) -> Result<AuditReport, StoreError>;
 
     /// Atomically claims up to `limit` requests whose channel work is due at `now` (those due
     /// longest), leasing each until `lease_until` so other gateways skip it meanwhile; a
@@ -301,4 +327,70 @@ pub trait Store: Send + Sync + 'static {
         channel: &str,
         conversation: &str,
     ) -> Result<Option<ConversationRef>, StoreError>;
+    // --- the Merkle tree over the audit log, and what hangs off it ---
+
+    /// How many audit entries are committed: the size of the tree.
+    async fn audit_size(&self) -> Result<u64, StoreError>;
+
+    /// The hashes of the perfect subtrees `ids`, in that order, in one read.
+    /// [`StoreError::NotFound`] when one lies beyond the committed log.
+    async fn audit_nodes(&self, ids: &[NodeId]) -> Result<Vec<Hash>, StoreError>;
+
+    /// Stores a signed checkpoint. One of the same size already stored is kept (it states the
+    /// same root, or the log was rewritten: either way the first one stands).
+    async fn save_checkpoint(&self, checkpoint: &StoredCheckpoint) -> Result<(), StoreError>;
+
+    /// The checkpoint of the largest size.
+    async fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError>;
+
+    /// Up to `limit` checkpoints of size greater than `after`, smallest first.
+    async fn checkpoints(
+        &self,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<StoredCheckpoint>, StoreError>;
+
+    /// The seqs of the audit entries about request `id`, in order; `None` when there is no
+    /// such request.
+    async fn request_audit_seqs(&self, id: &str) -> Result<Option<Vec<u64>>, StoreError>;
+
+    /// Where consumer `name` of the log is: the next seq to hand it (`None`: never set).
+    async fn audit_cursor(&self, name: &str) -> Result<Option<u64>, StoreError>;
+
+    /// Moves consumer `name` on to `next_seq`. Records no audit entry.
+    async fn set_audit_cursor(&self, name: &str, next_seq: u64) -> Result<(), StoreError>;
+
+    /// The number of committed audit entries as this process last saw it change: it moves on
+    /// after every commit made through this store (changes by other processes are seen by
+    /// [`Store::audit_size`] only).
+    fn audit_watch(&self) -> tokio::sync::watch::Receiver<u64>;
+
+    /// The tree root at `size` (at most [`Store::audit_size`]).
+    async fn audit_root(&self, size: u64) -> Result<Hash, StoreError> {
+        let ids = Frontier::subtrees(size);
+        Ok(merkle::fold(&self.audit_nodes(&ids).await?))
+    }
+
+    /// The RFC 9162 inclusion proof of entry `index` in the tree of `size` entries.
+    async fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, StoreError> {
+        let plan =
+            merkle::inclusion_plan(index, size).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        self.assemble(&plan).await
+    }
+
+    /// The RFC 9162 consistency proof from the tree of `from` entries to that of `to`.
+    async fn consistency_proof(&self, from: u64, to: u64) -> Result<Vec<Hash>, StoreError> {
+        let plan =
+            merkle::consistency_plan(from, to).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        self.assemble(&plan).await
+    }
+
+    /// Reads every subtree a proof plan needs, in one read, and folds them into the proof.
+    async fn assemble(&self, plan: &merkle::Plan) -> Result<Vec<Hash>, StoreError> {
+        let ids = merkle::plan_nodes(plan);
+        let hashes = self.audit_nodes(&ids).await?;
+        let found: std::collections::HashMap<NodeId, Hash> = ids.into_iter().zip(hashes).collect();
+        merkle::assemble(plan, |id| found.get(&id).copied())
+            .map_err(|e| StoreError::Corrupt(e.to_string()))
+    }
 }

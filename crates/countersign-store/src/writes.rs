@@ -18,6 +18,7 @@ use crate::audit_log::{Journal, Subject, at_of};
 use crate::columns::{RequestColumns, to_millisecond};
 use crate::runs::{self, pauses_run};
 use crate::submission::{PreparedSubmission, guarded};
+use crate::tree::seq_list;
 use crate::{RequestChange, RunChange, StoreError, Submit, Updated};
 use countersign_core::run::RunRefusal;
 use countersign_core::{
@@ -40,7 +41,9 @@ pub(crate) trait WriteTx {
     async fn pending_requests(&mut self, run: &str) -> Result<Vec<Request>, StoreError>;
     /// [`StoreError::Conflict`] when the id exists.
     async fn insert_request(&mut self, row: &RequestColumns) -> Result<(), StoreError>;
-    async fn save_request(&mut self, request: &Request) -> Result<(), StoreError>;
+    /// Stores `request` and appends `audit_seqs` (as [`seq_list`] writes them) to its list.
+    async fn save_request(&mut self, request: &Request, audit_seqs: &str)
+    -> Result<(), StoreError>;
     /// Queues `request`'s channel work, due at `now`: a new row with generation 1, or the
     /// existing row due at `now` with its generation increased.
     async fn mark_notify(&mut self, request: &str, now: Timestamp) -> Result<(), StoreError>;
@@ -84,15 +87,19 @@ pub(crate) async fn insert_prepared<T: WriteTx>(
     prepared: PreparedSubmission,
 ) -> Result<Request, StoreError> {
     let reviewed = is_reviewed(&prepared.request);
+    // The entries first, so the row can name their seqs; a failed insert undoes them too.
+    let first = tx.journal().head().next_seq;
+    for entry in &prepared.entries {
+        tx.journal().append_prepared(entry);
+    }
+    let mut row = prepared.row;
+    row.audit_seqs = seq_list(first..tx.journal().head().next_seq);
     if reviewed {
         tx.savepoint().await?;
     }
-    tx.insert_request(&prepared.row).await?;
+    tx.insert_request(&row).await?;
     if reviewed {
         tx.mark_notify(&prepared.request.id, prepared.now).await?;
-    }
-    for entry in &prepared.entries {
-        tx.journal().append_prepared(entry);
     }
     Ok(prepared.request)
 }
@@ -113,6 +120,7 @@ pub(crate) async fn update_request<T: WriteTx>(
     if events.is_empty() {
         return Ok(Ok(Updated {
             request: stored,
+            audit_entries: vec![],
             also_changed: vec![],
         }));
     }
@@ -123,14 +131,14 @@ pub(crate) async fn update_request<T: WriteTx>(
         )));
     }
     tx.savepoint().await?;
-    save(tx, &request, now).await?;
-    record(
+    let seqs = record(
         tx.journal(),
         &at_of(now),
         actor,
         &events,
         Subject::Request(&request),
     );
+    save(tx, &request, now, seqs.clone()).await?;
     let mut also_changed = vec![];
     if pauses_run(&stored)
         && !pauses_run(&request)
@@ -140,6 +148,7 @@ pub(crate) async fn update_request<T: WriteTx>(
     }
     Ok(Ok(Updated {
         request,
+        audit_entries: seqs.collect(),
         also_changed,
     }))
 }
@@ -164,14 +173,14 @@ pub(crate) async fn release_held<T: WriteTx>(
         if events.is_empty() {
             continue;
         }
-        save(tx, &request, now).await?;
-        record(
+        let seqs = record(
             tx.journal(),
             &at,
             "system",
             &events,
             Subject::Request(&request),
         );
+        save(tx, &request, now, seqs).await?;
         let now_pauses = pauses_run(&request);
         changed.push(request);
         if now_pauses {
@@ -234,14 +243,14 @@ pub(crate) async fn stop_pending<T: WriteTx>(
         if events.is_empty() {
             continue;
         }
-        save(tx, &request, now).await?;
-        record(
+        let seqs = record(
             tx.journal(),
             &at,
             actor.as_str(),
             &events,
             Subject::Request(&request),
         );
+        save(tx, &request, now, seqs).await?;
         changed.push(request);
     }
     Ok(changed)
@@ -275,10 +284,15 @@ pub(crate) async fn totp_enroll<T: WriteTx>(
     Ok(())
 }
 
-/// Stores a changed request and, when people review it, queues its channel work. The caller
-/// has opened the savepoint.
-async fn save<T: WriteTx>(tx: &mut T, request: &Request, now: Timestamp) -> Result<(), StoreError> {
-    tx.save_request(request).await?;
+/// Stores a changed request (with the seqs of the entries recording the change) and, when
+/// people review it, queues its channel work. The caller has opened the savepoint.
+async fn save<T: WriteTx>(
+    tx: &mut T,
+    request: &Request,
+    now: Timestamp,
+    seqs: std::ops::Range<u64>,
+) -> Result<(), StoreError> {
+    tx.save_request(request, &seq_list(seqs)).await?;
     if is_reviewed(request) {
         tx.mark_notify(&request.id, now).await?;
     }
@@ -290,11 +304,20 @@ fn is_reviewed(request: &Request) -> bool {
     request.decision.effect == Effect::Review
 }
 
-/// Stages one audit entry per event, all at `at`, by `actor`, about `subject`.
-fn record(journal: &mut Journal, at: &str, actor: &str, events: &[Event], subject: Subject<'_>) {
+/// Stages one audit entry per event, all at `at`, by `actor`, about `subject`; returns their
+/// seqs.
+fn record(
+    journal: &mut Journal,
+    at: &str,
+    actor: &str,
+    events: &[Event],
+    subject: Subject<'_>,
+) -> std::ops::Range<u64> {
+    let first = journal.head().next_seq;
     for event in events {
         journal.append(at, actor, event, subject);
     }
+    first..journal.head().next_seq
 }
 
 /// Stages an event not tied to a request; returns its seq.

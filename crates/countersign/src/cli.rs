@@ -123,6 +123,14 @@ pub enum Command {
         #[command(subcommand)]
         verb: McpVerb,
     },
+    /// Print the signed attestation (in-toto statement in a DSSE envelope) of a request, after
+    /// checking its signature with the gateway's audit key.
+    Attest {
+        id: String,
+        /// The verifier key to check the envelope with (default: the gateway's /v1/audit/key).
+        #[arg(long)]
+        key: Option<String>,
+    },
     /// Put the gateway in front of an agent's tool calls, as that agent's hook.
     Hook {
         #[command(subcommand)]
@@ -191,13 +199,50 @@ pub enum RunVerb {
 
 #[derive(Subcommand)]
 pub enum AuditVerb {
-    /// Recompute every audit entry's hash and chain; name the first bad entry.
+    /// Recompute every audit entry's hash, the chain and the Merkle tree, check them against
+    /// every signed checkpoint, and name the first bad entry. Reads the database (default), an
+    /// exported bundle (--bundle) or the gateway's API (--api, with --url and a person's key).
     Verify {
         /// The database file (default: the config's, or ./countersign.db).
+        #[arg(long, conflicts_with_all = ["bundle", "api"])]
+        database: Option<PathBuf>,
+        #[arg(long, short, env = "COUNTERSIGN_CONFIG")]
+        config: Option<PathBuf>,
+        /// Verify a folder written by `countersign audit export`.
+        #[arg(long, conflicts_with = "api")]
+        bundle: Option<PathBuf>,
+        /// Verify through the gateway's HTTP API (--url, COUNTERSIGN_TOKEN of a person).
+        #[arg(long)]
+        api: bool,
+        /// The verifier key you trust (`<name>+<id>+<key>`, or a file holding it). Default: the
+        /// config's key file (database), the bundle's `key` file, or the gateway's /v1/audit/key.
+        #[arg(long)]
+        key: Option<String>,
+        /// A checkpoint you kept: also prove that the log extends it.
+        #[arg(long)]
+        trusted_checkpoint: Option<PathBuf>,
+    },
+    /// Write the audit log as a bundle anyone can verify: `entries.jsonl` (each line exactly
+    /// the bytes hashed into its leaf), `checkpoints/<size>` (signed notes), `checkpoint` (the
+    /// latest) and `key` (the verifier key).
+    Export {
+        #[arg(long)]
+        out: PathBuf,
         #[arg(long)]
         database: Option<PathBuf>,
         #[arg(long, short, env = "COUNTERSIGN_CONFIG")]
         config: Option<PathBuf>,
+    },
+    /// Fetch the gateway's latest checkpoint (--url), check that it extends the one kept in
+    /// --state, and keep the new one: a job an outside team runs to detect a rewritten history
+    /// or a split view. Exits 1, keeping the old state, when they are inconsistent.
+    Witness {
+        /// Where the last checkpoint seen (and the key it was signed with) is kept.
+        #[arg(long)]
+        state: PathBuf,
+        /// The verifier key to trust on the first run (default: the gateway's /v1/audit/key).
+        #[arg(long)]
+        key: Option<String>,
     },
 }
 

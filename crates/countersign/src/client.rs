@@ -61,6 +61,46 @@ impl Client {
         self.send(req).await
     }
 
+    /// GETs `path` and returns the body as bytes; with `auth`, sends the API key.
+    pub async fn get_bytes(&self, path: &str, auth: bool) -> Result<Vec<u8>, Failure> {
+        let mut req = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .timeout(Duration::from_secs(60));
+        if auth {
+            req = req.bearer_auth(self.token()?);
+        }
+        let resp = req.send().await.map_err(|e| {
+            Failure::other(format!("cannot reach the gateway at {}: {e}", self.base))
+        })?;
+        let status = resp.status();
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| Failure::other(format!("the gateway's answer was cut off: {e}")))?;
+        if status.is_success() {
+            return Ok(bytes.to_vec());
+        }
+        Err(Self::failure(status, &bytes))
+    }
+
+    /// The failure a non-2xx answer means.
+    fn failure(status: reqwest::StatusCode, bytes: &[u8]) -> Failure {
+        let (code, message) = match serde_json::from_slice::<ErrorBody>(bytes) {
+            Ok(b) => (b.error.code, b.error.message),
+            Err(_) => (
+                "http_error".to_string(),
+                String::from_utf8_lossy(bytes).into_owned(),
+            ),
+        };
+        let text = format!("{message} ({code}, HTTP {})", status.as_u16());
+        if status.is_client_error() {
+            Failure::refused(code, text)
+        } else {
+            Failure::other(text)
+        }
+    }
+
     async fn send<T: DeserializeOwned>(&self, req: reqwest::RequestBuilder) -> Result<T, Failure> {
         let resp = req.send().await.map_err(|e| {
             Failure::other(format!("cannot reach the gateway at {}: {e}", self.base))
@@ -74,18 +114,6 @@ impl Client {
             return serde_json::from_slice(&bytes)
                 .map_err(|e| Failure::other(format!("unexpected answer from the gateway: {e}")));
         }
-        let (code, message) = match serde_json::from_slice::<ErrorBody>(&bytes) {
-            Ok(b) => (b.error.code, b.error.message),
-            Err(_) => (
-                "http_error".to_string(),
-                String::from_utf8_lossy(&bytes).into_owned(),
-            ),
-        };
-        let text = format!("{message} ({code}, HTTP {})", status.as_u16());
-        Err(if status.is_client_error() {
-            Failure::refused(code, text)
-        } else {
-            Failure::other(text)
-        })
+        Err(Self::failure(status, &bytes))
     }
 }

@@ -279,3 +279,153 @@ proptest! {
         prop_assert_eq!(report.entries, notes.len() as u64);
     }
 }
+
+// --- the tree and signed checkpoints: what the chain alone cannot catch ---
+
+use crate::checkpoint::Checkpoint;
+use crate::merkle::Frontier;
+
+fn checkpoint_at(entries: &[StoredEntry], size: usize) -> Checkpoint {
+    let mut f = Frontier::new();
+    for e in &entries[..size] {
+        f.push(e.leaf, |_| {});
+    }
+    Checkpoint {
+        origin: "test.example/log".into(),
+        size: size as u64,
+        root: f.root(),
+        extensions: vec![],
+    }
+}
+
+/// Recomputes leaf and chain hashes after an edit, as a careful forger with the database would.
+fn reseal(entries: &mut [StoredEntry]) {
+    let mut prev = [0u8; 32];
+    for e in entries.iter_mut() {
+        e.leaf = crate::entry::leaf_hash_of(&e.bytes);
+        e.chain = chain_hash(&prev, &e.leaf);
+        prev = e.chain;
+    }
+}
+
+fn check(entries: &[StoredEntry], checkpoints: Vec<Checkpoint>) -> AuditReport {
+    let mut v = Verifier::with_checkpoints(checkpoints);
+    for e in entries {
+        if !v.push(e) {
+            break;
+        }
+    }
+    v.finish()
+}
+
+fn check_lines(entries: &[StoredEntry], checkpoints: Vec<Checkpoint>) -> AuditReport {
+    let mut v = Verifier::with_checkpoints(checkpoints);
+    for e in entries {
+        if !v.push_line(&e.bytes) {
+            break;
+        }
+    }
+    v.finish()
+}
+
+#[test]
+fn an_intact_log_matches_its_checkpoints() {
+    let entries = log(12);
+    let cps = vec![
+        checkpoint_at(&entries, 5),
+        checkpoint_at(&entries, 12),
+        checkpoint_at(&entries, 0),
+    ];
+    for report in [check(&entries, cps.clone()), check_lines(&entries, cps)] {
+        assert!(report.is_intact(), "{:?}", report.first_bad);
+        assert_eq!(report.checkpoints_matched, 3);
+        assert_eq!(report.latest_checkpoint, Some(12));
+    }
+}
+
+#[test]
+fn a_resealed_edit_is_caught_by_the_checkpoint_and_placed_between_checkpoints() {
+    let mut entries = log(12);
+    let cps = vec![checkpoint_at(&entries, 4), checkpoint_at(&entries, 10)];
+    let mut e: AuditEntry = serde_json::from_slice(&entries[6].bytes).unwrap();
+    e.data = json!({"note": "forged"});
+    entries[6].bytes = e.canonical_bytes();
+    reseal(&mut entries);
+    // The chain alone is fooled...
+    assert!(verify(entries.clone()).is_intact());
+    // ...the signed root is not.
+    for report in [
+        check(&entries, cps.clone()),
+        check_lines(&entries, cps.clone()),
+    ] {
+        let fault = report.first_bad.expect("caught");
+        assert_eq!(fault.seq, 4);
+        assert!(fault.problem.contains("entries 4..=9"), "{}", fault.problem);
+        assert!(
+            fault.problem.contains("checkpoint at size 4 matched"),
+            "{}",
+            fault.problem
+        );
+    }
+}
+
+#[test]
+fn truncation_is_caught_by_a_larger_checkpoint() {
+    let entries = log(12);
+    let cps = vec![checkpoint_at(&entries, 12)];
+    for report in [
+        check(&entries[..9], cps.clone()),
+        check_lines(&entries[..9], cps.clone()),
+    ] {
+        let fault = report.first_bad.expect("caught");
+        assert_eq!(fault.seq, 9);
+        assert!(
+            fault.problem.contains("entries 9..=11 are missing"),
+            "{}",
+            fault.problem
+        );
+    }
+}
+
+#[test]
+fn export_lines_name_deleted_inserted_and_reordered_entries() {
+    let entries = log(8);
+    let mut deleted = entries.clone();
+    deleted.remove(3);
+    let f = check_lines(&deleted, vec![]).first_bad.unwrap();
+    assert_eq!(
+        (f.seq, f.problem.contains("entry 3 missing")),
+        (3, true),
+        "{}",
+        f.problem
+    );
+
+    let mut reordered = entries.clone();
+    reordered.swap(2, 5);
+    let f = check_lines(&reordered, vec![]).first_bad.unwrap();
+    assert_eq!(f.seq, 2, "{}", f.problem);
+
+    let mut inserted = entries.clone();
+    inserted.insert(4, entries[4].clone());
+    let f = check_lines(&inserted, vec![checkpoint_at(&entries, 8)])
+        .first_bad
+        .unwrap();
+    assert_eq!(f.seq, 5, "{}", f.problem);
+    assert!(f.problem.contains("again"), "{}", f.problem);
+
+    let mut garbled = entries.clone();
+    garbled[1].bytes = b"{not json".to_vec();
+    let f = check_lines(&garbled, vec![]).first_bad.unwrap();
+    assert_eq!(f.seq, 1);
+    assert!(f.problem.contains("line 2"), "{}", f.problem);
+}
+
+#[test]
+fn a_swapped_checkpoint_does_not_match() {
+    let entries = log(10);
+    let other = log_of(&(0..10).map(|i| format!("other {i}")).collect::<Vec<_>>());
+    let swapped = checkpoint_at(&other, 7);
+    let f = check_lines(&entries, vec![swapped]).first_bad.unwrap();
+    assert_eq!(f.seq, 0);
+    assert!(f.problem.contains("checkpoint at size 7"), "{}", f.problem);
+}

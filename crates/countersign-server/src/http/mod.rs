@@ -1,6 +1,7 @@
 //! The HTTP API under `/v1` (axum). Each handler authenticates, decodes, calls one `Gateway`
 //! method and encodes the answer; errors go through `error` only.
 
+mod audit;
 pub mod error;
 pub mod extract;
 mod requests;
@@ -24,6 +25,8 @@ pub struct AppState {
     pub channels: crate::channels::Channels,
     /// The MCP gateway, when `mcp:` is configured.
     pub mcp: Option<Arc<crate::mcp::Mcp>>,
+    /// The audit log's key, checkpoints, receipts and attestations.
+    pub audit: Arc<crate::audit::Audit>,
 }
 
 /// Every route the API serves, as (method, path) in OpenAPI notation. The OpenAPI document is
@@ -33,6 +36,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/requests"),
     ("get", "/v1/requests/{id}"),
     ("get", "/v1/requests/{id}/events"),
+    ("get", "/v1/requests/{id}/attestation"),
     ("post", "/v1/requests/{id}/votes"),
     ("post", "/v1/requests/{id}/cancel"),
     ("post", "/v1/grants/{id}/redeem"),
@@ -42,6 +46,12 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/runs/{run}/stop"),
     ("get", "/v1/whoami"),
     ("post", "/v1/mfa/totp"),
+    ("get", "/v1/audit/checkpoint"),
+    ("get", "/v1/audit/key"),
+    ("get", "/v1/audit/entries"),
+    ("get", "/v1/audit/entries/{index}/proof"),
+    ("get", "/v1/audit/consistency"),
+    ("get", "/v1/audit/stream"),
     ("post", "/v1/channels/slack/interactions"),
     ("post", "/v1/channels/teams/messages"),
     ("post", "/mcp"),
@@ -67,6 +77,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/v1/requests", get(requests::list))
         .route("/v1/requests/{id}", get(requests::show))
         .route("/v1/requests/{id}/events", get(requests::events))
+        .route("/v1/requests/{id}/attestation", get(audit::attestation))
         .route("/v1/requests/{id}/votes", post(requests::vote))
         .route("/v1/requests/{id}/cancel", post(requests::cancel))
         .route("/v1/grants/{id}/redeem", post(requests::redeem))
@@ -74,6 +85,12 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/v1/runs/{run}/{verb}", post(runs::control))
         .route("/v1/whoami", get(system::whoami))
         .route("/v1/mfa/totp", post(system::enroll_totp))
+        .route("/v1/audit/checkpoint", get(audit::checkpoint))
+        .route("/v1/audit/key", get(audit::key))
+        .route("/v1/audit/entries", get(audit::entries))
+        .route("/v1/audit/entries/{index}/proof", get(audit::inclusion))
+        .route("/v1/audit/consistency", get(audit::consistency))
+        .route("/v1/audit/stream", get(audit::stream))
         .route("/v1/channels/slack/interactions", post(slack_interactions))
         .route("/v1/channels/teams/messages", post(teams_messages))
         .route("/v1/openapi.json", get(system::openapi))

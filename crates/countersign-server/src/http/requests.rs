@@ -19,13 +19,58 @@ fn view(state: &AppState, req: &countersign_core::Request) -> RequestView {
     RequestView::new(req, &state.gateway.public_url)
 }
 
+/// The view of a committed change with its receipt. The change is done whatever happens here:
+/// a receipt that cannot be made is left out (and logged), not turned into an error.
+async fn with_receipt(
+    state: &AppState,
+    req: &countersign_core::Request,
+    entries: &[u64],
+) -> RequestView {
+    let mut v = view(state, req);
+    if entries.is_empty() {
+        return v;
+    }
+    match state
+        .audit
+        .evidence(entries, state.gateway.clock.now())
+        .await
+    {
+        Ok(evidence) => v.receipt = Some(evidence.into()),
+        Err(e) => tracing::warn!(request = %req.id, error = %e, "could not make a receipt"),
+    }
+    v
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitQuery {
+    /// `true`: answer with a receipt of the submission's audit entries.
+    receipt: Option<bool>,
+}
+
 pub async fn submit(
     State(state): State<AppState>,
     Caller(caller): Caller,
+    q: Result<Query<SubmitQuery>, axum::extract::rejection::QueryRejection>,
     JsonBody(body): JsonBody<ActionBody>,
 ) -> Result<(StatusCode, Json<RequestView>), ApiError> {
+    let q = query(q)?;
     let req = state.gateway.submit(&caller, body).await?;
-    Ok((StatusCode::CREATED, Json(view(&state, &req))))
+    if q.receipt != Some(true) {
+        return Ok((StatusCode::CREATED, Json(view(&state, &req))));
+    }
+    let entries = state
+        .gateway
+        .store
+        .request_audit_seqs(&req.id)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    Ok((
+        StatusCode::CREATED,
+        Json(with_receipt(&state, &req, &entries).await),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -127,8 +172,14 @@ pub async fn vote(
     Path(id): Path<String>,
     JsonBody(body): JsonBody<VoteBody>,
 ) -> Result<Json<RequestView>, ApiError> {
-    match state.gateway.vote(&caller, &id, body, Channel::Api).await {
-        Ok(req) => Ok(Json(view(&state, &req))),
+    match state
+        .gateway
+        .vote_recorded(&caller, &id, body, Channel::Api)
+        .await
+    {
+        Ok(done) => Ok(Json(
+            with_receipt(&state, &done.request, &done.audit_entries).await,
+        )),
         Err(e) => {
             let e = ApiError::from(e);
             state.gateway.metrics.refusal(e.code);
@@ -142,8 +193,10 @@ pub async fn cancel(
     Caller(caller): Caller,
     Path(id): Path<String>,
 ) -> Result<Json<RequestView>, ApiError> {
-    let req = state.gateway.cancel(&caller, &id).await?;
-    Ok(Json(view(&state, &req)))
+    let done = state.gateway.cancel_recorded(&caller, &id).await?;
+    Ok(Json(
+        with_receipt(&state, &done.request, &done.audit_entries).await,
+    ))
 }
 
 pub async fn redeem(

@@ -16,13 +16,16 @@ use crate::submission::PreparedSubmission;
 use crate::writes::WriteTx as _;
 use crate::{
     ChannelMessage, ConversationRef, NotifyClaim, RequestChange, RequestQuery, RunChange,
-    RunRefusal, Store, StoreError, Submit, TotpState, Updated, writes,
+    RunRefusal, Store, StoreError, StoredCheckpoint, Submit, TotpState, Updated, writes,
 };
 use async_trait::async_trait;
+use countersign_audit::merkle::{Frontier, Hash, NodeId};
 use countersign_audit::{AuditReport, StoredEntry};
 use countersign_core::{Event, PrincipalId, Refusal, Request, Run, RunGate, RunState, Timestamp};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Postgres, QueryBuilder, Row};
+use std::sync::Arc;
+use tokio::sync::watch;
 use tx::PgTx;
 
 /// The schema migrations, embedded at compile time.
@@ -32,6 +35,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// The number of committed audit entries, told after each commit made through this store.
+    audit_size: Arc<watch::Sender<u64>>,
 }
 
 impl PgStore {
@@ -50,7 +55,15 @@ impl PgStore {
             .connect_with(options)
             .await?;
         MIGRATOR.run(&pool).await?;
-        Ok(PgStore { pool })
+        let size = build_tree_if_missing(&pool).await?;
+        Ok(PgStore {
+            pool,
+            audit_size: Arc::new(watch::Sender::new(size)),
+        })
+    }
+
+    async fn begin(&self) -> Result<PgTx, StoreError> {
+        PgTx::begin(&self.pool, &self.audit_size).await
     }
 
     /// Closes every connection.
@@ -90,11 +103,11 @@ impl Store for PgStore {
         if run.is_none() {
             // No run, so the gate is open: prepare before taking the audit head lock.
             let prepared = PreparedSubmission::new(None, RunGate::Open, now, submit)?;
-            let mut tx = PgTx::begin(&self.pool).await?;
+            let mut tx = self.begin().await?;
             let result = writes::insert_prepared(&mut tx, prepared).await;
             return tx.finish(result).await;
         }
-        let mut tx = PgTx::begin(&self.pool).await?;
+        let mut tx = self.begin().await?;
         let result = writes::submit_request(&mut tx, run, now, submit).await;
         tx.finish(result).await
     }
@@ -106,7 +119,7 @@ impl Store for PgStore {
         now: Timestamp,
         change: RequestChange,
     ) -> Result<Result<Updated, Refusal>, StoreError> {
-        let mut tx = PgTx::begin(&self.pool).await?;
+        let mut tx = self.begin().await?;
         let result = writes::update_request(&mut tx, id, actor, now, change).await;
         tx.finish(result).await
     }
@@ -168,7 +181,7 @@ impl Store for PgStore {
         actor: &PrincipalId,
         now: Timestamp,
     ) -> Result<Result<RunChange, RunRefusal>, StoreError> {
-        let mut tx = PgTx::begin(&self.pool).await?;
+        let mut tx = self.begin().await?;
         let result = writes::set_run_state(&mut tx, run.to_owned(), target, actor, now).await;
         tx.finish(result).await
     }
@@ -195,7 +208,7 @@ impl Store for PgStore {
         principal: &PrincipalId,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        let mut tx = PgTx::begin(&self.pool).await?;
+        let mut tx = self.begin().await?;
         let result = writes::create_key(&mut tx, key_hash, principal.clone(), now).await;
         tx.finish(result).await
     }
@@ -237,7 +250,7 @@ impl Store for PgStore {
         secret: &[u8],
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        let mut tx = PgTx::begin(&self.pool).await?;
+        let mut tx = self.begin().await?;
         let result = writes::totp_enroll(&mut tx, principal.clone(), secret, now).await;
         tx.finish(result).await
     }
@@ -274,7 +287,7 @@ impl Store for PgStore {
         policy: Option<&str>,
         now: Timestamp,
     ) -> Result<u64, StoreError> {
-        let mut tx = PgTx::begin(&self.pool).await?;
+        let mut tx = self.begin().await?;
         let seq = writes::append_event(tx.journal(), actor, &event, policy, now);
         tx.finish(Ok(seq)).await
     }
@@ -283,8 +296,12 @@ impl Store for PgStore {
         entries_or_corrupt(self.audit_rows(from, limit).await?)
     }
 
-    async fn verify_audit(&self) -> Result<AuditReport, StoreError> {
-        verify_in_pages(|from, limit| self.audit_rows(from, limit)).await
+    async fn verify_audit_against(
+        &self,
+        checkpoints: Vec<countersign_audit::Checkpoint>,
+    ) -> Result<AuditReport, StoreError> {
+        let verifier = countersign_audit::Verifier::with_checkpoints(checkpoints);
+        verify_in_pages(verifier, |from, limit| self.audit_rows(from, limit)).await
     }
 
     async fn claim_notifications(
@@ -325,4 +342,183 @@ impl Store for PgStore {
     ) -> Result<Option<ConversationRef>, StoreError> {
         notify::conversation(&self.pool, channel, conversation).await
     }
+
+    async fn audit_size(&self) -> Result<u64, StoreError> {
+        let last: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM audit")
+            .fetch_one(&self.pool)
+            .await?;
+        match last {
+            None => Ok(0),
+            Some(seq) => Ok(unsigned(seq, "an audit seq")? + 1),
+        }
+    }
+
+    async fn audit_nodes(&self, ids: &[NodeId]) -> Result<Vec<Hash>, StoreError> {
+        if ids.is_empty() {
+            return Ok(vec![]);
+        }
+        let seqs: Vec<i64> = ids
+            .iter()
+            .map(|id| i64::try_from(crate::tree::row_of(*id)).unwrap_or(i64::MAX))
+            .collect();
+        let rows = sqlx::query("SELECT seq, leaf, nodes FROM audit WHERE seq = ANY($1)")
+            .bind(seqs)
+            .fetch_all(&self.pool)
+            .await?;
+        let rows = rows
+            .iter()
+            .map(|row| {
+                Ok((
+                    unsigned(row.try_get(0)?, "an audit seq")?,
+                    row.try_get::<Vec<u8>, _>(1)?,
+                    row.try_get::<Option<Vec<u8>>, _>(2)?,
+                ))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        crate::tree::hashes_from_rows(ids, rows)
+    }
+
+    async fn save_checkpoint(&self, c: &StoredCheckpoint) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO audit_checkpoints (size, root, note, signed_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (size) DO NOTHING",
+        )
+        .bind(crate::columns::signed(c.size, "checkpoint size")?)
+        .bind(c.root.as_slice())
+        .bind(c.note.as_str())
+        .bind(millis(c.signed_at))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
+        let row = sqlx::query(
+            "SELECT size, root, note, signed_at FROM audit_checkpoints ORDER BY size DESC LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| checkpoint_from_row(&r)).transpose()
+    }
+
+    async fn checkpoints(
+        &self,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<StoredCheckpoint>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT size, root, note, signed_at FROM audit_checkpoints WHERE size > $1 \
+             ORDER BY size LIMIT $2",
+        )
+        .bind(i64::try_from(after).unwrap_or(i64::MAX))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(checkpoint_from_row).collect()
+    }
+
+    async fn request_audit_seqs(&self, id: &str) -> Result<Option<Vec<u64>>, StoreError> {
+        let seqs: Option<String> =
+            sqlx::query_scalar("SELECT audit_seqs FROM requests WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        seqs.as_deref().map(crate::tree::parse_seq_list).transpose()
+    }
+
+    async fn audit_cursor(&self, name: &str) -> Result<Option<u64>, StoreError> {
+        let next: Option<i64> =
+            sqlx::query_scalar("SELECT next_seq FROM audit_cursors WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?;
+        next.map(|n| unsigned(n, "a cursor")).transpose()
+    }
+
+    async fn set_audit_cursor(&self, name: &str, next_seq: u64) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO audit_cursors (name, next_seq) VALUES ($1, $2) \
+             ON CONFLICT (name) DO UPDATE SET next_seq = excluded.next_seq",
+        )
+        .bind(name)
+        .bind(crate::columns::signed(next_seq, "cursor")?)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    fn audit_watch(&self) -> watch::Receiver<u64> {
+        self.audit_size.subscribe()
+    }
+}
+
+/// A row of `audit_checkpoints` (size, root, note, signed_at).
+fn checkpoint_from_row(row: &sqlx::postgres::PgRow) -> Result<StoredCheckpoint, StoreError> {
+    let root: Vec<u8> = row.try_get(1)?;
+    Ok(StoredCheckpoint {
+        size: unsigned(row.try_get(0)?, "a checkpoint size")?,
+        root: <Hash>::try_from(root.as_slice())
+            .map_err(|_| StoreError::Corrupt("a checkpoint root is not 32 bytes".into()))?,
+        note: row.try_get(2)?,
+        signed_at: crate::columns::from_millis(row.try_get(3)?)?,
+    })
+}
+
+/// Builds the tree over entries stored before it existed (schema version 3 or older), once:
+/// under the head lock, fills in every missing `nodes` and the head's frontier. Returns the
+/// number of entries.
+async fn build_tree_if_missing(pool: &PgPool) -> Result<u64, StoreError> {
+    const PAGE: i64 = 10_000;
+    let mut tx = pool.begin().await?;
+    let (head, tree) = tx::lock_head(&mut tx).await?;
+    if tree.is_some() {
+        tx.rollback().await?;
+        return Ok(head.next_seq);
+    }
+    tracing::info!(
+        entries = head.next_seq,
+        "building the audit log's Merkle tree (once)"
+    );
+    let mut tree = Frontier::new();
+    loop {
+        let rows = sqlx::query(
+            "SELECT seq, leaf, nodes IS NULL FROM audit WHERE seq >= $1 ORDER BY seq LIMIT $2",
+        )
+        .bind(i64::try_from(tree.size()).unwrap_or(i64::MAX))
+        .bind(PAGE)
+        .fetch_all(&mut *tx)
+        .await?;
+        let count = rows.len();
+        for row in rows {
+            let seq = unsigned(row.try_get(0)?, "an audit seq")?;
+            let leaf: Vec<u8> = row.try_get(1)?;
+            let leaf = <Hash>::try_from(leaf.as_slice()).map_err(|_| {
+                StoreError::Corrupt(format!("audit entry {seq}: the leaf is not 32 bytes"))
+            })?;
+            let nodes = crate::tree::grow(&mut tree, seq, &leaf)?;
+            if row.try_get::<bool, _>(2)? {
+                sqlx::query("UPDATE audit SET nodes = $2 WHERE seq = $1")
+                    .bind(crate::columns::signed(seq, "audit seq")?)
+                    .bind(nodes)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        if count < PAGE as usize {
+            break;
+        }
+    }
+    if tree.size() != head.next_seq {
+        return Err(StoreError::Corrupt(format!(
+            "the audit log has {} entries, its head says {}",
+            tree.size(),
+            head.next_seq
+        )));
+    }
+    sqlx::query("UPDATE audit_head SET frontier = $1 WHERE id = 1")
+        .bind(tree.to_bytes())
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(head.next_seq)
 }

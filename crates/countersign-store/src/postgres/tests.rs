@@ -90,6 +90,17 @@ impl Backend for PgBackend {
             .await;
     }
 
+    async fn forget_tree(&self) {
+        let mut conn: PgConnection = self.options.connect().await.expect("connect");
+        for sql in [
+            "DROP TRIGGER IF EXISTS audit_no_change ON audit",
+            "UPDATE audit SET nodes = NULL",
+            "UPDATE audit_head SET frontier = NULL",
+        ] {
+            sqlx::query(sql).execute(&mut conn).await.expect(sql);
+        }
+    }
+
     async fn cleanup(&self) {
         let mut conn: PgConnection = self.options.connect().await.expect("connect");
         sqlx::query(sqlx::AssertSqlSafe(format!(

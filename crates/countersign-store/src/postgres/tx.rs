@@ -8,33 +8,64 @@ use crate::StoreError;
 use crate::audit_log::{AuditHead, Journal};
 use crate::columns::{RequestColumns, millis, parse_run_state, request_from_body, run_state_str};
 use crate::writes::WriteTx;
+use countersign_audit::merkle::Frontier;
 use countersign_core::{PrincipalId, Request, Run, RunState, Timestamp};
 use sqlx::{PgPool, Postgres, Row, Transaction};
+use std::sync::Arc;
+use tokio::sync::watch;
 
 pub(super) struct PgTx {
     tx: Transaction<'static, Postgres>,
     journal: Journal,
+    /// The tree's frontier at the head, read with the head lock.
+    tree: Frontier,
+    audit_size: Arc<watch::Sender<u64>>,
+}
+
+/// The audit head row, locked: where the next entry goes and the tree's frontier (`None` while
+/// entries from before the tree existed still lack their nodes).
+pub(super) async fn lock_head(
+    tx: &mut Transaction<'static, Postgres>,
+) -> Result<(AuditHead, Option<Frontier>), StoreError> {
+    let row =
+        sqlx::query("SELECT next_seq, chain, frontier FROM audit_head WHERE id = 1 FOR UPDATE")
+            .fetch_optional(&mut **tx)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("the audit head row is missing".into()))?;
+    let next_seq: i64 = row.try_get(0)?;
+    let chain: Vec<u8> = row.try_get(1)?;
+    let frontier: Option<Vec<u8>> = row.try_get(2)?;
+    let head = AuditHead {
+        next_seq: crate::columns::unsigned(next_seq, "the next audit seq")?,
+        prev: <[u8; 32]>::try_from(chain.as_slice()).map_err(|_| {
+            StoreError::Corrupt(format!("the audit head chain is {} bytes", chain.len()))
+        })?,
+    };
+    let tree = frontier
+        .map(|f| Frontier::from_bytes(head.next_seq, &f))
+        .transpose()
+        .map_err(|e| StoreError::Corrupt(format!("the audit head's frontier: {e}")))?;
+    Ok((head, tree))
 }
 
 impl PgTx {
     /// Begins a write and takes the audit head lock.
-    pub async fn begin(pool: &PgPool) -> Result<Self, StoreError> {
+    pub async fn begin(
+        pool: &PgPool,
+        audit_size: &Arc<watch::Sender<u64>>,
+    ) -> Result<Self, StoreError> {
         let mut tx = pool.begin().await?;
-        let row = sqlx::query("SELECT next_seq, chain FROM audit_head WHERE id = 1 FOR UPDATE")
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| StoreError::Corrupt("the audit head row is missing".into()))?;
-        let next_seq: i64 = row.try_get(0)?;
-        let chain: Vec<u8> = row.try_get(1)?;
-        let head = AuditHead {
-            next_seq: crate::columns::unsigned(next_seq, "the next audit seq")?,
-            prev: <[u8; 32]>::try_from(chain.as_slice()).map_err(|_| {
-                StoreError::Corrupt(format!("the audit head chain is {} bytes", chain.len()))
-            })?,
-        };
+        let (head, tree) = lock_head(&mut tx).await?;
+        let tree = tree.ok_or_else(|| {
+            StoreError::Corrupt(
+                "the audit log's tree was never built (reconnect to build it)".into(),
+            )
+        })?;
         Ok(PgTx {
             tx,
             journal: Journal::new(head),
+            tree,
+            audit_size: audit_size.clone(),
         })
     }
 
@@ -61,23 +92,30 @@ impl PgTx {
         let bytes: Vec<&[u8]> = staged.iter().map(|e| e.bytes.as_slice()).collect();
         let leaves: Vec<&[u8]> = staged.iter().map(|e| e.leaf.as_slice()).collect();
         let chains: Vec<&[u8]> = staged.iter().map(|e| e.chain.as_slice()).collect();
+        let nodes = staged
+            .iter()
+            .map(|e| crate::tree::grow(&mut self.tree, e.seq, &e.leaf))
+            .collect::<Result<Vec<Vec<u8>>, _>>()?;
         sqlx::query(
-            "INSERT INTO audit (seq, bytes, leaf, chain) \
-             SELECT * FROM UNNEST($1::int8[], $2::bytea[], $3::bytea[], $4::bytea[])",
+            "INSERT INTO audit (seq, bytes, leaf, chain, nodes) \
+             SELECT * FROM UNNEST($1::int8[], $2::bytea[], $3::bytea[], $4::bytea[], $5::bytea[])",
         )
         .bind(seqs)
         .bind(bytes)
         .bind(leaves)
         .bind(chains)
+        .bind(nodes)
         .execute(&mut *self.tx)
         .await?;
         let head = self.journal.head();
-        sqlx::query("UPDATE audit_head SET next_seq = $1, chain = $2 WHERE id = 1")
+        sqlx::query("UPDATE audit_head SET next_seq = $1, chain = $2, frontier = $3 WHERE id = 1")
             .bind(crate::columns::signed(head.next_seq, "the next audit seq")?)
             .bind(head.prev.as_slice())
+            .bind(self.tree.to_bytes())
             .execute(&mut *self.tx)
             .await?;
         self.tx.commit().await?;
+        self.audit_size.send_replace(head.next_seq);
         Ok(value)
     }
 
@@ -152,8 +190,8 @@ impl WriteTx for PgTx {
     async fn insert_request(&mut self, c: &RequestColumns) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO requests \
-             (id, state, run, requester, created_at, expires_at, held, pauses_run, body) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+             (id, state, run, requester, created_at, expires_at, held, pauses_run, body, \
+             audit_seqs) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(c.id.as_str())
         .bind(c.state)
@@ -164,17 +202,19 @@ impl WriteTx for PgTx {
         .bind(c.held)
         .bind(c.pauses_run)
         .bind(c.body.as_str())
+        .bind(c.audit_seqs.as_str())
         .execute(&mut *self.tx)
         .await
         .map_err(|e| unique_violation(e, || format!("request {}", c.id)))?;
         Ok(())
     }
 
-    async fn save_request(&mut self, r: &Request) -> Result<(), StoreError> {
+    async fn save_request(&mut self, r: &Request, audit_seqs: &str) -> Result<(), StoreError> {
         let c = RequestColumns::of(r)?;
         let updated = sqlx::query(
             "UPDATE requests SET state = $2, run = $3, requester = $4, created_at = $5, \
-             expires_at = $6, held = $7, pauses_run = $8, body = $9 WHERE id = $1",
+             expires_at = $6, held = $7, pauses_run = $8, body = $9, \
+             audit_seqs = audit_seqs || $10 WHERE id = $1",
         )
         .bind(c.id.as_str())
         .bind(c.state)
@@ -185,6 +225,7 @@ impl WriteTx for PgTx {
         .bind(c.held)
         .bind(c.pauses_run)
         .bind(c.body.as_str())
+        .bind(audit_seqs)
         .execute(&mut *self.tx)
         .await?
         .rows_affected();

@@ -17,9 +17,10 @@ use crate::columns::{principal_from_column, request_from_body, run_from_row, uns
 use crate::submission::PreparedSubmission;
 use crate::{
     ChannelMessage, ConversationRef, NotifyClaim, RequestChange, RequestQuery, RunChange, Store,
-    StoreError, Submit, TotpState, Updated,
+    StoreError, StoredCheckpoint, Submit, TotpState, Updated,
 };
 use async_trait::async_trait;
+use countersign_audit::merkle::{Hash, NodeId};
 use countersign_audit::{AuditReport, StoredEntry};
 use countersign_core::run::RunRefusal;
 use countersign_core::{Event, PrincipalId, Refusal, Request, Run, RunGate, RunState, Timestamp};
@@ -28,7 +29,9 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Row, Sqlite};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::watch;
 use tokio::sync::{mpsc, oneshot};
 use writer::Op;
 
@@ -46,6 +49,8 @@ pub struct SqliteStore {
     writer: Option<mpsc::Sender<Op>>,
     /// Completes when the writer thread has finished; awaited by [`SqliteStore::close`].
     writer_done: Option<oneshot::Receiver<()>>,
+    /// The number of committed audit entries, told by the writer after each commit.
+    audit_size: Arc<watch::Sender<u64>>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -79,13 +84,15 @@ impl SqliteStore {
             .await?;
         MIGRATOR.run(&setup).await?;
         setup.close().await;
-        let (writer, done) = writer::spawn(path.to_owned()).await?;
+        let audit_size = Arc::new(watch::Sender::new(0));
+        let (writer, done) = writer::spawn(path.to_owned(), audit_size.clone()).await?;
         let reads = Self::read_pool(path).await?;
         Ok(SqliteStore {
             path: path.to_owned(),
             reads,
             writer: Some(writer),
             writer_done: Some(done),
+            audit_size,
         })
     }
 
@@ -115,6 +122,7 @@ impl SqliteStore {
             reads,
             writer: None,
             writer_done: None,
+            audit_size: Arc::new(watch::Sender::new(0)),
         })
     }
 
@@ -383,8 +391,12 @@ impl Store for SqliteStore {
         entries_or_corrupt(self.audit_rows(from, limit).await?)
     }
 
-    async fn verify_audit(&self) -> Result<AuditReport, StoreError> {
-        verify_in_pages(|from, limit| self.audit_rows(from, limit)).await
+    async fn verify_audit_against(
+        &self,
+        checkpoints: Vec<countersign_audit::Checkpoint>,
+    ) -> Result<AuditReport, StoreError> {
+        let verifier = countersign_audit::Verifier::with_checkpoints(checkpoints);
+        verify_in_pages(verifier, |from, limit| self.audit_rows(from, limit)).await
     }
 
     async fn claim_notifications(
@@ -443,6 +455,116 @@ impl Store for SqliteStore {
     ) -> Result<Option<ConversationRef>, StoreError> {
         notify::conversation(&self.reads, channel, conversation).await
     }
+
+    async fn audit_size(&self) -> Result<u64, StoreError> {
+        let last: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM audit")
+            .fetch_one(&self.reads)
+            .await?;
+        match last {
+            None => Ok(0),
+            Some(seq) => Ok(unsigned(seq, "an audit seq")? + 1),
+        }
+    }
+
+    async fn audit_nodes(&self, ids: &[NodeId]) -> Result<Vec<Hash>, StoreError> {
+        if ids.is_empty() {
+            return Ok(vec![]);
+        }
+        let mut sql =
+            QueryBuilder::<Sqlite>::new("SELECT seq, leaf, nodes FROM audit WHERE seq IN (");
+        let mut list = sql.separated(", ");
+        for id in ids {
+            list.push_bind(i64::try_from(crate::tree::row_of(*id)).unwrap_or(i64::MAX));
+        }
+        sql.push(")");
+        let rows = sql.build().fetch_all(&self.reads).await?;
+        let rows = rows
+            .iter()
+            .map(|row| {
+                Ok((
+                    unsigned(row.try_get(0)?, "an audit seq")?,
+                    row.try_get::<Vec<u8>, _>(1)?,
+                    row.try_get::<Option<Vec<u8>>, _>(2)?,
+                ))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        crate::tree::hashes_from_rows(ids, rows)
+    }
+
+    async fn save_checkpoint(&self, checkpoint: &StoredCheckpoint) -> Result<(), StoreError> {
+        let checkpoint = Box::new(checkpoint.clone());
+        self.write(|reply| Op::SaveCheckpoint { checkpoint, reply })
+            .await
+    }
+
+    async fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
+        let row = sqlx::query(
+            "SELECT size, root, note, signed_at FROM audit_checkpoints ORDER BY size DESC LIMIT 1",
+        )
+        .fetch_optional(&self.reads)
+        .await?;
+        row.map(|r| checkpoint_from_row(&r)).transpose()
+    }
+
+    async fn checkpoints(
+        &self,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<StoredCheckpoint>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT size, root, note, signed_at FROM audit_checkpoints WHERE size > ?1 \
+             ORDER BY size LIMIT ?2",
+        )
+        .bind(i64::try_from(after).unwrap_or(i64::MAX))
+        .bind(i64::from(limit))
+        .fetch_all(&self.reads)
+        .await?;
+        rows.iter().map(checkpoint_from_row).collect()
+    }
+
+    async fn request_audit_seqs(&self, id: &str) -> Result<Option<Vec<u64>>, StoreError> {
+        let seqs: Option<String> =
+            sqlx::query_scalar("SELECT audit_seqs FROM requests WHERE id = ?1")
+                .bind(id)
+                .fetch_optional(&self.reads)
+                .await?;
+        seqs.as_deref().map(crate::tree::parse_seq_list).transpose()
+    }
+
+    async fn audit_cursor(&self, name: &str) -> Result<Option<u64>, StoreError> {
+        let next: Option<i64> =
+            sqlx::query_scalar("SELECT next_seq FROM audit_cursors WHERE name = ?1")
+                .bind(name)
+                .fetch_optional(&self.reads)
+                .await?;
+        next.map(|n| unsigned(n, "a cursor")).transpose()
+    }
+
+    async fn set_audit_cursor(&self, name: &str, next_seq: u64) -> Result<(), StoreError> {
+        let name = name.to_owned();
+        self.write(|reply| Op::SetCursor {
+            name,
+            next_seq,
+            reply,
+        })
+        .await
+    }
+
+    fn audit_watch(&self) -> watch::Receiver<u64> {
+        self.audit_size.subscribe()
+    }
+}
+
+/// A row of `audit_checkpoints` (size, root, note, signed_at).
+fn checkpoint_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<StoredCheckpoint, StoreError> {
+    let root: Vec<u8> = row.try_get(1)?;
+    Ok(StoredCheckpoint {
+        size: unsigned(row.try_get(0)?, "a checkpoint size")?,
+        root: <Hash>::try_from(root.as_slice())
+            .map_err(|_| StoreError::Corrupt("a checkpoint root is not 32 bytes".into()))?,
+        note: row.try_get(2)?,
+        signed_at: crate::columns::from_millis(row.try_get(3)?)?,
+    })
 }
 
 impl SqliteStore {

@@ -11,6 +11,7 @@ use crate::columns::{
 };
 use crate::writes::{self, WriteTx};
 use countersign_audit::StoredEntry;
+use countersign_audit::merkle::Frontier;
 use countersign_core::{PrincipalId, Request, Run, RunState, Timestamp};
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -107,6 +108,125 @@ pub(super) fn execute(op: Op, tx: &mut Tx<'_>) -> (Answer, bool) {
         Op::SaveConversation { reference, reply } => {
             hold(reply, notify::save_conversation(tx, &reference))
         }
+        Op::SaveCheckpoint { checkpoint, reply } => {
+            hold(reply, save_checkpoint(tx.conn, &checkpoint))
+        }
+        Op::SetCursor {
+            name,
+            next_seq,
+            reply,
+        } => hold(reply, set_cursor(tx.conn, &name, next_seq)),
+    }
+}
+
+fn save_checkpoint(conn: &Conn, c: &crate::StoredCheckpoint) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO audit_checkpoints (size, root, note, signed_at) VALUES (?1, ?2, ?3, ?4) \
+         ON CONFLICT (size) DO NOTHING",
+    )?
+    .execute(params![
+        signed(c.size, "checkpoint size")?,
+        c.root.as_slice(),
+        c.note,
+        millis(c.signed_at)
+    ])?;
+    Ok(())
+}
+
+fn set_cursor(conn: &Conn, name: &str, next_seq: u64) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO audit_cursors (name, next_seq) VALUES (?1, ?2) \
+         ON CONFLICT (name) DO UPDATE SET next_seq = excluded.next_seq",
+    )?
+    .execute(params![name, signed(next_seq, "cursor")?])?;
+    Ok(())
+}
+
+/// The tree's frontier after the last stored entry (`size` entries): one read of at most 64
+/// rows. Entries stored before the tree existed (schema version 3 or older) get their nodes
+/// first, once, in pages.
+pub(super) fn load_tree(conn: &Conn, size: u64) -> Result<Frontier, StoreError> {
+    let untreed: Option<i64> = conn
+        .prepare_cached("SELECT MIN(seq) FROM audit WHERE nodes IS NULL")?
+        .query_row([], |row| row.get(0))?;
+    if untreed.is_some() {
+        return backfill_tree(conn, size);
+    }
+    let ids = Frontier::subtrees(size);
+    let mut rows = Vec::with_capacity(ids.len());
+    let mut stmt = conn.prepare_cached("SELECT leaf, nodes FROM audit WHERE seq = ?1")?;
+    for id in &ids {
+        let seq = crate::tree::row_of(*id);
+        let (leaf, nodes) = stmt
+            .query_row([signed(seq, "audit seq")?], |row| {
+                Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, Option<Vec<u8>>>(1)?))
+            })
+            .optional()?
+            .ok_or_else(|| StoreError::Corrupt(format!("audit entry {seq} is missing")))?;
+        rows.push((seq, leaf, nodes));
+    }
+    let hashes = crate::tree::hashes_from_rows(&ids, rows)?;
+    Frontier::from_parts(size, hashes).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// Computes the tree over every stored entry and fills in the `nodes` still missing, in one
+/// transaction, a page of rows at a time.
+fn backfill_tree(conn: &Conn, size: u64) -> Result<Frontier, StoreError> {
+    const PAGE: i64 = 10_000;
+    tracing::info!(
+        entries = size,
+        "building the audit log's Merkle tree (once)"
+    );
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let result = (|| {
+        let mut tree = Frontier::new();
+        let mut read = conn.prepare(
+            "SELECT seq, leaf, nodes IS NULL FROM audit WHERE seq >= ?1 ORDER BY seq LIMIT ?2",
+        )?;
+        let mut write = conn.prepare("UPDATE audit SET nodes = ?2 WHERE seq = ?1")?;
+        loop {
+            let from = i64::try_from(tree.size()).unwrap_or(i64::MAX);
+            let rows = read
+                .query_map(params![from, PAGE], |row| {
+                    Ok((
+                        row.get::<_, i64>(0)?,
+                        row.get::<_, Vec<u8>>(1)?,
+                        row.get::<_, bool>(2)?,
+                    ))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            let count = rows.len();
+            for (seq, leaf, missing) in rows {
+                let leaf = <[u8; 32]>::try_from(leaf.as_slice()).map_err(|_| {
+                    StoreError::Corrupt(format!("audit entry {seq}: the leaf is not 32 bytes"))
+                })?;
+                let seq = crate::columns::unsigned(seq, "audit seq")?;
+                let nodes = crate::tree::grow(&mut tree, seq, &leaf)?;
+                if missing {
+                    write.execute(params![signed(seq, "audit seq")?, nodes])?;
+                }
+            }
+            if count < PAGE as usize {
+                break;
+            }
+        }
+        if tree.size() != size {
+            return Err(StoreError::Corrupt(format!(
+                "the audit log has {} entries, its head says {size}",
+                tree.size()
+            )));
+        }
+        Ok(tree)
+    })();
+    match result {
+        Ok(tree) => {
+            conn.execute_batch("COMMIT")?;
+            Ok(tree)
+        }
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
     }
 }
 
@@ -193,8 +313,12 @@ impl WriteTx for Tx<'_> {
         insert_request(self.conn, row)
     }
 
-    async fn save_request(&mut self, request: &Request) -> Result<(), StoreError> {
-        save_request(self.conn, request)
+    async fn save_request(
+        &mut self,
+        request: &Request,
+        audit_seqs: &str,
+    ) -> Result<(), StoreError> {
+        save_request(self.conn, request, audit_seqs)
     }
 
     async fn mark_notify(&mut self, request: &str, now: Timestamp) -> Result<(), StoreError> {
@@ -293,8 +417,8 @@ fn load_requests(conn: &Conn, sql: &'static str, param: &str) -> Result<Vec<Requ
 fn insert_request(conn: &Conn, c: &RequestColumns) -> Result<(), StoreError> {
     conn.prepare_cached(
         "INSERT INTO requests \
-         (id, state, run, requester, created_at, expires_at, held, pauses_run, body) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+         (id, state, run, requester, created_at, expires_at, held, pauses_run, body, \
+         audit_seqs) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?
     .execute(params![
         c.id,
@@ -305,7 +429,8 @@ fn insert_request(conn: &Conn, c: &RequestColumns) -> Result<(), StoreError> {
         c.expires_at,
         c.held,
         c.pauses_run,
-        c.body
+        c.body,
+        c.audit_seqs
     ])
     .map_err(|e| match is_unique_violation(&e) {
         true => StoreError::Conflict(format!("request {}", c.id)),
@@ -314,12 +439,13 @@ fn insert_request(conn: &Conn, c: &RequestColumns) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn save_request(conn: &Conn, r: &Request) -> Result<(), StoreError> {
+fn save_request(conn: &Conn, r: &Request, audit_seqs: &str) -> Result<(), StoreError> {
     let c = RequestColumns::of(r)?;
     let updated = conn
         .prepare_cached(
             "UPDATE requests SET state = ?2, run = ?3, requester = ?4, created_at = ?5, \
-             expires_at = ?6, held = ?7, pauses_run = ?8, body = ?9 WHERE id = ?1",
+             expires_at = ?6, held = ?7, pauses_run = ?8, body = ?9, \
+             audit_seqs = audit_seqs || ?10 WHERE id = ?1",
         )?
         .execute(params![
             c.id,
@@ -330,7 +456,8 @@ fn save_request(conn: &Conn, r: &Request) -> Result<(), StoreError> {
             c.expires_at,
             c.held,
             c.pauses_run,
-            c.body
+            c.body,
+            audit_seqs
         ])?;
     match updated {
         1 => Ok(()),
@@ -338,16 +465,24 @@ fn save_request(conn: &Conn, r: &Request) -> Result<(), StoreError> {
     }
 }
 
-/// Writes the staged audit entries, in order.
-pub(super) fn write_audit(conn: &Conn, entries: &[StoredEntry]) -> Result<(), StoreError> {
-    let mut insert =
-        conn.prepare_cached("INSERT INTO audit (seq, bytes, leaf, chain) VALUES (?1, ?2, ?3, ?4)")?;
+/// Writes the staged audit entries, in order, each with the tree nodes it completes, growing
+/// `tree` as it goes (the caller reloads it should the commit fail).
+pub(super) fn write_audit(
+    conn: &Conn,
+    entries: &[StoredEntry],
+    tree: &mut Frontier,
+) -> Result<(), StoreError> {
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO audit (seq, bytes, leaf, chain, nodes) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
     for e in entries {
+        let nodes = crate::tree::grow(tree, e.seq, &e.leaf)?;
         insert.execute(params![
             signed(e.seq, "audit seq")?,
             e.bytes,
             e.leaf.as_slice(),
-            e.chain.as_slice()
+            e.chain.as_slice(),
+            nodes
         ])?;
     }
     Ok(())

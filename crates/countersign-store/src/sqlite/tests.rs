@@ -71,6 +71,20 @@ impl Backend for SqliteBackend {
         self.tamper("DELETE FROM audit WHERE seq = ?1", seq, None)
             .await;
     }
+
+    async fn forget_tree(&self) {
+        let mut conn = SqliteConnectOptions::new()
+            .filename(&self.path)
+            .connect()
+            .await
+            .expect("a connection");
+        for sql in [
+            "DROP TRIGGER IF EXISTS audit_no_update",
+            "UPDATE audit SET nodes = NULL",
+        ] {
+            sqlx::query(sql).execute(&mut conn).await.expect(sql);
+        }
+    }
 }
 
 crate::store_suite!(async { Some(SqliteBackend::new()) });

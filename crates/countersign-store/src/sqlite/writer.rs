@@ -9,10 +9,11 @@
 //! library sqlx links): its statements run in place, with no hop to a driver thread and back,
 //! so one writer keeps up with many callers. Reads stay on sqlx's async pool.
 //!
-//! The audit head (next sequence number, last chain hash) lives here in memory, so appending
-//! needs no read. It advances with each op, is restored when an op fails, and is reloaded from
-//! the database when a commit fails. The group's audit entries are written together, with a
-//! few multi-row inserts, just before the commit. Nothing else may write to the database while
+//! The audit head (next sequence number, last chain hash) and the Merkle tree's frontier live
+//! here in memory, so appending needs no read. The head advances with each op, is restored when
+//! an op fails, and is reloaded from the database when a commit fails. The group's audit
+//! entries are written together just before the commit, each with the tree nodes it completes
+//! (the frontier grows then, O(log n) hashes per entry, never a rebuild). Nothing else may write to the database while
 //! the writer runs.
 
 use super::ops;
@@ -22,6 +23,7 @@ use crate::{
     ChannelMessage, ConversationRef, NotifyClaim, RequestChange, RunChange, StoreError, Submit,
     Updated,
 };
+use countersign_audit::merkle::Frontier;
 use countersign_core::run::RunRefusal;
 use countersign_core::{Event, PrincipalId, Refusal, Request, RunState, Timestamp};
 use rusqlite::{Connection, OpenFlags};
@@ -29,7 +31,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 /// The most ops committed together.
 pub(super) const MAX_GROUP: usize = 256;
@@ -111,6 +113,15 @@ pub(super) enum Op {
         reference: Box<ConversationRef>,
         reply: Reply<()>,
     },
+    SaveCheckpoint {
+        checkpoint: Box<crate::StoredCheckpoint>,
+        reply: Reply<()>,
+    },
+    SetCursor {
+        name: String,
+        next_seq: u64,
+        reply: Reply<()>,
+    },
 }
 
 impl Op {
@@ -130,6 +141,8 @@ impl Op {
             Op::FinishNotification { reply, .. } => drop(reply.send(Err(e))),
             Op::SaveChannelMessage { reply, .. } => drop(reply.send(Err(e))),
             Op::SaveConversation { reply, .. } => drop(reply.send(Err(e))),
+            Op::SaveCheckpoint { reply, .. } => drop(reply.send(Err(e))),
+            Op::SetCursor { reply, .. } => drop(reply.send(Err(e))),
         }
     }
 }
@@ -160,6 +173,7 @@ pub(super) fn hold<T: Send + 'static>(
 /// connection.
 pub(super) async fn spawn(
     path: PathBuf,
+    audit_size: Arc<watch::Sender<u64>>,
 ) -> Result<(mpsc::Sender<Op>, oneshot::Receiver<()>), StoreError> {
     let (tx, rx) = mpsc::channel(QUEUE);
     let (ready_tx, ready_rx) = oneshot::channel();
@@ -167,15 +181,22 @@ pub(super) async fn spawn(
     std::thread::Builder::new()
         .name("countersign-sqlite-writer".into())
         .spawn(move || {
-            let opened = open(&path).and_then(|conn| Ok((ops::load_head(&conn)?, conn)));
+            let opened = open(&path).and_then(|conn| {
+                let head = ops::load_head(&conn)?;
+                let tree = ops::load_tree(&conn, head.next_seq)?;
+                Ok((head, tree, conn))
+            });
             match opened {
-                Ok((head, conn)) => {
+                Ok((head, tree, conn)) => {
+                    audit_size.send_replace(tree.size());
                     let commits = Arc::new(AtomicU64::new(0));
                     let checkpointer = Checkpointer::start(&path, commits.clone());
                     let _ = ready_tx.send(Ok(()));
                     Writer {
                         conn,
                         journal: Journal::new(head),
+                        tree,
+                        audit_size,
                         rx,
                         stopped: None,
                         commits,
@@ -236,6 +257,10 @@ pub(super) struct Tx<'a> {
 struct Writer {
     conn: Connection,
     journal: Journal,
+    /// The Merkle tree's frontier after the last committed entry.
+    tree: Frontier,
+    /// Told the number of committed entries after each commit.
+    audit_size: Arc<watch::Sender<u64>>,
     rx: mpsc::Receiver<Op>,
     /// Set when the writer can no longer append safely; every later op gets this error.
     stopped: Option<StoreError>,
@@ -345,6 +370,9 @@ impl Writer {
         };
         match outcome {
             Ok(()) => {
+                if !self.journal.staged().is_empty() {
+                    self.audit_size.send_replace(self.tree.size());
+                }
                 self.journal.committed();
                 self.commits.fetch_add(1, Ordering::Relaxed);
                 answers.into_iter().for_each(|answer| answer(None));
@@ -360,9 +388,9 @@ impl Writer {
         }
     }
 
-    /// Writes the group's audit entries and commits.
+    /// Writes the group's audit entries (with their tree nodes) and commits.
     fn finish(&mut self) -> Result<(), StoreError> {
-        ops::write_audit(&self.conn, self.journal.staged())?;
+        ops::write_audit(&self.conn, self.journal.staged(), &mut self.tree)?;
         self.exec("COMMIT")
     }
 
@@ -395,10 +423,15 @@ impl Writer {
         Ok(())
     }
 
-    /// After a failed commit the database holds the last committed head; so must we.
+    /// After a failed commit the database holds the last committed head and tree; so must we.
     fn reload_head(&mut self) {
-        match ops::load_head(&self.conn) {
-            Ok(head) => self.journal.reset(head),
+        let loaded = ops::load_head(&self.conn)
+            .and_then(|head| Ok((head, ops::load_tree(&self.conn, head.next_seq)?)));
+        match loaded {
+            Ok((head, tree)) => {
+                self.journal.reset(head);
+                self.tree = tree;
+            }
             Err(e) => {
                 // Without a trustworthy head every later append would break the chain; stop
                 // accepting writes rather than record a log that does not verify.

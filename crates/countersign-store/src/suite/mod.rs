@@ -11,12 +11,14 @@ mod gates;
 mod notify;
 mod record;
 mod requests;
+mod tree;
 
 pub use accounts::*;
 pub use gates::*;
 pub use notify::*;
 pub use record::*;
 pub use requests::*;
+pub use tree::*;
 
 use crate::{RequestChange, Store, Submit};
 use async_trait::async_trait;
@@ -38,6 +40,9 @@ pub trait Backend: Send + Sync {
     async fn overwrite_audit_bytes(&self, seq: u64, bytes: Vec<u8>);
     /// Deletes audit entry `seq`, as someone with the file could.
     async fn delete_audit_entry(&self, seq: u64);
+    /// Sets the log back to how a version without the Merkle tree left it: no entry has its
+    /// tree nodes (and no frontier is stored). The store must build them when it next opens.
+    async fn forget_tree(&self);
     /// Removes what the backend created, after a check passed.
     async fn cleanup(&self) {}
 }
@@ -86,6 +91,14 @@ macro_rules! store_suite {
             channel_messages_are_upserted_by_target,
             a_queued_marker_survives_a_restart,
             conversation_references_are_upserted_and_survive_a_restart,
+            the_tree_matches_the_log_and_every_proof_verifies,
+            the_tree_goes_on_after_a_restart,
+            a_log_without_tree_nodes_gets_them_when_opened,
+            proofs_beyond_the_log_are_not_found,
+            checkpoints_are_kept_one_per_size,
+            a_request_lists_its_audit_entries,
+            audit_cursors_move_and_survive_a_restart,
+            the_audit_watch_follows_commits,
         );
     };
     (@each $backend:expr; $($check:ident),* $(,)?) => {

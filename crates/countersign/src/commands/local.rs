@@ -1,57 +1,15 @@
-//! Verbs that work on local files, no gateway needed: verify the audit log of a database file,
-//! check/test/explain policies, create API keys.
+//! Verbs that work on local files, no gateway needed: check/test/explain policies, create API
+//! keys. (The audit verbs are in `audit`.)
 
-use crate::cli::{AuditVerb, Global, KeyVerb, PolicyVerb};
+use crate::cli::{Global, KeyVerb, PolicyVerb};
 use crate::outcome::{self, Failure};
 use countersign_core::{Action, PrincipalId};
 use countersign_policy::Policy;
 use countersign_server::Config;
-use countersign_store::{SqliteStore, Store};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 fn load_config(path: Option<&Path>) -> Result<Config, Failure> {
     Config::load(path).map_err(|e| Failure::usage(e.to_string()))
-}
-
-pub async fn audit(g: &Global, verb: AuditVerb) -> Result<u8, Failure> {
-    let AuditVerb::Verify { database, config } = verb;
-    let path: PathBuf = match database {
-        Some(d) => d,
-        None => PathBuf::from(load_config(config.as_deref())?.database),
-    };
-    let store = SqliteStore::open_read_only(&path)
-        .await
-        .map_err(|e| Failure::usage(format!("cannot open {}: {e}", path.display())))?;
-    let report = store
-        .verify_audit()
-        .await
-        .map_err(|e| Failure::other(format!("cannot read the audit log: {e}")))?;
-    let head = report.head.map(hex_of).unwrap_or_else(|| "-".into());
-    if g.json {
-        let body = serde_json::json!({
-            "entries": report.entries,
-            "head": head,
-            "ok": report.first_bad.is_none(),
-            "first_bad": report.first_bad.as_ref().map(|f| serde_json::json!({"seq": f.seq, "problem": f.problem})),
-        });
-        println!("{body}");
-    }
-    match report.first_bad {
-        None => {
-            if !g.json {
-                println!("audit log intact: {} entries, head {head}", report.entries);
-            }
-            Ok(outcome::OK)
-        }
-        Some(f) => Err(Failure::other(format!(
-            "audit log NOT intact: first bad entry is #{}: {}",
-            f.seq, f.problem
-        ))),
-    }
-}
-
-fn hex_of(b: [u8; 32]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 fn load_policy(file: &Path) -> Result<Policy, Failure> {

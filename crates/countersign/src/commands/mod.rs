@@ -1,6 +1,7 @@
 //! The verbs. Remote ones talk to the gateway over HTTP (`client`); local ones (`serve`,
 //! `audit verify`, `policy`, `key create`) work on files; `hook` answers an agent's hook.
 
+mod audit;
 mod hook;
 mod local;
 mod remote;
@@ -55,7 +56,8 @@ pub async fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Hook {
             agent: HookAgent::ClaudeCode { timeout },
         } => hook::claude_code(&g, timeout).await,
-        Command::Audit { verb } => local::audit(&g, verb).await,
+        Command::Audit { verb } => audit::run(&g, verb).await,
+        Command::Attest { id, key } => audit::attest(&g, &id, key).await,
         Command::Policy { verb } => local::policy(&g, verb),
         Command::Key { verb } => local::key(verb).await,
         Command::Mcp { verb } => remote::mcp(&g, verb).await,

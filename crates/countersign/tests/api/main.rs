@@ -3,6 +3,7 @@
 //! would. One test binary, so the slow link happens once.
 
 mod app;
+mod audit;
 mod cli;
 mod crash;
 mod fake_slack;

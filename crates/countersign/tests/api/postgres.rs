@@ -137,4 +137,18 @@ async fn gateway_on_postgresql_decides_redeems_and_survives_kill_9() {
             .trim()
             .starts_with("cs_")
     );
+
+    // The record in PostgreSQL verifies from its first entry on.
+    let verify = Command::new(BIN)
+        .args(["audit", "verify", "--config"])
+        .arg(&config)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&verify.stdout),
+        String::from_utf8_lossy(&verify.stderr)
+    );
 }
