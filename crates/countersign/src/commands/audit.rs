@@ -144,20 +144,7 @@ async fn verify_database(
     key: Option<&str>,
     trusted: Option<&Path>,
 ) -> Result<Outcome, Failure> {
-    let (path, key_file) = match database {
-        Some(d) => {
-            let key_file = d
-                .parent()
-                .unwrap_or(Path::new(""))
-                .join("countersign-audit.key");
-            (d, key_file)
-        }
-        None => {
-            let c = load_config(config)?;
-            let key_file = c.audit.key_path(&c.database);
-            (PathBuf::from(c.database), key_file)
-        }
-    };
+    let (path, key_file) = database_and_key(database, config)?;
     let store = open_for_reading(&path).await?;
     let (verifier, key_note) = match key {
         Some(k) => (Some(parse_key(k)?), None),
@@ -435,20 +422,7 @@ async fn export(
     database: Option<PathBuf>,
     config: Option<&Path>,
 ) -> Result<u8, Failure> {
-    let (path, key_file) = match database {
-        Some(d) => {
-            let k = d
-                .parent()
-                .unwrap_or(Path::new(""))
-                .join("countersign-audit.key");
-            (d, k)
-        }
-        None => {
-            let c = load_config(config)?;
-            let k = c.audit.key_path(&c.database);
-            (PathBuf::from(c.database), k)
-        }
-    };
+    let (path, key_file) = database_and_key(database, config)?;
     let store = open_for_reading(&path).await?;
     let io = |e: std::io::Error| Failure::other(format!("cannot write {}: {e}", out.display()));
     std::fs::create_dir_all(out.join("checkpoints")).map_err(io)?;
@@ -627,4 +601,26 @@ async fn open_for_reading(path: &Path) -> Result<std::sync::Arc<dyn Store>, Fail
         .await
         .map_err(|e| Failure::usage(format!("cannot open {}: {e}", path.display())))?;
     Ok(std::sync::Arc::new(store))
+}
+
+/// The database to read (`--database`, else the config's) and where its gateway keeps the audit
+/// key (beside a `--database` file, else as the config says).
+fn database_and_key(
+    database: Option<PathBuf>,
+    config: Option<&Path>,
+) -> Result<(PathBuf, PathBuf), Failure> {
+    Ok(match database {
+        Some(d) => {
+            let key_file = d
+                .parent()
+                .unwrap_or(Path::new(""))
+                .join("countersign-audit.key");
+            (d, key_file)
+        }
+        None => {
+            let c = load_config(config)?;
+            let key_file = c.audit.key_path(&c.database);
+            (PathBuf::from(c.database), key_file)
+        }
+    })
 }
