@@ -40,6 +40,65 @@ const POLL: Duration = Duration::from_secs(1);
 /// Retry delays after a failure (doubling, capped).
 const RETRY_FIRST: Duration = Duration::from_secs(2);
 
+/// Callbacks already handled, remembered for a replay window: a retried or replayed click is
+/// acted on once. Bounded: past 10,000 keys the expired ones are dropped.
+pub struct Replays {
+    window: Duration,
+    seen: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
+}
+
+impl Replays {
+    pub fn new(window: Duration) -> Self {
+        Replays {
+            window,
+            seen: Default::default(),
+        }
+    }
+
+    /// True the first time `key` is seen within the window.
+    pub fn first_sight(&self, key: &str) -> bool {
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.len() > 10_000 {
+            seen.retain(|_, at| at.elapsed() < self.window);
+        }
+        match seen.get(key) {
+            Some(at) if at.elapsed() < self.window => false,
+            _ => {
+                seen.insert(key.to_string(), std::time::Instant::now());
+                true
+            }
+        }
+    }
+}
+
+/// Records in the audit log a vote attempt from `channel` that was refused (unknown person,
+/// not eligible, self-approval, ...). The actor is the principal when known, else
+/// `<channel>:<the channel's user id>`.
+pub async fn record_refused_vote(
+    gateway: &Gateway,
+    channel: &'static str,
+    external_user: &str,
+    principal: Option<&countersign_core::PrincipalId>,
+    request: &str,
+    code: &str,
+) {
+    let event = countersign_core::Event::VoteRefused {
+        request: request.to_string(),
+        channel: channel.into(),
+        external_user: external_user.to_string(),
+        principal: principal.cloned(),
+        code: code.to_string(),
+    };
+    let actor = match principal {
+        Some(p) => p.to_string(),
+        None => format!("{channel}:{external_user}"),
+    };
+    let now = gateway.clock.now();
+    if let Err(e) = gateway.store.append_event(&actor, event, None, now).await {
+        tracing::error!(error = %e, channel, "could not record a refused vote");
+    }
+}
+
 /// A review message rendered for one channel, ready to send.
 pub struct Rendered {
     /// Notification text (and what clients without rich messages show).

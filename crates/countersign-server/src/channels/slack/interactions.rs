@@ -47,7 +47,7 @@ pub async fn http(slack: Arc<Slack>, headers: HeaderMap, body: Bytes) -> Respons
         crate::channels::record_callback_refused(&slack.gateway, "slack", e.code(), None).await;
         return ApiError::new(StatusCode::UNAUTHORIZED, e.code(), e.message()).into_response();
     }
-    if !slack.first_sight(sig.unwrap_or_default()) {
+    if !slack.replays.first_sight(sig.unwrap_or_default()) {
         return StatusCode::OK.into_response();
     }
     let payload = match parse_form(&body) {
@@ -186,8 +186,15 @@ impl Slack {
         let principal = match self.principal_for(slack_user).await {
             Ok(Ok(p)) => p,
             Ok(Err(email)) => {
-                self.record_refusal(slack_user, None, id, "unknown_principal")
-                    .await;
+                crate::channels::record_refused_vote(
+                    &self.gateway,
+                    "slack",
+                    slack_user,
+                    None,
+                    id,
+                    "unknown_principal",
+                )
+                .await;
                 return Err(match email {
                     Some(e) => format!(
                         "Your Slack account ({e}) is not a Countersign approver, so your vote \
@@ -223,8 +230,15 @@ impl Slack {
                 let store_failure = matches!(e, GatewayError::Store(_));
                 let api = ApiError::from(e);
                 if !store_failure {
-                    self.record_refusal(slack_user, Some(&principal.id), id, api.code)
-                        .await;
+                    crate::channels::record_refused_vote(
+                        &self.gateway,
+                        "slack",
+                        slack_user,
+                        Some(&principal.id),
+                        id,
+                        api.code,
+                    )
+                    .await;
                 }
                 Err(format!("Your vote was not counted: {}", api.message))
             }

@@ -24,7 +24,7 @@ use crate::config::{Secret, SlackConfig};
 use crate::gateway::Gateway;
 use api::{SlackApi, SlackError};
 use async_trait::async_trait;
-use countersign_core::{Event, Principal, PrincipalId, Request};
+use countersign_core::{Principal, PrincipalId, Request};
 use countersign_store::ChannelMessage;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -43,7 +43,7 @@ pub struct Slack {
     /// Email → Slack user id, for direct messages.
     dm_users: Mutex<HashMap<String, String>>,
     /// Signatures of interactions already handled (a replayed click is dropped), with when.
-    seen: Mutex<HashMap<String, Instant>>,
+    pub(crate) replays: super::Replays,
     pub(crate) gateway: Arc<Gateway>,
 }
 
@@ -56,7 +56,9 @@ impl Slack {
             user_ttl: config.user_cache_ttl,
             users: Mutex::default(),
             dm_users: Mutex::default(),
-            seen: Mutex::default(),
+            replays: super::Replays::new(Duration::from_secs(
+                signature::MAX_SKEW_SECONDS as u64 * 2,
+            )),
             gateway,
         }
     }
@@ -104,53 +106,6 @@ impl Slack {
             .and_then(|e| PrincipalId::parse(&format!("user:{e}")).ok())
             .and_then(|id| self.gateway.directory.get(&id).cloned());
         Ok(principal.ok_or(email))
-    }
-
-    /// True the first time this signature is seen within the replay window.
-    fn first_sight(&self, signature: &str) -> bool {
-        let window = Duration::from_secs(signature::MAX_SKEW_SECONDS as u64 * 2);
-        let mut seen = lock(&self.seen);
-        if seen.len() > 10_000 {
-            seen.retain(|_, at| at.elapsed() < window);
-        }
-        match seen.get(signature) {
-            Some(at) if at.elapsed() < window => false,
-            _ => {
-                seen.insert(signature.to_string(), Instant::now());
-                true
-            }
-        }
-    }
-
-    /// Records a vote attempt from Slack that was refused (unknown person, not eligible,
-    /// self-approval, ...) in the audit log.
-    async fn record_refusal(
-        &self,
-        slack_user: &str,
-        principal: Option<&PrincipalId>,
-        request: &str,
-        code: &str,
-    ) {
-        let event = Event::VoteRefused {
-            request: request.to_string(),
-            channel: "slack".into(),
-            external_user: slack_user.to_string(),
-            principal: principal.cloned(),
-            code: code.to_string(),
-        };
-        let actor = match principal {
-            Some(p) => p.to_string(),
-            None => format!("slack:{slack_user}"),
-        };
-        let now = self.gateway.clock.now();
-        if let Err(e) = self
-            .gateway
-            .store
-            .append_event(&actor, event, None, now)
-            .await
-        {
-            tracing::error!(error = %e, "could not record a refused Slack vote");
-        }
     }
 }
 

@@ -273,7 +273,7 @@ impl Teams {
         // Teams retries an invoke it thinks was lost: answer with the card, vote once.
         let replay = activity["id"]
             .as_str()
-            .is_some_and(|id| !self.first_sight(&format!("{tenant}/{id}")));
+            .is_some_and(|id| !self.replays.first_sight(&format!("{tenant}/{id}")));
         let id = click.request.clone();
         let me = self.clone();
         let tenant = tenant.to_string();
@@ -329,8 +329,15 @@ impl Teams {
         click: Click,
     ) -> Result<Request, Option<String>> {
         if member_id.is_empty() || aad.is_empty() {
-            self.record_refusal(member_id, None, &click.request, "unknown_principal")
-                .await;
+            crate::channels::record_refused_vote(
+                &self.gateway,
+                NAME,
+                member_id,
+                None,
+                &click.request,
+                "unknown_principal",
+            )
+            .await;
             return Err(Some(
                 "Teams did not say who you are (no Microsoft Entra account), so your vote was \
                  not counted."
@@ -343,8 +350,15 @@ impl Teams {
         {
             Ok(Ok(p)) => p,
             Ok(Err(email)) => {
-                self.record_refusal(aad, None, &click.request, "unknown_principal")
-                    .await;
+                crate::channels::record_refused_vote(
+                    &self.gateway,
+                    NAME,
+                    aad,
+                    None,
+                    &click.request,
+                    "unknown_principal",
+                )
+                .await;
                 return Err(Some(match email {
                     Some(e) => format!(
                         "Your Teams account ({e}) is not a Countersign approver, so your vote \
@@ -380,8 +394,15 @@ impl Teams {
                 let store_failure = matches!(e, GatewayError::Store(_));
                 let api = ApiError::from(e);
                 if !store_failure {
-                    self.record_refusal(aad, Some(&principal.id), &click.request, api.code)
-                        .await;
+                    crate::channels::record_refused_vote(
+                        &self.gateway,
+                        NAME,
+                        aad,
+                        Some(&principal.id),
+                        &click.request,
+                        api.code,
+                    )
+                    .await;
                 }
                 Err(Some(format!("Your vote was not counted: {}", api.message)))
             }

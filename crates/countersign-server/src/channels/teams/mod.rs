@@ -24,7 +24,7 @@ use crate::config::TeamsConfig;
 use crate::gateway::Gateway;
 use async_trait::async_trait;
 use connector::{Connector, ConnectorError, ServiceUrl};
-use countersign_core::{Event, Principal, PrincipalId, Request};
+use countersign_core::{Principal, PrincipalId, Request};
 use countersign_store::{ChannelMessage, ConversationRef};
 use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
@@ -51,7 +51,7 @@ pub struct Teams {
     user_ttl: Duration,
     users: Mutex<UserCache>,
     /// Ids of invoke activities already handled (a retried click is not voted twice), with when.
-    seen: Mutex<HashMap<String, Instant>>,
+    pub(crate) replays: super::Replays,
     pub(crate) gateway: Arc<Gateway>,
 }
 
@@ -69,7 +69,7 @@ impl Teams {
             ),
             user_ttl: config.user_cache_ttl,
             users: Mutex::default(),
-            seen: Mutex::default(),
+            replays: super::Replays::new(Duration::from_secs(600)),
             gateway,
         }
     }
@@ -157,53 +157,6 @@ impl Teams {
             .and_then(|e| PrincipalId::parse(&format!("user:{e}")).ok())
             .and_then(|id| self.gateway.directory.get(&id).cloned());
         Ok(principal.ok_or(email))
-    }
-
-    /// True the first time this activity id is seen within ten minutes.
-    fn first_sight(&self, activity_id: &str) -> bool {
-        let window = Duration::from_secs(600);
-        let mut seen = lock(&self.seen);
-        if seen.len() > 10_000 {
-            seen.retain(|_, at| at.elapsed() < window);
-        }
-        match seen.get(activity_id) {
-            Some(at) if at.elapsed() < window => false,
-            _ => {
-                seen.insert(activity_id.to_string(), Instant::now());
-                true
-            }
-        }
-    }
-
-    /// Records a vote attempt from Teams that was refused (unknown person, not eligible,
-    /// self-approval, ...) in the audit log.
-    async fn record_refusal(
-        &self,
-        aad_object_id: &str,
-        principal: Option<&PrincipalId>,
-        request: &str,
-        code: &str,
-    ) {
-        let event = Event::VoteRefused {
-            request: request.to_string(),
-            channel: NAME.into(),
-            external_user: aad_object_id.to_string(),
-            principal: principal.cloned(),
-            code: code.to_string(),
-        };
-        let actor = match principal {
-            Some(p) => p.to_string(),
-            None => format!("{PREFIX}{aad_object_id}"),
-        };
-        let now = self.gateway.clock.now();
-        if let Err(e) = self
-            .gateway
-            .store
-            .append_event(&actor, event, None, now)
-            .await
-        {
-            tracing::error!(error = %e, "could not record a refused Teams vote");
-        }
     }
 }
 
