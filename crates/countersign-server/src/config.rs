@@ -46,7 +46,8 @@ pub struct Config {
 #[serde(deny_unknown_fields)]
 pub struct AuditConfig {
     /// The Ed25519 signing key (a signed-note private key), created on first start with mode
-    /// 0600. Default: `countersign-audit.key` beside the database.
+    /// 0600. Default: `countersign-audit.key` beside the database file (for a PostgreSQL
+    /// database, beside the config file, else in the working directory).
     #[serde(default)]
     pub key: Option<PathBuf>,
     /// The log's name in checkpoints (a schema-less URL, e.g. `example.com/countersign`).
@@ -149,7 +150,8 @@ impl AuditConfig {
     pub fn key_path(&self, database: &str) -> PathBuf {
         match &self.key {
             Some(k) => k.clone(),
-            // A PostgreSQL database has no folder of its own: the working directory.
+            // A PostgreSQL database has no folder of its own: the working directory (a config
+            // file sets the key beside itself when it loads).
             None if is_postgres_url(database) => PathBuf::from("countersign-audit.key"),
             None => Path::new(database)
                 .parent()
@@ -569,6 +571,14 @@ impl Config {
             }
         }
         config.apply_env(|k| std::env::var(k).ok());
+        if let Some(p) = path
+            && config.audit.key.is_none()
+            && is_postgres_url(&config.database)
+        {
+            // A PostgreSQL database has no folder of its own: the key lives beside the config.
+            let base = p.parent().unwrap_or(Path::new("."));
+            config.audit.key = Some(base.join("countersign-audit.key"));
+        }
         config.validate(&name)?;
         Ok(config)
     }
