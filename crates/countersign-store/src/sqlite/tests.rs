@@ -252,3 +252,29 @@ async fn a_queued_marker_survives_close_and_reopen() {
     );
     store.close().await;
 }
+
+#[tokio::test]
+async fn a_second_writer_on_the_same_file_keeps_the_log_whole() {
+    // `countersign key create` while `serve` runs: two processes, each with its own writer,
+    // append to one file. Each must see the other's entries before appending its own.
+    let b = SqliteBackend::new();
+    let serve = SqliteStore::open(&b.path).await.unwrap();
+    suite::submit(&serve, "req_1", None, suite::allow(), suite::at(0)).await;
+    let other = SqliteStore::open(&b.path).await.unwrap();
+    suite::submit(&other, "req_2", None, suite::allow(), suite::at(1)).await;
+    suite::submit(&serve, "req_3", None, suite::allow(), suite::at(2)).await;
+    suite::submit(&other, "req_4", None, suite::allow(), suite::at(3)).await;
+    suite::submit(&serve, "req_5", None, suite::allow(), suite::at(4)).await;
+    assert_eq!(*serve.audit_watch().borrow(), 10);
+    other.close().await;
+    let report = serve.verify_audit().await.unwrap();
+    assert!(report.is_intact(), "{:?}", report.first_bad);
+    assert_eq!(report.entries, 10);
+    // The tree nodes each writer stored hash the entries actually there.
+    let mut tree = countersign_audit::merkle::Frontier::new();
+    for e in serve.audit_entries(0, 10).await.unwrap() {
+        tree.push(countersign_audit::merkle::leaf_hash(&e.bytes), |_| {});
+    }
+    assert_eq!(serve.audit_root(10).await.unwrap(), tree.root());
+    serve.close().await;
+}

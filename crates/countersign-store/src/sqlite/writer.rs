@@ -13,8 +13,10 @@
 //! here in memory, so appending needs no read. The head advances with each op, is restored when
 //! an op fails, and is reloaded from the database when a commit fails. The group's audit
 //! entries are written together just before the commit, each with the tree nodes it completes
-//! (the frontier grows then, O(log n) hashes per entry, never a rebuild). Nothing else may write to the database while
-//! the writer runs.
+//! (the frontier grows then, O(log n) hashes per entry, never a rebuild). Another process may
+//! write to the same file meanwhile (`countersign key create` while `serve` runs): every group
+//! compares `PRAGMA data_version` right after `BEGIN IMMEDIATE`, and when another connection
+//! committed since, reloads the head and the frontier before its first op.
 
 use super::ops;
 use crate::audit_log::Journal;
@@ -184,10 +186,11 @@ pub(super) async fn spawn(
             let opened = open(&path).and_then(|conn| {
                 let head = ops::load_head(&conn)?;
                 let tree = ops::load_tree(&conn, head.next_seq)?;
-                Ok((head, tree, conn))
+                let seen = data_version(&conn)?;
+                Ok((head, tree, seen, conn))
             });
             match opened {
-                Ok((head, tree, conn)) => {
+                Ok((head, tree, data_version, conn)) => {
                     audit_size.send_replace(tree.size());
                     let commits = Arc::new(AtomicU64::new(0));
                     let checkpointer = Checkpointer::start(&path, commits.clone());
@@ -200,6 +203,7 @@ pub(super) async fn spawn(
                         rx,
                         stopped: None,
                         commits,
+                        data_version,
                     }
                     .run();
                     if let Some(c) = checkpointer {
@@ -266,6 +270,16 @@ struct Writer {
     stopped: Option<StoreError>,
     /// Commits so far, for the checkpointer.
     commits: Arc<AtomicU64>,
+    /// `PRAGMA data_version` when the head was last loaded: it changes only when another
+    /// connection commits, i.e. when the head and frontier in memory may be stale.
+    data_version: i64,
+}
+
+/// This connection's view of how often other connections changed the file.
+fn data_version(conn: &Connection) -> Result<i64, StoreError> {
+    Ok(conn
+        .prepare_cached("PRAGMA data_version")?
+        .query_row([], |row| row.get(0))?)
 }
 
 /// How often the checkpointer folds new commits into the database file. Rarer checkpoints
@@ -353,6 +367,27 @@ impl Writer {
             group.drain(..).for_each(|op| op.reject(e.clone()));
             return;
         }
+        // Inside the write lock nobody else can commit, so what this reads stays true until
+        // our commit.
+        match data_version(&self.conn) {
+            Ok(v) if v == self.data_version => {}
+            Ok(_) => {
+                tracing::info!("another connection wrote the database; reloading the audit head");
+                self.reload_head();
+                if let Some(e) = &self.stopped {
+                    let _ = self.exec("ROLLBACK");
+                    group.drain(..).for_each(|op| op.reject(e.clone()));
+                    return;
+                }
+                self.audit_size.send_replace(self.tree.size());
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "could not read the data version");
+                let _ = self.exec("ROLLBACK");
+                group.drain(..).for_each(|op| op.reject(e.clone()));
+                return;
+            }
+        }
         let mut answers = Vec::with_capacity(group.len());
         let mut broken = None;
         for op in group.drain(..) {
@@ -424,11 +459,16 @@ impl Writer {
     }
 
     /// After a failed commit the database holds the last committed head and tree; so must we.
+    /// The version is read first: a commit by someone else in between makes the next group
+    /// reload again, never miss it.
     fn reload_head(&mut self) {
-        let loaded = ops::load_head(&self.conn)
-            .and_then(|head| Ok((head, ops::load_tree(&self.conn, head.next_seq)?)));
+        let loaded = data_version(&self.conn).and_then(|version| {
+            let head = ops::load_head(&self.conn)?;
+            Ok((version, head, ops::load_tree(&self.conn, head.next_seq)?))
+        });
         match loaded {
-            Ok((head, tree)) => {
+            Ok((version, head, tree)) => {
+                self.data_version = version;
                 self.journal.reset(head);
                 self.tree = tree;
             }
