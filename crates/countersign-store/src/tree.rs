@@ -60,22 +60,47 @@ pub(crate) fn hashes_from_rows(
 
 /// Appends `leaf` to `tree` and returns the `nodes` blob of its row.
 pub(crate) fn grow(tree: &mut Frontier, seq: u64, leaf: &Hash) -> Result<Vec<u8>, StoreError> {
+    let mut nodes = Vec::new();
+    grow_into(tree, seq, leaf, &mut nodes)?;
+    Ok(nodes)
+}
+
+/// [`grow`] into a buffer the caller reuses (cleared first), so a writer appending many
+/// entries allocates once per group, not once per entry.
+pub(crate) fn grow_into(
+    tree: &mut Frontier,
+    seq: u64,
+    leaf: &Hash,
+    nodes: &mut Vec<u8>,
+) -> Result<(), StoreError> {
     if seq != tree.size() {
         return Err(StoreError::Corrupt(format!(
             "audit entry {seq} would be leaf {} of the tree",
             tree.size()
         )));
     }
-    let mut nodes = Vec::new();
+    nodes.clear();
     tree.push(*leaf, |h| nodes.extend_from_slice(h));
-    Ok(nodes)
+    Ok(())
 }
 
 /// `first..end` as stored in `requests.audit_seqs`.
 pub(crate) fn seq_list(seqs: std::ops::Range<u64>) -> String {
-    let mut s = String::new();
-    for seq in seqs {
-        s.push_str(&seq.to_string());
+    // Digits by hand: this runs for every request write, and `fmt` costs more than the rest.
+    let mut s = String::with_capacity(8 * seqs.clone().count());
+    let mut digits = [0u8; 20];
+    for mut seq in seqs {
+        let mut at = digits.len();
+        loop {
+            at -= 1;
+            // `seq % 10` is below 10, so the cast keeps it whole.
+            digits[at] = b'0' + (seq % 10) as u8;
+            seq /= 10;
+            if seq == 0 {
+                break;
+            }
+        }
+        s.extend(digits[at..].iter().map(|&d| char::from(d)));
         s.push(',');
     }
     s
@@ -121,6 +146,12 @@ mod tests {
     #[test]
     fn seq_lists_round_trip() {
         assert_eq!(seq_list(5..8), "5,6,7,");
+        assert_eq!(seq_list(0..1), "0,");
+        assert_eq!(seq_list(9..11), "9,10,");
+        assert_eq!(
+            seq_list(u64::MAX - 1..u64::MAX),
+            format!("{},", u64::MAX - 1)
+        );
         assert_eq!(parse_seq_list("5,6,7,9,").unwrap(), vec![5, 6, 7, 9]);
         assert_eq!(parse_seq_list("").unwrap(), Vec::<u64>::new());
         assert!(parse_seq_list("5,x,").is_err());

@@ -475,14 +475,15 @@ pub(super) fn write_audit(
     let mut insert = conn.prepare_cached(
         "INSERT INTO audit (seq, bytes, leaf, chain, nodes) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?;
+    let mut nodes = Vec::with_capacity(64 * 32);
     for e in entries {
-        let nodes = crate::tree::grow(tree, e.seq, &e.leaf)?;
+        crate::tree::grow_into(tree, e.seq, &e.leaf, &mut nodes)?;
         insert.execute(params![
             signed(e.seq, "audit seq")?,
             e.bytes,
             e.leaf.as_slice(),
             e.chain.as_slice(),
-            nodes
+            nodes.as_slice()
         ])?;
     }
     Ok(())
