@@ -29,7 +29,7 @@ pub fn may_decide(req: &Request, viewer: &Viewer, now: Timestamp) -> Result<(), 
         decision: VoteDecision::Approve,
         digest: req.digest,
         channel: Channel::Console,
-        mfa_verified: true,
+        mfa: Some(countersign_core::MfaMethod::Totp),
         comment: None,
     };
     probe.vote(&ballot, now).map(|_| ())

@@ -60,7 +60,14 @@ async fn timeline(state: &AppState, id: &str) -> Vec<TimelineEntry> {
         let s = |k: &str| v[k].as_str().unwrap_or("").to_string();
         let data = &v["data"];
         let detail = [
-            "decision", "channel", "reason", "state", "effect", "rule", "comment",
+            "decision",
+            "channel",
+            "mfa_method",
+            "reason",
+            "state",
+            "effect",
+            "rule",
+            "comment",
         ]
         .iter()
         .filter_map(|k| {
@@ -199,7 +206,7 @@ pub async fn render(
                                 strong { (v.approver.as_str()) }
                                 " " @if v.decision == VoteDecision::Approve { "approved" } @else { "denied" }
                                 " via " (v.channel.as_str())
-                                @if v.mfa { " · " span.mfa { "second factor verified" } }
+                                @if v.mfa { " · " span.mfa { "second factor verified" @if let Some(m) = v.mfa_method { " (" (m.as_str()) ")" } } }
                                 br; span.muted { (when(&v.at)) }
                                 @if let Some(c) = &v.comment { blockquote { (mask::mask_text(c)) } }
                             }

@@ -578,7 +578,15 @@ async fn console_asks_for_a_one_time_code_on_mfa_rules_and_records_the_second_fa
     let v = app.approver("bob").get(&format!("/v1/requests/{id}")).await;
     assert_eq!(v.state(), "approved");
     assert_eq!(v.body["votes"][0]["mfa"], true);
+    assert_eq!(v.body["votes"][0]["mfa_method"], "totp");
     assert_eq!(v.body["votes"][0]["channel"], "console");
+    let page = carol.get(&format!("/console/requests/{id}")).await;
+    assert!(page.body.contains("second factor verified (totp)"));
+    assert!(
+        page.body.contains("mfa_method: totp"),
+        "the audit entry records the method: {}",
+        page.body
+    );
 }
 
 #[tokio::test]
