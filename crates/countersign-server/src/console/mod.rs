@@ -373,6 +373,14 @@ mod tests {
     }
 
     #[test]
+    fn cookies_are_secure_exactly_when_the_public_url_is_https() {
+        let config = crate::config::ConsoleConfig::default();
+        assert!(Console::new(b"k", "https://cs.example.com", &config).secure);
+        assert!(!Console::new(b"k", "http://127.0.0.1:8750", &config).secure);
+        assert!(Console::new(b"k", "http://127.0.0.1:8750", &config).key_sign_in);
+    }
+
+    #[test]
     fn the_csrf_field_is_found_in_a_form() {
         let body = Bytes::from_static(b"decision=approve&csrf=abc%2B1&digest=x");
         assert_eq!(csrf_field(&body), "abc+1");

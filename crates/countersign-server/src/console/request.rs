@@ -251,7 +251,10 @@ pub async fn render(
     chrome(
         &format!("{} · {}", a.kind, req.state.as_str()),
         Some(viewer),
-        Some(&format!("/console/requests/{}/events", req.id)),
+        // Once decided, nothing a person does here changes it: nothing to listen to.
+        (req.state == RequestState::Pending)
+            .then(|| format!("/console/requests/{}/events", req.id))
+            .as_deref(),
         body,
     )
 }
@@ -340,8 +343,8 @@ pub async fn decide(
 }
 
 /// Server-sent events for one request page: a `change` event (data: the state) whenever its
-/// state, votes or hold change, wherever the change came from; the stream ends after the
-/// request closes.
+/// state, votes or hold change, wherever the change came from; the stream ends once the
+/// request is no longer pending.
 pub async fn events(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -359,7 +362,7 @@ pub async fn events(
         id,
         watch,
         key(&first),
-        first.state.is_terminal(),
+        first.state != RequestState::Pending,
     );
     let stream = futures::stream::unfold(
         init,
@@ -382,7 +385,7 @@ pub async fn events(
                 let now = key(&req);
                 if now != last {
                     let ev = Event::default().event("change").data(req.state.as_str());
-                    let done = req.state.is_terminal();
+                    let done = req.state != RequestState::Pending;
                     return Some((Ok(ev), (state, who, id, watch, now, done)));
                 }
             }

@@ -461,6 +461,7 @@ async fn console_request_page_hears_a_vote_cast_elsewhere() {
     assert_eq!(r.status(), StatusCode::OK);
     let mut stream = r.bytes_stream();
     let erin = app.approver("erin");
+    let approved_id = id.clone();
     let voter = tokio::spawn(async move {
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         erin.vote(&id, "approve", &digest).await
@@ -477,6 +478,38 @@ async fn console_request_page_hears_a_vote_cast_elsewhere() {
     }
     assert!(seen.contains("data: approved"), "{seen}");
     assert_eq!(voter.await.unwrap().state(), "approved");
+    // A closed request's page does not listen any more.
+    let page = bob.get(&format!("/console/requests/{}", approved_id)).await;
+    assert!(
+        !page.body.contains("data-live=\""),
+        "closed: no stream: {}",
+        &page.body[..page.body.find("<main").unwrap_or(0)]
+    );
+    // The inbox hears new requests and decisions anywhere.
+    let r = reqwest::Client::new()
+        .get(format!("{}/console/events", app.url))
+        .header(COOKIE, bob.cookie_header())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let mut inbox = r.bytes_stream();
+    let agent = app.agent();
+    tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        agent
+            .submit("db.migrate", "postgres://staging/app", json!({}))
+            .await
+    });
+    let mut seen = String::new();
+    while !seen.contains("event: change") {
+        let chunk = tokio::time::timeout_at(deadline, inbox.next())
+            .await
+            .expect("an inbox change event")
+            .unwrap()
+            .unwrap();
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
     // Without a session there is no stream.
     let r = reqwest::Client::new()
         .get(format!("{}/console/events", app.url))

@@ -47,6 +47,10 @@
       .then(function () { busy = false; if (again) { again = false; refresh(); } });
   }
   var source = new EventSource(url);
-  source.addEventListener("change", refresh);
+  source.addEventListener("change", function (e) {
+    refresh();
+    // A request stream ends once the request is closed: do not reconnect to it.
+    if (e.data && isNaN(Number(e.data)) && e.data !== "pending") source.close();
+  });
   source.addEventListener("open", function () { document.body.setAttribute("data-live-ready", "1"); });
 })();
