@@ -377,6 +377,8 @@ pub async fn events(
                 {
                     return None;
                 }
+                // One re-read per burst of entries, not one per entry, for every open page.
+                tokio::time::sleep(std::time::Duration::from_millis(150)).await;
                 watch.borrow_and_update();
                 let req = match state.gateway.get(&who, &id).await {
                     Ok(r) => r,
