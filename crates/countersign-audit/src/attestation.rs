@@ -54,7 +54,13 @@ pub fn statement(request: &Request, audit: &AuditEvidence) -> Value {
                     VoteDecision::Deny => "deny",
                 },
                 "channel": v.channel.as_str(),
-                "mfa": if v.mfa { "totp" } else { "none" },
+                // The method that verified the vote; votes from before methods were recorded
+                // could only have used TOTP.
+                "mfa": match (v.mfa_method, v.mfa) {
+                    (Some(m), _) => m.as_str(),
+                    (None, true) => "totp",
+                    (None, false) => "none",
+                },
                 "at": format_at(v.at),
                 "comment": v.comment,
             })

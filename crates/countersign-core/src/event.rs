@@ -20,6 +20,8 @@ pub enum Event {
         decision: VoteDecision,
         channel: String,
         mfa: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mfa_method: Option<crate::request::MfaMethod>,
     },
     RequestApproved {
         grant: String,

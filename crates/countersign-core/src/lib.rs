@@ -25,7 +25,7 @@ pub use event::Event;
 pub use grant::Grant;
 pub use principal::{Principal, PrincipalId, PrincipalKind};
 pub use request::{
-    Ballot, Channel, Refusal, Request, RunGate, State, Vote, VoteDecision, grant_id_for,
+    Ballot, Channel, MfaMethod, Refusal, Request, RunGate, State, Vote, VoteDecision, grant_id_for,
     request_id_for_grant,
 };
 pub use run::{Run, RunState};

@@ -100,6 +100,25 @@ impl Channel {
     }
 }
 
+/// How a voter proved their second factor with a vote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MfaMethod {
+    /// A one-time code (RFC 6238).
+    Totp,
+    /// A passkey or security key (WebAuthn assertion).
+    Webauthn,
+}
+
+impl MfaMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MfaMethod::Totp => "totp",
+            MfaMethod::Webauthn => "webauthn",
+        }
+    }
+}
+
 /// One person's recorded vote.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Vote {
@@ -109,6 +128,10 @@ pub struct Vote {
     pub decision: VoteDecision,
     pub channel: Channel,
     pub mfa: bool,
+    /// Which second factor verified the vote (absent on votes without one, and on votes
+    /// recorded before methods were).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mfa_method: Option<MfaMethod>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
     pub at: Timestamp,
@@ -122,8 +145,8 @@ pub struct Ballot<'a> {
     /// The digest the voter was shown. Must equal the request's.
     pub digest: Digest,
     pub channel: Channel,
-    /// True when the voter proved a second factor with this vote.
-    pub mfa_verified: bool,
+    /// The second factor the voter proved with this vote, if any.
+    pub mfa: Option<MfaMethod>,
     pub comment: Option<String>,
 }
 
@@ -418,7 +441,7 @@ impl Request {
         if self.votes.iter().any(|v| v.approver == voter.id) {
             return Err(Refusal::AlreadyVoted);
         }
-        if requirements.mfa && !ballot.mfa_verified {
+        if requirements.mfa && ballot.mfa.is_none() {
             return Err(Refusal::MfaRequired);
         }
         self.votes.push(Vote {
@@ -426,7 +449,8 @@ impl Request {
             groups: voter.groups.clone(),
             decision: ballot.decision,
             channel: ballot.channel,
-            mfa: ballot.mfa_verified,
+            mfa: ballot.mfa.is_some(),
+            mfa_method: ballot.mfa,
             comment: ballot.comment.clone(),
             at: now,
         });
@@ -434,7 +458,8 @@ impl Request {
             approver: voter.id.clone(),
             decision: ballot.decision,
             channel: ballot.channel.as_str().to_string(),
-            mfa: ballot.mfa_verified,
+            mfa: ballot.mfa.is_some(),
+            mfa_method: ballot.mfa,
         }];
         match ballot.decision {
             VoteDecision::Deny => {

@@ -39,6 +39,47 @@ pub struct Config {
     /// The tamper-evident audit log: signing key, checkpoints, outgoing webhooks.
     #[serde(default)]
     pub audit: AuditConfig,
+    /// The web console at `/console/`.
+    #[serde(default)]
+    pub console: ConsoleConfig,
+}
+
+/// The web console: how people sign in.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleConfig {
+    /// Sign-in with OpenID Connect.
+    #[serde(default)]
+    pub oidc: Option<OidcConfig>,
+    /// Whether people may sign in with their own API key (the local fallback). Default: yes
+    /// without `oidc`, no with it.
+    #[serde(default)]
+    pub key_sign_in: Option<bool>,
+}
+
+impl ConsoleConfig {
+    pub fn key_sign_in(&self) -> bool {
+        self.key_sign_in.unwrap_or(self.oidc.is_none())
+    }
+}
+
+/// An OpenID Connect provider (authorization code flow with PKCE). Its redirect URI for this
+/// gateway is `<public_url>/console/oidc/callback`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcConfig {
+    /// The issuer URL; `<issuer>/.well-known/openid-configuration` is read at first sign-in.
+    pub issuer: String,
+    pub client_id: String,
+    /// Or `COUNTERSIGN_CONSOLE_OIDC_CLIENT_SECRET`. Absent: a public client (PKCE only).
+    #[serde(default)]
+    pub client_secret: Option<Secret>,
+    /// An ID-token claim whose strings are added to the person's groups.
+    #[serde(default)]
+    pub groups_claim: Option<String>,
+    /// Scopes asked for besides `openid` and `email` (e.g. `groups`, `profile`).
+    #[serde(default)]
+    pub scopes: Vec<String>,
 }
 
 /// Where the gateway keeps its audit signing key and how often it signs checkpoints.
@@ -604,6 +645,11 @@ impl Config {
         }
         if let Some(v) = var("COUNTERSIGN_DATABASE") {
             self.database = v;
+        }
+        if let Some(v) = var("COUNTERSIGN_CONSOLE_OIDC_CLIENT_SECRET")
+            && let Some(oidc) = self.console.oidc.as_mut()
+        {
+            oidc.client_secret = Some(Secret::new(v));
         }
         if let Some(v) = var("COUNTERSIGN_POLICY") {
             self.policy = Some(PathBuf::from(v));

@@ -351,12 +351,12 @@ impl Gateway {
             .get_request(id)
             .await?
             .ok_or(GatewayError::NotFound("request"))?;
-        let mfa_verified = match &body.otp {
+        let mfa = match &body.otp {
             Some(code) if current.state == State::Pending => {
                 self.verify_otp(&voter.id, code).await?;
-                true
+                Some(countersign_core::MfaMethod::Totp)
             }
-            _ => false,
+            _ => None,
         };
         let now = self.clock.now();
         let voter_owned = voter.clone();
@@ -368,7 +368,7 @@ impl Gateway {
                 decision,
                 digest,
                 channel,
-                mfa_verified,
+                mfa,
                 comment,
             };
             r.vote(&ballot, now)

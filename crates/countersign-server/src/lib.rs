@@ -12,6 +12,7 @@ pub mod audit;
 pub mod auth;
 pub mod channels;
 pub mod config;
+pub mod console;
 pub mod directory;
 pub mod gateway;
 pub mod http;

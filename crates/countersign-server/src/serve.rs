@@ -191,6 +191,11 @@ pub async fn start_with_clock(
         channels: channels.clone(),
         mcp: mcp.clone(),
         audit: audit.clone(),
+        console: Arc::new(crate::console::Console::new(
+            signer.to_private_string().as_bytes(),
+            &config.public_url(),
+            &config.console,
+        )),
     };
     let app = http::router(state, config.max_body_bytes);
     let listener = tokio::net::TcpListener::bind(&config.listen)

@@ -87,7 +87,7 @@ fn ballot<'a>(voter: &'a Principal, req: &Request, decision: VoteDecision) -> Ba
         decision,
         digest: req.digest,
         channel: Channel::Api,
-        mfa_verified: false,
+        mfa: None,
         comment: None,
     }
 }
@@ -176,7 +176,7 @@ fn mfa_rule_refuses_votes_without_second_factor() {
     let bob = person("user:bob@example.com", &["sre"]);
     let mut b = ballot(&bob, &req.clone(), VoteDecision::Approve);
     assert_eq!(req.vote(&b, t0()), Err(Refusal::MfaRequired));
-    b.mfa_verified = true;
+    b.mfa = Some(crate::MfaMethod::Totp);
     req.vote(&b, t0()).unwrap();
     assert_eq!(req.state, State::Approved);
 }
@@ -320,7 +320,7 @@ proptest! {
                     let mut b = ballot(&people[who], &req.clone(),
                         if approve { VoteDecision::Approve } else { VoteDecision::Deny });
                     if !right_digest { b.digest = Digest::of_bytes(b"other"); }
-                    b.mfa_verified = mfa;
+                    b.mfa = mfa.then_some(crate::MfaMethod::Totp);
                     req.vote(&b, now)
                 }
                 Op::Cancel { by_requester } => {

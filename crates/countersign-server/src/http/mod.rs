@@ -27,6 +27,8 @@ pub struct AppState {
     pub mcp: Option<Arc<crate::mcp::Mcp>>,
     /// The audit log's key, checkpoints, receipts and attestations.
     pub audit: Arc<crate::audit::Audit>,
+    /// The web console's session keys and settings.
+    pub console: Arc<crate::console::Console>,
 }
 
 /// Every route the API serves, as (method, path) in OpenAPI notation. The OpenAPI document is
@@ -97,6 +99,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/healthz", get(system::healthz))
         .route("/metrics", get(system::metrics))
         .merge(mcp)
+        .merge(crate::console::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))

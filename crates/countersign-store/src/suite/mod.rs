@@ -241,7 +241,7 @@ pub fn vote(
                 decision,
                 digest,
                 channel: Channel::Api,
-                mfa_verified: false,
+                mfa: None,
                 comment: None,
             },
             now,

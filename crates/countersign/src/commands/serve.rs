@@ -14,6 +14,7 @@ pub async fn run(config_path: Option<&Path>) -> Result<u8, Failure> {
         .map_err(|e| Failure::other(e.to_string()))?;
     let url = format!("http://{}", running.addr);
     println!("Countersign gateway listening on {url}");
+    println!("  console:  {url}/console/");
     println!(
         "  database: {}",
         countersign_server::config::database_display(&config.database)
@@ -60,6 +61,7 @@ Tour (in another terminal):
   COUNTERSIGN_TOKEN={bob} countersign ls
   COUNTERSIGN_TOKEN={bob} countersign approve <ID>
   COUNTERSIGN_TOKEN={carol} countersign approve <ID>
+  #    (or open {url}/console/ and sign in with bob's, then carol's key)
   # The agent's `request --wait` returns: approved, exit code 0.
   # 3. Check the record:
   countersign audit verify

@@ -146,6 +146,25 @@ pub async fn spawn_app_in(dir: TempDir, extra: &str) -> TestApp {
     start_in(dir, None).await
 }
 
+/// A gateway with the test world whose config text is first passed through `edit`.
+pub async fn spawn_app_editing(edit: impl FnOnce(String) -> String) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = write_world(&dir, 0);
+    let text = std::fs::read_to_string(&config_path).unwrap();
+    std::fs::write(&config_path, edit(text)).unwrap();
+    start_in(dir, None).await
+}
+
+/// A loopback port that was free a moment ago (for a gateway whose URL must be known before
+/// it starts, e.g. as an OpenID Connect redirect URI).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// Starts the gateway again on the same folder and database (keys were created the first time).
 pub async fn restart_in(dir: TempDir, keys: HashMap<String, String>) -> TestApp {
     start_in(dir, Some(keys)).await

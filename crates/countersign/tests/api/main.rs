@@ -4,7 +4,10 @@
 
 mod app;
 mod audit;
+mod browser;
 mod cli;
+mod console;
+mod console_oidc;
 mod crash;
 mod fake_slack;
 mod fake_teams;

@@ -208,7 +208,7 @@ async fn events_stream_the_request_until_it_is_decided() {
     assert_eq!(states.last().map(String::as_str), Some("approved"));
 }
 
-fn totp_secret(uri: &str) -> Vec<u8> {
+pub fn totp_secret(uri: &str) -> Vec<u8> {
     let secret = uri
         .split("secret=")
         .nth(1)
@@ -221,7 +221,7 @@ fn totp_secret(uri: &str) -> Vec<u8> {
         .unwrap()
 }
 
-fn code(secret: &[u8], offset_steps: i64) -> String {
+pub fn code(secret: &[u8], offset_steps: i64) -> String {
     let now = chrono::Utc::now().timestamp();
     let step = ((now / 30) + offset_steps) as u64;
     format!("{:06}", countersign_core::mfa::code_at_step(secret, step))

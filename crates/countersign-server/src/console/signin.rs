@@ -1,0 +1,216 @@
+//! Signing in and out. With an identity provider configured, "Sign in with …" starts the
+//! OpenID Connect flow (`oidc`); the local fallback is a form that takes the person's own API
+//! key, so a gateway with no identity provider still has a usable console. The sign-in form's
+//! CSRF token is bound to a random nonce cookie (there is no session yet).
+//!
+//! Must not: sign in an agent, follow a `next` address outside the console, or log a key.
+
+use super::layout::page as chrome;
+use super::session::{self, NONCE_COOKIE, SESSION_COOKIE, SESSION_TTL_SECONDS, Session};
+use super::{ConsoleError, html_with_code, safe_next};
+use crate::http::AppState;
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::{Markup, html};
+use serde::Deserialize;
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SignInQuery {
+    next: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyForm {
+    #[allow(dead_code)]
+    csrf: String,
+    key: String,
+    next: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CsrfOnly {
+    #[allow(dead_code)]
+    csrf: String,
+}
+
+fn form(state: &AppState, nonce: &str, next: &str, error: Option<&str>) -> Markup {
+    let csrf = state.console.keys.csrf_token(&format!("pre:{nonce}"));
+    chrome(
+        "Sign in",
+        None,
+        None,
+        html! {
+            section.card.narrow {
+                h1 { "Sign in" }
+                p.muted { "Approve or deny what agents ask to do. Every decision is recorded." }
+                @if let Some(e) = error {
+                    p.notice.error role="alert" { (e) }
+                }
+                @if let Some(o) = &state.console.oidc {
+                    p { a.button.primary href={ "/console/oidc/start?" (serde_urlencoded::to_string([("next", next)]).unwrap_or_default()) } {
+                        "Sign in with " (o.issuer()) } }
+                }
+                @if state.console.key_sign_in {
+                    form.stack method="post" action="/console/sign-in" {
+                        input type="hidden" name="csrf" value=(csrf);
+                        input type="hidden" name="next" value=(next);
+                        label for="key" { "Your API key" }
+                        input id="key" type="password" name="key" autocomplete="off" required
+                            placeholder="cs_…" spellcheck="false";
+                        p.hint { "The key printed for you when the gateway started (or by "
+                            code { "countersign key create" } "). It stays on this gateway." }
+                        button.primary type="submit" { "Sign in" }
+                    }
+                } @else if state.console.oidc.is_none() {
+                    p { "Signing in with an API key is turned off on this gateway." }
+                }
+            }
+        },
+    )
+}
+
+/// The nonce this browser's sign-in forms are bound to, and a `Set-Cookie` when it is new.
+fn nonce(state: &AppState, headers: &HeaderMap) -> (String, Option<String>) {
+    match session::cookie(headers, NONCE_COOKIE).filter(|n| n.len() >= 32) {
+        Some(n) => (n.to_string(), None),
+        None => {
+            let n = session::random_token();
+            let set = session::set_cookie(NONCE_COOKIE, &n, 3600, state.console.secure);
+            (n, Some(set))
+        }
+    }
+}
+
+pub async fn page_(
+    state: &AppState,
+    headers: &HeaderMap,
+    q: Option<&str>,
+) -> Result<Response, ConsoleError> {
+    let q: SignInQuery = super::parse_query(q)?;
+    let next = safe_next(q.next.as_deref());
+    if state.viewer(headers).is_some() {
+        return Ok(Redirect::to(&next).into_response());
+    }
+    let (nonce, set) = nonce(state, headers);
+    let mut r = super::html(form(state, &nonce, &next, None));
+    if let Some(set) = set.and_then(|s| s.parse().ok()) {
+        r.headers_mut().append(header::SET_COOKIE, set);
+    }
+    Ok(r)
+}
+
+pub async fn page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ConsoleError> {
+    page_(&state, &headers, q.as_deref()).await
+}
+
+/// Issues a session for `sub` and sends the browser to `next`.
+pub fn start_session(
+    state: &AppState,
+    sub: &str,
+    groups: Vec<String>,
+    via: &str,
+    next: &str,
+) -> Response {
+    let session = Session {
+        sid: session::random_token(),
+        sub: sub.to_string(),
+        groups,
+        via: via.to_string(),
+        exp: state.now_unix() + SESSION_TTL_SECONDS,
+    };
+    let sealed = state.console.keys.seal("session", &session);
+    let cookie = session::set_cookie(
+        SESSION_COOKIE,
+        &sealed,
+        SESSION_TTL_SECONDS,
+        state.console.secure,
+    );
+    tracing::info!(principal = %sub, via, channel = "console", "signed in to the console");
+    let mut r = Redirect::to(next).into_response();
+    if let Ok(v) = cookie.parse() {
+        r.headers_mut().append(header::SET_COOKIE, v);
+    }
+    r
+}
+
+pub async fn with_key(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ConsoleError> {
+    let nonce = session::cookie(&headers, NONCE_COOKIE).unwrap_or("");
+    if nonce.len() < 32
+        || !state
+            .console
+            .keys
+            .csrf_ok(&format!("pre:{nonce}"), &super::csrf_field(&body))
+    {
+        state.gateway.metrics.refusal("csrf_invalid");
+        return Err(ConsoleError::csrf());
+    }
+    if !state.console.key_sign_in {
+        return Err(ConsoleError::new(
+            StatusCode::NOT_FOUND,
+            "key_sign_in_disabled",
+            "Signing in with an API key is turned off on this gateway; use the identity provider.",
+        ));
+    }
+    let f: KeyForm = super::parse_form(&body)?;
+    let next = safe_next(f.next.as_deref());
+    let refuse = |status: StatusCode, code: &'static str, message: &str| {
+        html_with_code(status, code, form(&state, nonce, &next, Some(message)))
+    };
+    let principal = match state
+        .auth
+        .authenticate(Some(&format!("Bearer {}", f.key.trim())))
+        .await
+    {
+        Ok(p) => p,
+        Err(_) => {
+            state.gateway.metrics.refusal("invalid_key");
+            return Ok(refuse(
+                StatusCode::UNAUTHORIZED,
+                "invalid_key",
+                "That API key is not valid on this gateway.",
+            ));
+        }
+    };
+    if !principal.is_person() {
+        return Ok(refuse(
+            StatusCode::FORBIDDEN,
+            "people_only",
+            "That key belongs to an agent; only people sign in to the console.",
+        ));
+    }
+    Ok(start_session(
+        &state,
+        principal.id.as_str(),
+        vec![],
+        "key",
+        &next,
+    ))
+}
+
+pub async fn sign_out(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ConsoleError> {
+    let (viewer, _): (_, CsrfOnly) = state.form_viewer(&headers, &body)?;
+    tracing::info!(principal = %viewer.principal.id, channel = "console", "signed out of the console");
+    let mut r = Redirect::to("/console/sign-in").into_response();
+    let clear = session::set_cookie(SESSION_COOKIE, "", 0, state.console.secure);
+    if let Ok(v) = clear.parse() {
+        r.headers_mut().append(header::SET_COOKIE, v);
+    }
+    Ok(r)
+}

@@ -1,0 +1,140 @@
+//! The console in a real browser: Debian's Chromium driven by playwright-core
+//! (`tests/peers/console_browser.mjs`), against the real gateway and the real OpenID provider.
+//! The agent waits with `countersign request --wait` and must exit 0 once approved in the page.
+//! Screenshots go to a temporary folder, or to `docs/` with `COUNTERSIGN_UPDATE_SCREENSHOTS=1`.
+
+use crate::app::free_port;
+use crate::cli::BIN;
+use crate::console_oidc::{peers, spawn_with_idp, start_idp};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::io::AsyncBufReadExt;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+#[tokio::test]
+async fn console_in_chromium_signs_in_approves_updates_live_and_steps_up_with_totp() {
+    if !Path::new(CHROMIUM).exists() {
+        eprintln!(
+            "SKIPPED: {CHROMIUM} is missing (`apt-get install -y chromium`; .ci/run does it)"
+        );
+        return;
+    }
+    assert!(
+        peers().join("node_modules/playwright-core").exists(),
+        "playwright-core is not installed: run `npm ci --prefix tests/peers`"
+    );
+    let port = free_port();
+    let idp = start_idp(port, "{}").await;
+    let app = spawn_with_idp(port, &idp, "").await;
+
+    // The agent asks and waits, as it would in a pipeline.
+    let mut waiting = tokio::process::Command::new(BIN)
+        .args([
+            "request", "--kind", "db.migrate", "--resource", "postgres://prod/app",
+            "--params", r#"{"version": 42, "steps": ["add column", "backfill"], "dry_run": false, "password": "hunter2"}"#,
+            "--justification", "ship the billing migration before the release freeze",
+            "--wait",
+        ])
+        .env("COUNTERSIGN_URL", &app.url)
+        .env("COUNTERSIGN_TOKEN", &app.keys["agent:deploy-bot"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let bob = app.approver("bob");
+    let mut approve = None;
+    for _ in 0..100 {
+        let r = bob.get("/v1/requests?state=pending").await;
+        if let Some(id) = r.body["requests"][0]["id"].as_str() {
+            approve = Some(id.to_string());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let approve = approve.expect("the agent's request is pending");
+    let live = app
+        .agent()
+        .submit(
+            "db.migrate",
+            "postgres://staging/app",
+            json!({"version": 43}),
+        )
+        .await;
+    let live_digest = live.digest();
+    let mfa = app
+        .agent()
+        .submit(
+            "iam.grant",
+            "iam://prod/roles/admin",
+            json!({"user": "deploy-bot"}),
+        )
+        .await;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let shots: PathBuf = if std::env::var("COUNTERSIGN_UPDATE_SCREENSHOTS").is_ok_and(|v| v == "1")
+    {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs")
+    } else {
+        tmp.path().to_path_buf()
+    };
+    let scenario = json!({
+        "url": app.url, "approve": approve, "live": live.id(), "mfa": mfa.id(),
+        "screenshots": shots,
+    });
+    let mut node = tokio::process::Command::new("node")
+        .arg(peers().join("console_browser.mjs"))
+        .arg(scenario.to_string())
+        .env("CHROMIUM", CHROMIUM)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(node.stdout.take().unwrap()).lines();
+    let mut steps = vec![];
+    let run = async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(id) = line.strip_prefix("LIVE_READY ") {
+                // Someone decides through the API while the page is open.
+                let r = app.approver("erin").vote(id, "approve", &live_digest).await;
+                assert_eq!(r.state(), "approved", "{:?}", r.body);
+            }
+            steps.push(line);
+        }
+        node.wait().await.unwrap()
+    };
+    let status = tokio::time::timeout(Duration::from_secs(240), run)
+        .await
+        .expect("the browser scenario ends within 4 minutes");
+    assert!(status.success(), "browser scenario failed after {steps:?}");
+    for s in [
+        "STEP signed-in",
+        "STEP inbox-lists-pending",
+        "STEP approved",
+        "STEP live-update",
+        "STEP csrf-refused",
+        "STEP no-session-refused",
+        "STEP mfa-totp-approved",
+        "STEP responsive",
+        "DONE",
+    ] {
+        assert!(steps.iter().any(|l| l == s), "{s} in {steps:?}");
+    }
+    assert!(shots.join("console-inbox.png").exists() && shots.join("console-request.png").exists());
+
+    // The agent's waiting CLI saw the approval and exits 0.
+    let exit = tokio::time::timeout(Duration::from_secs(30), waiting.wait())
+        .await
+        .expect("the waiting CLI exits")
+        .unwrap();
+    assert_eq!(exit.code(), Some(0));
+    let r = bob.get(&format!("/v1/requests/{approve}")).await;
+    assert_eq!(r.body["votes"][0]["channel"], "console");
+    assert_eq!(r.body["votes"][0]["comment"], "checked the migration plan");
+    let m = bob.get(&format!("/v1/requests/{}", mfa.id())).await;
+    assert_eq!(m.state(), "approved");
+    assert_eq!(m.body["votes"][0]["mfa"], true);
+}
