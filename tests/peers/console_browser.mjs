@@ -1,12 +1,14 @@
 // The console in a real browser: Debian's Chromium driven by playwright-core, signing in
 // through the OpenID provider (oidc_provider.mjs), approving a pending request, approving an
-// `mfa: true` request with a one-time code, watching a page update live when a vote arrives
+// `mfa: true` request with a one-time code and another with a passkey (a CDP virtual
+// authenticator), watching a page update live when a vote arrives
 // through the API, and the CSRF and missing-session refusals.
 //
 // node console_browser.mjs '<scenario JSON>'
-//   {url, approve, live, mfa, screenshots}: the gateway, the ids of three pending requests
-//   (one sre review, one to be decided through the API meanwhile, one iam.grant with MFA), and
-//   the folder for screenshots (or null).
+//   {url, approve, live, mfa, passkey, localUrl, carolKey, screenshots}: the gateway, the ids
+//   of four pending requests (one sre review, one to be decided through the API meanwhile, two
+//   iam.grant with MFA), the gateway at `localhost` (the passkeys' relying party) with carol's
+//   API key to sign in there, and the folder for screenshots (or null).
 // Prints one line per step (`STEP name`), `LIVE_READY <id>` when the live page listens (the
 // caller then votes through the API), and `DONE` at the end; exits non-zero on any failure.
 import crypto from 'node:crypto';
@@ -133,7 +135,37 @@ try {
   await cpage.locator('#progress .mfa').waitFor();
   step('mfa-totp-approved');
 
-  // 7. Small screens: the request page has no horizontal scroll at phone width.
+  // 7. Passkey: carol, signed in at localhost (the relying party id), registers a passkey on a
+  // virtual authenticator (user verification on), then approves the other iam.grant with it.
+  const keyed = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+  const kpage = await keyed.newPage();
+  const cdp = await keyed.newCDPSession(kpage);
+  await cdp.send('WebAuthn.enable');
+  const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
+    options: {
+      protocol: 'ctap2', transport: 'internal', hasResidentKey: true,
+      hasUserVerification: true, isUserVerified: true, automaticPresenceSimulation: true,
+    },
+  });
+  await kpage.goto(`${scenario.localUrl}/console/sign-in`);
+  await kpage.locator('#key').fill(scenario.carolKey);
+  await kpage.locator('#key').press('Enter');
+  await kpage.waitForURL(`${scenario.localUrl}/console/`);
+  await kpage.goto(`${scenario.localUrl}/console/mfa`);
+  await kpage.getByRole('button', { name: 'Add a passkey' }).click();
+  await kpage.locator('[data-passkey-added]').waitFor({ timeout: 15000 });
+  expect(await kpage.locator('li[data-credential]').count() === 1, 'one passkey listed');
+  const stored = await cdp.send('WebAuthn.getCredentials', { authenticatorId });
+  expect(stored.credentials.length === 1, 'the authenticator holds the new credential');
+  step('passkey-enrolled');
+  await kpage.goto(`${scenario.localUrl}/console/requests/${scenario.passkey}`);
+  await kpage.locator('#comment').fill('confirmed with my passkey');
+  await kpage.getByRole('button', { name: 'Approve with passkey' }).click();
+  await kpage.locator('#badge .badge', { hasText: 'approved' }).waitFor({ timeout: 15000 });
+  await kpage.locator('#progress .mfa', { hasText: 'webauthn' }).waitFor();
+  step('mfa-passkey-approved');
+
+  // 8. Small screens: the request page has no horizontal scroll at phone width.
   const phone = await carol.newPage();
   await phone.setViewportSize({ width: 390, height: 800 });
   await phone.goto(`${scenario.url}/console/requests/${scenario.mfa}`);
