@@ -165,6 +165,67 @@ try {
   await kpage.locator('#progress .mfa', { hasText: 'webauthn' }).waitFor();
   step('mfa-passkey-approved');
 
+  // 7b. The ceremony is bound, with real signatures: an assertion made to approve this request
+  // is refused for a deny, for another request and for another digest (and stays usable),
+  // counts once (the request is decided, so that vote is refused as such), is then refused as
+  // replayed; a tampered signature does not verify.
+  const binding = await kpage.evaluate(async ({ id, other }) => {
+    const csrf = document.querySelector('input[name=csrf]').value;
+    const u2b = (s) => Uint8Array.from(atob(s.replace(/-/g, '+').replace(/_/g, '/').padEnd(Math.ceil(s.length / 4) * 4, '=')), (c) => c.charCodeAt(0)).buffer;
+    const b2u = (b) => btoa(String.fromCharCode(...new Uint8Array(b))).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+    const form = (fields) => ({
+      method: 'POST', redirect: 'manual',
+      headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ csrf, ...fields }).toString(),
+    });
+    const page = await (await fetch(`/console/requests/${id}`)).text();
+    const digest = page.match(/name="digest" value="([^"]+)"/)?.[1] || page.match(/title="(sha256:[0-9a-f]+)"/)[1];
+    async function assert(decision) {
+      const begun = await (await fetch(`/console/requests/${id}/passkey`, form({ digest, decision }))).json();
+      const pk = begun.options.publicKey;
+      pk.challenge = u2b(pk.challenge);
+      pk.allowCredentials.forEach((c) => { c.id = u2b(c.id); });
+      const c = await navigator.credentials.get({ publicKey: pk });
+      const r = c.response;
+      return {
+        ceremony: begun.ceremony,
+        cred: {
+          id: c.id, rawId: b2u(c.rawId), type: c.type, extensions: {},
+          response: {
+            authenticatorData: b2u(r.authenticatorData), clientDataJSON: b2u(r.clientDataJSON),
+            signature: b2u(r.signature), userHandle: r.userHandle ? b2u(r.userHandle) : null,
+          },
+        },
+      };
+    }
+    async function decide(req, fields, a) {
+      const r = await fetch(`/console/requests/${req}/decide`, form({ ...fields, ceremony: a.ceremony, credential: JSON.stringify(a.cred) }));
+      return `${r.status} ${r.headers.get('x-countersign-error')}`;
+    }
+    const a = await assert('approve');
+    const out = {
+      deny: await decide(id, { digest, decision: 'deny' }, a),
+      otherRequest: await decide(other, { digest, decision: 'approve' }, a),
+      otherDigest: await decide(id, { digest: `sha256:${'0'.repeat(64)}`, decision: 'approve' }, a),
+      bound: await decide(id, { digest, decision: 'approve' }, a),
+      replayed: await decide(id, { digest, decision: 'approve' }, a),
+    };
+    const b = await assert('approve');
+    const sig = new Uint8Array(u2b(b.cred.response.signature));
+    sig[sig.length - 1] ^= 1;
+    b.cred.response.signature = b2u(sig.buffer);
+    out.tampered = await decide(id, { digest, decision: 'approve' }, b);
+    return out;
+  }, { id: scenario.passkey, other: scenario.mfa });
+  const want = {
+    deny: '403 webauthn_mismatch', otherRequest: '403 webauthn_mismatch',
+    otherDigest: '403 webauthn_mismatch', replayed: '409 webauthn_replayed',
+    tampered: '403 webauthn_invalid',
+  };
+  for (const [k, v] of Object.entries(want)) expect(binding[k] === v, `${k}: ${v}, got ${JSON.stringify(binding)}`);
+  expect(/^409 (already_voted|request_closed)$/.test(binding.bound), `bound: counted once, got ${JSON.stringify(binding)}`);
+  step('passkey-ceremony-bound');
+
   // 8. Small screens: the request page has no horizontal scroll at phone width.
   const phone = await carol.newPage();
   await phone.setViewportSize({ width: 390, height: 800 });

@@ -133,6 +133,7 @@ async fn console_in_chromium_signs_in_approves_updates_live_and_steps_up_with_to
         "STEP mfa-totp-approved",
         "STEP passkey-enrolled",
         "STEP mfa-passkey-approved",
+        "STEP passkey-ceremony-bound",
         "STEP responsive",
         "DONE",
     ] {
