@@ -1,5 +1,5 @@
-//! Where Countersign keeps what it knows: requests, runs, API keys, TOTP enrolments and the
-//! audit log, behind the [`Store`] trait. Every state change and the audit entries that record it
+//! Where Countersign keeps what it knows: requests, runs, API keys, TOTP enrolments, passkeys
+//! (and their ceremonies' server-side state) and the audit log, behind the [`Store`] trait. Every state change and the audit entries that record it
 //! are written in one transaction, so the log never disagrees with the state it describes.
 //!
 //! The default implementation is [`SqliteStore`] (an embedded file, one writer thread with
@@ -44,7 +44,9 @@ pub use countersign_core::run::RunRefusal;
 pub use error::StoreError;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
-pub use webauthn::{Ceremony, CeremonyBinding, CeremonyKind, CeremonyRefusal, StoredPasskey};
+pub use webauthn::{
+    CEREMONY_RETENTION_MS, Ceremony, CeremonyBinding, CeremonyKind, CeremonyRefusal, StoredPasskey,
+};
 
 /// Builds a new request once the store knows its run gate (inside the transaction).
 pub type Submit = Box<dyn FnOnce(RunGate) -> (Request, Vec<Event>) + Send>;
@@ -277,7 +279,9 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
     ) -> Result<(), StoreError>;
 
-    /// Stores the server-side state of a ceremony just begun. Records no audit entry.
+    /// Stores the server-side state of a ceremony just begun, and forgets ceremonies that
+    /// expired more than [`CEREMONY_RETENTION_MS`] before this one expires (until then, a late
+    /// or replayed finish is still told `Expired` or `Used`). Records no audit entry.
     async fn ceremony_begin(&self, ceremony: &Ceremony) -> Result<(), StoreError>;
 
     /// Finishes ceremony `id` at most once: in one statement, marks it used if it is unused,

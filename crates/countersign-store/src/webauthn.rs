@@ -7,6 +7,9 @@
 
 use countersign_core::{PrincipalId, Timestamp};
 
+/// How long after its expiry a ceremony row is kept (so a late finish is told why).
+pub const CEREMONY_RETENTION_MS: i64 = 3_600_000;
+
 /// A registered passkey.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredPasskey {

@@ -338,6 +338,10 @@ impl Store for PgStore {
 
     async fn ceremony_begin(&self, c: &Ceremony) -> Result<(), StoreError> {
         let b = &c.binding;
+        sqlx::query("DELETE FROM webauthn_ceremonies WHERE expires_at < $1")
+            .bind(millis(c.expires_at) - crate::CEREMONY_RETENTION_MS)
+            .execute(&self.pool)
+            .await?;
         sqlx::query(
             "INSERT INTO webauthn_ceremonies \
              (id, principal, kind, request_id, digest, decision, state, expires_at, used) \

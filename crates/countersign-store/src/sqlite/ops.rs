@@ -291,6 +291,8 @@ fn passkey_used(
 
 fn ceremony_begin(conn: &Conn, c: &crate::Ceremony) -> Result<(), StoreError> {
     let b = &c.binding;
+    conn.prepare_cached("DELETE FROM webauthn_ceremonies WHERE expires_at < ?1")?
+        .execute([millis(c.expires_at) - crate::CEREMONY_RETENTION_MS])?;
     conn.prepare_cached(
         "INSERT INTO webauthn_ceremonies \
          (id, principal, kind, request_id, digest, decision, state, expires_at, used) \

@@ -164,6 +164,36 @@ pub async fn a_ceremony_is_taken_once_for_what_it_was_begun_for(b: &dyn Backend)
         audit_log(&*store).await.is_empty(),
         "ceremonies record nothing"
     );
+
+    // Ceremonies long expired are forgotten when a new one begins; recent ones are kept.
+    store
+        .ceremony_begin(&Ceremony {
+            id: "later".into(),
+            binding: reg.clone(),
+            state: "{}".into(),
+            expires_at: at(300 + 3600),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        store.ceremony_take("c2", &bound, at(301)).await.unwrap(),
+        Err(CeremonyRefusal::Expired),
+        "expired an hour ago at most: still known"
+    );
+    store
+        .ceremony_begin(&Ceremony {
+            id: "much-later".into(),
+            binding: reg.clone(),
+            state: "{}".into(),
+            expires_at: at(301 + 3600),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        store.ceremony_take("c1", &bound, at(302)).await.unwrap(),
+        Err(CeremonyRefusal::Unknown),
+        "expired more than an hour before: forgotten"
+    );
 }
 
 pub async fn concurrent_finishes_take_a_ceremony_once(b: &dyn Backend) {
