@@ -168,7 +168,7 @@ try {
   // 7b. The ceremony is bound, with real signatures: an assertion made to approve this request
   // is refused for a deny, for another request and for another digest (and stays usable),
   // counts once (the request is decided, so that vote is refused as such), is then refused as
-  // replayed; a tampered signature does not verify.
+  // replayed; a tampered signature does not verify, and five failures rate-limit the next try.
   const binding = await kpage.evaluate(async ({ id, other }) => {
     const csrf = document.querySelector('input[name=csrf]').value;
     const u2b = (s) => Uint8Array.from(atob(s.replace(/-/g, '+').replace(/_/g, '/').padEnd(Math.ceil(s.length / 4) * 4, '=')), (c) => c.charCodeAt(0)).buffer;
@@ -215,14 +215,26 @@ try {
     sig[sig.length - 1] ^= 1;
     b.cred.response.signature = b2u(sig.buffer);
     out.tampered = await decide(id, { digest, decision: 'approve' }, b);
+    // Failed assertions count with wrong codes: after five, the next try is refused.
+    const tries = [];
+    for (let i = 0; i < 5; i++) {
+      const t = await assert('approve');
+      const bad = new Uint8Array(u2b(t.cred.response.signature));
+      bad[bad.length - 1] ^= 1;
+      t.cred.response.signature = b2u(bad.buffer);
+      tries.push(await decide(id, { digest, decision: 'approve' }, t));
+    }
+    out.limited = tries.slice(-1)[0];
+    out.beforeLimit = tries.slice(0, 4);
     return out;
   }, { id: scenario.passkey, other: scenario.mfa });
   const want = {
     deny: '403 webauthn_mismatch', otherRequest: '403 webauthn_mismatch',
     otherDigest: '403 webauthn_mismatch', replayed: '409 webauthn_replayed',
-    tampered: '403 webauthn_invalid',
+    tampered: '403 webauthn_invalid', limited: '429 mfa_rate_limited',
   };
   for (const [k, v] of Object.entries(want)) expect(binding[k] === v, `${k}: ${v}, got ${JSON.stringify(binding)}`);
+  expect(binding.beforeLimit.every((t) => t === '403 webauthn_invalid'), `four more invalid, got ${JSON.stringify(binding)}`);
   expect(/^409 (already_voted|request_closed)$/.test(binding.bound), `bound: counted once, got ${JSON.stringify(binding)}`);
   step('passkey-ceremony-bound');
 

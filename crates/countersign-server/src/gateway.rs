@@ -423,15 +423,30 @@ impl Gateway {
         }
     }
 
-    async fn verify_otp(&self, who: &PrincipalId, code: &str) -> Result<(), GatewayError> {
-        {
-            let mut failures = self.mfa_failures.lock().unwrap_or_else(|e| e.into_inner());
-            let list = failures.entry(who.clone()).or_default();
-            list.retain(|t| t.elapsed() < MFA_WINDOW);
-            if list.len() >= MFA_MAX_FAILURES {
-                return Err(GatewayError::Mfa(MfaFailure::RateLimited));
-            }
+    /// Refuses a second-factor try from `who` after too many recent failures (TOTP codes and
+    /// passkey assertions count together).
+    pub(crate) fn mfa_not_limited(&self, who: &PrincipalId) -> Result<(), GatewayError> {
+        let mut failures = self.mfa_failures.lock().unwrap_or_else(|e| e.into_inner());
+        let list = failures.entry(who.clone()).or_default();
+        list.retain(|t| t.elapsed() < MFA_WINDOW);
+        if list.len() >= MFA_MAX_FAILURES {
+            return Err(GatewayError::Mfa(MfaFailure::RateLimited));
         }
+        Ok(())
+    }
+
+    /// Counts a failed second-factor try of `who`.
+    pub(crate) fn mfa_failed(&self, who: &PrincipalId) {
+        self.mfa_failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(who.clone())
+            .or_default()
+            .push(Instant::now());
+    }
+
+    async fn verify_otp(&self, who: &PrincipalId, code: &str) -> Result<(), GatewayError> {
+        self.mfa_not_limited(who)?;
         let state = self
             .store
             .totp_get(who)
@@ -448,12 +463,7 @@ impl Gateway {
             Err(mfa::TotpError::Reused) => MfaFailure::Reused,
             Err(mfa::TotpError::Invalid) => MfaFailure::Invalid,
         };
-        self.mfa_failures
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(who.clone())
-            .or_default()
-            .push(Instant::now());
+        self.mfa_failed(who);
         Err(GatewayError::Mfa(failure))
     }
 

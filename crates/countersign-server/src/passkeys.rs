@@ -337,6 +337,7 @@ impl Gateway {
         credential: &str,
     ) -> Result<Request, GatewayError> {
         let rp = self.relying_party()?;
+        self.mfa_not_limited(&who.id)?;
         let credential: Result<PublicKeyCredential, _> = serde_json::from_str(credential);
         let binding = CeremonyBinding {
             principal: who.id.clone(),
@@ -354,10 +355,16 @@ impl Gateway {
         let credential = credential.map_err(|_| fail(PasskeyFailure::Invalid))?;
         let state: PasskeyAuthentication = serde_json::from_str(&state)
             .map_err(|e| GatewayError::Store(StoreError::Corrupt(e.to_string())))?;
-        let result = rp
+        let result = match rp
             .webauthn
             .finish_passkey_authentication(&credential, &state)
-            .map_err(|_| fail(PasskeyFailure::Invalid))?;
+        {
+            Ok(r) => r,
+            Err(_) => {
+                self.mfa_failed(&who.id);
+                return Err(fail(PasskeyFailure::Invalid));
+            }
+        };
         let mut passkeys = self.stored_passkeys(who).await?;
         let Some(used) = passkeys
             .iter_mut()
