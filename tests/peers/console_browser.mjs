@@ -1,12 +1,14 @@
 // The console in a real browser: Debian's Chromium driven by playwright-core, signing in
 // through the OpenID provider (oidc_provider.mjs), approving a pending request, approving an
-// `mfa: true` request with a one-time code, watching a page update live when a vote arrives
+// `mfa: true` request with a one-time code and another with a passkey (a CDP virtual
+// authenticator), watching a page update live when a vote arrives
 // through the API, and the CSRF and missing-session refusals.
 //
 // node console_browser.mjs '<scenario JSON>'
-//   {url, approve, live, mfa, screenshots}: the gateway, the ids of three pending requests
-//   (one sre review, one to be decided through the API meanwhile, one iam.grant with MFA), and
-//   the folder for screenshots (or null).
+//   {url, approve, live, mfa, passkey, localUrl, carolKey, screenshots}: the gateway, the ids
+//   of four pending requests (one sre review, one to be decided through the API meanwhile, two
+//   iam.grant with MFA), the gateway at `localhost` (the passkeys' relying party) with carol's
+//   API key to sign in there, and the folder for screenshots (or null).
 // Prints one line per step (`STEP name`), `LIVE_READY <id>` when the live page listens (the
 // caller then votes through the API), and `DONE` at the end; exits non-zero on any failure.
 import crypto from 'node:crypto';
@@ -133,7 +135,110 @@ try {
   await cpage.locator('#progress .mfa').waitFor();
   step('mfa-totp-approved');
 
-  // 7. Small screens: the request page has no horizontal scroll at phone width.
+  // 7. Passkey: carol, signed in at localhost (the relying party id), registers a passkey on a
+  // virtual authenticator (user verification on), then approves the other iam.grant with it.
+  const keyed = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+  const kpage = await keyed.newPage();
+  const cdp = await keyed.newCDPSession(kpage);
+  await cdp.send('WebAuthn.enable');
+  const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
+    options: {
+      protocol: 'ctap2', transport: 'internal', hasResidentKey: true,
+      hasUserVerification: true, isUserVerified: true, automaticPresenceSimulation: true,
+    },
+  });
+  await kpage.goto(`${scenario.localUrl}/console/sign-in`);
+  await kpage.locator('#key').fill(scenario.carolKey);
+  await kpage.locator('#key').press('Enter');
+  await kpage.waitForURL(`${scenario.localUrl}/console/`);
+  await kpage.goto(`${scenario.localUrl}/console/mfa`);
+  await kpage.getByRole('button', { name: 'Add a passkey' }).click();
+  await kpage.locator('[data-passkey-added]').waitFor({ timeout: 15000 });
+  expect(await kpage.locator('li[data-credential]').count() === 1, 'one passkey listed');
+  const stored = await cdp.send('WebAuthn.getCredentials', { authenticatorId });
+  expect(stored.credentials.length === 1, 'the authenticator holds the new credential');
+  step('passkey-enrolled');
+  await kpage.goto(`${scenario.localUrl}/console/requests/${scenario.passkey}`);
+  await kpage.locator('#comment').fill('confirmed with my passkey');
+  await kpage.getByRole('button', { name: 'Approve with passkey' }).click();
+  await kpage.locator('#badge .badge', { hasText: 'approved' }).waitFor({ timeout: 15000 });
+  await kpage.locator('#progress .mfa', { hasText: 'webauthn' }).waitFor();
+  step('mfa-passkey-approved');
+
+  // 7b. The ceremony is bound, with real signatures: an assertion made to approve this request
+  // is refused for a deny, for another request and for another digest (and stays usable),
+  // counts once (the request is decided, so that vote is refused as such), is then refused as
+  // replayed; a tampered signature does not verify, and five failures rate-limit the next try.
+  const binding = await kpage.evaluate(async ({ id, other }) => {
+    const csrf = document.querySelector('input[name=csrf]').value;
+    const u2b = (s) => Uint8Array.from(atob(s.replace(/-/g, '+').replace(/_/g, '/').padEnd(Math.ceil(s.length / 4) * 4, '=')), (c) => c.charCodeAt(0)).buffer;
+    const b2u = (b) => btoa(String.fromCharCode(...new Uint8Array(b))).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+    const form = (fields) => ({
+      method: 'POST', redirect: 'manual',
+      headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ csrf, ...fields }).toString(),
+    });
+    const page = await (await fetch(`/console/requests/${id}`)).text();
+    const digest = page.match(/name="digest" value="([^"]+)"/)?.[1] || page.match(/title="(sha256:[0-9a-f]+)"/)[1];
+    async function assert(decision) {
+      const begun = await (await fetch(`/console/requests/${id}/passkey`, form({ digest, decision }))).json();
+      const pk = begun.options.publicKey;
+      pk.challenge = u2b(pk.challenge);
+      pk.allowCredentials.forEach((c) => { c.id = u2b(c.id); });
+      const c = await navigator.credentials.get({ publicKey: pk });
+      const r = c.response;
+      return {
+        ceremony: begun.ceremony,
+        cred: {
+          id: c.id, rawId: b2u(c.rawId), type: c.type, extensions: {},
+          response: {
+            authenticatorData: b2u(r.authenticatorData), clientDataJSON: b2u(r.clientDataJSON),
+            signature: b2u(r.signature), userHandle: r.userHandle ? b2u(r.userHandle) : null,
+          },
+        },
+      };
+    }
+    async function decide(req, fields, a) {
+      const r = await fetch(`/console/requests/${req}/decide`, form({ ...fields, ceremony: a.ceremony, credential: JSON.stringify(a.cred) }));
+      return `${r.status} ${r.headers.get('x-countersign-error')}`;
+    }
+    const a = await assert('approve');
+    const out = {
+      deny: await decide(id, { digest, decision: 'deny' }, a),
+      otherRequest: await decide(other, { digest, decision: 'approve' }, a),
+      otherDigest: await decide(id, { digest: `sha256:${'0'.repeat(64)}`, decision: 'approve' }, a),
+      bound: await decide(id, { digest, decision: 'approve' }, a),
+      replayed: await decide(id, { digest, decision: 'approve' }, a),
+    };
+    const b = await assert('approve');
+    const sig = new Uint8Array(u2b(b.cred.response.signature));
+    sig[sig.length - 1] ^= 1;
+    b.cred.response.signature = b2u(sig.buffer);
+    out.tampered = await decide(id, { digest, decision: 'approve' }, b);
+    // Failed assertions count with wrong codes: after five, the next try is refused.
+    const tries = [];
+    for (let i = 0; i < 5; i++) {
+      const t = await assert('approve');
+      const bad = new Uint8Array(u2b(t.cred.response.signature));
+      bad[bad.length - 1] ^= 1;
+      t.cred.response.signature = b2u(bad.buffer);
+      tries.push(await decide(id, { digest, decision: 'approve' }, t));
+    }
+    out.limited = tries.slice(-1)[0];
+    out.beforeLimit = tries.slice(0, 4);
+    return out;
+  }, { id: scenario.passkey, other: scenario.mfa });
+  const want = {
+    deny: '403 webauthn_mismatch', otherRequest: '403 webauthn_mismatch',
+    otherDigest: '403 webauthn_mismatch', replayed: '409 webauthn_replayed',
+    tampered: '403 webauthn_invalid', limited: '429 mfa_rate_limited',
+  };
+  for (const [k, v] of Object.entries(want)) expect(binding[k] === v, `${k}: ${v}, got ${JSON.stringify(binding)}`);
+  expect(binding.beforeLimit.every((t) => t === '403 webauthn_invalid'), `four more invalid, got ${JSON.stringify(binding)}`);
+  expect(/^409 (already_voted|request_closed)$/.test(binding.bound), `bound: counted once, got ${JSON.stringify(binding)}`);
+  step('passkey-ceremony-bound');
+
+  // 8. Small screens: the request page has no horizontal scroll at phone width.
   const phone = await carol.newPage();
   await phone.setViewportSize({ width: 390, height: 800 });
   await phone.goto(`${scenario.url}/console/requests/${scenario.mfa}`);

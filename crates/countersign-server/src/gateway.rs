@@ -60,6 +60,8 @@ pub enum GatewayError {
     Run(#[from] RunRefusal),
     #[error("{0}")]
     Mfa(MfaFailure),
+    #[error("{0}")]
+    Passkey(crate::passkeys::PasskeyFailure),
     #[error("storage failed: {0}")]
     Store(#[from] StoreError),
 }
@@ -105,6 +107,9 @@ pub struct Gateway {
     /// Woken after every committed change to a reviewed request: the channel notifier's cue.
     pub outbox_wake: Arc<tokio::sync::Notify>,
     mfa_failures: Mutex<HashMap<PrincipalId, Vec<Instant>>>,
+    /// The WebAuthn relying party (id and origin from `public_url`); `None` when the public
+    /// URL cannot name one (passkeys are then refused with `passkeys_unavailable`).
+    pub(crate) passkeys: Option<crate::passkeys::RelyingParty>,
 }
 
 fn new_request_id() -> String {
@@ -126,9 +131,10 @@ impl Gateway {
             waiters: Arc::new(Waiters::default()),
             metrics: Arc::new(Metrics::default()),
             clock,
-            public_url,
             outbox_wake: Arc::new(tokio::sync::Notify::new()),
             mfa_failures: Mutex::new(HashMap::new()),
+            passkeys: crate::passkeys::RelyingParty::new(&public_url),
+            public_url,
         }
     }
 
@@ -334,6 +340,20 @@ impl Gateway {
         body: VoteBody,
         channel: Channel,
     ) -> Result<Recorded, GatewayError> {
+        self.vote_verified(voter, id, body, channel, None).await
+    }
+
+    /// The one vote path. `verified`: a second factor the caller already verified for this
+    /// very vote (a passkey assertion bound to this request, digest and decision); otherwise
+    /// a TOTP code in `body.otp` is verified here.
+    pub(crate) async fn vote_verified(
+        &self,
+        voter: &Principal,
+        id: &str,
+        body: VoteBody,
+        channel: Channel,
+        verified: Option<countersign_core::MfaMethod>,
+    ) -> Result<Recorded, GatewayError> {
         let digest: Digest =
             body.digest
                 .parse()
@@ -352,6 +372,7 @@ impl Gateway {
             .await?
             .ok_or(GatewayError::NotFound("request"))?;
         let mfa = match &body.otp {
+            _ if verified.is_some() => verified,
             Some(code) if current.state == State::Pending => {
                 self.verify_otp(&voter.id, code).await?;
                 Some(countersign_core::MfaMethod::Totp)
@@ -402,15 +423,30 @@ impl Gateway {
         }
     }
 
-    async fn verify_otp(&self, who: &PrincipalId, code: &str) -> Result<(), GatewayError> {
-        {
-            let mut failures = self.mfa_failures.lock().unwrap_or_else(|e| e.into_inner());
-            let list = failures.entry(who.clone()).or_default();
-            list.retain(|t| t.elapsed() < MFA_WINDOW);
-            if list.len() >= MFA_MAX_FAILURES {
-                return Err(GatewayError::Mfa(MfaFailure::RateLimited));
-            }
+    /// Refuses a second-factor try from `who` after too many recent failures (TOTP codes and
+    /// passkey assertions count together).
+    pub(crate) fn mfa_not_limited(&self, who: &PrincipalId) -> Result<(), GatewayError> {
+        let mut failures = self.mfa_failures.lock().unwrap_or_else(|e| e.into_inner());
+        let list = failures.entry(who.clone()).or_default();
+        list.retain(|t| t.elapsed() < MFA_WINDOW);
+        if list.len() >= MFA_MAX_FAILURES {
+            return Err(GatewayError::Mfa(MfaFailure::RateLimited));
         }
+        Ok(())
+    }
+
+    /// Counts a failed second-factor try of `who`.
+    pub(crate) fn mfa_failed(&self, who: &PrincipalId) {
+        self.mfa_failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(who.clone())
+            .or_default()
+            .push(Instant::now());
+    }
+
+    async fn verify_otp(&self, who: &PrincipalId, code: &str) -> Result<(), GatewayError> {
+        self.mfa_not_limited(who)?;
         let state = self
             .store
             .totp_get(who)
@@ -427,12 +463,7 @@ impl Gateway {
             Err(mfa::TotpError::Reused) => MfaFailure::Reused,
             Err(mfa::TotpError::Invalid) => MfaFailure::Invalid,
         };
-        self.mfa_failures
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(who.clone())
-            .or_default()
-            .push(Instant::now());
+        self.mfa_failed(who);
         Err(GatewayError::Mfa(failure))
     }
 

@@ -18,6 +18,7 @@ pub mod gateway;
 pub mod http;
 pub mod mcp;
 pub mod metrics;
+pub mod passkeys;
 pub mod policy_source;
 pub mod serve;
 pub mod waiters;

@@ -1,5 +1,5 @@
-//! Where Countersign keeps what it knows: requests, runs, API keys, TOTP enrolments and the
-//! audit log, behind the [`Store`] trait. Every state change and the audit entries that record it
+//! Where Countersign keeps what it knows: requests, runs, API keys, TOTP enrolments, passkeys
+//! (and their ceremonies' server-side state) and the audit log, behind the [`Store`] trait. Every state change and the audit entries that record it
 //! are written in one transaction, so the log never disagrees with the state it describes.
 //!
 //! The default implementation is [`SqliteStore`] (an embedded file, one writer thread with
@@ -30,6 +30,7 @@ mod submission;
 #[cfg(any(test, feature = "test-suite"))]
 pub mod suite;
 mod tree;
+mod webauthn;
 mod writes;
 
 use async_trait::async_trait;
@@ -43,6 +44,9 @@ pub use countersign_core::run::RunRefusal;
 pub use error::StoreError;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
+pub use webauthn::{
+    CEREMONY_RETENTION_MS, Ceremony, CeremonyBinding, CeremonyKind, CeremonyRefusal, StoredPasskey,
+};
 
 /// Builds a new request once the store knows its run gate (inside the transaction).
 pub type Submit = Box<dyn FnOnce(RunGate) -> (Request, Vec<Event>) + Send>;
@@ -256,6 +260,40 @@ pub trait Store: Send + Sync + 'static {
     /// used). False when the step (or a later one) was already used; [`StoreError::NotFound`]
     /// when `principal` is not enrolled.
     async fn totp_use_step(&self, principal: &PrincipalId, step: u64) -> Result<bool, StoreError>;
+
+    /// The passkeys (WebAuthn credentials) of `principal`, oldest first.
+    async fn passkeys(&self, principal: &PrincipalId) -> Result<Vec<StoredPasskey>, StoreError>;
+
+    /// Stores a newly registered passkey and records `mfa.enrolled`. A credential id that is
+    /// already stored (for anyone) is [`StoreError::Conflict`].
+    async fn passkey_enroll(&self, passkey: &StoredPasskey) -> Result<(), StoreError>;
+
+    /// After a verified assertion: replaces the stored passkey JSON of `credential_id` (its
+    /// signature counter moved) and sets its last use. [`StoreError::NotFound`] when
+    /// `principal` has no such credential. Records no audit entry (the vote does).
+    async fn passkey_used(
+        &self,
+        principal: &PrincipalId,
+        credential_id: &str,
+        passkey: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
+
+    /// Stores the server-side state of a ceremony just begun, and forgets ceremonies that
+    /// expired more than [`CEREMONY_RETENTION_MS`] before this one expires (until then, a late
+    /// or replayed finish is still told `Expired` or `Used`). Records no audit entry.
+    async fn ceremony_begin(&self, ceremony: &Ceremony) -> Result<(), StoreError>;
+
+    /// Finishes ceremony `id` at most once: in one statement, marks it used if it is unused,
+    /// not expired at `now`, and bound to exactly `binding`, and returns its state. Otherwise
+    /// nothing changes and the refusal says why (unknown, already used, expired, or bound to
+    /// another principal, kind, request, digest or decision).
+    async fn ceremony_take(
+        &self,
+        id: &str,
+        binding: &CeremonyBinding,
+        now: Timestamp,
+    ) -> Result<Result<String, CeremonyRefusal>, StoreError>;
 
     /// Appends an event not tied to a request (`policy.loaded`, ...). Returns its seq.
     async fn append_event(

@@ -61,6 +61,8 @@ pub(crate) trait WriteTx {
         secret: &[u8],
         now: Timestamp,
     ) -> Result<(), StoreError>;
+    /// [`StoreError::Conflict`] when the credential id exists.
+    async fn insert_passkey(&mut self, passkey: &crate::StoredPasskey) -> Result<(), StoreError>;
 }
 
 pub(crate) async fn submit_request<T: WriteTx>(
@@ -281,6 +283,21 @@ pub(crate) async fn totp_enroll<T: WriteTx>(
     let event = Event::MfaEnrolled { principal };
     let no_subject = Subject::None { policy: None };
     tx.journal().append(&at_of(now), &actor, &event, no_subject);
+    Ok(())
+}
+
+pub(crate) async fn passkey_enroll<T: WriteTx>(
+    tx: &mut T,
+    passkey: &crate::StoredPasskey,
+) -> Result<(), StoreError> {
+    tx.insert_passkey(passkey).await?;
+    let actor = passkey.principal.to_string();
+    let event = Event::MfaEnrolled {
+        principal: passkey.principal.clone(),
+    };
+    let no_subject = Subject::None { policy: None };
+    tx.journal()
+        .append(&at_of(passkey.created_at), &actor, &event, no_subject);
     Ok(())
 }
 

@@ -339,6 +339,10 @@ pub fn routes() -> Router<AppState> {
         .route("/console/requests/{id}", get(request::page))
         .route("/console/requests/{id}/decide", post(request::decide))
         .route("/console/requests/{id}/events", get(request::events))
+        .route(
+            "/console/requests/{id}/passkey",
+            post(request::passkey_begin),
+        )
         .route("/console/events", get(inbox::events))
         .route("/console/runs/{run}", get(runs::page))
         .route("/console/runs/{run}/{verb}", post(runs::control))
@@ -346,6 +350,8 @@ pub fn routes() -> Router<AppState> {
         .route("/console/audit/entries.jsonl", get(audit::export))
         .route("/console/mfa", get(mfa::page))
         .route("/console/mfa/totp", post(mfa::enroll_totp))
+        .route("/console/mfa/passkeys/begin", post(mfa::passkey_begin))
+        .route("/console/mfa/passkeys/finish", post(mfa::passkey_finish))
         .route("/console/static/console.css", get(stylesheet))
         .route("/console/static/console.js", get(script))
         .route("/console/{*rest}", axum::routing::any(not_found))

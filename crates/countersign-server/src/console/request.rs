@@ -113,6 +113,14 @@ pub async fn render(
     let requirements = req.decision.requirements.as_ref();
     let mfa = requirements.is_some_and(|r| r.mfa);
     let can = may_decide(req, viewer, now);
+    let has_passkey = mfa
+        && can.is_ok()
+        && state
+            .gateway
+            .store
+            .passkeys(&viewer.principal.id)
+            .await
+            .is_ok_and(|p| !p.is_empty());
     let tl = timeline(state, &req.id).await;
     let tree_size = state.gateway.store.audit_size().await.unwrap_or(0);
     let needs = req
@@ -222,11 +230,20 @@ pub async fn render(
                     }
                     @match &can {
                         Ok(()) => {
-                            form.stack method="post" action={ "/console/requests/" (req.id) "/decide" } {
+                            form.stack method="post" action={ "/console/requests/" (req.id) "/decide" }
+                                data-passkey-begin={ "/console/requests/" (req.id) "/passkey" } {
                                 input type="hidden" name="csrf" value=(viewer.csrf);
                                 input type="hidden" name="digest" value=(req.digest.to_string());
                                 label for="comment" { "Comment " span.muted { "(optional)" } }
                                 textarea id="comment" name="comment" rows="3" maxlength="4096" {}
+                                @if has_passkey {
+                                    div.buttons {
+                                        button.approve type="button" data-passkey="vote" data-decision="approve" data-status="passkey-status" { "Approve with passkey" }
+                                        button.deny type="button" data-passkey="vote" data-decision="deny" data-status="passkey-status" { "Deny with passkey" }
+                                    }
+                                    p.notice.error id="passkey-status" role="alert" hidden {}
+                                    p.hint { "Or use a one-time code:" }
+                                }
                                 @if mfa {
                                     label for="otp" { "One-time code" }
                                     input id="otp" name="otp" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{6}" maxlength="6" required;
@@ -290,6 +307,11 @@ pub struct DecideForm {
     comment: Option<String>,
     #[serde(default)]
     otp: Option<String>,
+    /// With `credential`: a passkey assertion for the ceremony begun by [`passkey_begin`].
+    #[serde(default)]
+    ceremony: Option<String>,
+    #[serde(default)]
+    credential: Option<String>,
 }
 
 pub async fn decide(
@@ -316,11 +338,34 @@ pub async fn decide(
         comment: trimmed(f.comment),
         otp: trimmed(f.otp),
     };
-    match state
-        .gateway
-        .vote(&viewer.principal, &id, vote, Channel::Console)
-        .await
-    {
+    let outcome = match (f.ceremony, f.credential) {
+        (Some(ceremony), Some(credential)) => {
+            state
+                .gateway
+                .vote_with_passkey(
+                    &viewer.principal,
+                    &id,
+                    vote,
+                    Channel::Console,
+                    &ceremony,
+                    &credential,
+                )
+                .await
+        }
+        (None, None) => {
+            state
+                .gateway
+                .vote(&viewer.principal, &id, vote, Channel::Console)
+                .await
+        }
+        _ => {
+            return Err(ConsoleError::bad_request(
+                "invalid_form",
+                "A passkey answer needs both `ceremony` and `credential`. Nothing was changed.",
+            ));
+        }
+    };
+    match outcome {
         Ok(_) => Ok(Redirect::to(&format!("/console/requests/{id}")).into_response()),
         Err(e) => {
             let e = ApiError::from(e);
@@ -340,6 +385,44 @@ pub async fn decide(
             ))
         }
     }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasskeyBeginForm {
+    #[allow(dead_code)]
+    csrf: String,
+    decision: String,
+    digest: String,
+}
+
+/// Begins a passkey assertion for this request, the digest shown and the decision; answers
+/// the options for `navigator.credentials.get` as JSON (`{ceremony, options}`).
+pub async fn passkey_begin(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ConsoleError> {
+    let (viewer, f): (Viewer, PasskeyBeginForm) = state.form_viewer(&headers, &body)?;
+    let decision = match f.decision.as_str() {
+        "approve" => VoteDecision::Approve,
+        "deny" => VoteDecision::Deny,
+        other => {
+            return Err(ConsoleError::bad_request(
+                "invalid_form",
+                format!("`decision={other}` is neither approve nor deny. Nothing was changed."),
+            ));
+        }
+    };
+    let begun = state
+        .gateway
+        .passkey_vote_begin(&viewer.principal, &id, &f.digest, decision)
+        .await?;
+    Ok(
+        axum::Json(serde_json::json!({"ceremony": begun.ceremony, "options": begun.options}))
+            .into_response(),
+    )
 }
 
 /// Server-sent events for one request page: a `change` event (data: the state) whenever its

@@ -88,6 +88,7 @@ impl From<GatewayError> for ApiError {
                 };
                 ApiError::new(status, code, m.to_string())
             }
+            GatewayError::Passkey(p) => ApiError::new(p.status(), p.code(), p.to_string()),
             GatewayError::Store(StoreError::NotFound) => {
                 ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such request")
             }

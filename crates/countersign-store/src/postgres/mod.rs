@@ -11,12 +11,15 @@ mod tx;
 mod tests;
 
 use crate::audit_log::{AuditRow, entries_or_corrupt, entry_from_row, verify_in_pages};
-use crate::columns::{millis, principal_from_column, request_from_body, run_from_row, unsigned};
+use crate::columns::{
+    from_millis, millis, principal_from_column, request_from_body, run_from_row, unsigned,
+};
 use crate::submission::PreparedSubmission;
 use crate::writes::WriteTx as _;
 use crate::{
-    ChannelMessage, ConversationRef, NotifyClaim, RequestChange, RequestQuery, RunChange,
-    RunRefusal, Store, StoreError, StoredCheckpoint, Submit, TotpState, Updated, writes,
+    Ceremony, CeremonyBinding, CeremonyRefusal, ChannelMessage, ConversationRef, NotifyClaim,
+    RequestChange, RequestQuery, RunChange, RunRefusal, Store, StoreError, StoredCheckpoint,
+    StoredPasskey, Submit, TotpState, Updated, writes,
 };
 use async_trait::async_trait;
 use countersign_audit::merkle::{Frontier, Hash, NodeId};
@@ -278,6 +281,131 @@ impl Store for PgStore {
             Some(_) => Ok(false),
             None => Err(StoreError::NotFound),
         }
+    }
+
+    async fn passkeys(&self, principal: &PrincipalId) -> Result<Vec<StoredPasskey>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT credential_id, principal, passkey, created_at, last_used_at \
+             FROM webauthn_credentials WHERE principal = $1 ORDER BY created_at, credential_id",
+        )
+        .bind(principal.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|row| {
+                let last: Option<i64> = row.try_get(4)?;
+                Ok(StoredPasskey {
+                    credential_id: row.try_get(0)?,
+                    principal: principal_from_column(row.try_get(1)?)?,
+                    passkey: row.try_get(2)?,
+                    created_at: from_millis(row.try_get(3)?)?,
+                    last_used_at: last.map(from_millis).transpose()?,
+                })
+            })
+            .collect()
+    }
+
+    async fn passkey_enroll(&self, passkey: &StoredPasskey) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        let result = writes::passkey_enroll(&mut tx, passkey).await;
+        tx.finish(result).await
+    }
+
+    async fn passkey_used(
+        &self,
+        principal: &PrincipalId,
+        credential_id: &str,
+        passkey: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        // One statement, atomic on its own; it records nothing, so it needs no head lock.
+        let n = sqlx::query(
+            "UPDATE webauthn_credentials SET passkey = $3, last_used_at = $4 \
+             WHERE principal = $1 AND credential_id = $2",
+        )
+        .bind(principal.as_str())
+        .bind(credential_id)
+        .bind(passkey)
+        .bind(millis(now))
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        match n {
+            1 => Ok(()),
+            _ => Err(StoreError::NotFound),
+        }
+    }
+
+    async fn ceremony_begin(&self, c: &Ceremony) -> Result<(), StoreError> {
+        let b = &c.binding;
+        sqlx::query("DELETE FROM webauthn_ceremonies WHERE expires_at < $1")
+            .bind(millis(c.expires_at) - crate::CEREMONY_RETENTION_MS)
+            .execute(&self.pool)
+            .await?;
+        sqlx::query(
+            "INSERT INTO webauthn_ceremonies \
+             (id, principal, kind, request_id, digest, decision, state, expires_at, used) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, FALSE)",
+        )
+        .bind(&c.id)
+        .bind(b.principal.as_str())
+        .bind(b.kind.as_str())
+        .bind(&b.request_id)
+        .bind(&b.digest)
+        .bind(&b.decision)
+        .bind(&c.state)
+        .bind(millis(c.expires_at))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn ceremony_take(
+        &self,
+        id: &str,
+        b: &CeremonyBinding,
+        now: Timestamp,
+    ) -> Result<Result<String, CeremonyRefusal>, StoreError> {
+        // One conditional statement takes it: two finishers racing cannot both succeed.
+        let now_ms = millis(now);
+        let taken: Option<String> = sqlx::query_scalar(
+            "UPDATE webauthn_ceremonies SET used = TRUE \
+             WHERE id = $1 AND NOT used AND principal = $2 AND kind = $3 \
+             AND request_id IS NOT DISTINCT FROM $4 AND digest IS NOT DISTINCT FROM $5 \
+             AND decision IS NOT DISTINCT FROM $6 AND expires_at > $7 RETURNING state",
+        )
+        .bind(id)
+        .bind(b.principal.as_str())
+        .bind(b.kind.as_str())
+        .bind(&b.request_id)
+        .bind(&b.digest)
+        .bind(&b.decision)
+        .bind(now_ms)
+        .fetch_optional(&self.pool)
+        .await?;
+        if let Some(state) = taken {
+            return Ok(Ok(state));
+        }
+        let row = sqlx::query(
+            "SELECT principal, kind, request_id, digest, decision, expires_at, used \
+             FROM webauthn_ceremonies WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(|r| -> Result<_, sqlx::Error> {
+            Ok((
+                r.try_get(0)?,
+                r.try_get(1)?,
+                r.try_get(2)?,
+                r.try_get(3)?,
+                r.try_get(4)?,
+                r.try_get(5)?,
+                r.try_get(6)?,
+            ))
+        })
+        .transpose()?;
+        Ok(Err(crate::webauthn::refusal(row, b, now_ms)))
     }
 
     async fn append_event(

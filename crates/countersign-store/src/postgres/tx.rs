@@ -279,6 +279,22 @@ impl WriteTx for PgTx {
         Ok(())
     }
 
+    async fn insert_passkey(&mut self, p: &crate::StoredPasskey) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO webauthn_credentials \
+             (credential_id, principal, passkey, created_at, last_used_at) \
+             VALUES ($1, $2, $3, $4, NULL)",
+        )
+        .bind(&p.credential_id)
+        .bind(p.principal.as_str())
+        .bind(&p.passkey)
+        .bind(millis(p.created_at))
+        .execute(&mut *self.tx)
+        .await
+        .map_err(|e| unique_violation(e, || "a passkey with this credential id".into()))?;
+        Ok(())
+    }
+
     async fn upsert_totp(
         &mut self,
         principal: &PrincipalId,

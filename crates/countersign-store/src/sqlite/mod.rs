@@ -13,11 +13,14 @@ mod writer;
 mod tests;
 
 use crate::audit_log::{AuditRow, entries_or_corrupt, verify_in_pages};
-use crate::columns::{principal_from_column, request_from_body, run_from_row, unsigned};
+use crate::columns::{
+    from_millis, principal_from_column, request_from_body, run_from_row, unsigned,
+};
 use crate::submission::PreparedSubmission;
 use crate::{
-    ChannelMessage, ConversationRef, NotifyClaim, RequestChange, RequestQuery, RunChange, Store,
-    StoreError, StoredCheckpoint, Submit, TotpState, Updated,
+    Ceremony, CeremonyBinding, CeremonyRefusal, ChannelMessage, ConversationRef, NotifyClaim,
+    RequestChange, RequestQuery, RunChange, Store, StoreError, StoredCheckpoint, StoredPasskey,
+    Submit, TotpState, Updated,
 };
 use async_trait::async_trait;
 use countersign_audit::merkle::{Hash, NodeId};
@@ -364,6 +367,78 @@ impl Store for SqliteStore {
         self.write(|reply| Op::TotpUseStep {
             principal,
             step,
+            reply,
+        })
+        .await
+    }
+
+    async fn passkeys(&self, principal: &PrincipalId) -> Result<Vec<StoredPasskey>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT credential_id, principal, passkey, created_at, last_used_at \
+             FROM webauthn_credentials WHERE principal = ?1 ORDER BY created_at, credential_id",
+        )
+        .bind(principal.as_str())
+        .fetch_all(&self.reads)
+        .await?;
+        rows.into_iter()
+            .map(|row| {
+                let last: Option<i64> = row.try_get(4)?;
+                Ok(StoredPasskey {
+                    credential_id: row.try_get(0)?,
+                    principal: principal_from_column(row.try_get(1)?)?,
+                    passkey: row.try_get(2)?,
+                    created_at: from_millis(row.try_get(3)?)?,
+                    last_used_at: last.map(from_millis).transpose()?,
+                })
+            })
+            .collect()
+    }
+
+    async fn passkey_enroll(&self, passkey: &StoredPasskey) -> Result<(), StoreError> {
+        let passkey = Box::new(passkey.clone());
+        self.write(|reply| Op::PasskeyEnroll { passkey, reply })
+            .await
+    }
+
+    async fn passkey_used(
+        &self,
+        principal: &PrincipalId,
+        credential_id: &str,
+        passkey: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let (principal, credential_id, passkey) = (
+            principal.clone(),
+            credential_id.to_string(),
+            passkey.to_string(),
+        );
+        self.write(|reply| Op::PasskeyUsed {
+            principal,
+            credential_id,
+            passkey,
+            now,
+            reply,
+        })
+        .await
+    }
+
+    async fn ceremony_begin(&self, ceremony: &Ceremony) -> Result<(), StoreError> {
+        let ceremony = Box::new(ceremony.clone());
+        self.write(|reply| Op::CeremonyBegin { ceremony, reply })
+            .await
+    }
+
+    async fn ceremony_take(
+        &self,
+        id: &str,
+        binding: &CeremonyBinding,
+        now: Timestamp,
+    ) -> Result<Result<String, CeremonyRefusal>, StoreError> {
+        let (id, binding) = (id.to_string(), Box::new(binding.clone()));
+        self.write(|reply| Op::CeremonyTake {
+            id,
+            binding,
+            now,
             reply,
         })
         .await

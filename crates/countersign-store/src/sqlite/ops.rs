@@ -108,6 +108,26 @@ pub(super) fn execute(op: Op, tx: &mut Tx<'_>) -> (Answer, bool) {
         Op::SaveConversation { reference, reply } => {
             hold(reply, notify::save_conversation(tx, &reference))
         }
+        Op::PasskeyEnroll { passkey, reply } => {
+            hold(reply, block_on(writes::passkey_enroll(tx, &passkey)))
+        }
+        Op::PasskeyUsed {
+            principal,
+            credential_id,
+            passkey,
+            now,
+            reply,
+        } => hold(
+            reply,
+            passkey_used(tx.conn, &principal, &credential_id, &passkey, now),
+        ),
+        Op::CeremonyBegin { ceremony, reply } => hold(reply, ceremony_begin(tx.conn, &ceremony)),
+        Op::CeremonyTake {
+            id,
+            binding,
+            now,
+            reply,
+        } => hold(reply, ceremony_take(tx.conn, &id, &binding, now)),
         Op::SaveCheckpoint { checkpoint, reply } => {
             hold(reply, save_checkpoint(tx.conn, &checkpoint))
         }
@@ -244,6 +264,108 @@ pub(super) fn load_head(conn: &Conn) -> Result<AuditHead, StoreError> {
     }
 }
 
+/// Replaces a passkey's JSON after a verified assertion: one statement.
+fn passkey_used(
+    conn: &Conn,
+    principal: &PrincipalId,
+    credential_id: &str,
+    passkey: &str,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let n = conn
+        .prepare_cached(
+            "UPDATE webauthn_credentials SET passkey = ?3, last_used_at = ?4 \
+             WHERE principal = ?1 AND credential_id = ?2",
+        )?
+        .execute(params![
+            principal.as_str(),
+            credential_id,
+            passkey,
+            millis(now)
+        ])?;
+    match n {
+        1 => Ok(()),
+        _ => Err(StoreError::NotFound),
+    }
+}
+
+fn ceremony_begin(conn: &Conn, c: &crate::Ceremony) -> Result<(), StoreError> {
+    let b = &c.binding;
+    conn.prepare_cached("DELETE FROM webauthn_ceremonies WHERE expires_at < ?1")?
+        .execute([millis(c.expires_at) - crate::CEREMONY_RETENTION_MS])?;
+    conn.prepare_cached(
+        "INSERT INTO webauthn_ceremonies \
+         (id, principal, kind, request_id, digest, decision, state, expires_at, used) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0)",
+    )?
+    .execute(params![
+        c.id,
+        b.principal.as_str(),
+        b.kind.as_str(),
+        b.request_id,
+        b.digest,
+        b.decision,
+        c.state,
+        millis(c.expires_at)
+    ])
+    .map_err(|e| match is_unique_violation(&e) {
+        true => StoreError::Conflict("a ceremony with this id".into()),
+        false => e.into(),
+    })?;
+    Ok(())
+}
+
+/// Takes a ceremony in one conditional statement; classifies a refusal afterwards.
+fn ceremony_take(
+    conn: &Conn,
+    id: &str,
+    b: &crate::CeremonyBinding,
+    now: Timestamp,
+) -> Result<Result<String, crate::CeremonyRefusal>, StoreError> {
+    let now_ms = millis(now);
+    let taken: Option<String> = conn
+        .prepare_cached(
+            "UPDATE webauthn_ceremonies SET used = 1 \
+             WHERE id = ?1 AND used = 0 AND principal = ?2 AND kind = ?3 \
+             AND request_id IS ?4 AND digest IS ?5 AND decision IS ?6 AND expires_at > ?7 \
+             RETURNING state",
+        )?
+        .query_row(
+            params![
+                id,
+                b.principal.as_str(),
+                b.kind.as_str(),
+                b.request_id,
+                b.digest,
+                b.decision,
+                now_ms
+            ],
+            |row| row.get(0),
+        )
+        .optional()?;
+    if let Some(state) = taken {
+        return Ok(Ok(state));
+    }
+    let row = conn
+        .prepare_cached(
+            "SELECT principal, kind, request_id, digest, decision, expires_at, used \
+             FROM webauthn_ceremonies WHERE id = ?1",
+        )?
+        .query_row([id], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get::<_, i64>(6)? != 0,
+            ))
+        })
+        .optional()?;
+    Ok(Err(crate::webauthn::refusal(row, b, now_ms)))
+}
+
 /// Answers whether `principal` may use TOTP step `step`, consuming it: one statement.
 fn totp_use_step(tx: &mut Tx<'_>, principal: &PrincipalId, step: u64) -> Result<bool, StoreError> {
     let step = signed(step, "TOTP step")?;
@@ -361,6 +483,26 @@ impl WriteTx for Tx<'_> {
             .execute(params![key_hash, principal.as_str(), millis(now)])
             .map_err(|e| match is_unique_violation(&e) {
                 true => StoreError::Conflict("an API key with this hash".into()),
+                false => e.into(),
+            })?;
+        Ok(())
+    }
+
+    async fn insert_passkey(&mut self, p: &crate::StoredPasskey) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO webauthn_credentials \
+                 (credential_id, principal, passkey, created_at, last_used_at) \
+                 VALUES (?1, ?2, ?3, ?4, NULL)",
+            )?
+            .execute(params![
+                p.credential_id,
+                p.principal.as_str(),
+                p.passkey,
+                millis(p.created_at)
+            ])
+            .map_err(|e| match is_unique_violation(&e) {
+                true => StoreError::Conflict("a passkey with this credential id".into()),
                 false => e.into(),
             })?;
         Ok(())

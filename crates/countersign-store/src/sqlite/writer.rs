@@ -115,6 +115,27 @@ pub(super) enum Op {
         reference: Box<ConversationRef>,
         reply: Reply<()>,
     },
+    PasskeyEnroll {
+        passkey: Box<crate::StoredPasskey>,
+        reply: Reply<()>,
+    },
+    PasskeyUsed {
+        principal: PrincipalId,
+        credential_id: String,
+        passkey: String,
+        now: Timestamp,
+        reply: Reply<()>,
+    },
+    CeremonyBegin {
+        ceremony: Box<crate::Ceremony>,
+        reply: Reply<()>,
+    },
+    CeremonyTake {
+        id: String,
+        binding: Box<crate::CeremonyBinding>,
+        now: Timestamp,
+        reply: Reply<Result<String, crate::CeremonyRefusal>>,
+    },
     SaveCheckpoint {
         checkpoint: Box<crate::StoredCheckpoint>,
         reply: Reply<()>,
@@ -143,6 +164,10 @@ impl Op {
             Op::FinishNotification { reply, .. } => drop(reply.send(Err(e))),
             Op::SaveChannelMessage { reply, .. } => drop(reply.send(Err(e))),
             Op::SaveConversation { reply, .. } => drop(reply.send(Err(e))),
+            Op::PasskeyEnroll { reply, .. } => drop(reply.send(Err(e))),
+            Op::PasskeyUsed { reply, .. } => drop(reply.send(Err(e))),
+            Op::CeremonyBegin { reply, .. } => drop(reply.send(Err(e))),
+            Op::CeremonyTake { reply, .. } => drop(reply.send(Err(e))),
             Op::SaveCheckpoint { reply, .. } => drop(reply.send(Err(e))),
             Op::SetCursor { reply, .. } => drop(reply.send(Err(e))),
         }

@@ -9,6 +9,7 @@
 mod accounts;
 mod gates;
 mod notify;
+mod passkeys;
 mod record;
 mod requests;
 mod tree;
@@ -16,6 +17,7 @@ mod tree;
 pub use accounts::*;
 pub use gates::*;
 pub use notify::*;
+pub use passkeys::*;
 pub use record::*;
 pub use requests::*;
 pub use tree::*;
@@ -80,6 +82,9 @@ macro_rules! store_suite {
             append_event_returns_its_seq,
             keys_map_hashes_to_principals,
             totp_use_step_refuses_reuse,
+            passkeys_are_stored_per_person_and_unique,
+            a_ceremony_is_taken_once_for_what_it_was_begun_for,
+            concurrent_finishes_take_a_ceremony_once,
             a_submitted_review_is_queued_for_its_channels,
             an_auto_decided_request_is_not_queued,
             a_vote_requeues_a_claimed_review_at_once,

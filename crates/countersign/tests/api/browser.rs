@@ -14,7 +14,7 @@ use tokio::io::AsyncBufReadExt;
 const CHROMIUM: &str = "/usr/bin/chromium";
 
 #[tokio::test]
-async fn console_in_chromium_signs_in_approves_updates_live_and_steps_up_with_totp() {
+async fn console_in_chromium_signs_in_approves_updates_live_and_steps_up_with_totp_and_a_passkey() {
     if !Path::new(CHROMIUM).exists() {
         eprintln!(
             "SKIPPED: {CHROMIUM} is missing (`apt-get install -y chromium`; .ci/run does it)"
@@ -27,7 +27,9 @@ async fn console_in_chromium_signs_in_approves_updates_live_and_steps_up_with_to
     );
     let port = free_port();
     let idp = start_idp(port, "{}").await;
-    let app = spawn_with_idp(port, &idp, "").await;
+    // Key sign-in too: the passkey part browses at `localhost` (a relying party id cannot be an
+    // IP address), where the provider's redirect (to 127.0.0.1) would not bring the cookie.
+    let app = spawn_with_idp(port, &idp, "  key_sign_in: true\n").await;
 
     // The agent asks and waits, as it would in a pipeline.
     let mut waiting = tokio::process::Command::new(BIN)
@@ -73,6 +75,15 @@ async fn console_in_chromium_signs_in_approves_updates_live_and_steps_up_with_to
         )
         .await;
 
+    let passkey = app
+        .agent()
+        .submit(
+            "iam.grant",
+            "iam://prod/roles/billing",
+            json!({"user": "deploy-bot"}),
+        )
+        .await;
+
     let tmp = tempfile::tempdir().unwrap();
     let shots: PathBuf = if std::env::var("COUNTERSIGN_UPDATE_SCREENSHOTS").is_ok_and(|v| v == "1")
     {
@@ -82,6 +93,8 @@ async fn console_in_chromium_signs_in_approves_updates_live_and_steps_up_with_to
     };
     let scenario = json!({
         "url": app.url, "approve": approve, "live": live.id(), "mfa": mfa.id(),
+        "passkey": passkey.id(), "localUrl": format!("http://localhost:{port}"),
+        "carolKey": app.keys["user:carol@example.com"],
         "screenshots": shots,
     });
     let mut node = tokio::process::Command::new("node")
@@ -118,6 +131,9 @@ async fn console_in_chromium_signs_in_approves_updates_live_and_steps_up_with_to
         "STEP csrf-refused",
         "STEP no-session-refused",
         "STEP mfa-totp-approved",
+        "STEP passkey-enrolled",
+        "STEP mfa-passkey-approved",
+        "STEP passkey-ceremony-bound",
         "STEP responsive",
         "DONE",
     ] {
@@ -137,4 +153,10 @@ async fn console_in_chromium_signs_in_approves_updates_live_and_steps_up_with_to
     let m = bob.get(&format!("/v1/requests/{}", mfa.id())).await;
     assert_eq!(m.state(), "approved");
     assert_eq!(m.body["votes"][0]["mfa"], true);
+    assert_eq!(m.body["votes"][0]["mfa_method"], "totp");
+    let p = bob.get(&format!("/v1/requests/{}", passkey.id())).await;
+    assert_eq!(p.state(), "approved", "{:?}", p.body);
+    assert_eq!(p.body["votes"][0]["mfa"], true);
+    assert_eq!(p.body["votes"][0]["mfa_method"], "webauthn");
+    assert_eq!(p.body["votes"][0]["approver"], "user:carol@example.com");
 }

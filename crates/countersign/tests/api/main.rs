@@ -14,6 +14,7 @@ mod fake_teams;
 mod hook;
 mod invariants;
 mod mcp;
+mod passkeys;
 mod postgres;
 mod requests;
 mod runs;

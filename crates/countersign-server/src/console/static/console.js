@@ -54,3 +54,117 @@
   });
   source.addEventListener("open", function () { document.body.setAttribute("data-live-ready", "1"); });
 })();
+
+// Passkeys (WebAuthn). Buttons carry data-passkey="register" or data-passkey="vote"; the
+// server begins a ceremony (its state stays on the server, bound to this person and, for a
+// vote, to this request, digest and decision), the browser's authenticator answers, and the
+// answer goes back as base64url JSON: registration by fetch, a vote by submitting the
+// decision form, so a refusal is shown as a page with its code like any other.
+(function () {
+  if (!window.PublicKeyCredential || !navigator.credentials) return;
+  function b64urlToBuf(s) {
+    s = s.replace(/-/g, "+").replace(/_/g, "/");
+    while (s.length % 4) s += "=";
+    var bin = atob(s), out = new Uint8Array(bin.length);
+    for (var i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+    return out.buffer;
+  }
+  function bufToB64url(buf) {
+    var bytes = new Uint8Array(buf), bin = "";
+    for (var i = 0; i < bytes.length; i++) bin += String.fromCharCode(bytes[i]);
+    return btoa(bin).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  }
+  function creationOptions(o) {
+    var pk = o.publicKey;
+    pk.challenge = b64urlToBuf(pk.challenge);
+    pk.user.id = b64urlToBuf(pk.user.id);
+    (pk.excludeCredentials || []).forEach(function (c) { c.id = b64urlToBuf(c.id); });
+    return { publicKey: pk };
+  }
+  function requestOptions(o) {
+    var pk = o.publicKey;
+    pk.challenge = b64urlToBuf(pk.challenge);
+    (pk.allowCredentials || []).forEach(function (c) { c.id = b64urlToBuf(c.id); });
+    return { publicKey: pk };
+  }
+  function registration(c) {
+    return {
+      id: c.id, rawId: bufToB64url(c.rawId), type: c.type, extensions: {},
+      response: {
+        attestationObject: bufToB64url(c.response.attestationObject),
+        clientDataJSON: bufToB64url(c.response.clientDataJSON),
+      },
+    };
+  }
+  function assertion(c) {
+    var r = c.response;
+    return {
+      id: c.id, rawId: bufToB64url(c.rawId), type: c.type, extensions: {},
+      response: {
+        authenticatorData: bufToB64url(r.authenticatorData),
+        clientDataJSON: bufToB64url(r.clientDataJSON),
+        signature: bufToB64url(r.signature),
+        userHandle: r.userHandle ? bufToB64url(r.userHandle) : null,
+      },
+    };
+  }
+  function post(url, fields) {
+    return fetch(url, {
+      method: "POST", credentials: "same-origin",
+      headers: { "Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json" },
+      body: new URLSearchParams(fields).toString(),
+    }).then(function (r) {
+      if (r.ok) return r.json();
+      var code = r.headers.get("x-countersign-error") || String(r.status);
+      return r.text().then(function (t) {
+        var doc = new DOMParser().parseFromString(t, "text/html");
+        var p = doc.querySelector("p.lead");
+        throw new Error((p ? p.textContent : "Refused") + " (" + code + ")");
+      });
+    });
+  }
+  function show(button, text) {
+    var out = document.getElementById(button.getAttribute("data-status") || "");
+    if (out) { out.textContent = text; out.hidden = false; }
+  }
+  document.addEventListener("click", function (e) {
+    var button = e.target.closest ? e.target.closest("[data-passkey]") : null;
+    if (!button) return;
+    e.preventDefault();
+    var form = button.form;
+    var csrf = form.querySelector("input[name=csrf]").value;
+    button.disabled = true;
+    var done = function (err) { button.disabled = false; if (err) show(button, err.message || String(err)); };
+    if (button.getAttribute("data-passkey") === "register") {
+      post("/console/mfa/passkeys/begin", { csrf: csrf })
+        .then(function (begun) {
+          return navigator.credentials.create(creationOptions(begun.options)).then(function (c) {
+            return post("/console/mfa/passkeys/finish", {
+              csrf: csrf, ceremony: begun.ceremony, credential: JSON.stringify(registration(c)),
+            });
+          });
+        })
+        .then(function () { window.location.assign("/console/mfa?passkey=added"); }, done);
+      return;
+    }
+    var decision = button.getAttribute("data-decision");
+    var digest = form.querySelector("input[name=digest]").value;
+    post(form.getAttribute("data-passkey-begin"), { csrf: csrf, digest: digest, decision: decision })
+      .then(function (begun) {
+        return navigator.credentials.get(requestOptions(begun.options)).then(function (c) {
+          var add = function (name, value) {
+            var i = document.createElement("input");
+            i.type = "hidden"; i.name = name; i.value = value;
+            form.appendChild(i);
+          };
+          var otp = form.querySelector("input[name=otp]");
+          if (otp) otp.parentNode.removeChild(otp);
+          add("decision", decision);
+          add("ceremony", begun.ceremony);
+          add("credential", JSON.stringify(assertion(c)));
+          form.submit();
+        });
+      })
+      .catch(done);
+  });
+})();
