@@ -337,3 +337,74 @@ async fn service_endpoints_health_metrics_openapi_and_json_404s() {
     let body: serde_json::Value = missing.json().await.unwrap();
     assert_eq!(body["error"]["code"], "not_found");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn policy_reloads_on_change_and_an_invalid_file_keeps_the_old_one() {
+    let app = spawn_app().await;
+    let agent = app.agent();
+    let policy = app.dir.path().join("policy.yaml");
+    let read = || async {
+        agent
+            .submit(
+                "db.query",
+                "postgres://prod/customers",
+                json!({"readonly": true}),
+            )
+            .await
+    };
+    assert_eq!(read().await.state(), "approved");
+
+    // An edit that refuses reads takes effect without a restart.
+    let strict = crate::app::TEST_POLICY.replace(
+        "when: 'params.readonly == true'\n    effect: allow",
+        "when: 'params.readonly == true'\n    effect: deny\n    reason: reads are closed today",
+    );
+    assert_ne!(strict, crate::app::TEST_POLICY);
+    std::fs::write(&policy, &strict).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = read().await;
+        if r.state() == "denied" {
+            assert_eq!(r.body["decision"]["reason"], "reads are closed today");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the edited policy never took effect"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // A broken file is refused: the last good policy stays in force.
+    std::fs::write(&policy, "version: 1\nrules: [this is not a rule\n").unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(read().await.state(), "denied");
+    let metrics = app
+        .http
+        .get(format!("{}/metrics", app.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.contains("policy_reloads") && l.contains("refused")),
+        "{metrics}"
+    );
+
+    // Replacing the file by a rename (as editors and config managers do) is seen too.
+    let next = app.dir.path().join("policy.yaml.new");
+    std::fs::write(&next, crate::app::TEST_POLICY).unwrap();
+    std::fs::rename(&next, &policy).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while read().await.state() != "approved" {
+        assert!(
+            Instant::now() < deadline,
+            "the renamed policy never took effect"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
