@@ -314,6 +314,18 @@ pub struct DecideForm {
     credential: Option<String>,
 }
 
+/// The `decision` field of a console form.
+fn form_decision(field: &str) -> Result<VoteDecision, ConsoleError> {
+    match field {
+        "approve" => Ok(VoteDecision::Approve),
+        "deny" => Ok(VoteDecision::Deny),
+        other => Err(ConsoleError::bad_request(
+            "invalid_form",
+            format!("`decision={other}` is neither approve nor deny. Nothing was changed."),
+        )),
+    }
+}
+
 pub async fn decide(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -321,16 +333,7 @@ pub async fn decide(
     body: Bytes,
 ) -> Result<Response, ConsoleError> {
     let (viewer, f): (Viewer, DecideForm) = state.form_viewer(&headers, &body)?;
-    let decision = match f.decision.as_str() {
-        "approve" => VoteDecision::Approve,
-        "deny" => VoteDecision::Deny,
-        other => {
-            return Err(ConsoleError::bad_request(
-                "invalid_form",
-                format!("`decision={other}` is neither approve nor deny. Nothing was changed."),
-            ));
-        }
-    };
+    let decision = form_decision(&f.decision)?;
     let trimmed = |s: Option<String>| s.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
     let vote = VoteBody {
         decision,
@@ -405,16 +408,7 @@ pub async fn passkey_begin(
     body: Bytes,
 ) -> Result<Response, ConsoleError> {
     let (viewer, f): (Viewer, PasskeyBeginForm) = state.form_viewer(&headers, &body)?;
-    let decision = match f.decision.as_str() {
-        "approve" => VoteDecision::Approve,
-        "deny" => VoteDecision::Deny,
-        other => {
-            return Err(ConsoleError::bad_request(
-                "invalid_form",
-                format!("`decision={other}` is neither approve nor deny. Nothing was changed."),
-            ));
-        }
-    };
+    let decision = form_decision(&f.decision)?;
     let begun = state
         .gateway
         .passkey_vote_begin(&viewer.principal, &id, &f.digest, decision)
