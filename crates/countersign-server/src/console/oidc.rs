@@ -18,8 +18,9 @@ use axum::response::{IntoResponse, Redirect, Response};
 use base64::Engine as _;
 use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata};
 use openidconnect::{
-    AuthorizationCode, ClientId, ClientSecret, CsrfToken, HttpRequest, HttpResponse, IssuerUrl,
-    Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope, TokenResponse as _,
+    AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet, EndpointNotSet,
+    EndpointSet, HttpRequest, HttpResponse, IssuerUrl, Nonce, PkceCodeChallenge, PkceCodeVerifier,
+    RedirectUrl, Scope, TokenResponse as _,
 };
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
@@ -39,6 +40,17 @@ pub struct Oidc {
     http: reqwest::Client,
     metadata: RwLock<Option<CoreProviderMetadata>>,
 }
+
+/// A client built from discovered metadata: authorization endpoint set, token and user-info
+/// endpoints as the provider says.
+type ProviderClient = CoreClient<
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointMaybeSet,
+    EndpointMaybeSet,
+>;
 
 /// What the callback needs from the start of the flow.
 #[derive(Serialize, Deserialize)]
@@ -107,6 +119,22 @@ impl Oidc {
         }
     }
 
+    /// The client for this provider: its discovered endpoints, our id, secret and callback.
+    async fn client(&self) -> Result<ProviderClient, ConsoleError> {
+        let metadata = self.metadata().await?;
+        Ok(CoreClient::from_provider_metadata(
+            metadata,
+            ClientId::new(self.config.client_id.clone()),
+            self.config
+                .client_secret
+                .as_ref()
+                .map(|s| ClientSecret::new(s.expose().to_string())),
+        )
+        .set_redirect_uri(
+            RedirectUrl::new(self.redirect_url.clone()).map_err(|e| unavailable(e.to_string()))?,
+        ))
+    }
+
     /// The provider metadata, discovered once (and again after a failure).
     async fn metadata(&self) -> Result<CoreProviderMetadata, ConsoleError> {
         if let Some(m) = self.metadata.read().await.as_ref() {
@@ -159,18 +187,7 @@ pub async fn start(
 ) -> Result<Response, ConsoleError> {
     let o = oidc(&state)?;
     let q: StartQuery = super::parse_query(raw.as_deref())?;
-    let metadata = o.metadata().await?;
-    let client = CoreClient::from_provider_metadata(
-        metadata,
-        ClientId::new(o.config.client_id.clone()),
-        o.config
-            .client_secret
-            .as_ref()
-            .map(|s| ClientSecret::new(s.expose().to_string())),
-    )
-    .set_redirect_uri(
-        RedirectUrl::new(o.redirect_url.clone()).map_err(|e| unavailable(e.to_string()))?,
-    );
+    let client = o.client().await?;
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let mut request = client
         .authorize_url(
@@ -288,18 +305,7 @@ async fn finish(
             "The identity provider sent no authorization code.",
         )
     })?;
-    let metadata = o.metadata().await?;
-    let client = CoreClient::from_provider_metadata(
-        metadata,
-        ClientId::new(o.config.client_id.clone()),
-        o.config
-            .client_secret
-            .as_ref()
-            .map(|s| ClientSecret::new(s.expose().to_string())),
-    )
-    .set_redirect_uri(
-        RedirectUrl::new(o.redirect_url.clone()).map_err(|e| unavailable(e.to_string()))?,
-    );
+    let client = o.client().await?;
     let http = o.client_fn();
     let tokens = client
         .exchange_code(AuthorizationCode::new(code))
