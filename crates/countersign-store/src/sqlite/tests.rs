@@ -278,3 +278,77 @@ async fn a_second_writer_on_the_same_file_keeps_the_log_whole() {
     assert_eq!(serve.audit_root(10).await.unwrap(), tree.root());
     serve.close().await;
 }
+
+fn wal_path(db: &std::path::Path) -> PathBuf {
+    let mut wal = db.as_os_str().to_owned();
+    wal.push("-wal");
+    PathBuf::from(wal)
+}
+
+/// The WAL header's checkpoint sequence number: SQLite adds one each time the WAL starts over
+/// from its beginning (https://www.sqlite.org/fileformat.html#wal_file_format).
+fn wal_restarts(db: &std::path::Path) -> Option<u32> {
+    let bytes = std::fs::read(wal_path(db)).ok()?;
+    Some(u32::from_be_bytes(bytes.get(12..16)?.try_into().ok()?))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wal_starts_over_under_steady_writes() {
+    // Under steady writes SQLite seldom finds every frame copied when a write begins, so the
+    // WAL grows (the writer does not checkpoint after its commits). The checkpointer has the
+    // writer finish a checkpoint between two groups instead: the WAL starts over, again and
+    // again, while the writes go on, and its file stays small.
+    let b = SqliteBackend::new();
+    let store = Arc::new(SqliteStore::open(&b.path).await.unwrap());
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writers: Vec<_> = (0..32)
+        .map(|t| {
+            let store = Arc::clone(&store);
+            let stop = Arc::clone(&stop);
+            tokio::spawn(async move {
+                let mut i = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let id = format!("req_{t:02}_{i:06}");
+                    let submit =
+                        suite::submission(&id, suite::action(None), suite::allow(), suite::at(i));
+                    store.submit(None, suite::at(i), submit).await.unwrap();
+                    i += 1;
+                }
+                i
+            })
+        })
+        .collect();
+    let first = loop {
+        if let Some(n) = wal_restarts(&b.path) {
+            break n;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut restarts = 0;
+    let mut longest = 0;
+    while restarts < 3 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        restarts = wal_restarts(&b.path).unwrap_or(first).wrapping_sub(first);
+        longest = longest.max(std::fs::metadata(wal_path(&b.path)).map_or(0, |m| m.len()));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut written: u64 = 0;
+    for w in writers {
+        written += u64::try_from(w.await.unwrap()).unwrap();
+    }
+    assert!(
+        restarts >= 3,
+        "the WAL started over {restarts} times in 60 s"
+    );
+    // With the test's thresholds (256 frames, a pass every 100 ms) the file stays near 8 MiB;
+    // without the writer finishing checkpoints it reached 300-400 MiB on the same machine.
+    assert!(longest < 64 << 20, "the WAL file grew to {longest} bytes");
+    let report = store.verify_audit().await.unwrap();
+    assert!(report.is_intact(), "{:?}", report.first_bad);
+    assert_eq!(report.entries, 2 * written);
+    let Ok(store) = Arc::try_unwrap(store) else {
+        panic!("the writers still hold the store");
+    };
+    store.close().await;
+}
