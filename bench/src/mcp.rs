@@ -5,17 +5,30 @@
 
 use crate::server;
 use hdrhistogram::Histogram;
-use rmcp::model::{CallToolRequestParams, ClientCapabilities, ClientConfig, Implementation};
+use rmcp::RoleClient;
+use rmcp::model::{
+    CallToolRequestParams, ClientCapabilities, ClientConfig, Implementation, ProtocolVersion,
+};
 use rmcp::service::RunningService;
+use rmcp::service::{ClientLifecycleMode, ClientServiceExt};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use rmcp::{RoleClient, ServiceExt};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 type Client = RunningService<RoleClient, ClientConfig>;
 
 async fn connect(url: &str, token: Option<&str>) -> anyhow::Result<Client> {
+    connect_with(url, token, ClientLifecycleMode::Initialize).await
+}
+
+/// `Initialize` is the handshake of the protocol revisions up to 2025-11-25 (a session per
+/// agent); `Discover` is the 2026-07-28 revision's (no session: every request stands alone).
+async fn connect_with(
+    url: &str,
+    token: Option<&str>,
+    lifecycle: ClientLifecycleMode,
+) -> anyhow::Result<Client> {
     let mut config = StreamableHttpClientTransportConfig::with_uri(url);
     config.auth_header = token.map(str::to_string);
     let transport = StreamableHttpClientTransport::with_client(reqwest::Client::new(), config);
@@ -23,7 +36,7 @@ async fn connect(url: &str, token: Option<&str>) -> anyhow::Result<Client> {
         ClientCapabilities::default(),
         Implementation::new("countersign-loadgen", "0"),
     );
-    Ok(info.serve(transport).await?)
+    Ok(info.serve_with_lifecycle(transport, lifecycle).await?)
 }
 
 async fn echo(client: &Client, tool: &str, i: usize) -> anyhow::Result<()> {
@@ -80,12 +93,22 @@ pub async fn run(bin: &str, everything: &str, calls: usize, sessions: usize) -> 
 
     let direct = connect(&upstream_url, None).await?;
     let via = connect(&gateway_url, Some(&key)).await?;
+    let modern = connect_with(
+        &gateway_url,
+        Some(&key),
+        ClientLifecycleMode::Discover {
+            preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+        },
+    )
+    .await?;
     for i in 0..200 {
         echo(&direct, "echo", i).await?;
         echo(&via, "everything__echo", i).await?;
+        echo(&modern, "everything__echo", i).await?;
     }
     let mut hd = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
     let mut hg = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    let mut hm = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
     for i in 0..calls {
         let t = Instant::now();
         echo(&direct, "echo", i).await?;
@@ -93,14 +116,23 @@ pub async fn run(bin: &str, everything: &str, calls: usize, sessions: usize) -> 
         let t = Instant::now();
         echo(&via, "everything__echo", i).await?;
         hg.record(t.elapsed().as_micros() as u64)?;
+        let t = Instant::now();
+        echo(&modern, "everything__echo", i).await?;
+        hm.record(t.elapsed().as_micros() as u64)?;
     }
     println!("{calls} sequential allowed tools/call (echo), interleaved, one client each");
     line("direct to upstream", &hd);
     line("through countersign", &hg);
+    line("through, 2026-07-28 agent", &hm);
+    let added = |h: &Histogram<u64>, q: f64| {
+        (h.value_at_quantile(q) as f64 - hd.value_at_quantile(q) as f64) / 1000.0
+    };
     println!(
-        "added latency: p50 {:.3} ms, p99 {:.3} ms",
-        (hg.value_at_quantile(0.50) as f64 - hd.value_at_quantile(0.50) as f64) / 1000.0,
-        (hg.value_at_quantile(0.99) as f64 - hd.value_at_quantile(0.99) as f64) / 1000.0,
+        "added latency: p50 {:.3} ms, p99 {:.3} ms (agent on 2026-07-28: p50 {:.3} ms, p99 {:.3} ms)",
+        added(&hg, 0.50),
+        added(&hg, 0.99),
+        added(&hm, 0.50),
+        added(&hm, 0.99),
     );
 
     // Many agent sessions at once: each connects, then all call together.
