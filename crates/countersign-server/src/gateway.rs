@@ -110,6 +110,8 @@ pub struct Gateway {
     /// The WebAuthn relying party (id and origin from `public_url`); `None` when the public
     /// URL cannot name one (passkeys are then refused with `passkeys_unavailable`).
     pub(crate) passkeys: Option<crate::passkeys::RelyingParty>,
+    /// Seals TOTP seeds before they are stored, and opens them to check a code.
+    at_rest: crate::at_rest::Sealer,
 }
 
 fn new_request_id() -> String {
@@ -123,8 +125,10 @@ impl Gateway {
         directory: Arc<Directory>,
         clock: Arc<dyn Clock>,
         public_url: String,
+        at_rest: crate::at_rest::Sealer,
     ) -> Self {
         Self {
+            at_rest,
             store,
             policy,
             directory,
@@ -452,8 +456,12 @@ impl Gateway {
             .totp_get(who)
             .await?
             .ok_or(GatewayError::Mfa(MfaFailure::NotEnrolled))?;
+        let secret = self
+            .at_rest
+            .open(who.as_str(), &state.secret)
+            .map_err(|e| StoreError::Corrupt(format!("the TOTP secret of {who}: {e}")))?;
         let unix = u64::try_from(self.clock.now().timestamp()).unwrap_or(0);
-        let failure = match mfa::verify(&state.secret, code, unix, state.last_step) {
+        let failure = match mfa::verify(&secret, code, unix, state.last_step) {
             Ok(step) => {
                 if self.store.totp_use_step(who, step).await? {
                     return Ok(());
@@ -637,8 +645,9 @@ impl Gateway {
             ));
         }
         let secret: [u8; 20] = rand::random();
+        let sealed = self.at_rest.seal(who.id.as_str(), &secret);
         self.store
-            .totp_enroll(&who.id, &secret, self.clock.now())
+            .totp_enroll(&who.id, &sealed, self.clock.now())
             .await?;
         let account = who.id.as_str().trim_start_matches("user:");
         Ok(mfa::otpauth_uri("Countersign", account, &secret))

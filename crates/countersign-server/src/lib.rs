@@ -8,6 +8,7 @@
 //! the core's, decisions are the policy's, durability is the store's.
 #![forbid(unsafe_code)]
 
+pub mod at_rest;
 pub mod audit;
 pub mod auth;
 pub mod channels;

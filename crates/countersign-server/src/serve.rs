@@ -164,6 +164,7 @@ pub async fn start_with_clock(
         directory.clone(),
         clock,
         config.public_url(),
+        crate::at_rest::Sealer::from_secret(signer.to_private_string().as_bytes()),
     ));
     let _ = gateway.refresh_pending_gauge().await;
     let channels = crate::channels::Channels {

@@ -289,6 +289,42 @@ async fn mfa_rules_count_only_votes_with_a_verified_second_factor() {
 }
 
 #[tokio::test]
+async fn totp_secrets_are_sealed_at_rest() {
+    // A copy of the database file does not give away anyone's second factor.
+    let app = spawn_app().await;
+    let carol = app.approver("carol");
+    let enrolled = carol.post("/v1/mfa/totp", json!({})).await;
+    assert_eq!(enrolled.status, StatusCode::CREATED);
+    let secret = totp_secret(enrolled.body["otpauth_uri"].as_str().unwrap());
+    let store = countersign_store::SqliteStore::open_read_only(&app.db_path())
+        .await
+        .unwrap();
+    let carol_id = countersign_core::PrincipalId::parse("user:carol@example.com").unwrap();
+    let stored = countersign_store::Store::totp_get(&store, &carol_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .secret;
+    assert!(stored.starts_with(b"cs1:"), "{stored:?}");
+    assert!(
+        !stored.windows(secret.len()).any(|w| w == secret.as_slice()),
+        "the seed is in the row in clear"
+    );
+    // And the sealed seed still checks codes (mfa_rules_count_only_votes_… votes with one).
+    let r = app
+        .agent()
+        .submit("iam.grant", "iam://prod/role/admin", json!({}))
+        .await;
+    let ok = carol
+        .post(
+            &format!("/v1/requests/{}/votes", r.id()),
+            json!({"decision": "approve", "digest": r.digest(), "otp": code(&secret, 0)}),
+        )
+        .await;
+    assert_eq!(ok.state(), "approved", "{}", ok.body);
+}
+
+#[tokio::test]
 async fn wrong_one_time_codes_are_rate_limited() {
     let app = spawn_app().await;
     let carol = app.approver("carol");
