@@ -360,7 +360,13 @@ impl Checkpointer {
         commits: Arc<AtomicU64>,
         finish: Arc<AtomicBool>,
     ) -> Option<Checkpointer> {
-        let conn = match open(path) {
+        // No busy wait: `PASSIVE` never waits anyway, and the idle `TRUNCATE` holds the write
+        // lock while it waits for readers, so waiting for a long read (an export) would hold
+        // up every write behind it. It gives up at once instead and tries again later.
+        let conn = match open(path).and_then(|conn| {
+            conn.busy_timeout(Duration::ZERO)?;
+            Ok(conn)
+        }) {
             Ok(conn) => conn,
             Err(e) => {
                 tracing::warn!(error = %e, "no checkpointer connection; the writer checkpoints");
@@ -382,7 +388,8 @@ impl Checkpointer {
                             // Idle for a whole interval: give the WAL file's space back. This
                             // mode makes a writer that comes meanwhile wait, so it waits for
                             // quiet; truncating while busy would cost commits (an ftruncate and
-                            // the blocks it frees) at every start-over.
+                            // the blocks it frees) at every start-over. Busy (a write or a read
+                            // in progress) means: try again after the next idle interval.
                             truncated = conn
                                 .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
                                     row.get::<_, i64>(0)
