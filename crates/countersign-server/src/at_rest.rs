@@ -9,8 +9,6 @@
 //! they are (they stay in clear until the person enrolls again).
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
-use hmac::{Hmac, KeyInit, Mac};
-use sha2::Sha256;
 
 const MAGIC: &[u8] = b"cs1:";
 const TAG_LEN: usize = 16;
@@ -29,13 +27,11 @@ pub struct Sealer {
 }
 
 impl Sealer {
-    /// The key is HMAC-SHA256(`secret`, a fixed label), so it is independent of the other keys
-    /// derived from the same secret (the console's session and CSRF keys).
+    /// The key is HMAC-SHA256 of `secret` and a fixed label (the console's derivation), so it
+    /// is independent of the other keys derived from the same secret (the console's session
+    /// and CSRF keys).
     pub fn from_secret(secret: &[u8]) -> Sealer {
-        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret)
-            .expect("HMAC takes a key of any length");
-        mac.update(b"countersign secrets at rest v1");
-        let bytes = mac.finalize().into_bytes();
+        let bytes = crate::console::session::hmac(secret, &[b"countersign secrets at rest v1"]);
         let key = UnboundKey::new(&AES_256_GCM, &bytes).expect("32 bytes is an AES-256 key");
         Sealer {
             key: LessSafeKey::new(key),

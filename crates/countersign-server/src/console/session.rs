@@ -46,7 +46,9 @@ pub struct Keys {
     csrf: [u8; 32],
 }
 
-fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+/// HMAC-SHA256 over length-prefixed parts; also how the gateway derives its other keys from
+/// the audit key (`crate::at_rest`).
+pub(crate) fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
     let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC takes any key");
     for p in parts {
         mac.update(&(p.len() as u64).to_be_bytes());
