@@ -15,6 +15,7 @@ pub mod grant;
 pub mod mfa;
 pub mod principal;
 pub mod quorum;
+pub mod replay;
 pub mod request;
 pub mod run;
 

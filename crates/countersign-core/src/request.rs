@@ -173,6 +173,8 @@ pub enum Refusal {
     MfaRequired,
     #[error("only the requester can cancel a request")]
     NotRequester,
+    #[error("only the requester can redeem this request's grant")]
+    NotGrantHolder,
     #[error("the grant has already been used")]
     GrantUsed,
     #[error("the grant expired; ask again")]
@@ -193,7 +195,7 @@ impl Refusal {
             Refusal::RequestClosed(_) => "request_closed",
             Refusal::RequestExpired => "request_expired",
             Refusal::MfaRequired => "mfa_required",
-            Refusal::NotRequester => "not_requester",
+            Refusal::NotRequester | Refusal::NotGrantHolder => "not_requester",
             Refusal::GrantUsed => "grant_used",
             Refusal::GrantExpired => "grant_expired",
             Refusal::NoGrant(_) => "no_grant",

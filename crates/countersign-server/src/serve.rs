@@ -291,17 +291,14 @@ async fn watch_policy(gateway: Arc<Gateway>) {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(16);
     let poll_tx = tx.clone();
     tokio::spawn(async move {
-        let mut seen = file_stamp(&path);
+        // Only a file that has stopped changing is loaded, never a prefix caught mid-write.
+        let mut settling = crate::policy_source::Settling::new(file_stamp(&path));
         let mut tick = tokio::time::interval(POLICY_POLL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            let now = file_stamp(&path);
-            if now != seen {
-                seen = now;
-                if poll_tx.send(()).await.is_err() {
-                    return;
-                }
+            if settling.observe(file_stamp(&path)) && poll_tx.send(()).await.is_err() {
+                return;
             }
         }
     });

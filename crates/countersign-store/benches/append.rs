@@ -65,8 +65,13 @@ async fn batch(store: &Arc<SqliteStore>, with_runs: bool) -> Duration {
                 for _ in 0..PER_TASK {
                     let run = with_runs.then(|| format!("run-{t}"));
                     let submit = allowed(run.clone());
+                    let requester = PrincipalId::parse("agent:bench").expect("valid");
+                    let run_of = run.as_deref().map(|run| countersign_store::RunOf {
+                        run,
+                        requester: &requester,
+                    });
                     store
-                        .submit(run.as_deref(), chrono::Utc::now(), submit)
+                        .submit(run_of, chrono::Utc::now(), submit)
                         .await
                         .expect("submit");
                 }

@@ -10,6 +10,7 @@ use crate::StoreError;
 use countersign_audit::{
     AuditEntry, AuditReport, StoredEntry, UnsequencedEntry, Verifier, format_at,
 };
+use countersign_core::replay::RECORDED_HASH;
 use countersign_core::{Event, Request};
 
 /// Where the next audit entry goes.
@@ -23,8 +24,11 @@ pub(crate) struct AuditHead {
 /// What an event is about, beyond the event itself.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Subject<'a> {
-    /// A request: its id, digest and deciding policy are recorded with the event.
-    Request(&'a Request),
+    /// A request: its id, digest and deciding policy are recorded with the event, and the
+    /// SHA-256 of its body as stored after the change (the second field, see
+    /// [`countersign_core::replay::body_sha256`]) in the event's data, so the row can later be
+    /// checked against its last entry.
+    Request(&'a Request, &'a str),
     /// Nothing in particular, optionally under a policy (`policy.loaded`).
     None { policy: Option<&'a str> },
 }
@@ -65,12 +69,18 @@ pub(crate) fn prepare(
     event: &Event,
     subject: Subject<'_>,
 ) -> UnsequencedEntry {
+    let mut data = event.data();
     let (request, digest, policy) = match subject {
-        Subject::Request(r) => (
-            Some(r.id.clone()),
-            Some(r.digest.to_string()),
-            Some(r.decision.policy_hash.clone()),
-        ),
+        Subject::Request(r, body_sha256) => {
+            if let Some(map) = data.as_object_mut() {
+                map.insert(RECORDED_HASH.to_owned(), body_sha256.into());
+            }
+            (
+                Some(r.id.clone()),
+                Some(r.digest.to_string()),
+                Some(r.decision.policy_hash.clone()),
+            )
+        }
         Subject::None { policy } => (None, None, policy.map(str::to_owned)),
     };
     AuditEntry {
@@ -81,7 +91,7 @@ pub(crate) fn prepare(
         request,
         digest,
         policy,
-        data: event.data(),
+        data,
     }
     .unsequenced()
 }

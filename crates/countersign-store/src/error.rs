@@ -19,6 +19,10 @@ pub enum StoreError {
     /// The database holds something this version cannot read: it was edited, or damaged.
     #[error("corrupt data in the database: {0}")]
     Corrupt(String),
+    /// A stored request is not what its audit log recorded (invariant 10): its row was edited
+    /// outside the gateway. Nothing was acted on.
+    #[error("integrity check failed: {0}")]
+    Integrity(String),
     /// There is no usable Countersign database where one was expected.
     #[error("{0}")]
     NoDatabase(String),

@@ -23,6 +23,7 @@
 mod audit_log;
 mod columns;
 mod error;
+mod integrity;
 mod postgres;
 mod runs;
 mod sqlite;
@@ -42,11 +43,22 @@ use countersign_core::{
 
 pub use countersign_core::run::RunRefusal;
 pub use error::StoreError;
+pub use integrity::{RequestMismatch, RequestRow};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use webauthn::{
     CEREMONY_RETENTION_MS, Ceremony, CeremonyBinding, CeremonyKind, CeremonyRefusal, StoredPasskey,
 };
+
+/// A run as the requests of one requester see it. A request holds up, and is released with,
+/// only the requests of its own requester's run of that name: one agent's requests never
+/// pause another agent's run, whatever run id it names. (People pause, resume and stop runs
+/// by name, across requesters: [`Store::set_run_state`].)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunOf<'a> {
+    pub run: &'a str,
+    pub requester: &'a PrincipalId,
+}
 
 /// Builds a new request once the store knows its run gate (inside the transaction).
 pub type Submit = Box<dyn FnOnce(RunGate) -> (Request, Vec<Event>) + Send>;
@@ -183,13 +195,14 @@ pub struct StoredCheckpoint {
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// In one transaction: computes the run gate for `run` (`None` → open; stopped if the run
-    /// is stopped; paused if the run is paused or another request of the run is pending, not
-    /// held, and pauses the run; else open), calls `submit(gate)`, inserts the request and
-    /// appends its events (actor: the requester; with the request id, digest and policy
-    /// hash). `run` must be the request's `action.run`. Returns the stored request.
+    /// is stopped; paused if the run is paused or another request of the same requester's
+    /// run is pending, not held, and pauses the run; else open), calls `submit(gate)`, inserts
+    /// the request and appends its events (actor: the requester; with the request id, digest
+    /// and policy hash). `run` must name the request's `action.run` and requester. Returns the
+    /// stored request.
     async fn submit(
         &self,
-        run: Option<&str>,
+        run: Option<RunOf<'_>>,
         now: Timestamp,
         submit: Submit,
     ) -> Result<Request, StoreError>;
@@ -219,8 +232,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// In one transaction: applies [`RunState::transition`] (a refusal writes nothing),
     /// stores the run and appends `run.changed` (by `actor`). Stopping denies every pending
-    /// request of the run (recorded as `actor`'s doing); resuming releases held requests when
-    /// nothing else pauses the run (recorded as `system`'s). Returns the requests it changed.
+    /// request of the run (recorded as `actor`'s doing); resuming releases the held requests
+    /// of each requester whose own requests do not pause the run (recorded as `system`'s).
+    /// Returns the requests it changed.
     async fn set_run_state(
         &self,
         run: &str,
@@ -391,6 +405,22 @@ pub trait Store: Send + Sync + 'static {
     /// The seqs of the audit entries about request `id`, in order; `None` when there is no
     /// such request.
     async fn request_audit_seqs(&self, id: &str) -> Result<Option<Vec<u64>>, StoreError>;
+
+    /// Up to `limit` request rows exactly as stored, by id, after id `after` (`None`: from the
+    /// first), for [`Store::verify_requests`].
+    async fn request_rows(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<RequestRow>, StoreError>;
+
+    /// Invariant 10, checked from the whole log: replays every request's audit entries (found
+    /// by reading the log, not the rows' own lists) and names each request whose stored state,
+    /// votes, grant, digest, entry list or body differs from what its entries produce, or that
+    /// the log records and no row holds. Empty: every row is what its log says.
+    async fn verify_requests(&self) -> Result<Vec<RequestMismatch>, StoreError> {
+        integrity::verify_requests(self).await
+    }
 
     /// Where consumer `name` of the log is: the next seq to hand it (`None`: never set).
     async fn audit_cursor(&self, name: &str) -> Result<Option<u64>, StoreError>;

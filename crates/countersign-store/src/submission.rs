@@ -10,6 +10,7 @@ use crate::StoreError;
 use crate::audit_log::{Subject, at_of, prepare};
 use crate::columns::RequestColumns;
 use countersign_audit::UnsequencedEntry;
+use countersign_core::replay::body_sha256;
 use countersign_core::{Event, Request, RunGate, Timestamp};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
@@ -25,20 +26,22 @@ pub(crate) struct PreparedSubmission {
 impl PreparedSubmission {
     /// Calls `submit(gate)` and prepares what it returns for a submission to `run`.
     pub fn new(
-        run: Option<&str>,
+        run: Option<crate::RunOf<'_>>,
         gate: RunGate,
         now: Timestamp,
         submit: crate::Submit,
     ) -> Result<Self, StoreError> {
         let (request, events) = guarded("the submit closure", || submit(gate))?;
-        if request.action.run.as_deref() != run {
+        let given = run.map(|of| (of.run, of.requester));
+        let actual = request.action.run.as_deref().map(|r| (r, &request.requester.id));
+        if actual != given {
             return Err(StoreError::Invalid(format!(
-                "request {} belongs to run {:?} but was submitted for run {run:?}",
-                request.id, request.action.run
+                "request {} belongs to run {:?} of {} but was submitted for {given:?}",
+                request.id, request.action.run, request.requester.id
             )));
         }
         let row = RequestColumns::of(&request)?;
-        let entries = entries_for(&request, &events, now);
+        let entries = entries_for(&request, &row.body, &events, now);
         Ok(PreparedSubmission {
             request,
             row,
@@ -49,12 +52,18 @@ impl PreparedSubmission {
 }
 
 /// The requester's audit entries for a new request's events.
-fn entries_for(request: &Request, events: &[Event], now: Timestamp) -> Vec<UnsequencedEntry> {
+fn entries_for(
+    request: &Request,
+    body: &str,
+    events: &[Event],
+    now: Timestamp,
+) -> Vec<UnsequencedEntry> {
     let at = at_of(now);
     let actor = request.requester.id.as_str();
+    let hash = body_sha256(body.as_bytes());
     events
         .iter()
-        .map(|e| prepare(&at, actor, e, Subject::Request(request)))
+        .map(|e| prepare(&at, actor, e, Subject::Request(request, &hash)))
         .collect()
 }
 

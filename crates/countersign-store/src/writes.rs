@@ -15,11 +15,12 @@
 //! rules come from `crate::runs`.
 
 use crate::audit_log::{Journal, Subject, at_of};
-use crate::columns::{RequestColumns, to_millisecond};
+use crate::columns::{RequestColumns, request_from_body, to_millisecond};
 use crate::runs::{self, pauses_run};
 use crate::submission::{PreparedSubmission, guarded};
-use crate::tree::seq_list;
-use crate::{RequestChange, RunChange, StoreError, Submit, Updated};
+use crate::tree::{parse_seq_list, seq_list};
+use crate::{RequestChange, RunChange, RunOf, StoreError, Submit, Updated};
+use countersign_core::replay::{RECORDED_HASH, body_sha256};
 use countersign_core::run::RunRefusal;
 use countersign_core::{
     Effect, Event, PrincipalId, Refusal, Request, Run, RunGate, RunState, Timestamp,
@@ -32,17 +33,25 @@ pub(crate) trait WriteTx {
     /// Makes the rest of this write undoable on its own (once per write).
     async fn savepoint(&mut self) -> Result<(), StoreError>;
     /// The stored state of a run (`None`: never changed, so active), and whether a request of
-    /// the run pauses it.
-    async fn run_facts(&mut self, run: &str) -> Result<(Option<RunState>, bool), StoreError>;
-    async fn load_request(&mut self, id: &str) -> Result<Option<Request>, StoreError>;
-    /// Pending, held requests of `run`, oldest first.
-    async fn held_requests(&mut self, run: &str) -> Result<Vec<Request>, StoreError>;
-    /// Pending requests of `run`, oldest first.
-    async fn pending_requests(&mut self, run: &str) -> Result<Vec<Request>, StoreError>;
+    /// `requester` in the run pauses it (`None`: of anyone).
+    async fn run_facts(
+        &mut self,
+        run: &str,
+        requester: Option<&str>,
+    ) -> Result<(Option<RunState>, bool), StoreError>;
+    /// Request `id`'s row, locked for this transaction where the backend locks rows.
+    async fn load_row(&mut self, id: &str) -> Result<Option<StoredRow>, StoreError>;
+    /// The rows of pending, held requests of `run`, oldest first.
+    async fn held_requests(&mut self, run: &str) -> Result<Vec<StoredRow>, StoreError>;
+    /// The rows of pending requests of `run`, oldest first.
+    async fn pending_requests(&mut self, run: &str) -> Result<Vec<StoredRow>, StoreError>;
+    /// The stored bytes of committed audit entry `seq` (not those staged in the journal).
+    async fn audit_entry(&mut self, seq: u64) -> Result<Option<Vec<u8>>, StoreError>;
     /// [`StoreError::Conflict`] when the id exists.
     async fn insert_request(&mut self, row: &RequestColumns) -> Result<(), StoreError>;
-    /// Stores `request` and appends `audit_seqs` (as [`seq_list`] writes them) to its list.
-    async fn save_request(&mut self, request: &Request, audit_seqs: &str)
+    /// Stores the request of `row` and appends `audit_seqs` (as [`seq_list`] writes them) to
+    /// its list.
+    async fn save_request(&mut self, row: &RequestColumns, audit_seqs: &str)
     -> Result<(), StoreError>;
     /// Queues `request`'s channel work, due at `now`: a new row with generation 1, or the
     /// existing row due at `now` with its generation increased.
@@ -67,14 +76,15 @@ pub(crate) trait WriteTx {
 
 pub(crate) async fn submit_request<T: WriteTx>(
     tx: &mut T,
-    run: Option<&str>,
+    run: Option<RunOf<'_>>,
     now: Timestamp,
     submit: Submit,
 ) -> Result<Request, StoreError> {
     let gate = match run {
         None => RunGate::Open,
-        Some(run) => {
-            let (stored, paused_by_request) = tx.run_facts(run).await?;
+        Some(of) => {
+            let (stored, paused_by_request) =
+                tx.run_facts(of.run, Some(of.requester.as_str())).await?;
             runs::gate(stored, paused_by_request)
         }
     };
@@ -113,7 +123,8 @@ pub(crate) async fn update_request<T: WriteTx>(
     now: Timestamp,
     change: RequestChange,
 ) -> Result<Result<Updated, Refusal>, StoreError> {
-    let stored = tx.load_request(id).await?.ok_or(StoreError::NotFound)?;
+    let row = tx.load_row(id).await?.ok_or(StoreError::NotFound)?;
+    let stored = verified(tx, &row).await?;
     let mut request = stored.clone();
     let events = match guarded("the request change", || change(&mut request))? {
         Ok(events) => events,
@@ -133,20 +144,14 @@ pub(crate) async fn update_request<T: WriteTx>(
         )));
     }
     tx.savepoint().await?;
-    let seqs = record(
-        tx.journal(),
-        &at_of(now),
-        actor,
-        &events,
-        Subject::Request(&request),
-    );
-    save(tx, &request, now, seqs.clone()).await?;
+    let seqs = record_and_save(tx, &at_of(now), actor, &events, &request, now).await?;
     let mut also_changed = vec![];
     if pauses_run(&stored)
         && !pauses_run(&request)
         && let Some(run) = request.action.run.as_deref()
     {
-        also_changed = release_held(tx, run, now).await?;
+        let requester = request.requester.id.as_str();
+        also_changed = release_held(tx, run, Some(requester), now).await?;
     }
     Ok(Ok(Updated {
         request,
@@ -155,39 +160,45 @@ pub(crate) async fn update_request<T: WriteTx>(
     }))
 }
 
-/// Frees the held requests of `run` when it is active and no request pauses it, oldest first,
-/// stopping after one that itself pauses the run. Recorded as `system`'s doing. The caller has
-/// opened the savepoint.
+/// Frees the held requests of `run` (only those of `only`, when given) when the run is active,
+/// oldest first: for each requester, as long as no request of theirs pauses the run, stopping
+/// after one that itself does. Recorded as `system`'s doing. The caller has opened the
+/// savepoint.
 pub(crate) async fn release_held<T: WriteTx>(
     tx: &mut T,
     run: &str,
+    only: Option<&str>,
     now: Timestamp,
 ) -> Result<Vec<Request>, StoreError> {
-    let (stored, paused_by_request) = tx.run_facts(run).await?;
-    if !runs::may_release(stored) || paused_by_request {
+    let (stored, _) = tx.run_facts(run, only).await?;
+    if !runs::may_release(stored) {
         return Ok(vec![]);
     }
     let held = tx.held_requests(run).await?;
     let at = at_of(now);
     let mut changed = vec![];
-    for mut request in held {
+    // Requesters whose part of the run is (still, or again) paused by one of their requests.
+    let mut paused: Vec<String> = vec![];
+    for row in held {
+        let requester = request_from_body(&row.body)?.requester.id.to_string();
+        if only.is_some_and(|o| o != requester) || paused.contains(&requester) {
+            continue;
+        }
+        if tx.run_facts(run, Some(requester.as_str())).await?.1 {
+            paused.push(requester);
+            continue;
+        }
+        // Releasing may approve: a row that is not what its log recorded is refused.
+        let mut request = verified(tx, &row).await?;
         let events = runs::free_held(&mut request, now);
         if events.is_empty() {
             continue;
         }
-        let seqs = record(
-            tx.journal(),
-            &at,
-            "system",
-            &events,
-            Subject::Request(&request),
-        );
-        save(tx, &request, now, seqs).await?;
-        let now_pauses = pauses_run(&request);
-        changed.push(request);
-        if now_pauses {
-            break;
+        record_and_save(tx, &at, "system", &events, &request, now).await?;
+        if pauses_run(&request) {
+            paused.push(requester);
         }
+        changed.push(request);
     }
     Ok(changed)
 }
@@ -199,7 +210,7 @@ pub(crate) async fn set_run_state<T: WriteTx>(
     actor: &PrincipalId,
     now: Timestamp,
 ) -> Result<Result<RunChange, RunRefusal>, StoreError> {
-    let (stored_state, _) = tx.run_facts(&run).await?;
+    let (stored_state, _) = tx.run_facts(&run, None).await?;
     let state = match stored_state.unwrap_or_default().transition(target) {
         Ok(state) => state,
         Err(refusal) => return Ok(Err(refusal)),
@@ -221,7 +232,7 @@ pub(crate) async fn set_run_state<T: WriteTx>(
     tx.journal().append(&at, actor.as_str(), &event, no_subject);
     let changed = match state {
         RunState::Stopped => stop_pending(tx, &stored.id, actor, now).await?,
-        RunState::Active => release_held(tx, &stored.id, now).await?,
+        RunState::Active => release_held(tx, &stored.id, None, now).await?,
         RunState::Paused => vec![],
     };
     Ok(Ok(RunChange {
@@ -240,19 +251,19 @@ pub(crate) async fn stop_pending<T: WriteTx>(
     let pending = tx.pending_requests(run).await?;
     let at = at_of(now);
     let mut changed = Vec::with_capacity(pending.len());
-    for mut request in pending {
+    for row in pending {
+        // Stopping only denies, which is safe whatever the row says: a row that does not match
+        // its log is reported loudly but still denied, so a stop always takes effect.
+        let mut request = match verified(tx, &row).await {
+            Ok(request) => request,
+            Err(StoreError::Integrity(_)) => request_from_body(&row.body)?,
+            Err(e) => return Err(e),
+        };
         let events = request.stop_with_run(now);
         if events.is_empty() {
             continue;
         }
-        let seqs = record(
-            tx.journal(),
-            &at,
-            actor.as_str(),
-            &events,
-            Subject::Request(&request),
-        );
-        save(tx, &request, now, seqs).await?;
+        record_and_save(tx, &at, actor.as_str(), &events, &request, now).await?;
         changed.push(request);
     }
     Ok(changed)
@@ -301,19 +312,104 @@ pub(crate) async fn passkey_enroll<T: WriteTx>(
     Ok(())
 }
 
-/// Stores a changed request (with the seqs of the entries recording the change) and, when
-/// people review it, queues its channel work. The caller has opened the savepoint.
-async fn save<T: WriteTx>(
+/// Records `events` (one entry each, at `at`, by `actor`, each noting the hash of the body
+/// about to be stored), stores the changed request with the seqs of those entries and, when
+/// people review it, queues its channel work. Returns the seqs. The caller has opened the
+/// savepoint.
+async fn record_and_save<T: WriteTx>(
     tx: &mut T,
+    at: &str,
+    actor: &str,
+    events: &[Event],
     request: &Request,
     now: Timestamp,
-    seqs: std::ops::Range<u64>,
-) -> Result<(), StoreError> {
-    tx.save_request(request, &seq_list(seqs)).await?;
+) -> Result<std::ops::Range<u64>, StoreError> {
+    let row = RequestColumns::of(request)?;
+    let hash = body_sha256(row.body.as_bytes());
+    let seqs = record(
+        tx.journal(),
+        at,
+        actor,
+        events,
+        Subject::Request(request, &hash),
+    );
+    tx.save_request(&row, &seq_list(seqs.clone())).await?;
     if is_reviewed(request) {
         tx.mark_notify(&request.id, now).await?;
     }
-    Ok(())
+    Ok(seqs)
+}
+
+/// A request row as the write path loads it: the body exactly as stored (its hash is what the
+/// audit entries record) and the seqs of its entries.
+#[derive(Debug)]
+pub(crate) struct StoredRow {
+    pub body: String,
+    pub audit_seqs: String,
+}
+
+/// Invariant 10 at the moment of acting: the request of `row`, if its body is exactly the one
+/// its last audit entry recorded (`request_sha256`, written by the same transaction as the
+/// body). Every transition that may approve, vote or redeem loads its request through here,
+/// so a row edited in the database is refused ([`StoreError::Integrity`], logged as an error)
+/// before anything is acted on, and a new entry never vouches for an edited row. Entries
+/// written before the hash was recorded are trusted as they are.
+///
+/// The last entry is found through the row's own `audit_seqs`; `audit verify` finds every
+/// entry from the log itself, so a row whose list was cut short is named there.
+pub(crate) async fn verified<T: WriteTx>(
+    tx: &mut T,
+    row: &StoredRow,
+) -> Result<Request, StoreError> {
+    let request = request_from_body(&row.body)?;
+    let refuse = |why: String| Err(integrity_error(&request.id, why));
+    let Some(seq) = parse_seq_list(&row.audit_seqs)?.last().copied() else {
+        return refuse("its row names no audit entries".into());
+    };
+    let staged = tx
+        .journal()
+        .staged()
+        .iter()
+        .find(|e| e.seq == seq)
+        .map(|e| e.bytes.clone());
+    let bytes = match staged {
+        Some(bytes) => bytes,
+        None => match tx.audit_entry(seq).await? {
+            Some(bytes) => bytes,
+            None => return refuse(format!("its last audit entry #{seq} does not exist")),
+        },
+    };
+    let Ok(entry) = serde_json::from_slice::<RecordedEntry>(&bytes) else {
+        return refuse(format!("its last audit entry #{seq} cannot be read"));
+    };
+    if entry.request.as_deref() != Some(request.id.as_str()) {
+        return refuse(format!("its last audit entry #{seq} is about another request"));
+    }
+    if let Some(h) = entry.data.get(RECORDED_HASH).and_then(|h| h.as_str())
+        && h != body_sha256(row.body.as_bytes())
+    {
+        return refuse(format!(
+            "the stored row is not the one its last audit entry #{seq} recorded"
+        ));
+    }
+    Ok(request)
+}
+
+/// The error for request `id` failing the check, logged as an error: someone edited the
+/// database, and an operator must look.
+fn integrity_error(id: &str, why: String) -> StoreError {
+    tracing::error!(
+        request = %id, problem = %why,
+        "INTEGRITY: a stored request does not match its audit log; refusing to act on it"
+    );
+    StoreError::Integrity(format!("request {id}: {why}"))
+}
+
+/// The fields of an audit entry the check above reads.
+#[derive(serde::Deserialize)]
+struct RecordedEntry {
+    request: Option<String>,
+    data: serde_json::Value,
 }
 
 /// True when people review `request`, so channels show it and must follow its changes.

@@ -46,6 +46,16 @@ pub async fn page(
     } else {
         None
     };
+    // Invariant 10: every request row is what its entries produce.
+    let mismatches = if q.verify.is_some() {
+        store
+            .verify_requests()
+            .await
+            .map_err(crate::gateway::GatewayError::from)?
+    } else {
+        vec![]
+    };
+    let intact = |r: &countersign_audit::AuditReport| r.is_intact() && mismatches.is_empty();
     let body = html! {
         section.card {
             h1 { "Audit log" }
@@ -66,20 +76,24 @@ pub async fn page(
                 None => p.muted { "No checkpoint is signed yet." }
             }
         }
-        section.card data-verify=[report.as_ref().map(|r| if r.is_intact() { "intact" } else { "broken" })] {
+        section.card data-verify=[report.as_ref().map(|r| if intact(r) { "intact" } else { "broken" })] {
             h2 { "Verification" }
             @match &report {
                 None => {
                     p { "Recompute every hash, the chain, the tree and every signed checkpoint." }
                     form method="get" action="/console/audit" { input type="hidden" name="verify" value="1"; button.secondary type="submit" { "Verify now" } }
                 }
-                Some(r) if r.is_intact() => {
+                Some(r) if intact(r) => {
                     p.notice.ok role="status" { "Intact: " (r.entries) " entries verified, "
                         (r.checkpoints_matched) " signed checkpoints matched." }
                 }
                 Some(r) => {
                     p.notice.error role="alert" { "Not intact: "
-                        @if let Some(f) = &r.first_bad { "entry " (f.seq) ": " (f.problem) } }
+                        @if let Some(f) = &r.first_bad { "entry " (f.seq) ": " (f.problem) }
+                        @else { (mismatches.len()) " stored request(s) do not match their audit log." } }
+                    @if !mismatches.is_empty() {
+                        ul { @for m in &mismatches { li { code { (m.request) } ": " (m.problems.join("; ")) } } }
+                    }
                 }
             }
         }

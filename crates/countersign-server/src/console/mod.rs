@@ -264,13 +264,26 @@ fn parse_query<T: serde::de::DeserializeOwned + Default>(
     }
 }
 
-/// A `next` address is followed only when it is a console path on this gateway.
-fn safe_next(next: Option<&str>) -> String {
+/// Where to go after signing in: absent means the inbox; otherwise it must be a console path
+/// on this gateway, in printable ASCII (no control characters, spaces, `//` or backslashes), so
+/// it is always a valid `Location` and never leaves the console. Anything else is refused with
+/// 400 `invalid_next` before a cookie is set or a flow begins.
+fn safe_next(next: Option<&str>) -> Result<String, ConsoleError> {
     match next {
-        Some(n) if n.starts_with("/console/") && !n.starts_with("//") && !n.contains('\\') => {
-            n.to_string()
+        None | Some("") => Ok("/console/".into()),
+        Some(n)
+            if n.starts_with("/console/")
+                && !n.contains("//")
+                && !n.contains('\\')
+                && n.bytes().all(|b| b.is_ascii_graphic()) =>
+        {
+            Ok(n.to_string())
         }
-        _ => "/console/".into(),
+        Some(_) => Err(ConsoleError::bad_request(
+            "invalid_next",
+            "The address to return to after signing in must be a console path (/console/…) \
+             without spaces, control characters or backslashes.",
+        )),
     }
 }
 
@@ -369,13 +382,29 @@ mod tests {
     #[test]
     fn next_is_followed_only_inside_the_console() {
         assert_eq!(
-            safe_next(Some("/console/requests/r1")),
-            "/console/requests/r1"
+            safe_next(Some("/console/requests/r1?x=1")).ok().as_deref(),
+            Some("/console/requests/r1?x=1")
         );
-        assert_eq!(safe_next(Some("https://evil.example/")), "/console/");
-        assert_eq!(safe_next(Some("//evil.example/console/")), "/console/");
-        assert_eq!(safe_next(Some("/console/\\evil")), "/console/");
-        assert_eq!(safe_next(None), "/console/");
+        assert_eq!(safe_next(None).ok().as_deref(), Some("/console/"));
+        assert_eq!(safe_next(Some("")).ok().as_deref(), Some("/console/"));
+        for bad in [
+            "https://evil.example/",
+            "//evil.example/console/",
+            "/console//evil.example",
+            "/console/\\evil",
+            "/console/\r\nSet-Cookie: x=1",
+            "/console/\n",
+            "/console/\0",
+            "/console/\t",
+            "/console/ x",
+            "/console/\u{7f}",
+            "/console/\u{2028}",
+            "/console/é",
+            "/consolex",
+            "javascript:alert(1)",
+        ] {
+            assert!(safe_next(Some(bad)).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -187,6 +187,7 @@ pub async fn start(
 ) -> Result<Response, ConsoleError> {
     let o = oidc(&state)?;
     let q: StartQuery = super::parse_query(raw.as_deref())?;
+    let next = safe_next(q.next.as_deref())?;
     let client = o.client().await?;
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let mut request = client
@@ -205,7 +206,7 @@ pub async fn start(
         state: csrf.secret().clone(),
         nonce: nonce.secret().clone(),
         verifier: verifier.secret().clone(),
-        next: safe_next(q.next.as_deref()),
+        next,
         exp: state.now_unix() + FLOW_TTL_SECONDS,
     };
     let sealed = state.console.keys.seal("oidc", &flow);

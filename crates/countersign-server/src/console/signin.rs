@@ -92,7 +92,7 @@ pub async fn page_(
     q: Option<&str>,
 ) -> Result<Response, ConsoleError> {
     let q: SignInQuery = super::parse_query(q)?;
-    let next = safe_next(q.next.as_deref());
+    let next = safe_next(q.next.as_deref())?;
     if state.viewer(headers).is_some() {
         return Ok(Redirect::to(&next).into_response());
     }
@@ -135,6 +135,12 @@ pub fn start_session(
         state.console.secure,
     );
     tracing::info!(principal = %sub, via, channel = "console", "signed in to the console");
+    // `next` passed `safe_next`; should it ever not be a valid header, go to the inbox rather
+    // than fail after the session was made.
+    let next = match axum::http::HeaderValue::from_str(next) {
+        Ok(_) => next,
+        Err(_) => "/console/",
+    };
     let mut r = Redirect::to(next).into_response();
     if let Ok(v) = cookie.parse() {
         r.headers_mut().append(header::SET_COOKIE, v);
@@ -165,7 +171,7 @@ pub async fn with_key(
         ));
     }
     let f: KeyForm = super::parse_form(&body)?;
-    let next = safe_next(f.next.as_deref());
+    let next = safe_next(f.next.as_deref())?;
     let refuse = |status: StatusCode, code: &'static str, message: &str| {
         html_with_code(status, code, form(&state, nonce, &next, Some(message)))
     };

@@ -49,7 +49,8 @@ fn refusal_status(r: &Refusal) -> StatusCode {
         | Refusal::AgentCannotVote
         | Refusal::NotAnApprover { .. }
         | Refusal::MfaRequired
-        | Refusal::NotRequester => StatusCode::FORBIDDEN,
+        | Refusal::NotRequester
+        | Refusal::NotGrantHolder => StatusCode::FORBIDDEN,
         Refusal::DigestMismatch { .. }
         | Refusal::AlreadyVoted
         | Refusal::RequestClosed(_)
@@ -91,6 +92,19 @@ impl From<GatewayError> for ApiError {
             GatewayError::Passkey(p) => ApiError::new(p.status(), p.code(), p.to_string()),
             GatewayError::Store(StoreError::NotFound) => {
                 ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such request")
+            }
+            GatewayError::Store(StoreError::Integrity(why)) => {
+                // The store has already logged it as an error; the caller learns only that the
+                // gateway refused, and which request to ask an operator about.
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "integrity_error",
+                    format!(
+                        "the gateway refused to act: {why}, so its stored state does not match \
+                         its audit log; nothing was changed, ask an operator to run \
+                         `countersign audit verify`"
+                    ),
+                )
             }
             GatewayError::Store(e) => {
                 tracing::error!(error = %e, "storage failure");

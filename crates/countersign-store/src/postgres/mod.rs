@@ -99,7 +99,7 @@ impl PgStore {
 impl Store for PgStore {
     async fn submit(
         &self,
-        run: Option<&str>,
+        run: Option<crate::RunOf<'_>>,
         now: Timestamp,
         submit: Submit,
     ) -> Result<Request, StoreError> {
@@ -552,6 +552,23 @@ impl Store for PgStore {
                 .fetch_optional(&self.pool)
                 .await?;
         seqs.as_deref().map(crate::tree::parse_seq_list).transpose()
+    }
+
+    async fn request_rows(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<crate::RequestRow>, StoreError> {
+        // Byte order, whatever the database's collation, so pages neither skip nor repeat.
+        let rows: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT id, body, audit_seqs FROM requests WHERE id > $1 COLLATE \"C\" \
+             ORDER BY id COLLATE \"C\" LIMIT $2",
+        )
+        .bind(after.unwrap_or(""))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(crate::RequestRow::from).collect())
     }
 
     async fn audit_cursor(&self, name: &str) -> Result<Option<u64>, StoreError> {

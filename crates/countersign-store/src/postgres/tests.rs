@@ -85,6 +85,18 @@ impl Backend for PgBackend {
         .await;
     }
 
+    async fn overwrite_request(&self, id: &str, body: &str, state: &str) {
+        let mut conn: PgConnection = self.options.connect().await.expect("connect");
+        let done = sqlx::query("UPDATE requests SET body = $1, state = $2 WHERE id = $3")
+            .bind(body)
+            .bind(state)
+            .bind(id)
+            .execute(&mut conn)
+            .await
+            .expect("tamper");
+        assert_eq!(done.rows_affected(), 1);
+    }
+
     async fn delete_audit_entry(&self, seq: u64) {
         self.tamper("DELETE FROM audit WHERE seq = $1", seq, None)
             .await;

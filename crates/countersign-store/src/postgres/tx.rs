@@ -6,10 +6,10 @@
 
 use crate::StoreError;
 use crate::audit_log::{AuditHead, Journal};
-use crate::columns::{RequestColumns, millis, parse_run_state, request_from_body, run_state_str};
-use crate::writes::WriteTx;
+use crate::columns::{RequestColumns, millis, parse_run_state, run_state_str};
+use crate::writes::{StoredRow, WriteTx};
 use countersign_audit::merkle::Frontier;
-use countersign_core::{PrincipalId, Request, Run, RunState, Timestamp};
+use countersign_core::{PrincipalId, Run, RunState, Timestamp};
 use sqlx::{PgPool, Postgres, Row, Transaction};
 use std::sync::Arc;
 use tokio::sync::watch;
@@ -119,12 +119,15 @@ impl PgTx {
         Ok(value)
     }
 
-    async fn bodies(&mut self, sql: &'static str, run: &str) -> Result<Vec<Request>, StoreError> {
-        let bodies: Vec<String> = sqlx::query_scalar(sql)
+    async fn rows(&mut self, sql: &'static str, run: &str) -> Result<Vec<StoredRow>, StoreError> {
+        let rows: Vec<(String, String)> = sqlx::query_as(sql)
             .bind(run)
             .fetch_all(&mut *self.tx)
             .await?;
-        bodies.iter().map(|b| request_from_body(b)).collect()
+        Ok(rows
+            .into_iter()
+            .map(|(body, audit_seqs)| StoredRow { body, audit_seqs })
+            .collect())
     }
 }
 
@@ -145,12 +148,18 @@ impl WriteTx for PgTx {
         Ok(())
     }
 
-    async fn run_facts(&mut self, run: &str) -> Result<(Option<RunState>, bool), StoreError> {
+    async fn run_facts(
+        &mut self,
+        run: &str,
+        requester: Option<&str>,
+    ) -> Result<(Option<RunState>, bool), StoreError> {
         let row = sqlx::query(
             "SELECT (SELECT state FROM runs WHERE id = $1), \
-             EXISTS (SELECT 1 FROM requests WHERE run = $1 AND pauses_run)",
+             EXISTS (SELECT 1 FROM requests WHERE run = $1 AND pauses_run \
+             AND ($2::text IS NULL OR requester = $2))",
         )
         .bind(run)
+        .bind(requester)
         .fetch_one(&mut *self.tx)
         .await?;
         let state: Option<String> = row.try_get(0)?;
@@ -160,31 +169,39 @@ impl WriteTx for PgTx {
         ))
     }
 
-    async fn load_request(&mut self, id: &str) -> Result<Option<Request>, StoreError> {
-        let body: Option<String> =
-            sqlx::query_scalar("SELECT body FROM requests WHERE id = $1 FOR UPDATE")
+    async fn load_row(&mut self, id: &str) -> Result<Option<StoredRow>, StoreError> {
+        let row: Option<(String, String)> =
+            sqlx::query_as("SELECT body, audit_seqs FROM requests WHERE id = $1 FOR UPDATE")
                 .bind(id)
                 .fetch_optional(&mut *self.tx)
                 .await?;
-        body.as_deref().map(request_from_body).transpose()
+        Ok(row.map(|(body, audit_seqs)| StoredRow { body, audit_seqs }))
     }
 
-    async fn held_requests(&mut self, run: &str) -> Result<Vec<Request>, StoreError> {
-        self.bodies(
-            "SELECT body FROM requests WHERE run = $1 AND state = 'pending' AND held \
+    async fn held_requests(&mut self, run: &str) -> Result<Vec<StoredRow>, StoreError> {
+        self.rows(
+            "SELECT body, audit_seqs FROM requests WHERE run = $1 AND state = 'pending' \
+             AND held ORDER BY created_at, id",
+            run,
+        )
+        .await
+    }
+
+    async fn pending_requests(&mut self, run: &str) -> Result<Vec<StoredRow>, StoreError> {
+        self.rows(
+            "SELECT body, audit_seqs FROM requests WHERE run = $1 AND state = 'pending' \
              ORDER BY created_at, id",
             run,
         )
         .await
     }
 
-    async fn pending_requests(&mut self, run: &str) -> Result<Vec<Request>, StoreError> {
-        self.bodies(
-            "SELECT body FROM requests WHERE run = $1 AND state = 'pending' \
-             ORDER BY created_at, id",
-            run,
-        )
-        .await
+    async fn audit_entry(&mut self, seq: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        let seq = crate::columns::signed(seq, "audit seq")?;
+        Ok(sqlx::query_scalar("SELECT bytes FROM audit WHERE seq = $1")
+            .bind(seq)
+            .fetch_optional(&mut *self.tx)
+            .await?)
     }
 
     async fn insert_request(&mut self, c: &RequestColumns) -> Result<(), StoreError> {
@@ -209,8 +226,11 @@ impl WriteTx for PgTx {
         Ok(())
     }
 
-    async fn save_request(&mut self, r: &Request, audit_seqs: &str) -> Result<(), StoreError> {
-        let c = RequestColumns::of(r)?;
+    async fn save_request(
+        &mut self,
+        c: &RequestColumns,
+        audit_seqs: &str,
+    ) -> Result<(), StoreError> {
         let updated = sqlx::query(
             "UPDATE requests SET state = $2, run = $3, requester = $4, created_at = $5, \
              expires_at = $6, held = $7, pauses_run = $8, body = $9, \

@@ -65,6 +65,52 @@ impl std::fmt::Debug for SqliteStore {
     }
 }
 
+/// The database holds every request, vote and key hash: only the gateway's user may read it.
+/// Creates the file 0600 (whatever the umask) before SQLite opens it, so it never exists with
+/// wider rights; SQLite then gives the `-wal` and `-shm` files the database file's mode. Files
+/// left readable by others (by an older version) are narrowed to the owner, with a warning.
+fn private_files(path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    let io = |what: &Path, e: std::io::Error| {
+        StoreError::NoDatabase(format!("cannot create {}: {e}", what.display()))
+    };
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(file) => {
+            // `mode` is filtered by the umask; set it exactly.
+            file.set_permissions(std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| io(path, e))?;
+            return Ok(());
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(io(path, e)),
+    }
+    let mut name = path.as_os_str().to_owned();
+    let base = name.clone();
+    for suffix in ["", "-wal", "-shm"] {
+        name.clone_from(&base);
+        name.push(suffix);
+        let file = Path::new(&name);
+        let Ok(meta) = std::fs::metadata(file) else {
+            continue;
+        };
+        let mode = meta.permissions().mode();
+        if meta.is_file() && mode & 0o077 != 0 {
+            tracing::warn!(
+                file = %file.display(),
+                "the database file was readable by other users; narrowing it to its owner (0600)"
+            );
+            std::fs::set_permissions(file, std::fs::Permissions::from_mode(mode & 0o700))
+                .map_err(|e| io(file, e))?;
+        }
+    }
+    Ok(())
+}
+
 fn base_options(path: &Path) -> SqliteConnectOptions {
     SqliteConnectOptions::new()
         .filename(path)
@@ -76,6 +122,7 @@ impl SqliteStore {
     /// Opens (creating it if needed) the database at `path`, switches it to WAL, applies the
     /// migrations and starts the writer. Must be called inside a Tokio runtime.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        private_files(path)?;
         let options = base_options(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -175,7 +222,7 @@ impl SqliteStore {
 impl Store for SqliteStore {
     async fn submit(
         &self,
-        run: Option<&str>,
+        run: Option<crate::RunOf<'_>>,
         now: Timestamp,
         submit: Submit,
     ) -> Result<Request, StoreError> {
@@ -185,7 +232,7 @@ impl Store for SqliteStore {
             let prepared = Box::new(PreparedSubmission::new(None, RunGate::Open, now, submit)?);
             return self.write(|reply| Op::Insert { prepared, reply }).await;
         }
-        let run = run.map(str::to_owned);
+        let run = run.map(|of| (of.run.to_owned(), of.requester.clone()));
         self.write(|reply| Op::Submit {
             run,
             now,
@@ -604,6 +651,21 @@ impl Store for SqliteStore {
                 .fetch_optional(&self.reads)
                 .await?;
         seqs.as_deref().map(crate::tree::parse_seq_list).transpose()
+    }
+
+    async fn request_rows(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<crate::RequestRow>, StoreError> {
+        let rows: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT id, body, audit_seqs FROM requests WHERE id > ?1 ORDER BY id LIMIT ?2",
+        )
+        .bind(after.unwrap_or(""))
+        .bind(i64::from(limit))
+        .fetch_all(&self.reads)
+        .await?;
+        Ok(rows.into_iter().map(crate::RequestRow::from).collect())
     }
 
     async fn audit_cursor(&self, name: &str) -> Result<Option<u64>, StoreError> {

@@ -9,7 +9,7 @@ use crate::audit_log::{AuditHead, Journal};
 use crate::columns::{
     RequestColumns, millis, parse_run_state, request_from_body, run_state_str, signed,
 };
-use crate::writes::{self, WriteTx};
+use crate::writes::{self, StoredRow, WriteTx};
 use countersign_audit::StoredEntry;
 use countersign_audit::merkle::Frontier;
 use countersign_core::{PrincipalId, Request, Run, RunState, Timestamp};
@@ -28,7 +28,15 @@ pub(super) fn execute(op: Op, tx: &mut Tx<'_>) -> (Answer, bool) {
             reply,
         } => hold(
             reply,
-            block_on(writes::submit_request(tx, run.as_deref(), now, submit)),
+            block_on(writes::submit_request(
+                tx,
+                run.as_ref().map(|(run, requester)| crate::RunOf {
+                    run: run.as_str(),
+                    requester,
+                }),
+                now,
+                submit,
+            )),
         ),
         Op::Insert { prepared, reply } => {
             hold(reply, block_on(writes::insert_prepared(tx, *prepared)))
@@ -405,30 +413,46 @@ impl WriteTx for Tx<'_> {
         Ok(())
     }
 
-    async fn run_facts(&mut self, run: &str) -> Result<(Option<RunState>, bool), StoreError> {
-        run_facts(self.conn, run)
+    async fn run_facts(
+        &mut self,
+        run: &str,
+        requester: Option<&str>,
+    ) -> Result<(Option<RunState>, bool), StoreError> {
+        run_facts(self.conn, run, requester)
     }
 
-    async fn load_request(&mut self, id: &str) -> Result<Option<Request>, StoreError> {
-        load_request(self.conn, id)
+    async fn load_row(&mut self, id: &str) -> Result<Option<StoredRow>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT body, audit_seqs FROM requests WHERE id = ?1")?
+            .query_row([id], stored_row)
+            .optional()?)
     }
 
-    async fn held_requests(&mut self, run: &str) -> Result<Vec<Request>, StoreError> {
-        load_requests(
+    async fn held_requests(&mut self, run: &str) -> Result<Vec<StoredRow>, StoreError> {
+        load_rows(
             self.conn,
-            "SELECT body FROM requests WHERE run = ?1 AND state = 'pending' AND held = 1 \
+            "SELECT body, audit_seqs FROM requests \
+             WHERE run = ?1 AND state = 'pending' AND held = 1 ORDER BY created_at, id",
+            run,
+        )
+    }
+
+    async fn pending_requests(&mut self, run: &str) -> Result<Vec<StoredRow>, StoreError> {
+        load_rows(
+            self.conn,
+            "SELECT body, audit_seqs FROM requests WHERE run = ?1 AND state = 'pending' \
              ORDER BY created_at, id",
             run,
         )
     }
 
-    async fn pending_requests(&mut self, run: &str) -> Result<Vec<Request>, StoreError> {
-        load_requests(
-            self.conn,
-            "SELECT body FROM requests WHERE run = ?1 AND state = 'pending' \
-             ORDER BY created_at, id",
-            run,
-        )
+    async fn audit_entry(&mut self, seq: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT bytes FROM audit WHERE seq = ?1")?
+            .query_row([signed(seq, "audit seq")?], |row| row.get(0))
+            .optional()?)
     }
 
     async fn insert_request(&mut self, row: &RequestColumns) -> Result<(), StoreError> {
@@ -437,10 +461,10 @@ impl WriteTx for Tx<'_> {
 
     async fn save_request(
         &mut self,
-        request: &Request,
+        row: &RequestColumns,
         audit_seqs: &str,
     ) -> Result<(), StoreError> {
-        save_request(self.conn, request, audit_seqs)
+        save_request(self.conn, row, audit_seqs)
     }
 
     async fn mark_notify(&mut self, request: &str, now: Timestamp) -> Result<(), StoreError> {
@@ -526,13 +550,18 @@ impl WriteTx for Tx<'_> {
     }
 }
 
-fn run_facts(conn: &Conn, run: &str) -> Result<(Option<RunState>, bool), StoreError> {
+fn run_facts(
+    conn: &Conn,
+    run: &str,
+    requester: Option<&str>,
+) -> Result<(Option<RunState>, bool), StoreError> {
     let (state, paused_by_request) = conn
         .prepare_cached(
             "SELECT (SELECT state FROM runs WHERE id = ?1), \
-             EXISTS (SELECT 1 FROM requests WHERE run = ?1 AND pauses_run = 1)",
+             EXISTS (SELECT 1 FROM requests WHERE run = ?1 AND pauses_run = 1 \
+             AND (?2 IS NULL OR requester = ?2))",
         )?
-        .query_row([run], |row| {
+        .query_row(params![run, requester], |row| {
             Ok((row.get::<_, Option<String>>(0)?, row.get::<_, bool>(1)?))
         })?;
     Ok((
@@ -541,19 +570,18 @@ fn run_facts(conn: &Conn, run: &str) -> Result<(Option<RunState>, bool), StoreEr
     ))
 }
 
-fn load_request(conn: &Conn, id: &str) -> Result<Option<Request>, StoreError> {
-    let body = conn
-        .prepare_cached("SELECT body FROM requests WHERE id = ?1")?
-        .query_row([id], |row| row.get::<_, String>(0))
-        .optional()?;
-    body.as_deref().map(request_from_body).transpose()
+fn stored_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredRow> {
+    Ok(StoredRow {
+        body: row.get(0)?,
+        audit_seqs: row.get(1)?,
+    })
 }
 
-/// The requests a one-parameter query selects (by their `body`).
-fn load_requests(conn: &Conn, sql: &'static str, param: &str) -> Result<Vec<Request>, StoreError> {
+/// The rows a one-parameter query selects (`body, audit_seqs`).
+fn load_rows(conn: &Conn, sql: &'static str, param: &str) -> Result<Vec<StoredRow>, StoreError> {
     let mut stmt = conn.prepare_cached(sql)?;
-    let bodies = stmt.query_map([param], |row| row.get::<_, String>(0))?;
-    bodies.map(|body| request_from_body(&body?)).collect()
+    let rows = stmt.query_map([param], stored_row)?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
 
 fn insert_request(conn: &Conn, c: &RequestColumns) -> Result<(), StoreError> {
@@ -581,8 +609,7 @@ fn insert_request(conn: &Conn, c: &RequestColumns) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn save_request(conn: &Conn, r: &Request, audit_seqs: &str) -> Result<(), StoreError> {
-    let c = RequestColumns::of(r)?;
+fn save_request(conn: &Conn, c: &RequestColumns, audit_seqs: &str) -> Result<(), StoreError> {
     let updated = conn
         .prepare_cached(
             "UPDATE requests SET state = ?2, run = ?3, requester = ?4, created_at = ?5, \

@@ -67,6 +67,22 @@ impl Backend for SqliteBackend {
         .await;
     }
 
+    async fn overwrite_request(&self, id: &str, body: &str, state: &str) {
+        let mut conn = SqliteConnectOptions::new()
+            .filename(&self.path)
+            .connect()
+            .await
+            .expect("a tampering connection");
+        let done = sqlx::query("UPDATE requests SET body = ?1, state = ?2 WHERE id = ?3")
+            .bind(body)
+            .bind(state)
+            .bind(id)
+            .execute(&mut conn)
+            .await
+            .expect("tamper");
+        assert_eq!(done.rows_affected(), 1);
+    }
+
     async fn delete_audit_entry(&self, seq: u64) {
         self.tamper("DELETE FROM audit WHERE seq = ?1", seq, None)
             .await;
@@ -218,7 +234,12 @@ async fn more_writes_than_one_group_holds_all_land_in_order() {
                 let run = (i % 3 == 0).then(|| format!("run-{}", i % 7));
                 let action = suite::action(run.as_deref());
                 let submit = suite::submission(&id, action, suite::allow(), suite::at(i));
-                store.submit(run.as_deref(), suite::at(i), submit).await
+                let requester = suite::agent().id;
+                let run_of = run.as_deref().map(|run| crate::RunOf {
+                    run,
+                    requester: &requester,
+                });
+                store.submit(run_of, suite::at(i), submit).await
             })
         })
         .collect();

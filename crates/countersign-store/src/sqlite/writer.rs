@@ -46,7 +46,8 @@ pub(super) type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 /// One write, with the channel its answer goes back on.
 pub(super) enum Op {
     Submit {
-        run: Option<String>,
+        /// The run and its requester.
+        run: Option<(String, PrincipalId)>,
         now: Timestamp,
         submit: Submit,
         reply: Reply<Request>,

@@ -248,7 +248,17 @@ pub async fn concurrent_submissions_meet_their_runs_gates(b: &dyn Backend) {
                 let submission = super::submission(&id, action, allow(), now);
                 (
                     i % 60,
-                    store.submit(Some(&run), now, submission).await.unwrap(),
+                    store
+                        .submit(
+                            Some(crate::RunOf {
+                                run: &run,
+                                requester: &super::agent().id,
+                            }),
+                            now,
+                            submission,
+                        )
+                        .await
+                        .unwrap(),
                 )
             })
         })

@@ -8,6 +8,7 @@
 
 mod accounts;
 mod gates;
+mod integrity;
 mod notify;
 mod passkeys;
 mod record;
@@ -16,13 +17,14 @@ mod tree;
 
 pub use accounts::*;
 pub use gates::*;
+pub use integrity::*;
 pub use notify::*;
 pub use passkeys::*;
 pub use record::*;
 pub use requests::*;
 pub use tree::*;
 
-use crate::{RequestChange, Store, Submit};
+use crate::{RequestChange, RunOf, Store, Submit};
 use async_trait::async_trait;
 use chrono::TimeZone;
 use countersign_audit::AuditEntry;
@@ -42,6 +44,9 @@ pub trait Backend: Send + Sync {
     async fn overwrite_audit_bytes(&self, seq: u64, bytes: Vec<u8>);
     /// Deletes audit entry `seq`, as someone with the file could.
     async fn delete_audit_entry(&self, seq: u64);
+    /// Replaces the stored body (and state column) of request `id`, as someone with the file
+    /// could.
+    async fn overwrite_request(&self, id: &str, body: &str, state: &str);
     /// Sets the log back to how a version without the Merkle tree left it: no entry has its
     /// tree nodes (and no frontier is stored). The store must build them when it next opens.
     async fn forget_tree(&self);
@@ -104,6 +109,7 @@ macro_rules! store_suite {
             a_request_lists_its_audit_entries,
             audit_cursors_move_and_survive_a_restart,
             the_audit_watch_follows_commits,
+            stored_state_matches_the_log_or_nothing_is_acted_on,
         );
     };
     (@each $backend:expr; $($check:ident),* $(,)?) => {
@@ -226,8 +232,13 @@ pub async fn submit(
     decision: Decision,
     now: Timestamp,
 ) -> Request {
+    let requester = agent().id;
+    let run_of = run.map(|run| RunOf {
+        run,
+        requester: &requester,
+    });
     store
-        .submit(run, now, submission(id, action(run), decision, now))
+        .submit(run_of, now, submission(id, action(run), decision, now))
         .await
         .expect("submit")
 }

@@ -85,7 +85,10 @@ pub async fn submit_for_the_wrong_run_is_refused(b: &dyn Backend) {
     let now = at(0);
     let result = store
         .submit(
-            Some("run-2"),
+            Some(crate::RunOf {
+                run: "run-2",
+                requester: &super::agent().id,
+            }),
             now,
             submission("req_1", super::action(Some("run-1")), allow(), now),
         )

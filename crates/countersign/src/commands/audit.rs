@@ -11,7 +11,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use countersign_audit::{AuditReport, Checkpoint, NoteSigner, NoteVerifier, Verifier, merkle};
 use countersign_server::Config;
 use countersign_server::wire::ConsistencyProofView;
-use countersign_store::{SqliteStore, Store};
+use countersign_store::{RequestMismatch, SqliteStore, Store};
 use std::path::{Path, PathBuf};
 
 pub async fn run(g: &Global, verb: AuditVerb) -> Result<u8, Failure> {
@@ -82,15 +82,38 @@ struct Outcome {
     /// A problem outside any entry (a checkpoint that does not verify).
     problem: Option<String>,
     trusted: Option<Checkpoint>,
+    /// Requests whose row is not what their audit entries produce (from the database only).
+    requests: Vec<RequestMismatch>,
 }
 
 fn report(g: &Global, o: Outcome) -> Result<u8, Failure> {
     let r = &o.report;
-    let problem = o.problem.clone().or_else(|| {
-        r.first_bad
-            .as_ref()
-            .map(|f| format!("first bad entry is #{}: {}", f.seq, f.problem))
-    });
+    let problem = o
+        .problem
+        .clone()
+        .or_else(|| {
+            r.first_bad
+                .as_ref()
+                .map(|f| format!("first bad entry is #{}: {}", f.seq, f.problem))
+        })
+        .or_else(|| match o.requests.as_slice() {
+            [] => None,
+            found => Some(format!(
+                "{} stored request(s) do not match their audit log: {}",
+                found.len(),
+                found
+                    .iter()
+                    .map(|m| m.request.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        });
+    if !g.json {
+        // Every request and every way it differs: the operator needs each one, not the first.
+        for m in &o.requests {
+            eprintln!("request {}: {}", m.request, m.problems.join("; "));
+        }
+    }
     if g.json {
         let body = serde_json::json!({
             "ok": problem.is_none(),
@@ -102,6 +125,7 @@ fn report(g: &Global, o: Outcome) -> Result<u8, Failure> {
             "trusted_checkpoint": o.trusted.as_ref().map(|t| t.size),
             "first_bad": r.first_bad.as_ref().map(|f| serde_json::json!({"seq": f.seq, "problem": f.problem})),
             "problem": problem,
+            "requests": o.requests.iter().map(|m| serde_json::json!({"request": m.request, "problems": m.problems})).collect::<Vec<_>>(),
         });
         println!("{body}");
     }
@@ -209,11 +233,16 @@ async fn verify_database(
         .verify_audit_against(checkpoints)
         .await
         .map_err(|e| Failure::other(format!("cannot read the audit log: {e}")))?;
+    let requests = store
+        .verify_requests()
+        .await
+        .map_err(|e| Failure::other(format!("cannot replay the requests: {e}")))?;
     Ok(Outcome {
         report,
         key_note,
         problem,
         trusted,
+        requests,
     })
 }
 
@@ -285,6 +314,7 @@ fn verify_bundle(
         key_note,
         problem,
         trusted,
+        requests: vec![],
     })
 }
 
@@ -346,6 +376,7 @@ async fn verify_api(
         key_note,
         problem,
         trusted,
+        requests: vec![],
     })
 }
 
@@ -425,11 +456,11 @@ async fn export(
     let (path, key_file) = database_and_key(database, config)?;
     let store = open_for_reading(&path).await?;
     let io = |e: std::io::Error| Failure::other(format!("cannot write {}: {e}", out.display()));
-    std::fs::create_dir_all(out.join("checkpoints")).map_err(io)?;
+    bundle_dir(out)?;
+    bundle_dir(&out.join("checkpoints"))?;
     // Entries first, then the checkpoints: every checkpoint written is then covered by the
     // entries (a commit made meanwhile adds entries, never a checkpoint beyond them).
-    let mut file =
-        std::io::BufWriter::new(std::fs::File::create(out.join("entries.jsonl")).map_err(io)?);
+    let mut file = std::io::BufWriter::new(new_file(&out.join("entries.jsonl"))?);
     let mut from = 0u64;
     loop {
         let page = store
@@ -454,20 +485,22 @@ async fn export(
         .map_err(|e| Failure::other(format!("cannot read the checkpoints: {e}")))?;
     let covered: Vec<_> = checkpoints.iter().filter(|c| c.size <= from).collect();
     for c in &covered {
-        std::fs::write(
-            out.join("checkpoints").join(format!("{:020}", c.size)),
-            &c.note,
-        )
-        .map_err(io)?;
+        write_new(
+            &out.join("checkpoints").join(format!("{:020}", c.size)),
+            c.note.as_bytes(),
+        )?;
     }
     if let Some(latest) = covered.last() {
-        std::fs::write(out.join("checkpoint"), &latest.note).map_err(io)?;
+        write_new(&out.join("checkpoint"), latest.note.as_bytes())?;
     }
     if let Some(signer) = std::fs::read_to_string(&key_file)
         .ok()
         .and_then(|t| NoteSigner::parse(&t).ok())
     {
-        std::fs::write(out.join("key"), format!("{}\n", signer.verifier())).map_err(io)?;
+        write_new(
+            &out.join("key"),
+            format!("{}\n", signer.verifier()).as_bytes(),
+        )?;
     }
     if g.json {
         println!(
@@ -584,6 +617,48 @@ pub async fn attest(g: &Global, id: &str, key: Option<String>) -> Result<u8, Fai
 }
 
 /// The database named by `path`: a SQLite file, opened read-only, or a `postgres://` URL.
+/// A directory of the bundle: created if missing; refused if it is a symbolic link (or not a
+/// directory), so a planted link cannot send the export somewhere else.
+fn bundle_dir(dir: &Path) -> Result<(), Failure> {
+    match std::fs::symlink_metadata(dir) {
+        Ok(m) if m.file_type().is_symlink() => Err(Failure::usage(format!(
+            "{} is a symbolic link; export into a real directory",
+            dir.display()
+        ))),
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(Failure::usage(format!(
+            "{} exists and is not a directory",
+            dir.display()
+        ))),
+        Err(_) => std::fs::create_dir(dir)
+            .map_err(|e| Failure::other(format!("cannot create {}: {e}", dir.display()))),
+    }
+}
+
+/// Creates a bundle file that did not exist. `create_new` (O_CREAT|O_EXCL) never follows a
+/// symbolic link and never opens an existing file, so a planted link or file is refused, not
+/// written through: an export never overwrites anything.
+fn new_file(path: &Path) -> Result<std::fs::File, Failure> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => Failure::usage(format!(
+                "{} already exists (a file or a link); export into a new or empty directory",
+                path.display()
+            )),
+            _ => Failure::other(format!("cannot write {}: {e}", path.display())),
+        })
+}
+
+fn write_new(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
+    use std::io::Write as _;
+    new_file(path)?
+        .write_all(bytes)
+        .map_err(|e| Failure::other(format!("cannot write {}: {e}", path.display())))
+}
+
 async fn open_for_reading(path: &Path) -> Result<std::sync::Arc<dyn Store>, Failure> {
     let name = path.to_string_lossy();
     if countersign_server::config::is_postgres_url(&name) {
