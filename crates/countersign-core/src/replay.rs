@@ -98,9 +98,9 @@ impl Replayed {
             .map(str::to_owned);
         match (&self.digest, digest) {
             (None, Some(d)) => self.digest = Some(d.to_owned()),
-            (Some(known), Some(d)) if known != d => self
-                .problems
-                .push(format!("entry #{seq} names digest {d}, earlier ones {known}")),
+            (Some(known), Some(d)) if known != d => self.problems.push(format!(
+                "entry #{seq} names digest {d}, earlier ones {known}"
+            )),
             _ => {}
         }
         let mut tagged = data.clone();
@@ -160,9 +160,9 @@ impl Replayed {
                         self.state = Some(State::Executed);
                     }
                 }
-                _ => self
-                    .problems
-                    .push(format!("entry #{seq} redeems grant {grant}, never handed out")),
+                _ => self.problems.push(format!(
+                    "entry #{seq} redeems grant {grant}, never handed out"
+                )),
             },
         }
     }
@@ -184,17 +184,19 @@ impl Replayed {
             out.push(format!("state is {}, the log says {state}", stored.state));
         }
         if stored.held != self.held {
-            out.push(format!("held is {}, the log says {}", stored.held, self.held));
+            out.push(format!(
+                "held is {}, the log says {}",
+                stored.held, self.held
+            ));
         }
         let recomputed = Digest::of_action(&stored.action, &stored.requester.id);
         if !recomputed.ct_eq(&stored.digest) {
             out.push("its digest is not the digest of its action and requester".into());
         }
         match &self.digest {
-            Some(d) if *d != stored.digest.to_string() => out.push(format!(
-                "digest is {}, the log says {d}",
-                stored.digest
-            )),
+            Some(d) if *d != stored.digest.to_string() => {
+                out.push(format!("digest is {}, the log says {d}", stored.digest))
+            }
             _ => {}
         }
         let votes: Vec<ReplayedVote> = stored
@@ -234,7 +236,10 @@ impl Replayed {
                     out.push(format!("grant is {}, the log says {}", s.id, r.id));
                 }
                 if s.uses != r.uses {
-                    out.push(format!("grant uses are {}, the log says {}", s.uses, r.uses));
+                    out.push(format!(
+                        "grant uses are {}, the log says {}",
+                        s.uses, r.uses
+                    ));
                 }
                 if s.expires_at != r.expires_at {
                     out.push(format!(

@@ -109,7 +109,10 @@ mod tests {
         // 1 = first half (a valid policy on its own), 2 = the whole file.
         assert_eq!(loads(&[1, 2, 2]), [false, false, true]);
         // Still growing at every poll: nothing loads until it stops.
-        assert_eq!(loads(&[1, 2, 3, 4, 4, 4]), [false, false, false, false, true, false]);
+        assert_eq!(
+            loads(&[1, 2, 3, 4, 4, 4]),
+            [false, false, false, false, true, false]
+        );
         // Unchanged files are never reloaded, and a change back to what is loaded is no change.
         assert_eq!(loads(&[0, 0, 1, 0, 0]), [false; 5]);
         // A later change settles on its own.

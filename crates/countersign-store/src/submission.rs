@@ -33,7 +33,11 @@ impl PreparedSubmission {
     ) -> Result<Self, StoreError> {
         let (request, events) = guarded("the submit closure", || submit(gate))?;
         let given = run.map(|of| (of.run, of.requester));
-        let actual = request.action.run.as_deref().map(|r| (r, &request.requester.id));
+        let actual = request
+            .action
+            .run
+            .as_deref()
+            .map(|r| (r, &request.requester.id));
         if actual != given {
             return Err(StoreError::Invalid(format!(
                 "request {} belongs to run {:?} of {} but was submitted for {given:?}",

@@ -51,8 +51,11 @@ pub(crate) trait WriteTx {
     async fn insert_request(&mut self, row: &RequestColumns) -> Result<(), StoreError>;
     /// Stores the request of `row` and appends `audit_seqs` (as [`seq_list`] writes them) to
     /// its list.
-    async fn save_request(&mut self, row: &RequestColumns, audit_seqs: &str)
-    -> Result<(), StoreError>;
+    async fn save_request(
+        &mut self,
+        row: &RequestColumns,
+        audit_seqs: &str,
+    ) -> Result<(), StoreError>;
     /// Queues `request`'s channel work, due at `now`: a new row with generation 1, or the
     /// existing row due at `now` with its generation increased.
     async fn mark_notify(&mut self, request: &str, now: Timestamp) -> Result<(), StoreError>;
@@ -383,7 +386,9 @@ pub(crate) async fn verified<T: WriteTx>(
         return refuse(format!("its last audit entry #{seq} cannot be read"));
     };
     if entry.request.as_deref() != Some(request.id.as_str()) {
-        return refuse(format!("its last audit entry #{seq} is about another request"));
+        return refuse(format!(
+            "its last audit entry #{seq} is about another request"
+        ));
     }
     if let Some(h) = entry.data.get(RECORDED_HASH).and_then(|h| h.as_str())
         && h != body_sha256(row.body.as_bytes())

@@ -97,7 +97,11 @@ fn replay(r: &Request, events: &[Event]) -> (Replayed, String) {
 fn executed() -> (Request, Vec<Event>) {
     let (mut r, mut events) = submit(Effect::Review);
     events.extend(vote(&mut r, "user:bob@example.com", VoteDecision::Approve));
-    events.extend(vote(&mut r, "user:carol@example.com", VoteDecision::Approve));
+    events.extend(vote(
+        &mut r,
+        "user:carol@example.com",
+        VoteDecision::Approve,
+    ));
     let digest = r.digest;
     events.extend(r.redeem(&digest, t0()).unwrap());
     (r, events)
@@ -135,7 +139,10 @@ fn stored_state_matches_the_log_or_each_edit_is_named() {
         &|r| r.grant.as_mut().unwrap().expires_at = t0() + chrono::Duration::days(9),
         "grant expires at",
     );
-    says(&|r| r.grant.as_mut().unwrap().max_uses = 5, "grant allows 5");
+    says(
+        &|r| r.grant.as_mut().unwrap().max_uses = 5,
+        "grant allows 5",
+    );
     says(&|r| drop(r.votes.pop()), "votes are");
     says(&|r| r.votes[0].mfa = true, "votes are");
     says(&|r| r.grant = None, "is missing");
@@ -165,13 +172,16 @@ fn a_denied_request_turned_approved_with_an_invented_grant_is_named() {
     events.extend(vote(&mut r, "user:bob@example.com", VoteDecision::Deny));
     let (replayed, hash) = replay(&r, &events);
     r.state = State::Approved;
-    r.grant = Some(crate::Grant::single_use(
-        r.grant_id(),
-        r.digest,
-        t0(),
-        3600,
-    ));
+    r.grant = Some(crate::Grant::single_use(r.grant_id(), r.digest, t0(), 3600));
     let found = replayed.differences(&r, &hash);
-    assert!(found.iter().any(|f| f.contains("state is approved, the log says denied")), "{found:?}");
-    assert!(found.iter().any(|f| f.contains("the log hands out none")), "{found:?}");
+    assert!(
+        found
+            .iter()
+            .any(|f| f.contains("state is approved, the log says denied")),
+        "{found:?}"
+    );
+    assert!(
+        found.iter().any(|f| f.contains("the log hands out none")),
+        "{found:?}"
+    );
 }

@@ -6,13 +6,11 @@ use super::notify;
 use super::writer::{Answer, Op, Tx, hold};
 use crate::StoreError;
 use crate::audit_log::{AuditHead, Journal};
-use crate::columns::{
-    RequestColumns, millis, parse_run_state, request_from_body, run_state_str, signed,
-};
+use crate::columns::{RequestColumns, millis, parse_run_state, run_state_str, signed};
 use crate::writes::{self, StoredRow, WriteTx};
 use countersign_audit::StoredEntry;
 use countersign_audit::merkle::Frontier;
-use countersign_core::{PrincipalId, Request, Run, RunState, Timestamp};
+use countersign_core::{PrincipalId, Run, RunState, Timestamp};
 use rusqlite::{Connection, OptionalExtension, params};
 
 type Conn = Connection;

@@ -86,5 +86,9 @@ pub async fn stored_state_matches_the_log_or_nothing_is_acted_on(b: &dyn Backend
         .expect("redeemed");
     assert_eq!(redeemed.request.state, State::Executed);
     let found = store.verify_requests().await.expect("verified");
-    assert_eq!(found.len(), 2, "the untouched request still matches: {found:?}");
+    assert_eq!(
+        found.len(),
+        2,
+        "the untouched request still matches: {found:?}"
+    );
 }

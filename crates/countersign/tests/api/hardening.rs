@@ -12,7 +12,13 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-async fn in_run(app: &TestApp, who: &str, kind: &str, params: Value, run: &str) -> crate::app::Resp {
+async fn in_run(
+    app: &TestApp,
+    who: &str,
+    kind: &str,
+    params: Value,
+    run: &str,
+) -> crate::app::Resp {
     app.as_(who)
         .post(
             "/v1/actions",
@@ -29,7 +35,10 @@ async fn runs_are_scoped_to_their_agent() {
     let pausing = in_run(&app, helper, "db.export", big_export(), "run-x").await;
     assert_eq!(pausing.state(), "pending", "{}", pausing.body);
     let held = in_run(&app, helper, "db.query", json!({"readonly": true}), "run-x").await;
-    assert_eq!((held.state(), &held.body["held"]), ("pending", &json!(true)));
+    assert_eq!(
+        (held.state(), &held.body["held"]),
+        ("pending", &json!(true))
+    );
     // deploy-bot naming the same run id is not held by helper-bot's review.
     let free = in_run(&app, deploy, "db.query", json!({"readonly": true}), "run-x").await;
     assert_eq!(free.state(), "approved", "{}", free.body);
@@ -155,7 +164,12 @@ async fn the_sign_in_next_is_a_console_path_or_400_and_sets_nothing() {
     for next in bad {
         let b = Browser::new(&app);
         let page = b.get(&format!("/console/sign-in?next={next}")).await;
-        assert_eq!(page.status, StatusCode::BAD_REQUEST, "{next}: {}", page.body);
+        assert_eq!(
+            page.status,
+            StatusCode::BAD_REQUEST,
+            "{next}: {}",
+            page.body
+        );
         assert_eq!(page.error_code(), "invalid_next", "{next}");
         assert!(
             page.headers.get_all("set-cookie").iter().next().is_none(),
@@ -164,12 +178,21 @@ async fn the_sign_in_next_is_a_console_path_or_400_and_sets_nothing() {
     }
     // With a valid key through the form: refused before any session is issued.
     let key = app.keys["user:bob@example.com"].clone();
-    for next in ["/console/\r\nSet-Cookie: x=1", "/console/\0", "//evil.example/", "https://evil.example/", "/console/\\x"] {
+    for next in [
+        "/console/\r\nSet-Cookie: x=1",
+        "/console/\0",
+        "//evil.example/",
+        "https://evil.example/",
+        "/console/\\x",
+    ] {
         let b = Browser::new(&app);
         let form = b.get("/console/sign-in").await;
         let csrf = form.field("csrf");
         let r = b
-            .post("/console/sign-in", &[("csrf", &csrf), ("key", &key), ("next", next)])
+            .post(
+                "/console/sign-in",
+                &[("csrf", &csrf), ("key", &key), ("next", next)],
+            )
             .await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{next:?}: {}", r.body);
         assert!(
@@ -197,7 +220,11 @@ async fn the_redeem_refusal_for_another_agent_says_redeem() {
     let app = spawn_app().await;
     let r = app
         .agent()
-        .submit("db.query", "postgres://prod/customers", json!({"readonly": true}))
+        .submit(
+            "db.query",
+            "postgres://prod/customers",
+            json!({"readonly": true}),
+        )
         .await;
     assert_eq!(r.state(), "approved");
     let grant = r.body["grant"]["id"].as_str().unwrap().to_owned();
@@ -221,7 +248,10 @@ async fn the_redeem_refusal_for_another_agent_says_redeem() {
         .post(&format!("/v1/requests/{}/cancel", r.id()), json!({}))
         .await;
     assert!(
-        c.body["error"]["message"].as_str().unwrap().contains("cancel"),
+        c.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("cancel"),
         "{}",
         c.body
     );
@@ -235,7 +265,9 @@ fn mode(path: &std::path::Path) -> u32 {
 async fn the_database_is_created_private() {
     // A new database, by the gateway (the test's umask is usually 022).
     let app = spawn_app().await;
-    app.agent().submit("db.query", "x", json!({"readonly": true})).await;
+    app.agent()
+        .submit("db.query", "x", json!({"readonly": true}))
+        .await;
     let db = app.db_path();
     assert_eq!(mode(&db), 0o600);
     let wal = db.with_extension("db-wal");
@@ -255,7 +287,11 @@ async fn the_database_is_created_private() {
         .env_remove("COUNTERSIGN_CONFIG")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(mode(&dir.path().join("countersign.db")), 0o600);
     // A database left world-readable (by an older version) is narrowed when opened.
     let dir = tempfile::tempdir().unwrap();
@@ -271,14 +307,20 @@ async fn the_database_is_created_private() {
         .env_remove("COUNTERSIGN_CONFIG")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(mode(&db), 0o600);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn audit_export_never_writes_through_a_planted_link() {
     let app = spawn_app().await;
-    app.agent().submit("db.query", "x", json!({"readonly": true})).await;
+    app.agent()
+        .submit("db.query", "x", json!({"readonly": true}))
+        .await;
     let config = app.dir.path().join("countersign.yaml");
     let victim = app.dir.path().join("victim.txt");
     std::fs::write(&victim, "precious").unwrap();
@@ -298,15 +340,25 @@ async fn audit_export_never_writes_through_a_planted_link() {
         std::fs::create_dir_all(&out).unwrap();
         std::os::unix::fs::symlink(&victim, out.join(name)).unwrap();
         let r = export(&out);
-        assert!(!r.status.success(), "{name}: the export went through the link");
-        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious", "{name}");
+        assert!(
+            !r.status.success(),
+            "{name}: the export went through the link"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&victim).unwrap(),
+            "precious",
+            "{name}"
+        );
     }
     let out = app.dir.path().join("bundle-dangling");
     std::fs::create_dir_all(&out).unwrap();
     let planted = app.dir.path().join("planted.txt");
     std::os::unix::fs::symlink(&planted, out.join("entries.jsonl")).unwrap();
     assert!(!export(&out).status.success());
-    assert!(!planted.exists(), "no file was created through a dangling link");
+    assert!(
+        !planted.exists(),
+        "no file was created through a dangling link"
+    );
     // The bundle directory itself a link to another directory.
     let elsewhere = app.dir.path().join("elsewhere");
     std::fs::create_dir_all(&elsewhere).unwrap();
@@ -323,7 +375,10 @@ async fn audit_export_never_writes_through_a_planted_link() {
     let r = export(&out);
     assert!(!r.status.success());
     assert!(String::from_utf8_lossy(&r.stderr).contains("already exists"));
-    assert_eq!(std::fs::read_to_string(out.join("entries.jsonl")).unwrap(), "mine");
+    assert_eq!(
+        std::fs::read_to_string(out.join("entries.jsonl")).unwrap(),
+        "mine"
+    );
     let fresh = app.dir.path().join("bundle-fresh");
     let r = export(&fresh);
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));

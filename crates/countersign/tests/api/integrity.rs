@@ -108,7 +108,10 @@ async fn assert_caught(app: &TestApp, id: &str, digest: &str, what: &str) {
     let (code, _, err) = verify(app);
     assert_eq!(code, Some(1), "{what}: {err}");
     assert!(err.contains(&format!("request {id}:")), "{what}: {err}");
-    assert!(err.contains("do not match their audit log"), "{what}: {err}");
+    assert!(
+        err.contains("do not match their audit log"),
+        "{what}: {err}"
+    );
 }
 
 /// A reviewed export, approved by bob (sre) and carol (security): (id, digest).
@@ -281,7 +284,10 @@ async fn stored_state_matches_the_log_a_row_rolled_back_with_its_entry_list_is_n
     let (code, _, err) = verify(&app);
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains(&format!("request {id}:")), "{err}");
-    assert!(err.contains("state is approved, the log says executed"), "{err}");
+    assert!(
+        err.contains("state is approved, the log says executed"),
+        "{err}"
+    );
     // A row deleted outright is named too.
     sqlx::query("DELETE FROM requests WHERE id = ?")
         .bind(&id)
