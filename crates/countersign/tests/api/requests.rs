@@ -413,7 +413,8 @@ async fn policy_reloads_on_change_and_an_invalid_file_keeps_the_old_one() {
 
     // A broken file is refused: the last good policy stays in force.
     std::fs::write(&policy, "version: 1\nrules: [this is not a rule\n").unwrap();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // A change is loaded once the file has looked the same on two polls 500 ms apart.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(read().await.state(), "denied");
     let metrics = app
         .http
