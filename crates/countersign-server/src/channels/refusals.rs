@@ -215,7 +215,10 @@ mod tests {
             reason: "tenant_not_allowed",
         };
         let mut t = Tally::default();
-        assert!(t.take(source).is_none(), "nothing counted, nothing to write");
+        assert!(
+            t.take(source).is_none(),
+            "nothing counted, nothing to write"
+        );
         for i in 0..1000 {
             t.add(at(i), Some(&format!("{i}{}", "x".repeat(500))));
             t.add(at(i), None);

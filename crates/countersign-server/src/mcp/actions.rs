@@ -77,20 +77,22 @@ impl Planned {
     }
 
     /// `completion/complete` on `server`; `reference` already names the upstream's own prompt.
-    pub fn completion(server: &str, request: &CompleteRequestParams) -> Planned {
+    /// `None` for a kind of reference this gateway does not know.
+    pub fn completion(server: &str, request: &CompleteRequestParams) -> Option<Planned> {
         let resource = match &request.r#ref {
             Reference::Prompt(p) => prompt_resource(server, &p.name),
             Reference::Resource(r) => r.uri.clone(),
+            _ => return None,
         };
         let mut params = json!({"ref": request.r#ref, "argument": request.argument});
         if let Some(context) = &request.context {
             params["context"] = json!(context);
         }
-        Planned {
+        Some(Planned {
             kind: format!("{COMPLETION_PREFIX}{server}"),
             resource,
             params,
-        }
+        })
     }
 }
 
@@ -143,7 +145,10 @@ pub fn forward(action: &countersign_core::Action) -> Result<(String, Forward), E
     let kind = action.kind.as_str();
     if kind == RESOURCE_READ {
         let (server, uri) = server_and_uri()?;
-        return Ok((server, Forward::ReadResource(from_json(json!({"uri": uri}))?)));
+        return Ok((
+            server,
+            Forward::ReadResource(from_json(json!({"uri": uri}))?),
+        ));
     }
     if kind == RESOURCE_SUBSCRIBE {
         let (server, uri) = server_and_uri()?;
@@ -151,7 +156,10 @@ pub fn forward(action: &countersign_core::Action) -> Result<(String, Forward), E
     }
     if kind == RESOURCE_UNSUBSCRIBE {
         let (server, uri) = server_and_uri()?;
-        return Ok((server, Forward::Unsubscribe(from_json(json!({"uri": uri}))?)));
+        return Ok((
+            server,
+            Forward::Unsubscribe(from_json(json!({"uri": uri}))?),
+        ));
     }
     if kind.starts_with(TOOL_PREFIX) {
         let (server, tool) = split_resource(&action.resource, "").ok_or_else(unreadable)?;
@@ -160,7 +168,8 @@ pub fn forward(action: &countersign_core::Action) -> Result<(String, Forward), E
         return Ok((server.to_string(), Forward::CallTool(call)));
     }
     if kind.starts_with(PROMPT_PREFIX) {
-        let (server, prompt) = split_resource(&action.resource, "prompts/").ok_or_else(unreadable)?;
+        let (server, prompt) =
+            split_resource(&action.resource, "prompts/").ok_or_else(unreadable)?;
         let arguments = object()?;
         let mut get: GetPromptRequestParams = from_json(json!({"name": prompt}))?;
         get.arguments = (!arguments.is_empty()).then_some(arguments);
@@ -272,7 +281,11 @@ mod tests {
                 json!({"uri": "demo://x/1"}),
             ),
             (
-                Planned::prompt("e", "args-prompt", json!({"city": "Oslo"}).as_object().cloned()),
+                Planned::prompt(
+                    "e",
+                    "args-prompt",
+                    json!({"city": "Oslo"}).as_object().cloned(),
+                ),
                 "mcp.prompt.e.args-prompt",
                 "e",
                 json!({"name": "args-prompt", "arguments": {"city": "Oslo"}}),
@@ -284,7 +297,7 @@ mod tests {
                 json!({"name": "simple-prompt"}),
             ),
             (
-                Planned::completion("e", &complete),
+                Planned::completion("e", &complete).expect("a known reference"),
                 "mcp.completion.e",
                 "e",
                 json!({"ref": {"type": "ref/prompt", "name": "completable-prompt"},

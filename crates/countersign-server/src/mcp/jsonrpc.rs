@@ -118,7 +118,12 @@ mod tests {
             let r = refuse_batch(&Bytes::from(batch)).expect(batch);
             assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{batch}");
         }
-        for one in ["{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}", "", "  ", "\"[\""] {
+        for one in [
+            "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}",
+            "",
+            "  ",
+            "\"[\"",
+        ] {
             assert!(refuse_batch(&Bytes::from(one)).is_none(), "{one}");
         }
     }

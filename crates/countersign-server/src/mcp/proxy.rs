@@ -607,8 +607,7 @@ impl ServerHandler for Session {
         ctx: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
         let upstream = self.routed(&request.uri).await?;
-        let planned =
-            Planned::resource(actions::RESOURCE_SUBSCRIBE, &upstream.name, &request.uri);
+        let planned = Planned::resource(actions::RESOURCE_SUBSCRIBE, &upstream.name, &request.uri);
         let (upstream, forward) = self
             .authorized(planned, request.meta.as_ref(), &ctx)
             .await?;
@@ -714,7 +713,9 @@ impl ServerHandler for Session {
         .ok_or_else(|| {
             ErrorData::invalid_params("nothing behind this gateway completes that", None)
         })?;
-        let planned = Planned::completion(&upstream.name, &request);
+        let planned = Planned::completion(&upstream.name, &request).ok_or_else(|| {
+            ErrorData::invalid_params("nothing behind this gateway completes that", None)
+        })?;
         let (upstream, forward) = self
             .authorized(planned, request.meta.as_ref(), &ctx)
             .await?;

@@ -4,7 +4,7 @@
 
 use crate::app::{TestApp, spawn_app_in};
 use crate::fake_slack::{self, FakeSlack, SIGNING_SECRET};
-use crate::fake_teams::{self, APP_ID, APP_PASSWORD, APPROVALS, FakeTeams, OTHER_TENANT, TENANT};
+use crate::fake_teams::{APP_ID, APP_PASSWORD, APPROVALS, FakeTeams, OTHER_TENANT, TENANT};
 use futures::StreamExt;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -155,7 +155,10 @@ async fn refused_callbacks_are_recorded_in_bounded_form() {
         .submit("deploy.app", "k8s://prod/web", json!({"to": "v2"}))
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
-    let vote = app.approver("bob").vote(&r.id(), "approve", &r.digest()).await;
+    let vote = app
+        .approver("bob")
+        .vote(&r.id(), "approve", &r.digest())
+        .await;
     assert_eq!(vote.status, StatusCode::OK, "{:?}", vote.body);
     assert_eq!(vote.state(), "approved", "{:?}", vote.body);
     let allowed = app
@@ -250,7 +253,10 @@ async fn slack_world() -> (TestApp, FakeSlack, String, fake_slack::Message) {
 }
 
 async fn votes(app: &TestApp, id: &str) -> Vec<Value> {
-    let r = app.approver("dana").get(&format!("/v1/requests/{id}")).await;
+    let r = app
+        .approver("dana")
+        .get(&format!("/v1/requests/{id}"))
+        .await;
     r.body["votes"].as_array().cloned().unwrap_or_default()
 }
 
@@ -272,7 +278,13 @@ async fn slack_replays_are_refused_in_any_encoding() {
     let mixed: String = hex
         .chars()
         .enumerate()
-        .map(|(i, c)| if i % 3 == 0 { c.to_ascii_uppercase() } else { c })
+        .map(|(i, c)| {
+            if i % 3 == 0 {
+                c.to_ascii_uppercase()
+            } else {
+                c
+            }
+        })
         .collect();
     // Signatures that verify: acknowledged (Slack retries otherwise) and dropped.
     for replay in [
@@ -304,7 +316,11 @@ async fn slack_replays_are_refused_in_any_encoding() {
         (format!("{ts}.0"), sig.clone()),
     ] {
         let (status, text) = fake_slack::send_raw(&app.url, &body, &replay_ts, &replay).await;
-        assert_eq!(status, StatusCode::UNAUTHORIZED, "{replay_ts} {replay:?}: {text}");
+        assert_eq!(
+            status,
+            StatusCode::UNAUTHORIZED,
+            "{replay_ts} {replay:?}: {text}"
+        );
     }
 
     // A fresh click by erin, after the replays, is counted: by then any replay that got

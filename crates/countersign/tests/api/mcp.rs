@@ -421,7 +421,10 @@ async fn mcp_resources_read_and_prompts_get_are_actions() {
         "{prompts}"
     );
     let req = recorded(&app, "mcp.prompt.everything.simple-prompt", "executed").await;
-    assert_eq!(req["action"]["resource"], "mcp://everything/prompts/simple-prompt");
+    assert_eq!(
+        req["action"]["resource"],
+        "mcp://everything/prompts/simple-prompt"
+    );
 }
 
 #[tokio::test]

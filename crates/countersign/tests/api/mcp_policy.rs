@@ -6,9 +6,8 @@
 use crate::app::TestApp;
 use crate::mcp::{flaky_upstream, gateway, over_http, python, recorded, stdio_upstream};
 use rmcp::model::{
-    ArgumentInfo, ClientCapabilities, ClientConfig, CompleteRequestParams,
-    GetPromptRequestParams, Implementation, Reference, SubscribeRequestParams,
-    UnsubscribeRequestParams,
+    ArgumentInfo, ClientCapabilities, ClientConfig, CompleteRequestParams, GetPromptRequestParams,
+    Implementation, Reference, SubscribeRequestParams, UnsubscribeRequestParams,
 };
 use rmcp::service::RunningService;
 use rmcp::transport::StreamableHttpClientTransport;
@@ -154,6 +153,7 @@ async fn mcp_requests_are_actions_under_policy_completions() {
 }
 
 #[tokio::test]
+#[allow(deprecated)] // resources/subscribe is what pre-2026 clients send
 async fn mcp_requests_are_actions_under_policy_subscriptions() {
     let app = gateway(&stdio_upstream("everything"), "").await;
     let c = client(&app).await;
@@ -321,7 +321,12 @@ async fn mcp_requests_are_actions_under_policy_forwarding_only_what_was_recorded
         }
         let call = json!({"jsonrpc": "2.0", "id": 20, "method": "tools/call", "params": params});
         let r = raw.send(&call.to_string()).await;
-        assert_eq!(r.body["error"]["code"], json!(-32602), "{extra}: {:?}", r.body);
+        assert_eq!(
+            r.body["error"]["code"],
+            json!(-32602),
+            "{extra}: {:?}",
+            r.body
+        );
     }
     assert_eq!(
         all_requests(&app).await.len(),
@@ -366,7 +371,10 @@ async fn mcp_batches_and_unreadable_bodies_get_400_with_a_json_rpc_error() {
         assert_eq!(r.body["jsonrpc"], "2.0", "{body}: {:?}", r.body);
         assert_eq!(r.body["error"]["code"], json!(code), "{body}: {:?}", r.body);
         assert!(r.body["error"]["message"].is_string(), "{body}");
-        assert!(r.body.get("id").is_some(), "{body}: an id, null when unknown");
+        assert!(
+            r.body.get("id").is_some(),
+            "{body}: an id, null when unknown"
+        );
     }
     // The session still works, and a stranger's batch is refused before anything is read.
     let r = raw.send(&ping.to_string()).await;

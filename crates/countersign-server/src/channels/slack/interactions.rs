@@ -49,8 +49,7 @@ pub async fn http(slack: Arc<Slack>, headers: HeaderMap, body: Bytes) -> Respons
             // Logged and audited in bounded form by `refusals`, not once per request.
             tracing::debug!(code = e.code(), "refused a Slack interaction");
             slack.refused.record("slack", e.code(), None).await;
-            return ApiError::new(StatusCode::UNAUTHORIZED, e.code(), e.message())
-                .into_response();
+            return ApiError::new(StatusCode::UNAUTHORIZED, e.code(), e.message()).into_response();
         }
     };
     if !slack.replays.first_sight(&verified.replay_key) {

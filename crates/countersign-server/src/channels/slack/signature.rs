@@ -126,7 +126,13 @@ mod tests {
         let mixed: String = hex
             .chars()
             .enumerate()
-            .map(|(i, c)| if i % 2 == 0 { c.to_ascii_uppercase() } else { c })
+            .map(|(i, c)| {
+                if i % 2 == 0 {
+                    c.to_ascii_uppercase()
+                } else {
+                    c
+                }
+            })
             .collect();
         let key = verify(SECRET, Some(TS), Some(SIG), BODY, now)
             .map(|v| v.replay_key)
@@ -143,8 +149,15 @@ mod tests {
             );
         }
         // Spacing inside the value is not Slack's format: refused, never a second request.
-        for sig in [format!("v0= {hex}"), format!("v0={hex} x"), format!("v0 ={hex}")] {
-            assert!(verify(SECRET, Some(TS), Some(&sig), BODY, now).is_err(), "{sig}");
+        for sig in [
+            format!("v0= {hex}"),
+            format!("v0={hex} x"),
+            format!("v0 ={hex}"),
+        ] {
+            assert!(
+                verify(SECRET, Some(TS), Some(&sig), BODY, now).is_err(),
+                "{sig}"
+            );
         }
         // Another body or timestamp is another request with another key (and needs its own
         // signature).
