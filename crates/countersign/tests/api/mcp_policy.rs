@@ -239,8 +239,7 @@ impl Raw {
             text.lines()
                 .filter_map(|l| l.strip_prefix("data:"))
                 .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
-                .filter(|v| v.get("result").is_some() || v.get("error").is_some())
-                .last()
+                .rfind(|v| v.get("result").is_some() || v.get("error").is_some())
                 .unwrap_or(Value::String(text.clone()))
         });
         RawResponse {
