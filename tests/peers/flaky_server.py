@@ -1,10 +1,12 @@
 """An MCP server (official Python SDK, stdio) that misbehaves on request, for testing how the
-Countersign gateway copes with an upstream that hangs or crashes."""
+Countersign gateway copes with an upstream that hangs or crashes, and that shows what the
+gateway forwarded (`seen`)."""
 
+import json
 import os
 import time
 
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 
 server = MCPServer("flaky")
 
@@ -20,6 +22,12 @@ def hang() -> str:
     """Never answers."""
     time.sleep(3600)
     return "too late"
+
+
+@server.tool()
+def seen(ctx: Context, note: str = "") -> str:
+    """Answers with the call's params exactly as they arrived here."""
+    return json.dumps(ctx.request_context.params, default=str, sort_keys=True)
 
 
 @server.tool()

@@ -65,16 +65,21 @@ pub enum Event {
         principal: Option<PrincipalId>,
         code: String,
     },
-    /// An inbound channel callback refused before anything was acted on: its signature or
-    /// token did not verify, it was stale, or it came from a tenant that is not allowed.
+    /// Inbound channel callbacks refused before anything was acted on (a signature or token
+    /// that did not verify, a stale one, a tenant that is not allowed), counted: one entry
+    /// stands for `count` refusals from one channel for one reason between `first` and
+    /// `last`, so an unauthenticated flood adds a bounded number of entries.
     CallbackRefused {
         channel: String,
         /// Why, as a machine code (`invalid_token`, `tenant_not_allowed`, ...).
         code: String,
-        /// The tenant the callback came from, when its token verified (so the claim is
-        /// vouched for by the channel).
-        #[serde(skip_serializing_if = "Option::is_none")]
-        tenant: Option<String>,
+        count: u64,
+        first: Timestamp,
+        last: Timestamp,
+        /// A few distinct tenants the callbacks came from, when their tokens verified (so the
+        /// claim is vouched for by the channel); bounded in number and length.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        tenants: Vec<String>,
     },
 }
 

@@ -29,6 +29,13 @@ pub struct CodeLabel {
     pub code: String,
 }
 
+/// A refused inbound callback's channel and reason (both fixed strings from our code).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CallbackLabel {
+    pub channel: String,
+    pub reason: String,
+}
+
 pub struct Metrics {
     registry: Registry,
     pub decisions: Family<EffectLabel, Counter>,
@@ -39,6 +46,7 @@ pub struct Metrics {
     pub pending: Gauge,
     pub waiting_clients: Gauge,
     pub policy_reloads: Family<StateLabel, Counter>,
+    pub callbacks_refused: Family<CallbackLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -53,6 +61,7 @@ impl Default for Metrics {
         let pending = Gauge::default();
         let waiting_clients = Gauge::default();
         let policy_reloads = Family::<StateLabel, Counter>::default();
+        let callbacks_refused = Family::<CallbackLabel, Counter>::default();
         registry.register(
             "policy_decisions",
             "Policy decisions by effect",
@@ -93,6 +102,11 @@ impl Default for Metrics {
             "Policy reload attempts by outcome",
             policy_reloads.clone(),
         );
+        registry.register(
+            "callbacks_refused",
+            "Inbound channel callbacks refused (bad signature or token, stale, foreign tenant), by channel and reason",
+            callbacks_refused.clone(),
+        );
         Self {
             registry,
             decisions,
@@ -103,6 +117,7 @@ impl Default for Metrics {
             pending,
             waiting_clients,
             policy_reloads,
+            callbacks_refused,
         }
     }
 }

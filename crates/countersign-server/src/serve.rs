@@ -48,6 +48,9 @@ pub struct Running {
     /// Keys created on first start (principal, key): shown once, never stored in clear.
     pub bootstrap_keys: Vec<(PrincipalId, String)>,
     mcp: Option<Arc<crate::mcp::Mcp>>,
+    /// Refused channel callbacks not yet written, and the task that writes them.
+    refused_callbacks: Arc<crate::channels::refusals::RefusedCallbacks>,
+    refusals_writer: Option<JoinHandle<()>>,
     shutdown: Option<oneshot::Sender<()>>,
     server: JoinHandle<std::io::Result<()>>,
     duties: Vec<JoinHandle<()>>,
@@ -72,6 +75,11 @@ impl Running {
             d.abort();
         }
         let served = (&mut self.server).await.unwrap_or(Ok(()));
+        // No callback arrives any more: write the refusals still only counted.
+        self.refused_callbacks.stop();
+        if let Some(writer) = self.refusals_writer.take() {
+            let _ = writer.await;
+        }
         if let Some(mcp) = &self.mcp {
             mcp.shutdown().await;
         }
@@ -167,17 +175,24 @@ pub async fn start_with_clock(
         crate::at_rest::Sealer::from_secret(signer.to_private_string().as_bytes()),
     ));
     let _ = gateway.refresh_pending_gauge().await;
+    let refused_callbacks = Arc::new(crate::channels::refusals::RefusedCallbacks::new(
+        gateway.clone(),
+    ));
     let channels = crate::channels::Channels {
-        slack: config
-            .channels
-            .slack
-            .as_ref()
-            .map(|c| Arc::new(crate::channels::slack::Slack::new(c, gateway.clone()))),
-        teams: config
-            .channels
-            .teams
-            .as_ref()
-            .map(|c| Arc::new(crate::channels::teams::Teams::new(c, gateway.clone()))),
+        slack: config.channels.slack.as_ref().map(|c| {
+            Arc::new(crate::channels::slack::Slack::new(
+                c,
+                gateway.clone(),
+                refused_callbacks.clone(),
+            ))
+        }),
+        teams: config.channels.teams.as_ref().map(|c| {
+            Arc::new(crate::channels::teams::Teams::new(
+                c,
+                gateway.clone(),
+                refused_callbacks.clone(),
+            ))
+        }),
     };
     let mcp = config
         .mcp
@@ -240,6 +255,7 @@ pub async fn start_with_clock(
             slack, app_token,
         )));
     }
+    let refusals_writer = Some(tokio::spawn(refused_callbacks.clone().run()));
     tracing::info!(%addr, policy = %hash, "countersign gateway listening");
     Ok(Running {
         addr,
@@ -247,6 +263,8 @@ pub async fn start_with_clock(
         audit_key: audit.verifier().to_string(),
         bootstrap_keys,
         mcp,
+        refused_callbacks,
+        refusals_writer,
         shutdown: Some(tx),
         server,
         duties,

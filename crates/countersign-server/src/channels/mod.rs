@@ -16,6 +16,7 @@
 
 pub mod delivery;
 pub mod mask;
+pub mod refusals;
 pub mod review;
 pub mod slack;
 pub mod teams;
@@ -41,7 +42,10 @@ const POLL: Duration = Duration::from_secs(1);
 const RETRY_FIRST: Duration = Duration::from_secs(2);
 
 /// Callbacks already handled, remembered for a replay window: a retried or replayed click is
-/// acted on once. Bounded: past 10,000 keys the expired ones are dropped.
+/// acted on once. Keys must be canonical (the same request gives the same key however it is
+/// encoded): Slack's is the MAC we computed (`slack::signature::Verified::replay_key`), Teams'
+/// the lowercased tenant and the activity id.
+/// Bounded: past 10,000 keys the expired ones are dropped (only verified callbacks add keys).
 pub struct Replays {
     window: Duration,
     seen: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
@@ -187,25 +191,6 @@ pub trait ChatChannel: Send + Sync {
     /// Reminds the audience of `message` that `req` still waits (in its thread, where the
     /// channel has threads).
     async fn remind(&self, req: &Request, message: &ChannelMessage) -> Result<(), DeliveryError>;
-}
-
-/// Records an inbound channel callback that was refused before anything was acted on (a forged
-/// or stale signature, a token that does not verify, a foreign tenant), so an auditor sees it.
-pub async fn record_callback_refused(
-    gateway: &Gateway,
-    channel: &str,
-    code: &str,
-    tenant: Option<String>,
-) {
-    let event = countersign_core::Event::CallbackRefused {
-        channel: channel.to_string(),
-        code: code.to_string(),
-        tenant: tenant.map(|t| t.chars().take(64).collect()),
-    };
-    let now = gateway.clock.now();
-    if let Err(e) = gateway.store.append_event(channel, event, None, now).await {
-        tracing::error!(error = %e, channel, "could not record a refused callback");
-    }
 }
 
 /// The configured channels.

@@ -1,13 +1,18 @@
 //! The MCP gateway: agents speak MCP (Streamable HTTP) to `/mcp`; the gateway speaks MCP to the
-//! configured upstream servers and holds their credentials. Each `tools/call` and
-//! `resources/read` is an action under policy (`authorize`); the rest passes through (`proxy`).
+//! configured upstream servers and holds their credentials. Every request that reaches an
+//! upstream with more than a listing is an action under policy, one kind per method
+//! (`actions`), authorized in one place (`authorize`), and forwarded as rebuilt from the
+//! recorded action (`actions::forward`); listings pass through (`proxy`). A body that is not
+//! one JSON-RPC message (a batch, not JSON) is refused with a JSON-RPC error (`jsonrpc`).
 //!
 //! The official `rmcp` crate is used only inside this module (upstream clients, the
 //! agent-facing server and the stdio bridge), so its frequent major versions touch nothing else.
 
+pub mod actions;
 pub mod authorize;
 pub mod bridge;
 pub mod hub;
+pub mod jsonrpc;
 pub mod naming;
 pub mod proxy;
 pub mod tasks;
@@ -74,6 +79,7 @@ impl Mcp {
         // A call answered at once (allowed, or refused) is one JSON body rather than an SSE
         // stream; one that reports progress first (a held call) still streams.
         config.json_response = true;
+        config.max_request_body_bytes = jsonrpc::MAX_BODY_BYTES;
         let mcp = self.clone();
         StreamableHttpService::new(
             move || Ok(proxy::Session { mcp: mcp.clone() }),
@@ -102,6 +108,22 @@ impl Mcp {
 
     pub fn upstream(&self, name: &str) -> Option<&Arc<Upstream>> {
         self.upstreams.iter().find(|u| u.name == name)
+    }
+
+    /// What an approved (and redeemed) request sends, and to which upstream: both from its
+    /// recorded action alone (`actions::forward`).
+    pub fn forward_of(
+        &self,
+        approved: &countersign_core::Request,
+    ) -> Result<(Arc<Upstream>, actions::Forward), rmcp::ErrorData> {
+        let (server, forward) = actions::forward(&approved.action)?;
+        let upstream = self.upstream(&server).cloned().ok_or_else(|| {
+            rmcp::ErrorData::internal_error(
+                format!("request {} names no configured MCP server", approved.id),
+                None,
+            )
+        })?;
+        Ok((upstream, forward))
     }
 
     fn learn_resources<'a>(&self, server: &str, uris: impl Iterator<Item = &'a str>) {

@@ -1,7 +1,11 @@
-//! The agent-facing MCP server: one flat view of all upstreams, where `tools/call` and
-//! `resources/read` are actions under policy and everything else passes through.
+//! The agent-facing MCP server: one flat view of all upstreams, where every request that
+//! reaches an upstream with more than a listing (`tools/call`, `resources/read`,
+//! `prompts/get`, `completion/complete`, `resources/subscribe`/`unsubscribe`) is an action
+//! under policy (`actions::Planned`), and what is forwarded is rebuilt from the recorded action
+//! (`actions::forward`), never taken from the agent's request. Listings pass through.
 
 use super::Mcp;
+use super::actions::{self, Forward, Planned};
 use super::authorize::{Hold, Refused, authorize, settle, submit};
 use super::hub::Change;
 use super::naming;
@@ -140,16 +144,17 @@ fn unknown_task(id: &str) -> ErrorData {
     ErrorData::invalid_params(format!("unknown task `{id}`"), None)
 }
 
-/// Sends the approved call upstream with exactly the recorded arguments.
+/// Sends the approved call upstream: the request rebuilt from the recorded action, with only
+/// the gateway's own progress token added.
 async fn forward_call(
-    upstream: &Upstream,
-    mut forward: CallToolRequestParams,
+    mcp: &Mcp,
     approved: &countersign_core::Request,
+    meta: Option<RequestMetaObject>,
 ) -> Result<CallToolResponse, ErrorData> {
-    forward.arguments = match &approved.action.params {
-        Value::Object(map) => Some(map.clone()),
-        _ => None,
+    let (upstream, Forward::CallTool(mut forward)) = mcp.forward_of(approved)? else {
+        return Err(not_a(approved, "tool call"));
     };
+    forward.meta = meta;
     match upstream
         .request(|peer| async move { peer.call_tool_once(forward).await })
         .await
@@ -167,16 +172,39 @@ async fn forward_call(
     }
 }
 
+/// The error for a recorded action that is not the request being answered (never expected:
+/// the action was planned by the same handler).
+fn not_a(approved: &countersign_core::Request, what: &str) -> ErrorData {
+    ErrorData::internal_error(
+        format!("request {} does not record a {what}", approved.id),
+        None,
+    )
+}
+
+/// The action submitted for `planned`, with the caller's run and justification (`_meta` is
+/// read for these two and never forwarded).
+fn action_body(planned: Planned, caller: &Caller, justification: Option<String>) -> ActionBody {
+    ActionBody {
+        kind: planned.kind,
+        resource: planned.resource,
+        params: Some(planned.params),
+        justification,
+        run: caller.run.clone(),
+        labels: BTreeMap::new(),
+        requester: None,
+    }
+}
+
+/// A refusal by policy or people, as the JSON-RPC error every method but `tools/call` answers.
+fn refused_error(refused: Refused) -> ErrorData {
+    let data = refused_meta(&refused).map(|m| Value::Object(m.0));
+    ErrorData::new(REFUSED_CODE, refused.message, data)
+}
+
 impl Session {
     /// Answers a held call with a task, and goes on waiting, redeeming and forwarding in the
     /// background.
-    fn start_task(
-        &self,
-        caller: Caller,
-        req: countersign_core::Request,
-        upstream: Arc<Upstream>,
-        forward: CallToolRequestParams,
-    ) -> CallToolResponse {
+    fn start_task(&self, caller: Caller, req: countersign_core::Request) -> CallToolResponse {
         let id = req.id.clone();
         let link = format!("{}/console/requests/{id}", self.mcp.gateway.public_url);
         let slot = self.mcp.tasks.start(
@@ -205,7 +233,7 @@ impl Session {
                     result.meta = meta;
                     slot.complete(&result);
                 }
-                Ok(approved) => match forward_call(&upstream, forward, &approved).await {
+                Ok(approved) => match forward_call(&mcp, &approved, None).await {
                     Ok(CallToolResponse::Complete(result)) => slot.complete(&result),
                     Ok(_) => slot.fail(&ErrorData::internal_error(
                         "the MCP server asked for more input, which a task cannot relay",
@@ -263,14 +291,20 @@ impl Session {
         }
     }
 
-    async fn authorize(
+    /// The one gate for every upstream-bound request but `tools/call` (which may answer with a
+    /// task instead of waiting): `planned` is submitted under policy, waited on while people
+    /// decide, and its grant redeemed; what comes back is the request rebuilt from the
+    /// recorded action, and the upstream it names.
+    async fn authorized(
         &self,
-        caller: &Caller,
-        body: ActionBody,
+        planned: Planned,
+        meta: Option<&RequestMetaObject>,
         ctx: &RequestContext<RoleServer>,
-    ) -> Result<countersign_core::Request, Refused> {
+    ) -> Result<(Arc<Upstream>, Forward), ErrorData> {
+        let caller = caller(ctx, meta)?;
+        let body = action_body(planned, &caller, meta_of(meta, ctx, META_JUSTIFICATION));
         let mut hold = self.hold(ctx);
-        authorize(
+        let approved = authorize(
             &self.mcp.gateway,
             &caller.who,
             body,
@@ -278,6 +312,8 @@ impl Session {
             &mut hold,
         )
         .await
+        .map_err(refused_error)?;
+        self.mcp.forward_of(&approved)
     }
 
     /// The upstream that serves `uri`: the one that listed it, else the one whose template
@@ -434,21 +470,19 @@ impl ServerHandler for Session {
         };
         let (server, tool) = naming::split(&request.name).ok_or_else(unknown)?;
         let upstream = self.upstream(server).ok_or_else(unknown)?.clone();
+        actions::refuse_unrecorded(
+            request.input_responses.as_ref(),
+            request.request_state.as_deref(),
+        )?;
         // Ask people only about tools that exist.
         match upstream.tools().await {
             Ok(tools) if tools.iter().any(|t| t.name == tool) => {}
             Ok(_) => return Err(unknown()),
             Err(e) => return Ok(tool_error(e.to_string(), None)),
         }
-        let body = ActionBody {
-            kind: naming::tool_kind(server, tool),
-            resource: naming::tool_resource(server, tool),
-            params: Some(Value::Object(request.arguments.clone().unwrap_or_default())),
-            justification: meta_of(request.meta.as_ref(), &ctx, META_JUSTIFICATION),
-            run: caller.run.clone(),
-            labels: BTreeMap::new(),
-            requester: None,
-        };
+        let planned = Planned::tool_call(server, tool, request.arguments);
+        let justification = meta_of(request.meta.as_ref(), &ctx, META_JUSTIFICATION);
+        let body = action_body(planned, &caller, justification);
         let req = match submit(&self.mcp.gateway, &caller.who, body).await {
             Ok(req) => req,
             Err(refused) => {
@@ -456,14 +490,11 @@ impl ServerHandler for Session {
                 return Ok(tool_error(refused.message, meta));
             }
         };
-        let mut forward = CallToolRequestParams::new(tool.to_string());
-        forward.input_responses = request.input_responses;
-        forward.request_state = request.request_state;
         let tasks_ok = ctx
             .client_capabilities()
             .is_some_and(|c| c.supports_tasks());
         if req.state == State::Pending && tasks_ok {
-            return Ok(self.start_task(caller, req, upstream, forward));
+            return Ok(self.start_task(caller, req));
         }
         let mut hold = self.hold(&ctx);
         let approved = match settle(
@@ -481,12 +512,15 @@ impl ServerHandler for Session {
                 return Ok(tool_error(refused.message, meta));
             }
         };
-        let _route = ctx.meta.get_progress_token().map(|token| {
-            let route = self.mcp.hub.route_progress(ctx.peer.clone(), token);
-            forward.meta = Some(RequestMetaObject::with_progress_token(route.token.clone()));
-            route
-        });
-        forward_call(&upstream, forward, &approved).await
+        // The only thing added to the recorded call: our own progress token, routed back.
+        let route = ctx
+            .meta
+            .get_progress_token()
+            .map(|token| self.mcp.hub.route_progress(ctx.peer.clone(), token));
+        let meta = route
+            .as_ref()
+            .map(|r| RequestMetaObject::with_progress_token(r.token.clone()));
+        forward_call(&self.mcp, &approved, meta).await
     }
 
     async fn get_task(
@@ -543,34 +577,23 @@ impl ServerHandler for Session {
         request: ReadResourceRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
-        let caller = caller(&ctx, request.meta.as_ref())?;
+        actions::refuse_unrecorded(
+            request.input_responses.as_ref(),
+            request.request_state.as_deref(),
+        )?;
         let upstream = self.owner_of(&request.uri).await.ok_or_else(|| {
             ErrorData::resource_not_found(
                 format!("no MCP server behind this gateway offers `{}`", request.uri),
                 None,
             )
         })?;
-        let body = ActionBody {
-            kind: naming::RESOURCE_READ_KIND.into(),
-            resource: request.uri.clone(),
-            params: Some(json!({"server": upstream.name, "uri": request.uri})),
-            justification: meta_of(request.meta.as_ref(), &ctx, META_JUSTIFICATION),
-            run: caller.run.clone(),
-            labels: BTreeMap::new(),
-            requester: None,
+        let planned = Planned::resource(actions::RESOURCE_READ, &upstream.name, &request.uri);
+        let (upstream, forward) = self
+            .authorized(planned, request.meta.as_ref(), &ctx)
+            .await?;
+        let Forward::ReadResource(forward) = forward else {
+            return Err(ErrorData::internal_error("not a resource read", None));
         };
-        let approved = self
-            .authorize(&caller, body, &ctx)
-            .await
-            .map_err(|refused| {
-                let data = refused_meta(&refused).map(|m| Value::Object(m.0));
-                ErrorData::new(REFUSED_CODE, refused.message, data)
-            })?;
-        let mut forward = request;
-        forward.meta = None;
-        if let Some(uri) = approved.action.params.get("uri").and_then(Value::as_str) {
-            forward.uri = uri.to_string();
-        }
         upstream
             .request(|peer| async move { peer.read_resource_once(forward).await })
             .await
@@ -581,11 +604,18 @@ impl ServerHandler for Session {
     async fn subscribe(
         &self,
         request: SubscribeRequestParams,
-        _ctx: RequestContext<RoleServer>,
+        ctx: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
         let upstream = self.routed(&request.uri).await?;
+        let planned = Planned::resource(actions::RESOURCE_SUBSCRIBE, &upstream.name, &request.uri);
+        let (upstream, forward) = self
+            .authorized(planned, request.meta.as_ref(), &ctx)
+            .await?;
+        let Forward::Subscribe(forward) = forward else {
+            return Err(ErrorData::internal_error("not a subscription", None));
+        };
         upstream
-            .request(|peer| async move { peer.subscribe(request).await })
+            .request(|peer| async move { peer.subscribe(forward).await })
             .await
             .map_err(upstream_error)
     }
@@ -594,11 +624,19 @@ impl ServerHandler for Session {
     async fn unsubscribe(
         &self,
         request: UnsubscribeRequestParams,
-        _ctx: RequestContext<RoleServer>,
+        ctx: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
         let upstream = self.routed(&request.uri).await?;
+        let planned =
+            Planned::resource(actions::RESOURCE_UNSUBSCRIBE, &upstream.name, &request.uri);
+        let (upstream, forward) = self
+            .authorized(planned, request.meta.as_ref(), &ctx)
+            .await?;
+        let Forward::Unsubscribe(forward) = forward else {
+            return Err(ErrorData::internal_error("not an unsubscription", None));
+        };
         upstream
-            .request(|peer| async move { peer.unsubscribe(request).await })
+            .request(|peer| async move { peer.unsubscribe(forward).await })
             .await
             .map_err(upstream_error)
     }
@@ -625,8 +663,8 @@ impl ServerHandler for Session {
 
     async fn get_prompt(
         &self,
-        mut request: GetPromptRequestParams,
-        _ctx: RequestContext<RoleServer>,
+        request: GetPromptRequestParams,
+        ctx: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
         let unknown = || {
             ErrorData::invalid_params(
@@ -638,11 +676,20 @@ impl ServerHandler for Session {
             )
         };
         let (server, name) = naming::split(&request.name).ok_or_else(unknown)?;
-        let upstream = self.upstream(server).ok_or_else(unknown)?.clone();
-        let name = name.to_string();
-        request.name = name;
+        self.upstream(server).ok_or_else(unknown)?;
+        actions::refuse_unrecorded(
+            request.input_responses.as_ref(),
+            request.request_state.as_deref(),
+        )?;
+        let planned = Planned::prompt(server, name, request.arguments.clone());
+        let (upstream, forward) = self
+            .authorized(planned, request.meta.as_ref(), &ctx)
+            .await?;
+        let Forward::GetPrompt(forward) = forward else {
+            return Err(ErrorData::internal_error("not a prompt", None));
+        };
         upstream
-            .request(|peer| async move { peer.get_prompt_once(request).await })
+            .request(|peer| async move { peer.get_prompt_once(forward).await })
             .await
             .map_err(upstream_error)
     }
@@ -650,7 +697,7 @@ impl ServerHandler for Session {
     async fn complete(
         &self,
         mut request: CompleteRequestParams,
-        _ctx: RequestContext<RoleServer>,
+        ctx: RequestContext<RoleServer>,
     ) -> Result<CompleteResult, ErrorData> {
         let upstream = match &mut request.r#ref {
             Reference::Prompt(prompt) => {
@@ -666,8 +713,17 @@ impl ServerHandler for Session {
         .ok_or_else(|| {
             ErrorData::invalid_params("nothing behind this gateway completes that", None)
         })?;
+        let planned = Planned::completion(&upstream.name, &request).ok_or_else(|| {
+            ErrorData::invalid_params("nothing behind this gateway completes that", None)
+        })?;
+        let (upstream, forward) = self
+            .authorized(planned, request.meta.as_ref(), &ctx)
+            .await?;
+        let Forward::Complete(forward) = forward else {
+            return Err(ErrorData::internal_error("not a completion", None));
+        };
         upstream
-            .request(|peer| async move { peer.complete(request).await })
+            .request(|peer| async move { peer.complete(forward).await })
             .await
             .map_err(upstream_error)
     }

@@ -76,6 +76,27 @@ rules:
   - name: mcp-reads-are-free
     match: {kind: "mcp.resource.read", resource: "demo://*"}
     effect: allow
+  - name: mcp-plain-prompts-are-free
+    match: {kind: ["mcp.prompt.*.simple-prompt", "mcp.prompt.*.args-prompt"]}
+    effect: allow
+  - name: mcp-no-embedded-resources
+    match: {kind: "mcp.prompt.*.resource-prompt"}
+    effect: deny
+    reason: A prompt that embeds a resource would read it around resources/read.
+  - name: mcp-team-completions-are-free
+    match: {kind: "mcp.completion.*", resource: "mcp://*/prompts/completable-prompt"}
+    effect: allow
+  - name: mcp-no-other-completions
+    match: {kind: "mcp.completion.*"}
+    effect: deny
+    reason: Only the team prompt's arguments may be completed.
+  - name: mcp-no-subscriptions
+    match: {kind: "mcp.resource.subscribe"}
+    effect: deny
+    reason: Agents do not watch resources here.
+  - name: mcp-unsubscribe-is-free
+    match: {kind: "mcp.resource.unsubscribe"}
+    effect: allow
   - name: crowd-review
     match: {kind: "test.crowd"}
     effect: review

@@ -5,6 +5,7 @@
 mod app;
 mod audit;
 mod browser;
+mod callbacks;
 mod cli;
 mod console;
 mod console_oidc;
@@ -16,6 +17,7 @@ mod hook;
 mod integrity;
 mod invariants;
 mod mcp;
+mod mcp_policy;
 mod passkeys;
 mod postgres;
 mod requests;

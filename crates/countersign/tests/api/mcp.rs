@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-fn peers() -> PathBuf {
+pub(crate) fn peers() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/peers")
 }
 
@@ -23,14 +23,14 @@ fn everything_js() -> PathBuf {
     js
 }
 
-fn stdio_upstream(name: &str) -> String {
+pub(crate) fn stdio_upstream(name: &str) -> String {
     format!(
         "    - name: {name}\n      command: node\n      args: [\"{}\", \"stdio\"]\n      env: {{API_KEY: upstream-secret}}\n",
         everything_js().display()
     )
 }
 
-fn flaky_upstream() -> String {
+pub(crate) fn flaky_upstream() -> String {
     format!(
         "    - name: flaky\n      command: python3\n      args: [\"{}\"]\n",
         peers().join("flaky_server.py").display()
@@ -41,12 +41,12 @@ fn mcp_config(upstreams: &str, extra: &str) -> String {
     format!("mcp:\n  progress_interval: 200ms\n{extra}  upstreams:\n{upstreams}")
 }
 
-async fn gateway(upstreams: &str, extra: &str) -> TestApp {
+pub(crate) async fn gateway(upstreams: &str, extra: &str) -> TestApp {
     spawn_app_in(tempfile::tempdir().unwrap(), &mcp_config(upstreams, extra)).await
 }
 
 /// Runs the Python MCP client with `args` and returns the JSON it printed.
-async fn python(args: Vec<String>) -> Value {
+pub(crate) async fn python(args: Vec<String>) -> Value {
     let out = tokio::time::timeout(
         Duration::from_secs(90),
         tokio::process::Command::new("python3")
@@ -68,7 +68,7 @@ async fn python(args: Vec<String>) -> Value {
         .unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
 }
 
-fn over_http(app: &TestApp, action: &[&str]) -> Vec<String> {
+pub(crate) fn over_http(app: &TestApp, action: &[&str]) -> Vec<String> {
     let mut args = vec![
         "http".to_string(),
         format!("{}/mcp", app.url),
@@ -90,7 +90,7 @@ fn over_stdio(app: &TestApp, action: &[&str]) -> Vec<String> {
 }
 
 /// The request of `kind` the gateway recorded (as a person sees it), waiting up to 10 s.
-async fn recorded(app: &TestApp, kind: &str, state: &str) -> Value {
+pub(crate) async fn recorded(app: &TestApp, kind: &str, state: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let list = app
@@ -401,7 +401,7 @@ async fn mcp_tools_list_hides_tools_policy_always_denies() {
 }
 
 #[tokio::test]
-async fn mcp_resources_read_is_an_action_and_prompts_pass_through() {
+async fn mcp_resources_read_and_prompts_get_are_actions() {
     let app = gateway(&stdio_upstream("everything"), "").await;
     let res = python(over_http(&app, &["resources"])).await;
     let first = res["resources"][0].as_str().unwrap().to_string();
@@ -419,6 +419,11 @@ async fn mcp_resources_read_is_an_action_and_prompts_pass_through() {
     assert!(
         !prompts["first"].as_array().unwrap().is_empty(),
         "{prompts}"
+    );
+    let req = recorded(&app, "mcp.prompt.everything.simple-prompt", "executed").await;
+    assert_eq!(
+        req["action"]["resource"],
+        "mcp://everything/prompts/simple-prompt"
     );
 }
 

@@ -630,7 +630,12 @@ async fn teams_unlisted_tenant_is_refused_and_changes_nothing() {
         .iter()
         .find(|e| e["event"] == "callback.refused")
         .unwrap();
-    assert_eq!(e["data"]["tenant"], OTHER_TENANT, "the tenant is recorded");
+    assert_eq!(
+        e["data"]["tenants"],
+        json!([OTHER_TENANT]),
+        "the tenant is recorded"
+    );
+    assert_eq!(e["data"]["count"], 1);
 }
 
 #[tokio::test]

@@ -2,7 +2,8 @@
 //! modal submissions), and the same payloads arriving over Socket Mode.
 //!
 //! Order matters: the signature and timestamp are checked on the raw body before anything is
-//! parsed; a replayed request (same signature) is acknowledged and dropped; a click is
+//! parsed; a replayed request (the same timestamp and body, however its signature header is
+//! spelled: `signature::Verified::replay_key`) is acknowledged and dropped; a click is
 //! acknowledged at once and decided in the background (Slack wants an answer within 3 s, and
 //! looking up who clicked may call Slack); a modal submission is decided before answering, so
 //! a refusal shows in the modal.
@@ -36,18 +37,22 @@ pub async fn http(slack: Arc<Slack>, headers: HeaderMap, body: Bytes) -> Respons
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let sig = header("x-slack-signature");
     let now = slack.gateway.clock.now().timestamp();
-    if let Err(e) = signature::verify(
+    let verified = match signature::verify(
         secret.expose().as_bytes(),
         header("x-slack-request-timestamp"),
         sig,
         &body,
         now,
     ) {
-        tracing::warn!(code = e.code(), "refused a Slack interaction");
-        crate::channels::record_callback_refused(&slack.gateway, "slack", e.code(), None).await;
-        return ApiError::new(StatusCode::UNAUTHORIZED, e.code(), e.message()).into_response();
-    }
-    if !slack.replays.first_sight(sig.unwrap_or_default()) {
+        Ok(v) => v,
+        Err(e) => {
+            // Logged and audited in bounded form by `refusals`, not once per request.
+            tracing::debug!(code = e.code(), "refused a Slack interaction");
+            slack.refused.record("slack", e.code(), None).await;
+            return ApiError::new(StatusCode::UNAUTHORIZED, e.code(), e.message()).into_response();
+        }
+    };
+    if !slack.replays.first_sight(&verified.replay_key) {
         return StatusCode::OK.into_response();
     }
     let payload = match parse_form(&body) {

@@ -42,13 +42,19 @@ pub struct Slack {
     users: Mutex<HashMap<String, (Option<String>, Instant)>>,
     /// Email → Slack user id, for direct messages.
     dm_users: Mutex<HashMap<String, String>>,
-    /// Signatures of interactions already handled (a replayed click is dropped), with when.
+    /// Interactions already handled, by replay key (a replayed click is dropped), with when.
     pub(crate) replays: super::Replays,
+    /// Where refused interactions are counted (bounded audit records).
+    pub(crate) refused: Arc<super::refusals::RefusedCallbacks>,
     pub(crate) gateway: Arc<Gateway>,
 }
 
 impl Slack {
-    pub fn new(config: &SlackConfig, gateway: Arc<Gateway>) -> Self {
+    pub fn new(
+        config: &SlackConfig,
+        gateway: Arc<Gateway>,
+        refused: Arc<super::refusals::RefusedCallbacks>,
+    ) -> Self {
         Self {
             api: SlackApi::new(&config.api_base_url, config.bot_token.clone()),
             signing_secret: config.signing_secret.clone(),
@@ -59,6 +65,7 @@ impl Slack {
             replays: super::Replays::new(Duration::from_secs(
                 signature::MAX_SKEW_SECONDS as u64 * 2,
             )),
+            refused,
             gateway,
         }
     }

@@ -2,6 +2,11 @@
 //! "v0:" + X-Slack-Request-Timestamp + ":" + raw body)>`. Checked on the raw bytes before
 //! anything is parsed; the comparison is constant-time (`Mac::verify_slice`), and a timestamp
 //! more than five minutes from now is refused so a captured request cannot be replayed later.
+//!
+//! Within those five minutes a replay is caught by the caller's replay cache, keyed on
+//! [`Verified::replay_key`]: the MAC this module computed itself over the request's exact
+//! timestamp and body. It never depends on how the signature header was written (hex case,
+//! spacing), so a request is the same request whatever encoding of its signature comes with it.
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
@@ -39,6 +44,16 @@ impl SignatureError {
     }
 }
 
+/// A request whose signature verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    /// Identifies the request for replay detection: the lowercase hex of the HMAC we computed
+    /// over `v0:<timestamp>:<body>`. Two deliveries of the same timestamp and body have the same
+    /// key, however their signature headers are spelled; a different body or timestamp cannot
+    /// verify with another request's key.
+    pub replay_key: String,
+}
+
 /// Verifies a request from Slack. `timestamp` and `signature` are the raw header values,
 /// `now` is the current Unix time in seconds.
 pub fn verify(
@@ -47,7 +62,7 @@ pub fn verify(
     signature: Option<&str>,
     body: &[u8],
     now: i64,
-) -> Result<(), SignatureError> {
+) -> Result<Verified, SignatureError> {
     let (Some(timestamp), Some(signature)) = (timestamp, signature) else {
         return Err(SignatureError::Missing);
     };
@@ -59,9 +74,14 @@ pub fn verify(
         .strip_prefix("v0=")
         .ok_or(SignatureError::Missing)?;
     let given = hex::decode(hex_sig).map_err(|_| SignatureError::Invalid)?;
+    let computed = mac(secret, timestamp, body).finalize().into_bytes();
+    // Constant-time comparison of what was sent with what we computed.
     mac(secret, timestamp, body)
         .verify_slice(&given)
-        .map_err(|_| SignatureError::Invalid)
+        .map_err(|_| SignatureError::Invalid)?;
+    Ok(Verified {
+        replay_key: hex::encode(computed),
+    })
 }
 
 /// The `X-Slack-Signature` value for `body` sent at `timestamp` (what Slack computes).
@@ -96,10 +116,56 @@ mod tests {
     #[test]
     fn slacks_documented_example_verifies() {
         assert_eq!(sign(SECRET, TS, BODY), SIG);
-        assert_eq!(
-            verify(SECRET, Some(TS), Some(SIG), BODY, 1531420618),
-            Ok(())
-        );
+        assert!(verify(SECRET, Some(TS), Some(SIG), BODY, 1531420618).is_ok());
+    }
+
+    #[test]
+    fn a_replayed_callback_has_one_replay_key_whatever_its_encoding() {
+        let now = 1531420618;
+        let hex = SIG.strip_prefix("v0=").unwrap_or_default();
+        let mixed: String = hex
+            .chars()
+            .enumerate()
+            .map(|(i, c)| {
+                if i % 2 == 0 {
+                    c.to_ascii_uppercase()
+                } else {
+                    c
+                }
+            })
+            .collect();
+        let key = verify(SECRET, Some(TS), Some(SIG), BODY, now)
+            .map(|v| v.replay_key)
+            .expect("verifies");
+        for sig in [
+            SIG.to_string(),
+            format!("v0={}", hex.to_ascii_uppercase()),
+            format!("v0={mixed}"),
+        ] {
+            assert_eq!(
+                verify(SECRET, Some(TS), Some(&sig), BODY, now).map(|v| v.replay_key),
+                Ok(key.clone()),
+                "{sig}"
+            );
+        }
+        // Spacing inside the value is not Slack's format: refused, never a second request.
+        for sig in [
+            format!("v0= {hex}"),
+            format!("v0={hex} x"),
+            format!("v0 ={hex}"),
+        ] {
+            assert!(
+                verify(SECRET, Some(TS), Some(&sig), BODY, now).is_err(),
+                "{sig}"
+            );
+        }
+        // Another body or timestamp is another request with another key (and needs its own
+        // signature).
+        let other = sign(SECRET, "1531420619", BODY);
+        let k2 = verify(SECRET, Some("1531420619"), Some(&other), BODY, now)
+            .map(|v| v.replay_key)
+            .expect("verifies");
+        assert_ne!(k2, key);
     }
 
     #[test]
@@ -140,6 +206,6 @@ mod tests {
             verify(SECRET, Some(TS), Some(SIG), BODY, ts - 301),
             Err(SignatureError::Stale)
         );
-        assert_eq!(verify(SECRET, Some(TS), Some(SIG), BODY, ts + 300), Ok(()));
+        assert!(verify(SECRET, Some(TS), Some(SIG), BODY, ts + 300).is_ok());
     }
 }

@@ -3,8 +3,9 @@
 //! Order matters: the Bearer token is verified (signature, issuer, audience, validity) before
 //! the body is read; then the three fields the protocol binds to the token (`channelId` to the
 //! key's endorsements, `serviceUrl` to the `serviceurl` claim) and our tenant allow-list are
-//! checked. Any failure is answered 401/403, recorded in the audit log (`callback.refused`),
-//! and nothing else happens. Only then is the activity acted on:
+//! checked. Any failure is answered 401/403, counted and recorded in the audit log in bounded
+//! form (`callback.refused`, `channels::refusals`), and nothing else happens. Only then is the
+//! activity acted on:
 //!
 //! - `conversationUpdate`, `installationUpdate`, `message`: the conversation reference is
 //!   stored (that is how the bot learns where it may post);
@@ -122,12 +123,13 @@ pub async fn http(teams: Arc<Teams>, headers: HeaderMap, body: Bytes) -> Respons
 
 /// Answers a refused activity and records the refusal.
 async fn refuse(teams: &Teams, failure: AuthFailure) -> Response {
-    tracing::warn!(code = failure.code(), "refused a Teams activity");
+    // Logged and audited in bounded form by `refusals`, not once per request.
+    tracing::debug!(code = failure.code(), "refused a Teams activity");
     let tenant = match &failure {
-        AuthFailure::TenantNotAllowed(t) => t.clone(),
+        AuthFailure::TenantNotAllowed(t) => t.as_deref(),
         _ => None,
     };
-    crate::channels::record_callback_refused(&teams.gateway, NAME, failure.code(), tenant).await;
+    teams.refused.record(NAME, failure.code(), tenant).await;
     ApiError::new(failure.status(), failure.code(), failure.message()).into_response()
 }
 
@@ -271,9 +273,12 @@ impl Teams {
             .unwrap_or(conversation)
             .to_string();
         // Teams retries an invoke it thinks was lost: answer with the card, vote once.
-        let replay = activity["id"]
-            .as_str()
-            .is_some_and(|id| !self.replays.first_sight(&format!("{tenant}/{id}")));
+        let replay = activity["id"].as_str().is_some_and(|id| {
+            // Tenant ids are compared without case (`auth::Verified::admits`), so the key
+            // is too: a retry spelled differently is the same invoke.
+            let key = format!("{}/{id}", tenant.to_ascii_lowercase());
+            !self.replays.first_sight(&key)
+        });
         let id = click.request.clone();
         let me = self.clone();
         let tenant = tenant.to_string();

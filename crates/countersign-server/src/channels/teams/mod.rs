@@ -52,11 +52,17 @@ pub struct Teams {
     users: Mutex<UserCache>,
     /// Ids of invoke activities already handled (a retried click is not voted twice), with when.
     pub(crate) replays: super::Replays,
+    /// Where refused activities are counted (bounded audit records).
+    pub(crate) refused: Arc<super::refusals::RefusedCallbacks>,
     pub(crate) gateway: Arc<Gateway>,
 }
 
 impl Teams {
-    pub fn new(config: &TeamsConfig, gateway: Arc<Gateway>) -> Self {
+    pub fn new(
+        config: &TeamsConfig,
+        gateway: Arc<Gateway>,
+        refused: Arc<super::refusals::RefusedCallbacks>,
+    ) -> Self {
         Teams {
             tenants: config.tenant_ids.clone(),
             conversations: config.conversations.clone(),
@@ -70,6 +76,7 @@ impl Teams {
             user_ttl: config.user_cache_ttl,
             users: Mutex::default(),
             replays: super::Replays::new(Duration::from_secs(600)),
+            refused,
             gateway,
         }
     }
