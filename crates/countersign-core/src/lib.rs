@@ -17,6 +17,7 @@ pub mod principal;
 pub mod quorum;
 pub mod request;
 pub mod run;
+pub mod text;
 
 pub use action::{Action, ActionError};
 pub use decision::{Clause, Decision, Effect, Escalation, OnTimeout, Requirements, check_target};

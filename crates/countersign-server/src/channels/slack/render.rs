@@ -3,6 +3,7 @@
 //! change is how the message stays true). Pure: no I/O, no clock.
 
 use crate::channels::Rendered;
+use crate::channels::mask::Masker;
 use crate::channels::review::{Buttons, Progress, Review, SHORT_MAX, cut};
 use countersign_core::{Request, State};
 use serde_json::{Value, json};
@@ -28,8 +29,8 @@ pub fn parse_button_value(value: &str) -> Option<(&str, &str)> {
     (id.starts_with("req_") && digest.starts_with("sha256:")).then_some((id, digest))
 }
 
-pub fn render(req: &Request, public_url: &str) -> Rendered {
-    let r = Review::of(req, public_url);
+pub fn render(req: &Request, public_url: &str, masker: &Masker) -> Rendered {
+    let r = Review::of(req, public_url, masker);
     let owner = r
         .owner
         .as_deref()
@@ -77,6 +78,9 @@ pub fn render(req: &Request, public_url: &str) -> Rendered {
             format!("```{}```", escape(&p.json))
         };
         blocks.push(section(format!("*Params*\n{shown}")));
+    }
+    if let Some(m) = &r.masked {
+        blocks.push(json!({"type": "context", "elements": [mrkdwn(format!("🔒 {}", escape(m)))]}));
     }
     blocks.push(json!({"type": "context", "elements": [mrkdwn(progress(&r.progress))]}));
     let open = json!({"type": "button", "action_id": "open", "url": r.url,

@@ -9,6 +9,7 @@
 //! smuggle a link or formatting into the card.
 
 use crate::channels::Rendered;
+use crate::channels::mask::Masker;
 use crate::channels::review::{Buttons, Review};
 use countersign_core::Request;
 use serde_json::{Value, json};
@@ -23,14 +24,14 @@ pub const COMMENT_INPUT: &str = "comment";
 const COMMENT_MAX: u32 = 1000;
 
 /// The card for `req`, and the message text for notifications.
-pub fn render(req: &Request, public_url: &str) -> Rendered {
-    let r = Review::of(req, public_url);
+pub fn render(req: &Request, public_url: &str, masker: &Masker) -> Rendered {
+    let r = Review::of(req, public_url, masker);
     Rendered::new(r.text.clone(), card(&r, None))
 }
 
 /// The card for `req` with `notice` on top (why the clicker's vote did not count).
-pub fn render_with_notice(req: &Request, public_url: &str, notice: &str) -> Value {
-    card(&Review::of(req, public_url), Some(notice))
+pub fn render_with_notice(req: &Request, public_url: &str, masker: &Masker, notice: &str) -> Value {
+    card(&Review::of(req, public_url, masker), Some(notice))
 }
 
 /// A card that only says `text` (when there is no request to show).
@@ -77,6 +78,11 @@ fn card(r: &Review, notice_text: Option<&str>) -> Value {
                 "text": "Truncated: open the request for the full params."}),
             ]));
         }
+    }
+    if let Some(m) = &r.masked {
+        body.push(rich(vec![
+            json!({"type": "TextRun", "text": format!("🔒 {m}"), "isSubtle": true, "italic": true}),
+        ]));
     }
     body.push(rich(vec![
         json!({"type": "TextRun", "text": r.progress.plain(),
@@ -227,7 +233,7 @@ mod tests {
     #[test]
     fn a_pending_card_is_adaptive_1_5_with_execute_buttons_carrying_the_digest() {
         let req = request(false, "quarterly report");
-        let r = render(&req, "https://cs.example");
+        let r = render(&req, "https://cs.example", &Masker::random());
         assert_eq!(r.body["version"], "1.5");
         assert_eq!(
             verbs(&r.body),
@@ -253,7 +259,7 @@ mod tests {
 
     #[test]
     fn an_mfa_card_only_opens_the_console() {
-        let r = render(&request(true, "x"), "https://cs.example");
+        let r = render(&request(true, "x"), "https://cs.example", &Masker::random());
         assert_eq!(verbs(&r.body), [("Action.OpenUrl".into(), String::new())]);
         assert!(r.body.to_string().contains("second factor"));
     }
@@ -263,6 +269,7 @@ mod tests {
         let r = render(
             &request(false, "**urgent** [click](https://evil.example)"),
             "u",
+            &Masker::random(),
         );
         for block in r.body["body"].as_array().unwrap() {
             assert_ne!(
