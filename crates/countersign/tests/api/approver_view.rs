@@ -289,8 +289,14 @@ async fn nothing_is_hidden_from_approvers_in_the_console_page() {
     );
     // Any text a page echoes (here the inbox's search box) is escaped too, in one place.
     let list = bob.get("/console/?q=%E2%80%AEgnp.exe").await.body;
-    assert!(!list.chars().any(|c| BIDI.contains(&c)), "a raw bidi control in the inbox");
-    assert!(list.contains("\\u{202e}gnp.exe"), "the search text shown escaped");
+    assert!(
+        !list.chars().any(|c| BIDI.contains(&c)),
+        "a raw bidi control in the inbox"
+    );
+    assert!(
+        list.contains("\\u{202e}gnp.exe"),
+        "the search text shown escaped"
+    );
     // A request with nothing to mask says so too.
     let plain = app
         .agent()
