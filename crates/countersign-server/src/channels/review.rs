@@ -93,6 +93,9 @@ pub enum Buttons {
     Decide { request_id: String, digest: String },
     /// The rule needs a second factor: only the console (or the CLI with `--otp`) decides.
     StepUp,
+    /// The message cannot show the whole action (its params or resource were cut): it is
+    /// decided where it can be read in full, the console or the CLI, never from a part.
+    ReadInFull,
     /// Closed, or held while its run is paused: nothing to decide now.
     None,
 }
@@ -128,10 +131,16 @@ impl Review {
                 truncated,
             }
         });
+        // Padding the params past the cut must not get an approval for what is beyond it.
+        let cut_short = params.as_ref().is_some_and(|p| p.truncated)
+            || a.resource.chars().count() > SHORT_MAX
+            || a.kind.chars().count() > SHORT_MAX;
         let buttons = if req.state != State::Pending || req.held {
             Buttons::None
         } else if requirements.is_some_and(|r| r.mfa) {
             Buttons::StepUp
+        } else if cut_short {
+            Buttons::ReadInFull
         } else {
             Buttons::Decide {
                 request_id: req.id.clone(),

@@ -414,6 +414,62 @@ async fn nothing_is_hidden_from_approvers_in_slack_messages() {
 }
 
 #[tokio::test]
+async fn nothing_is_hidden_from_approvers_a_message_cut_short_cannot_approve() {
+    let fake = FakeSlack::start().await;
+    let config = format!(
+        "channels:\n  slack:\n    bot_token: {}\n    signing_secret: {}\n    api_base_url: {}\n    notify: [\"#approvals\"]\n",
+        fake_slack::BOT_TOKEN,
+        SIGNING_SECRET,
+        fake.url
+    );
+    let app = spawn_app_in(tempfile::tempdir().unwrap(), &config).await;
+    let action_ids =
+        |m: &fake_slack::Message| -> Vec<String> { all_values(&m.blocks, "action_id") };
+    // Padding pushes the payload past what a message shows; a long resource likewise.
+    let padded = json!({"padding": "x".repeat(1600), "zz_command": "rm -rf /srv/data"});
+    let long_resource = format!("k8s://prod/{}/api", "a".repeat(300));
+    for (resource, params) in [
+        ("k8s://prod/api".to_string(), padded),
+        (long_resource, json!({"to": "v41"})),
+    ] {
+        let r = app
+            .agent()
+            .post(
+                "/v1/actions",
+                json!({"kind": "infra.rollback", "resource": resource, "params": params}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+        let m = fake.posted("CAPPROVALS", &r.id()).await;
+        let ids = action_ids(&m);
+        assert!(!ids.contains(&"approve".to_string()), "{ids:?}");
+        assert!(ids.contains(&"open_full".to_string()), "{ids:?}");
+    }
+    // A short one keeps its buttons.
+    let r = app
+        .agent()
+        .submit("infra.rollback", "k8s://prod/api", json!({"to": "v41"}))
+        .await;
+    let m = fake.posted("CAPPROVALS", &r.id()).await;
+    assert!(action_ids(&m).contains(&"approve".to_string()));
+}
+
+/// Every string value of `key` anywhere in `v`.
+fn all_values(v: &Value, key: &str) -> Vec<String> {
+    match v {
+        Value::Array(items) => items.iter().flat_map(|i| all_values(i, key)).collect(),
+        Value::Object(map) => map
+            .iter()
+            .flat_map(|(k, v)| match (k == key, v.as_str()) {
+                (true, Some(s)) => vec![s.to_string()],
+                _ => all_values(v, key),
+            })
+            .collect(),
+        _ => vec![],
+    }
+}
+
+#[tokio::test]
 async fn nothing_is_hidden_from_approvers_in_teams_cards() {
     let fake = FakeTeams::start().await;
     let config = format!(

@@ -98,6 +98,18 @@ pub fn render(req: &Request, public_url: &str, masker: &Masker) -> Rendered {
                  "text": {"type": "plain_text", "text": "Approve with MFA"}}]}),
             );
         }
+        Buttons::ReadInFull => {
+            blocks.push(section(format!(
+                "This action is too long to show here in full: read it and decide in the \
+                 console, or run `countersign show {}`.",
+                req.id
+            )));
+            blocks.push(
+                json!({"type": "actions", "block_id": ACTIONS_BLOCK, "elements": [
+                {"type": "button", "action_id": "open_full", "url": r.url, "style": "primary",
+                 "text": {"type": "plain_text", "text": "Review in full"}}]}),
+            );
+        }
         Buttons::Decide { request_id, digest } => {
             let value = button_value(request_id, digest);
             blocks.push(

@@ -112,6 +112,14 @@ fn card(r: &Review, notice_text: Option<&str>) -> Value {
             mfa["style"] = json!("positive");
             vec![mfa]
         }
+        Buttons::ReadInFull => {
+            body.push(rich(vec![json!({"type": "TextRun", "text": format!(
+                "This action is too long to show here in full: read it and decide in the \
+                 console, or run countersign show {}.", r.progress.request_id)})]));
+            let mut full = open("Review in full");
+            full["style"] = json!("positive");
+            vec![full]
+        }
         Buttons::None => vec![open("Open")],
     };
     adaptive_card(body, actions)
