@@ -273,6 +273,29 @@ mod tests {
     }
 
     #[test]
+    fn nothing_is_hidden_from_approvers_a_card_cut_short_has_no_approve() {
+        let mut req = request(false, "x");
+        req.action.params = json!({"padding": "x".repeat(2000), "zz": "rm -rf /"});
+        let r = render(&req, "https://cs.example", &Masker::random());
+        assert_eq!(verbs(&r.body), [("Action.OpenUrl".into(), String::new())]);
+        assert!(r.body.to_string().contains("too long to show here in full"));
+        let mut req = request(false, "x");
+        req.action.resource = format!("s3://{}", "b".repeat(300));
+        let r = render(&req, "https://cs.example", &Masker::random());
+        assert_eq!(verbs(&r.body), [("Action.OpenUrl".into(), String::new())]);
+    }
+
+    #[test]
+    fn the_card_says_what_was_masked() {
+        let r = render(
+            &request(false, "x"),
+            "https://cs.example",
+            &Masker::random(),
+        );
+        assert!(r.body.to_string().contains("1 value masked"), "{}", r.body);
+    }
+
+    #[test]
     fn request_text_is_never_markdown() {
         let r = render(
             &request(false, "**urgent** [click](https://evil.example)"),
