@@ -52,11 +52,27 @@ pub enum ActionError {
         "`params` contains the number {0}, which is not exactly representable (integers must be within ±2^53); send it as a string"
     )]
     UnsafeNumber(String),
+    #[error(
+        "`{field}` contains the bidirectional control character U+{code_point:04X}, which can make it read differently from what it is; remove it"
+    )]
+    BidiControl {
+        field: &'static str,
+        code_point: u32,
+    },
 }
 
 impl Action {
     /// Checks the action's shape. Called at every entry point before anything else sees it.
     pub fn validate(&self) -> Result<(), ActionError> {
+        // First, so the refusal names the character (the kind's rule would refuse it anyway).
+        for (field, text) in [("kind", &self.kind), ("resource", &self.resource)] {
+            if let Some(c) = text.chars().find(|c| crate::text::is_bidi_control(*c)) {
+                return Err(ActionError::BidiControl {
+                    field,
+                    code_point: c as u32,
+                });
+            }
+        }
         let kind_ok = !self.kind.is_empty()
             && self.kind.len() <= MAX_KIND_LEN
             && self
@@ -154,6 +170,38 @@ mod tests {
         let err = action(json!({"n": 9007199254740993u64})).validate();
         assert!(matches!(err, Err(ActionError::UnsafeNumber(_))));
         assert_eq!(action(json!({"n": 9007199254740991u64})).validate(), Ok(()));
+    }
+
+    #[test]
+    fn bidi_controls_are_refused_in_kind_and_resource() {
+        for c in [
+            '\u{202E}', '\u{202A}', '\u{2066}', '\u{2069}', '\u{200F}', '\u{061C}',
+        ] {
+            let mut a = action(json!({}));
+            a.resource = format!("s3://bucket/{c}fdp.exe");
+            assert_eq!(
+                a.validate(),
+                Err(ActionError::BidiControl {
+                    field: "resource",
+                    code_point: c as u32
+                })
+            );
+            let mut a = action(json!({}));
+            a.kind = format!("db.{c}export");
+            let err = a.validate().unwrap_err();
+            assert!(matches!(
+                err,
+                ActionError::BidiControl { field: "kind", .. }
+            ));
+            assert!(
+                !err.to_string().contains(c),
+                "the message shows no raw {c:?}"
+            );
+        }
+        // Other non-ASCII text stays valid in a resource.
+        let mut a = action(json!({}));
+        a.resource = "file:///srv/données/日本".into();
+        assert_eq!(a.validate(), Ok(()));
     }
 
     #[test]

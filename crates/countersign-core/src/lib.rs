@@ -18,6 +18,7 @@ pub mod quorum;
 pub mod replay;
 pub mod request;
 pub mod run;
+pub mod text;
 
 pub use action::{Action, ActionError};
 pub use decision::{Clause, Decision, Effect, Escalation, OnTimeout, Requirements, check_target};

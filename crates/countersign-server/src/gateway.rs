@@ -112,6 +112,8 @@ pub struct Gateway {
     pub(crate) passkeys: Option<crate::passkeys::RelyingParty>,
     /// Seals TOTP seeds before they are stored, and opens them to check a code.
     at_rest: crate::at_rest::Sealer,
+    /// Masks what people are shown (chat messages, console pages); see `channels::mask`.
+    pub masker: crate::channels::mask::Masker,
 }
 
 fn new_request_id() -> String {
@@ -139,7 +141,15 @@ impl Gateway {
             mfa_failures: Mutex::new(HashMap::new()),
             passkeys: crate::passkeys::RelyingParty::new(&public_url),
             public_url,
+            masker: crate::channels::mask::Masker::random(),
         }
+    }
+
+    /// The gateway with `masker` (serve gives every replica the same key, so a message renders
+    /// the same wherever it is rendered).
+    pub fn with_masker(mut self, masker: crate::channels::mask::Masker) -> Self {
+        self.masker = masker;
+        self
     }
 
     /// Step 1-3 of the flow: validate, evaluate policy, record (with the run gate applied in the

@@ -166,14 +166,19 @@ pub async fn start_with_clock(
         config.audit.checkpoint_every,
         config.audit.checkpoint_interval,
     ));
-    let gateway = Arc::new(Gateway::new(
-        store.clone(),
-        policy.clone(),
-        directory.clone(),
-        clock,
-        config.public_url(),
-        crate::at_rest::Sealer::from_secret(signer.to_private_string().as_bytes()),
-    ));
+    let gateway = Arc::new(
+        Gateway::new(
+            store.clone(),
+            policy.clone(),
+            directory.clone(),
+            clock,
+            config.public_url(),
+            crate::at_rest::Sealer::from_secret(signer.to_private_string().as_bytes()),
+        )
+        .with_masker(crate::channels::mask::Masker::from_secret(
+            signer.to_private_string().as_bytes(),
+        )),
+    );
     let _ = gateway.refresh_pending_gauge().await;
     let refused_callbacks = Arc::new(crate::channels::refusals::RefusedCallbacks::new(
         gateway.clone(),

@@ -48,7 +48,8 @@ fn main() -> ExitCode {
                 let body = serde_json::json!({"error": {"code": f.code.as_deref().unwrap_or("cli_error"), "message": f.message}});
                 eprintln!("{body}");
             } else {
-                eprintln!("countersign: {}", f.message);
+                // The message may quote what an agent sent (a kind, a resource, a reason).
+                eprintln!("countersign: {}", render::shown(&f.message));
             }
             ExitCode::from(f.exit)
         }

@@ -2,12 +2,17 @@
 //! shown them (who asks, what exactly, why, the masked params, the rule and what it needs, the
 //! expiry, the progress, whether it can still be decided here), built from the request alone.
 //! Every channel formats the same [`Review`] (Slack as Block Kit, Teams as an Adaptive Card),
-//! so they never disagree, and secrets are masked here, once, for all of them.
+//! so they never disagree, and secrets are masked here, once, for all of them (with
+//! `channels::mask`, which also counts what it masked: every message says so). Every string
+//! that came from an agent or a person (kinds, resources, names, the justification, params,
+//! comments, outcomes) is made visible here too (`countersign_core::text::visible`: control and
+//! bidirectional characters escaped), so no channel can show text that reorders or forges.
 //!
 //! Pure: no I/O, no clock. Formatting (escaping, markup) is the channel's; nothing here is
 //! channel markup.
 
-use crate::channels::mask;
+use crate::channels::mask::{self, Masker};
+use countersign_core::text::visible;
 use countersign_core::{Request, State, Timestamp, VoteDecision};
 
 /// Params shown in a message are cut at this many characters (the API has the full view).
@@ -38,6 +43,8 @@ pub struct Review {
     pub why: String,
     /// The params as pretty JSON, masked and cut; `None` when there are none.
     pub params: Option<Params>,
+    /// "2 values masked (…)" when anything in the message was masked.
+    pub masked: Option<String>,
     pub progress: Progress,
     pub buttons: Buttons,
     /// The request's page for people (the API's `review_url`).
@@ -66,6 +73,8 @@ pub struct Progress {
     /// How it ended, once closed (the denial reason, the expiry).
     pub outcome: Option<String>,
     pub request_id: String,
+    /// How many comments and outcomes were masked (credentials as a whole).
+    pub masked: usize,
 }
 
 pub struct VoteLine {
@@ -84,24 +93,34 @@ pub enum Buttons {
     Decide { request_id: String, digest: String },
     /// The rule needs a second factor: only the console (or the CLI with `--otp`) decides.
     StepUp,
+    /// The message cannot show the whole action (its params or resource were cut): it is
+    /// decided where it can be read in full, the console or the CLI, never from a part.
+    ReadInFull,
     /// Closed, or held while its run is paused: nothing to decide now.
     None,
 }
 
 impl Review {
-    pub fn of(req: &Request, public_url: &str) -> Review {
+    pub fn of(req: &Request, public_url: &str, masker: &Masker) -> Review {
         let a = &req.action;
         let title = title(req);
         let requirements = req.decision.requirements.as_ref();
-        let needs = requirements.map(|r| r.summary()).unwrap_or_default();
+        let needs = visible(&requirements.map(|r| r.summary()).unwrap_or_default()).into_owned();
+        let mut masked = 0;
         let why = a
             .justification
             .as_deref()
             .filter(|j| !j.trim().is_empty())
-            .map(|j| cut(mask::mask_text(j), TEXT_MAX))
+            .map(|j| {
+                let shown = masker.text(j);
+                masked += usize::from(shown.is_masked());
+                cut(&shown.to_string(), TEXT_MAX)
+            })
             .unwrap_or_else(|| "(no justification given)".into());
         let params = a.params.as_object().is_none_or(|o| !o.is_empty()).then(|| {
-            let pretty = serde_json::to_string_pretty(&mask::mask(&a.params)).unwrap_or_default();
+            let shown = masker.params(&a.params);
+            masked += shown.masked;
+            let pretty = shown.text();
             let truncated = pretty.chars().count() > PARAMS_MAX;
             Params {
                 json: if truncated {
@@ -112,40 +131,53 @@ impl Review {
                 truncated,
             }
         });
+        // Padding the params past the cut must not get an approval for what is beyond it.
+        let cut_short = params.as_ref().is_some_and(|p| p.truncated)
+            || a.resource.chars().count() > SHORT_MAX
+            || a.kind.chars().count() > SHORT_MAX;
         let buttons = if req.state != State::Pending || req.held {
             Buttons::None
         } else if requirements.is_some_and(|r| r.mfa) {
             Buttons::StepUp
+        } else if cut_short {
+            Buttons::ReadInFull
         } else {
             Buttons::Decide {
                 request_id: req.id.clone(),
                 digest: req.digest.to_string(),
             }
         };
+        let (requester, kind, resource) = (
+            visible(req.requester.id.as_str()),
+            visible(&a.kind),
+            visible(&a.resource),
+        );
         let text = match req.state {
-            State::Pending => format!(
-                "{} asks to run {} on {}: needs {}",
-                req.requester.id, a.kind, a.resource, needs
-            ),
-            _ => format!("{title} ({} on {})", a.kind, a.resource),
+            State::Pending => {
+                format!("{requester} asks to run {kind} on {resource}: needs {needs}")
+            }
+            _ => format!("{title} ({kind} on {resource})"),
         };
+        let progress = Progress::of(req, masker);
+        masked += progress.masked;
         Review {
             title,
-            requester: req.requester.id.to_string(),
-            owner: req.requester.owner.as_ref().map(|o| o.to_string()),
-            kind: a.kind.clone(),
-            resource: a.resource.clone(),
-            rule: req
-                .decision
-                .rule
-                .clone()
-                .unwrap_or_else(|| "default".into()),
+            requester: requester.into_owned(),
+            owner: req
+                .requester
+                .owner
+                .as_ref()
+                .map(|o| visible(o.as_str()).into_owned()),
+            kind: kind.into_owned(),
+            resource: resource.into_owned(),
+            rule: visible(req.decision.rule.as_deref().unwrap_or("default")).into_owned(),
             needs,
             expires_at: req.expires_at.filter(|_| req.state == State::Pending),
-            run: a.run.clone(),
+            run: a.run.as_deref().map(|r| visible(r).into_owned()),
             why,
             params,
-            progress: Progress::of(req),
+            masked: mask::notice(masked),
+            progress,
             buttons,
             url: request_url(public_url, req),
             text,
@@ -154,7 +186,7 @@ impl Review {
 }
 
 fn title(req: &Request) -> String {
-    let kind = &req.action.kind;
+    let kind = visible(&req.action.kind);
     match req.state {
         State::Pending => format!("Approval needed: {kind}"),
         State::Approved => format!("✅ Approved: {kind}"),
@@ -167,7 +199,13 @@ fn title(req: &Request) -> String {
 }
 
 impl Progress {
-    pub fn of(req: &Request) -> Progress {
+    pub fn of(req: &Request, masker: &Masker) -> Progress {
+        let mut masked = 0;
+        let mut show = |text: &str, max: usize| {
+            let shown = masker.text(text);
+            masked += usize::from(shown.is_masked());
+            cut(&shown.to_string(), max)
+        };
         let needed: u32 = req
             .decision
             .requirements
@@ -183,13 +221,13 @@ impl Progress {
             .votes
             .iter()
             .map(|v| VoteLine {
-                approver: v.approver.to_string(),
+                approver: visible(v.approver.as_str()).into_owned(),
                 verb: match v.decision {
                     VoteDecision::Approve => "approved",
                     VoteDecision::Deny => "denied",
                 },
                 channel: v.channel.as_str(),
-                comment: v.comment.as_deref().map(|c| cut(c, SHORT_MAX)),
+                comment: v.comment.as_deref().map(|c| show(c, SHORT_MAX)),
             })
             .collect();
         let pending = req.state == State::Pending;
@@ -198,10 +236,13 @@ impl Progress {
             .filter(|r| !r.is_empty())
             .map(|r| {
                 r.iter()
-                    .map(|c| format!("{} of {}", c.count, c.group))
+                    .map(|c| format!("{} of {}", c.count, visible(&c.group)))
                     .collect::<Vec<_>>()
                     .join(", ")
             });
+        let outcome = (!pending)
+            .then(|| req.outcome.as_deref().map(|o| show(o, 300)))
+            .flatten();
         Progress {
             state: req.state,
             approvals,
@@ -209,10 +250,9 @@ impl Progress {
             held: pending && req.held,
             votes,
             still_needs,
-            outcome: (!pending)
-                .then(|| req.outcome.as_deref().map(|o| cut(o, 300)))
-                .flatten(),
+            outcome,
             request_id: req.id.clone(),
+            masked,
         }
     }
 
@@ -258,13 +298,13 @@ impl VoteLine {
 }
 
 /// The reminder sent while a request waits: the same words in every channel.
-pub fn reminder(req: &Request) -> String {
+pub fn reminder(req: &Request, masker: &Masker) -> String {
     format!(
         "⏰ Reminder: {} is still waiting for approval of {} on {} ({}).",
-        req.requester.id,
-        req.action.kind,
-        req.action.resource,
-        Progress::of(req).plain()
+        visible(req.requester.id.as_str()),
+        visible(&req.action.kind),
+        visible(&req.action.resource),
+        Progress::of(req, masker).plain()
     )
 }
 

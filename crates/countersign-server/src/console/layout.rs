@@ -7,9 +7,9 @@
 //! interpolate request data unescaped.
 
 use super::Viewer;
+use crate::channels::mask::Shown;
 use countersign_core::{State, Timestamp};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
-use serde_json::Value;
 
 /// A whole page: `title`, the signed-in person (for navigation and sign-out), and the body.
 pub fn page(title: &str, viewer: Option<&Viewer>, live: Option<&str>, body: Markup) -> Markup {
@@ -128,11 +128,16 @@ fn escape(s: &str, out: &mut String) {
     }
 }
 
-/// `value` as indented JSON with a `<span>` class per token kind (key, string, number, bool,
-/// null, masked secret), escaped here.
-pub fn json(value: &Value) -> Markup {
+/// Params as shown to people (`channels::mask`: masked, escaped, indented), with a `<span>`
+/// class per token kind (key, string, number, bool, null, masked secret), HTML-escaped here.
+pub fn json(shown: &Shown) -> Markup {
     let mut out = String::new();
-    write_json(value, 0, &mut out);
+    for (token, text) in &shown.tokens {
+        match token.class() {
+            Some(class) => span(class, text, &mut out),
+            None => escape(text, &mut out),
+        }
+    }
     PreEscaped(out)
 }
 
@@ -144,56 +149,15 @@ fn span(class: &str, text: &str, out: &mut String) {
     out.push_str("</span>");
 }
 
-fn write_json(value: &Value, depth: usize, out: &mut String) {
-    let pad = |d: usize, out: &mut String| out.push_str(&"  ".repeat(d));
-    match value {
-        Value::Null => span("j-null", "null", out),
-        Value::Bool(b) => span("j-bool", if *b { "true" } else { "false" }, out),
-        Value::Number(n) => span("j-num", &n.to_string(), out),
-        Value::String(s) => {
-            let quoted = serde_json::to_string(s).unwrap_or_default();
-            let class = if s == crate::channels::mask::MASK {
-                "j-mask"
-            } else {
-                "j-str"
-            };
-            span(class, &quoted, out)
-        }
-        Value::Array(items) if items.is_empty() => out.push_str("[]"),
-        Value::Array(items) => {
-            out.push_str("[\n");
-            for (i, item) in items.iter().enumerate() {
-                pad(depth + 1, out);
-                write_json(item, depth + 1, out);
-                out.push_str(if i + 1 < items.len() { ",\n" } else { "\n" });
-            }
-            pad(depth, out);
-            out.push(']');
-        }
-        Value::Object(map) if map.is_empty() => out.push_str("{}"),
-        Value::Object(map) => {
-            out.push_str("{\n");
-            for (i, (k, v)) in map.iter().enumerate() {
-                pad(depth + 1, out);
-                span("j-key", &serde_json::to_string(k).unwrap_or_default(), out);
-                out.push_str(": ");
-                write_json(v, depth + 1, out);
-                out.push_str(if i + 1 < map.len() { ",\n" } else { "\n" });
-            }
-            pad(depth, out);
-            out.push('}');
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn json_is_highlighted_and_escaped() {
-        let v = serde_json::json!({"sql": "<script>alert(1)</script>", "n": 5, "ok": true, "x": null, "token": "••••••"});
-        let html = json(&v).into_string();
+        let v = serde_json::json!({"sql": "<script>alert(1)</script>", "n": 5, "ok": true, "x": null, "token": "abc"});
+        let shown = crate::channels::mask::Masker::random().params(&v);
+        let html = json(&shown).into_string();
         assert!(!html.contains("<script>"));
         assert!(html.contains("&lt;script&gt;"));
         assert!(html.contains(r#"<span class="j-num">5</span>"#));

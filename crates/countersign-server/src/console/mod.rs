@@ -151,7 +151,7 @@ impl IntoResponse for ConsoleError {
 
 /// A page with a status and, for scripts, the machine code in `X-Countersign-Error`.
 fn html_with_code(status: StatusCode, code: &str, markup: maud::Markup) -> Response {
-    let mut r = (status, axum::response::Html(markup.into_string())).into_response();
+    let mut r = (status, axum::response::Html(page_text(markup))).into_response();
     if let Ok(v) = HeaderValue::from_str(code) {
         r.headers_mut().insert("x-countersign-error", v);
     }
@@ -159,7 +159,18 @@ fn html_with_code(status: StatusCode, code: &str, markup: maud::Markup) -> Respo
 }
 
 fn html(markup: maud::Markup) -> Response {
-    axum::response::Html(markup.into_string()).into_response()
+    axum::response::Html(page_text(markup)).into_response()
+}
+
+/// Every page as sent: maud has escaped the markup, and here, once for all pages, every
+/// bidirectional control in any text shown (a kind, a resource, a name, a comment) becomes a
+/// visible escape, so no text reorders what a person reads. The pages' own text has none.
+fn page_text(markup: maud::Markup) -> String {
+    let page = markup.into_string();
+    match countersign_core::text::visible_bidi(&page) {
+        std::borrow::Cow::Borrowed(_) => page,
+        std::borrow::Cow::Owned(escaped) => escaped,
+    }
 }
 
 impl AppState {

@@ -1,11 +1,12 @@
 //! One request's page: who asks (agent and owner), the action, the justification, the params
-//! (masked with `channels::mask`, highlighted), the rule and what it needs, the votes, the
-//! timeline from the audit log with each entry's leaf hash and inclusion proof, and the
-//! Approve / Deny form. A vote from the form is `Gateway::vote` with `Channel::Console`; a
-//! refusal is shown on the same page with its code. Live: the page listens to server-sent
-//! events and refreshes its regions when anyone decides elsewhere.
+//! (masked with `channels::mask`, highlighted, with how many values were masked), the rule
+//! and what it needs, the votes, the timeline from the audit log with each entry's leaf hash
+//! and inclusion proof, and the Approve / Deny form. A vote from the form is `Gateway::vote`
+//! with `Channel::Console`; a refusal is shown on the same page with its code. Live: the page
+//! listens to server-sent events and refreshes its regions when anyone decides elsewhere.
 //!
-//! Must not: show unmasked params or justification, or decide anything itself.
+//! Must not: show params or free text other than through `channels::mask`, or decide anything
+//! itself.
 
 use super::inbox::may_decide;
 use super::layout::{json, page as chrome, state_badge, time_left, when};
@@ -72,7 +73,9 @@ async fn timeline(state: &AppState, id: &str) -> Vec<TimelineEntry> {
         .iter()
         .filter_map(|k| {
             data.get(*k).and_then(|x| match x {
-                serde_json::Value::String(s) => Some(format!("{k}: {}", mask::mask_text(s))),
+                serde_json::Value::String(s) => {
+                    Some(format!("{k}: {}", state.gateway.masker.text(s)))
+                }
                 serde_json::Value::Bool(b) => Some(format!("{k}: {b}")),
                 _ => None,
             })
@@ -138,11 +141,26 @@ pub async fn render(
         .map(|r| r.approvers.iter().map(|c| c.count).sum())
         .unwrap_or(0);
     let decide_key = format!("{}-{}-{}", req.state.as_str(), req.held, req.votes.len());
+    let masker = &state.gateway.masker;
     let why = a
         .justification
         .as_deref()
         .filter(|j| !j.trim().is_empty())
-        .map(mask::mask_text);
+        .map(|j| masker.text_lines(j));
+    let params = masker.params(&a.params);
+    let outcome = req.outcome.as_deref().map(|o| masker.text(o));
+    let comments: Vec<_> = req
+        .votes
+        .iter()
+        .map(|v| v.comment.as_deref().map(|c| masker.text_lines(c)))
+        .collect();
+    let masked = params.masked
+        + [why.as_ref(), outcome.as_ref()]
+            .into_iter()
+            .chain(comments.iter().map(Option::as_ref))
+            .flatten()
+            .filter(|t| t.is_masked())
+            .count();
     let body = html! {
         nav.crumbs aria-label="Breadcrumb" { a href="/console/" { "Inbox" } " / " span.mono { (req.id) } }
         section.card.head-card {
@@ -170,12 +188,15 @@ pub async fn render(
             div.col-main {
                 section.card {
                     h2 { "Why" }
-                    @match &why { Some(w) => p.why { (w) }, None => p.muted { "The agent gave no justification." } }
+                    @match &why { Some(w) => p.why { (w.to_string()) }, None => p.muted { "The agent gave no justification." } }
                 }
                 section.card {
                     h2 { "Parameters" }
-                    p.hint { "Values that look like secrets are masked." }
-                    pre.json tabindex="0" { code { (json(&mask::mask(&a.params))) } }
+                    @match mask::notice(masked) {
+                        Some(n) => p.hint data-masked=(masked) { "🔒 " (n) ". Only strings under secret-named keys, and credentials, are masked." },
+                        None => p.hint data-masked="0" { "Nothing is masked." },
+                    }
+                    pre.json tabindex="0" { code { (json(&params)) } }
                 }
                 section.card data-live-region="timeline" id="timeline" {
                     h2 { "Timeline" }
@@ -204,19 +225,19 @@ pub async fn render(
                         @if !needs.is_empty() { p { "Still needs " strong { (needs) } } }
                     } @else {
                         p.big { (req.state.as_str()) }
-                        @if let Some(o) = &req.outcome { p { (mask::mask_text(o)) } }
+                        @if let Some(o) = &outcome { p { (o.to_string()) } }
                     }
                     h3 { "Votes" }
                     @if req.votes.is_empty() { p.muted { "No votes yet." } }
                     ul.votes {
-                        @for v in &req.votes {
+                        @for (v, comment) in req.votes.iter().zip(&comments) {
                             li class={ "vote " @if v.decision == VoteDecision::Approve { "v-approve" } @else { "v-deny" } } {
                                 strong { (v.approver.as_str()) }
                                 " " @if v.decision == VoteDecision::Approve { "approved" } @else { "denied" }
                                 " via " (v.channel.as_str())
                                 @if v.mfa { " · " span.mfa { "second factor verified" @if let Some(m) = v.mfa_method { " (" (m.as_str()) ")" } } }
                                 br; span.muted { (when(&v.at)) }
-                                @if let Some(c) = &v.comment { blockquote { (mask::mask_text(c)) } }
+                                @if let Some(c) = comment { blockquote { (c.to_string()) } }
                             }
                         }
                     }

@@ -105,8 +105,8 @@ pub async fn request(g: &Global, args: RequestArgs) -> Result<u8, Failure> {
         if r.state == State::Pending && !g.json {
             eprintln!(
                 "waiting for approval of {} ({})…",
-                r.id,
-                r.review_url.as_deref().unwrap_or("")
+                render::shown(&r.id),
+                render::shown(r.review_url.as_deref().unwrap_or(""))
             );
         }
         r = wait_for(&c, r, deadline).await?;
@@ -147,8 +147,8 @@ pub async fn exec(g: &Global, args: ExecArgs) -> Result<u8, Failure> {
     if r.state == State::Pending {
         eprintln!(
             "countersign: waiting for approval of {} ({})…",
-            r.id,
-            r.review_url.as_deref().unwrap_or("")
+            render::shown(&r.id),
+            render::shown(r.review_url.as_deref().unwrap_or(""))
         );
     }
     let r = wait_for(&c, r, deadline).await?;
@@ -158,9 +158,10 @@ pub async fn exec(g: &Global, args: ExecArgs) -> Result<u8, Failure> {
             .clone()
             .unwrap_or_else(|| r.decision.reason.clone());
         eprintln!(
-            "countersign: not running the command: request {} is {}: {why}",
-            r.id,
-            r.state.as_str()
+            "countersign: not running the command: request {} is {}: {}",
+            render::shown(&r.id),
+            r.state.as_str(),
+            render::shown(&why)
         );
         return Ok(exit_for_state(r.state));
     }
@@ -270,7 +271,11 @@ pub async fn vote(
             VoteDecision::Approve => "approved",
             VoteDecision::Deny => "denied",
         };
-        println!("you {verb} {}; it is now {}", r.id, r.state.as_str());
+        println!(
+            "you {verb} {}; it is now {}",
+            render::shown(&r.id),
+            r.state.as_str()
+        );
     }
     Ok(outcome::OK)
 }
@@ -297,9 +302,9 @@ pub async fn run_control(g: &Global, verb: RunVerb) -> Result<u8, Failure> {
     if g.json {
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     } else {
-        println!("run {} is {:?}", v.id, v.state);
+        println!("run {} is {:?}", render::shown(&v.id), v.state);
         for id in v.changed {
-            println!("  changed {id}");
+            println!("  changed {}", render::shown(&id));
         }
     }
     Ok(outcome::OK)

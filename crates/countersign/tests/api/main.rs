@@ -3,6 +3,7 @@
 //! would. One test binary, so the slow link happens once.
 
 mod app;
+mod approver_view;
 mod audit;
 mod browser;
 mod callbacks;

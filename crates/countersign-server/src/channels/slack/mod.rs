@@ -127,7 +127,7 @@ impl ChatChannel for Slack {
     }
 
     fn render(&self, req: &Request) -> Rendered {
-        render::render(req, &self.gateway.public_url)
+        render::render(req, &self.gateway.public_url, &self.gateway.masker)
     }
 
     async fn post(
@@ -160,7 +160,7 @@ impl ChatChannel for Slack {
     }
 
     async fn remind(&self, req: &Request, m: &ChannelMessage) -> Result<(), DeliveryError> {
-        let text = review::reminder(req);
+        let text = review::reminder(req, &self.gateway.masker);
         let blocks = serde_json::json!([{"type": "section",
             "text": {"type": "mrkdwn", "text": render::escape(&text)}}]);
         self.api

@@ -3,6 +3,7 @@
 //! change is how the message stays true). Pure: no I/O, no clock.
 
 use crate::channels::Rendered;
+use crate::channels::mask::Masker;
 use crate::channels::review::{Buttons, Progress, Review, SHORT_MAX, cut};
 use countersign_core::{Request, State};
 use serde_json::{Value, json};
@@ -28,8 +29,8 @@ pub fn parse_button_value(value: &str) -> Option<(&str, &str)> {
     (id.starts_with("req_") && digest.starts_with("sha256:")).then_some((id, digest))
 }
 
-pub fn render(req: &Request, public_url: &str) -> Rendered {
-    let r = Review::of(req, public_url);
+pub fn render(req: &Request, public_url: &str, masker: &Masker) -> Rendered {
+    let r = Review::of(req, public_url, masker);
     let owner = r
         .owner
         .as_deref()
@@ -78,6 +79,9 @@ pub fn render(req: &Request, public_url: &str) -> Rendered {
         };
         blocks.push(section(format!("*Params*\n{shown}")));
     }
+    if let Some(m) = &r.masked {
+        blocks.push(json!({"type": "context", "elements": [mrkdwn(format!("🔒 {}", escape(m)))]}));
+    }
     blocks.push(json!({"type": "context", "elements": [mrkdwn(progress(&r.progress))]}));
     let open = json!({"type": "button", "action_id": "open", "url": r.url,
         "text": {"type": "plain_text", "text": "Open"}});
@@ -92,6 +96,18 @@ pub fn render(req: &Request, public_url: &str) -> Rendered {
                 json!({"type": "actions", "block_id": ACTIONS_BLOCK, "elements": [
                 {"type": "button", "action_id": "open_mfa", "url": r.url, "style": "primary",
                  "text": {"type": "plain_text", "text": "Approve with MFA"}}]}),
+            );
+        }
+        Buttons::ReadInFull => {
+            blocks.push(section(format!(
+                "This action is too long to show here in full: read it and decide in the \
+                 console, or run `countersign show {}`.",
+                req.id
+            )));
+            blocks.push(
+                json!({"type": "actions", "block_id": ACTIONS_BLOCK, "elements": [
+                {"type": "button", "action_id": "open_full", "url": r.url, "style": "primary",
+                 "text": {"type": "plain_text", "text": "Review in full"}}]}),
             );
         }
         Buttons::Decide { request_id, digest } => {

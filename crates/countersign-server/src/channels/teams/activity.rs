@@ -307,12 +307,14 @@ impl Teams {
         };
         let public_url = &self.gateway.public_url;
         match outcome {
-            Ok(req) => card_answer(card::render(&req, public_url).body),
+            Ok(req) => card_answer(card::render(&req, public_url, &self.gateway.masker).body),
             Err(notice) => {
                 let current = self.gateway.store.get_request(&id).await.ok().flatten();
                 card_answer(match (current, notice) {
-                    (Some(req), None) => card::render(&req, public_url).body,
-                    (Some(req), Some(n)) => card::render_with_notice(&req, public_url, &n),
+                    (Some(req), None) => card::render(&req, public_url, &self.gateway.masker).body,
+                    (Some(req), Some(n)) => {
+                        card::render_with_notice(&req, public_url, &self.gateway.masker, &n)
+                    }
                     (None, n) => {
                         card::notice_card(n.as_deref().unwrap_or("This request no longer exists."))
                     }

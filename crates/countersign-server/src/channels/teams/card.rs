@@ -9,6 +9,7 @@
 //! smuggle a link or formatting into the card.
 
 use crate::channels::Rendered;
+use crate::channels::mask::Masker;
 use crate::channels::review::{Buttons, Review};
 use countersign_core::Request;
 use serde_json::{Value, json};
@@ -23,14 +24,14 @@ pub const COMMENT_INPUT: &str = "comment";
 const COMMENT_MAX: u32 = 1000;
 
 /// The card for `req`, and the message text for notifications.
-pub fn render(req: &Request, public_url: &str) -> Rendered {
-    let r = Review::of(req, public_url);
+pub fn render(req: &Request, public_url: &str, masker: &Masker) -> Rendered {
+    let r = Review::of(req, public_url, masker);
     Rendered::new(r.text.clone(), card(&r, None))
 }
 
 /// The card for `req` with `notice` on top (why the clicker's vote did not count).
-pub fn render_with_notice(req: &Request, public_url: &str, notice: &str) -> Value {
-    card(&Review::of(req, public_url), Some(notice))
+pub fn render_with_notice(req: &Request, public_url: &str, masker: &Masker, notice: &str) -> Value {
+    card(&Review::of(req, public_url, masker), Some(notice))
 }
 
 /// A card that only says `text` (when there is no request to show).
@@ -78,6 +79,11 @@ fn card(r: &Review, notice_text: Option<&str>) -> Value {
             ]));
         }
     }
+    if let Some(m) = &r.masked {
+        body.push(rich(vec![
+            json!({"type": "TextRun", "text": format!("🔒 {m}"), "isSubtle": true, "italic": true}),
+        ]));
+    }
     body.push(rich(vec![
         json!({"type": "TextRun", "text": r.progress.plain(),
         "isSubtle": true, "size": "Small"}),
@@ -105,6 +111,14 @@ fn card(r: &Review, notice_text: Option<&str>) -> Value {
             let mut mfa = open("Approve with MFA");
             mfa["style"] = json!("positive");
             vec![mfa]
+        }
+        Buttons::ReadInFull => {
+            body.push(rich(vec![json!({"type": "TextRun", "text": format!(
+                "This action is too long to show here in full: read it and decide in the \
+                 console, or run countersign show {}.", r.progress.request_id)})]));
+            let mut full = open("Review in full");
+            full["style"] = json!("positive");
+            vec![full]
         }
         Buttons::None => vec![open("Open")],
     };
@@ -227,7 +241,7 @@ mod tests {
     #[test]
     fn a_pending_card_is_adaptive_1_5_with_execute_buttons_carrying_the_digest() {
         let req = request(false, "quarterly report");
-        let r = render(&req, "https://cs.example");
+        let r = render(&req, "https://cs.example", &Masker::random());
         assert_eq!(r.body["version"], "1.5");
         assert_eq!(
             verbs(&r.body),
@@ -253,9 +267,32 @@ mod tests {
 
     #[test]
     fn an_mfa_card_only_opens_the_console() {
-        let r = render(&request(true, "x"), "https://cs.example");
+        let r = render(&request(true, "x"), "https://cs.example", &Masker::random());
         assert_eq!(verbs(&r.body), [("Action.OpenUrl".into(), String::new())]);
         assert!(r.body.to_string().contains("second factor"));
+    }
+
+    #[test]
+    fn nothing_is_hidden_from_approvers_a_card_cut_short_has_no_approve() {
+        let mut req = request(false, "x");
+        req.action.params = json!({"padding": "x".repeat(2000), "zz": "rm -rf /"});
+        let r = render(&req, "https://cs.example", &Masker::random());
+        assert_eq!(verbs(&r.body), [("Action.OpenUrl".into(), String::new())]);
+        assert!(r.body.to_string().contains("too long to show here in full"));
+        let mut req = request(false, "x");
+        req.action.resource = format!("s3://{}", "b".repeat(300));
+        let r = render(&req, "https://cs.example", &Masker::random());
+        assert_eq!(verbs(&r.body), [("Action.OpenUrl".into(), String::new())]);
+    }
+
+    #[test]
+    fn the_card_says_what_was_masked() {
+        let r = render(
+            &request(false, "x"),
+            "https://cs.example",
+            &Masker::random(),
+        );
+        assert!(r.body.to_string().contains("1 value masked"), "{}", r.body);
     }
 
     #[test]
@@ -263,6 +300,7 @@ mod tests {
         let r = render(
             &request(false, "**urgent** [click](https://evil.example)"),
             "u",
+            &Masker::random(),
         );
         for block in r.body["body"].as_array().unwrap() {
             assert_ne!(

@@ -191,7 +191,7 @@ impl ChatChannel for Teams {
     }
 
     fn render(&self, req: &Request) -> Rendered {
-        card::render(req, &self.gateway.public_url)
+        card::render(req, &self.gateway.public_url, &self.gateway.masker)
     }
 
     async fn post(
@@ -235,7 +235,7 @@ impl ChatChannel for Teams {
     async fn remind(&self, req: &Request, m: &ChannelMessage) -> Result<(), DeliveryError> {
         let service = self.reference(&m.conversation).await?;
         let activity = json!({"type": "message", "textFormat": "plain",
-            "text": review::reminder(req), "replyToId": m.ts});
+            "text": review::reminder(req, &self.gateway.masker), "replyToId": m.ts});
         self.connector
             .reply(&service, &m.conversation, &m.ts, &activity)
             .await?;
