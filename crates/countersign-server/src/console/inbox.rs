@@ -120,7 +120,7 @@ pub async fn inbox(
     uri: Uri,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ConsoleError> {
-    let viewer = state.page_viewer(&headers, &uri)?;
+    let viewer = state.page_viewer(&headers, &uri).await?;
     let f: Filters = super::parse_query(raw.as_deref())?;
     let wanted_state = match nonempty(&f.state) {
         None | Some("all") => None,
@@ -224,6 +224,7 @@ pub async fn events(
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ConsoleError> {
     state
         .viewer(&headers)
+        .await
         .ok_or_else(ConsoleError::no_session)?;
     let watch = state.gateway.store.audit_watch();
     let stream = futures::stream::unfold(watch, |mut watch| async move {

@@ -282,7 +282,7 @@ pub async fn page_handler(
     uri: &Uri,
     id: &str,
 ) -> Result<Response, ConsoleError> {
-    let viewer = state.page_viewer(headers, uri)?;
+    let viewer = state.page_viewer(headers, uri).await?;
     let req = state.gateway.get(&viewer.principal, id).await?;
     Ok(super::html(render(state, &viewer, &req, None).await))
 }
@@ -332,7 +332,7 @@ pub async fn decide(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, ConsoleError> {
-    let (viewer, f): (Viewer, DecideForm) = state.form_viewer(&headers, &body)?;
+    let (viewer, f): (Viewer, DecideForm) = state.form_viewer(&headers, &body).await?;
     let decision = form_decision(&f.decision)?;
     let trimmed = |s: Option<String>| s.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
     let vote = VoteBody {
@@ -407,7 +407,7 @@ pub async fn passkey_begin(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, ConsoleError> {
-    let (viewer, f): (Viewer, PasskeyBeginForm) = state.form_viewer(&headers, &body)?;
+    let (viewer, f): (Viewer, PasskeyBeginForm) = state.form_viewer(&headers, &body).await?;
     let decision = form_decision(&f.decision)?;
     let begun = state
         .gateway
@@ -429,6 +429,7 @@ pub async fn events(
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ConsoleError> {
     let viewer = state
         .viewer(&headers)
+        .await
         .ok_or_else(ConsoleError::no_session)?;
     let first = state.gateway.get(&viewer.principal, &id).await?;
     let key = |r: &Request| (r.state, r.votes.len(), r.held);

@@ -12,6 +12,7 @@ mod crash;
 mod fake_slack;
 mod fake_teams;
 mod hook;
+mod identity;
 mod invariants;
 mod mcp;
 mod passkeys;
