@@ -155,7 +155,8 @@ async fn person_ids_are_canonical_and_look_alike_or_unverified_emails_sign_no_on
         ("ki\u{DF}@example.com", "oidc_email_not_ascii"),   // sharp s
         ("unverified-kim@example.com", "oidc_email_unverified"),
         ("noverified-kim@example.com", "oidc_email_unverified"),
-        ("stringverified-kim@example.com", "oidc_email_unverified"),
+        // `"true"` as a string is not a boolean: the token itself does not parse.
+        ("stringverified-kim@example.com", "oidc_refused"),
     ] {
         let b = Browser::new(&app);
         let r = oidc_sign_in(&b, &idp, login).await;
