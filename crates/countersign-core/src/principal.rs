@@ -47,10 +47,9 @@ impl PrincipalId {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || "-_.@+".contains(c));
         let address_ok = || {
-            name.split_once('@')
-                .is_some_and(|(local, domain)| {
-                    !local.is_empty() && !domain.is_empty() && !domain.contains('@')
-                })
+            name.split_once('@').is_some_and(|(local, domain)| {
+                !local.is_empty() && !domain.is_empty() && !domain.contains('@')
+            })
         };
         match kind {
             "agent" if name_ok => Ok(Self(canonical)),
@@ -185,13 +184,13 @@ mod tests {
     #[test]
     fn person_ids_are_canonical_and_look_alikes_are_refused() {
         for look_alike in [
-            "user:\u{212A}arol@example.com",     // Kelvin sign, lower-cases to `k`
-            "user:\u{130}van@example.com",       // dotted capital I
-            "user:\u{FF41}lice@example.com",     // fullwidth a
-            "user:alice@\u{FF45}xample.com",     // fullwidth e in the domain
-            "user:stra\u{DF}e@example.com",      // sharp s
-            "user:alice@example.com\u{200B}",    // zero-width space
-            "agent:deploy-b\u{3BF}t",            // Greek omicron
+            "user:\u{212A}arol@example.com",  // Kelvin sign, lower-cases to `k`
+            "user:\u{130}van@example.com",    // dotted capital I
+            "user:\u{FF41}lice@example.com",  // fullwidth a
+            "user:alice@\u{FF45}xample.com",  // fullwidth e in the domain
+            "user:stra\u{DF}e@example.com",   // sharp s
+            "user:alice@example.com\u{200B}", // zero-width space
+            "agent:deploy-b\u{3BF}t",         // Greek omicron
         ] {
             assert!(PrincipalId::parse(look_alike).is_err(), "{look_alike}");
         }
@@ -204,7 +203,10 @@ mod tests {
             assert!(PrincipalId::person_from_email(email).is_err(), "{email}");
         }
         for not_an_address in ["user:@example.com", "user:alice@", "user:a@b@c"] {
-            assert!(PrincipalId::parse(not_an_address).is_err(), "{not_an_address}");
+            assert!(
+                PrincipalId::parse(not_an_address).is_err(),
+                "{not_an_address}"
+            );
         }
     }
 }

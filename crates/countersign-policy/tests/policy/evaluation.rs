@@ -60,7 +60,10 @@ fn person_ids_are_canonical_so_principal_patterns_match_in_any_case() {
         rule(&person("ALICE@example.com", &[])).as_deref(),
         Some("alice")
     );
-    assert_eq!(rule(&person("Bob@Example.com", &[])).as_deref(), Some("team"));
+    assert_eq!(
+        rule(&person("Bob@Example.com", &[])).as_deref(),
+        Some("team")
+    );
     assert_eq!(rule(&agent()), None);
 }
 

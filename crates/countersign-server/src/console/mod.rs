@@ -222,12 +222,14 @@ impl AppState {
 
     /// The viewer of a page, or a redirect to sign-in that comes back here.
     async fn page_viewer(&self, headers: &HeaderMap, uri: &Uri) -> Result<Viewer, ConsoleError> {
-        self.viewer(headers).await.ok_or_else(|| ConsoleError::SignIn {
-            next: uri
-                .path_and_query()
-                .map(|p| p.as_str().to_string())
-                .unwrap_or_else(|| "/console/".into()),
-        })
+        self.viewer(headers)
+            .await
+            .ok_or_else(|| ConsoleError::SignIn {
+                next: uri
+                    .path_and_query()
+                    .map(|p| p.as_str().to_string())
+                    .unwrap_or_else(|| "/console/".into()),
+            })
     }
 
     /// The viewer sending a form, after its CSRF token is checked; nothing else is read first.

@@ -262,11 +262,9 @@ pub async fn callback(
     let clear = session::set_cookie(OIDC_COOKIE, "", 0, state.console.secure);
     let result = finish(&state, o, &flow, q).await;
     let mut r = match result {
-        Ok((sub, groups)) => {
-            super::signin::start_session(&state, &sub, groups, "oidc", &flow.next)
-                .await
-                .unwrap_or_else(IntoResponse::into_response)
-        }
+        Ok((sub, groups)) => super::signin::start_session(&state, &sub, groups, "oidc", &flow.next)
+            .await
+            .unwrap_or_else(IntoResponse::into_response),
         Err(e) => e.into_response(),
     };
     if let Ok(v) = clear.parse() {

@@ -18,10 +18,7 @@ fn mixed_case(text: String) -> String {
         "owner: user:alice@example.com",
         "owner: User:Alice@Example.COM",
     )
-    .replace(
-        "{id: user:alice@example.com",
-        "{id: USER:alice@EXAMPLE.com",
-    )
+    .replace("{id: user:alice@example.com", "{id: USER:alice@EXAMPLE.com")
     .replace(
         "{id: user:bob@example.com",
         "{id: user:kim@example.com, groups: [sre]}\n  - {id: user:Bob@Example.com",
@@ -53,14 +50,13 @@ async fn rollback(app: &TestApp) -> (String, String) {
 }
 
 async fn decide(b: &Browser, id: &str, digest: &str) -> Page {
-    let csrf = b.get(&format!("/console/requests/{id}")).await.field("csrf");
+    let csrf = b
+        .get(&format!("/console/requests/{id}"))
+        .await
+        .field("csrf");
     b.post(
         &format!("/console/requests/{id}/decide"),
-        &[
-            ("csrf", &csrf),
-            ("digest", digest),
-            ("decision", "approve"),
-        ],
+        &[("csrf", &csrf), ("digest", digest), ("decision", "approve")],
     )
     .await
 }
@@ -90,7 +86,12 @@ async fn owner_cannot_approve_own_agent_by_signing_in_another_way() {
     ] {
         let b = Browser::new(&app);
         let signed = oidc_sign_in(&b, &idp, login).await;
-        assert_eq!(signed.status, StatusCode::SEE_OTHER, "{login}: {}", signed.body);
+        assert_eq!(
+            signed.status,
+            StatusCode::SEE_OTHER,
+            "{login}: {}",
+            signed.body
+        );
         let who = b.get("/console/").await;
         assert!(who.body.contains("user:alice@example.com"), "{login}");
         let r = decide(&b, &id, &digest).await;
@@ -134,7 +135,10 @@ async fn one_person_fills_one_quorum_slot_whatever_the_case() {
         oidc_sign_in(&kim, &idp, "Kim@Example.com").await.status,
         StatusCode::SEE_OTHER
     );
-    assert_eq!(decide(&kim, &id, &digest).await.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        decide(&kim, &id, &digest).await.status,
+        StatusCode::SEE_OTHER
+    );
     let v = state_of(&app, &id).await;
     assert_eq!(v["state"], "approved", "{v}");
     assert_eq!(v["votes"][0]["approver"], "user:bob@example.com");
@@ -189,12 +193,17 @@ async fn person_ids_are_canonical_at_every_entry_and_duplicates_are_refused_at_l
         .unwrap();
     assert!(out.status.success(), "{out:?}");
     let key = String::from_utf8(out.stdout).unwrap().trim().to_string();
-    let kim = app.http.get(format!("{}/v1/whoami", app.url)).bearer_auth(&key);
+    let kim = app
+        .http
+        .get(format!("{}/v1/whoami", app.url))
+        .bearer_auth(&key);
     let kim: serde_json::Value = kim.send().await.unwrap().json().await.unwrap();
     assert_eq!(kim["principal"]["id"], "user:kim@example.com", "{kim}");
     // A filter naming a requester in another case finds its requests.
     let bob = signed_in(&app, "bob").await;
-    let all = bob.get("/console/?agent=Agent%3ADeploy-Bot&state=all").await;
+    let all = bob
+        .get("/console/?agent=Agent%3ADeploy-Bot&state=all")
+        .await;
     let all = &all.body[all.body.find("All requests").unwrap()..];
     assert!(all.contains(&id), "{all}");
     // Two spellings of one person in the config are refused at load, naming both.
@@ -209,10 +218,10 @@ async fn person_ids_are_canonical_at_every_entry_and_duplicates_are_refused_at_l
             format!("database: c.db\nprincipals:\n  - {{id: '{a}'}}\n  - {{id: '{b}'}}\n"),
         )
         .unwrap();
-        let e = countersign_server::Config::load(Some(&path))
-            .err()
-            .expect("refused at load")
-            .to_string();
+        let Err(e) = countersign_server::Config::load(Some(&path)) else {
+            panic!("{a} and {b} were accepted together");
+        };
+        let e = e.to_string();
         assert!(e.contains(a) && e.contains(b), "{e}");
     }
 }
@@ -233,20 +242,33 @@ async fn sessions_are_revocable_a_copied_cookie_stops_working_after_sign_out() {
     let page = thief.get("/console/").await;
     assert_eq!(page.status, StatusCode::SEE_OTHER);
     assert!(page.location().starts_with("/console/sign-in"));
-    assert_eq!(thief.get("/console/events").await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        thief.get("/console/events").await.status,
+        StatusCode::UNAUTHORIZED
+    );
     let (id, digest) = rollback(&app).await;
     let r = thief
         .post(
             &format!("/console/requests/{id}/decide"),
-            &[("csrf", &csrf), ("digest", &digest), ("decision", "approve")],
+            &[
+                ("csrf", &csrf),
+                ("digest", &digest),
+                ("decision", "approve"),
+            ],
         )
         .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
     assert_eq!(r.error_code(), "no_session");
-    assert_eq!(state_of(&app, &id).await["votes"].as_array().unwrap().len(), 0);
+    assert_eq!(
+        state_of(&app, &id).await["votes"].as_array().unwrap().len(),
+        0
+    );
     // bob's other browser goes on: one sign-out ends one session.
     assert_eq!(laptop.get("/console/").await.status, StatusCode::OK);
-    assert_eq!(decide(&laptop, &id, &digest).await.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        decide(&laptop, &id, &digest).await.status,
+        StatusCode::SEE_OTHER
+    );
 }
 
 #[tokio::test]
@@ -282,7 +304,10 @@ async fn sessions_are_revocable_by_revoking_the_persons_keys_and_survive_a_resta
         .unwrap();
     assert!(out.status.success(), "{out:?}");
     let said = String::from_utf8_lossy(&out.stdout);
-    assert!(said.contains("revoked 1 key(s) of user:bob@example.com"), "{said}");
+    assert!(
+        said.contains("revoked 1 key(s) of user:bob@example.com"),
+        "{said}"
+    );
     assert!(said.contains("ended 2 console session(s)"), "{said}");
     // Every session of bob ends at once; carol's goes on.
     for b in [&bob, &bob_too] {
