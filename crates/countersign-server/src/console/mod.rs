@@ -220,6 +220,15 @@ impl AppState {
         })
     }
 
+    /// True while the session `sid` is still started in the store: a live stream opened by a
+    /// session checks it before each event and ends once the session is signed out or revoked.
+    async fn session_alive(&self, sid: &str) -> bool {
+        matches!(
+            self.gateway.store.session_get(&session::sid_hash(sid)).await,
+            Ok(Some(s)) if s.expires_at > self.gateway.clock.now()
+        )
+    }
+
     /// The viewer of a page, or a redirect to sign-in that comes back here.
     async fn page_viewer(&self, headers: &HeaderMap, uri: &Uri) -> Result<Viewer, ConsoleError> {
         self.viewer(headers)

@@ -435,7 +435,7 @@ pub async fn events(
     let key = |r: &Request| (r.state, r.votes.len(), r.held);
     let watch = state.gateway.store.audit_watch();
     let init = (
-        state,
+        (state, viewer.session.sid),
         viewer.principal,
         id,
         watch,
@@ -444,7 +444,7 @@ pub async fn events(
     );
     let stream = futures::stream::unfold(
         init,
-        move |(state, who, id, mut watch, last, done)| async move {
+        move |((state, sid), who, id, mut watch, last, done)| async move {
             if done {
                 return None;
             }
@@ -464,9 +464,13 @@ pub async fn events(
                 };
                 let now = key(&req);
                 if now != last {
+                    // A stream outlives no sign-out.
+                    if !state.session_alive(&sid).await {
+                        return None;
+                    }
                     let ev = Event::default().event("change").data(req.state.as_str());
                     let done = req.state != RequestState::Pending;
-                    return Some((Ok(ev), (state, who, id, watch, now, done)));
+                    return Some((Ok(ev), ((state, sid), who, id, watch, now, done)));
                 }
             }
         },

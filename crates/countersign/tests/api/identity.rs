@@ -333,3 +333,39 @@ async fn sessions_are_revocable_by_revoking_the_persons_keys_and_survive_a_resta
         .unwrap();
     assert!(log.contains("key.revoked"), "{log}");
 }
+
+#[tokio::test]
+async fn sessions_are_revocable_and_a_live_stream_ends_at_sign_out() {
+    let app = spawn_app().await;
+    let bob = signed_in(&app, "bob").await;
+    let cookies = bob
+        .jar
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let mut stream = app
+        .http
+        .get(format!("{}/console/events", app.url))
+        .header(reqwest::header::COOKIE, cookies)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), StatusCode::OK);
+    let csrf = bob.get("/console/").await.field("csrf");
+    let out = bob.post("/console/sign-out", &[("csrf", &csrf)]).await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    // Something changes: the stream of the ended session says nothing more and ends.
+    rollback(&app).await;
+    let mut heard = String::new();
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        while let Some(chunk) = stream.chunk().await.unwrap() {
+            heard.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream went on: {heard}");
+    assert!(!heard.contains("event: change"), "{heard}");
+}
