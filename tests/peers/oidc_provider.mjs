@@ -5,7 +5,9 @@
 //
 // node oidc_provider.mjs REDIRECT_URI CLIENT_ID CLIENT_SECRET [GROUPS_JSON]
 //   GROUPS_JSON: {"zed@example.com": ["security"]}, the `groups` claim of each account.
-// An account whose login starts with `unverified` has `email_verified: false`.
+// An account whose login starts with `unverified` has `email_verified: false`; one whose login
+// starts with `noverified` has no `email_verified` claim at all; one whose login starts with
+// `stringverified` has `email_verified: "true"` (a string, not the boolean).
 import http from 'node:http';
 import Provider from 'oidc-provider';
 
@@ -41,12 +43,13 @@ server.listen(0, '127.0.0.1', () => {
       return {
         accountId: id,
         async claims() {
-          return {
-            sub: id,
-            email: id,
-            email_verified: !id.startsWith('unverified'),
-            groups: groups[id] || [],
-          };
+          const claims = { sub: id, email: id, groups: groups[id] || [] };
+          if (id.startsWith('stringverified')) {
+            claims.email_verified = 'true';
+          } else if (!id.startsWith('noverified')) {
+            claims.email_verified = !id.startsWith('unverified');
+          }
+          return claims;
         },
       };
     },

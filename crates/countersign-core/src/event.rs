@@ -47,6 +47,13 @@ pub enum Event {
     KeyCreated {
         principal: PrincipalId,
     },
+    /// Every API key of `principal` revoked, and every console session of theirs ended (keys
+    /// and identity-provider sign-ins alike).
+    KeyRevoked {
+        principal: PrincipalId,
+        keys: u64,
+        sessions: u64,
+    },
     MfaEnrolled {
         principal: PrincipalId,
     },
@@ -97,6 +104,7 @@ impl Event {
             Event::GrantRedeemed { .. } => "grant.redeemed",
             Event::RunChanged { .. } => "run.changed",
             Event::KeyCreated { .. } => "key.created",
+            Event::KeyRevoked { .. } => "key.revoked",
             Event::MfaEnrolled { .. } => "mfa.enrolled",
             Event::PolicyLoaded { .. } => "policy.loaded",
             Event::VoteRefused { .. } => "vote.refused",

@@ -199,7 +199,13 @@ fn compile(document: Document, text: &str, source: &str) -> Result<Policy, Polic
         };
         let kind = globs(&doc.matches.kind, "kind")?;
         let resource = globs(&doc.matches.resource, "resource")?;
-        let principal = globs(&doc.matches.principal, "principal")?;
+        // Principal ids are compared in their canonical form (ASCII lower case, see
+        // `PrincipalId::parse`), so a pattern written in another case is folded the same way.
+        let principal =
+            doc.matches.principal.as_ref().map(|g| {
+                crate::document::Globs(g.0.iter().map(|p| p.to_ascii_lowercase()).collect())
+            });
+        let principal = globs(&principal, "principal")?;
         let when = doc
             .when
             .as_deref()

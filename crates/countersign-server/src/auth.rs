@@ -1,6 +1,9 @@
 //! Authentication: an API key in `Authorization: Bearer <key>` names a principal. Keys are
 //! random, shown once at creation, and stored only as their SHA-256 hash; lookups go by hash,
 //! so the server never compares a secret byte by byte and never holds one after the request.
+//! A key found is remembered for [`KEY_CACHE_TTL`] only, so a key revoked (`countersign key
+//! revoke`, possibly from another process) stops working on every replica within that time,
+//! while the agent API path still reads the store at most once per key per interval.
 
 use crate::directory::Directory;
 use base64::Engine as _;
@@ -9,6 +12,10 @@ use countersign_store::Store;
 use sha2::{Digest as _, Sha256};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+/// How long a key found in the store is trusted without asking the store again.
+pub const KEY_CACHE_TTL: Duration = Duration::from_secs(10);
 
 /// Prefix that makes a leaked key easy to recognise (and to scan for).
 pub const KEY_PREFIX: &str = "cs_";
@@ -41,8 +48,9 @@ pub enum AuthError {
 pub struct Authenticator {
     store: Arc<dyn Store>,
     directory: Arc<Directory>,
-    /// key hash → principal id; filled on first use of each key.
-    cache: RwLock<HashMap<String, PrincipalId>>,
+    /// key hash → principal id and when it was read; entries older than [`KEY_CACHE_TTL`]
+    /// are read again.
+    cache: RwLock<HashMap<String, (PrincipalId, Instant)>>,
 }
 
 impl Authenticator {
@@ -56,6 +64,20 @@ impl Authenticator {
 
     /// The principal behind an `Authorization` header value.
     pub async fn authenticate(&self, header: Option<&str>) -> Result<Principal, AuthError> {
+        self.authenticate_with(header, true).await
+    }
+
+    /// As [`Authenticator::authenticate`], always asking the store: for signing in to the
+    /// console, where a key revoked a moment ago must not start a session.
+    pub async fn authenticate_fresh(&self, header: Option<&str>) -> Result<Principal, AuthError> {
+        self.authenticate_with(header, false).await
+    }
+
+    async fn authenticate_with(
+        &self,
+        header: Option<&str>,
+        use_cache: bool,
+    ) -> Result<Principal, AuthError> {
         let key = header
             .and_then(|h| h.strip_prefix("Bearer "))
             .map(str::trim)
@@ -70,7 +92,8 @@ impl Authenticator {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .get(&hash)
-            .cloned();
+            .filter(|(_, read)| use_cache && read.elapsed() < KEY_CACHE_TTL)
+            .map(|(id, _)| id.clone());
         let id = match cached {
             Some(id) => id,
             None => {
@@ -82,11 +105,18 @@ impl Authenticator {
                         tracing::error!(error = %e, "key lookup failed");
                         AuthError::Invalid
                     })?
-                    .ok_or(AuthError::Invalid)?;
+                    .ok_or_else(|| {
+                        // Revoked (or never valid): forget it here at once.
+                        self.cache
+                            .write()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .remove(&hash);
+                        AuthError::Invalid
+                    })?;
                 self.cache
                     .write()
                     .unwrap_or_else(|e| e.into_inner())
-                    .insert(hash, id.clone());
+                    .insert(hash, (id.clone(), Instant::now()));
                 id
             }
         };

@@ -783,14 +783,25 @@ impl Config {
             .to_string()
     }
 
-    /// The configured principals, validated: ids well-formed and unique, owners are people
+    /// The configured principals, validated: ids well-formed and unique in their canonical
+    /// form (two ids that differ only in case are one person listed twice), owners are people
     /// that exist, only agents have owners.
     pub fn principals(&self) -> Result<Vec<Principal>, String> {
         let mut out: Vec<Principal> = Vec::new();
-        for p in &self.principals {
+        for (i, p) in self.principals.iter().enumerate() {
             let id = PrincipalId::parse(&p.id).map_err(|e| e.to_string())?;
-            if out.iter().any(|q| q.id == id) {
-                return Err(format!("{id} is listed twice"));
+            if let Some(j) = out.iter().position(|q| q.id == id) {
+                let first = &self.principals[j].id;
+                return Err(if *first == p.id {
+                    format!("{id} is listed twice")
+                } else {
+                    format!(
+                        "`{first}` and `{}` (entry {}) are the same principal, {id}: ids are \
+                         compared without case; list it once",
+                        p.id,
+                        i + 1
+                    )
+                });
             }
             let owner = match &p.owner {
                 Some(o) => {
@@ -1118,6 +1129,38 @@ mod tests {
         )
         .unwrap();
         assert!(c.validate("c").unwrap_err().to_string().contains("ghost"));
+    }
+
+    #[test]
+    fn person_ids_are_canonical_in_config_and_duplicates_are_refused_at_load() {
+        for (a, b) in [
+            ("user:bob@example.com", "user:Bob@example.com"),
+            ("user:BOB@EXAMPLE.COM", "USER:bob@example.com"),
+            ("agent:deploy-bot", "agent:Deploy-Bot"),
+        ] {
+            let text = format!("principals:\n  - id: {a}\n  - id: '{b}'\n");
+            let e = Config::parse(&text, "c")
+                .unwrap()
+                .validate("c")
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(a) && e.contains(b), "{e}");
+        }
+        // An owner written in another case is the listed person, stored canonical.
+        let c = Config::parse(
+            "principals:\n  - id: agent:Bot\n    owner: user:Alice@Example.com\n  - id: user:alice@example.COM\n",
+            "c",
+        )
+        .unwrap();
+        let ps = c.principals().unwrap();
+        assert_eq!(ps[0].id.as_str(), "agent:bot");
+        assert_eq!(ps[0].owner, Some(ps[1].id.clone()));
+        assert_eq!(ps[1].id.as_str(), "user:alice@example.com");
+        // Look-alikes are not folded onto the person: they are refused.
+        let e = Config::parse("principals:\n  - id: user:\u{212A}arol@example.com\n", "c")
+            .unwrap()
+            .validate("c");
+        assert!(e.is_err());
     }
 
     #[test]

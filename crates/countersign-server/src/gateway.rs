@@ -324,6 +324,11 @@ impl Gateway {
         if !viewer.is_person() {
             q.requester = Some(viewer.id.to_string());
         }
+        // A requester named by a person (a filter) is compared in its canonical form; text that
+        // is no principal id matches nothing, as written.
+        q.requester = q
+            .requester
+            .map(|r| PrincipalId::parse(&r).map(String::from).unwrap_or(r));
         q.limit = q.limit.clamp(1, 500);
         let now = self.clock.now();
         let mut out = Vec::with_capacity(q.limit as usize);

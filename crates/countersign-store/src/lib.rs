@@ -1,5 +1,5 @@
-//! Where Countersign keeps what it knows: requests, runs, API keys, TOTP enrolments, passkeys
-//! (and their ceremonies' server-side state) and the audit log, behind the [`Store`] trait. Every state change and the audit entries that record it
+//! Where Countersign keeps what it knows: requests, runs, API keys, console sessions, TOTP
+//! enrolments, passkeys (and their ceremonies' server-side state) and the audit log, behind the [`Store`] trait. Every state change and the audit entries that record it
 //! are written in one transaction, so the log never disagrees with the state it describes.
 //!
 //! The default implementation is [`SqliteStore`] (an embedded file, one writer thread with
@@ -26,6 +26,7 @@ mod error;
 mod integrity;
 mod postgres;
 mod runs;
+mod sessions;
 mod sqlite;
 mod submission;
 #[cfg(any(test, feature = "test-suite"))]
@@ -45,6 +46,7 @@ pub use countersign_core::run::RunRefusal;
 pub use error::StoreError;
 pub use integrity::{RequestMismatch, RequestRow};
 pub use postgres::PgStore;
+pub use sessions::ConsoleSession;
 pub use sqlite::SqliteStore;
 pub use webauthn::{
     CEREMONY_RETENTION_MS, Ceremony, CeremonyBinding, CeremonyKind, CeremonyRefusal, StoredPasskey,
@@ -258,6 +260,29 @@ pub trait Store: Send + Sync + 'static {
     async fn principal_for_key(&self, key_hash: &str) -> Result<Option<PrincipalId>, StoreError>;
 
     async fn count_keys(&self) -> Result<u64, StoreError>;
+
+    /// In one transaction: deletes every API key of `principal`, ends every console session of
+    /// theirs (however they signed in), and records `key.revoked` with both counts (by
+    /// `actor`). Returns `(keys, sessions)`.
+    async fn revoke_keys(
+        &self,
+        principal: &PrincipalId,
+        actor: &str,
+        now: Timestamp,
+    ) -> Result<(u64, u64), StoreError>;
+
+    /// Stores a console session just signed in, and forgets sessions that expired before
+    /// `session.created_at`. A hash that is already stored is [`StoreError::Conflict`].
+    /// Records no audit entry.
+    async fn session_start(&self, session: &ConsoleSession) -> Result<(), StoreError>;
+
+    /// The session whose id hashes to `id_hash`, if it was started and has not been ended
+    /// (expired ones may still be returned: the caller compares `expires_at`). One indexed
+    /// read: the console does it on every request.
+    async fn session_get(&self, id_hash: &str) -> Result<Option<ConsoleSession>, StoreError>;
+
+    /// Ends one session (sign-out). False when it was not there. Records no audit entry.
+    async fn session_end(&self, id_hash: &str) -> Result<bool, StoreError>;
 
     async fn totp_get(&self, principal: &PrincipalId) -> Result<Option<TotpState>, StoreError>;
 

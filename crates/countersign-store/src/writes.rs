@@ -75,6 +75,10 @@ pub(crate) trait WriteTx {
     ) -> Result<(), StoreError>;
     /// [`StoreError::Conflict`] when the credential id exists.
     async fn insert_passkey(&mut self, passkey: &crate::StoredPasskey) -> Result<(), StoreError>;
+    /// Deletes every API key of `principal`; how many there were.
+    async fn delete_keys(&mut self, principal: &PrincipalId) -> Result<u64, StoreError>;
+    /// Deletes every console session of `principal`; how many there were.
+    async fn delete_sessions(&mut self, principal: &PrincipalId) -> Result<u64, StoreError>;
 }
 
 pub(crate) async fn submit_request<T: WriteTx>(
@@ -284,6 +288,25 @@ pub(crate) async fn create_key<T: WriteTx>(
     tx.journal()
         .append(&at_of(now), "system", &event, no_subject);
     Ok(())
+}
+
+/// Revokes every key of `principal` and ends their console sessions, recorded together.
+pub(crate) async fn revoke_keys<T: WriteTx>(
+    tx: &mut T,
+    principal: PrincipalId,
+    actor: &str,
+    now: Timestamp,
+) -> Result<(u64, u64), StoreError> {
+    let keys = tx.delete_keys(&principal).await?;
+    let sessions = tx.delete_sessions(&principal).await?;
+    let event = Event::KeyRevoked {
+        principal,
+        keys,
+        sessions,
+    };
+    let no_subject = Subject::None { policy: None };
+    tx.journal().append(&at_of(now), actor, &event, no_subject);
+    Ok((keys, sessions))
 }
 
 pub(crate) async fn totp_enroll<T: WriteTx>(

@@ -274,6 +274,14 @@ pub enum KeyVerb {
         #[arg(long, short, env = "COUNTERSIGN_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Revoke every API key of PRINCIPAL and end all their console sessions (API-key and
+    /// identity-provider sign-ins alike), recorded as `key.revoked`. Running gateways stop
+    /// accepting the keys within 10 s and the sessions at once.
+    Revoke {
+        principal: String,
+        #[arg(long, short, env = "COUNTERSIGN_CONFIG")]
+        config: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]

@@ -47,6 +47,27 @@ fn no_match_gives_the_default_with_its_requirements() {
 }
 
 #[test]
+fn person_ids_are_canonical_so_principal_patterns_match_in_any_case() {
+    let p = policy(
+        "  - {name: alice, match: {principal: 'User:Alice@Example.COM'}, effect: deny}\n  - {name: team, match: {principal: 'USER:*@EXAMPLE.com'}, effect: allow}\n",
+    );
+    let rule = |who: &Principal| p.evaluate(who, &action("a", "b", json!({})), now()).rule;
+    assert_eq!(
+        rule(&person("alice@example.com", &[])).as_deref(),
+        Some("alice")
+    );
+    assert_eq!(
+        rule(&person("ALICE@example.com", &[])).as_deref(),
+        Some("alice")
+    );
+    assert_eq!(
+        rule(&person("Bob@Example.com", &[])).as_deref(),
+        Some("team")
+    );
+    assert_eq!(rule(&agent()), None);
+}
+
+#[test]
 fn globs_cover_kind_resource_and_principal() {
     let p = policy(
         "  - name: prod-agents\n    match: {kind: [db.export, 'db.dump*'], resource: 'postgres://prod/*', principal: 'agent:*'}\n    effect: deny\n",

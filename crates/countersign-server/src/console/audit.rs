@@ -25,7 +25,7 @@ pub async fn page(
     uri: Uri,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ConsoleError> {
-    let viewer = state.page_viewer(&headers, &uri)?;
+    let viewer = state.page_viewer(&headers, &uri).await?;
     let q: AuditQuery = super::parse_query(raw.as_deref())?;
     let store = &state.gateway.store;
     let size = store
@@ -114,7 +114,7 @@ pub async fn export(
     headers: HeaderMap,
     uri: Uri,
 ) -> Result<Response, ConsoleError> {
-    state.page_viewer(&headers, &uri)?;
+    state.page_viewer(&headers, &uri).await?;
     let store = state.gateway.store.clone();
     let stream = futures::stream::unfold(Some(0u64), move |from| {
         let store = store.clone();

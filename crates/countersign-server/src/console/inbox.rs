@@ -120,7 +120,7 @@ pub async fn inbox(
     uri: Uri,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ConsoleError> {
-    let viewer = state.page_viewer(&headers, &uri)?;
+    let viewer = state.page_viewer(&headers, &uri).await?;
     let f: Filters = super::parse_query(raw.as_deref())?;
     let wanted_state = match nonempty(&f.state) {
         None | Some("all") => None,
@@ -222,17 +222,23 @@ pub async fn events(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ConsoleError> {
-    state
+    let viewer = state
         .viewer(&headers)
+        .await
         .ok_or_else(ConsoleError::no_session)?;
     let watch = state.gateway.store.audit_watch();
-    let stream = futures::stream::unfold(watch, |mut watch| async move {
+    let init = (state, viewer.session.sid, watch);
+    let stream = futures::stream::unfold(init, |(state, sid, mut watch)| async move {
         watch.changed().await.ok()?;
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         let size = *watch.borrow_and_update();
+        // A stream outlives no sign-out.
+        if !state.session_alive(&sid).await {
+            return None;
+        }
         Some((
             Ok(Event::default().event("change").data(size.to_string())),
-            watch,
+            (state, sid, watch),
         ))
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))

@@ -104,7 +104,7 @@ pub async fn page(
     headers: HeaderMap,
     uri: Uri,
 ) -> Result<Response, ConsoleError> {
-    let viewer = state.page_viewer(&headers, &uri)?;
+    let viewer = state.page_viewer(&headers, &uri).await?;
     let added = uri.query().is_some_and(|q| q == "passkey=added");
     page_(&state, &viewer, added).await
 }
@@ -121,7 +121,7 @@ pub async fn enroll_totp(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ConsoleError> {
-    let (viewer, _): (Viewer, EnrollForm) = state.form_viewer(&headers, &body)?;
+    let (viewer, _): (Viewer, EnrollForm) = state.form_viewer(&headers, &body).await?;
     let uri = state.gateway.enroll_totp(&viewer.principal).await?;
     let keys = passkeys(&state, &viewer).await?;
     let mut r = super::html(chrome(
@@ -144,7 +144,7 @@ pub async fn passkey_begin(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ConsoleError> {
-    let (viewer, _): (Viewer, EnrollForm) = state.form_viewer(&headers, &body)?;
+    let (viewer, _): (Viewer, EnrollForm) = state.form_viewer(&headers, &body).await?;
     let begun = state
         .gateway
         .passkey_register_begin(&viewer.principal)
@@ -170,7 +170,7 @@ pub async fn passkey_finish(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ConsoleError> {
-    let (viewer, f): (Viewer, FinishForm) = state.form_viewer(&headers, &body)?;
+    let (viewer, f): (Viewer, FinishForm) = state.form_viewer(&headers, &body).await?;
     state
         .gateway
         .passkey_register_finish(&viewer.principal, &f.ceremony, &f.credential)

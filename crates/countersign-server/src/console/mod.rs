@@ -1,5 +1,6 @@
 //! The web console for approvers at `/console/`: server-rendered pages (maud), one stylesheet
-//! and one small script served from here, a signed session cookie, a CSRF token on every form,
+//! and one small script served from here, a signed session cookie backed by a row in the store
+//! (so signing out ends it everywhere), a CSRF token on every form,
 //! and a strict Content-Security-Policy on every answer. Pages: sign-in (`signin`), the inbox
 //! and the list of all requests (`inbox`), a request with its decision form and live updates
 //! (`request`), runs (`runs`), the audit log (`audit`), the second factor (`mfa`).
@@ -178,12 +179,30 @@ impl AppState {
         self.gateway.clock.now().timestamp()
     }
 
-    /// The signed-in person, if the session cookie is authentic, current, and names a person
-    /// this gateway knows (from the directory, or from the identity provider's token).
-    fn viewer(&self, headers: &HeaderMap) -> Option<Viewer> {
+    /// The signed-in person, if the session cookie is authentic, current, still started in the
+    /// store (not signed out, its person's keys not revoked: one indexed read, so every replica
+    /// honours a sign-out at once), and names a person this gateway knows (from the directory,
+    /// or from the identity provider's token).
+    async fn viewer(&self, headers: &HeaderMap) -> Option<Viewer> {
         let cookie = session::cookie(headers, SESSION_COOKIE)?;
         let session = self.console.keys.session(cookie, self.now_unix())?;
         let id = PrincipalId::parse(&session.sub).ok()?;
+        let stored = match self
+            .gateway
+            .store
+            .session_get(&session::sid_hash(&session.sid))
+            .await
+        {
+            Ok(stored) => stored?,
+            Err(e) => {
+                // Fail closed: a session that cannot be checked is not honoured.
+                tracing::error!(error = %e, "could not read a console session");
+                return None;
+            }
+        };
+        if stored.principal != id || stored.expires_at <= self.gateway.clock.now() {
+            return None;
+        }
         let mut principal = match self.gateway.directory.get(&id) {
             Some(p) => p.clone(),
             None if session.via == "oidc" => Principal {
@@ -212,23 +231,37 @@ impl AppState {
         })
     }
 
+    /// True while the session `sid` is still started in the store: a live stream opened by a
+    /// session checks it before each event and ends once the session is signed out or revoked.
+    async fn session_alive(&self, sid: &str) -> bool {
+        matches!(
+            self.gateway.store.session_get(&session::sid_hash(sid)).await,
+            Ok(Some(s)) if s.expires_at > self.gateway.clock.now()
+        )
+    }
+
     /// The viewer of a page, or a redirect to sign-in that comes back here.
-    fn page_viewer(&self, headers: &HeaderMap, uri: &Uri) -> Result<Viewer, ConsoleError> {
-        self.viewer(headers).ok_or_else(|| ConsoleError::SignIn {
-            next: uri
-                .path_and_query()
-                .map(|p| p.as_str().to_string())
-                .unwrap_or_else(|| "/console/".into()),
-        })
+    async fn page_viewer(&self, headers: &HeaderMap, uri: &Uri) -> Result<Viewer, ConsoleError> {
+        self.viewer(headers)
+            .await
+            .ok_or_else(|| ConsoleError::SignIn {
+                next: uri
+                    .path_and_query()
+                    .map(|p| p.as_str().to_string())
+                    .unwrap_or_else(|| "/console/".into()),
+            })
     }
 
     /// The viewer sending a form, after its CSRF token is checked; nothing else is read first.
-    fn form_viewer<T: serde::de::DeserializeOwned>(
+    async fn form_viewer<T: serde::de::DeserializeOwned>(
         &self,
         headers: &HeaderMap,
         body: &Bytes,
     ) -> Result<(Viewer, T), ConsoleError> {
-        let viewer = self.viewer(headers).ok_or_else(ConsoleError::no_session)?;
+        let viewer = self
+            .viewer(headers)
+            .await
+            .ok_or_else(ConsoleError::no_session)?;
         let token = csrf_field(body);
         if !self
             .console

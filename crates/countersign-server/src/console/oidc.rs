@@ -1,11 +1,14 @@
 //! Sign-in with OpenID Connect: the authorization code flow with PKCE (S256), `state` and
 //! `nonce`, through the `openidconnect` crate over our own reqwest client (no redirects
 //! followed). The flow's secrets (state, nonce, PKCE verifier) travel in a sealed, HttpOnly
-//! cookie that the callback consumes. The ID token's verified email becomes `user:<email>`;
-//! groups are the directory's plus, when `groups_claim` is set, the token's claim.
+//! cookie that the callback consumes. The ID token's email, when `email_verified` is exactly
+//! true and the address is plain ASCII, becomes the canonical `user:<email>`
+//! (`PrincipalId::person_from_email`); groups are the directory's plus, when `groups_claim` is
+//! set, the token's claim.
 //!
 //! Must not: accept an ID token whose signature, issuer, audience, expiry or nonce does not
-//! verify, or an email the provider says is unverified; follow a redirect from the provider;
+//! verify, an email the provider does not say is verified (absent counts as unverified), or
+//! one outside ASCII (never Unicode-folded); follow a redirect from the provider;
 //! log a code or a token.
 
 use super::session::{self, OIDC_COOKIE};
@@ -260,7 +263,9 @@ pub async fn callback(
     let clear = session::set_cookie(OIDC_COOKIE, "", 0, state.console.secure);
     let result = finish(&state, o, &flow, q).await;
     let mut r = match result {
-        Ok((sub, groups)) => super::signin::start_session(&state, &sub, groups, "oidc", &flow.next),
+        Ok((sub, groups)) => super::signin::start_session(&state, &sub, groups, "oidc", &flow.next)
+            .await
+            .unwrap_or_else(IntoResponse::into_response),
         Err(e) => e.into_response(),
     };
     if let Ok(v) = clear.parse() {
@@ -335,15 +340,19 @@ async fn finish(
                 "The identity provider's ID token did not verify.",
             )
         })?;
-    if claims.email_verified() == Some(false) {
+    // Only an address the provider vouches for names a person: absent counts as unverified.
+    if claims.email_verified() != Some(true) {
+        state.gateway.metrics.refusal("oidc_email_unverified");
         return Err(refused(
             "oidc_email_unverified",
-            "Your identity provider has not verified your email address.",
+            "Your identity provider has not verified your email address (`email_verified` is \
+             not true), so it cannot name you here. Nothing was set; verify your address with \
+             the provider and sign in again.",
         ));
     }
     let email = claims
         .email()
-        .map(|e| e.as_str().trim().to_lowercase())
+        .map(|e| e.as_str().trim().to_string())
         .filter(|e| !e.is_empty())
         .ok_or_else(|| {
             refused(
@@ -351,13 +360,25 @@ async fn finish(
                 "The ID token carries no email address (ask for the `email` scope).",
             )
         })?;
-    let sub = format!("user:{email}");
-    countersign_core::PrincipalId::parse(&sub).map_err(|_| {
-        refused(
-            "oidc_no_email",
-            "The ID token's email is not a usable address.",
-        )
-    })?;
+    // The one mapping from an address to a person (`PrincipalId::person_from_email`): plain
+    // ASCII only, then the canonical form. Unicode case folding is never applied, so a
+    // look-alike address (a Kelvin sign for a `K`) cannot become someone else's id.
+    if !email.is_ascii() {
+        state.gateway.metrics.refusal("oidc_email_not_ascii");
+        return Err(refused(
+            "oidc_email_not_ascii",
+            "Your email address contains characters outside plain ASCII, which this gateway \
+             does not accept as a person's id. Nothing was set; ask an administrator.",
+        ));
+    }
+    let sub = countersign_core::PrincipalId::person_from_email(&email)
+        .map_err(|_| {
+            refused(
+                "oidc_no_email",
+                "The ID token's email is not a usable address.",
+            )
+        })?
+        .to_string();
     let groups = match &o.config.groups_claim {
         Some(name) => groups_claim(&id_token.to_string(), name),
         None => vec![],

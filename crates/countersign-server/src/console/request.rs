@@ -303,7 +303,7 @@ pub async fn page_handler(
     uri: &Uri,
     id: &str,
 ) -> Result<Response, ConsoleError> {
-    let viewer = state.page_viewer(headers, uri)?;
+    let viewer = state.page_viewer(headers, uri).await?;
     let req = state.gateway.get(&viewer.principal, id).await?;
     Ok(super::html(render(state, &viewer, &req, None).await))
 }
@@ -353,7 +353,7 @@ pub async fn decide(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, ConsoleError> {
-    let (viewer, f): (Viewer, DecideForm) = state.form_viewer(&headers, &body)?;
+    let (viewer, f): (Viewer, DecideForm) = state.form_viewer(&headers, &body).await?;
     let decision = form_decision(&f.decision)?;
     let trimmed = |s: Option<String>| s.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
     let vote = VoteBody {
@@ -428,7 +428,7 @@ pub async fn passkey_begin(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, ConsoleError> {
-    let (viewer, f): (Viewer, PasskeyBeginForm) = state.form_viewer(&headers, &body)?;
+    let (viewer, f): (Viewer, PasskeyBeginForm) = state.form_viewer(&headers, &body).await?;
     let decision = form_decision(&f.decision)?;
     let begun = state
         .gateway
@@ -450,12 +450,13 @@ pub async fn events(
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ConsoleError> {
     let viewer = state
         .viewer(&headers)
+        .await
         .ok_or_else(ConsoleError::no_session)?;
     let first = state.gateway.get(&viewer.principal, &id).await?;
     let key = |r: &Request| (r.state, r.votes.len(), r.held);
     let watch = state.gateway.store.audit_watch();
     let init = (
-        state,
+        (state, viewer.session.sid),
         viewer.principal,
         id,
         watch,
@@ -464,7 +465,7 @@ pub async fn events(
     );
     let stream = futures::stream::unfold(
         init,
-        move |(state, who, id, mut watch, last, done)| async move {
+        move |((state, sid), who, id, mut watch, last, done)| async move {
             if done {
                 return None;
             }
@@ -484,9 +485,13 @@ pub async fn events(
                 };
                 let now = key(&req);
                 if now != last {
+                    // A stream outlives no sign-out.
+                    if !state.session_alive(&sid).await {
+                        return None;
+                    }
                     let ev = Event::default().event("change").data(req.state.as_str());
                     let done = req.state != RequestState::Pending;
-                    return Some((Ok(ev), (state, who, id, watch, now, done)));
+                    return Some((Ok(ev), ((state, sid), who, id, watch, now, done)));
                 }
             }
         },

@@ -21,7 +21,7 @@ pub async fn page(
     uri: Uri,
     Path(run): Path<String>,
 ) -> Result<Response, ConsoleError> {
-    let viewer = state.page_viewer(&headers, &uri)?;
+    let viewer = state.page_viewer(&headers, &uri).await?;
     let current = match state.gateway.get_run(&run).await {
         Ok(r) => Some(r),
         Err(crate::gateway::GatewayError::NotFound(_)) => None,
@@ -105,7 +105,7 @@ pub async fn control(
     Path((run, verb)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<Response, ConsoleError> {
-    let (viewer, _): (Viewer, RunForm) = state.form_viewer(&headers, &body)?;
+    let (viewer, _): (Viewer, RunForm) = state.form_viewer(&headers, &body).await?;
     let target = match verb.as_str() {
         "pause" => RunState::Paused,
         "resume" => RunState::Active,

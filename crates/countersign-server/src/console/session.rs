@@ -1,11 +1,15 @@
-//! Console sessions and CSRF tokens, without server-side state: a session is a cookie holding
-//! who signed in, how, and until when, authenticated with HMAC-SHA256 under a key derived from
-//! the audit signing key (so every replica sharing that key accepts it, and a restart keeps
-//! people signed in). A CSRF token is an HMAC of the session id (or, before sign-in, of a
-//! random per-browser nonce cookie), so it is bound to one browser session and needs no table.
+//! Console sessions and CSRF tokens. A session is a cookie holding a random session id, who
+//! signed in, how, and until when, authenticated with HMAC-SHA256 under a key derived from the
+//! audit signing key; and a row in the store keyed by the SHA-256 of that id
+//! ([`sid_hash`], `Store::session_get`), which the console reads on every request. Sessions are
+//! revocable: signing out deletes the row, revoking a person's keys deletes all of theirs, and
+//! a cookie whose row is gone is refused by every replica; a restart keeps the rows. A CSRF
+//! token is an HMAC of the session id (or, before sign-in, of a random per-browser nonce
+//! cookie), so it is bound to one browser session.
 //!
 //! Must not: put anything secret in a cookie in clear (the cookie names a principal, nothing
-//! more), compare a MAC other than in constant time, or accept a cookie past its expiry.
+//! more), store a session id itself (only its hash), compare a MAC other than in constant
+//! time, or accept a cookie past its expiry or without its row.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -55,6 +59,13 @@ pub(crate) fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
         mac.update(p);
     }
     mac.finalize().into_bytes().into()
+}
+
+/// How the store names a session: the hex SHA-256 of its id, so a copy of the database holds
+/// nothing that passes as a cookie.
+pub fn sid_hash(sid: &str) -> String {
+    use sha2::Digest as _;
+    hex::encode(Sha256::digest(sid.as_bytes()))
 }
 
 /// A random URL-safe token of 32 bytes.

@@ -93,7 +93,7 @@ pub async fn page_(
 ) -> Result<Response, ConsoleError> {
     let q: SignInQuery = super::parse_query(q)?;
     let next = safe_next(q.next.as_deref())?;
-    if state.viewer(headers).is_some() {
+    if state.viewer(headers).await.is_some() {
         return Ok(Redirect::to(&next).into_response());
     }
     let (nonce, set) = nonce(state, headers);
@@ -112,21 +112,50 @@ pub async fn page(
     page_(&state, &headers, q.as_deref()).await
 }
 
-/// Issues a session for `sub` and sends the browser to `next`.
-pub fn start_session(
+/// Issues a session for `sub` and sends the browser to `next`: the cookie carries the random
+/// session id, the store keeps its hash (so signing out, or revoking the person's keys, ends
+/// it on every replica). Nothing is set when the store cannot record it.
+pub async fn start_session(
     state: &AppState,
     sub: &str,
     groups: Vec<String>,
     via: &str,
     next: &str,
-) -> Response {
+) -> Result<Response, ConsoleError> {
+    let principal = countersign_core::PrincipalId::parse(sub).map_err(|_| {
+        ConsoleError::new(
+            StatusCode::FORBIDDEN,
+            "people_only",
+            "Only people sign in to the console.",
+        )
+    })?;
+    let now = state.gateway.clock.now();
     let session = Session {
         sid: session::random_token(),
-        sub: sub.to_string(),
+        sub: principal.to_string(),
         groups,
         via: via.to_string(),
-        exp: state.now_unix() + SESSION_TTL_SECONDS,
+        exp: now.timestamp() + SESSION_TTL_SECONDS,
     };
+    state
+        .gateway
+        .store
+        .session_start(&countersign_store::ConsoleSession {
+            id_hash: session::sid_hash(&session.sid),
+            principal,
+            via: via.to_string(),
+            created_at: now,
+            expires_at: now + chrono::Duration::seconds(SESSION_TTL_SECONDS),
+        })
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "could not record a console session");
+            ConsoleError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "The gateway could not record your sign-in. Nothing was set; try again shortly.",
+            )
+        })?;
     let sealed = state.console.keys.seal("session", &session);
     let cookie = session::set_cookie(
         SESSION_COOKIE,
@@ -145,7 +174,7 @@ pub fn start_session(
     if let Ok(v) = cookie.parse() {
         r.headers_mut().append(header::SET_COOKIE, v);
     }
-    r
+    Ok(r)
 }
 
 pub async fn with_key(
@@ -175,9 +204,10 @@ pub async fn with_key(
     let refuse = |status: StatusCode, code: &'static str, message: &str| {
         html_with_code(status, code, form(&state, nonce, &next, Some(message)))
     };
+    // Asks the store, not the key cache: a key revoked a moment ago starts no session.
     let principal = match state
         .auth
-        .authenticate(Some(&format!("Bearer {}", f.key.trim())))
+        .authenticate_fresh(Some(&format!("Bearer {}", f.key.trim())))
         .await
     {
         Ok(p) => p,
@@ -197,13 +227,7 @@ pub async fn with_key(
             "That key belongs to an agent; only people sign in to the console.",
         ));
     }
-    Ok(start_session(
-        &state,
-        principal.id.as_str(),
-        vec![],
-        "key",
-        &next,
-    ))
+    start_session(&state, principal.id.as_str(), vec![], "key", &next).await
 }
 
 pub async fn sign_out(
@@ -211,7 +235,22 @@ pub async fn sign_out(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ConsoleError> {
-    let (viewer, _): (_, CsrfOnly) = state.form_viewer(&headers, &body)?;
+    let (viewer, _): (_, CsrfOnly) = state.form_viewer(&headers, &body).await?;
+    // Ends this session in the store, so a copy of the cookie stops working on every
+    // replica; the person's other sessions (other browsers) go on.
+    state
+        .gateway
+        .store
+        .session_end(&session::sid_hash(&viewer.session.sid))
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "could not end a console session");
+            ConsoleError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "The gateway could not end your session. You are still signed in; try again shortly.",
+            )
+        })?;
     tracing::info!(principal = %viewer.principal.id, channel = "console", "signed out of the console");
     let mut r = Redirect::to("/console/sign-in").into_response();
     let clear = session::set_cookie(SESSION_COOKIE, "", 0, state.console.secure);

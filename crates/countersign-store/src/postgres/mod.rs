@@ -232,6 +232,73 @@ impl Store for PgStore {
         unsigned(n, "the number of keys")
     }
 
+    async fn revoke_keys(
+        &self,
+        principal: &PrincipalId,
+        actor: &str,
+        now: Timestamp,
+    ) -> Result<(u64, u64), StoreError> {
+        let mut tx = self.begin().await?;
+        let result = writes::revoke_keys(&mut tx, principal.clone(), actor, now).await;
+        tx.finish(result).await
+    }
+
+    async fn session_start(&self, s: &crate::ConsoleSession) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM console_sessions WHERE expires_at < $1")
+            .bind(millis(s.created_at))
+            .execute(&self.pool)
+            .await?;
+        sqlx::query(
+            "INSERT INTO console_sessions (id_hash, principal, via, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&s.id_hash)
+        .bind(s.principal.as_str())
+        .bind(&s.via)
+        .bind(millis(s.created_at))
+        .bind(millis(s.expires_at))
+        .execute(&self.pool)
+        .await
+        .map_err(|e| match &e {
+            sqlx::Error::Database(d) if d.is_unique_violation() => {
+                StoreError::Conflict("a console session with this id".into())
+            }
+            _ => e.into(),
+        })?;
+        Ok(())
+    }
+
+    async fn session_get(
+        &self,
+        id_hash: &str,
+    ) -> Result<Option<crate::ConsoleSession>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id_hash, principal, via, created_at, expires_at FROM console_sessions \
+             WHERE id_hash = $1",
+        )
+        .bind(id_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            crate::ConsoleSession::from_columns(
+                r.try_get(0)?,
+                r.try_get(1)?,
+                r.try_get(2)?,
+                r.try_get(3)?,
+                r.try_get(4)?,
+            )
+        })
+        .transpose()
+    }
+
+    async fn session_end(&self, id_hash: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM console_sessions WHERE id_hash = $1")
+            .bind(id_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
     async fn totp_get(&self, principal: &PrincipalId) -> Result<Option<TotpState>, StoreError> {
         let row = sqlx::query("SELECT secret, last_step FROM totp WHERE principal = $1")
             .bind(principal.as_str())

@@ -299,6 +299,22 @@ impl WriteTx for PgTx {
         Ok(())
     }
 
+    async fn delete_keys(&mut self, principal: &PrincipalId) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM api_keys WHERE principal = $1")
+            .bind(principal.as_str())
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn delete_sessions(&mut self, principal: &PrincipalId) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM console_sessions WHERE principal = $1")
+            .bind(principal.as_str())
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
     async fn insert_passkey(&mut self, p: &crate::StoredPasskey) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO webauthn_credentials \

@@ -7,6 +7,7 @@
 
 mod notify;
 mod ops;
+mod sessions;
 mod writer;
 
 #[cfg(test)]
@@ -376,6 +377,40 @@ impl Store for SqliteStore {
             .fetch_one(&self.reads)
             .await?;
         unsigned(n, "the number of keys")
+    }
+
+    async fn revoke_keys(
+        &self,
+        principal: &PrincipalId,
+        actor: &str,
+        now: Timestamp,
+    ) -> Result<(u64, u64), StoreError> {
+        let (principal, actor) = (principal.clone(), actor.to_string());
+        self.write(|reply| Op::RevokeKeys {
+            principal,
+            actor,
+            now,
+            reply,
+        })
+        .await
+    }
+
+    async fn session_start(&self, session: &crate::ConsoleSession) -> Result<(), StoreError> {
+        let session = Box::new(session.clone());
+        self.write(|reply| Op::SessionStart { session, reply })
+            .await
+    }
+
+    async fn session_get(
+        &self,
+        id_hash: &str,
+    ) -> Result<Option<crate::ConsoleSession>, StoreError> {
+        sessions::get(&self.reads, id_hash).await
+    }
+
+    async fn session_end(&self, id_hash: &str) -> Result<bool, StoreError> {
+        let id_hash = id_hash.to_string();
+        self.write(|reply| Op::SessionEnd { id_hash, reply }).await
     }
 
     async fn totp_get(&self, principal: &PrincipalId) -> Result<Option<TotpState>, StoreError> {

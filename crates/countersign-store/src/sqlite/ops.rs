@@ -68,6 +68,19 @@ pub(super) fn execute(op: Op, tx: &mut Tx<'_>) -> (Answer, bool) {
             reply,
             block_on(writes::create_key(tx, &key_hash, principal, now)),
         ),
+        Op::RevokeKeys {
+            principal,
+            actor,
+            now,
+            reply,
+        } => hold(
+            reply,
+            block_on(writes::revoke_keys(tx, principal, &actor, now)),
+        ),
+        Op::SessionStart { session, reply } => {
+            hold(reply, super::sessions::start(tx.conn, &session))
+        }
+        Op::SessionEnd { id_hash, reply } => hold(reply, super::sessions::end(tx.conn, &id_hash)),
         Op::TotpEnroll {
             principal,
             secret,
@@ -510,6 +523,22 @@ impl WriteTx for Tx<'_> {
         Ok(())
     }
 
+    async fn delete_keys(&mut self, principal: &PrincipalId) -> Result<u64, StoreError> {
+        let n = self
+            .conn
+            .prepare_cached("DELETE FROM api_keys WHERE principal = ?1")?
+            .execute([principal.as_str()])?;
+        Ok(n as u64)
+    }
+
+    async fn delete_sessions(&mut self, principal: &PrincipalId) -> Result<u64, StoreError> {
+        let n = self
+            .conn
+            .prepare_cached("DELETE FROM console_sessions WHERE principal = ?1")?
+            .execute([principal.as_str()])?;
+        Ok(n as u64)
+    }
+
     async fn insert_passkey(&mut self, p: &crate::StoredPasskey) -> Result<(), StoreError> {
         self.conn
             .prepare_cached(
@@ -657,7 +686,7 @@ pub(super) fn write_audit(
 }
 
 /// True when SQLite refused a write because the key already exists.
-fn is_unique_violation(e: &rusqlite::Error) -> bool {
+pub(super) fn is_unique_violation(e: &rusqlite::Error) -> bool {
     matches!(
         e.sqlite_error().map(|f| f.extended_code),
         Some(rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY | rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE)

@@ -373,3 +373,67 @@ async fn the_wal_starts_over_under_steady_writes() {
     };
     store.close().await;
 }
+
+/// Migration 0006: ids stored before in another case are rewritten to the canonical form, so
+/// keys, factors and passkeys are still found by the person's one id; of two TOTP enrolments of
+/// one person, the canonical one is kept.
+#[tokio::test]
+async fn person_ids_are_canonical_in_rows_stored_before() {
+    let b = SqliteBackend::new();
+    let pool = sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(
+            SqliteConnectOptions::new()
+                .filename(&b.path)
+                .create_if_missing(true),
+        )
+        .await
+        .unwrap();
+    super::MIGRATOR.run_to(5, &pool).await.unwrap();
+    for sql in [
+        "INSERT INTO api_keys VALUES ('h1', 'user:Bob@Example.com', 0)",
+        "INSERT INTO api_keys VALUES ('h2', 'Agent:Deploy-Bot', 0)",
+        "INSERT INTO totp VALUES ('user:Bob@example.com', x'01', NULL, 0)",
+        "INSERT INTO totp VALUES ('user:bob@example.com', x'02', NULL, 0)",
+        "INSERT INTO totp VALUES ('user:CAROL@example.com', x'03', NULL, 0)",
+        "INSERT INTO totp VALUES ('user:Carol@example.com', x'04', NULL, 0)",
+        "INSERT INTO webauthn_credentials VALUES ('c1', 'user:Bob@Example.com', '{}', 0, NULL)",
+    ] {
+        sqlx::query(sql).execute(&pool).await.unwrap();
+    }
+    pool.close().await;
+    let store = SqliteStore::open(&b.path).await.unwrap();
+    let id = |s: &str| countersign_core::PrincipalId::parse(s).unwrap();
+    assert_eq!(
+        store.principal_for_key("h1").await.unwrap(),
+        Some(id("user:bob@example.com"))
+    );
+    assert_eq!(
+        store
+            .principal_for_key("h2")
+            .await
+            .unwrap()
+            .unwrap()
+            .as_str(),
+        "agent:deploy-bot"
+    );
+    let bob = store.totp_get(&id("user:bob@example.com")).await.unwrap();
+    assert_eq!(bob.unwrap().secret, [2], "the canonical enrolment is kept");
+    let carol = store.totp_get(&id("user:carol@example.com")).await.unwrap();
+    assert_eq!(
+        carol.unwrap().secret,
+        [3],
+        "one enrolment of the spellings is kept"
+    );
+    let passkeys = store.passkeys(&id("user:bob@example.com")).await.unwrap();
+    assert_eq!(passkeys.len(), 1);
+    let (keys, _) = store
+        .revoke_keys(&id("USER:BOB@example.com"), "system", chrono::Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(
+        keys, 1,
+        "revoking finds the key stored under another spelling"
+    );
+    store.close().await;
+}

@@ -77,6 +77,20 @@ pub(super) enum Op {
         now: Timestamp,
         reply: Reply<()>,
     },
+    RevokeKeys {
+        principal: PrincipalId,
+        actor: String,
+        now: Timestamp,
+        reply: Reply<(u64, u64)>,
+    },
+    SessionStart {
+        session: Box<crate::ConsoleSession>,
+        reply: Reply<()>,
+    },
+    SessionEnd {
+        id_hash: String,
+        reply: Reply<bool>,
+    },
     TotpEnroll {
         principal: PrincipalId,
         secret: Vec<u8>,
@@ -158,6 +172,9 @@ impl Op {
             Op::Update { reply, .. } => drop(reply.send(Err(e))),
             Op::SetRun { reply, .. } => drop(reply.send(Err(e))),
             Op::CreateKey { reply, .. } => drop(reply.send(Err(e))),
+            Op::RevokeKeys { reply, .. } => drop(reply.send(Err(e))),
+            Op::SessionStart { reply, .. } => drop(reply.send(Err(e))),
+            Op::SessionEnd { reply, .. } => drop(reply.send(Err(e))),
             Op::TotpEnroll { reply, .. } => drop(reply.send(Err(e))),
             Op::TotpUseStep { reply, .. } => drop(reply.send(Err(e))),
             Op::Append { reply, .. } => drop(reply.send(Err(e))),

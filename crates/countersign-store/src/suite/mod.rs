@@ -13,6 +13,7 @@ mod notify;
 mod passkeys;
 mod record;
 mod requests;
+mod sessions;
 mod tree;
 
 pub use accounts::*;
@@ -22,6 +23,7 @@ pub use notify::*;
 pub use passkeys::*;
 pub use record::*;
 pub use requests::*;
+pub use sessions::*;
 pub use tree::*;
 
 use crate::{RequestChange, RunOf, Store, Submit};
@@ -86,6 +88,7 @@ macro_rules! store_suite {
             deleted_audit_row_is_detected,
             append_event_returns_its_seq,
             keys_map_hashes_to_principals,
+            sessions_are_revocable_one_by_one_and_with_the_keys,
             totp_use_step_refuses_reuse,
             passkeys_are_stored_per_person_and_unique,
             a_ceremony_is_taken_once_for_what_it_was_begun_for,

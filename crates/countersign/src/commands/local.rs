@@ -6,7 +6,7 @@ use crate::outcome::{self, Failure};
 use countersign_core::{Action, PrincipalId};
 use countersign_policy::Policy;
 use countersign_server::Config;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 fn load_config(path: Option<&Path>) -> Result<Config, Failure> {
     Config::load(path).map_err(|e| Failure::usage(e.to_string()))
@@ -88,7 +88,10 @@ pub fn policy(g: &Global, verb: PolicyVerb) -> Result<u8, Failure> {
 }
 
 pub async fn key(verb: KeyVerb) -> Result<u8, Failure> {
-    let KeyVerb::Create { principal, config } = verb;
+    let (principal, config) = match verb {
+        KeyVerb::Create { principal, config } => (principal, config),
+        KeyVerb::Revoke { principal, config } => return revoke_keys(principal, config).await,
+    };
     let config = load_config(config.as_deref())?;
     let id = PrincipalId::parse(&principal).map_err(|e| Failure::usage(e.to_string()))?;
     let known = config.principals().map_err(Failure::usage)?;
@@ -110,5 +113,21 @@ pub async fn key(verb: KeyVerb) -> Result<u8, Failure> {
         .await
         .map_err(|e| Failure::other(format!("cannot store the key: {e}")))?;
     println!("{key}");
+    Ok(outcome::OK)
+}
+
+/// `key revoke`: any well-formed id, configured or not (a person removed from the config may
+/// still hold keys); the id is taken in its canonical form, like every other entry.
+async fn revoke_keys(principal: String, config: Option<PathBuf>) -> Result<u8, Failure> {
+    let config = load_config(config.as_deref())?;
+    let id = PrincipalId::parse(&principal).map_err(|e| Failure::usage(e.to_string()))?;
+    let store = countersign_server::serve::open_store(&config.database)
+        .await
+        .map_err(|e| Failure::other(format!("cannot open the database: {e}")))?;
+    let (keys, sessions) = store
+        .revoke_keys(&id, "system", chrono::Utc::now())
+        .await
+        .map_err(|e| Failure::other(format!("cannot revoke the keys: {e}")))?;
+    println!("revoked {keys} key(s) of {id} and ended {sessions} console session(s)");
     Ok(outcome::OK)
 }

@@ -15,6 +15,7 @@ mod fake_slack;
 mod fake_teams;
 mod hardening;
 mod hook;
+mod identity;
 mod integrity;
 mod invariants;
 mod mcp;

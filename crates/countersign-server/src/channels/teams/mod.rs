@@ -161,7 +161,8 @@ impl Teams {
         };
         let principal = email
             .as_deref()
-            .and_then(|e| PrincipalId::parse(&format!("user:{e}")).ok())
+            // The one mapping from an address to a person: ASCII only, canonical form.
+            .and_then(|e| PrincipalId::person_from_email(e).ok())
             .and_then(|id| self.gateway.directory.get(&id).cloned());
         Ok(principal.ok_or(email))
     }
