@@ -47,8 +47,19 @@ pub enum Event {
     KeyCreated {
         principal: PrincipalId,
     },
+    /// A second factor enrolled: `factor` is `totp` or `passkey`; `proof` says how the change
+    /// was authorised (`first_factor`: the person had none; `totp` or `passkey`: a current
+    /// factor was verified for it).
     MfaEnrolled {
         principal: PrincipalId,
+        factor: String,
+        proof: String,
+    },
+    /// An operator removed every second factor of a person (`countersign mfa reset`).
+    MfaReset {
+        principal: PrincipalId,
+        totp: bool,
+        passkeys: u64,
     },
     PolicyLoaded {
         hash: String,
@@ -93,6 +104,7 @@ impl Event {
             Event::RunChanged { .. } => "run.changed",
             Event::KeyCreated { .. } => "key.created",
             Event::MfaEnrolled { .. } => "mfa.enrolled",
+            Event::MfaReset { .. } => "mfa.reset",
             Event::PolicyLoaded { .. } => "policy.loaded",
             Event::VoteRefused { .. } => "vote.refused",
             Event::CallbackRefused { .. } => "callback.refused",

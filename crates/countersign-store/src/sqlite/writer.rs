@@ -79,8 +79,15 @@ pub(super) enum Op {
     TotpEnroll {
         principal: PrincipalId,
         secret: Vec<u8>,
+        proof: crate::FactorProof,
         now: Timestamp,
         reply: Reply<()>,
+    },
+    MfaReset {
+        principal: PrincipalId,
+        actor: String,
+        now: Timestamp,
+        reply: Reply<crate::FactorsRemoved>,
     },
     TotpUseStep {
         principal: PrincipalId,
@@ -117,6 +124,7 @@ pub(super) enum Op {
     },
     PasskeyEnroll {
         passkey: Box<crate::StoredPasskey>,
+        proof: crate::FactorProof,
         reply: Reply<()>,
     },
     PasskeyUsed {
@@ -159,6 +167,7 @@ impl Op {
             Op::CreateKey { reply, .. } => drop(reply.send(Err(e))),
             Op::TotpEnroll { reply, .. } => drop(reply.send(Err(e))),
             Op::TotpUseStep { reply, .. } => drop(reply.send(Err(e))),
+            Op::MfaReset { reply, .. } => drop(reply.send(Err(e))),
             Op::Append { reply, .. } => drop(reply.send(Err(e))),
             Op::ClaimNotifications { reply, .. } => drop(reply.send(Err(e))),
             Op::FinishNotification { reply, .. } => drop(reply.send(Err(e))),
