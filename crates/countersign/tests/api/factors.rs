@@ -325,7 +325,8 @@ fn reset(app: &TestApp, principal: &str) -> Output {
     run(c)
 }
 
-#[tokio::test]
+// The binary runs blocking; the gateway (and the fake Slack) go on serving on other threads.
+#[tokio::test(flavor = "multi_thread")]
 async fn factors_are_replaced_only_with_a_current_factor_through_the_cli_and_reset_locally() {
     let app = spawn_app().await;
     let dana = "user:dana@example.com";
@@ -391,7 +392,8 @@ async fn factors_are_replaced_only_with_a_current_factor_through_the_cli_and_res
     assert_eq!(proofs, ["first_factor", "totp", "first_factor"]);
 }
 
-#[tokio::test]
+// The binary runs blocking; the gateway (and the fake Slack) go on serving on other threads.
+#[tokio::test(flavor = "multi_thread")]
 async fn factor_changes_are_announced_to_the_person_on_slack() {
     let fake = FakeSlack::start().await;
     let config = format!(
