@@ -429,3 +429,66 @@ async fn factor_changes_are_announced_to_the_person_on_slack() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn factors_are_replaced_only_with_a_current_factor_when_the_current_one_is_a_passkey() {
+    // Erin has only a passkey (stored here directly: a real one needs an authenticator, see
+    // browser.rs). A code proves nothing for her, and no ceremony she did not begin does.
+    let app = spawn_app().await;
+    let erin = countersign_core::PrincipalId::parse("user:erin@example.com").unwrap();
+    {
+        let store = countersign_store::SqliteStore::open(&app.db_path())
+            .await
+            .unwrap();
+        let passkey = countersign_store::StoredPasskey {
+            principal: erin.clone(),
+            credential_id: "cred-erin".into(),
+            passkey: "{}".into(),
+            created_at: chrono::Utc::now(),
+            last_used_at: None,
+        };
+        store
+            .passkey_enroll(&passkey, countersign_store::FactorProof::FirstFactor)
+            .await
+            .unwrap();
+    }
+    let api = app.approver("erin");
+    for body in [json!({}), json!({"otp": "123456"})] {
+        let r = api.post("/v1/mfa/totp", body.clone()).await;
+        assert_eq!(
+            (r.status, r.code()),
+            (StatusCode::FORBIDDEN, "factor_required"),
+            "{body}"
+        );
+    }
+    let console = signed_in(&app, "erin").await;
+    let page = console.get("/console/mfa").await;
+    assert!(
+        page.body
+            .contains("data-confirm-begin=\"/console/mfa/confirm\""),
+        "the page offers to confirm with a passkey: {}",
+        page.body
+    );
+    let csrf = page.field("csrf");
+    let forged = [
+        ("csrf", csrf.as_str()),
+        ("ceremony", "not-begun"),
+        ("credential", "{}"),
+    ];
+    for path in ["/console/mfa/totp", "/console/mfa/passkeys/begin"] {
+        let r = console.post(path, &forged).await;
+        assert_eq!(
+            (r.status, r.error_code()),
+            (StatusCode::FORBIDDEN, "webauthn_mismatch"),
+            "{path}"
+        );
+        let r = console.post(path, &[("csrf", &csrf)]).await;
+        assert_eq!(r.error_code(), "factor_required", "{path}");
+    }
+    assert!(api.get("/v1/whoami").await.status.is_success());
+    assert_eq!(
+        audited(&app, "mfa.enrolled").await.len(),
+        1,
+        "only the stored passkey"
+    );
+}
