@@ -259,7 +259,11 @@ pub async fn with_factor_notices(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    let notices = match state.viewer(request.headers()) {
+    // Only pages show the banner: assets and event streams need no store read.
+    let path = request.uri().path();
+    let page = !path.starts_with("/console/static/") && !path.ends_with("/events");
+    let viewer = page.then(|| state.viewer(request.headers())).flatten();
+    let notices = match viewer {
         Some(viewer) => state
             .gateway
             .factor_notices(&viewer.principal.id)
