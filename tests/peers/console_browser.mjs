@@ -151,10 +151,17 @@ try {
   await kpage.locator('#key').fill(scenario.carolKey);
   await kpage.locator('#key').press('Enter');
   await kpage.waitForURL(`${scenario.localUrl}/console/`);
+  // She has a TOTP app already (step 6), so adding a passkey takes a current code from it
+  // (the next step's: this step's code was used for her vote).
   await kpage.goto(`${scenario.localUrl}/console/mfa`);
+  await kpage.getByRole('button', { name: 'Add a passkey' }).click();
+  await kpage.locator('#passkey-status', { hasText: 'factor_required' }).waitFor();
+  await kpage.locator('#passkey-otp').fill(totp(secret, 1));
   await kpage.getByRole('button', { name: 'Add a passkey' }).click();
   await kpage.locator('[data-passkey-added]').waitFor({ timeout: 15000 });
   expect(await kpage.locator('li[data-credential]').count() === 1, 'one passkey listed');
+  expect(await kpage.locator('[data-factor-change="passkey_added"]').count() === 1,
+    'the banner tells her a passkey was added');
   const stored = await cdp.send('WebAuthn.getCredentials', { authenticatorId });
   expect(stored.credentials.length === 1, 'the authenticator holds the new credential');
   step('passkey-enrolled');

@@ -54,8 +54,19 @@ pub enum Event {
         keys: u64,
         sessions: u64,
     },
+    /// A second factor enrolled: `factor` is `totp` or `passkey`; `proof` says how the change
+    /// was authorised (`first_factor`: the person had none; `totp` or `passkey`: a current
+    /// factor was verified for it).
     MfaEnrolled {
         principal: PrincipalId,
+        factor: String,
+        proof: String,
+    },
+    /// An operator removed every second factor of a person (`countersign mfa reset`).
+    MfaReset {
+        principal: PrincipalId,
+        totp: bool,
+        passkeys: u64,
     },
     PolicyLoaded {
         hash: String,
@@ -106,6 +117,7 @@ impl Event {
             Event::KeyCreated { .. } => "key.created",
             Event::KeyRevoked { .. } => "key.revoked",
             Event::MfaEnrolled { .. } => "mfa.enrolled",
+            Event::MfaReset { .. } => "mfa.reset",
             Event::PolicyLoaded { .. } => "policy.loaded",
             Event::VoteRefused { .. } => "vote.refused",
             Event::CallbackRefused { .. } => "callback.refused",

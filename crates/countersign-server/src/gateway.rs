@@ -1,5 +1,6 @@
 //! The decision flow, one method per step a caller can take: submit an action, read or wait for
-//! a request, vote, cancel, redeem a grant, steer a run, enroll MFA, expire what is due.
+//! a request, vote, cancel, redeem a grant, steer a run, expire what is due (enrolling second
+//! factors is `factors`').
 //!
 //! Each method authenticates nothing (the HTTP layer hands it a `Principal`), decides nothing on
 //! its own (the policy and the core state machine do), and writes only through the store, whose
@@ -111,9 +112,12 @@ pub struct Gateway {
     /// URL cannot name one (passkeys are then refused with `passkeys_unavailable`).
     pub(crate) passkeys: Option<crate::passkeys::RelyingParty>,
     /// Seals TOTP seeds before they are stored, and opens them to check a code.
-    at_rest: crate::at_rest::Sealer,
+    pub(crate) at_rest: crate::at_rest::Sealer,
     /// Masks what people are shown (chat messages, console pages); see `channels::mask`.
     pub masker: crate::channels::mask::Masker,
+    /// Each committed change to someone's second factors, for whoever announces them
+    /// (`factors::run_slack_announcer`).
+    pub factor_news: tokio::sync::broadcast::Sender<countersign_store::FactorChange>,
 }
 
 fn new_request_id() -> String {
@@ -139,6 +143,7 @@ impl Gateway {
             clock,
             outbox_wake: Arc::new(tokio::sync::Notify::new()),
             mfa_failures: Mutex::new(HashMap::new()),
+            factor_news: tokio::sync::broadcast::channel(64).0,
             passkeys: crate::passkeys::RelyingParty::new(&public_url),
             public_url,
             masker: crate::channels::mask::Masker::random(),
@@ -469,7 +474,11 @@ impl Gateway {
             .push(Instant::now());
     }
 
-    async fn verify_otp(&self, who: &PrincipalId, code: &str) -> Result<(), GatewayError> {
+    pub(crate) async fn verify_otp(
+        &self,
+        who: &PrincipalId,
+        code: &str,
+    ) -> Result<(), GatewayError> {
         self.mfa_not_limited(who)?;
         let state = self
             .store
@@ -654,23 +663,6 @@ impl Gateway {
             .get_run(run)
             .await?
             .ok_or(GatewayError::NotFound("run"))
-    }
-
-    /// Enrolls (or re-enrolls) the caller's TOTP second factor and returns its otpauth URI.
-    pub async fn enroll_totp(&self, who: &Principal) -> Result<String, GatewayError> {
-        if !who.is_person() {
-            return Err(GatewayError::Forbidden(
-                "people_only",
-                "only people enroll a second factor".into(),
-            ));
-        }
-        let secret: [u8; 20] = rand::random();
-        let sealed = self.at_rest.seal(who.id.as_str(), &secret);
-        self.store
-            .totp_enroll(&who.id, &sealed, self.clock.now())
-            .await?;
-        let account = who.id.as_str().trim_start_matches("user:");
-        Ok(mfa::otpauth_uri("Countersign", account, &secret))
     }
 
     /// Expires every pending request whose deadline has passed. Returns how many.

@@ -1,9 +1,12 @@
-//! WebAuthn passkeys as a second factor: registering a passkey for a signed-in person, and an
-//! assertion that verifies one vote. Every ceremony's state is kept server-side by the store,
-//! expires after [`CEREMONY_TTL`] and is taken once; an authentication ceremony is bound to one
-//! request, the digest shown and the decision, so an assertion made to approve one action
-//! cannot approve another, deny instead, or be replayed. A verified assertion becomes a vote
-//! through the one vote path (`Gateway::vote_verified`) with `MfaMethod::Webauthn`.
+//! WebAuthn passkeys as a second factor: registering a passkey for a signed-in person (begun
+//! only with a `factors::Authorized`: a current factor proven, or none yet), an assertion that
+//! verifies one vote, and an assertion that proves a current factor for a change of factors.
+//! Every ceremony's state is kept server-side by the store, expires after [`CEREMONY_TTL`] and
+//! is taken once; an authentication ceremony for a vote is bound to one request, the digest
+//! shown and the decision (one for a change of factors to that purpose only), so an assertion
+//! made to approve one action cannot approve another, deny instead, or be replayed. A verified
+//! assertion becomes a vote through the one vote path (`Gateway::vote_verified`) with
+//! `MfaMethod::Webauthn`.
 //!
 //! The relying party id and origin come from `public_url`: its host and origin; a loopback IP
 //! address (the default `http://127.0.0.1:…`) maps to `localhost` on the same port, because
@@ -19,7 +22,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use countersign_core::{Channel, MfaMethod, Principal, Request};
 use countersign_store::{
-    Ceremony, CeremonyBinding, CeremonyKind, CeremonyRefusal, StoreError, StoredPasskey,
+    Ceremony, CeremonyBinding, CeremonyKind, CeremonyRefusal, FactorChangeKind, FactorProof,
+    StoreError, StoredPasskey,
 };
 use sha2::Digest as _;
 use std::time::Duration;
@@ -219,8 +223,14 @@ impl Gateway {
         })
     }
 
-    /// Begins registering a passkey for `who` (their existing ones are excluded).
-    pub async fn passkey_register_begin(&self, who: &Principal) -> Result<Begun, GatewayError> {
+    /// Begins registering a passkey for `who` (their existing ones are excluded), once
+    /// `authorized` shows a current factor was proven for it (or that they had none). How it
+    /// was authorised is kept with the ceremony's server-side state.
+    pub(crate) async fn passkey_register_begin(
+        &self,
+        who: &Principal,
+        authorized: crate::factors::Authorized,
+    ) -> Result<Begun, GatewayError> {
         Self::people_only(who)?;
         let rp = self.relying_party()?;
         let existing: Vec<_> = self
@@ -241,9 +251,11 @@ impl Gateway {
             digest: None,
             decision: None,
         };
-        let state = serde_json::to_string(&state).map_err(|_| fail(PasskeyFailure::Invalid))?;
+        let state = serde_json::to_value(&state).map_err(|_| fail(PasskeyFailure::Invalid))?;
+        let state =
+            serde_json::json!({"proof": authorized.proof().as_str(), "registration": state});
         let options = serde_json::to_value(&options).map_err(|_| fail(PasskeyFailure::Invalid))?;
-        self.begin(binding, state, options).await
+        self.begin(binding, state.to_string(), options).await
     }
 
     /// Finishes a registration: verifies the browser's `credential` (JSON) against the stored
@@ -271,8 +283,20 @@ impl Gateway {
             .ceremony_take(ceremony, &binding, now)
             .await?
             .map_err(|r| fail(r.into()))?;
-        let state: PasskeyRegistration = serde_json::from_str(&state)
-            .map_err(|e| GatewayError::Store(StoreError::Corrupt(e.to_string())))?;
+        let corrupt =
+            |e: serde_json::Error| GatewayError::Store(StoreError::Corrupt(e.to_string()));
+        let mut state: serde_json::Value = serde_json::from_str(&state).map_err(corrupt)?;
+        let proof = state["proof"]
+            .as_str()
+            .and_then(FactorProof::parse)
+            .unwrap_or(FactorProof::FirstFactor);
+        // Begun as a first factor, the person may have enrolled another since: then this one
+        // is not first any more and needs the proof the begin did not ask for.
+        if proof == FactorProof::FirstFactor && self.has_factor(&who.id).await? {
+            return Err(crate::factors::factor_required());
+        }
+        let state: PasskeyRegistration =
+            serde_json::from_value(state["registration"].take()).map_err(corrupt)?;
         let passkey = rp
             .webauthn
             .finish_passkey_registration(&credential, &state)
@@ -284,9 +308,13 @@ impl Gateway {
             created_at: now,
             last_used_at: None,
         };
-        match self.store.passkey_enroll(&stored).await {
+        match self.store.passkey_enroll(&stored, proof).await {
             Err(StoreError::Conflict(_)) => Err(fail(PasskeyFailure::Duplicate)),
-            r => Ok(r?),
+            r => {
+                r?;
+                self.factor_changed(&who.id, FactorChangeKind::PasskeyAdded, proof, now);
+                Ok(())
+            }
         }
     }
 
@@ -336,9 +364,6 @@ impl Gateway {
         ceremony: &str,
         credential: &str,
     ) -> Result<Request, GatewayError> {
-        let rp = self.relying_party()?;
-        self.mfa_not_limited(&who.id)?;
-        let credential: Result<PublicKeyCredential, _> = serde_json::from_str(credential);
         let binding = CeremonyBinding {
             principal: who.id.clone(),
             kind: CeremonyKind::Authenticate,
@@ -346,10 +371,50 @@ impl Gateway {
             digest: Some(body.digest.clone()),
             decision: Some(decision_str(body.decision).to_string()),
         };
+        self.verify_assertion(who, &binding, ceremony, credential)
+            .await?;
+        let recorded = self
+            .vote_verified(who, id, body, channel, Some(MfaMethod::Webauthn))
+            .await?;
+        Ok(recorded.request)
+    }
+
+    /// Begins an assertion that will prove `who` holds one of their passkeys for one change
+    /// of their factors (`factors`); the ceremony is bound to that purpose only.
+    pub async fn passkey_confirm_begin(&self, who: &Principal) -> Result<Begun, GatewayError> {
+        Self::people_only(who)?;
+        let rp = self.relying_party()?;
+        let passkeys = self.stored_passkeys(who).await?;
+        if passkeys.is_empty() {
+            return Err(fail(PasskeyFailure::NotEnrolled));
+        }
+        let (options, state) = rp
+            .webauthn
+            .start_passkey_authentication(&passkeys)
+            .map_err(|_| fail(PasskeyFailure::Invalid))?;
+        let state: String =
+            serde_json::to_string(&state).map_err(|_| fail(PasskeyFailure::Invalid))?;
+        let options = serde_json::to_value(&options).map_err(|_| fail(PasskeyFailure::Invalid))?;
+        self.begin(factor_change_binding(who), state, options).await
+    }
+
+    /// Verifies `credential` (an assertion, JSON) against ceremony `ceremony`, which must be
+    /// bound to exactly `binding`; on success the passkey's counter moves. The ceremony is used
+    /// up whatever happens; a failed assertion counts toward the second-factor rate limit.
+    pub(crate) async fn verify_assertion(
+        &self,
+        who: &Principal,
+        binding: &CeremonyBinding,
+        ceremony: &str,
+        credential: &str,
+    ) -> Result<(), GatewayError> {
+        let rp = self.relying_party()?;
+        self.mfa_not_limited(&who.id)?;
+        let credential: Result<PublicKeyCredential, _> = serde_json::from_str(credential);
         let now = self.clock.now();
         let state = self
             .store
-            .ceremony_take(ceremony, &binding, now)
+            .ceremony_take(ceremony, binding, now)
             .await?
             .map_err(|r| fail(r.into()))?;
         let credential = credential.map_err(|_| fail(PasskeyFailure::Invalid))?;
@@ -382,10 +447,20 @@ impl Gateway {
                 now,
             )
             .await?;
-        let recorded = self
-            .vote_verified(who, id, body, channel, Some(MfaMethod::Webauthn))
-            .await?;
-        Ok(recorded.request)
+        Ok(())
+    }
+}
+
+/// What an assertion proving a current factor for a change of factors is bound to: the
+/// person, and the purpose `change_factor` (no request, digest or decision), so an assertion
+/// begun for a vote cannot serve, nor this one for a vote.
+pub(crate) fn factor_change_binding(who: &Principal) -> CeremonyBinding {
+    CeremonyBinding {
+        principal: who.id.clone(),
+        kind: CeremonyKind::Authenticate,
+        request_id: None,
+        digest: None,
+        decision: Some("change_factor".into()),
     }
 }
 

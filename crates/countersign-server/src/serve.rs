@@ -243,6 +243,12 @@ pub async fn start_with_clock(
         tokio::spawn(audit.clone().run_signer(gateway.clock.clone())),
     ];
     let mut duties = duties;
+    if let Some(slack) = &channels.slack {
+        duties.push(tokio::spawn(crate::factors::run_slack_announcer(
+            Arc::new(slack.api.clone()),
+            gateway.factor_news.subscribe(),
+        )));
+    }
     for hook in &config.audit.webhooks {
         let webhook =
             crate::audit::webhooks::Webhook::new(hook.clone(), store.clone(), signer.clone());

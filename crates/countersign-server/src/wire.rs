@@ -220,6 +220,15 @@ pub struct WhoAmI {
     pub principal: Principal,
 }
 
+/// `POST /v1/mfa/totp` (an empty body is `{}`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MfaEnrollBody {
+    /// A current one-time code, required when the caller already has a second factor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub otp: Option<String>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MfaEnrollment {
     pub otpauth_uri: String,

@@ -24,6 +24,7 @@ mod audit_log;
 mod columns;
 mod error;
 mod integrity;
+mod factors;
 mod postgres;
 mod runs;
 mod sessions;
@@ -45,6 +46,7 @@ use countersign_core::{
 pub use countersign_core::run::RunRefusal;
 pub use error::StoreError;
 pub use integrity::{RequestMismatch, RequestRow};
+pub use factors::{FactorChange, FactorChangeKind, FactorProof, FactorsRemoved};
 pub use postgres::PgStore;
 pub use sessions::ConsoleSession;
 pub use sqlite::SqliteStore;
@@ -287,11 +289,13 @@ pub trait Store: Send + Sync + 'static {
     async fn totp_get(&self, principal: &PrincipalId) -> Result<Option<TotpState>, StoreError>;
 
     /// Enrols (or re-enrols) `principal` with `secret`, forgetting the last used step, and
-    /// records `mfa.enrolled`.
+    /// records `mfa.enrolled` (with how it was proven) and a [`FactorChange`]. The caller has
+    /// checked `proof`.
     async fn totp_enroll(
         &self,
         principal: &PrincipalId,
         secret: &[u8],
+        proof: FactorProof,
         now: Timestamp,
     ) -> Result<(), StoreError>;
 
@@ -303,9 +307,31 @@ pub trait Store: Send + Sync + 'static {
     /// The passkeys (WebAuthn credentials) of `principal`, oldest first.
     async fn passkeys(&self, principal: &PrincipalId) -> Result<Vec<StoredPasskey>, StoreError>;
 
-    /// Stores a newly registered passkey and records `mfa.enrolled`. A credential id that is
-    /// already stored (for anyone) is [`StoreError::Conflict`].
-    async fn passkey_enroll(&self, passkey: &StoredPasskey) -> Result<(), StoreError>;
+    /// Stores a newly registered passkey and records `mfa.enrolled` (with how it was proven)
+    /// and a [`FactorChange`]. A credential id that is already stored (for anyone) is
+    /// [`StoreError::Conflict`]. The caller has checked `proof`.
+    async fn passkey_enroll(
+        &self,
+        passkey: &StoredPasskey,
+        proof: FactorProof,
+    ) -> Result<(), StoreError>;
+
+    /// In one transaction: removes every second factor of `principal` (TOTP, passkeys, and
+    /// their ceremonies), records `mfa.reset` by `actor` and a [`FactorChange`], and says what
+    /// was removed. A person without factors is reset all the same (and it is recorded).
+    async fn mfa_reset(
+        &self,
+        principal: &PrincipalId,
+        actor: &str,
+        now: Timestamp,
+    ) -> Result<FactorsRemoved, StoreError>;
+
+    /// The changes to `principal`'s factors at or after `since`, oldest first (at most 20).
+    async fn factor_changes(
+        &self,
+        principal: &PrincipalId,
+        since: Timestamp,
+    ) -> Result<Vec<FactorChange>, StoreError>;
 
     /// After a verified assertion: replaces the stored passkey JSON of `credential_id` (its
     /// signature counter moved) and sets its last use. [`StoreError::NotFound`] when

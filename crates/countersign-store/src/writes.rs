@@ -1,7 +1,8 @@
 //! What each write does, backend-neutral: the steps of submitting, changing a request,
-//! pausing, resuming or stopping a run, creating a key, enrolling TOTP, written once against
-//! [`WriteTx`], the handful of primitives a backend provides inside its open transaction.
-//! SQLite's writer thread and PostgreSQL's per-call transactions both run these.
+//! pausing, resuming or stopping a run, creating a key, enrolling or resetting second factors,
+//! written once against [`WriteTx`], the handful of primitives a backend provides inside its
+//! open transaction. SQLite's writer thread and PostgreSQL's per-call transactions both run
+//! these.
 //!
 //! Every request whose review involves people (`decision.effect` is `review`) is marked in the
 //! notification queue by the same write that inserts or saves it, so its channel messages are
@@ -19,7 +20,10 @@ use crate::columns::{RequestColumns, request_from_body, to_millisecond};
 use crate::runs::{self, pauses_run};
 use crate::submission::{PreparedSubmission, guarded};
 use crate::tree::{parse_seq_list, seq_list};
-use crate::{RequestChange, RunChange, RunOf, StoreError, Submit, Updated};
+use crate::{
+    FactorChange, FactorChangeKind, FactorProof, FactorsRemoved, RequestChange, RunChange, RunOf,
+    StoreError, Submit, Updated,
+};
 use countersign_core::replay::{RECORDED_HASH, body_sha256};
 use countersign_core::run::RunRefusal;
 use countersign_core::{
@@ -79,6 +83,12 @@ pub(crate) trait WriteTx {
     async fn delete_keys(&mut self, principal: &PrincipalId) -> Result<u64, StoreError>;
     /// Deletes every console session of `principal`; how many there were.
     async fn delete_sessions(&mut self, principal: &PrincipalId) -> Result<u64, StoreError>;
+    async fn insert_factor_change(&mut self, change: &FactorChange) -> Result<(), StoreError>;
+    /// Deletes `principal`'s TOTP enrolment, passkeys and ceremonies; says what was removed.
+    async fn delete_factors(
+        &mut self,
+        principal: &PrincipalId,
+    ) -> Result<FactorsRemoved, StoreError>;
 }
 
 pub(crate) async fn submit_request<T: WriteTx>(
@@ -313,28 +323,80 @@ pub(crate) async fn totp_enroll<T: WriteTx>(
     tx: &mut T,
     principal: PrincipalId,
     secret: &[u8],
+    proof: FactorProof,
     now: Timestamp,
 ) -> Result<(), StoreError> {
+    tx.savepoint().await?;
     tx.upsert_totp(&principal, secret, now).await?;
-    let actor = principal.to_string();
-    let event = Event::MfaEnrolled { principal };
-    let no_subject = Subject::None { policy: None };
-    tx.journal().append(&at_of(now), &actor, &event, no_subject);
-    Ok(())
+    factor_changed(tx, principal, FactorChangeKind::TotpEnrolled, proof, now).await
 }
 
 pub(crate) async fn passkey_enroll<T: WriteTx>(
     tx: &mut T,
     passkey: &crate::StoredPasskey,
+    proof: FactorProof,
 ) -> Result<(), StoreError> {
+    tx.savepoint().await?;
     tx.insert_passkey(passkey).await?;
-    let actor = passkey.principal.to_string();
-    let event = Event::MfaEnrolled {
-        principal: passkey.principal.clone(),
+    let principal = passkey.principal.clone();
+    let kind = FactorChangeKind::PasskeyAdded;
+    factor_changed(tx, principal, kind, proof, passkey.created_at).await
+}
+
+pub(crate) async fn mfa_reset<T: WriteTx>(
+    tx: &mut T,
+    principal: PrincipalId,
+    actor: &str,
+    now: Timestamp,
+) -> Result<FactorsRemoved, StoreError> {
+    tx.savepoint().await?;
+    let removed = tx.delete_factors(&principal).await?;
+    let change = FactorChange {
+        principal: principal.clone(),
+        at: now,
+        change: FactorChangeKind::Reset,
+        proof: FactorProof::Operator,
+        actor: actor.to_string(),
+    };
+    tx.insert_factor_change(&change).await?;
+    let event = Event::MfaReset {
+        principal,
+        totp: removed.totp,
+        passkeys: removed.passkeys,
     };
     let no_subject = Subject::None { policy: None };
-    tx.journal()
-        .append(&at_of(passkey.created_at), &actor, &event, no_subject);
+    tx.journal().append(&at_of(now), actor, &event, no_subject);
+    Ok(removed)
+}
+
+/// Records an enrolment by the person themselves: the change row and `mfa.enrolled`.
+async fn factor_changed<T: WriteTx>(
+    tx: &mut T,
+    principal: PrincipalId,
+    change: FactorChangeKind,
+    proof: FactorProof,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let actor = principal.to_string();
+    let row = FactorChange {
+        principal: principal.clone(),
+        at: now,
+        change,
+        proof,
+        actor: actor.clone(),
+    };
+    tx.insert_factor_change(&row).await?;
+    let factor = match change {
+        FactorChangeKind::PasskeyAdded => "passkey",
+        _ => "totp",
+    };
+    let event = Event::MfaEnrolled {
+        principal,
+        factor: factor.into(),
+        proof: proof.as_str().into(),
+    };
+    let no_subject = Subject::None { policy: None };
+    tx.journal().append(&at_of(now), &actor, &event, no_subject);
     Ok(())
 }
 

@@ -298,6 +298,20 @@ pub enum HookAgent {
 
 #[derive(Subcommand)]
 pub enum MfaVerb {
-    /// Enroll a TOTP authenticator; prints the otpauth:// URI to scan.
-    Enroll,
+    /// Enroll a TOTP authenticator; prints the otpauth:// URI to scan. When you already have a
+    /// second factor, confirm with a current code from it (--otp).
+    Enroll {
+        /// A current one-time code from the authenticator being replaced.
+        #[arg(long)]
+        otp: Option<String>,
+    },
+    /// Remove every second factor of PRINCIPAL (a person who lost theirs, or whose factor was
+    /// enrolled by someone else), recorded in the audit log. Local: opens the database named
+    /// by the configuration, no gateway needed. The person then enrols anew.
+    Reset {
+        /// The person's id, e.g. user:alice@example.com.
+        principal: String,
+        #[arg(long, short, env = "COUNTERSIGN_CONFIG")]
+        config: Option<PathBuf>,
+    },
 }

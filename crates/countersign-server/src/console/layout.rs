@@ -42,7 +42,7 @@ pub fn page(title: &str, viewer: Option<&Viewer>, live: Option<&str>, body: Mark
                         }
                     }
                 }
-                main id="main" tabindex="-1" { (body) }
+                main id="main" tabindex="-1" { (super::mfa::factor_banner()) (body) }
                 footer.foot { "Countersign · every decision is recorded in a verifiable audit log" }
             }
         }

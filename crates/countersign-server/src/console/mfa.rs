@@ -1,20 +1,39 @@
 //! The second-factor page: the person's passkeys (list, add one: a WebAuthn registration whose
 //! ceremony the gateway keeps server-side; the browser part is in `static/console.js`), and
 //! TOTP enrolment, whose secret is shown once, here. Either is then asked at decision time for
-//! rules with `mfa: true`; the gateway verifies it.
+//! rules with `mfa: true`; the gateway verifies it. A person who has a factor confirms any
+//! change with it (a current code, or a passkey assertion begun at `/console/mfa/confirm`);
+//! `Gateway::authorize_factor_change` decides, not this page.
+//!
+//! Also the banner every console page shows for a while after a change to the viewer's
+//! factors (`with_factor_notices`, `factor_banner`).
 //!
 //! Must not: show a secret again after enrolment, or store or check a passkey itself.
 
 use super::layout::{page as chrome, when};
 use super::{ConsoleError, Viewer};
+use crate::factors::CurrentFactor;
 use crate::http::AppState;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use countersign_store::StoredPasskey;
+use countersign_store::{FactorChange, FactorChangeKind, StoredPasskey};
 use maud::{Markup, html};
 use serde::Deserialize;
+
+/// The fields that prove a current factor, when the person has one: a code if they have a
+/// TOTP app; with passkeys, the script asks one first when no code is typed.
+fn proof_fields(enrolled: bool, has_passkeys: bool, id: &str) -> Markup {
+    html! {
+        @if enrolled {
+            label for=(id) { "Current one-time code" @if has_passkeys { " (or leave empty to confirm with a passkey)" } }
+            input id=(id) name="otp" inputmode="numeric" autocomplete="one-time-code" maxlength="10";
+        } @else if has_passkeys {
+            p.muted { "You will confirm with one of your passkeys first." }
+        }
+    }
+}
 
 fn body(
     viewer: &Viewer,
@@ -41,8 +60,9 @@ fn body(
                     }
                 }
             }
-            form method="post" action="/console/mfa" {
+            form method="post" action="/console/mfa" data-confirm-begin=[(!passkeys.is_empty()).then_some("/console/mfa/confirm")] {
                 input type="hidden" name="csrf" value=(viewer.csrf);
+                (proof_fields(enrolled, !passkeys.is_empty(), "passkey-otp"))
                 button.secondary type="button" data-passkey="register" data-status="passkey-status" { "Add a passkey" }
                 p.notice.error id="passkey-status" role="alert" hidden {}
             }
@@ -61,9 +81,11 @@ fn body(
             } @else {
                 p.muted { @if enrolled { "You have a one-time-code app enrolled. Enrolling again replaces it." } @else { "You have no second factor yet." } }
             }
-            form method="post" action="/console/mfa/totp" {
+            form method="post" action="/console/mfa/totp" data-confirm-begin=[(!passkeys.is_empty()).then_some("/console/mfa/confirm")] {
                 input type="hidden" name="csrf" value=(viewer.csrf);
-                button.secondary type="submit" { @if enrolled || uri.is_some() { "Enrol a new authenticator app" } @else { "Enrol an authenticator app" } }
+                (proof_fields(enrolled, !passkeys.is_empty(), "totp-otp"))
+                button.secondary type="submit" data-passkey=[(!passkeys.is_empty()).then_some("confirm")] data-status="totp-status" { @if enrolled || uri.is_some() { "Enrol a new authenticator app" } @else { "Enrol an authenticator app" } }
+                p.notice.error id="totp-status" role="alert" hidden {}
             }
         }
     }
@@ -109,11 +131,24 @@ pub async fn page(
     page_(&state, &viewer, added).await
 }
 
+/// A form that changes a factor: the CSRF token and the proof of a current factor, if any.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EnrollForm {
     #[allow(dead_code)]
     csrf: String,
+    #[serde(default)]
+    otp: Option<String>,
+    #[serde(default)]
+    ceremony: Option<String>,
+    #[serde(default)]
+    credential: Option<String>,
+}
+
+impl EnrollForm {
+    fn presented(self) -> Option<CurrentFactor> {
+        CurrentFactor::from_fields(self.otp, self.ceremony, self.credential)
+    }
 }
 
 pub async fn enroll_totp(
@@ -121,8 +156,11 @@ pub async fn enroll_totp(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ConsoleError> {
-    let (viewer, _): (Viewer, EnrollForm) = state.form_viewer(&headers, &body).await?;
-    let uri = state.gateway.enroll_totp(&viewer.principal).await?;
+    let (viewer, form): (Viewer, EnrollForm) = state.form_viewer(&headers, &body).await?;
+    let uri = state
+        .gateway
+        .enroll_totp(&viewer.principal, form.presented())
+        .await?;
     let keys = passkeys(&state, &viewer).await?;
     let mut r = super::html(chrome(
         "Second factor",
@@ -144,10 +182,10 @@ pub async fn passkey_begin(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ConsoleError> {
-    let (viewer, _): (Viewer, EnrollForm) = state.form_viewer(&headers, &body).await?;
+    let (viewer, form): (Viewer, EnrollForm) = state.form_viewer(&headers, &body).await?;
     let begun = state
         .gateway
-        .passkey_register_begin(&viewer.principal)
+        .passkey_register(&viewer.principal, form.presented())
         .await?;
     Ok(
         axum::Json(serde_json::json!({"ceremony": begun.ceremony, "options": begun.options}))
@@ -180,4 +218,90 @@ pub async fn passkey_finish(
         axum::Json(serde_json::json!({"ok": true})),
     )
         .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmForm {
+    #[allow(dead_code)]
+    csrf: String,
+}
+
+/// Begins a passkey assertion that proves a current factor for one change of factors:
+/// `{ceremony, options}` for `navigator.credentials.get`.
+pub async fn confirm_begin(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ConsoleError> {
+    let (viewer, _): (Viewer, ConfirmForm) = state.form_viewer(&headers, &body).await?;
+    let begun = state
+        .gateway
+        .passkey_confirm_begin(&viewer.principal)
+        .await?;
+    Ok(
+        axum::Json(serde_json::json!({"ceremony": begun.ceremony, "options": begun.options}))
+            .into_response(),
+    )
+}
+
+tokio::task_local! {
+    /// The recent changes to the factors of the person whose request is being answered, set
+    /// by [`with_factor_notices`] around each console request so that every page shows them
+    /// without each handler reading them.
+    static FACTOR_NOTICES: Vec<FactorChange>;
+}
+
+/// Middleware: reads the signed-in person's recent factor changes (none without a valid
+/// session) and answers the request with them in scope for [`factor_banner`].
+pub async fn with_factor_notices(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    // Only pages show the banner: assets and event streams need no store read.
+    let path = request.uri().path();
+    let page = !path.starts_with("/console/static/") && !path.ends_with("/events");
+    let viewer = if page {
+        state.viewer(request.headers()).await
+    } else {
+        None
+    };
+    let notices = match viewer {
+        Some(viewer) => state
+            .gateway
+            .factor_notices(&viewer.principal.id)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "could not read the factor changes for the banner");
+                Vec::new()
+            }),
+        None => Vec::new(),
+    };
+    FACTOR_NOTICES.scope(notices, next.run(request)).await
+}
+
+/// The banner naming each recent change to the viewer's factors (empty when none).
+pub fn factor_banner() -> Markup {
+    let notices = FACTOR_NOTICES.try_with(Clone::clone).unwrap_or_default();
+    html! {
+        @if !notices.is_empty() {
+            div.notice role="status" data-factor-changes {
+                p { strong { "Your second factors changed." } " If you did not make a change below, ask an operator to reset your factors (" code { "countersign mfa reset" } ") and revoke your API keys." }
+                ul {
+                    @for n in &notices {
+                        li data-factor-change=(n.change.as_str()) {
+                            (when(&n.at)) " · "
+                            (match n.change {
+                                FactorChangeKind::TotpEnrolled => "an authenticator app was enrolled",
+                                FactorChangeKind::PasskeyAdded => "a passkey was added",
+                                FactorChangeKind::Reset => "an operator removed all your second factors",
+                            })
+                        }
+                    }
+                }
+                p.muted { "This notice stays for 7 days after each change." }
+            }
+        }
+    }
 }

@@ -385,8 +385,9 @@ async fn not_found() -> ConsoleError {
     )
 }
 
-/// The console's routes, under `/console`.
-pub fn routes() -> Router<AppState> {
+/// The console's routes, under `/console`. Every page a signed-in person sees carries the
+/// recent changes to their second factors (`mfa::with_factor_notices`).
+pub fn routes(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/console/", get(inbox::inbox))
         .route("/console/sign-in", get(signin::page).post(signin::with_key))
@@ -409,6 +410,7 @@ pub fn routes() -> Router<AppState> {
         .route("/console/mfa/totp", post(mfa::enroll_totp))
         .route("/console/mfa/passkeys/begin", post(mfa::passkey_begin))
         .route("/console/mfa/passkeys/finish", post(mfa::passkey_finish))
+        .route("/console/mfa/confirm", post(mfa::confirm_begin))
         .route("/console/static/console.css", get(stylesheet))
         .route("/console/static/console.js", get(script))
         .route("/console/{*rest}", axum::routing::any(not_found))
@@ -416,6 +418,10 @@ pub fn routes() -> Router<AppState> {
             "/console",
             get(|| async { Redirect::permanent("/console/") }),
         )
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            mfa::with_factor_notices,
+        ))
         .layer(axum::middleware::map_response(security_headers))
 }
 

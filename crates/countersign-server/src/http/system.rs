@@ -3,7 +3,7 @@
 use super::AppState;
 use super::error::ApiError;
 use super::extract::Caller;
-use crate::wire::{MfaEnrollment, WhoAmI};
+use crate::wire::{MfaEnrollBody, MfaEnrollment, WhoAmI};
 use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -44,10 +44,23 @@ pub async fn whoami(Caller(caller): Caller) -> Json<WhoAmI> {
     Json(WhoAmI { principal: caller })
 }
 
+/// Enrols TOTP; a person who has a second factor proves it with `otp` (`crate::factors`).
 pub async fn enroll_totp(
     State(state): State<AppState>,
     Caller(caller): Caller,
+    body: axum::body::Bytes,
 ) -> Result<(StatusCode, Json<MfaEnrollment>), ApiError> {
-    let otpauth_uri = state.gateway.enroll_totp(&caller).await?;
+    // An empty body stays accepted for a first enrolment, as before the proof existed.
+    let body: MfaEnrollBody = match body.trim_ascii().is_empty() {
+        true => MfaEnrollBody::default(),
+        false => serde_json::from_slice(&body).map_err(|e| {
+            ApiError::bad_request(
+                "invalid_body",
+                format!("the request body is not valid: {e}"),
+            )
+        })?,
+    };
+    let presented = crate::factors::CurrentFactor::from_fields(body.otp, None, None);
+    let otpauth_uri = state.gateway.enroll_totp(&caller, presented).await?;
     Ok((StatusCode::CREATED, Json(MfaEnrollment { otpauth_uri })))
 }

@@ -318,10 +318,11 @@ impl Store for PgStore {
         &self,
         principal: &PrincipalId,
         secret: &[u8],
+        proof: crate::FactorProof,
         now: Timestamp,
     ) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
-        let result = writes::totp_enroll(&mut tx, principal.clone(), secret, now).await;
+        let result = writes::totp_enroll(&mut tx, principal.clone(), secret, proof, now).await;
         tx.finish(result).await
     }
 
@@ -372,10 +373,54 @@ impl Store for PgStore {
             .collect()
     }
 
-    async fn passkey_enroll(&self, passkey: &StoredPasskey) -> Result<(), StoreError> {
+    async fn passkey_enroll(
+        &self,
+        passkey: &StoredPasskey,
+        proof: crate::FactorProof,
+    ) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
-        let result = writes::passkey_enroll(&mut tx, passkey).await;
+        let result = writes::passkey_enroll(&mut tx, passkey, proof).await;
         tx.finish(result).await
+    }
+
+    async fn mfa_reset(
+        &self,
+        principal: &PrincipalId,
+        actor: &str,
+        now: Timestamp,
+    ) -> Result<crate::FactorsRemoved, StoreError> {
+        let mut tx = self.begin().await?;
+        let result = writes::mfa_reset(&mut tx, principal.clone(), actor, now).await;
+        tx.finish(result).await
+    }
+
+    async fn factor_changes(
+        &self,
+        principal: &PrincipalId,
+        since: Timestamp,
+    ) -> Result<Vec<crate::FactorChange>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT principal, at, change, proof, actor FROM factor_changes \
+             WHERE principal = $1 AND at >= $2 ORDER BY at LIMIT 20",
+        )
+        .bind(principal.as_str())
+        .bind(crate::columns::millis(since))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|row| {
+                let principal: String = row.try_get(0)?;
+                let change: String = row.try_get(2)?;
+                let proof: String = row.try_get(3)?;
+                crate::factors::change_from_row(
+                    &principal,
+                    row.try_get(1)?,
+                    &change,
+                    &proof,
+                    row.try_get(4)?,
+                )
+            })
+            .collect()
     }
 
     async fn passkey_used(

@@ -331,6 +331,46 @@ impl WriteTx for PgTx {
         Ok(())
     }
 
+    async fn insert_factor_change(&mut self, c: &crate::FactorChange) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO factor_changes (principal, at, change, proof, actor) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(c.principal.as_str())
+        .bind(millis(c.at))
+        .bind(c.change.as_str())
+        .bind(c.proof.as_str())
+        .bind(&c.actor)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn delete_factors(
+        &mut self,
+        principal: &PrincipalId,
+    ) -> Result<crate::FactorsRemoved, StoreError> {
+        let p = principal.as_str();
+        let totp = sqlx::query("DELETE FROM totp WHERE principal = $1")
+            .bind(p)
+            .execute(&mut *self.tx)
+            .await?
+            .rows_affected();
+        let passkeys = sqlx::query("DELETE FROM webauthn_credentials WHERE principal = $1")
+            .bind(p)
+            .execute(&mut *self.tx)
+            .await?
+            .rows_affected();
+        sqlx::query("DELETE FROM webauthn_ceremonies WHERE principal = $1")
+            .bind(p)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(crate::FactorsRemoved {
+            totp: totp > 0,
+            passkeys,
+        })
+    }
+
     async fn upsert_totp(
         &mut self,
         principal: &PrincipalId,

@@ -432,12 +432,14 @@ impl Store for SqliteStore {
         &self,
         principal: &PrincipalId,
         secret: &[u8],
+        proof: crate::FactorProof,
         now: Timestamp,
     ) -> Result<(), StoreError> {
         let (principal, secret) = (principal.clone(), secret.to_vec());
         self.write(|reply| Op::TotpEnroll {
             principal,
             secret,
+            proof,
             now,
             reply,
         })
@@ -476,10 +478,63 @@ impl Store for SqliteStore {
             .collect()
     }
 
-    async fn passkey_enroll(&self, passkey: &StoredPasskey) -> Result<(), StoreError> {
+    async fn passkey_enroll(
+        &self,
+        passkey: &StoredPasskey,
+        proof: crate::FactorProof,
+    ) -> Result<(), StoreError> {
         let passkey = Box::new(passkey.clone());
-        self.write(|reply| Op::PasskeyEnroll { passkey, reply })
-            .await
+        self.write(|reply| Op::PasskeyEnroll {
+            passkey,
+            proof,
+            reply,
+        })
+        .await
+    }
+
+    async fn mfa_reset(
+        &self,
+        principal: &PrincipalId,
+        actor: &str,
+        now: Timestamp,
+    ) -> Result<crate::FactorsRemoved, StoreError> {
+        let (principal, actor) = (principal.clone(), actor.to_string());
+        self.write(|reply| Op::MfaReset {
+            principal,
+            actor,
+            now,
+            reply,
+        })
+        .await
+    }
+
+    async fn factor_changes(
+        &self,
+        principal: &PrincipalId,
+        since: Timestamp,
+    ) -> Result<Vec<crate::FactorChange>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT principal, at, change, proof, actor FROM factor_changes \
+             WHERE principal = ?1 AND at >= ?2 ORDER BY at LIMIT 20",
+        )
+        .bind(principal.as_str())
+        .bind(crate::columns::millis(since))
+        .fetch_all(&self.reads)
+        .await?;
+        rows.into_iter()
+            .map(|row| {
+                let principal: String = row.try_get(0)?;
+                let change: String = row.try_get(2)?;
+                let proof: String = row.try_get(3)?;
+                crate::factors::change_from_row(
+                    &principal,
+                    row.try_get(1)?,
+                    &change,
+                    &proof,
+                    row.try_get(4)?,
+                )
+            })
+            .collect()
     }
 
     async fn passkey_used(

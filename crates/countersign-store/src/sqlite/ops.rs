@@ -84,11 +84,21 @@ pub(super) fn execute(op: Op, tx: &mut Tx<'_>) -> (Answer, bool) {
         Op::TotpEnroll {
             principal,
             secret,
+            proof,
             now,
             reply,
         } => hold(
             reply,
-            block_on(writes::totp_enroll(tx, principal, &secret, now)),
+            block_on(writes::totp_enroll(tx, principal, &secret, proof, now)),
+        ),
+        Op::MfaReset {
+            principal,
+            actor,
+            now,
+            reply,
+        } => hold(
+            reply,
+            block_on(writes::mfa_reset(tx, principal, &actor, now)),
         ),
         Op::TotpUseStep {
             principal,
@@ -127,9 +137,11 @@ pub(super) fn execute(op: Op, tx: &mut Tx<'_>) -> (Answer, bool) {
         Op::SaveConversation { reference, reply } => {
             hold(reply, notify::save_conversation(tx, &reference))
         }
-        Op::PasskeyEnroll { passkey, reply } => {
-            hold(reply, block_on(writes::passkey_enroll(tx, &passkey)))
-        }
+        Op::PasskeyEnroll {
+            passkey,
+            proof,
+            reply,
+        } => hold(reply, block_on(writes::passkey_enroll(tx, &passkey, proof))),
         Op::PasskeyUsed {
             principal,
             credential_id,
@@ -557,6 +569,44 @@ impl WriteTx for Tx<'_> {
                 false => e.into(),
             })?;
         Ok(())
+    }
+
+    async fn insert_factor_change(&mut self, c: &crate::FactorChange) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO factor_changes (principal, at, change, proof, actor) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![
+                c.principal.as_str(),
+                millis(c.at),
+                c.change.as_str(),
+                c.proof.as_str(),
+                c.actor
+            ])?;
+        Ok(())
+    }
+
+    async fn delete_factors(
+        &mut self,
+        principal: &PrincipalId,
+    ) -> Result<crate::FactorsRemoved, StoreError> {
+        let p = principal.as_str();
+        let totp = self
+            .conn
+            .prepare_cached("DELETE FROM totp WHERE principal = ?1")?
+            .execute([p])?;
+        let passkeys = self
+            .conn
+            .prepare_cached("DELETE FROM webauthn_credentials WHERE principal = ?1")?
+            .execute([p])?;
+        self.conn
+            .prepare_cached("DELETE FROM webauthn_ceremonies WHERE principal = ?1")?
+            .execute([p])?;
+        Ok(crate::FactorsRemoved {
+            totp: totp > 0,
+            passkeys: passkeys as u64,
+        })
     }
 
     async fn upsert_totp(

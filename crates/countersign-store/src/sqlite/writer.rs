@@ -94,8 +94,15 @@ pub(super) enum Op {
     TotpEnroll {
         principal: PrincipalId,
         secret: Vec<u8>,
+        proof: crate::FactorProof,
         now: Timestamp,
         reply: Reply<()>,
+    },
+    MfaReset {
+        principal: PrincipalId,
+        actor: String,
+        now: Timestamp,
+        reply: Reply<crate::FactorsRemoved>,
     },
     TotpUseStep {
         principal: PrincipalId,
@@ -132,6 +139,7 @@ pub(super) enum Op {
     },
     PasskeyEnroll {
         passkey: Box<crate::StoredPasskey>,
+        proof: crate::FactorProof,
         reply: Reply<()>,
     },
     PasskeyUsed {
@@ -177,6 +185,7 @@ impl Op {
             Op::SessionEnd { reply, .. } => drop(reply.send(Err(e))),
             Op::TotpEnroll { reply, .. } => drop(reply.send(Err(e))),
             Op::TotpUseStep { reply, .. } => drop(reply.send(Err(e))),
+            Op::MfaReset { reply, .. } => drop(reply.send(Err(e))),
             Op::Append { reply, .. } => drop(reply.send(Err(e))),
             Op::ClaimNotifications { reply, .. } => drop(reply.send(Err(e))),
             Op::FinishNotification { reply, .. } => drop(reply.send(Err(e))),

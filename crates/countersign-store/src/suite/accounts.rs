@@ -2,7 +2,7 @@
 //! most once (invariant 7: the audit log names the principal, never a key or its hash).
 
 use super::{Backend, at, audit_log, principal_id};
-use crate::StoreError;
+use crate::{FactorChangeKind, FactorProof, StoreError};
 use std::sync::Arc;
 
 pub async fn keys_map_hashes_to_principals(b: &dyn Backend) {
@@ -40,7 +40,12 @@ pub async fn totp_use_step_refuses_reuse(b: &dyn Backend) {
     ));
 
     store
-        .totp_enroll(&bob, b"twenty byte secret!!", at(0))
+        .totp_enroll(
+            &bob,
+            b"twenty byte secret!!",
+            FactorProof::FirstFactor,
+            at(0),
+        )
         .await
         .unwrap();
     let state = store.totp_get(&bob).await.unwrap().unwrap();
@@ -81,7 +86,7 @@ pub async fn totp_use_step_refuses_reuse(b: &dyn Backend) {
 
     // Re-enrolling replaces the secret and forgets the last step.
     store
-        .totp_enroll(&bob, b"another secret", at(1))
+        .totp_enroll(&bob, b"another secret", FactorProof::Totp, at(1))
         .await
         .unwrap();
     let state = store.totp_get(&bob).await.unwrap().unwrap();
@@ -95,4 +100,91 @@ pub async fn totp_use_step_refuses_reuse(b: &dyn Backend) {
     let enrolments: Vec<_> = log.iter().filter(|e| e.event == "mfa.enrolled").collect();
     assert_eq!(enrolments.len(), 2);
     assert_eq!(enrolments[0].actor, "user:bob@example.com");
+    assert_eq!(enrolments[0].data["proof"], "first_factor");
+    assert_eq!(enrolments[1].data["proof"], "totp");
+    assert_eq!(enrolments[1].data["factor"], "totp");
+}
+
+/// Every change to a person's factors leaves a change row (for the console's banner) and an
+/// audit entry; a reset removes every factor and its ceremonies, and the person can enrol anew.
+pub async fn factor_changes_are_recorded_and_a_reset_removes_every_factor(b: &dyn Backend) {
+    let store = b.open().await;
+    let bob = principal_id("user:bob@example.com");
+    let carol = principal_id("user:carol@example.com");
+    store
+        .totp_enroll(&bob, b"seed", FactorProof::FirstFactor, at(10))
+        .await
+        .unwrap();
+    let key = crate::StoredPasskey {
+        principal: bob.clone(),
+        credential_id: "cred-bob".into(),
+        passkey: "{}".into(),
+        created_at: at(20),
+        last_used_at: None,
+    };
+    store.passkey_enroll(&key, FactorProof::Totp).await.unwrap();
+    store
+        .totp_enroll(&carol, b"seed", FactorProof::FirstFactor, at(30))
+        .await
+        .unwrap();
+    let ceremony = crate::Ceremony {
+        id: "c-bob".into(),
+        binding: crate::CeremonyBinding {
+            principal: bob.clone(),
+            kind: crate::CeremonyKind::Register,
+            request_id: None,
+            digest: None,
+            decision: None,
+        },
+        state: "{}".into(),
+        expires_at: at(1000),
+    };
+    store.ceremony_begin(&ceremony).await.unwrap();
+
+    let changes = store.factor_changes(&bob, at(0)).await.unwrap();
+    let kinds: Vec<_> = changes.iter().map(|c| (c.change, c.proof)).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            (FactorChangeKind::TotpEnrolled, FactorProof::FirstFactor),
+            (FactorChangeKind::PasskeyAdded, FactorProof::Totp)
+        ]
+    );
+    assert_eq!(store.factor_changes(&bob, at(15)).await.unwrap().len(), 1);
+
+    let removed = store.mfa_reset(&bob, "system", at(40)).await.unwrap();
+    assert_eq!((removed.totp, removed.passkeys), (true, 1));
+    assert_eq!(store.totp_get(&bob).await.unwrap(), None);
+    assert!(store.passkeys(&bob).await.unwrap().is_empty());
+    let taken = store
+        .ceremony_take("c-bob", &ceremony.binding, at(50))
+        .await
+        .unwrap();
+    assert!(taken.is_err(), "a ceremony begun before the reset is gone");
+    assert!(store.totp_get(&carol).await.unwrap().is_some(), "only bob");
+
+    let again = store.mfa_reset(&bob, "system", at(41)).await.unwrap();
+    assert_eq!((again.totp, again.passkeys), (false, 0));
+    store
+        .totp_enroll(&bob, b"new seed", FactorProof::FirstFactor, at(60))
+        .await
+        .unwrap();
+    let last = store.factor_changes(&bob, at(40)).await.unwrap();
+    let kinds: Vec<_> = last.iter().map(|c| (c.change, c.actor.as_str())).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            (FactorChangeKind::Reset, "system"),
+            (FactorChangeKind::Reset, "system"),
+            (FactorChangeKind::TotpEnrolled, "user:bob@example.com")
+        ]
+    );
+
+    let log = audit_log(&*store).await;
+    let resets: Vec<_> = log.iter().filter(|e| e.event == "mfa.reset").collect();
+    assert_eq!(resets.len(), 2);
+    assert_eq!(resets[0].actor, "system");
+    assert_eq!(resets[0].data["principal"], "user:bob@example.com");
+    assert_eq!(resets[0].data["totp"], true);
+    assert_eq!(resets[0].data["passkeys"], 1);
 }

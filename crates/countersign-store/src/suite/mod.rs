@@ -90,6 +90,7 @@ macro_rules! store_suite {
             keys_map_hashes_to_principals,
             sessions_are_revocable_one_by_one_and_with_the_keys,
             totp_use_step_refuses_reuse,
+            factor_changes_are_recorded_and_a_reset_removes_every_factor,
             passkeys_are_stored_per_person_and_unique,
             a_ceremony_is_taken_once_for_what_it_was_begun_for,
             concurrent_finishes_take_a_ceremony_once,

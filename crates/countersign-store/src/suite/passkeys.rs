@@ -21,19 +21,31 @@ pub async fn passkeys_are_stored_per_person_and_unique(b: &dyn Backend) {
     let bob = principal_id("user:bob@example.com");
     assert!(store.passkeys(&bob).await.unwrap().is_empty());
     store
-        .passkey_enroll(&passkey("user:bob@example.com", "cred-a", 1))
+        .passkey_enroll(
+            &passkey("user:bob@example.com", "cred-a", 1),
+            crate::FactorProof::FirstFactor,
+        )
         .await
         .unwrap();
     store
-        .passkey_enroll(&passkey("user:bob@example.com", "cred-b", 2))
+        .passkey_enroll(
+            &passkey("user:bob@example.com", "cred-b", 2),
+            crate::FactorProof::FirstFactor,
+        )
         .await
         .unwrap();
     store
-        .passkey_enroll(&passkey("user:carol@example.com", "cred-c", 3))
+        .passkey_enroll(
+            &passkey("user:carol@example.com", "cred-c", 3),
+            crate::FactorProof::FirstFactor,
+        )
         .await
         .unwrap();
     let again = store
-        .passkey_enroll(&passkey("user:carol@example.com", "cred-a", 4))
+        .passkey_enroll(
+            &passkey("user:carol@example.com", "cred-a", 4),
+            crate::FactorProof::FirstFactor,
+        )
         .await;
     assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
     let mine = store.passkeys(&bob).await.unwrap();

@@ -1,5 +1,5 @@
 //! Verbs that work on local files, no gateway needed: check/test/explain policies, create API
-//! keys. (The audit verbs are in `audit`.)
+//! keys, reset a person's second factors. (The audit verbs are in `audit`.)
 
 use crate::cli::{Global, KeyVerb, PolicyVerb};
 use crate::outcome::{self, Failure};
@@ -129,5 +129,70 @@ async fn revoke_keys(principal: String, config: Option<PathBuf>) -> Result<u8, F
         .await
         .map_err(|e| Failure::other(format!("cannot revoke the keys: {e}")))?;
     println!("revoked {keys} key(s) of {id} and ended {sessions} console session(s)");
+    Ok(outcome::OK)
+}
+
+/// `mfa reset PRINCIPAL`: removes every second factor of a person, in the database the
+/// configuration names (recorded as `mfa.reset`), and tells them on Slack when configured.
+pub async fn mfa_reset(g: &Global, principal: &str, config: Option<&Path>) -> Result<u8, Failure> {
+    let config = load_config(config)?;
+    let id = PrincipalId::parse(principal).map_err(|e| {
+        Failure::usage(format!(
+            "{e}; give the person's id as configured, e.g. user:alice@example.com"
+        ))
+    })?;
+    let known = config
+        .principals()
+        .map_err(Failure::usage)?
+        .iter()
+        .any(|p| p.id == id);
+    let store = countersign_server::serve::open_store(&config.database)
+        .await
+        .map_err(|e| Failure::other(format!("cannot open the database: {e}")))?;
+    let now = chrono::Utc::now();
+    let removed = countersign_server::factors::reset(&*store, &id, known, now)
+        .await
+        .map_err(|e| match e {
+            countersign_server::factors::ResetError::Store(e) => {
+                Failure::other(format!("cannot reset: {e}"))
+            }
+            e => Failure::usage(e.to_string()),
+        })?;
+    let change = countersign_store::FactorChange {
+        principal: id.clone(),
+        at: now,
+        change: countersign_store::FactorChangeKind::Reset,
+        proof: countersign_store::FactorProof::Operator,
+        actor: "system".into(),
+    };
+    let told = match &config.channels.slack {
+        Some(slack) => {
+            let api = countersign_server::channels::slack::api::SlackApi::new(
+                &slack.api_base_url,
+                slack.bot_token.clone(),
+            );
+            match countersign_server::factors::announce_on_slack(&api, &change).await {
+                Ok(()) => Some(true),
+                Err(e) => {
+                    eprintln!("warning: could not tell {id} on Slack: {e}");
+                    Some(false)
+                }
+            }
+        }
+        None => None,
+    };
+    if g.json {
+        println!(
+            "{}",
+            serde_json::json!({"principal": id, "totp": removed.totp,
+                "passkeys": removed.passkeys, "told_on_slack": told})
+        );
+    } else {
+        println!(
+            "reset the second factors of {id}: {} TOTP app, {} passkey(s) removed; recorded as mfa.reset. They can enrol a new factor now (`countersign mfa enroll` or the console's second-factor page).",
+            if removed.totp { "1" } else { "no" },
+            removed.passkeys
+        );
+    }
     Ok(outcome::OK)
 }

@@ -1,5 +1,5 @@
 //! The verbs. Remote ones talk to the gateway over HTTP (`client`); local ones (`serve`,
-//! `audit verify`, `policy`, `key create`) work on files; `hook` answers an agent's hook.
+//! `audit verify`, `policy`, `key create`, `mfa reset`) work on files; `hook` answers an agent's hook.
 
 mod audit;
 mod hook;
@@ -7,7 +7,7 @@ mod local;
 mod remote;
 mod serve;
 
-use crate::cli::{Cli, Command, HookAgent};
+use crate::cli::{Cli, Command, HookAgent, MfaVerb};
 use crate::outcome::Failure;
 
 pub async fn run(cli: Cli) -> Result<u8, Failure> {
@@ -52,7 +52,12 @@ pub async fn run(cli: Cli) -> Result<u8, Failure> {
         }
         Command::Cancel { id } => remote::cancel(&g, &id).await,
         Command::Run { verb } => remote::run_control(&g, verb).await,
-        Command::Mfa { .. } => remote::mfa_enroll(&g).await,
+        Command::Mfa {
+            verb: MfaVerb::Enroll { otp },
+        } => remote::mfa_enroll(&g, otp).await,
+        Command::Mfa {
+            verb: MfaVerb::Reset { principal, config },
+        } => local::mfa_reset(&g, &principal, config.as_deref()).await,
         Command::Hook {
             agent: HookAgent::ClaudeCode { timeout },
         } => hook::claude_code(&g, timeout).await,

@@ -310,9 +310,10 @@ pub async fn run_control(g: &Global, verb: RunVerb) -> Result<u8, Failure> {
     Ok(outcome::OK)
 }
 
-pub async fn mfa_enroll(g: &Global) -> Result<u8, Failure> {
+pub async fn mfa_enroll(g: &Global, otp: Option<String>) -> Result<u8, Failure> {
     let c = client(g)?;
-    let e: MfaEnrollment = c.post("/v1/mfa/totp", &serde_json::json!({})).await?;
+    let body = countersign_server::wire::MfaEnrollBody { otp };
+    let e: MfaEnrollment = c.post("/v1/mfa/totp", &body).await?;
     if g.json {
         println!("{}", serde_json::to_string_pretty(&e).unwrap_or_default());
     } else {

@@ -11,6 +11,7 @@ mod cli;
 mod console;
 mod console_oidc;
 mod crash;
+mod factors;
 mod fake_slack;
 mod fake_teams;
 mod hardening;

@@ -135,8 +135,37 @@
     var csrf = form.querySelector("input[name=csrf]").value;
     button.disabled = true;
     var done = function (err) { button.disabled = false; if (err) show(button, err.message || String(err)); };
+    // Changing factors when one exists needs a current one: the code typed in the form, or
+    // else (when the person has passkeys: data-confirm-begin) an assertion made first.
+    var otpField = form.querySelector("input[name=otp]");
+    var otp = otpField ? otpField.value.trim() : "";
+    var confirmUrl = form.getAttribute("data-confirm-begin");
+    var proof = function () {
+      if (otp || !confirmUrl) return Promise.resolve(otp ? { otp: otp } : {});
+      return post(confirmUrl, { csrf: csrf }).then(function (begun) {
+        return navigator.credentials.get(requestOptions(begun.options)).then(function (c) {
+          return { ceremony: begun.ceremony, credential: JSON.stringify(assertion(c)) };
+        });
+      });
+    };
+    if (button.getAttribute("data-passkey") === "confirm") {
+      if (otp) { form.submit(); return; }
+      proof().then(function (fields) {
+        Object.keys(fields).forEach(function (name) {
+          var i = document.createElement("input");
+          i.type = "hidden"; i.name = name; i.value = fields[name];
+          form.appendChild(i);
+        });
+        form.submit();
+      }).catch(done);
+      return;
+    }
     if (button.getAttribute("data-passkey") === "register") {
-      post("/console/mfa/passkeys/begin", { csrf: csrf })
+      proof()
+        .then(function (fields) {
+          fields.csrf = csrf;
+          return post("/console/mfa/passkeys/begin", fields);
+        })
         .then(function (begun) {
           return navigator.credentials.create(creationOptions(begun.options)).then(function (c) {
             return post("/console/mfa/passkeys/finish", {
