@@ -17,6 +17,8 @@
 //! the action, naming the rule; it is never taken as `false`.
 #![forbid(unsafe_code)]
 
+mod budget;
+mod cancellation;
 pub mod cases;
 mod condition;
 mod document;
@@ -29,6 +31,7 @@ mod policy;
 mod regex_literals;
 mod requirements;
 
+pub use budget::{BUDGET_EXCEEDED, Budget, Deferred};
 pub use duration::format_seconds;
 pub use error::PolicyError;
 pub use evaluate::{Explanation, RuleOutcome, RuleTrace};

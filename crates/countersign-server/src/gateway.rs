@@ -112,6 +112,8 @@ pub struct Gateway {
     pub(crate) passkeys: Option<crate::passkeys::RelyingParty>,
     /// Seals TOTP seeds before they are stored, and opens them to check a code.
     at_rest: crate::at_rest::Sealer,
+    /// Evaluates the policy within its budget (invariant 11).
+    evaluator: crate::evaluator::Evaluator,
 }
 
 fn new_request_id() -> String {
@@ -139,7 +141,14 @@ impl Gateway {
             mfa_failures: Mutex::new(HashMap::new()),
             passkeys: crate::passkeys::RelyingParty::new(&public_url),
             public_url,
+            evaluator: crate::evaluator::Evaluator::default(),
         }
+    }
+
+    /// Uses `evaluator` (the configured budget) instead of the default one.
+    pub fn with_evaluator(mut self, evaluator: crate::evaluator::Evaluator) -> Self {
+        self.evaluator = evaluator;
+        self
     }
 
     /// Step 1-3 of the flow: validate, evaluate policy, record (with the run gate applied in the
@@ -180,7 +189,10 @@ impl Gateway {
         action.validate()?;
         let now = self.clock.now();
         let policy = self.policy.current();
-        let decision = policy.evaluate(requester, &action, now);
+        let decision = self
+            .evaluator
+            .evaluate(&policy, requester, &action, now)
+            .await;
         let hold_timeout = policy.default_review_timeout_seconds();
         let run = action.run.clone();
         let requester = requester.clone();

@@ -15,6 +15,7 @@ pub mod channels;
 pub mod config;
 pub mod console;
 pub mod directory;
+pub mod evaluator;
 pub mod gateway;
 pub mod http;
 pub mod mcp;

@@ -158,14 +158,17 @@ pub async fn start_with_clock(
         config.audit.checkpoint_every,
         config.audit.checkpoint_interval,
     ));
-    let gateway = Arc::new(Gateway::new(
-        store.clone(),
-        policy.clone(),
-        directory.clone(),
-        clock,
-        config.public_url(),
-        crate::at_rest::Sealer::from_secret(signer.to_private_string().as_bytes()),
-    ));
+    let gateway = Arc::new(
+        Gateway::new(
+            store.clone(),
+            policy.clone(),
+            directory.clone(),
+            clock,
+            config.public_url(),
+            crate::at_rest::Sealer::from_secret(signer.to_private_string().as_bytes()),
+        )
+        .with_evaluator(crate::evaluator::Evaluator::new(&config.policy_evaluation)),
+    );
     let _ = gateway.refresh_pending_gauge().await;
     let channels = crate::channels::Channels {
         slack: config

@@ -5,6 +5,7 @@
 mod app;
 mod audit;
 mod browser;
+mod budget;
 mod cli;
 mod console;
 mod console_oidc;
@@ -14,6 +15,7 @@ mod fake_teams;
 mod hook;
 mod invariants;
 mod mcp;
+mod one_meaning;
 mod passkeys;
 mod postgres;
 mod requests;
