@@ -101,7 +101,7 @@ async fn numbers_mean_one_thing_exact_spellings_are_one_value_and_one_digest() {
             .await;
             assert_eq!(status, StatusCode::CREATED, "{rows}: {body}");
             assert_eq!(
-                body["params"]["rows"].as_f64(),
+                body["action"]["params"]["rows"].as_f64(),
                 Some(5000.0),
                 "{rows}: {body}"
             );
