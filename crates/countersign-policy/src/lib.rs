@@ -14,7 +14,9 @@
 //!
 //! Architecture invariant: this crate does no I/O except `Policy::load` reading the policy file,
 //! never reads the clock (time is a parameter), and fails closed: a condition that errors denies
-//! the action, naming the rule; it is never taken as `false`.
+//! the action, naming the rule; it is never taken as `false`. A condition that may cost more than
+//! linear time (comprehensions, run-time `matches` patterns) is marked at load and runs only
+//! where the caller can bound it (`evaluate_inline` defers it; `budget`).
 #![forbid(unsafe_code)]
 
 mod budget;
