@@ -104,6 +104,11 @@ fn number_verdict(text: &str) -> Option<bool> {
         // Zero, in any spelling; negative zero is refused (RFC 8785 prints it as `0`).
         return Some(!decimal.negative);
     }
+    // Up to 15 significant digits within the normal range: distinct such decimals read as
+    // distinct doubles (DBL_DIG is 15), so the shortest decimal of the double is this one.
+    if decimal.digits.len() <= 15 && (-306..=308).contains(&decimal.exponent) {
+        return Some(true);
+    }
     let value: f64 = text.parse().ok()?;
     if !value.is_finite() || value == 0.0 {
         return Some(false);
