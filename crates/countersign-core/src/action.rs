@@ -4,9 +4,10 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// Largest integer a JSON number can carry without losing precision in an IEEE double. RFC 8785
-/// (and I-JSON, RFC 7493) canonicalize numbers as doubles, so a bigger integer would give two
-/// different actions the same digest; such params are refused instead.
+/// Integers up to this magnitude are always held exactly by an IEEE double. RFC 8785 (and
+/// I-JSON, RFC 7493) canonicalize numbers as doubles, so an integer a double cannot hold would
+/// give two different actions the same digest; such params are refused (`json_text` says
+/// precisely which numbers mean one thing; this is the same rule on parsed values).
 const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
 
 pub const MAX_KIND_LEN: usize = 200;
@@ -49,7 +50,7 @@ pub enum ActionError {
     #[error("`params` must be a JSON object")]
     ParamsNotObject,
     #[error(
-        "`params` contains the number {0}, which is not exactly representable (integers must be within ±2^53); send it as a string"
+        "`params` contains the number {0}, which an IEEE double cannot hold exactly (or negative zero), so it could be read as another number; send it as a string"
     )]
     UnsafeNumber(String),
     #[error(
@@ -125,12 +126,17 @@ impl Action {
 fn check_numbers(v: &serde_json::Value) -> Result<(), ActionError> {
     match v {
         serde_json::Value::Number(n) => {
+            // Invariant 9, on a parsed value: the same rule as `json_text::check` on text (an
+            // integer must print back as itself from a double; a double must be finite and not
+            // negative zero, which RFC 8785 prints as `0`).
+            let big_integer_is_exact = || crate::json_text::number_means_one_thing(&n.to_string());
             let safe = if let Some(u) = n.as_u64() {
-                u <= MAX_SAFE_INTEGER
+                u <= MAX_SAFE_INTEGER || big_integer_is_exact()
             } else if let Some(i) = n.as_i64() {
-                i.unsigned_abs() <= MAX_SAFE_INTEGER
+                i.unsigned_abs() <= MAX_SAFE_INTEGER || big_integer_is_exact()
             } else {
-                n.as_f64().is_some_and(f64::is_finite)
+                n.as_f64()
+                    .is_some_and(|f| f.is_finite() && !(f == 0.0 && f.is_sign_negative()))
             };
             if safe {
                 Ok(())
@@ -202,6 +208,34 @@ mod tests {
         let mut a = action(json!({}));
         a.resource = "file:///srv/données/日本".into();
         assert_eq!(a.validate(), Ok(()));
+    }
+
+    #[test]
+    fn numbers_mean_one_thing_in_parsed_params() {
+        for bad in [
+            json!({"n": 9007199254740993u64}),
+            json!({"n": u64::MAX}),
+            json!({"n": i64::MIN + 1}),
+            json!({"deep": [{"n": -0.0}]}),
+            json!({"n": 18446744073709551615u64}),
+        ] {
+            assert!(
+                matches!(
+                    action(bad.clone()).validate(),
+                    Err(ActionError::UnsafeNumber(_))
+                ),
+                "{bad}"
+            );
+        }
+        // Exactly a double, and printed back as the same digits.
+        for good in [
+            json!({"n": 9007199254740992u64}),
+            json!({"n": 18014398509481984u64}),
+            json!({"n": -9007199254740992i64}),
+            json!({"n": 0.1, "m": 1e300, "z": 0.0}),
+        ] {
+            assert_eq!(action(good.clone()).validate(), Ok(()), "{good}");
+        }
     }
 
     #[test]

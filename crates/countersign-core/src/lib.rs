@@ -12,6 +12,7 @@ pub mod decision;
 pub mod digest;
 pub mod event;
 pub mod grant;
+pub mod json_text;
 pub mod mfa;
 pub mod principal;
 pub mod quorum;
@@ -25,6 +26,7 @@ pub use decision::{Clause, Decision, Effect, Escalation, OnTimeout, Requirements
 pub use digest::Digest;
 pub use event::Event;
 pub use grant::Grant;
+pub use json_text::JsonTextError;
 pub use principal::{Principal, PrincipalId, PrincipalKind};
 pub use request::{
     Ballot, Channel, MfaMethod, Refusal, Request, RunGate, State, Vote, VoteDecision, grant_id_for,

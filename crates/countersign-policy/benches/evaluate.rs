@@ -81,6 +81,15 @@ fn bench(c: &mut Criterion) {
         b.iter(|| policy.evaluate(black_box(&who), black_box(&export), now))
     });
 
+    // What the gateway calls: the same walk, stopping only before a budgeted condition.
+    assert_eq!(
+        policy.evaluate_inline(&who, &export, now).as_ref(),
+        Ok(&decided)
+    );
+    c.bench_function("evaluate_inline/100 rules, decided by rule 98", |b| {
+        b.iter(|| policy.evaluate_inline(black_box(&who), black_box(&export), now))
+    });
+
     let unmatched = action("nothing.matches", 5000);
     assert_eq!(policy.evaluate(&who, &unmatched, now).rule, None);
     c.bench_function("evaluate/100 rules, none match (default)", |b| {

@@ -17,6 +17,7 @@ use cel::{Context, Env, Value};
 use countersign_core::{Action, Principal, PrincipalKind, Timestamp};
 use regex::Regex;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 /// The top-level variables a condition may use, in the order they are documented.
@@ -28,6 +29,9 @@ pub(crate) struct Condition {
     source: String,
     /// The parsed expression, with literal `matches` patterns precompiled.
     expression: IdedExpr,
+    /// Whether evaluating it may take more than time linear in the condition and the action's
+    /// size (see `needs_budget`): such a condition runs only under a budget.
+    budgeted: bool,
 }
 
 impl Condition {
@@ -67,10 +71,20 @@ impl Condition {
         }
         let mut expression = program.expression().clone();
         regex_literals::rewrite(&mut expression, regexes)?;
+        let budgeted = needs_budget(&expression);
+        if budgeted {
+            crate::cancellation::guard_loops(&mut expression);
+        }
         Ok(Self {
             source: source.to_string(),
+            budgeted,
             expression,
         })
+    }
+
+    /// Whether this condition must run under a budget (invariant 11).
+    pub(crate) fn budgeted(&self) -> bool {
+        self.budgeted
     }
 
     pub(crate) fn source(&self) -> &str {
@@ -87,6 +101,37 @@ impl Condition {
             )),
             Err(e) => Err(e.to_string()),
         }
+    }
+}
+
+/// Whether an expression may cost more than linear time in its own size and its inputs' size.
+/// Without comprehensions (`all`, `exists`, `exists_one`, `map`, `filter`) every node of a CEL
+/// expression is evaluated at most once, and each standard function (comparisons, arithmetic,
+/// `in`, `size`, `contains`, `startsWith`, conversions, timestamps, a `matches` whose literal
+/// pattern was compiled at load) is linear in its arguments, which come from the action (bounded
+/// by the body limit) or from literals. Comprehensions nest (n² and worse), and a `matches`
+/// whose pattern is computed at run time compiles and runs a pattern the agent may choose: both
+/// need a budget. The policy's environment is `Env::stdlib()` alone; a function added to it must
+/// be judged here.
+fn needs_budget(expr: &IdedExpr) -> bool {
+    match &expr.expr {
+        Expr::Comprehension(_) => true,
+        Expr::Call(call) => {
+            call.func_name == "matches"
+                || call.target.as_deref().is_some_and(needs_budget)
+                || call.args.iter().any(needs_budget)
+        }
+        Expr::Select(select) => needs_budget(&select.operand),
+        Expr::List(list) => list.elements.iter().any(needs_budget),
+        Expr::Map(map) => map.entries.iter().any(|entry| match &entry.expr {
+            EntryExpr::MapEntry(e) => needs_budget(&e.key) || needs_budget(&e.value),
+            EntryExpr::StructField(f) => needs_budget(&f.value),
+        }),
+        Expr::Struct(s) => s.entries.iter().any(|entry| match &entry.expr {
+            EntryExpr::MapEntry(e) => needs_budget(&e.key) || needs_budget(&e.value),
+            EntryExpr::StructField(f) => needs_budget(&f.value),
+        }),
+        Expr::Ident(_) | Expr::Literal(_) | Expr::Unspecified => false,
     }
 }
 
@@ -182,6 +227,9 @@ fn edit_distance(a: &str, b: &str) -> usize {
 
 /// The variables of one evaluation, converted to CEL on first use and then borrowed.
 pub(crate) struct Bindings<'a> {
+    /// Set when a budgeted evaluation ran out of time: every variable then stops resolving, so
+    /// the evaluation errors out at its next use of one (the caller discards the result).
+    cancel: Option<&'a AtomicBool>,
     principal: &'a Principal,
     action: &'a Action,
     now: Timestamp,
@@ -189,11 +237,18 @@ pub(crate) struct Bindings<'a> {
     action_val: OnceLock<Box<dyn Val + 'a>>,
     params_val: OnceLock<Box<dyn Val + 'a>>,
     now_val: OnceLock<Box<dyn Val + 'a>>,
+    budget_val: OnceLock<Box<dyn Val + 'a>>,
 }
 
 impl<'a> Bindings<'a> {
-    pub(crate) fn new(principal: &'a Principal, action: &'a Action, now: Timestamp) -> Self {
+    pub(crate) fn new(
+        principal: &'a Principal,
+        action: &'a Action,
+        now: Timestamp,
+        cancel: Option<&'a AtomicBool>,
+    ) -> Self {
         Self {
+            cancel,
             principal,
             action,
             now,
@@ -201,6 +256,7 @@ impl<'a> Bindings<'a> {
             action_val: OnceLock::new(),
             params_val: OnceLock::new(),
             now_val: OnceLock::new(),
+            budget_val: OnceLock::new(),
         }
     }
 
@@ -216,6 +272,12 @@ impl<'a> Bindings<'a> {
 
 impl VariableResolver for Bindings<'_> {
     fn resolve<'b>(&'b self, variable: &str) -> Option<CowVal<'b, 'b>> {
+        if self
+            .cancel
+            .is_some_and(|cancel| cancel.load(Ordering::Relaxed))
+        {
+            return None;
+        }
         let value: &'b (dyn Val + 'b) = match variable {
             "params" => self
                 .params_val
@@ -228,6 +290,11 @@ impl VariableResolver for Bindings<'_> {
             "action" => self
                 .action_val
                 .get_or_init(|| action_val(self.action))
+                .as_ref(),
+            // The guard of every loop of a budgeted condition (`cancellation`).
+            crate::cancellation::VARIABLE => self
+                .budget_val
+                .get_or_init(|| Box::new(CelBool::from(true)))
                 .as_ref(),
             "now" => self
                 .now_val
@@ -358,7 +425,7 @@ mod tests {
         let now = chrono::DateTime::parse_from_rfc3339("2026-01-01T09:30:00Z")
             .expect("valid time")
             .to_utc();
-        let bindings = Bindings::new(&p, &a, now);
+        let bindings = Bindings::new(&p, &a, now, None);
         condition.evaluate(&bindings.context(&env, &regexes))
     }
 
@@ -392,6 +459,36 @@ mod tests {
         assert_eq!(eval("params.n > 5", json!({"n": 5.5})), Ok(true));
         assert_eq!(eval("params.n > 5", json!({"n": u64::MAX})), Ok(true));
         assert_eq!(eval("params.n > 5", json!({"n": -3})), Ok(false));
+    }
+
+    #[test]
+    fn policy_evaluation_has_a_budget_for_comprehensions_and_run_time_patterns() {
+        let env = env();
+        let budgeted = |s: &str| {
+            Condition::compile(&env, s, &mut Vec::new())
+                .expect("compiles")
+                .budgeted()
+        };
+        for linear in [
+            "params.rows > 1000",
+            "has(params.readonly) && params.readonly == true",
+            r#"params.sql.matches("(?i)drop\\s+table")"#,
+            "'x' in params.list && size(params.s + params.s) < 10",
+            "principal.id.startsWith('agent:') ? params.a == [1, {'k': params.b}] : false",
+        ] {
+            assert!(!budgeted(linear), "{linear}");
+        }
+        for costly in [
+            "params.items.all(x, x > 0)",
+            "params.a.exists(x, params.b.exists(y, x == y))",
+            "size(params.a.map(x, x * 2)) > 0",
+            "[1, 2].filter(x, x > 1) == [2]",
+            "params.a.exists_one(x, x == 1)",
+            "params.s.matches(params.pattern)",
+            "{'k': params.a.all(x, x)}.k",
+        ] {
+            assert!(budgeted(costly), "{costly}");
+        }
     }
 
     #[test]

@@ -62,7 +62,7 @@ pub struct Explanation {
 }
 
 /// How far one rule got, without allocating on the paths that evaluation takes for every rule.
-enum Step {
+pub(crate) enum Step {
     KindDiffers,
     ResourceDiffers,
     PrincipalDiffers,
@@ -73,32 +73,38 @@ enum Step {
 
 impl Policy {
     /// The decision for `action` requested by `principal` at `now`. Never fails.
+    ///
+    /// Runs every condition to its end, however long it takes: for offline use (`policy test`,
+    /// replay). The gateway uses `evaluate_inline` and `evaluate_deferred` (module `budget`).
     pub fn evaluate(&self, principal: &Principal, action: &Action, now: Timestamp) -> Decision {
-        self.decide(principal, action, now, |_, _| {})
+        self.decide(principal, action, now, Walk::All, |_, _| {})
+            .unwrap_or_else(|_| unreachable_deferral(self))
     }
 
     /// The decision together with what every rule did.
     pub fn explain(&self, principal: &Principal, action: &Action, now: Timestamp) -> Explanation {
         let mut rules = Vec::with_capacity(self.rules.len());
-        let decision = self.decide(principal, action, now, |rule, step| {
-            let outcome = match step {
-                Step::KindDiffers => RuleOutcome::KindDiffers {
-                    globs: describe(&rule.kind),
-                },
-                Step::ResourceDiffers => RuleOutcome::ResourceDiffers {
-                    globs: describe(&rule.resource),
-                },
-                Step::PrincipalDiffers => RuleOutcome::PrincipalDiffers {
-                    globs: describe(&rule.principal),
-                },
-                Step::ConditionFalse => RuleOutcome::ConditionFalse,
-                Step::ConditionFailed(error) => RuleOutcome::ConditionFailed {
-                    error: error.clone(),
-                },
-                Step::Matched => RuleOutcome::Matched,
-            };
-            rules.push(trace(rule, outcome));
-        });
+        let decision = self
+            .decide(principal, action, now, Walk::All, |rule, step| {
+                let outcome = match step {
+                    Step::KindDiffers => RuleOutcome::KindDiffers {
+                        globs: describe(&rule.kind),
+                    },
+                    Step::ResourceDiffers => RuleOutcome::ResourceDiffers {
+                        globs: describe(&rule.resource),
+                    },
+                    Step::PrincipalDiffers => RuleOutcome::PrincipalDiffers {
+                        globs: describe(&rule.principal),
+                    },
+                    Step::ConditionFalse => RuleOutcome::ConditionFalse,
+                    Step::ConditionFailed(error) => RuleOutcome::ConditionFailed {
+                        error: error.clone(),
+                    },
+                    Step::Matched => RuleOutcome::Matched,
+                };
+                rules.push(trace(rule, outcome));
+            })
+            .unwrap_or_else(|_| unreachable_deferral(self));
         for rule in &self.rules[rules.len()..] {
             rules.push(trace(rule, RuleOutcome::NotReached));
         }
@@ -112,18 +118,25 @@ impl Policy {
         }
     }
 
-    /// The one walk over the rules that both `evaluate` and `explain` use.
-    fn decide(
+    /// The one walk over the rules that `evaluate`, `explain` and the budgeted evaluation use.
+    /// `Err(index)`: the walk stopped before rule `index`, whose condition needs a budget
+    /// (`Walk::Inline` only).
+    pub(crate) fn decide(
         &self,
         principal: &Principal,
         action: &Action,
         now: Timestamp,
+        walk: Walk<'_>,
         mut observe: impl FnMut(&Rule, &Step),
-    ) -> Decision {
-        let bindings = Bindings::new(principal, action, now);
+    ) -> Result<Decision, usize> {
+        let (start, budget) = match walk {
+            Walk::From(start, budget) => (start, Some(budget)),
+            Walk::All | Walk::Inline => (0, None),
+        };
+        let bindings = Bindings::new(principal, action, now, budget.map(|b| &b.cancelled));
         // Built on the first `when` that is reached, then shared by the rules after it.
         let mut context = None;
-        for rule in &self.rules {
+        for (index, rule) in self.rules.iter().enumerate().skip(start) {
             let step = if !matches(&rule.kind, &action.kind) {
                 Step::KindDiffers
             } else if !matches(&rule.resource, &action.resource) {
@@ -131,9 +144,23 @@ impl Policy {
             } else if !matches(&rule.principal, principal.id.as_str()) {
                 Step::PrincipalDiffers
             } else if let Some(condition) = &rule.when {
+                if matches!(walk, Walk::Inline) && condition.budgeted() {
+                    return Err(index);
+                }
+                if let Some(budget) = budget {
+                    budget.enter(index);
+                }
                 let context =
                     context.get_or_insert_with(|| bindings.context(&self.env, &self.regexes));
-                match condition.evaluate(context) {
+                let outcome = condition.evaluate(context);
+                // Whatever a cancelled evaluation returned is void: it may have been cut short
+                // anywhere (an error that `all` absorbed into `false`, say).
+                if let Some(budget) = budget
+                    && budget.is_cancelled()
+                {
+                    return Ok(self.budget_exceeded(index, "it ran out of time"));
+                }
+                match outcome {
                     Ok(true) => Step::Matched,
                     Ok(false) => Step::ConditionFalse,
                     Err(error) => Step::ConditionFailed(error),
@@ -143,12 +170,12 @@ impl Policy {
             };
             observe(rule, &step);
             match step {
-                Step::Matched => return rule.decision.clone(),
-                Step::ConditionFailed(error) => return self.failed_closed(rule, &error),
+                Step::Matched => return Ok(rule.decision.clone()),
+                Step::ConditionFailed(error) => return Ok(self.failed_closed(rule, &error)),
                 _ => {}
             }
         }
-        self.default_decision.clone()
+        Ok(self.default_decision.clone())
     }
 
     /// Whether `principal` is denied every action of `kind` on `resource`, whatever its params
@@ -175,7 +202,7 @@ impl Policy {
         self.default_decision.effect == Effect::Deny
     }
 
-    fn failed_closed(&self, rule: &Rule, error: &str) -> Decision {
+    pub(crate) fn failed_closed(&self, rule: &Rule, error: &str) -> Decision {
         Decision {
             effect: Effect::Deny,
             rule: Some(rule.name.clone()),
@@ -188,6 +215,23 @@ impl Policy {
             grant_ttl_seconds: DEFAULT_GRANT_TTL_SECONDS,
         }
     }
+}
+
+/// How far a walk over the rules may go.
+#[derive(Clone, Copy)]
+pub(crate) enum Walk<'b> {
+    /// Every rule, every condition to its end (offline tools).
+    All,
+    /// Stop before the first reached condition that needs a budget.
+    Inline,
+    /// From rule `.0` on, under `.1`.
+    From(usize, &'b crate::budget::Budget),
+}
+
+/// Only `Walk::Inline` defers; a walk that cannot defer still needs a value here, and denying
+/// keeps it closed.
+fn unreachable_deferral(policy: &Policy) -> Decision {
+    policy.budget_exceeded(0, "the evaluation was deferred unexpectedly")
 }
 
 fn matches(globs: &Option<crate::glob::Globs>, text: &str) -> bool {

@@ -14,9 +14,13 @@
 //!
 //! Architecture invariant: this crate does no I/O except `Policy::load` reading the policy file,
 //! never reads the clock (time is a parameter), and fails closed: a condition that errors denies
-//! the action, naming the rule; it is never taken as `false`.
+//! the action, naming the rule; it is never taken as `false`. A condition that may cost more than
+//! linear time (comprehensions, run-time `matches` patterns) is marked at load and runs only
+//! where the caller can bound it (`evaluate_inline` defers it; `budget`).
 #![forbid(unsafe_code)]
 
+mod budget;
+mod cancellation;
 pub mod cases;
 mod condition;
 mod document;
@@ -29,6 +33,7 @@ mod policy;
 mod regex_literals;
 mod requirements;
 
+pub use budget::{BUDGET_EXCEEDED, Budget, Deferred};
 pub use duration::format_seconds;
 pub use error::PolicyError;
 pub use evaluate::{Explanation, RuleOutcome, RuleTrace};

@@ -25,6 +25,9 @@ pub struct Config {
     /// Policy file; reloaded on change or SIGHUP. Absent: the built-in sample policy.
     #[serde(default)]
     pub policy: Option<PathBuf>,
+    /// The budget of policy evaluation (`budget`, default 50ms; `concurrency`).
+    #[serde(default)]
+    pub policy_evaluation: crate::evaluator::EvaluationConfig,
     #[serde(default)]
     pub principals: Vec<PrincipalConfig>,
     /// Largest request body accepted, in bytes.
@@ -772,6 +775,9 @@ impl Config {
         self.audit
             .validate()
             .map_err(|m| invalid(format!("`audit`: {m}")))?;
+        self.policy_evaluation
+            .validate()
+            .map_err(|m| invalid(format!("`policy_evaluation`: {m}")))?;
         Ok(())
     }
 

@@ -118,6 +118,8 @@ pub struct Gateway {
     /// Each committed change to someone's second factors, for whoever announces them
     /// (`factors::run_slack_announcer`).
     pub factor_news: tokio::sync::broadcast::Sender<countersign_store::FactorChange>,
+    /// Evaluates the policy within its budget (invariant 11).
+    evaluator: crate::evaluator::Evaluator,
 }
 
 fn new_request_id() -> String {
@@ -147,6 +149,7 @@ impl Gateway {
             passkeys: crate::passkeys::RelyingParty::new(&public_url),
             public_url,
             masker: crate::channels::mask::Masker::random(),
+            evaluator: crate::evaluator::Evaluator::default(),
         }
     }
 
@@ -154,6 +157,12 @@ impl Gateway {
     /// the same wherever it is rendered).
     pub fn with_masker(mut self, masker: crate::channels::mask::Masker) -> Self {
         self.masker = masker;
+        self
+    }
+
+    /// Uses `evaluator` (the configured budget) instead of the default one.
+    pub fn with_evaluator(mut self, evaluator: crate::evaluator::Evaluator) -> Self {
+        self.evaluator = evaluator;
         self
     }
 
@@ -195,7 +204,10 @@ impl Gateway {
         action.validate()?;
         let now = self.clock.now();
         let policy = self.policy.current();
-        let decision = policy.evaluate(requester, &action, now);
+        let decision = self
+            .evaluator
+            .evaluate(&policy, requester, &action, now)
+            .await;
         let hold_timeout = policy.default_review_timeout_seconds();
         let run = action.run.clone();
         let requester_id = requester.id.clone();

@@ -16,6 +16,7 @@ pub mod config;
 pub mod console;
 pub mod directory;
 pub mod factors;
+pub mod evaluator;
 pub mod gateway;
 pub mod http;
 pub mod mcp;

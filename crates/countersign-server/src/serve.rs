@@ -177,7 +177,8 @@ pub async fn start_with_clock(
         )
         .with_masker(crate::channels::mask::Masker::from_secret(
             signer.to_private_string().as_bytes(),
-        )),
+        ))
+        .with_evaluator(crate::evaluator::Evaluator::new(&config.policy_evaluation)),
     );
     let _ = gateway.refresh_pending_gauge().await;
     let refused_callbacks = Arc::new(crate::channels::refusals::RefusedCallbacks::new(

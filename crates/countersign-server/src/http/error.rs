@@ -43,6 +43,13 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// A JSON body whose numbers or keys would mean two things (invariant 9).
+impl From<countersign_core::JsonTextError> for ApiError {
+    fn from(e: countersign_core::JsonTextError) -> Self {
+        ApiError::bad_request(e.code(), e.to_string())
+    }
+}
+
 fn refusal_status(r: &Refusal) -> StatusCode {
     match r {
         Refusal::SelfApproval
@@ -65,6 +72,9 @@ impl From<GatewayError> for ApiError {
     fn from(e: GatewayError) -> Self {
         match e {
             GatewayError::Refused(r) => ApiError::new(refusal_status(&r), r.code(), r.to_string()),
+            GatewayError::InvalidAction(a @ countersign_core::ActionError::UnsafeNumber(_)) => {
+                ApiError::bad_request("imprecise_number", a.to_string())
+            }
             GatewayError::InvalidAction(a) => {
                 ApiError::bad_request("invalid_action", a.to_string())
             }

@@ -154,6 +154,12 @@ async fn mcp_authenticate(
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     request.extensions_mut().insert(who);
+    // Tool arguments become an action's params: their numbers and keys must mean one thing
+    // before rmcp parses them (invariant 9).
+    let request = match extract::checked_body(request).await {
+        Ok(request) => request,
+        Err(e) => return axum::response::IntoResponse::into_response(e),
+    };
     next.run(request).await
 }
 

@@ -94,11 +94,18 @@ pub async fn claude_code(g: &Global, timeout: u64) -> Result<u8, Failure> {
         .map_err(|e| Failure::usage(format!("cannot read the hook event on stdin: {e}")))?;
     let event = parse_event(&input)?;
     let deadline = tokio::time::Instant::from_std(started + budget);
-    let verdict = match tokio::time::timeout_at(deadline, decide(g, &event, started, timeout)).await
-    {
-        Ok(Ok(verdict)) => verdict,
-        Ok(Err(f)) => fail_closed(&f.message),
-        Err(_) => fail_closed(&format!("the gateway did not answer within {timeout} s")),
+    // The tool input becomes the action's params: a number or key that means two things is
+    // denied here, since parsing has already picked one meaning (invariant 9).
+    let checked = countersign_core::json_text::check(input.as_bytes());
+    let verdict = match checked {
+        Err(e) => fail_closed(&e.to_string()),
+        Ok(()) => {
+            match tokio::time::timeout_at(deadline, decide(g, &event, started, timeout)).await {
+                Ok(Ok(verdict)) => verdict,
+                Ok(Err(f)) => fail_closed(&f.message),
+                Err(_) => fail_closed(&format!("the gateway did not answer within {timeout} s")),
+            }
+        }
     };
     // Exit 2 if the answer cannot be written: Claude Code blocks the call on 2 only.
     let mut stdout = std::io::stdout().lock();

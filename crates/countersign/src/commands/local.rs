@@ -68,6 +68,8 @@ pub fn policy(g: &Global, verb: PolicyVerb) -> Result<u8, Failure> {
                     groups: vec![],
                 },
             );
+            countersign_core::json_text::check(action.as_bytes())
+                .map_err(|e| Failure::usage(format!("--action: {e}")))?;
             let action: Action = serde_json::from_str(&action)
                 .map_err(|e| Failure::usage(format!("--action is not a valid action: {e}")))?;
             action

@@ -64,6 +64,10 @@ pub(super) async fn wait_for(
 fn parse_params(params: Option<&str>) -> Result<Option<serde_json::Value>, Failure> {
     params
         .map(|p| {
+            // Parsing would round an imprecise number or keep one of two equal keys, and the
+            // gateway would then approve what was parsed, not what was typed (invariant 9).
+            countersign_core::json_text::check(p.as_bytes())
+                .map_err(|e| Failure::usage(format!("--params: {e}")))?;
             serde_json::from_str::<serde_json::Value>(p)
                 .map_err(|e| Failure::usage(format!("--params is not valid JSON: {e}")))
                 .and_then(|v| {

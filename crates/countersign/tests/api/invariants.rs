@@ -376,7 +376,7 @@ async fn bad_input_changes_nothing() {
     );
     assert_eq!(
         raw(r#"{"kind":"db.query","resource":"x","params":{"n":9007199254740993}}"#).await,
-        (StatusCode::BAD_REQUEST, "invalid_action".into())
+        (StatusCode::BAD_REQUEST, "imprecise_number".into())
     );
     let named = agent
         .post(

@@ -57,9 +57,7 @@ pub async fn http(slack: Arc<Slack>, headers: HeaderMap, body: Bytes) -> Respons
     }
     let payload = match parse_form(&body) {
         Ok(p) => p,
-        Err(message) => {
-            return ApiError::bad_request("invalid_payload", message).into_response();
-        }
+        Err(e) => return e.into_response(),
     };
     match slack.interaction(payload).await {
         Some(answer) => axum::Json(answer).into_response(),
@@ -67,16 +65,19 @@ pub async fn http(slack: Arc<Slack>, headers: HeaderMap, body: Bytes) -> Respons
     }
 }
 
-/// Slack sends `application/x-www-form-urlencoded` with one field, `payload`, holding JSON.
-fn parse_form(body: &[u8]) -> Result<Value, String> {
-    let fields: Vec<(String, String)> =
-        serde_urlencoded::from_bytes(body).map_err(|e| format!("the body is not a form: {e}"))?;
+/// Slack sends `application/x-www-form-urlencoded` with one field, `payload`, holding JSON
+/// (whose numbers and keys must mean one thing, as in every JSON body).
+fn parse_form(body: &[u8]) -> Result<Value, ApiError> {
+    let invalid = |message: String| ApiError::bad_request("invalid_payload", message);
+    let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
+        .map_err(|e| invalid(format!("the body is not a form: {e}")))?;
     let payload = fields
         .into_iter()
         .find(|(k, _)| k == "payload")
         .map(|(_, v)| v)
-        .ok_or("the form has no `payload` field")?;
-    serde_json::from_str(&payload).map_err(|e| format!("`payload` is not JSON: {e}"))
+        .ok_or_else(|| invalid("the form has no `payload` field".into()))?;
+    countersign_core::json_text::check(payload.as_bytes())?;
+    serde_json::from_str(&payload).map_err(|e| invalid(format!("`payload` is not JSON: {e}")))
 }
 
 impl Slack {

@@ -77,6 +77,10 @@ async fn connect_once(slack: &Arc<Slack>, app_token: &Secret) -> Result<End, Str
                     Message::Close(_) => return Ok(End::Refresh),
                     _ => continue,
                 };
+                if let Err(e) = countersign_core::json_text::check(text.as_bytes()) {
+                    tracing::warn!(error = %e, "refused a Slack Socket Mode frame");
+                    continue;
+                }
                 let Ok(envelope) = serde_json::from_str::<Value>(&text) else {
                     tracing::warn!("Slack Socket Mode sent a frame that is not JSON");
                     continue;

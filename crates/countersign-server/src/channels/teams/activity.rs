@@ -51,6 +51,9 @@ pub async fn http(teams: Arc<Teams>, headers: HeaderMap, body: Bytes) -> Respons
         Ok(v) => v,
         Err(f) => return refuse(&teams, f).await,
     };
+    if let Err(e) = countersign_core::json_text::check(&body) {
+        return ApiError::from(e).into_response();
+    }
     let activity: Value = match serde_json::from_slice(&body) {
         Ok(v @ Value::Object(_)) => v,
         Ok(_) => return bad_activity("the activity must be a JSON object"),
