@@ -23,8 +23,8 @@
 mod audit_log;
 mod columns;
 mod error;
-mod integrity;
 mod factors;
+mod integrity;
 mod postgres;
 mod runs;
 mod sessions;
@@ -45,8 +45,8 @@ use countersign_core::{
 
 pub use countersign_core::run::RunRefusal;
 pub use error::StoreError;
-pub use integrity::{RequestMismatch, RequestRow};
 pub use factors::{FactorChange, FactorChangeKind, FactorProof, FactorsRemoved};
+pub use integrity::{RequestMismatch, RequestRow};
 pub use postgres::PgStore;
 pub use sessions::ConsoleSession;
 pub use sqlite::SqliteStore;
