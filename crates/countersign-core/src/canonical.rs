@@ -42,34 +42,38 @@ fn write_value(v: &Value, out: &mut Vec<u8>) {
             out.push(b']');
         }
         Value::Object(map) => {
-            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
-            // serde_json's map is ordered by UTF-8 bytes, which equals UTF-16 order except
-            // where characters beyond the BMP meet U+E000..U+FFFF: sort properly when needed.
-            if entries
-                .iter()
-                .any(|(k, _)| k.chars().any(|c| c as u32 >= 0xE000))
-            {
-                entries.sort_by(|a, b| a.0.encode_utf16().cmp(b.0.encode_utf16()));
-            }
             out.push(b'{');
-            for (i, (k, item)) in entries.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_string(k, out);
-                out.push(b':');
-                write_value(item, out);
+            // serde_json's map is ordered by UTF-8 bytes, which equals UTF-16 order except
+            // where characters beyond the BMP meet U+E000..U+FFFF (UTF-8 lead bytes 0xEE and
+            // up): sort properly only when a key has such a character.
+            if map.keys().any(|k| k.bytes().any(|b| b >= 0xEE)) {
+                let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+                entries.sort_by(|a, b| a.0.encode_utf16().cmp(b.0.encode_utf16()));
+                write_entries(entries.into_iter(), out);
+            } else {
+                write_entries(map.iter(), out);
             }
             out.push(b'}');
         }
     }
 }
 
+fn write_entries<'a>(entries: impl Iterator<Item = (&'a String, &'a Value)>, out: &mut Vec<u8>) {
+    for (i, (k, item)) in entries.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_string(k, out);
+        out.push(b':');
+        write_value(item, out);
+    }
+}
+
 fn write_number(n: &serde_json::Number, out: &mut Vec<u8>) {
     if let Some(i) = n.as_i64().filter(|i| i.unsigned_abs() <= 1 << 53) {
-        out.extend_from_slice(i.to_string().as_bytes());
+        out.extend_from_slice(itoa::Buffer::new().format(i).as_bytes());
     } else if let Some(u) = n.as_u64().filter(|u| *u <= 1 << 53) {
-        out.extend_from_slice(u.to_string().as_bytes());
+        out.extend_from_slice(itoa::Buffer::new().format(u).as_bytes());
     } else {
         let f = n.as_f64().unwrap_or(0.0);
         if f == 0.0 {
@@ -84,11 +88,29 @@ fn write_number(n: &serde_json::Number, out: &mut Vec<u8>) {
     }
 }
 
+/// Which bytes a JSON string must escape: the C0 controls, `"` and `\`.
+const fn needs_escape_table() -> [bool; 256] {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        t[i] = true;
+        i += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t
+}
+static NEEDS_ESCAPE: [bool; 256] = needs_escape_table();
+
 fn write_string(s: &str, out: &mut Vec<u8>) {
     out.push(b'"');
     let bytes = s.as_bytes();
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
+        // One table lookup per byte on the common path (no escape); most strings have none.
+        if !NEEDS_ESCAPE[usize::from(b)] {
+            continue;
+        }
         let escape: Option<&[u8]> = match b {
             b'"' => Some(b"\\\""),
             b'\\' => Some(b"\\\\"),
@@ -97,8 +119,7 @@ fn write_string(s: &str, out: &mut Vec<u8>) {
             b'\t' => Some(b"\\t"),
             0x08 => Some(b"\\b"),
             0x0c => Some(b"\\f"),
-            0x00..=0x1f => None,
-            _ => continue,
+            _ => None,
         };
         out.extend_from_slice(&bytes[start..i]);
         match escape {

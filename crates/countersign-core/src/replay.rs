@@ -20,7 +20,7 @@ pub const RECORDED_HASH: &str = "request_sha256";
 /// The hex SHA-256 of a stored request body (the exact bytes stored), as recorded in the
 /// entries under [`RECORDED_HASH`].
 pub fn body_sha256(body: &[u8]) -> String {
-    hex::encode(Sha256::digest(body))
+    crate::digest::hex32_string(&Sha256::digest(body).into())
 }
 
 /// The events that change a request, as the audit log records them (`event` name, `data`).

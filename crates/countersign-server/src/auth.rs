@@ -32,7 +32,7 @@ pub fn new_key() -> String {
 /// The stored form of a key: hex SHA-256. Keys carry 256 bits of entropy, so a fast hash is
 /// enough (no password-hashing function is needed to resist guessing).
 pub fn key_hash(key: &str) -> String {
-    hex::encode(Sha256::digest(key.as_bytes()))
+    countersign_core::digest::hex32_string(&Sha256::digest(key.as_bytes()).into())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
