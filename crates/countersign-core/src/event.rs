@@ -34,6 +34,9 @@ pub enum Event {
     RequestExpired,
     RequestCancelled {
         by: PrincipalId,
+        /// Why, when the requester's client gave up or left (an MCP call abandoned).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
     },
     RequestReleased,
     GrantRedeemed {

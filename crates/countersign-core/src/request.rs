@@ -244,6 +244,15 @@ fn seconds(s: u64) -> chrono::Duration {
     chrono::Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX / 1000))
 }
 
+/// Why a requester's client stopped a request (see [`Request::cancel_for`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cancellation {
+    /// The client asked to cancel.
+    Asked,
+    /// The client left before it was answered (timed out, crashed, disconnected).
+    Abandoned,
+}
+
 impl Request {
     /// A new request for `action` by `requester`, decided by `decision`, gated by its run.
     /// `hold_timeout_seconds` bounds how long an allowed action may wait for a paused run.
@@ -518,6 +527,18 @@ impl Request {
     /// Cancels the request (only its requester may). Pending requests and approved ones whose
     /// grant is unused can be cancelled.
     pub fn cancel(&mut self, by: &PrincipalId, now: Timestamp) -> Result<Vec<Event>, Refusal> {
+        self.cancel_for(by, now, None)
+    }
+
+    /// Cancels the request because its requester's client gave up or left, recording `why`:
+    /// [`Cancellation::Abandoned`] closes it with the outcome code `abandoned` (the client was
+    /// gone, so nothing may be executed for it), [`Cancellation::Asked`] with `cancelled`.
+    pub fn cancel_for(
+        &mut self,
+        by: &PrincipalId,
+        now: Timestamp,
+        why: Option<(Cancellation, &str)>,
+    ) -> Result<Vec<Event>, Refusal> {
         if *by != self.requester.id {
             return Err(Refusal::NotRequester);
         }
@@ -526,14 +547,21 @@ impl Request {
         }
         match self.state {
             State::Pending | State::Approved => {
-                self.close(
-                    State::Cancelled,
-                    now,
-                    format!("cancelled by {by}"),
-                    "cancelled",
-                );
+                let (code, outcome) = match why {
+                    None => ("cancelled", format!("cancelled by {by}")),
+                    Some((Cancellation::Asked, reason)) => {
+                        ("cancelled", format!("cancelled by {by}: {reason}"))
+                    }
+                    Some((Cancellation::Abandoned, reason)) => {
+                        ("abandoned", format!("abandoned by {by}: {reason}"))
+                    }
+                };
+                self.close(State::Cancelled, now, outcome, code);
                 self.held = false;
-                Ok(vec![Event::RequestCancelled { by: by.clone() }])
+                Ok(vec![Event::RequestCancelled {
+                    by: by.clone(),
+                    reason: why.map(|(_, reason)| reason.to_owned()),
+                }])
             }
             s => Err(Refusal::RequestClosed(s)),
         }

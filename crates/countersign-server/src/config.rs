@@ -401,6 +401,17 @@ pub struct McpConfig {
     /// rebinding protection).
     #[serde(default)]
     pub allowed_hosts: Vec<String>,
+    /// How long an agent's session lives without a request from it; never ends while one of
+    /// its calls is held (`mcp::sessions`).
+    #[serde(
+        default = "default_session_idle_timeout",
+        deserialize_with = "human_duration"
+    )]
+    pub session_idle_timeout: std::time::Duration,
+}
+
+fn default_session_idle_timeout() -> std::time::Duration {
+    std::time::Duration::from_secs(300)
 }
 
 /// One MCP server behind the gateway: a command run over stdio, or a Streamable HTTP URL.
@@ -491,6 +502,9 @@ impl McpConfig {
         }
         if self.progress_interval < std::time::Duration::from_millis(100) {
             return Err("`progress_interval` must be at least 100ms".into());
+        }
+        if self.session_idle_timeout < std::time::Duration::from_secs(1) {
+            return Err("`session_idle_timeout` must be at least 1s".into());
         }
         Ok(())
     }

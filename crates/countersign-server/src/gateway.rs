@@ -543,15 +543,42 @@ impl Gateway {
         Ok(self.cancel_recorded(who, id).await?.request)
     }
 
+    /// Cancels a request because the requester's client gave up or left, recording `reason`
+    /// (see [`Request::cancel_for`]).
+    pub async fn cancel_because(
+        &self,
+        who: &Principal,
+        id: &str,
+        why: countersign_core::Cancellation,
+        reason: &str,
+    ) -> Result<Request, GatewayError> {
+        let reason = reason.to_owned();
+        Ok(self
+            .cancel_with(who, id, Some((why, reason)))
+            .await?
+            .request)
+    }
+
     /// [`Gateway::cancel`], also saying which audit entries recorded it (for a receipt).
     pub async fn cancel_recorded(
         &self,
         who: &Principal,
         id: &str,
     ) -> Result<Recorded, GatewayError> {
+        self.cancel_with(who, id, None).await
+    }
+
+    async fn cancel_with(
+        &self,
+        who: &Principal,
+        id: &str,
+        why: Option<(countersign_core::Cancellation, String)>,
+    ) -> Result<Recorded, GatewayError> {
         let now = self.clock.now();
         let by = who.id.clone();
-        let change = Box::new(move |r: &mut Request| r.cancel(&by, now));
+        let change = Box::new(move |r: &mut Request| {
+            r.cancel_for(&by, now, why.as_ref().map(|(w, text)| (*w, text.as_str())))
+        });
         let before = self.store.get_request(id).await?;
         match before.as_ref() {
             Some(r) if Self::visible(who, r) => {}

@@ -68,6 +68,11 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     let mcp: Router<AppState> = match &state.mcp {
         Some(mcp) => Router::new()
             .route_service("/mcp", mcp.service())
+            // Innermost: each request's session activity and its `ClientGone` (mcp::sessions).
+            .route_layer(axum::middleware::from_fn_with_state(
+                mcp.clone(),
+                crate::mcp::sessions::track,
+            ))
             // Inner: runs after authentication (route layers added later wrap earlier ones).
             .route_layer(axum::middleware::from_fn(crate::mcp::jsonrpc::one_message))
             .route_layer(axum::middleware::from_fn_with_state(

@@ -5,6 +5,7 @@
 use crate::gateway::{Gateway, GatewayError};
 use crate::wire::ActionBody;
 use countersign_core::{Digest, Principal, Request, State};
+use futures::FutureExt as _;
 use std::time::{Duration, Instant};
 
 /// How a waiting caller hears about the wait, and how it says it gave up.
@@ -15,8 +16,31 @@ pub trait Hold: Send {
         step: u32,
         message: String,
     ) -> impl std::future::Future<Output = ()> + Send;
-    /// Completes when the caller cancelled (or went away).
-    fn cancelled(&self) -> impl std::future::Future<Output = ()> + Send;
+    /// Completes when the caller cancelled, or went away, saying which.
+    fn cancelled(&self) -> impl std::future::Future<Output = Cancelled> + Send;
+}
+
+/// Why a held request stopped waiting on its caller's side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cancelled {
+    /// The caller asked (`notifications/cancelled`, `tasks/cancel`).
+    ByCaller,
+    /// The caller can no longer receive the answer: its response stream closed before the call
+    /// was answered (it timed out, crashed or disconnected), or its session ended.
+    Abandoned,
+}
+
+impl Cancelled {
+    /// The reason recorded with the cancellation.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Cancelled::ByCaller => "the MCP client cancelled the call",
+            Cancelled::Abandoned => {
+                "the MCP client's connection closed before the call was answered; \
+                 nothing was forwarded"
+            }
+        }
+    }
 }
 
 /// Why an action may not go ahead, in words for the model, with the request it concerns.
@@ -77,7 +101,14 @@ pub async fn settle(
         _ => req,
     };
     match req.state {
-        State::Approved => redeem(gateway, who, &req).await,
+        State::Approved => {
+            // Approved while the caller was leaving: it is not there to receive the result, so
+            // the call is not forwarded (no forwarding without a caller).
+            if let Some(why) = hold.cancelled().now_or_never() {
+                return Err(give_up(gateway, who, &req, why).await);
+            }
+            redeem(gateway, who, &req).await
+        }
         State::Denied => {
             let by = match &req.decision.rule {
                 Some(rule) if req.votes.is_empty() => format!(" (policy rule `{rule}`)"),
@@ -140,10 +171,8 @@ async fn wait(
             waited = gateway.wait(who, &req.id, every) => {
                 req = waited.map_err(refusal)?;
             }
-            () = hold.cancelled() => {
-                let cancelled = gateway.cancel(who, &req.id).await;
-                tracing::info!(request = %req.id, ok = cancelled.is_ok(), "held MCP request cancelled by the client");
-                return Err(Refused::about(&req, format!("request {} was cancelled by the client", req.id)));
+            why = hold.cancelled() => {
+                return Err(give_up(gateway, who, &req, why).await);
             }
         }
         if req.state == State::Pending {
@@ -156,6 +185,26 @@ async fn wait(
         }
     }
     Ok(req)
+}
+
+/// Cancels `req` because its caller cancelled or left, recording why.
+async fn give_up(gateway: &Gateway, who: &Principal, req: &Request, why: Cancelled) -> Refused {
+    let cancellation = match why {
+        Cancelled::ByCaller => countersign_core::Cancellation::Asked,
+        Cancelled::Abandoned => countersign_core::Cancellation::Abandoned,
+    };
+    let cancelled = gateway
+        .cancel_because(who, &req.id, cancellation, why.reason())
+        .await;
+    tracing::info!(
+        request = %req.id, ok = cancelled.is_ok(), reason = why.reason(),
+        "held MCP request cancelled"
+    );
+    let message = match why {
+        Cancelled::ByCaller => format!("request {} was cancelled by the client", req.id),
+        Cancelled::Abandoned => format!("request {} was abandoned: {}", req.id, why.reason()),
+    };
+    Refused::about(req, message)
 }
 
 /// Redeems the grant with the digest of the recorded action: what is forwarded next is exactly

@@ -11,10 +11,12 @@
 pub mod actions;
 pub mod authorize;
 pub mod bridge;
+pub mod conform;
 pub mod hub;
 pub mod jsonrpc;
 pub mod naming;
 pub mod proxy;
+pub mod sessions;
 pub mod tasks;
 pub mod upstream;
 
@@ -35,6 +37,8 @@ pub struct Mcp {
     pub hide_denied_tools: bool,
     pub progress_interval: Duration,
     pub tasks: tasks::Tasks,
+    /// Sessions' activity and held calls (`sessions`).
+    pub liveness: Arc<sessions::Liveness>,
     allowed_hosts: Vec<String>,
     /// Which upstream listed a resource URI, and the fixed prefixes of their URI templates.
     resources: Mutex<HashMap<String, String>>,
@@ -64,6 +68,7 @@ impl Mcp {
             hide_denied_tools: config.hide_denied_tools,
             progress_interval: config.progress_interval,
             tasks: tasks::Tasks::default(),
+            liveness: sessions::Liveness::new(config.session_idle_timeout),
             allowed_hosts,
             resources: Mutex::new(HashMap::new()),
             templates: Mutex::new(vec![]),
@@ -76,14 +81,26 @@ impl Mcp {
         config.legacy_session_mode = true;
         config.allowed_hosts = self.allowed_hosts.clone();
         config.sse_keep_alive = Some(Duration::from_secs(15));
-        // A call answered at once (allowed, or refused) is one JSON body rather than an SSE
-        // stream; one that reports progress first (a held call) still streams.
+        // Stateless requests (every agent on protocol 2026-07-28): a call answered at once
+        // (allowed, or refused) is one JSON body rather than an SSE stream; one that reports
+        // progress first (a held call) still streams. Session requests always stream.
         config.json_response = true;
         config.max_request_body_bytes = jsonrpc::MAX_BODY_BYTES;
+        // No priming events: a request's stream cannot be resumed after it closes, so a closed
+        // stream means the agent has gone (`sessions::ClientGone`).
+        config.sse_retry = None;
+        let mut manager = LocalSessionManager::default();
+        manager.session_config.sse_retry = None;
+        // Idle sessions are closed by `sessions::Liveness`, which knows about held calls.
+        manager.session_config.keep_alive = None;
+        let manager = Arc::new(manager);
+        if tokio::runtime::Handle::try_current().is_ok() {
+            self.liveness.spawn_reaper(manager.clone());
+        }
         let mcp = self.clone();
         StreamableHttpService::new(
             move || Ok(proxy::Session { mcp: mcp.clone() }),
-            Arc::new(LocalSessionManager::default()),
+            manager,
             config,
         )
     }

@@ -6,9 +6,11 @@
 
 use super::Mcp;
 use super::actions::{self, Forward, Planned};
-use super::authorize::{Hold, Refused, authorize, settle, submit};
+use super::authorize::{Cancelled, Hold, Refused, authorize, settle, submit};
+use super::conform;
 use super::hub::Change;
 use super::naming;
+use super::sessions::{ClientGone, HeldGuard, SESSION_HEADER};
 use super::tasks::TaskHold;
 use super::upstream::{Upstream, UpstreamError};
 use crate::wire::ActionBody;
@@ -94,12 +96,15 @@ fn meta_of<'a>(
     meta_str(params, key).or_else(|| meta_str(Some(&ctx.meta), key))
 }
 
-/// Reports the wait on an MCP request as progress notifications (when the client sent a token)
-/// and hears the client's `notifications/cancelled` (or its disconnect) through `ct`.
+/// Reports the wait on an MCP request as progress notifications (when the client sent a token),
+/// hears the client's `notifications/cancelled` through `ct` and its departure through `gone`
+/// (`sessions::ClientGone`), and keeps the session from idling out meanwhile.
 struct McpHold<'a> {
     peer: &'a Peer<RoleServer>,
     token: Option<ProgressToken>,
     ct: &'a CancellationToken,
+    gone: CancellationToken,
+    _busy: Option<HeldGuard>,
 }
 
 impl Hold for McpHold<'_> {
@@ -111,8 +116,23 @@ impl Hold for McpHold<'_> {
         }
     }
 
-    fn cancelled(&self) -> impl std::future::Future<Output = ()> + Send {
-        self.ct.cancelled()
+    fn cancelled(&self) -> impl std::future::Future<Output = Cancelled> + Send {
+        let (ct, gone) = (self.ct, &self.gone);
+        async move {
+            tokio::select! {
+                biased;
+                () = gone.cancelled() => Cancelled::Abandoned,
+                () = ct.cancelled() => {
+                    // rmcp also cancels a handler whose 2026 request stream closed, or whose
+                    // session ended: that is the client leaving, not asking.
+                    if gone.is_cancelled() || self.peer.is_transport_closed() {
+                        Cancelled::Abandoned
+                    } else {
+                        Cancelled::ByCaller
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -159,7 +179,7 @@ async fn forward_call(
         .request(|peer| async move { peer.call_tool_once(forward).await })
         .await
     {
-        Ok(response) => Ok(response),
+        Ok(response) => Ok(conform::tool_result(response)),
         Err(UpstreamError::Protocol(e)) => Err(e),
         Err(e) => Ok(tool_error(
             e.to_string(),
@@ -235,10 +255,7 @@ impl Session {
                 }
                 Ok(approved) => match forward_call(&mcp, &approved, None).await {
                     Ok(CallToolResponse::Complete(result)) => slot.complete(&result),
-                    Ok(_) => slot.fail(&ErrorData::internal_error(
-                        "the MCP server asked for more input, which a task cannot relay",
-                        None,
-                    )),
+                    Ok(_) => slot.fail(&ErrorData::internal_error(conform::INPUT_REQUIRED, None)),
                     Err(e) => slot.fail(&e),
                 },
             }
@@ -284,10 +301,20 @@ impl Session {
     }
 
     fn hold<'a>(&self, ctx: &'a RequestContext<RoleServer>) -> McpHold<'a> {
+        let parts = ctx.extensions.get::<Parts>();
+        let gone = parts
+            .and_then(|p| p.extensions.get::<ClientGone>())
+            .map(|g| g.0.clone())
+            .unwrap_or_default();
+        let session = parts
+            .and_then(|p| p.headers.get(SESSION_HEADER))
+            .and_then(|v| v.to_str().ok());
         McpHold {
             peer: &ctx.peer,
             token: ctx.meta.get_progress_token(),
             ct: &ctx.ct,
+            gone,
+            _busy: session.map(|s| self.mcp.liveness.hold(s)),
         }
     }
 
@@ -598,6 +625,7 @@ impl ServerHandler for Session {
             .request(|peer| async move { peer.read_resource_once(forward).await })
             .await
             .map_err(upstream_error)
+            .and_then(conform::resource)
     }
 
     #[allow(deprecated)]
@@ -692,6 +720,7 @@ impl ServerHandler for Session {
             .request(|peer| async move { peer.get_prompt_once(forward).await })
             .await
             .map_err(upstream_error)
+            .and_then(conform::prompt)
     }
 
     async fn complete(
@@ -725,6 +754,7 @@ impl ServerHandler for Session {
         upstream
             .request(|peer| async move { peer.complete(forward).await })
             .await
+            .map(conform::completion)
             .map_err(upstream_error)
     }
 }

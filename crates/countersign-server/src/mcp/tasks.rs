@@ -8,8 +8,9 @@
 //! task's result is gone (`tasks/get` answers "unknown task"), and finished tasks are forgotten
 //! [`KEEP_FINISHED`] after they finish.
 
-use super::authorize::Hold;
+use super::authorize::{Cancelled, Hold};
 use countersign_core::PrincipalId;
+use futures::FutureExt as _;
 use rmcp::model::{
     CallToolResult, DetailedTask, ErrorData, JsonObject, Task, TaskPayload, TaskStatus,
 };
@@ -143,7 +144,7 @@ impl Hold for TaskHold {
         self.0.set(TaskPayload::Working, Some(message));
     }
 
-    fn cancelled(&self) -> impl std::future::Future<Output = ()> + Send {
-        self.0.cancel.cancelled()
+    fn cancelled(&self) -> impl std::future::Future<Output = Cancelled> + Send {
+        self.0.cancel.cancelled().map(|()| Cancelled::ByCaller)
     }
 }

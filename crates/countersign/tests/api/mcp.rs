@@ -23,6 +23,33 @@ fn everything_js() -> PathBuf {
     js
 }
 
+/// The reference server over Streamable HTTP on a free port (killed when the child is dropped).
+pub(crate) async fn everything_over_http() -> (tokio::process::Child, u16) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let server = tokio::process::Command::new("node")
+        .arg(everything_js())
+        .arg("streamableHttp")
+        .env("PORT", port.to_string())
+        .stderr(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "server-everything did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    (server, port)
+}
+
 pub(crate) fn stdio_upstream(name: &str) -> String {
     format!(
         "    - name: {name}\n      command: node\n      args: [\"{}\", \"stdio\"]\n      env: {{API_KEY: upstream-secret}}\n",
@@ -316,29 +343,7 @@ async fn mcp_stdio_bridge_refuses_a_bad_key_with_a_clear_error() {
 
 #[tokio::test]
 async fn mcp_streamable_http_upstream() {
-    // The reference server over Streamable HTTP on a free port.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut server = tokio::process::Command::new("node")
-        .arg(everything_js())
-        .arg("streamableHttp")
-        .env("PORT", port.to_string())
-        .stderr(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "server-everything did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let (mut server, port) = everything_over_http().await;
     let upstream = format!(
         "    - name: remote\n      url: http://127.0.0.1:{port}/mcp\n      headers: {{X-Api-Key: upstream-secret}}\n"
     );

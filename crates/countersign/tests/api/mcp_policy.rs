@@ -177,7 +177,7 @@ async fn mcp_requests_are_actions_under_policy_subscriptions() {
 }
 
 /// A hand-written MCP session over `/mcp`, for requests no SDK would send.
-struct Raw {
+pub(crate) struct Raw {
     http: reqwest::Client,
     url: String,
     key: String,
@@ -186,7 +186,7 @@ struct Raw {
 }
 
 impl Raw {
-    async fn open(app: &TestApp) -> Raw {
+    pub(crate) async fn open(app: &TestApp) -> Raw {
         let mut raw = Raw {
             http: reqwest::Client::new(),
             url: format!("{}/mcp", app.url),
@@ -209,7 +209,7 @@ impl Raw {
         raw
     }
 
-    async fn send(&self, body: &str) -> RawResponse {
+    pub(crate) async fn send(&self, body: &str) -> RawResponse {
         let mut req = self
             .http
             .post(&self.url)
@@ -251,11 +251,11 @@ impl Raw {
     }
 }
 
-struct RawResponse {
-    status: u16,
-    json_type: bool,
-    session: Option<String>,
-    body: Value,
+pub(crate) struct RawResponse {
+    pub(crate) status: u16,
+    pub(crate) json_type: bool,
+    pub(crate) session: Option<String>,
+    pub(crate) body: Value,
 }
 
 #[tokio::test]
