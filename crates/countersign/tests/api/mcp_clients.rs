@@ -100,7 +100,10 @@ async fn answers_conform_to_the_agents_protocol_with_every_client_library() {
         let (library, tool, via, straight) = run.await.unwrap();
         assert_eq!(via["is_error"], false, "{library} {tool}: {via}");
         assert_eq!(via["text"], straight["text"], "{library} {tool}");
-        assert!(!via["text"].as_str().unwrap().is_empty(), "{library} {tool}");
+        assert!(
+            !via["text"].as_str().unwrap().is_empty(),
+            "{library} {tool}"
+        );
         if library == "mcp" {
             assert_eq!(via["protocol"], "2026-07-28", "{library}: {via}");
         }
