@@ -1,7 +1,8 @@
 //! The MCP gateway with the client libraries people use, as real peers at their default
 //! settings (issue 15): the official Python SDK both ways it connects (`mcp.Client`, which
 //! settles on protocol 2026-07-28, and a 2025-11-25 `ClientSession`), FastMCP, the OpenAI Agents
-//! SDK (`tests/peers/mcp_clients.py`) and the TypeScript SDK (`tests/peers/mcp_client_ts.mjs`).
+//! SDK (`tests/peers/mcp_clients.py`), LangChain's MCP adapters (`mcp_client_langchain.py`) and
+//! the TypeScript SDK (`tests/peers/mcp_client_ts.mjs`).
 //! `.ci/run` installs them.
 
 use crate::app::TestApp;
@@ -27,6 +28,28 @@ async fn python_call(library: &str, url: &str, key: &str, tool: &str, args: Valu
     .expect("the client finished in time")
     .expect("python3 runs");
     parse(&format!("{library} {tool}"), out)
+}
+
+/// One call by LangChain's MCP adapters (in their own virtual environment: they need mcp 1.x).
+async fn langchain_call(url: &str, key: &str, tool: &str, args: Value) -> Value {
+    let python = peers().join(".venv-langchain/bin/python");
+    assert!(
+        python.exists(),
+        "LangChain's MCP adapters are not installed: run `python3 -m venv tests/peers/.venv-langchain && \
+         tests/peers/.venv-langchain/bin/pip install langchain-mcp-adapters==0.3.2` (.ci/run does)"
+    );
+    let out = tokio::time::timeout(
+        Duration::from_secs(90),
+        tokio::process::Command::new(python)
+            .arg(peers().join("mcp_client_langchain.py"))
+            .args([url, key, tool, &args.to_string()])
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("the client finished in time")
+    .expect("python runs");
+    parse(&format!("langchain {tool}"), out)
 }
 
 /// One call by the TypeScript SDK, with its default timeout unless `timeout_ms` is given.
@@ -75,7 +98,10 @@ async fn answers_conform_to_the_agents_protocol_with_every_client_library() {
         ("get-sum", json!({"a": 2, "b": 3})),
     ];
     let mut runs = vec![];
-    for library in PYTHON_LIBRARIES.into_iter().chain(["typescript"]) {
+    for library in PYTHON_LIBRARIES
+        .into_iter()
+        .chain(["typescript", "langchain"])
+    {
         for (tool, args) in &calls {
             let (url, key, direct) = (url.clone(), key.clone(), direct.clone());
             let (tool, args) = (tool.to_string(), args.clone());
@@ -85,6 +111,11 @@ async fn answers_conform_to_the_agents_protocol_with_every_client_library() {
                     tokio::join!(
                         ts_call(&url, &key, &through, args.clone(), None),
                         ts_call(&direct, "none", &tool, args, None)
+                    )
+                } else if library == "langchain" {
+                    tokio::join!(
+                        langchain_call(&url, &key, &through, args.clone()),
+                        langchain_call(&direct, "none", &tool, args)
                     )
                 } else {
                     tokio::join!(
@@ -122,6 +153,12 @@ async fn answers_conform_to_the_agents_protocol_with_every_client_library() {
     }
     let denied = ts_call(&url, &key, "everything__get-env", json!({}), None).await;
     assert_eq!(denied["is_error"], true, "{denied}");
+    // LangChain hands the model the refusal's text (its tools do not raise on `isError`).
+    let denied = langchain_call(&url, &key, "everything__get-env", json!({})).await;
+    assert!(
+        denied["text"].as_str().unwrap().contains("Denied"),
+        "{denied}"
+    );
 }
 
 /// A held call outlives the session idle timeout (here 1 s; rmcp's own was 300 s and counted a
@@ -135,7 +172,7 @@ async fn a_held_call_is_never_cut_by_an_idle_timeout_with_every_waiting_client()
     )
     .await;
     let (url, key) = (mcp_url(&app), app.agent().key);
-    let libraries = ["mcp", "mcp-session", "fastmcp", "typescript"];
+    let libraries = ["mcp", "mcp-session", "fastmcp", "typescript", "langchain"];
     let mut calls = vec![];
     for (i, library) in libraries.into_iter().enumerate() {
         let (url, key) = (url.clone(), key.clone());
@@ -143,13 +180,15 @@ async fn a_held_call_is_never_cut_by_an_idle_timeout_with_every_waiting_client()
         calls.push(tokio::spawn(async move {
             let out = if library == "typescript" {
                 ts_call(&url, &key, "everything__get-sum", args, None).await
+            } else if library == "langchain" {
+                langchain_call(&url, &key, "everything__get-sum", args).await
             } else {
                 python_call(library, &url, &key, "everything__get-sum", args).await
             };
             (library, i, out)
         }));
     }
-    // All four held; then three idle timeouts pass before anyone approves.
+    // All held; then three idle timeouts pass before anyone approves.
     let deadline = Instant::now() + Duration::from_secs(30);
     let pending = loop {
         let list = app.approver("bob").get("/v1/requests?state=pending").await;
