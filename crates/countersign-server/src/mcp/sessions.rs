@@ -78,10 +78,13 @@ impl Liveness {
     /// The agent did something in `session` (or the session was just created).
     pub fn touch(&self, session: &str) {
         let now = Instant::now();
-        self.lock()
-            .entry(session.to_owned())
-            .and_modify(|a| a.last = now)
-            .or_insert(Activity { last: now, held: 0 });
+        let mut sessions = self.lock();
+        match sessions.get_mut(session) {
+            Some(a) => a.last = now,
+            None => {
+                sessions.insert(session.to_owned(), Activity { last: now, held: 0 });
+            }
+        }
     }
 
     /// The session was closed.

@@ -297,6 +297,23 @@ impl As {
 }
 
 impl TestApp {
+    /// Every audit entry, as a person reads them over the API.
+    pub async fn audit_entries(&self) -> Vec<Value> {
+        let body = self
+            .http
+            .get(format!("{}/v1/audit/entries?limit=10000", self.url))
+            .bearer_auth(&self.keys["user:bob@example.com"])
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        body.lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
     pub fn as_(&self, principal: &str) -> As {
         let key = self
             .keys

@@ -116,9 +116,23 @@ fn over_stdio(app: &TestApp, action: &[&str]) -> Vec<String> {
     args
 }
 
-/// The request of `kind` the gateway recorded (as a person sees it), waiting up to 10 s.
+/// The request of `kind` the gateway recorded (as a person sees it), waiting up to 20 s.
 pub(crate) async fn recorded(app: &TestApp, kind: &str, state: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    recorded_where(app, state, &format!("of kind {kind}"), |r| {
+        r["action"]["kind"] == kind
+    })
+    .await
+}
+
+/// The first request in `state` that `matches` (`what` names it in the failure), waiting up to
+/// 20 s.
+pub(crate) async fn recorded_where(
+    app: &TestApp,
+    state: &str,
+    what: &str,
+    matches: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let list = app
             .approver("bob")
@@ -128,13 +142,13 @@ pub(crate) async fn recorded(app: &TestApp, kind: &str, state: &str) -> Value {
             .as_array()
             .into_iter()
             .flatten()
-            .find(|r| r["action"]["kind"] == kind)
+            .find(|r| matches(r))
         {
             return r.clone();
         }
         assert!(
             Instant::now() < deadline,
-            "no {state} request of kind {kind}: {}",
+            "no {state} request {what}: {}",
             list.body
         );
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -6,7 +6,7 @@
 //! `.ci/run` installs them.
 
 use crate::app::TestApp;
-use crate::mcp::{everything_over_http, gateway, peers, stdio_upstream};
+use crate::mcp::{everything_over_http, gateway, peers, recorded_where, stdio_upstream};
 use crate::mcp_policy::Raw;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -16,18 +16,32 @@ const PYTHON_LIBRARIES: [&str; 4] = ["mcp", "mcp-session", "fastmcp", "openai"];
 
 /// One call by a Python client library; the JSON it printed.
 async fn python_call(library: &str, url: &str, key: &str, tool: &str, args: Value) -> Value {
-    let out = tokio::time::timeout(
-        Duration::from_secs(90),
-        tokio::process::Command::new("python3")
-            .arg(peers().join("mcp_clients.py"))
-            .args([library, url, key, "call", tool, &args.to_string()])
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .expect("the client finished in time")
-    .expect("python3 runs");
-    parse(&format!("{library} {tool}"), out)
+    let mut cmd = tokio::process::Command::new("python3");
+    cmd.arg(peers().join("mcp_clients.py")).args([
+        library,
+        url,
+        key,
+        "call",
+        tool,
+        &args.to_string(),
+    ]);
+    run_peer(&format!("{library} {tool}"), cmd).await
+}
+
+/// Runs one peer to its end (90 s at most) and returns the JSON line it printed last.
+async fn run_peer(what: &str, mut cmd: tokio::process::Command) -> Value {
+    let out = tokio::time::timeout(Duration::from_secs(90), cmd.kill_on_drop(true).output())
+        .await
+        .unwrap_or_else(|_| panic!("{what}: the client did not finish in time"))
+        .unwrap_or_else(|e| panic!("{what}: the client does not run: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{what} failed: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("{what}: not JSON ({e}): {stdout}"))
 }
 
 /// One call by LangChain's MCP adapters (in their own virtual environment: they need mcp 1.x).
@@ -38,18 +52,10 @@ async fn langchain_call(url: &str, key: &str, tool: &str, args: Value) -> Value 
         "LangChain's MCP adapters are not installed: run `python3 -m venv tests/peers/.venv-langchain && \
          tests/peers/.venv-langchain/bin/pip install langchain-mcp-adapters==0.3.2` (.ci/run does)"
     );
-    let out = tokio::time::timeout(
-        Duration::from_secs(90),
-        tokio::process::Command::new(python)
-            .arg(peers().join("mcp_client_langchain.py"))
-            .args([url, key, tool, &args.to_string()])
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .expect("the client finished in time")
-    .expect("python runs");
-    parse(&format!("langchain {tool}"), out)
+    let mut cmd = tokio::process::Command::new(python);
+    cmd.arg(peers().join("mcp_client_langchain.py"))
+        .args([url, key, tool, &args.to_string()]);
+    run_peer(&format!("langchain {tool}"), cmd).await
 }
 
 /// One call by the TypeScript SDK, with its default timeout unless `timeout_ms` is given.
@@ -60,22 +66,7 @@ async fn ts_call(url: &str, key: &str, tool: &str, args: Value, timeout_ms: Opti
     if let Some(ms) = timeout_ms {
         cmd.arg(ms.to_string());
     }
-    let out = tokio::time::timeout(Duration::from_secs(90), cmd.kill_on_drop(true).output())
-        .await
-        .expect("the client finished in time")
-        .expect("node runs");
-    parse(&format!("typescript {tool}"), out)
-}
-
-fn parse(what: &str, out: std::process::Output) -> Value {
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{what} failed: {}\n{stdout}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_str(stdout.lines().last().unwrap_or_default())
-        .unwrap_or_else(|e| panic!("{what}: not JSON ({e}): {stdout}"))
+    run_peer(&format!("typescript {tool}"), cmd).await
 }
 
 fn mcp_url(app: &TestApp) -> String {
@@ -230,27 +221,10 @@ async fn a_held_call_is_never_cut_by_an_idle_timeout_with_every_waiting_client()
 
 /// The request behind `args` once it reached `state`.
 async fn request_with(app: &TestApp, state: &str, args: &Value) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let list = app
-            .approver("bob")
-            .get(&format!("/v1/requests?state={state}"))
-            .await;
-        if let Some(r) = list.body["requests"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["action"]["params"] == *args)
-        {
-            return r.clone();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no {state} request for {args}: {}",
-            list.body
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    recorded_where(app, state, &format!("for {args}"), |r| {
+        r["action"]["params"] == *args
+    })
+    .await
 }
 
 /// A held call whose client is killed (it had a progress token, so only the closed connection
@@ -312,18 +286,9 @@ async fn no_forwarding_without_a_caller() {
 
 /// The audit events recorded about request `id`, in order.
 async fn audit_events_of(app: &TestApp, id: &str) -> Vec<String> {
-    let body = app
-        .http
-        .get(format!("{}/v1/audit/entries?limit=10000", app.url))
-        .bearer_auth(&app.keys["user:bob@example.com"])
-        .send()
+    app.audit_entries()
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    body.lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .into_iter()
         .filter(|e| e["request"] == id)
         .filter_map(|e| e["event"].as_str().map(str::to_owned))
         .collect()
