@@ -8,6 +8,20 @@ use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+mod audit;
+mod channels;
+mod mcp;
+
+pub use audit::{AuditConfig, WebhookConfig};
+pub use channels::{
+    ChannelsConfig, DEFAULT_SLACK_API, DEFAULT_TEAMS_OPENID_METADATA, DEFAULT_TEAMS_TOKEN_URL,
+    SlackConfig, TeamsConfig,
+};
+use channels::{
+    default_slack_api, default_teams_openid, default_teams_token_url, default_user_cache_ttl,
+};
+pub use mcp::{McpConfig, UpstreamConfig};
+
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8750";
 pub const DEFAULT_DATABASE: &str = "countersign.db";
 
@@ -85,126 +99,6 @@ pub struct OidcConfig {
     pub scopes: Vec<String>,
 }
 
-/// Where the gateway keeps its audit signing key and how often it signs checkpoints.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AuditConfig {
-    /// The Ed25519 signing key (a signed-note private key), created on first start with mode
-    /// 0600. Default: `countersign-audit.key` beside the database file (for a PostgreSQL
-    /// database, beside the config file, else in the working directory).
-    #[serde(default)]
-    pub key: Option<PathBuf>,
-    /// The log's name in checkpoints (a schema-less URL, e.g. `example.com/countersign`).
-    /// Default: the key's name, which is this when the key is created, else
-    /// `<public_url host>/countersign`.
-    #[serde(default)]
-    pub origin: Option<String>,
-    /// Sign a checkpoint once this many new entries are in the log...
-    #[serde(default = "default_checkpoint_every")]
-    pub checkpoint_every: u64,
-    /// ...or when this long has passed since the last one and there are new entries.
-    #[serde(
-        default = "default_checkpoint_interval",
-        deserialize_with = "human_duration"
-    )]
-    pub checkpoint_interval: std::time::Duration,
-    /// Receivers of every audit entry, per the Standard Webhooks spec.
-    #[serde(default)]
-    pub webhooks: Vec<WebhookConfig>,
-}
-
-impl Default for AuditConfig {
-    fn default() -> Self {
-        AuditConfig {
-            key: None,
-            origin: None,
-            checkpoint_every: default_checkpoint_every(),
-            checkpoint_interval: default_checkpoint_interval(),
-            webhooks: vec![],
-        }
-    }
-}
-
-fn default_checkpoint_every() -> u64 {
-    1000
-}
-
-fn default_checkpoint_interval() -> std::time::Duration {
-    std::time::Duration::from_secs(10)
-}
-
-/// One outgoing webhook: every audit entry is POSTed to `url`, signed, retried with backoff
-/// until it answers 2xx, in order, at least once.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WebhookConfig {
-    pub url: String,
-    /// `whsec_<base64>`: the shared secret of the `v1` (HMAC-SHA256) signature. Without it
-    /// only the `v1a` (Ed25519, the audit key) signature is sent.
-    #[serde(default)]
-    pub secret: Option<Secret>,
-    /// Also sign with the audit key (`v1a`); on by default.
-    #[serde(default = "default_true")]
-    pub ed25519: bool,
-}
-
-fn default_true() -> bool {
-    true
-}
-
-impl AuditConfig {
-    fn validate(&self) -> Result<(), String> {
-        if self.checkpoint_every == 0 {
-            return Err("`checkpoint_every` must be at least 1".into());
-        }
-        if self.checkpoint_interval < std::time::Duration::from_millis(100) {
-            return Err("`checkpoint_interval` must be at least 100ms".into());
-        }
-        if let Some(origin) = &self.origin
-            && (origin.is_empty()
-                || origin.contains('+')
-                || origin.chars().any(|c| c.is_whitespace() || c.is_control()))
-        {
-            return Err(format!(
-                "`origin: {origin}` must be non-empty, without spaces or `+` (e.g. example.com/countersign)"
-            ));
-        }
-        let mut seen = std::collections::BTreeSet::new();
-        for w in &self.webhooks {
-            if !(w.url.starts_with("http://") || w.url.starts_with("https://")) {
-                return Err(format!("webhook `{}`: the url must be http(s)", w.url));
-            }
-            if !seen.insert(w.url.as_str()) {
-                return Err(format!("webhook `{}` is listed twice", w.url));
-            }
-            if let Some(secret) = &w.secret {
-                crate::audit::webhooks::decode_secret(secret.expose())
-                    .map_err(|e| format!("webhook `{}`: `secret` {e}", w.url))?;
-            } else if !w.ed25519 {
-                return Err(format!(
-                    "webhook `{}`: give a `secret` or leave `ed25519` on, or it is unsigned",
-                    w.url
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    /// The key file: as configured, else `countersign-audit.key` beside `database`.
-    pub fn key_path(&self, database: &str) -> PathBuf {
-        match &self.key {
-            Some(k) => k.clone(),
-            // A PostgreSQL database has no folder of its own: the working directory (a config
-            // file sets the key beside itself when it loads).
-            None if is_postgres_url(database) => PathBuf::from("countersign-audit.key"),
-            None => Path::new(database)
-                .parent()
-                .unwrap_or(Path::new(""))
-                .join("countersign-audit.key"),
-        }
-    }
-}
-
 /// A secret from configuration. It is never printed: `Debug` shows `Secret(***)`.
 #[derive(Clone, Deserialize)]
 #[serde(transparent)]
@@ -227,287 +121,13 @@ impl std::fmt::Debug for Secret {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ChannelsConfig {
-    #[serde(default)]
-    pub slack: Option<SlackConfig>,
-    #[serde(default)]
-    pub teams: Option<TeamsConfig>,
-}
-
-pub const DEFAULT_TEAMS_OPENID_METADATA: &str =
-    "https://login.botframework.com/v1/.well-known/openidconfiguration";
-/// The multi-tenant token endpoint; single-tenant bots use their own tenant instead of
-/// `botframework.com`.
-pub const DEFAULT_TEAMS_TOKEN_URL: &str =
-    "https://login.microsoftonline.com/botframework.com/oauth2/v2.0/token";
-
-/// Microsoft Teams, through a Bot Framework bot.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TeamsConfig {
-    /// The bot's Microsoft App ID: the audience of inbound tokens, and the client id of the
-    /// app token.
-    pub app_id: String,
-    /// The bot's client secret, for the app token (OAuth2 client credentials).
-    pub app_password: Secret,
-    /// The Microsoft Entra tenants whose Teams may talk to this gateway; activities from any
-    /// other tenant are refused.
-    pub tenant_ids: Vec<String>,
-    /// The Bot Connector's OpenID metadata; its `jwks_uri` has the keys inbound tokens are
-    /// signed with.
-    #[serde(default = "default_teams_openid")]
-    pub openid_metadata_url: String,
-    /// Where the app token comes from.
-    #[serde(default = "default_teams_token_url")]
-    pub token_url: String,
-    /// Names for conversations (`teams:<name>` in rules) → Teams conversation ids.
-    #[serde(default)]
-    pub conversations: std::collections::BTreeMap<String, String>,
-    /// Default audience when a rule names none: names from `conversations`.
-    #[serde(default)]
-    pub notify: Vec<String>,
-    /// How long a Teams user's email (from the member look-up) is cached.
-    #[serde(
-        default = "default_user_cache_ttl",
-        deserialize_with = "human_duration"
-    )]
-    pub user_cache_ttl: std::time::Duration,
-}
-
-fn default_teams_openid() -> String {
-    DEFAULT_TEAMS_OPENID_METADATA.into()
-}
-
-fn default_teams_token_url() -> String {
-    DEFAULT_TEAMS_TOKEN_URL.into()
-}
-
-impl TeamsConfig {
-    fn validate(&self) -> Result<(), String> {
-        let id_like = |s: &str| !s.is_empty() && !s.contains(char::is_whitespace);
-        if !id_like(&self.app_id) {
-            return Err("`app_id` must be the bot's Microsoft App ID (a GUID)".into());
-        }
-        if self.app_password.expose().is_empty() {
-            return Err("`app_password` is empty".into());
-        }
-        if self.tenant_ids.is_empty() {
-            return Err(
-                "`tenant_ids` is empty: list the Microsoft Entra tenant ids allowed to use this \
-                 bot (activities from any other tenant are refused)"
-                    .into(),
-            );
-        }
-        if let Some(t) = self.tenant_ids.iter().find(|t| !id_like(t)) {
-            return Err(format!("`tenant_ids`: `{t}` is not a tenant id"));
-        }
-        for (key, url) in [
-            ("openid_metadata_url", &self.openid_metadata_url),
-            ("token_url", &self.token_url),
-        ] {
-            if !(url.starts_with("https://") || url.starts_with("http://")) {
-                return Err(format!("`{key}: {url}` is not an http(s) URL"));
-            }
-        }
-        for (name, id) in &self.conversations {
-            countersign_core::check_target(&format!("{}{name}", crate::channels::teams::PREFIX))
-                .map_err(|e| format!("`conversations`: {e}"))?;
-            if !id_like(id) {
-                return Err(format!(
-                    "`conversations.{name}`: `{id}` is not a Teams conversation id (like 19:…@thread.tacv2)"
-                ));
-            }
-        }
-        for t in &self.notify {
-            let name = t.strip_prefix(crate::channels::teams::PREFIX).unwrap_or(t);
-            if !self.conversations.contains_key(name) {
-                return Err(format!(
-                    "`notify`: `{t}` is not one of `conversations` ({})",
-                    self.conversations
-                        .keys()
-                        .map(String::as_str)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ));
-            }
-        }
-        Ok(())
-    }
-}
-
-pub const DEFAULT_SLACK_API: &str = "https://slack.com/api";
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SlackConfig {
-    /// Bot token (`xoxb-…`) for the Web API. Scopes: chat:write, users:read, users:read.email,
-    /// im:write.
-    pub bot_token: Secret,
-    /// Verifies interactivity requests sent to `/v1/channels/slack/interactions`.
-    #[serde(default)]
-    pub signing_secret: Option<Secret>,
-    /// App-level token (`xapp-…`) for Socket Mode; when set, clicks arrive over the socket.
-    #[serde(default)]
-    pub app_token: Option<Secret>,
-    #[serde(default = "default_slack_api")]
-    pub api_base_url: String,
-    /// Default audience when a rule names none: `#channel`, `@person@example.com`, a channel id.
-    #[serde(default)]
-    pub notify: Vec<String>,
-    /// How long a Slack user's verified email is cached.
-    #[serde(
-        default = "default_user_cache_ttl",
-        deserialize_with = "human_duration"
-    )]
-    pub user_cache_ttl: std::time::Duration,
-}
-
-fn default_slack_api() -> String {
-    DEFAULT_SLACK_API.into()
-}
-
-fn default_user_cache_ttl() -> std::time::Duration {
-    std::time::Duration::from_secs(600)
-}
-
-fn human_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<std::time::Duration, D::Error> {
+pub(crate) fn human_duration<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<std::time::Duration, D::Error> {
     let text = String::deserialize(d)?;
     humantime::parse_duration(&text).map_err(|e| {
         serde::de::Error::custom(format!("`{text}` is not a duration like 10m or 1h: {e}"))
     })
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct McpConfig {
-    #[serde(default)]
-    pub upstreams: Vec<UpstreamConfig>,
-    /// Leave out of `tools/list` the tools that policy denies this principal whatever the
-    /// arguments.
-    #[serde(default)]
-    pub hide_denied_tools: bool,
-    /// How long one forwarded request may take upstream before the agent gets an error.
-    #[serde(default = "default_mcp_timeout", deserialize_with = "human_duration")]
-    pub call_timeout: std::time::Duration,
-    /// How often a held `tools/call` reports progress while people decide.
-    #[serde(
-        default = "default_progress_interval",
-        deserialize_with = "human_duration"
-    )]
-    pub progress_interval: std::time::Duration,
-    /// Extra `Host` values `/mcp` accepts besides loopback and `public_url`'s host (DNS
-    /// rebinding protection).
-    #[serde(default)]
-    pub allowed_hosts: Vec<String>,
-    /// How long an agent's session lives without a request from it; never ends while one of
-    /// its calls is held (`mcp::sessions`).
-    #[serde(
-        default = "default_session_idle_timeout",
-        deserialize_with = "human_duration"
-    )]
-    pub session_idle_timeout: std::time::Duration,
-}
-
-fn default_session_idle_timeout() -> std::time::Duration {
-    std::time::Duration::from_secs(300)
-}
-
-/// One MCP server behind the gateway: a command run over stdio, or a Streamable HTTP URL.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UpstreamConfig {
-    /// Lowercase letters, digits and `-`: the prefix of its tools (`<name>__<tool>`).
-    pub name: String,
-    #[serde(default)]
-    pub command: Option<String>,
-    #[serde(default)]
-    pub args: Vec<String>,
-    /// Environment of the command (secrets stay in the gateway; the agent never sees them).
-    #[serde(default)]
-    pub env: std::collections::BTreeMap<String, Secret>,
-    /// Working directory of the command.
-    #[serde(default)]
-    pub cwd: Option<PathBuf>,
-    #[serde(default)]
-    pub url: Option<String>,
-    /// Sent with every request to `url` (for example `Authorization`).
-    #[serde(default)]
-    pub headers: std::collections::BTreeMap<String, Secret>,
-}
-
-fn default_mcp_timeout() -> std::time::Duration {
-    std::time::Duration::from_secs(60)
-}
-
-fn default_progress_interval() -> std::time::Duration {
-    std::time::Duration::from_secs(5)
-}
-
-impl McpConfig {
-    fn validate(&self) -> Result<(), String> {
-        let mut seen = std::collections::BTreeSet::new();
-        for u in &self.upstreams {
-            let ok = !u.name.is_empty()
-                && u.name.len() <= 32
-                && u.name
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-                && !u.name.starts_with('-');
-            if !ok {
-                return Err(format!(
-                    "upstream name `{}`: use 1-32 lowercase letters, digits and `-`",
-                    u.name
-                ));
-            }
-            if !seen.insert(u.name.as_str()) {
-                return Err(format!("upstream `{}` is listed twice", u.name));
-            }
-            match (&u.command, &u.url) {
-                (Some(_), Some(_)) => {
-                    return Err(format!(
-                        "upstream `{}`: give either `command` (stdio) or `url` (HTTP), not both",
-                        u.name
-                    ));
-                }
-                (None, None) => {
-                    return Err(format!(
-                        "upstream `{}`: give `command` (stdio) or `url` (Streamable HTTP)",
-                        u.name
-                    ));
-                }
-                (Some(_), None) if !u.headers.is_empty() => {
-                    return Err(format!(
-                        "upstream `{}`: `headers` apply to `url` upstreams only",
-                        u.name
-                    ));
-                }
-                (None, Some(url)) => {
-                    if !(url.starts_with("http://") || url.starts_with("https://")) {
-                        return Err(format!(
-                            "upstream `{}`: `url` must start with http:// or https://",
-                            u.name
-                        ));
-                    }
-                    if !u.env.is_empty() || !u.args.is_empty() || u.cwd.is_some() {
-                        return Err(format!(
-                            "upstream `{}`: `args`, `env` and `cwd` apply to `command` upstreams only",
-                            u.name
-                        ));
-                    }
-                }
-                _ => {}
-            }
-        }
-        if self.progress_interval < std::time::Duration::from_millis(100) {
-            return Err("`progress_interval` must be at least 100ms".into());
-        }
-        if self.session_idle_timeout < std::time::Duration::from_secs(1) {
-            return Err("`session_idle_timeout` must be at least 1s".into());
-        }
-        Ok(())
-    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -560,38 +180,6 @@ principals:
   - id: user:carol@example.com
     groups: [security]
 ";
-
-impl SlackConfig {
-    fn validate(&self) -> Result<(), String> {
-        if !self.bot_token.expose().starts_with("xoxb-") {
-            return Err("`bot_token` must be a bot token (it starts with `xoxb-`)".into());
-        }
-        if let Some(t) = &self.app_token
-            && !t.expose().starts_with("xapp-")
-        {
-            return Err("`app_token` must be an app-level token (it starts with `xapp-`)".into());
-        }
-        if self
-            .signing_secret
-            .as_ref()
-            .is_some_and(|s| s.expose().is_empty())
-        {
-            return Err("`signing_secret` is empty".into());
-        }
-        if !(self.api_base_url.starts_with("https://") || self.api_base_url.starts_with("http://"))
-        {
-            return Err(format!(
-                "`api_base_url: {}` is not an http(s) URL",
-                self.api_base_url
-            ));
-        }
-        for t in &self.notify {
-            countersign_core::check_target(&crate::channels::slack::normalize(t))
-                .map_err(|e| format!("`notify`: {e}"))?;
-        }
-        Ok(())
-    }
-}
 
 impl Config {
     /// Loads `path`, or the sample configuration when `path` is `None`, then applies the
@@ -918,6 +506,31 @@ mod tests {
             ),
         ] {
             let err = mcp(bad).expect_err(bad).to_string();
+            assert!(err.contains(says), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_mcp_session_idle_timeout_is_a_duration_of_at_least_a_second() {
+        let parse = |v: &str| {
+            let c = Config::parse(
+                &format!("mcp:\n  session_idle_timeout: {v}\n  upstreams: []\n"),
+                "c.yaml",
+            )?;
+            c.validate("c.yaml").map(|()| c)
+        };
+        let ok = parse("90s").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            ok.mcp.map(|m| m.session_idle_timeout),
+            Some(std::time::Duration::from_secs(90))
+        );
+        for (bad, says) in [
+            ("500ms", "at least 1s"),
+            ("0s", "at least 1s"),
+            ("soon", "not a duration"),
+            ("-5m", "not a duration"),
+        ] {
+            let err = parse(bad).expect_err(bad).to_string();
             assert!(err.contains(says), "{bad}: {err}");
         }
     }
