@@ -5,6 +5,10 @@ black-box tests (issue 15: results every client accepts, held calls, clients tha
       -> {"library", "is_error", "text", "protocol"}   (one JSON line on stdout)
   mcp_clients.py LIBRARY URL TOKEN hang TOOL ARGS_JSON
       -> calls the tool and never returns: the test kills this process (a client that crashed)
+  mcp_clients.py LIBRARY URL TOKEN retry TOOL ARGS_JSON
+      -> calls the tool, and again (same arguments, same client) every second for as long as
+         the answer is Countersign's "Approval pending", as a model told so would; prints the
+         last answer with "attempts" and the "meta" of the first pending answer
 
 LIBRARY is one of:
   mcp          the official Python SDK's `mcp.Client` (2.x: probes `server/discover`, settles on
@@ -19,6 +23,7 @@ can tell the server the client has gone.
 
 import json
 import sys
+from contextlib import asynccontextmanager
 
 import anyio
 
@@ -28,11 +33,13 @@ def text_of(result) -> str:
 
 
 def answer(library, result, protocol):
+    meta = getattr(result, "meta", None)
     return {
         "library": library,
         "is_error": bool(getattr(result, "is_error", None) or getattr(result, "isError", None)),
         "text": text_of(result),
         "protocol": protocol,
+        "meta": meta if isinstance(meta, dict) else None,
     }
 
 
@@ -40,7 +47,8 @@ async def on_progress(*_args, **_kwargs):
     pass
 
 
-async def with_mcp(url, token, action, tool, arguments):
+@asynccontextmanager
+async def with_mcp(url, token):
     from mcp import Client
     from mcp.client.streamable_http import streamable_http_client
     from mcp.shared._httpx_utils import create_mcp_http_client
@@ -48,13 +56,16 @@ async def with_mcp(url, token, action, tool, arguments):
     http = create_mcp_http_client(headers={"Authorization": f"Bearer {token}"})
     async with http, Client(streamable_http_client(url, http_client=http)) as client:
         version = getattr(client.session, "protocol_version", None)
-        if action == "hang":
-            await client.call_tool(tool, arguments, progress_callback=on_progress)
-        result = await client.call_tool(tool, arguments)
-        return answer("mcp", result, str(version) if version else None)
+
+        async def call(tool, arguments, progress=None):
+            result = await client.call_tool(tool, arguments, progress_callback=progress)
+            return answer("mcp", result, str(version) if version else None)
+
+        yield call
 
 
-async def with_session(url, token, action, tool, arguments):
+@asynccontextmanager
+async def with_session(url, token):
     from mcp import ClientSession
     from mcp.client.streamable_http import streamable_http_client
     from mcp.shared._httpx_utils import create_mcp_http_client
@@ -63,31 +74,42 @@ async def with_session(url, token, action, tool, arguments):
     async with http, streamable_http_client(url, http_client=http) as streams:
         async with ClientSession(streams[0], streams[1]) as session:
             init = await session.initialize()
-            if action == "hang":
-                await session.call_tool(tool, arguments, progress_callback=on_progress)
-            result = await session.call_tool(tool, arguments)
-            return answer("mcp-session", result, init.protocol_version)
+
+            async def call(tool, arguments, progress=None):
+                result = await session.call_tool(tool, arguments, progress_callback=progress)
+                return answer("mcp-session", result, init.protocol_version)
+
+            yield call
 
 
-async def with_fastmcp(url, token, action, tool, arguments):
+@asynccontextmanager
+async def with_fastmcp(url, token):
     from fastmcp import Client
     from fastmcp.client.transports import StreamableHttpTransport
 
     transport = StreamableHttpTransport(url, headers={"Authorization": f"Bearer {token}"})
     async with Client(transport) as client:
-        result = await client.call_tool(tool, arguments, raise_on_error=False)
-        return answer("fastmcp", result, None)
+
+        async def call(tool, arguments, progress=None):
+            result = await client.call_tool(tool, arguments, raise_on_error=False)
+            return answer("fastmcp", result, None)
+
+        yield call
 
 
-async def with_openai(url, token, action, tool, arguments):
+@asynccontextmanager
+async def with_openai(url, token):
     from agents.mcp import MCPServerStreamableHttp
 
     server = MCPServerStreamableHttp(
         params={"url": url, "headers": {"Authorization": f"Bearer {token}"}}
     )
     async with server:
-        result = await server.call_tool(tool, arguments)
-        return answer("openai", result, None)
+
+        async def call(tool, arguments, progress=None):
+            return answer("openai", await server.call_tool(tool, arguments), None)
+
+        yield call
 
 
 LIBRARIES = {
@@ -97,12 +119,25 @@ LIBRARIES = {
     "openai": with_openai,
 }
 
+PENDING = "Approval pending"
+
 
 async def main() -> None:
     library, url, token, action, tool, arguments = sys.argv[1:7]
-    if action not in ("call", "hang"):
+    arguments = json.loads(arguments)
+    if action not in ("call", "hang", "retry"):
         raise SystemExit(f"unknown action {action}")
-    out = await LIBRARIES[library](url, token, action, tool, json.loads(arguments))
+    async with LIBRARIES[library](url, token) as call:
+        if action == "hang":
+            await call(tool, arguments, on_progress)
+        out = await call(tool, arguments)
+        if action == "retry":
+            attempts, first_meta = 1, out.get("meta")
+            while out["is_error"] and out["text"].startswith(PENDING):
+                await anyio.sleep(1)
+                out = await call(tool, arguments)
+                attempts += 1
+            out["attempts"], out["pending_meta"] = attempts, first_meta
     print(json.dumps(out, default=str), flush=True)
 
 

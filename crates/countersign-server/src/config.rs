@@ -20,7 +20,7 @@ pub use channels::{
 use channels::{
     default_slack_api, default_teams_openid, default_teams_token_url, default_user_cache_ttl,
 };
-pub use mcp::{McpConfig, UpstreamConfig};
+pub use mcp::{HoldFor, McpConfig, UpstreamConfig};
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8750";
 pub const DEFAULT_DATABASE: &str = "countersign.db";
@@ -138,6 +138,9 @@ pub struct PrincipalConfig {
     pub owner: Option<String>,
     #[serde(default)]
     pub groups: Vec<String>,
+    /// This principal's `mcp.hold_for`.
+    #[serde(default)]
+    pub mcp_hold_for: Option<HoldFor>,
 }
 
 fn default_listen() -> String {
@@ -389,6 +392,14 @@ impl Config {
             .unwrap_or_else(|| format!("http://{}", self.listen))
             .trim_end_matches('/')
             .to_string()
+    }
+
+    /// The principals whose `mcp_hold_for` overrides `mcp.hold_for`.
+    pub fn mcp_hold_for(&self) -> std::collections::HashMap<PrincipalId, HoldFor> {
+        self.principals
+            .iter()
+            .filter_map(|p| Some((PrincipalId::parse(&p.id).ok()?, p.mcp_hold_for?)))
+            .collect()
     }
 
     /// The configured principals, validated: ids well-formed and unique in their canonical

@@ -651,6 +651,53 @@ impl Gateway {
         }
     }
 
+    /// The request the call `who` parked under `digest` attaches to (see `mcp::authorize`):
+    /// one parked for that pair that is still pending, approved, or closed without its caller
+    /// hearing why. One already executed is forgotten: its result went to an earlier call, so
+    /// this call is a new action.
+    pub async fn parked_call(
+        &self,
+        who: &Principal,
+        digest: &Digest,
+    ) -> Result<Option<Request>, GatewayError> {
+        let Some(id) = self.store.parked_call(&who.id, digest).await? else {
+            return Ok(None);
+        };
+        let req = match self.get(who, &id).await {
+            Ok(req) if req.state != State::Executed => return Ok(Some(req)),
+            Ok(_) | Err(GatewayError::NotFound(_)) => None,
+            Err(e) => return Err(e),
+        };
+        self.store.unpark_call(&who.id, digest, &id).await?;
+        Ok(req)
+    }
+
+    /// Parks `req` (pending, submitted by `who`) under `key`: the same call made again
+    /// attaches to it.
+    pub async fn park_call(
+        &self,
+        who: &Principal,
+        key: &Digest,
+        req: &Request,
+    ) -> Result<(), GatewayError> {
+        Ok(self
+            .store
+            .park_call(&who.id, key, &req.id, self.clock.now())
+            .await?)
+    }
+
+    /// Forgets that the call parked under `key` attaches to `req`: its caller has been
+    /// answered for good.
+    pub async fn unpark_call(
+        &self,
+        who: &Principal,
+        key: &Digest,
+        req: &Request,
+    ) -> Result<(), GatewayError> {
+        self.store.unpark_call(&who.id, key, &req.id).await?;
+        Ok(())
+    }
+
     /// Pauses, resumes or stops a run (people only).
     pub async fn set_run(
         &self,

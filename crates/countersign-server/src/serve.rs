@@ -200,10 +200,13 @@ pub async fn start_with_clock(
             ))
         }),
     };
-    let mcp = config
-        .mcp
-        .as_ref()
-        .map(|c| Arc::new(crate::mcp::Mcp::new(c, gateway.clone())));
+    let mcp = config.mcp.as_ref().map(|c| {
+        Arc::new(crate::mcp::Mcp::new(
+            c,
+            config.mcp_hold_for(),
+            gateway.clone(),
+        ))
+    });
     if let Some(mcp) = &mcp {
         mcp.warm_up();
     }

@@ -1,6 +1,7 @@
 //! Where Countersign keeps what it knows: requests, runs, API keys, console sessions, TOTP
-//! enrolments, passkeys (and their ceremonies' server-side state) and the audit log, behind the [`Store`] trait. Every state change and the audit entries that record it
-//! are written in one transaction, so the log never disagrees with the state it describes.
+//! enrolments, passkeys (and their ceremonies' server-side state), parked tool calls and the
+//! audit log, behind the [`Store`] trait. Every state change and the audit entries that record
+//! it are written in one transaction, so the log never disagrees with the state it describes.
 //!
 //! The default implementation is [`SqliteStore`] (an embedded file, one writer thread with
 //! group commit); [`PgStore`] keeps the same data in PostgreSQL. Backend-neutral rules (which
@@ -25,6 +26,7 @@ mod columns;
 mod error;
 mod factors;
 mod integrity;
+mod parked;
 mod postgres;
 mod runs;
 mod sessions;
@@ -40,13 +42,14 @@ use async_trait::async_trait;
 use countersign_audit::merkle::{self, Frontier, Hash, NodeId};
 use countersign_audit::{AuditReport, StoredEntry};
 use countersign_core::{
-    Event, PrincipalId, Refusal, Request, Run, RunGate, RunState, State, Timestamp,
+    Digest, Event, PrincipalId, Refusal, Request, Run, RunGate, RunState, State, Timestamp,
 };
 
 pub use countersign_core::run::RunRefusal;
 pub use error::StoreError;
 pub use factors::{FactorChange, FactorChangeKind, FactorProof, FactorsRemoved};
 pub use integrity::{RequestMismatch, RequestRow};
+pub use parked::PARKED_RETENTION_MS;
 pub use postgres::PgStore;
 pub use sessions::ConsoleSession;
 pub use sqlite::SqliteStore;
@@ -285,6 +288,36 @@ pub trait Store: Send + Sync + 'static {
 
     /// Ends one session (sign-out). False when it was not there. Records no audit entry.
     async fn session_end(&self, id_hash: &str) -> Result<bool, StoreError>;
+
+    /// Records that a retry by `requester` of the action with `digest` attaches to `request`
+    /// (replacing any request recorded before for that pair), and forgets pairs parked before
+    /// `at` - [`PARKED_RETENTION_MS`] (7 days). The MCP gateway parks a tool call it answered
+    /// "approval pending", so a retry finds its request on any replica and after a restart.
+    /// Records no audit entry (parking is not a decision).
+    async fn park_call(
+        &self,
+        requester: &PrincipalId,
+        digest: &Digest,
+        request: &str,
+        at: Timestamp,
+    ) -> Result<(), StoreError>;
+
+    /// The request a retry by `requester` of the action with `digest` attaches to, if any. One
+    /// indexed read. The request named may since have been decided: the caller reads it.
+    async fn parked_call(
+        &self,
+        requester: &PrincipalId,
+        digest: &Digest,
+    ) -> Result<Option<String>, StoreError>;
+
+    /// Forgets the pair if it still names `request` (a retry replaced it otherwise). True when
+    /// it did. Records no audit entry.
+    async fn unpark_call(
+        &self,
+        requester: &PrincipalId,
+        digest: &Digest,
+        request: &str,
+    ) -> Result<bool, StoreError>;
 
     async fn totp_get(&self, principal: &PrincipalId) -> Result<Option<TotpState>, StoreError>;
 

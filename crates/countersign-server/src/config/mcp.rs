@@ -33,6 +33,38 @@ pub struct McpConfig {
         deserialize_with = "human_duration"
     )]
     pub session_idle_timeout: std::time::Duration,
+    /// How long a held `tools/call` keeps its client waiting before it is answered "approval
+    /// pending" (a retry of the same call then attaches to the same request); `off` holds it
+    /// until decided. A principal's `mcp_hold_for` overrides it.
+    #[serde(default)]
+    pub hold_for: HoldFor,
+}
+
+/// How long a held MCP call keeps its client waiting: a duration (`50s`, `0s` answers "approval
+/// pending" at once), or `off` (until decided; a client that leaves cancels its request).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HoldFor(pub Option<std::time::Duration>);
+
+impl Default for HoldFor {
+    fn default() -> Self {
+        HoldFor(Some(std::time::Duration::from_secs(50)))
+    }
+}
+
+impl<'de> Deserialize<'de> for HoldFor {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        if text == "off" {
+            return Ok(HoldFor(None));
+        }
+        humantime::parse_duration(&text)
+            .map(|d| HoldFor(Some(d)))
+            .map_err(|e| {
+                serde::de::Error::custom(format!(
+                    "`{text}` is neither `off` nor a duration like 50s or 2m: {e}"
+                ))
+            })
+    }
 }
 
 pub(super) fn default_session_idle_timeout() -> std::time::Duration {

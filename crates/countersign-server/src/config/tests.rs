@@ -65,6 +65,53 @@ fn the_mcp_session_idle_timeout_is_a_duration_of_at_least_a_second() {
     }
 }
 
+#[test]
+fn mcp_hold_for_is_off_or_a_duration_and_a_principal_may_override_it() {
+    let parse = |mcp: &str, principal: &str| {
+        let c = Config::parse(
+            &format!(
+                "principals:\n  - {{id: agent:a, owner: user:o@example.com{principal}}}\n  - {{id: user:o@example.com}}\n\
+                 mcp:\n{mcp}  upstreams: []\n"
+            ),
+            "c.yaml",
+        )?;
+        c.validate("c.yaml").map(|()| c)
+    };
+    let default = parse("", "").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        default.mcp.map(|m| m.hold_for),
+        Some(HoldFor(Some(std::time::Duration::from_secs(50))))
+    );
+    assert_eq!(default.principals[0].mcp_hold_for, None);
+    let set = parse("  hold_for: off\n", ", mcp_hold_for: 3s").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(set.mcp.map(|m| m.hold_for), Some(HoldFor(None)));
+    assert_eq!(
+        set.principals[0].mcp_hold_for,
+        Some(HoldFor(Some(std::time::Duration::from_secs(3))))
+    );
+    let at_once =
+        parse("  hold_for: 0s\n", ", mcp_hold_for: off").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        at_once.mcp.map(|m| m.hold_for),
+        Some(HoldFor(Some(std::time::Duration::ZERO)))
+    );
+    assert_eq!(at_once.principals[0].mcp_hold_for, Some(HoldFor(None)));
+    for (mcp, principal) in [
+        ("  hold_for: never\n", ""),
+        ("  hold_for: -1s\n", ""),
+        ("", ", mcp_hold_for: soon"),
+        ("  hold_for: 5\n", ""),
+    ] {
+        let err = parse(mcp, principal)
+            .expect_err(&format!("{mcp}{principal}"))
+            .to_string();
+        assert!(
+            err.contains("neither `off` nor a duration"),
+            "{mcp}{principal}: {err}"
+        );
+    }
+}
+
 fn slack(body: &str) -> Result<Config, ConfigError> {
     let c = Config::parse(&format!("channels:\n  slack:\n{body}"), "c.yaml")?;
     c.validate("c.yaml").map(|()| c)

@@ -1,6 +1,15 @@
 //! One MCP request as a Countersign action: submitted under policy, held (with progress) while
 //! people decide, and, once allowed, its grant redeemed with the digest of exactly what will be
 //! forwarded. Nothing here knows about HTTP; the `Hold` port is how the waiting is reported.
+//!
+//! Bounded holds (`mcp.hold_for`): a call still pending after `hold_for` is answered "approval
+//! pending", and its request is *parked* in the store under (requester, digest), so that the
+//! same call made again, on any replica and after a restart, attaches to the same request
+//! instead of asking people again: it waits again while pending, is forwarded once approved,
+//! and hears the refusal once denied, expired or cancelled; then the pair is forgotten. A
+//! client that leaves while parked detaches (the request stays for a retry) and nothing is
+//! forwarded until a caller is there to receive the result. Without `hold_for` (`off`), a call
+//! waits until decided and a client that leaves cancels its request (`abandoned`).
 
 use crate::gateway::{Gateway, GatewayError};
 use crate::wire::ActionBody;
@@ -43,22 +52,47 @@ impl Cancelled {
     }
 }
 
-/// Why an action may not go ahead, in words for the model, with the request it concerns.
+/// How a call waits for people.
+#[derive(Debug, Clone, Copy)]
+pub struct Holding {
+    /// How often progress is reported.
+    pub every: Duration,
+    /// After how long a pending call is answered "approval pending"; `None`: until decided.
+    pub hold_for: Option<Duration>,
+    /// Whether calls are parked for retries to attach to (`mcp.hold_for` is not `off`; task
+    /// calls park too, though they are never answered "pending").
+    pub parks: bool,
+}
+
+/// Why an action may not go ahead (or not yet), in words for the model, with the request it
+/// concerns.
 #[derive(Debug)]
 pub struct Refused {
     pub message: String,
     pub request: Option<String>,
     pub state: Option<State>,
+    /// The request's page in the console.
+    pub review: Option<String>,
 }
 
 impl Refused {
-    fn about(req: &Request, message: String) -> Self {
+    fn about(gateway: &Gateway, req: &Request, message: String) -> Self {
         Refused {
             message,
             request: Some(req.id.clone()),
             state: Some(req.state),
+            review: Some(review_url(gateway, &req.id)),
         }
     }
+
+    /// Whether this is the "approval pending" answer (the call may be made again).
+    pub fn is_pending(&self) -> bool {
+        self.state == Some(State::Pending)
+    }
+}
+
+fn review_url(gateway: &Gateway, id: &str) -> String {
+    format!("{}/console/requests/{id}", gateway.public_url)
 }
 
 /// Submits `body` as `who`, waits while it is pending, and redeems its grant. On success the
@@ -67,48 +101,126 @@ pub async fn authorize(
     gateway: &Gateway,
     who: &Principal,
     body: ActionBody,
-    every: Duration,
+    holding: Holding,
+    session_run: bool,
     hold: &mut impl Hold,
 ) -> Result<Request, Refused> {
-    let req = submit(gateway, who, body).await?;
-    settle(gateway, who, req, every, hold).await
+    let key = parking_key(holding, who, &body, session_run);
+    let submitted = submit(gateway, who, body, key).await?;
+    settle(gateway, who, submitted, holding, hold).await
 }
 
-/// Records the action and its decision (pending, or already closed). An action policy allows at
-/// once comes back `executed`: its grant was redeemed, with the recorded action's digest, in the
-/// transaction that recorded it (one durable write on the hot path of every allowed call).
+/// Whether, and under which key, a call is parked: the digest of its action as the requester
+/// would make it again, so without a run the gateway made up for the session (`mcp:<session
+/// id>`; a client that reconnects, or opens a session per call, makes the same call in another
+/// session). `None`: calls are not parked (`hold_for: off`).
+pub fn parking_key(
+    holding: Holding,
+    who: &Principal,
+    body: &ActionBody,
+    session_run: bool,
+) -> Option<Digest> {
+    holding.parks.then(|| {
+        let mut action = body.clone().into_action();
+        if session_run {
+            action.run = None;
+        }
+        Digest::of_action(&action, &who.id)
+    })
+}
+
+/// A request as [`submit`] left it: new or attached to, and the key it is parked under, if it
+/// is (the same call made again attaches to it until its caller is answered for good).
+#[derive(Debug)]
+pub struct Submitted {
+    pub request: Request,
+    pub parked: Option<Digest>,
+}
+
+/// Records the action and its decision (pending, or already closed), or, when the call has a
+/// [`parking_key`] and a request is parked under it, attaches to that request instead. An action policy allows
+/// at once comes back `executed`: its grant was redeemed, with the recorded action's digest, in
+/// the transaction that recorded it (one durable write on the hot path of every allowed call).
 pub async fn submit(
     gateway: &Gateway,
     who: &Principal,
     body: ActionBody,
-) -> Result<Request, Refused> {
-    gateway.submit_redeeming(who, body).await.map_err(refusal)
+    key: Option<Digest>,
+) -> Result<Submitted, Refused> {
+    let Some(key) = key else {
+        let request = gateway.submit_redeeming(who, body).await.map_err(refusal)?;
+        return Ok(Submitted {
+            request,
+            parked: None,
+        });
+    };
+    if let Some(request) = gateway.parked_call(who, &key).await.map_err(refusal)? {
+        tracing::info!(
+            request = %request.id, state = request.state.as_str(),
+            "MCP call attached to its parked request"
+        );
+        return Ok(Submitted {
+            request,
+            parked: Some(key),
+        });
+    }
+    let request = gateway.submit_redeeming(who, body).await.map_err(refusal)?;
+    let parked = (request.state == State::Pending).then_some(key);
+    if let Some(key) = &parked {
+        gateway
+            .park_call(who, key, &request)
+            .await
+            .map_err(refusal)?;
+    }
+    Ok(Submitted { request, parked })
 }
 
-/// Waits while `req` (as [`submit`] returned it) is pending, then redeems its grant or says why
-/// not. A request `submit` already redeemed is returned as it is; one that became `executed`
-/// while waiting was redeemed by someone else and is refused (never forwarded twice).
+/// Waits while the request [`submit`] returned is pending (at most `hold_for`: then the answer
+/// is "approval pending"), then redeems its grant or says why not. A request `submit` already
+/// redeemed is returned as it is; one that became `executed` while waiting was redeemed by
+/// someone else and is refused (never forwarded twice).
 pub async fn settle(
     gateway: &Gateway,
     who: &Principal,
-    req: Request,
-    every: Duration,
+    submitted: Submitted,
+    holding: Holding,
     hold: &mut impl Hold,
 ) -> Result<Request, Refused> {
+    let Submitted {
+        request: req,
+        parked,
+    } = submitted;
     let req = match req.state {
-        State::Pending => wait(gateway, who, req, every, hold).await?,
+        State::Pending => match wait(gateway, who, req, holding, hold).await {
+            Waited::Decided(req) => req,
+            Waited::StillPending(req) => return Err(pending(gateway, &req)),
+            Waited::Left(req, why) => return Err(leave(gateway, who, &req, why, parked).await),
+            Waited::Failed(refused) => return Err(refused),
+        },
         State::Executed => return Ok(req),
         _ => req,
     };
-    match req.state {
-        State::Approved => {
-            // Approved while the caller was leaving: it is not there to receive the result, so
-            // the call is not forwarded (no forwarding without a caller).
-            if let Some(why) = hold.cancelled().now_or_never() {
-                return Err(give_up(gateway, who, &req, why).await);
-            }
-            redeem(gateway, who, &req).await
+    // Approved while the caller was leaving: it is not there to receive the result, so the
+    // call is not forwarded (no forwarding without a caller).
+    if req.state == State::Approved
+        && let Some(why) = hold.cancelled().now_or_never()
+    {
+        return Err(leave(gateway, who, &req, why, parked).await);
+    }
+    let answer = answer(gateway, who, &req).await;
+    if let Some(key) = &parked {
+        // The caller has its answer: the same call made again is a new action.
+        if let Err(e) = gateway.unpark_call(who, key, &req).await {
+            tracing::warn!(request = %req.id, error = %e, "could not unpark an answered MCP call");
         }
+    }
+    answer
+}
+
+/// The final answer about `req` once it is no longer pending: its grant redeemed, or the refusal.
+async fn answer(gateway: &Gateway, who: &Principal, req: &Request) -> Result<Request, Refused> {
+    match req.state {
+        State::Approved => redeem(gateway, who, req).await,
         State::Denied => {
             let by = match &req.decision.rule {
                 Some(rule) if req.votes.is_empty() => format!(" (policy rule `{rule}`)"),
@@ -119,42 +231,58 @@ pub async fn settle(
                 .clone()
                 .unwrap_or_else(|| req.decision.reason.clone());
             Err(Refused::about(
-                &req,
+                gateway,
+                req,
                 format!("Denied by Countersign{by}: {why}"),
             ))
         }
         State::Expired => Err(Refused::about(
-            &req,
+            gateway,
+            req,
             format!(
                 "approval expired: nobody decided in time (request {}); ask again later or ask a person to review it sooner",
                 req.id
             ),
         )),
         State::Cancelled => Err(Refused::about(
-            &req,
+            gateway,
+            req,
             format!("request {} was cancelled", req.id),
         )),
         other => Err(Refused::about(
-            &req,
+            gateway,
+            req,
             format!("request {} is {}, not approved", req.id, other.as_str()),
         )),
     }
+}
+
+/// How a wait on a pending request ended.
+enum Waited {
+    /// People (or the clock) decided.
+    Decided(Request),
+    /// `hold_for` passed first.
+    StillPending(Request),
+    /// The caller cancelled or left first.
+    Left(Request, Cancelled),
+    /// The store failed.
+    Failed(Refused),
 }
 
 async fn wait(
     gateway: &Gateway,
     who: &Principal,
     mut req: Request,
-    every: Duration,
+    holding: Holding,
     hold: &mut impl Hold,
-) -> Result<Request, Refused> {
-    let link = format!("{}/console/requests/{}", gateway.public_url, req.id);
-    let needs = req
-        .decision
-        .requirements
-        .as_ref()
-        .map(|r| format!(" (needs {})", r.summary()))
-        .unwrap_or_default();
+) -> Waited {
+    let started = Instant::now();
+    let deadline = holding.hold_for.map(|d| started + d);
+    if deadline.is_some_and(|d| d <= started) {
+        return Waited::StillPending(req);
+    }
+    let link = review_url(gateway, &req.id);
+    let needs = needs(&req);
     let first = if req.held {
         format!(
             "Held: run {} is paused; waiting for it to resume. Review: {link}",
@@ -164,16 +292,21 @@ async fn wait(
         format!("Waiting for approval{needs}: {link}")
     };
     hold.progress(0, first).await;
-    let started = Instant::now();
     let mut step = 0;
     while req.state == State::Pending {
+        let mut every = holding.every;
+        if let Some(deadline) = deadline {
+            match deadline.checked_duration_since(Instant::now()) {
+                Some(left) if !left.is_zero() => every = every.min(left),
+                _ => return Waited::StillPending(req),
+            }
+        }
         tokio::select! {
-            waited = gateway.wait(who, &req.id, every) => {
-                req = waited.map_err(refusal)?;
-            }
-            why = hold.cancelled() => {
-                return Err(give_up(gateway, who, &req, why).await);
-            }
+            waited = gateway.wait(who, &req.id, every) => match waited {
+                Ok(now) => req = now,
+                Err(e) => return Waited::Failed(refusal(e)),
+            },
+            why = hold.cancelled() => return Waited::Left(req, why),
         }
         if req.state == State::Pending {
             step += 1;
@@ -184,7 +317,72 @@ async fn wait(
             hold.progress(step, message).await;
         }
     }
-    Ok(req)
+    Waited::Decided(req)
+}
+
+/// What `req` still needs, as " (needs …)", or nothing.
+fn needs(req: &Request) -> String {
+    req.decision
+        .requirements
+        .as_ref()
+        .map(|r| format!(" (needs {})", r.summary()))
+        .unwrap_or_default()
+}
+
+/// The answer to a call whose request is still pending after `hold_for`, in words a model acts
+/// on: nothing ran, a person is asked, and the same call made again picks up the decision.
+fn pending(gateway: &Gateway, req: &Request) -> Refused {
+    let link = review_url(gateway, &req.id);
+    let message = if req.held {
+        format!(
+            "Approval pending: run {} is paused, so this call waits for a person to resume it \
+             (request {}; review: {link}). It has NOT run. Call this tool again with exactly the \
+             same arguments later: that call picks up the same request and runs once it may.",
+            req.action.run.as_deref().unwrap_or("?"),
+            req.id
+        )
+    } else {
+        format!(
+            "Approval pending: Countersign is waiting for a person to approve this call{} \
+             (request {}; review: {link}). It has NOT run. Call this tool again with exactly the \
+             same arguments in a little while: once approved, that call runs it and returns its \
+             result; if it is denied or expires, that call says so.",
+            needs(req),
+            req.id
+        )
+    };
+    Refused::about(gateway, req, message)
+}
+
+/// The caller stopped waiting on `req` (pending, or approved but not yet redeemed). A caller
+/// that asked to cancel cancels the request. One that left cancels it too (`abandoned`), unless
+/// it is parked: then the request stays for a retry to attach to, and nothing is forwarded
+/// until a caller is there to receive the result.
+async fn leave(
+    gateway: &Gateway,
+    who: &Principal,
+    req: &Request,
+    why: Cancelled,
+    parked: Option<Digest>,
+) -> Refused {
+    if parked.is_some() && why == Cancelled::Abandoned {
+        tracing::info!(
+            request = %req.id, state = req.state.as_str(),
+            "MCP client left a held call; its request stays for a retry to attach to"
+        );
+        return Refused::about(
+            gateway,
+            req,
+            format!("the client left; request {} waits for a retry", req.id),
+        );
+    }
+    let refused = give_up(gateway, who, req, why).await;
+    if let Some(key) = &parked
+        && let Err(e) = gateway.unpark_call(who, key, req).await
+    {
+        tracing::warn!(request = %req.id, error = %e, "could not unpark a cancelled MCP call");
+    }
+    refused
 }
 
 /// Cancels `req` because its caller cancelled or left, recording why.
@@ -204,7 +402,7 @@ async fn give_up(gateway: &Gateway, who: &Principal, req: &Request, why: Cancell
         Cancelled::ByCaller => format!("request {} was cancelled by the client", req.id),
         Cancelled::Abandoned => format!("request {} was abandoned: {}", req.id, why.reason()),
     };
-    Refused::about(req, message)
+    Refused::about(gateway, req, message)
 }
 
 /// Redeems the grant with the digest of the recorded action: what is forwarded next is exactly
@@ -225,5 +423,6 @@ fn refusal(e: GatewayError) -> Refused {
         message: format!("Countersign refused the request: {e}"),
         request: None,
         state: None,
+        review: None,
     }
 }

@@ -20,8 +20,9 @@ pub mod sessions;
 pub mod tasks;
 pub mod upstream;
 
-use crate::config::McpConfig;
+use crate::config::{HoldFor, McpConfig};
 use crate::gateway::Gateway;
+use countersign_core::PrincipalId;
 use hub::Hub;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
@@ -39,6 +40,9 @@ pub struct Mcp {
     pub tasks: tasks::Tasks,
     /// Sessions' activity and held calls (`sessions`).
     pub liveness: Arc<sessions::Liveness>,
+    /// `mcp.hold_for`, and the principals that override it (`mcp_hold_for`).
+    hold_for: HoldFor,
+    hold_for_of: HashMap<PrincipalId, HoldFor>,
     allowed_hosts: Vec<String>,
     /// Which upstream listed a resource URI, and the fixed prefixes of their URI templates.
     resources: Mutex<HashMap<String, String>>,
@@ -46,7 +50,12 @@ pub struct Mcp {
 }
 
 impl Mcp {
-    pub fn new(config: &McpConfig, gateway: Arc<Gateway>) -> Self {
+    /// `hold_for_of`: the principals whose `mcp_hold_for` overrides `config.hold_for`.
+    pub fn new(
+        config: &McpConfig,
+        hold_for_of: HashMap<PrincipalId, HoldFor>,
+        gateway: Arc<Gateway>,
+    ) -> Self {
         let hub = Arc::new(Hub::default());
         let upstreams = config
             .upstreams
@@ -69,6 +78,8 @@ impl Mcp {
             progress_interval: config.progress_interval,
             tasks: tasks::Tasks::default(),
             liveness: sessions::Liveness::new(config.session_idle_timeout),
+            hold_for: config.hold_for,
+            hold_for_of,
             allowed_hosts,
             resources: Mutex::new(HashMap::new()),
             templates: Mutex::new(vec![]),
@@ -120,6 +131,16 @@ impl Mcp {
     pub async fn shutdown(&self) {
         for u in &self.upstreams {
             u.shutdown().await;
+        }
+    }
+
+    /// How `who`'s calls wait for people.
+    pub fn holding(&self, who: &PrincipalId) -> authorize::Holding {
+        let HoldFor(hold_for) = self.hold_for_of.get(who).copied().unwrap_or(self.hold_for);
+        authorize::Holding {
+            every: self.progress_interval,
+            hold_for,
+            parks: hold_for.is_some(),
         }
     }
 

@@ -6,7 +6,9 @@
 
 use super::Mcp;
 use super::actions::{self, Forward, Planned};
-use super::authorize::{Cancelled, Hold, Refused, authorize, settle, submit};
+use super::authorize::{
+    Cancelled, Hold, Holding, Refused, Submitted, authorize, parking_key, settle, submit,
+};
 use super::conform;
 use super::hub::Change;
 use super::naming;
@@ -39,6 +41,8 @@ pub const META_RUN: &str = "io.countersign/run";
 /// `_meta` keys on a refused result.
 pub const META_REQUEST: &str = "io.countersign/request";
 pub const META_STATE: &str = "io.countersign/state";
+/// The request's page in the console, where people decide.
+pub const META_REVIEW: &str = "io.countersign/review_url";
 /// HTTP header naming the run, for clients that cannot set `_meta` (the stdio bridge sets it).
 pub const RUN_HEADER: &str = "countersign-run";
 
@@ -54,6 +58,8 @@ pub struct Session {
 struct Caller {
     who: Principal,
     run: Option<String>,
+    /// The run is the one the gateway made up for the MCP session (`mcp:<session id>`).
+    session_run: bool,
 }
 
 fn caller(
@@ -75,10 +81,14 @@ fn caller(
             .and_then(|v| v.to_str().ok())
             .map(str::to_string)
     };
-    let run = meta_of(meta, ctx, META_RUN)
-        .or_else(|| header(RUN_HEADER))
-        .or_else(|| header("mcp-session-id").and_then(|s| naming::session_run(&s)));
-    Ok(Caller { who, run })
+    let given = meta_of(meta, ctx, META_RUN).or_else(|| header(RUN_HEADER));
+    let session_run = given.is_none();
+    let run = given.or_else(|| header("mcp-session-id").and_then(|s| naming::session_run(&s)));
+    Ok(Caller {
+        session_run: session_run && run.is_some(),
+        who,
+        run,
+    })
 }
 
 /// A string from the request's `_meta` (rmcp may keep it on the params or on the context).
@@ -143,6 +153,9 @@ fn refused_meta(r: &Refused) -> Option<MetaObject> {
     }
     if let Some(state) = r.state {
         m.insert(META_STATE.into(), json!(state.as_str()));
+    }
+    if let Some(review) = &r.review {
+        m.insert(META_REVIEW.into(), json!(review));
     }
     (!m.is_empty()).then_some(MetaObject(m))
 }
@@ -224,8 +237,12 @@ fn refused_error(refused: Refused) -> ErrorData {
 impl Session {
     /// Answers a held call with a task, and goes on waiting, redeeming and forwarding in the
     /// background.
-    fn start_task(&self, caller: Caller, req: countersign_core::Request) -> CallToolResponse {
-        let id = req.id.clone();
+    fn start_task(&self, caller: Caller, submitted: Submitted) -> CallToolResponse {
+        let id = submitted.request.id.clone();
+        // The same call made again while its task runs: the same task.
+        if let Some(slot) = self.mcp.tasks.get(&id, &caller.who.id) {
+            return CallToolResponse::Task(CreateTaskResult::new(slot.seed(&id)));
+        }
         let link = format!("{}/console/requests/{id}", self.mcp.gateway.public_url);
         let slot = self.mcp.tasks.start(
             &id,
@@ -236,15 +253,12 @@ impl Session {
         let mcp = self.mcp.clone();
         tokio::spawn(async move {
             let mut hold = TaskHold(slot.clone());
-            match settle(
-                &mcp.gateway,
-                &caller.who,
-                req,
-                mcp.progress_interval,
-                &mut hold,
-            )
-            .await
-            {
+            // A task is never answered "pending": it waits until decided.
+            let holding = Holding {
+                hold_for: None,
+                ..mcp.holding(&caller.who.id)
+            };
+            match settle(&mcp.gateway, &caller.who, submitted, holding, &mut hold).await {
                 Err(refused) if slot.cancel.is_cancelled() => slot.cancelled(refused.message),
                 Err(refused) => {
                     let meta = refused_meta(&refused);
@@ -331,11 +345,13 @@ impl Session {
         let caller = caller(ctx, meta)?;
         let body = action_body(planned, &caller, meta_of(meta, ctx, META_JUSTIFICATION));
         let mut hold = self.hold(ctx);
+        let holding = self.mcp.holding(&caller.who.id);
         let approved = authorize(
             &self.mcp.gateway,
             &caller.who,
             body,
-            self.mcp.progress_interval,
+            holding,
+            caller.session_run,
             &mut hold,
         )
         .await
@@ -510,8 +526,10 @@ impl ServerHandler for Session {
         let planned = Planned::tool_call(server, tool, request.arguments);
         let justification = meta_of(request.meta.as_ref(), &ctx, META_JUSTIFICATION);
         let body = action_body(planned, &caller, justification);
-        let req = match submit(&self.mcp.gateway, &caller.who, body).await {
-            Ok(req) => req,
+        let holding = self.mcp.holding(&caller.who.id);
+        let key = parking_key(holding, &caller.who, &body, caller.session_run);
+        let submitted = match submit(&self.mcp.gateway, &caller.who, body, key).await {
+            Ok(submitted) => submitted,
             Err(refused) => {
                 let meta = refused_meta(&refused);
                 return Ok(tool_error(refused.message, meta));
@@ -520,15 +538,15 @@ impl ServerHandler for Session {
         let tasks_ok = ctx
             .client_capabilities()
             .is_some_and(|c| c.supports_tasks());
-        if req.state == State::Pending && tasks_ok {
-            return Ok(self.start_task(caller, req));
+        if submitted.request.state == State::Pending && tasks_ok {
+            return Ok(self.start_task(caller, submitted));
         }
         let mut hold = self.hold(&ctx);
         let approved = match settle(
             &self.mcp.gateway,
             &caller.who,
-            req,
-            self.mcp.progress_interval,
+            submitted,
+            holding,
             &mut hold,
         )
         .await

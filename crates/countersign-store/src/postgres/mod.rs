@@ -5,6 +5,7 @@
 //! module.
 
 mod notify;
+mod parked;
 mod tx;
 
 #[cfg(test)]
@@ -14,6 +15,7 @@ use crate::audit_log::{AuditRow, entries_or_corrupt, entry_from_row, verify_in_p
 use crate::columns::{
     from_millis, millis, principal_from_column, request_from_body, run_from_row, unsigned,
 };
+use crate::parked::digest_column;
 use crate::submission::PreparedSubmission;
 use crate::writes::WriteTx as _;
 use crate::{
@@ -24,7 +26,9 @@ use crate::{
 use async_trait::async_trait;
 use countersign_audit::merkle::{Frontier, Hash, NodeId};
 use countersign_audit::{AuditReport, StoredEntry};
-use countersign_core::{Event, PrincipalId, Refusal, Request, Run, RunGate, RunState, Timestamp};
+use countersign_core::{
+    Digest, Event, PrincipalId, Refusal, Request, Run, RunGate, RunState, Timestamp,
+};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Postgres, QueryBuilder, Row};
 use std::sync::Arc;
@@ -297,6 +301,35 @@ impl Store for PgStore {
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected() > 0)
+    }
+
+    async fn park_call(
+        &self,
+        requester: &PrincipalId,
+        digest: &Digest,
+        request: &str,
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        let digest = digest_column(digest);
+        parked::park(&self.pool, requester.as_str(), &digest, request, at).await
+    }
+
+    async fn parked_call(
+        &self,
+        requester: &PrincipalId,
+        digest: &Digest,
+    ) -> Result<Option<String>, StoreError> {
+        parked::get(&self.pool, requester.as_str(), &digest_column(digest)).await
+    }
+
+    async fn unpark_call(
+        &self,
+        requester: &PrincipalId,
+        digest: &Digest,
+        request: &str,
+    ) -> Result<bool, StoreError> {
+        let digest = digest_column(digest);
+        parked::unpark(&self.pool, requester.as_str(), &digest, request).await
     }
 
     async fn totp_get(&self, principal: &PrincipalId) -> Result<Option<TotpState>, StoreError> {

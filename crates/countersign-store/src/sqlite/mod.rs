@@ -7,6 +7,7 @@
 
 mod notify;
 mod ops;
+mod parked;
 mod sessions;
 mod writer;
 
@@ -17,6 +18,7 @@ use crate::audit_log::{AuditRow, entries_or_corrupt, verify_in_pages};
 use crate::columns::{
     from_millis, principal_from_column, request_from_body, run_from_row, unsigned,
 };
+use crate::parked::digest_column;
 use crate::submission::PreparedSubmission;
 use crate::{
     Ceremony, CeremonyBinding, CeremonyRefusal, ChannelMessage, ConversationRef, NotifyClaim,
@@ -27,7 +29,9 @@ use async_trait::async_trait;
 use countersign_audit::merkle::{Hash, NodeId};
 use countersign_audit::{AuditReport, StoredEntry};
 use countersign_core::run::RunRefusal;
-use countersign_core::{Event, PrincipalId, Refusal, Request, Run, RunGate, RunState, Timestamp};
+use countersign_core::{
+    Digest, Event, PrincipalId, Refusal, Request, Run, RunGate, RunState, Timestamp,
+};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -411,6 +415,50 @@ impl Store for SqliteStore {
     async fn session_end(&self, id_hash: &str) -> Result<bool, StoreError> {
         let id_hash = id_hash.to_string();
         self.write(|reply| Op::SessionEnd { id_hash, reply }).await
+    }
+
+    async fn park_call(
+        &self,
+        requester: &PrincipalId,
+        digest: &Digest,
+        request: &str,
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        let (requester, digest) = (requester.as_str().to_owned(), digest_column(digest));
+        let request = request.to_owned();
+        self.write(|reply| Op::Park {
+            requester,
+            digest,
+            request,
+            at,
+            reply,
+        })
+        .await
+    }
+
+    async fn parked_call(
+        &self,
+        requester: &PrincipalId,
+        digest: &Digest,
+    ) -> Result<Option<String>, StoreError> {
+        parked::get(&self.reads, requester.as_str(), &digest_column(digest)).await
+    }
+
+    async fn unpark_call(
+        &self,
+        requester: &PrincipalId,
+        digest: &Digest,
+        request: &str,
+    ) -> Result<bool, StoreError> {
+        let (requester, digest) = (requester.as_str().to_owned(), digest_column(digest));
+        let request = request.to_owned();
+        self.write(|reply| Op::Unpark {
+            requester,
+            digest,
+            request,
+            reply,
+        })
+        .await
     }
 
     async fn totp_get(&self, principal: &PrincipalId) -> Result<Option<TotpState>, StoreError> {

@@ -81,6 +81,25 @@ pub(super) fn execute(op: Op, tx: &mut Tx<'_>) -> (Answer, bool) {
             hold(reply, super::sessions::start(tx.conn, &session))
         }
         Op::SessionEnd { id_hash, reply } => hold(reply, super::sessions::end(tx.conn, &id_hash)),
+        Op::Park {
+            requester,
+            digest,
+            request,
+            at,
+            reply,
+        } => hold(
+            reply,
+            super::parked::park(tx, &requester, &digest, &request, at),
+        ),
+        Op::Unpark {
+            requester,
+            digest,
+            request,
+            reply,
+        } => hold(
+            reply,
+            super::parked::unpark(tx, &requester, &digest, &request),
+        ),
         Op::TotpEnroll {
             principal,
             secret,

@@ -205,6 +205,46 @@ async fn read_only_opening_of_another_database_says_so() {
 }
 
 #[tokio::test]
+async fn parked_calls_are_stored_as_hex_and_a_read_only_store_refuses_to_park() {
+    let b = SqliteBackend::new();
+    let store = SqliteStore::open(&b.path).await.unwrap();
+    let bot = suite::principal_id("agent:deploy-bot");
+    let digest = countersign_core::Digest::of_bytes(b"db.export customers");
+    store
+        .park_call(&bot, &digest, "req_1", suite::at(0))
+        .await
+        .unwrap();
+    store.close().await;
+
+    let mut conn = SqliteConnectOptions::new()
+        .filename(&b.path)
+        .read_only(true)
+        .connect()
+        .await
+        .unwrap();
+    let stored: String = sqlx::query_scalar("SELECT digest FROM parked_calls")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    let hex = countersign_core::digest::hex32_string(digest.as_bytes());
+    assert_eq!(stored, hex, "lower-case hex, without the sha256: prefix");
+
+    let ro = SqliteStore::open_read_only(&b.path).await.unwrap();
+    assert_eq!(
+        ro.parked_call(&bot, &digest).await.unwrap().as_deref(),
+        Some("req_1")
+    );
+    let park = ro.park_call(&bot, &digest, "req_2", suite::at(1)).await;
+    assert!(matches!(park, Err(StoreError::ReadOnly)), "{park:?}");
+    let unpark = ro.unpark_call(&bot, &digest, "req_1").await;
+    assert!(matches!(unpark, Err(StoreError::ReadOnly)), "{unpark:?}");
+    assert_eq!(
+        ro.parked_call(&bot, &digest).await.unwrap().as_deref(),
+        Some("req_1")
+    );
+}
+
+#[tokio::test]
 async fn the_writer_connection_is_durable() {
     // "Acknowledged" means fsync'd: the writer commits with synchronous=FULL in WAL mode.
     let b = SqliteBackend::new();

@@ -91,6 +91,20 @@ pub(super) enum Op {
         id_hash: String,
         reply: Reply<bool>,
     },
+    /// Requester, lower-case hex digest and request id of a parked call.
+    Park {
+        requester: String,
+        digest: String,
+        request: String,
+        at: Timestamp,
+        reply: Reply<()>,
+    },
+    Unpark {
+        requester: String,
+        digest: String,
+        request: String,
+        reply: Reply<bool>,
+    },
     TotpEnroll {
         principal: PrincipalId,
         secret: Vec<u8>,
@@ -183,6 +197,8 @@ impl Op {
             Op::RevokeKeys { reply, .. } => drop(reply.send(Err(e))),
             Op::SessionStart { reply, .. } => drop(reply.send(Err(e))),
             Op::SessionEnd { reply, .. } => drop(reply.send(Err(e))),
+            Op::Park { reply, .. } => drop(reply.send(Err(e))),
+            Op::Unpark { reply, .. } => drop(reply.send(Err(e))),
             Op::TotpEnroll { reply, .. } => drop(reply.send(Err(e))),
             Op::TotpUseStep { reply, .. } => drop(reply.send(Err(e))),
             Op::MfaReset { reply, .. } => drop(reply.send(Err(e))),

@@ -10,6 +10,7 @@ mod accounts;
 mod gates;
 mod integrity;
 mod notify;
+mod parked;
 mod passkeys;
 mod record;
 mod requests;
@@ -20,6 +21,7 @@ pub use accounts::*;
 pub use gates::*;
 pub use integrity::*;
 pub use notify::*;
+pub use parked::*;
 pub use passkeys::*;
 pub use record::*;
 pub use requests::*;
@@ -89,6 +91,10 @@ macro_rules! store_suite {
             append_event_returns_its_seq,
             keys_map_hashes_to_principals,
             sessions_are_revocable_one_by_one_and_with_the_keys,
+            parked_calls_are_found_replaced_and_kept_across_a_restart,
+            parked_calls_are_unparked_only_by_the_request_they_name,
+            parked_calls_are_per_requester_and_digest,
+            parked_calls_are_forgotten_after_the_retention,
             totp_use_step_refuses_reuse,
             factor_changes_are_recorded_and_a_reset_removes_every_factor,
             passkeys_are_stored_per_person_and_unique,

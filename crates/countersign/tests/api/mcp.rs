@@ -4,7 +4,7 @@
 //! `countersign mcp stdio`. `.ci/run` installs the peers (`npm ci --prefix tests/peers`, `pip
 //! install mcp`).
 
-use crate::app::{TestApp, spawn_app_in};
+use crate::app::{TestApp, spawn_app_editing, spawn_app_in};
 use crate::cli::BIN;
 use serde_json::{Value, json};
 use std::path::PathBuf;
@@ -70,6 +70,17 @@ fn mcp_config(upstreams: &str, extra: &str) -> String {
 
 pub(crate) async fn gateway(upstreams: &str, extra: &str) -> TestApp {
     spawn_app_in(tempfile::tempdir().unwrap(), &mcp_config(upstreams, extra)).await
+}
+
+/// Like [`gateway`], with the test world's config text (its principals) first passed through
+/// `edit`.
+pub(crate) async fn gateway_editing(
+    upstreams: &str,
+    extra: &str,
+    edit: impl FnOnce(String) -> String,
+) -> TestApp {
+    let mcp = mcp_config(upstreams, extra);
+    spawn_app_editing(|text| edit(text) + &mcp).await
 }
 
 /// Runs the Python MCP client with `args` and returns the JSON it printed.

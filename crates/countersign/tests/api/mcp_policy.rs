@@ -187,10 +187,15 @@ pub(crate) struct Raw {
 
 impl Raw {
     pub(crate) async fn open(app: &TestApp) -> Raw {
+        Raw::open_as(app, "agent:deploy-bot").await
+    }
+
+    /// A session of `principal`.
+    pub(crate) async fn open_as(app: &TestApp, principal: &str) -> Raw {
         let mut raw = Raw {
             http: reqwest::Client::new(),
             url: format!("{}/mcp", app.url),
-            key: app.agent().key,
+            key: app.as_(principal).key,
             session: None,
             version: "2025-11-25".into(),
         };

@@ -1,0 +1,66 @@
+//! SQLite's SQL for parked tool calls (`crate::parked`): parked and unparked on the writer's
+//! connection, read from the read pool. Records no audit entry.
+
+use super::writer::Tx;
+use crate::StoreError;
+use crate::columns::millis;
+use crate::parked::forget_before;
+use crate::writes::WriteTx as _;
+use countersign_core::Timestamp;
+use rusqlite::params;
+use sqlx::SqlitePool;
+
+/// Names `request` for the pair (replacing what was there) and forgets pairs parked before the
+/// retention: two statements, so under the op's savepoint.
+pub(super) fn park(
+    tx: &mut Tx<'_>,
+    requester: &str,
+    digest: &str,
+    request: &str,
+    at: Timestamp,
+) -> Result<(), StoreError> {
+    futures::executor::block_on(tx.savepoint())?;
+    tx.conn
+        .prepare_cached(
+            "INSERT INTO parked_calls (requester, digest, request_id, parked_at) \
+             VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (requester, digest) DO UPDATE SET \
+             request_id = excluded.request_id, parked_at = excluded.parked_at",
+        )?
+        .execute(params![requester, digest, request, millis(at)])?;
+    tx.conn
+        .prepare_cached("DELETE FROM parked_calls WHERE parked_at < ?1")?
+        .execute([forget_before(at)])?;
+    Ok(())
+}
+
+/// Forgets the pair if it still names `request`: one statement.
+pub(super) fn unpark(
+    tx: &mut Tx<'_>,
+    requester: &str,
+    digest: &str,
+    request: &str,
+) -> Result<bool, StoreError> {
+    let n = tx
+        .conn
+        .prepare_cached(
+            "DELETE FROM parked_calls \
+             WHERE requester = ?1 AND digest = ?2 AND request_id = ?3",
+        )?
+        .execute(params![requester, digest, request])?;
+    Ok(n > 0)
+}
+
+pub(super) async fn get(
+    reads: &SqlitePool,
+    requester: &str,
+    digest: &str,
+) -> Result<Option<String>, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT request_id FROM parked_calls WHERE requester = ?1 AND digest = ?2",
+    )
+    .bind(requester)
+    .bind(digest)
+    .fetch_optional(reads)
+    .await?)
+}

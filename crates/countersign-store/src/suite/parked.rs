@@ -1,0 +1,175 @@
+//! Suite checks for parked tool calls: a retry by the same requester of the action with the
+//! same digest finds the request its call was parked on, after a restart too; a later park of
+//! the pair replaces it; only the request the pair still names unparks it; pairs are per
+//! requester; pairs parked longer than the retention are forgotten by a later park; and
+//! parking records no audit entry.
+
+use super::{Backend, at, audit_count, principal_id};
+use countersign_core::{Digest, Timestamp};
+
+const DAY: i64 = 24 * 3600;
+
+fn digest(of: &str) -> Digest {
+    Digest::of_bytes(of.as_bytes())
+}
+
+pub async fn parked_calls_are_found_replaced_and_kept_across_a_restart(b: &dyn Backend) {
+    let store = b.open().await;
+    let bot = principal_id("agent:deploy-bot");
+    let export = digest("db.export customers");
+    assert_eq!(store.parked_call(&bot, &export).await.unwrap(), None);
+
+    store
+        .park_call(&bot, &export, "req_1", at(0))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.parked_call(&bot, &export).await.unwrap().as_deref(),
+        Some("req_1")
+    );
+
+    // A second park of the pair replaces the request it names.
+    store
+        .park_call(&bot, &export, "req_2", at(60))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.parked_call(&bot, &export).await.unwrap().as_deref(),
+        Some("req_2")
+    );
+
+    // Parking is not a decision: nothing is recorded.
+    assert_eq!(audit_count(&*store).await, 0);
+
+    // Any replica, and this one after a restart, finds it.
+    drop(store);
+    let store = b.open().await;
+    assert_eq!(
+        store.parked_call(&bot, &export).await.unwrap().as_deref(),
+        Some("req_2")
+    );
+}
+
+pub async fn parked_calls_are_unparked_only_by_the_request_they_name(b: &dyn Backend) {
+    let store = b.open().await;
+    let bot = principal_id("agent:deploy-bot");
+    let export = digest("db.export customers");
+    store
+        .park_call(&bot, &export, "req_1", at(0))
+        .await
+        .unwrap();
+    store
+        .park_call(&bot, &export, "req_2", at(1))
+        .await
+        .unwrap();
+
+    // A retry that attached to the replaced request leaves the pair alone.
+    assert!(
+        !store.unpark_call(&bot, &export, "req_1").await.unwrap(),
+        "a stale request id unparks nothing"
+    );
+    assert_eq!(
+        store.parked_call(&bot, &export).await.unwrap().as_deref(),
+        Some("req_2")
+    );
+
+    assert!(store.unpark_call(&bot, &export, "req_2").await.unwrap());
+    assert_eq!(store.parked_call(&bot, &export).await.unwrap(), None);
+    assert!(
+        !store.unpark_call(&bot, &export, "req_2").await.unwrap(),
+        "once"
+    );
+    assert_eq!(audit_count(&*store).await, 0);
+}
+
+pub async fn parked_calls_are_per_requester_and_digest(b: &dyn Backend) {
+    let store = b.open().await;
+    let bot = principal_id("agent:deploy-bot");
+    let other = principal_id("agent:report-bot");
+    let export = digest("db.export customers");
+    let drop_table = digest("db.drop customers");
+    store
+        .park_call(&bot, &export, "req_1", at(0))
+        .await
+        .unwrap();
+
+    assert_eq!(store.parked_call(&other, &export).await.unwrap(), None);
+    assert_eq!(store.parked_call(&bot, &drop_table).await.unwrap(), None);
+    assert!(
+        !store.unpark_call(&other, &export, "req_1").await.unwrap(),
+        "another requester cannot unpark it"
+    );
+
+    // Each requester's pair names its own request.
+    store
+        .park_call(&other, &export, "req_9", at(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.parked_call(&bot, &export).await.unwrap().as_deref(),
+        Some("req_1")
+    );
+    assert_eq!(
+        store.parked_call(&other, &export).await.unwrap().as_deref(),
+        Some("req_9")
+    );
+}
+
+pub async fn parked_calls_are_forgotten_after_the_retention(b: &dyn Backend) {
+    let store = b.open().await;
+    let bot = principal_id("agent:deploy-bot");
+    let (old, edge, recent, new) = (
+        digest("old"),
+        digest("edge"),
+        digest("recent"),
+        digest("new"),
+    );
+    let days = |n: i64| -> Timestamp { at(n * DAY) };
+    store
+        .park_call(&bot, &old, "req_old", days(0))
+        .await
+        .unwrap();
+    store
+        .park_call(&bot, &edge, "req_edge", days(1))
+        .await
+        .unwrap();
+    store
+        .park_call(&bot, &recent, "req_recent", days(6))
+        .await
+        .unwrap();
+    // Nothing is forgotten until a park comes along.
+    assert!(store.parked_call(&bot, &old).await.unwrap().is_some());
+
+    // 8 days on, a park forgets what was parked more than 7 days before it, and keeps the rest
+    // (a pair parked exactly 7 days before is kept).
+    assert_eq!(crate::PARKED_RETENTION_MS, 7 * DAY * 1000);
+    store
+        .park_call(&bot, &new, "req_new", days(8))
+        .await
+        .unwrap();
+    assert_eq!(store.parked_call(&bot, &old).await.unwrap(), None);
+    assert_eq!(
+        store.parked_call(&bot, &edge).await.unwrap().as_deref(),
+        Some("req_edge")
+    );
+    assert_eq!(
+        store.parked_call(&bot, &recent).await.unwrap().as_deref(),
+        Some("req_recent")
+    );
+    assert_eq!(
+        store.parked_call(&bot, &new).await.unwrap().as_deref(),
+        Some("req_new")
+    );
+
+    // Parking a pair again renews it.
+    store
+        .park_call(&bot, &edge, "req_edge", days(8))
+        .await
+        .unwrap();
+    store
+        .park_call(&bot, &new, "req_new", days(14))
+        .await
+        .unwrap();
+    assert_eq!(store.parked_call(&bot, &recent).await.unwrap(), None);
+    assert!(store.parked_call(&bot, &edge).await.unwrap().is_some());
+}
