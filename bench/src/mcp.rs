@@ -1,7 +1,9 @@
 //! `loadgen mcp`: the added latency of the MCP gateway on an allowed `tools/call`, measured
 //! against the same upstream (the reference server `server-everything` over Streamable HTTP)
-//! called directly, interleaved call by call in the same run; then many concurrent agent
-//! sessions through the gateway. Clients are the official Rust SDK (`rmcp`).
+//! called directly, interleaved call by call in the same run (and, as the baseline of what
+//! `mcp.hold_for` costs an allowed call, through a second gateway with `hold_for: off`); then
+//! many concurrent agent sessions through the gateway. Clients are the official Rust SDK
+//! (`rmcp`).
 
 use crate::server;
 use hdrhistogram::Histogram;
@@ -90,6 +92,15 @@ pub async fn run(bin: &str, everything: &str, calls: usize, sessions: usize) -> 
     )?;
     let key = cs.keys["agent:bench"].clone();
     let gateway_url = format!("http://{}/mcp", cs.addr);
+    // The same gateway without parking (no lookup of a parked call before each submit).
+    let cs_off = server::countersign_with(
+        bin,
+        &format!(
+            "mcp:\n  hold_for: \"off\"\n  upstreams:\n    - name: everything\n      url: {upstream_url}\n"
+        ),
+    )?;
+    let off_url = format!("http://{}/mcp", cs_off.addr);
+    let off = connect(&off_url, Some(&cs_off.keys["agent:bench"])).await?;
 
     let direct = connect(&upstream_url, None).await?;
     let via = connect(&gateway_url, Some(&key)).await?;
@@ -105,7 +116,9 @@ pub async fn run(bin: &str, everything: &str, calls: usize, sessions: usize) -> 
         echo(&direct, "echo", i).await?;
         echo(&via, "everything__echo", i).await?;
         echo(&modern, "everything__echo", i).await?;
+        echo(&off, "everything__echo", i).await?;
     }
+    let mut ho = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
     let mut hd = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
     let mut hg = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
     let mut hm = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
@@ -119,11 +132,15 @@ pub async fn run(bin: &str, everything: &str, calls: usize, sessions: usize) -> 
         let t = Instant::now();
         echo(&modern, "everything__echo", i).await?;
         hm.record(t.elapsed().as_micros() as u64)?;
+        let t = Instant::now();
+        echo(&off, "everything__echo", i).await?;
+        ho.record(t.elapsed().as_micros() as u64)?;
     }
     println!("{calls} sequential allowed tools/call (echo), interleaved, one client each");
     line("direct to upstream", &hd);
     line("through countersign", &hg);
     line("through, 2026-07-28 agent", &hm);
+    line("through, hold_for: off", &ho);
     let added = |h: &Histogram<u64>, q: f64| {
         (h.value_at_quantile(q) as f64 - hd.value_at_quantile(q) as f64) / 1000.0
     };
@@ -133,6 +150,11 @@ pub async fn run(bin: &str, everything: &str, calls: usize, sessions: usize) -> 
         added(&hg, 0.99),
         added(&hm, 0.50),
         added(&hm, 0.99),
+    );
+    println!(
+        "hold_for (50s) vs off: p50 {:+.3} ms, p99 {:+.3} ms",
+        (hg.value_at_quantile(0.5) as f64 - ho.value_at_quantile(0.5) as f64) / 1000.0,
+        (hg.value_at_quantile(0.99) as f64 - ho.value_at_quantile(0.99) as f64) / 1000.0,
     );
 
     // Many agent sessions at once: each connects, then all call together.
