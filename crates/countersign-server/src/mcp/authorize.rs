@@ -426,3 +426,71 @@ fn refusal(e: GatewayError) -> Refused {
         review: None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use countersign_core::PrincipalId;
+
+    fn body(run: Option<&str>, justification: Option<&str>, a: i64) -> ActionBody {
+        ActionBody {
+            kind: "mcp.tool.everything.get-sum".into(),
+            resource: "mcp://everything/get-sum".into(),
+            params: Some(serde_json::json!({"a": a, "b": 1})),
+            justification: justification.map(str::to_string),
+            run: run.map(str::to_string),
+            labels: Default::default(),
+            requester: None,
+        }
+    }
+
+    fn who(id: &str) -> Principal {
+        Principal {
+            id: PrincipalId::parse(id).unwrap(),
+            owner: None,
+            groups: vec![],
+        }
+    }
+
+    #[test]
+    fn the_parking_key_is_the_call_as_made_again() {
+        let on = Holding {
+            every: Duration::from_secs(5),
+            hold_for: Some(Duration::from_secs(50)),
+            parks: true,
+        };
+        let bot = who("agent:bot");
+        let key = |b: &ActionBody, session_run| parking_key(on, &bot, b, session_run).unwrap();
+        // A run made up per session or per bridge launch is not part of the call.
+        assert_eq!(
+            key(&body(Some("mcp:one"), None, 1), true),
+            key(&body(Some("mcp:two"), None, 1), true)
+        );
+        assert_eq!(
+            key(&body(Some("mcp:one"), None, 1), true),
+            key(&body(None, None, 1), false)
+        );
+        // The arguments, a run the agent named, the justification and the requester are.
+        let base = key(&body(Some("deploy-7"), Some("why"), 1), false);
+        assert_ne!(base, key(&body(Some("deploy-7"), Some("why"), 2), false));
+        assert_ne!(base, key(&body(Some("deploy-8"), Some("why"), 1), false));
+        assert_ne!(base, key(&body(Some("deploy-7"), Some("other"), 1), false));
+        assert_ne!(
+            base,
+            parking_key(
+                on,
+                &who("agent:other"),
+                &body(Some("deploy-7"), Some("why"), 1),
+                false
+            )
+            .unwrap()
+        );
+        // Without parking there is no key.
+        let off = Holding {
+            hold_for: None,
+            parks: false,
+            ..on
+        };
+        assert_eq!(parking_key(off, &bot, &body(None, None, 1), false), None);
+    }
+}

@@ -45,6 +45,9 @@ pub fn tool_resource(server: &str, tool: &str) -> String {
 /// The action kind of `resources/read`.
 pub const RESOURCE_READ_KIND: &str = "mcp.resource.read";
 
+/// The prefix of the run `countersign mcp stdio` makes up for each launch (`mcp-stdio:<id>`).
+pub const BRIDGE_RUN_PREFIX: &str = "mcp-stdio:";
+
 /// The run an MCP session's actions belong to: `mcp:<session>` with characters a run id
 /// cannot hold replaced.
 pub fn session_run(session: &str) -> Option<String> {

@@ -82,7 +82,10 @@ fn caller(
             .map(str::to_string)
     };
     let given = meta_of(meta, ctx, META_RUN).or_else(|| header(RUN_HEADER));
-    let session_run = given.is_none();
+    // Runs made up per connection: the session's, and the stdio bridge's per launch.
+    let session_run = given
+        .as_deref()
+        .is_none_or(|r| r.starts_with(naming::BRIDGE_RUN_PREFIX));
     let run = given.or_else(|| header("mcp-session-id").and_then(|s| naming::session_run(&s)));
     Ok(Caller {
         session_run: session_run && run.is_some(),

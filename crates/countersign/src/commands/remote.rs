@@ -336,7 +336,13 @@ pub async fn mcp(g: &Global, verb: McpVerb) -> Result<u8, Failure> {
     let c = client(g)?;
     let _: serde_json::Value = c.get("/v1/whoami", Duration::from_secs(10)).await?;
     let token = g.token.clone().unwrap_or_default();
-    let run = run.unwrap_or_else(|| format!("mcp-stdio:{}", uuid::Uuid::now_v7().simple()));
+    let run = run.unwrap_or_else(|| {
+        format!(
+            "{}{}",
+            countersign_server::mcp::naming::BRIDGE_RUN_PREFIX,
+            uuid::Uuid::now_v7().simple()
+        )
+    });
     let endpoint = format!("{}/mcp", g.url.trim_end_matches('/'));
     countersign_server::mcp::bridge::run(&endpoint, &token, &run)
         .await

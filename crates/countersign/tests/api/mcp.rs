@@ -555,6 +555,8 @@ mod tasks {
         let client = task_client(&app).await;
         let id = start(&client, 6000).await;
         assert!(id.starts_with("req_"), "the task is the request: {id}");
+        let again = start(&client, 6000).await;
+        assert_eq!(again, id, "the same call made again is the same task");
         let working = client
             .peer()
             .get_task(GetTaskParams::new(&id))
@@ -587,6 +589,8 @@ mod tasks {
         );
         let executed = app.approver("bob").get(&format!("/v1/requests/{id}")).await;
         assert_eq!(executed.state(), "executed");
+        let next = start(&client, 6000).await;
+        assert_ne!(next, id, "once it ran, the same call is a new request");
 
         // Another agent's task does not exist for this one; a bogus id is a clear error.
         assert!(
