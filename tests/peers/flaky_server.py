@@ -31,6 +31,13 @@ def seen(ctx: Context, note: str = "") -> str:
 
 
 @server.tool()
+async def announce(ctx: Context) -> str:
+    """Tells the client that this server's tool list changed."""
+    await ctx.session.send_tool_list_changed()
+    return "announced"
+
+
+@server.tool()
 def crash() -> str:
     """Exits the process in the middle of the call."""
     os._exit(3)

@@ -19,6 +19,7 @@ use crate::wire::ActionBody;
 use axum::http::request::Parts;
 use countersign_core::{Principal, State};
 use futures::future::join_all;
+use rmcp::model::SubscriptionFilter;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, CancelTaskParams,
     CompleteRequestParams, CompleteResult, ContentBlock, CreateTaskResult, ErrorCode,
@@ -28,7 +29,9 @@ use rmcp::model::{
     ReadResourceRequestParams, ReadResourceResponse, Reference, RequestMetaObject,
     ServerCapabilities, SubscribeRequestParams, UnsubscribeRequestParams,
 };
-use rmcp::service::{NotificationContext, RequestContext, ServiceError};
+use rmcp::service::{
+    NotificationContext, RequestContext, ServiceError, SubscriptionContext, SubscriptionSendError,
+};
 use rmcp::{ErrorData, Peer, RoleClient, RoleServer, ServerHandler};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -456,6 +459,43 @@ impl ServerHandler for Session {
                 }
             }
         });
+    }
+
+    /// Agents on 2026-07-28 have no session to be told of list changes on: they ask with
+    /// `subscriptions/listen`. List changes carry names only and pass through; updates of a
+    /// resource's content are left out (on older protocols they need `resources/subscribe`, an
+    /// action under policy, and there is no such action for a 2026 subscription).
+    fn accepted_subscription_filter(
+        &self,
+        requested: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
+        let mut accepted = requested.clone();
+        accepted.resource_subscriptions = None;
+        Some(accepted)
+    }
+
+    async fn listen(&self, subscription: SubscriptionContext) -> Result<(), ErrorData> {
+        let mut changes = self.mcp.hub.subscribe();
+        let sink = subscription.sink();
+        loop {
+            let change = tokio::select! {
+                () = subscription.cancelled() => return Ok(()),
+                change = changes.recv() => change,
+            };
+            let sent = match change {
+                Ok(Change::Tools) => sink.notify_tool_list_changed().await,
+                Ok(Change::Resources) => sink.notify_resource_list_changed().await,
+                Ok(Change::Prompts) => sink.notify_prompt_list_changed().await,
+                Ok(Change::ResourceUpdated(_))
+                | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => Ok(()),
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return Ok(()),
+            };
+            match sent {
+                // A category this agent did not ask for.
+                Ok(()) | Err(SubscriptionSendError::NotificationNotAccepted(_)) => {}
+                Err(_) => return Ok(()),
+            }
+        }
     }
 
     async fn list_tools(

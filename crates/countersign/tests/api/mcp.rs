@@ -634,3 +634,62 @@ mod tasks {
         assert_eq!(all.body["requests"], json!([]), "{}", all.body);
     }
 }
+
+/// An agent on protocol 2026-07-28 has no session: it hears of an upstream's list changes by
+/// `subscriptions/listen`, and gets exactly what it asked for (the gateway forwards list
+/// changes, names only, as it does to sessions).
+#[tokio::test]
+async fn list_changes_reach_agents_on_2026_07_28_that_listen() {
+    use rmcp::model::{
+        CallToolRequestParams, ClientCapabilities, ClientConfig, Implementation, ProtocolVersion,
+        ServerNotification, SubscriptionFilter,
+    };
+    use rmcp::service::{ClientLifecycleMode, ClientServiceExt};
+    use rmcp::transport::StreamableHttpClientTransport;
+    use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+
+    let app = gateway(&flaky_upstream(), "").await;
+    let mut config = StreamableHttpClientTransportConfig::with_uri(format!("{}/mcp", app.url));
+    config.auth_header = Some(app.agent().key);
+    let transport = StreamableHttpClientTransport::with_client(reqwest::Client::new(), config);
+    let client = ClientConfig::new(
+        ClientCapabilities::default(),
+        Implementation::new("listen-test", "1"),
+    )
+    .serve_with_lifecycle(
+        transport,
+        ClientLifecycleMode::Discover {
+            preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+        },
+    )
+    .await
+    .unwrap();
+    let asked = SubscriptionFilter::builder()
+        .tools_list_changed()
+        .resource_subscriptions(["demo://resource/static/document/architecture.md"])
+        .build();
+    let mut listening = client.peer().listen(asked).await.unwrap();
+    assert_eq!(listening.acknowledged().tools_list_changed, Some(true));
+    assert_eq!(
+        listening.acknowledged().resource_subscriptions,
+        None,
+        "resource updates need resources/subscribe, an action under policy"
+    );
+    let announced = client
+        .peer()
+        .call_tool(CallToolRequestParams::new("flaky__announce"))
+        .await
+        .unwrap();
+    assert_ne!(announced.is_error, Some(true), "{announced:?}");
+    let heard = tokio::time::timeout(Duration::from_secs(10), listening.next())
+        .await
+        .expect("a list change within 10 s")
+        .unwrap();
+    assert!(
+        matches!(
+            heard,
+            Some(ServerNotification::ToolListChangedNotification(_))
+        ),
+        "{heard:?}"
+    );
+}
