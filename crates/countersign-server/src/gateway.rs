@@ -18,7 +18,7 @@ use countersign_core::{
     Action, ActionError, Ballot, Channel, Digest, Principal, PrincipalId, Refusal, Request,
     RunState, State, Timestamp, mfa, request_id_for_grant,
 };
-use countersign_store::{RequestQuery, Store, StoreError, Updated};
+use countersign_store::{Parking, RequestQuery, Store, StoreError, Submission, Updated};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -173,7 +173,9 @@ impl Gateway {
         requester: &Principal,
         body: ActionBody,
     ) -> Result<Request, GatewayError> {
-        self.submit_with(requester, body, false).await
+        Ok(new_only(
+            self.submit_with(requester, body, false, None).await?,
+        ))
     }
 
     /// Like [`Gateway::submit`], for a caller that forwards the action itself the moment it may
@@ -185,7 +187,27 @@ impl Gateway {
         requester: &Principal,
         body: ActionBody,
     ) -> Result<Request, GatewayError> {
-        self.submit_with(requester, body, true).await
+        Ok(new_only(
+            self.submit_with(requester, body, true, None).await?,
+        ))
+    }
+
+    /// Like [`Gateway::submit_redeeming`], for an MCP call that is parked under `key` while it
+    /// is pending (see `mcp::authorize`): when a request of `requester` is parked under `key`
+    /// and has not been executed, nothing is submitted and that request is returned (expired
+    /// first if it is due); checked and written in the submission's one transaction.
+    pub async fn submit_parking(
+        &self,
+        requester: &Principal,
+        body: ActionBody,
+        key: &Digest,
+    ) -> Result<Submission, GatewayError> {
+        match self.submit_with(requester, body, true, Some(key)).await? {
+            Submission::Attached(req) if req.is_due(self.clock.now()) => {
+                Ok(Submission::Attached(self.expire(&req.id).await?))
+            }
+            submitted => Ok(submitted),
+        }
     }
 
     async fn submit_with(
@@ -193,7 +215,8 @@ impl Gateway {
         requester: &Principal,
         body: ActionBody,
         redeem_at_once: bool,
-    ) -> Result<Request, GatewayError> {
+        parking: Option<&Digest>,
+    ) -> Result<Submission, GatewayError> {
         if body.requester.is_some() {
             return Err(GatewayError::Forbidden(
                 "requester_not_allowed",
@@ -236,7 +259,24 @@ impl Gateway {
             run,
             requester: &requester_id,
         });
-        let req = self.store.submit(run_of, now, submit).await?;
+        let req = match parking {
+            None => self.store.submit(run_of, now, submit).await?,
+            Some(key) => {
+                let parking = Parking {
+                    requester: &requester_id,
+                    key,
+                    attachable: |r| r.state != State::Executed,
+                };
+                match self
+                    .store
+                    .submit_parked(run_of, parking, now, submit)
+                    .await?
+                {
+                    Submission::New(req) => req,
+                    attached @ Submission::Attached(_) => return Ok(attached),
+                }
+            }
+        };
         self.metrics
             .decisions
             .get_or_create(&EffectLabel {
@@ -256,7 +296,7 @@ impl Gateway {
             kind = %req.action.kind, effect = req.decision.effect.as_str(), state = req.state.as_str(),
             rule = req.decision.rule.as_deref().unwrap_or("<default>"), "action submitted"
         );
-        Ok(req)
+        Ok(Submission::New(req))
     }
 
     fn count_closed(&self, req: &Request) {
@@ -651,41 +691,6 @@ impl Gateway {
         }
     }
 
-    /// The request the call `who` parked under `digest` attaches to (see `mcp::authorize`):
-    /// one parked for that pair that is still pending, approved, or closed without its caller
-    /// hearing why. One already executed is forgotten: its result went to an earlier call, so
-    /// this call is a new action.
-    pub async fn parked_call(
-        &self,
-        who: &Principal,
-        digest: &Digest,
-    ) -> Result<Option<Request>, GatewayError> {
-        let Some(id) = self.store.parked_call(&who.id, digest).await? else {
-            return Ok(None);
-        };
-        let req = match self.get(who, &id).await {
-            Ok(req) if req.state != State::Executed => return Ok(Some(req)),
-            Ok(_) | Err(GatewayError::NotFound(_)) => None,
-            Err(e) => return Err(e),
-        };
-        self.store.unpark_call(&who.id, digest, &id).await?;
-        Ok(req)
-    }
-
-    /// Parks `req` (pending, submitted by `who`) under `key`: the same call made again
-    /// attaches to it.
-    pub async fn park_call(
-        &self,
-        who: &Principal,
-        key: &Digest,
-        req: &Request,
-    ) -> Result<(), GatewayError> {
-        Ok(self
-            .store
-            .park_call(&who.id, key, &req.id, self.clock.now())
-            .await?)
-    }
-
     /// Forgets that the call parked under `key` attaches to `req`: its caller has been
     /// answered for good.
     pub async fn unpark_call(
@@ -798,5 +803,12 @@ struct GaugeGuard<'a>(&'a prometheus_client::metrics::gauge::Gauge);
 impl Drop for GaugeGuard<'_> {
     fn drop(&mut self) {
         self.0.dec();
+    }
+}
+
+/// The request of a submission made without parking (it is always new).
+fn new_only(submitted: Submission) -> Request {
+    match submitted {
+        Submission::New(req) | Submission::Attached(req) => req,
     }
 }

@@ -70,6 +70,26 @@ pub struct RunOf<'a> {
 /// Builds a new request once the store knows its run gate (inside the transaction).
 pub type Submit = Box<dyn FnOnce(RunGate) -> (Request, Vec<Event>) + Send>;
 
+/// Where a submission of an MCP call may be parked (`Store::submit_parked`): the requester,
+/// the call's parking key, and which parked requests a call may attach to (the caller's rule:
+/// the store decides nothing about requests).
+#[derive(Clone, Copy)]
+pub struct Parking<'a> {
+    pub requester: &'a PrincipalId,
+    pub key: &'a countersign_core::Digest,
+    pub attachable: fn(&Request) -> bool,
+}
+
+/// What [`Store::submit_parked`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Submission {
+    /// Nothing was parked (or what was parked may not be attached to): the new request, as
+    /// stored, parked if it is pending.
+    New(Request),
+    /// A request was parked under the key and may be attached to: nothing was written.
+    Attached(Request),
+}
+
 /// Changes one request by calling its state machine; returns the events to record, or the
 /// refusal (and then nothing is written).
 pub type RequestChange = Box<dyn FnOnce(&mut Request) -> Result<Vec<Event>, Refusal> + Send>;
@@ -227,6 +247,19 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
         change: RequestChange,
     ) -> Result<Result<Updated, Refusal>, StoreError>;
+
+    /// [`Store::submit`] for a call that may be parked, in one transaction: when a request is
+    /// parked under `parking`'s requester and key and `parking.attachable` accepts it, nothing
+    /// is written and that request is returned ([`Submission::Attached`]); otherwise the pair
+    /// is forgotten, the submission is made, and the new request is parked under the pair if
+    /// it is pending ([`Submission::New`]). `run`, as for [`Store::submit`].
+    async fn submit_parked(
+        &self,
+        run: Option<RunOf<'_>>,
+        parking: Parking<'_>,
+        now: Timestamp,
+        submit: Submit,
+    ) -> Result<Submission, StoreError>;
 
     async fn get_request(&self, id: &str) -> Result<Option<Request>, StoreError>;
 

@@ -89,6 +89,85 @@ pub(crate) trait WriteTx {
         &mut self,
         principal: &PrincipalId,
     ) -> Result<FactorsRemoved, StoreError>;
+    /// The id of the request parked under (`requester`, `digest`: lower-case hex), if any.
+    async fn parked_call(
+        &mut self,
+        requester: &str,
+        digest: &str,
+    ) -> Result<Option<String>, StoreError>;
+    /// Parks `request` under the pair (replacing what was there) and forgets pairs parked
+    /// before the retention (`crate::parked`).
+    async fn park_call(
+        &mut self,
+        requester: &str,
+        digest: &str,
+        request: &str,
+        at: Timestamp,
+    ) -> Result<(), StoreError>;
+    /// Forgets the pair if it names `request`.
+    async fn unpark_call(
+        &mut self,
+        requester: &str,
+        digest: &str,
+        request: &str,
+    ) -> Result<(), StoreError>;
+}
+
+/// A submission waiting for the writer: prepared already (no run, so the gate is open), or to
+/// be prepared once its run's gate is known.
+pub(crate) enum Pending<'a> {
+    Prepared(Box<PreparedSubmission>),
+    Gated { run: RunOf<'a>, submit: Submit },
+}
+
+/// A parking key as stored.
+pub(crate) struct ParkedKey {
+    pub requester: String,
+    pub digest: String,
+    pub attachable: fn(&Request) -> bool,
+}
+
+impl ParkedKey {
+    pub fn of(parking: &crate::Parking<'_>) -> Self {
+        ParkedKey {
+            requester: parking.requester.as_str().to_owned(),
+            digest: crate::parked::digest_column(parking.key),
+            attachable: parking.attachable,
+        }
+    }
+}
+
+/// `Store::submit_parked`'s steps: attach to the parked request if the caller's rule allows,
+/// else submit (parking the new request if it is pending).
+pub(crate) async fn submit_parked<T: WriteTx>(
+    tx: &mut T,
+    key: &ParkedKey,
+    now: Timestamp,
+    pending: Pending<'_>,
+) -> Result<crate::Submission, StoreError> {
+    let parked = tx.parked_call(&key.requester, &key.digest).await?;
+    if let Some(id) = &parked
+        && let Some(row) = tx.load_row(id).await?
+    {
+        let request = request_from_body(&row.body)?;
+        if (key.attachable)(&request) {
+            return Ok(crate::Submission::Attached(request));
+        }
+    }
+    // More than one statement from here: undo them all if one fails.
+    tx.savepoint().await?;
+    if let Some(id) = &parked {
+        tx.unpark_call(&key.requester, &key.digest, id).await?;
+    }
+    let request = match pending {
+        Pending::Prepared(prepared) => insert_prepared(tx, *prepared).await?,
+        Pending::Gated { run, submit } => submit_request(tx, Some(run), now, submit).await?,
+    };
+    if request.state == countersign_core::State::Pending {
+        tx.park_call(&key.requester, &key.digest, &request.id, now)
+            .await?;
+    }
+    Ok(crate::Submission::New(request))
 }
 
 pub(crate) async fn submit_request<T: WriteTx>(

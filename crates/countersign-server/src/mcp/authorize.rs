@@ -14,6 +14,7 @@
 use crate::gateway::{Gateway, GatewayError};
 use crate::wire::ActionBody;
 use countersign_core::{Digest, Principal, Request, State};
+use countersign_store::Submission;
 use futures::FutureExt as _;
 use std::time::{Duration, Instant};
 
@@ -154,25 +155,26 @@ pub async fn submit(
             parked: None,
         });
     };
-    if let Some(request) = gateway.parked_call(who, &key).await.map_err(refusal)? {
-        tracing::info!(
-            request = %request.id, state = request.state.as_str(),
-            "MCP call attached to its parked request"
-        );
-        return Ok(Submitted {
-            request,
-            parked: Some(key),
-        });
+    match gateway
+        .submit_parking(who, body, &key)
+        .await
+        .map_err(refusal)?
+    {
+        Submission::Attached(request) => {
+            tracing::info!(
+                request = %request.id, state = request.state.as_str(),
+                "MCP call attached to its parked request"
+            );
+            Ok(Submitted {
+                request,
+                parked: Some(key),
+            })
+        }
+        Submission::New(request) => {
+            let parked = (request.state == State::Pending).then_some(key);
+            Ok(Submitted { request, parked })
+        }
     }
-    let request = gateway.submit_redeeming(who, body).await.map_err(refusal)?;
-    let parked = (request.state == State::Pending).then_some(key);
-    if let Some(key) = &parked {
-        gateway
-            .park_call(who, key, &request)
-            .await
-            .map_err(refusal)?;
-    }
-    Ok(Submitted { request, parked })
 }
 
 /// Waits while the request [`submit`] returned is pending (at most `hold_for`: then the answer

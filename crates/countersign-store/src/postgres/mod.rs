@@ -119,6 +119,29 @@ impl Store for PgStore {
         tx.finish(result).await
     }
 
+    async fn submit_parked(
+        &self,
+        run: Option<crate::RunOf<'_>>,
+        parking: crate::Parking<'_>,
+        now: Timestamp,
+        submit: Submit,
+    ) -> Result<crate::Submission, StoreError> {
+        let key = writes::ParkedKey::of(&parking);
+        let pending = match run {
+            // As in `submit`: prepared before taking the audit head lock.
+            None => writes::Pending::Prepared(Box::new(PreparedSubmission::new(
+                None,
+                RunGate::Open,
+                now,
+                submit,
+            )?)),
+            Some(run) => writes::Pending::Gated { run, submit },
+        };
+        let mut tx = self.begin().await?;
+        let result = writes::submit_parked(&mut tx, &key, now, pending).await;
+        tx.finish(result).await
+    }
+
     async fn update_request(
         &self,
         id: &str,

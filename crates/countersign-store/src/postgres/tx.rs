@@ -390,4 +390,61 @@ impl WriteTx for PgTx {
         .await?;
         Ok(())
     }
+
+    async fn parked_call(
+        &mut self,
+        requester: &str,
+        digest: &str,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT request_id FROM parked_calls WHERE requester = $1 AND digest = $2",
+        )
+        .bind(requester)
+        .bind(digest)
+        .fetch_optional(&mut *self.tx)
+        .await?)
+    }
+
+    async fn park_call(
+        &mut self,
+        requester: &str,
+        digest: &str,
+        request: &str,
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO parked_calls (requester, digest, request_id, parked_at) \
+             VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (requester, digest) DO UPDATE SET \
+             request_id = excluded.request_id, parked_at = excluded.parked_at",
+        )
+        .bind(requester)
+        .bind(digest)
+        .bind(request)
+        .bind(millis(at))
+        .execute(&mut *self.tx)
+        .await?;
+        sqlx::query("DELETE FROM parked_calls WHERE parked_at < $1")
+            .bind(crate::parked::forget_before(at))
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn unpark_call(
+        &mut self,
+        requester: &str,
+        digest: &str,
+        request: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "DELETE FROM parked_calls WHERE requester = $1 AND digest = $2 AND request_id = $3",
+        )
+        .bind(requester)
+        .bind(digest)
+        .bind(request)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
 }

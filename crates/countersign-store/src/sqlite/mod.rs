@@ -247,6 +247,40 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn submit_parked(
+        &self,
+        run: Option<crate::RunOf<'_>>,
+        parking: crate::Parking<'_>,
+        now: Timestamp,
+        submit: Submit,
+    ) -> Result<crate::Submission, StoreError> {
+        let key = crate::writes::ParkedKey::of(&parking);
+        if run.is_none() {
+            // As in `submit`: prepared here, in parallel with other callers.
+            let prepared = Box::new(PreparedSubmission::new(None, RunGate::Open, now, submit)?);
+            return self
+                .write(|reply| Op::SubmitParked {
+                    key,
+                    run: None,
+                    prepared: Some(prepared),
+                    submit: None,
+                    now,
+                    reply,
+                })
+                .await;
+        }
+        let run = run.map(|of| (of.run.to_owned(), of.requester.clone()));
+        self.write(|reply| Op::SubmitParked {
+            key,
+            run,
+            prepared: None,
+            submit: Some(submit),
+            now,
+            reply,
+        })
+        .await
+    }
+
     async fn update_request(
         &self,
         id: &str,

@@ -36,6 +36,33 @@ pub(super) fn execute(op: Op, tx: &mut Tx<'_>) -> (Answer, bool) {
                 submit,
             )),
         ),
+        Op::SubmitParked {
+            key,
+            run,
+            prepared,
+            submit,
+            now,
+            reply,
+        } => {
+            let pending = match (prepared, &run, submit) {
+                (Some(prepared), _, _) => Ok(writes::Pending::Prepared(prepared)),
+                (None, Some((run, requester)), Some(submit)) => Ok(writes::Pending::Gated {
+                    run: crate::RunOf {
+                        run: run.as_str(),
+                        requester,
+                    },
+                    submit,
+                }),
+                _ => Err(StoreError::Invalid(
+                    "a parked submission with neither a prepared request nor a run".into(),
+                )),
+            };
+            let result = match pending {
+                Ok(pending) => block_on(writes::submit_parked(tx, &key, now, pending)),
+                Err(e) => Err(e),
+            };
+            hold(reply, result)
+        }
         Op::Insert { prepared, reply } => {
             hold(reply, block_on(writes::insert_prepared(tx, *prepared)))
         }
@@ -643,6 +670,33 @@ impl WriteTx for Tx<'_> {
             )?
             .execute(params![principal.as_str(), secret, millis(now)])?;
         Ok(())
+    }
+    async fn parked_call(
+        &mut self,
+        requester: &str,
+        digest: &str,
+    ) -> Result<Option<String>, StoreError> {
+        super::parked::get_in(self, requester, digest)
+    }
+
+    async fn park_call(
+        &mut self,
+        requester: &str,
+        digest: &str,
+        request: &str,
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        // `submit_parked` opened the savepoint before its first statement.
+        super::parked::park_rows(self, requester, digest, request, at)
+    }
+
+    async fn unpark_call(
+        &mut self,
+        requester: &str,
+        digest: &str,
+        request: &str,
+    ) -> Result<(), StoreError> {
+        super::parked::unpark(self, requester, digest, request).map(drop)
     }
 }
 

@@ -20,6 +20,17 @@ pub(super) fn park(
     at: Timestamp,
 ) -> Result<(), StoreError> {
     futures::executor::block_on(tx.savepoint())?;
+    park_rows(tx, requester, digest, request, at)
+}
+
+/// [`park`]'s two statements, for a caller that opened its savepoint already.
+pub(super) fn park_rows(
+    tx: &Tx<'_>,
+    requester: &str,
+    digest: &str,
+    request: &str,
+    at: Timestamp,
+) -> Result<(), StoreError> {
     tx.conn
         .prepare_cached(
             "INSERT INTO parked_calls (requester, digest, request_id, parked_at) \
@@ -49,6 +60,22 @@ pub(super) fn unpark(
         )?
         .execute(params![requester, digest, request])?;
     Ok(n > 0)
+}
+
+/// The request parked under the pair, read on the writer's connection (inside its transaction).
+pub(super) fn get_in(
+    tx: &Tx<'_>,
+    requester: &str,
+    digest: &str,
+) -> Result<Option<String>, StoreError> {
+    let mut stmt = tx.conn.prepare_cached(
+        "SELECT request_id FROM parked_calls WHERE requester = ?1 AND digest = ?2",
+    )?;
+    let mut rows = stmt.query(params![requester, digest])?;
+    Ok(match rows.next()? {
+        Some(row) => Some(row.get(0)?),
+        None => None,
+    })
 }
 
 pub(super) async fn get(

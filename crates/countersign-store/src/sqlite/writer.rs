@@ -52,6 +52,15 @@ pub(super) enum Op {
         submit: Submit,
         reply: Reply<Request>,
     },
+    /// `Store::submit_parked`: `prepared` when there is no run, else `run` and `submit`.
+    SubmitParked {
+        key: crate::writes::ParkedKey,
+        run: Option<(String, PrincipalId)>,
+        prepared: Option<Box<PreparedSubmission>>,
+        submit: Option<Submit>,
+        now: Timestamp,
+        reply: Reply<crate::Submission>,
+    },
     /// A submission prepared by the caller (see `crate::submission`).
     Insert {
         prepared: Box<PreparedSubmission>,
@@ -191,6 +200,7 @@ impl Op {
         match self {
             Op::Submit { reply, .. } => drop(reply.send(Err(e))),
             Op::Insert { reply, .. } => drop(reply.send(Err(e))),
+            Op::SubmitParked { reply, .. } => drop(reply.send(Err(e))),
             Op::Update { reply, .. } => drop(reply.send(Err(e))),
             Op::SetRun { reply, .. } => drop(reply.send(Err(e))),
             Op::CreateKey { reply, .. } => drop(reply.send(Err(e))),

@@ -173,3 +173,100 @@ pub async fn parked_calls_are_forgotten_after_the_retention(b: &dyn Backend) {
     assert_eq!(store.parked_call(&bot, &recent).await.unwrap(), None);
     assert!(store.parked_call(&bot, &edge).await.unwrap().is_some());
 }
+
+/// `submit_parked` in one transaction: a pending submission is parked under its key; the same
+/// key again attaches to it and writes nothing; a parked request the caller's rule refuses is
+/// forgotten and the submission made; a submission that is not pending is not parked; with a
+/// run (its gate read inside the writer) the same holds.
+pub async fn parked_calls_attach_a_submission_in_its_transaction(b: &dyn Backend) {
+    use super::{action, allow, review, submission};
+    use crate::{Parking, RunOf, Submission};
+    let store = b.open().await;
+    let bot = principal_id("agent:deploy-bot");
+    let key = digest("a held call");
+    let parking = |attachable: fn(&countersign_core::Request) -> bool| Parking {
+        requester: &bot,
+        key: &key,
+        attachable,
+    };
+    let any: fn(&countersign_core::Request) -> bool = |_| true;
+    let none: fn(&countersign_core::Request) -> bool = |_| false;
+
+    let first = store
+        .submit_parked(
+            None,
+            parking(any),
+            at(0),
+            submission("req_a", action(None), review(1, false), at(0)),
+        )
+        .await
+        .unwrap();
+    let Submission::New(first) = first else {
+        panic!("expected a new request: {first:?}")
+    };
+    assert_eq!(first.state, countersign_core::State::Pending);
+    assert_eq!(
+        store.parked_call(&bot, &key).await.unwrap().as_deref(),
+        Some("req_a")
+    );
+    let entries = audit_count(&*store).await;
+
+    let again = store
+        .submit_parked(
+            None,
+            parking(any),
+            at(5),
+            submission("req_b", action(None), review(1, false), at(5)),
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(&again, Submission::Attached(r) if r.id == "req_a"),
+        "{again:?}"
+    );
+    assert_eq!(store.get_request("req_b").await.unwrap(), None);
+    assert_eq!(
+        audit_count(&*store).await,
+        entries,
+        "attaching writes nothing"
+    );
+
+    // Refused by the caller's rule: forgotten, and the new submission (allowed: not pending)
+    // is not parked.
+    let fresh = store
+        .submit_parked(
+            None,
+            parking(none),
+            at(10),
+            submission("req_c", action(None), allow(), at(10)),
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(&fresh, Submission::New(r) if r.id == "req_c"),
+        "{fresh:?}"
+    );
+    assert_eq!(store.parked_call(&bot, &key).await.unwrap(), None);
+
+    // With a run, the gate is read in the writer: parked the same way.
+    let run = store
+        .submit_parked(
+            Some(RunOf {
+                run: "run-1",
+                requester: &bot,
+            }),
+            parking(any),
+            at(20),
+            submission("req_d", action(Some("run-1")), review(1, false), at(20)),
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(&run, Submission::New(r) if r.id == "req_d"),
+        "{run:?}"
+    );
+    assert_eq!(
+        store.parked_call(&bot, &key).await.unwrap().as_deref(),
+        Some("req_d")
+    );
+}
