@@ -96,7 +96,8 @@ pub async fn run(bin: &str, everything: &str, calls: usize, sessions: usize) -> 
     let cs_off = server::countersign_with(
         bin,
         &format!(
-            "mcp:\n  hold_for: \"off\"\n  upstreams:\n    - name: everything\n      url: {upstream_url}\n"
+            "mcp:\n  hold_for: \"{}\"\n  upstreams:\n    - name: everything\n      url: {upstream_url}\n",
+            std::env::var("LOADGEN_BASELINE_HOLD_FOR").unwrap_or_else(|_| "off".into())
         ),
     )?;
     let off_url = format!("http://{}/mcp", cs_off.addr);

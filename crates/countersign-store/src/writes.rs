@@ -154,8 +154,13 @@ pub(crate) async fn submit_parked<T: WriteTx>(
             return Ok(crate::Submission::Attached(request));
         }
     }
-    // More than one statement from here: undo them all if one fails.
-    tx.savepoint().await?;
+    // More than one statement from here (forgetting the pair, parking the new request): undo
+    // them all if one fails. An allowed call with nothing parked is one insert and needs none.
+    let single = parked.is_none()
+        && matches!(&pending, Pending::Prepared(p) if p.request.state != countersign_core::State::Pending);
+    if !single {
+        tx.savepoint().await?;
+    }
     if let Some(id) = &parked {
         tx.unpark_call(&key.requester, &key.digest, id).await?;
     }

@@ -4,7 +4,7 @@
 //! answer and notification back, so the whole protocol (progress while a call is held,
 //! cancellation, list changes) works as it does over HTTP. It holds no upstream credentials.
 
-use super::proxy::RUN_HEADER;
+use super::caller::RUN_HEADER;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use rmcp::model::{ClientJsonRpcMessage, ErrorData, JsonRpcMessage, ServerJsonRpcMessage};

@@ -9,8 +9,10 @@
 //! agent-facing server and the stdio bridge), so its frequent major versions touch nothing else.
 
 pub mod actions;
+pub mod answers;
 pub mod authorize;
 pub mod bridge;
+pub mod caller;
 pub mod conform;
 pub mod hub;
 pub mod jsonrpc;

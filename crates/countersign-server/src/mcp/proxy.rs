@@ -6,181 +6,37 @@
 
 use super::Mcp;
 use super::actions::{self, Forward, Planned};
-use super::authorize::{
-    Cancelled, Hold, Holding, Refused, Submitted, authorize, parking_key, settle, submit,
+use super::answers::{
+    META_REQUEST, not_a, refused_error, refused_meta, tool_error, unknown_task, upstream_error,
 };
+use super::authorize::{Holding, Submitted, authorize, parking_key, settle, submit};
+use super::caller::{self, Caller, META_JUSTIFICATION, action_body, caller, meta_of};
 use super::conform;
 use super::hub::Change;
 use super::naming;
-use super::sessions::{ClientGone, HeldGuard, SESSION_HEADER};
 use super::tasks::TaskHold;
 use super::upstream::{Upstream, UpstreamError};
-use crate::wire::ActionBody;
-use axum::http::request::Parts;
-use countersign_core::{Principal, State};
+use countersign_core::State;
 use futures::future::join_all;
 use rmcp::model::SubscriptionFilter;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, CancelTaskParams,
-    CompleteRequestParams, CompleteResult, ContentBlock, CreateTaskResult, ErrorCode,
-    GetPromptRequestParams, GetPromptResponse, GetTaskParams, GetTaskResult, Implementation,
-    InitializeResult, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
-    ListToolsResult, MetaObject, PaginatedRequestParams, ProgressNotificationParam, ProgressToken,
-    ReadResourceRequestParams, ReadResourceResponse, Reference, RequestMetaObject,
-    ServerCapabilities, SubscribeRequestParams, UnsubscribeRequestParams,
+    CompleteRequestParams, CompleteResult, ContentBlock, CreateTaskResult, GetPromptRequestParams,
+    GetPromptResponse, GetTaskParams, GetTaskResult, Implementation, InitializeResult,
+    ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
+    MetaObject, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, Reference,
+    RequestMetaObject, ServerCapabilities, SubscribeRequestParams, UnsubscribeRequestParams,
 };
 use rmcp::service::{
     NotificationContext, RequestContext, ServiceError, SubscriptionContext, SubscriptionSendError,
 };
 use rmcp::{ErrorData, Peer, RoleClient, RoleServer, ServerHandler};
-use serde_json::{Value, json};
-use std::collections::BTreeMap;
+use serde_json::json;
 use std::sync::Arc;
-use tokio_util::sync::CancellationToken;
-
-/// `_meta` keys a client may send with `tools/call` or `resources/read`.
-pub const META_JUSTIFICATION: &str = "io.countersign/justification";
-pub const META_RUN: &str = "io.countersign/run";
-/// `_meta` keys on a refused result.
-pub const META_REQUEST: &str = "io.countersign/request";
-pub const META_STATE: &str = "io.countersign/state";
-/// The request's page in the console, where people decide.
-pub const META_REVIEW: &str = "io.countersign/review_url";
-/// HTTP header naming the run, for clients that cannot set `_meta` (the stdio bridge sets it).
-pub const RUN_HEADER: &str = "countersign-run";
-
-/// JSON-RPC error code of a `resources/read` that policy or people refused (tool calls get an
-/// `isError` result instead, which the model reads).
-pub const REFUSED_CODE: ErrorCode = ErrorCode(-32010);
 
 /// One agent session (or one request, for stateless clients).
 pub struct Session {
     pub mcp: Arc<Mcp>,
-}
-
-struct Caller {
-    who: Principal,
-    run: Option<String>,
-    /// The run is the one the gateway made up for the MCP session (`mcp:<session id>`).
-    session_run: bool,
-}
-
-fn caller(
-    ctx: &RequestContext<RoleServer>,
-    meta: Option<&RequestMetaObject>,
-) -> Result<Caller, ErrorData> {
-    let parts = ctx.extensions.get::<Parts>().ok_or_else(|| {
-        ErrorData::internal_error("no HTTP request behind this MCP request", None)
-    })?;
-    let who = parts
-        .extensions
-        .get::<Principal>()
-        .cloned()
-        .ok_or_else(|| ErrorData::internal_error("the caller was not authenticated", None))?;
-    let header = |name: &str| {
-        parts
-            .headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-    };
-    let given = meta_of(meta, ctx, META_RUN).or_else(|| header(RUN_HEADER));
-    // Runs made up per connection: the session's, and the stdio bridge's per launch.
-    let session_run = given
-        .as_deref()
-        .is_none_or(|r| r.starts_with(naming::BRIDGE_RUN_PREFIX));
-    let run = given.or_else(|| header("mcp-session-id").and_then(|s| naming::session_run(&s)));
-    Ok(Caller {
-        session_run: session_run && run.is_some(),
-        who,
-        run,
-    })
-}
-
-/// A string from the request's `_meta` (rmcp may keep it on the params or on the context).
-fn meta_str(meta: Option<&RequestMetaObject>, key: &str) -> Option<String> {
-    meta.and_then(|m| m.0.0.get(key))
-        .and_then(Value::as_str)
-        .map(str::to_string)
-}
-
-fn meta_of<'a>(
-    params: Option<&'a RequestMetaObject>,
-    ctx: &'a RequestContext<RoleServer>,
-    key: &str,
-) -> Option<String> {
-    meta_str(params, key).or_else(|| meta_str(Some(&ctx.meta), key))
-}
-
-/// Reports the wait on an MCP request as progress notifications (when the client sent a token),
-/// hears the client's `notifications/cancelled` through `ct` and its departure through `gone`
-/// (`sessions::ClientGone`), and keeps the session from idling out meanwhile.
-struct McpHold<'a> {
-    peer: &'a Peer<RoleServer>,
-    token: Option<ProgressToken>,
-    ct: &'a CancellationToken,
-    gone: CancellationToken,
-    _busy: Option<HeldGuard>,
-}
-
-impl Hold for McpHold<'_> {
-    async fn progress(&mut self, step: u32, message: String) {
-        if let Some(token) = &self.token {
-            let mut p = ProgressNotificationParam::new(token.clone(), f64::from(step));
-            p.message = Some(message);
-            let _ = self.peer.notify_progress(p).await;
-        }
-    }
-
-    fn cancelled(&self) -> impl std::future::Future<Output = Cancelled> + Send {
-        let (ct, gone) = (self.ct, &self.gone);
-        async move {
-            tokio::select! {
-                biased;
-                () = gone.cancelled() => Cancelled::Abandoned,
-                () = ct.cancelled() => {
-                    // rmcp also cancels a handler whose 2026 request stream closed, or whose
-                    // session ended: that is the client leaving, not asking.
-                    if gone.is_cancelled() || self.peer.is_transport_closed() {
-                        Cancelled::Abandoned
-                    } else {
-                        Cancelled::ByCaller
-                    }
-                }
-            }
-        }
-    }
-}
-
-fn refused_meta(r: &Refused) -> Option<MetaObject> {
-    let mut m = serde_json::Map::new();
-    if let Some(id) = &r.request {
-        m.insert(META_REQUEST.into(), json!(id));
-    }
-    if let Some(state) = r.state {
-        m.insert(META_STATE.into(), json!(state.as_str()));
-    }
-    if let Some(review) = &r.review {
-        m.insert(META_REVIEW.into(), json!(review));
-    }
-    (!m.is_empty()).then_some(MetaObject(m))
-}
-
-fn tool_error(message: String, meta: Option<MetaObject>) -> CallToolResponse {
-    let mut result = CallToolResult::error(vec![ContentBlock::text(message)]);
-    result.meta = meta;
-    result.into()
-}
-
-fn upstream_error(e: UpstreamError) -> ErrorData {
-    match e {
-        UpstreamError::Protocol(e) => e,
-        other => ErrorData::internal_error(other.to_string(), None),
-    }
-}
-
-fn unknown_task(id: &str) -> ErrorData {
-    ErrorData::invalid_params(format!("unknown task `{id}`"), None)
 }
 
 /// Sends the approved call upstream: the request rebuilt from the recorded action, with only
@@ -209,35 +65,6 @@ async fn forward_call(
             )),
         )),
     }
-}
-
-/// The error for a recorded action that is not the request being answered (never expected:
-/// the action was planned by the same handler).
-fn not_a(approved: &countersign_core::Request, what: &str) -> ErrorData {
-    ErrorData::internal_error(
-        format!("request {} does not record a {what}", approved.id),
-        None,
-    )
-}
-
-/// The action submitted for `planned`, with the caller's run and justification (`_meta` is
-/// read for these two and never forwarded).
-fn action_body(planned: Planned, caller: &Caller, justification: Option<String>) -> ActionBody {
-    ActionBody {
-        kind: planned.kind,
-        resource: planned.resource,
-        params: Some(planned.params),
-        justification,
-        run: caller.run.clone(),
-        labels: BTreeMap::new(),
-        requester: None,
-    }
-}
-
-/// A refusal by policy or people, as the JSON-RPC error every method but `tools/call` answers.
-fn refused_error(refused: Refused) -> ErrorData {
-    let data = refused_meta(&refused).map(|m| Value::Object(m.0));
-    ErrorData::new(REFUSED_CODE, refused.message, data)
 }
 
 impl Session {
@@ -320,24 +147,6 @@ impl Session {
             .ok_or_else(|| ErrorData::resource_not_found(format!("unknown resource `{uri}`"), None))
     }
 
-    fn hold<'a>(&self, ctx: &'a RequestContext<RoleServer>) -> McpHold<'a> {
-        let parts = ctx.extensions.get::<Parts>();
-        let gone = parts
-            .and_then(|p| p.extensions.get::<ClientGone>())
-            .map(|g| g.0.clone())
-            .unwrap_or_default();
-        let session = parts
-            .and_then(|p| p.headers.get(SESSION_HEADER))
-            .and_then(|v| v.to_str().ok());
-        McpHold {
-            peer: &ctx.peer,
-            token: ctx.meta.get_progress_token(),
-            ct: &ctx.ct,
-            gone,
-            _busy: session.map(|s| self.mcp.liveness.hold(s)),
-        }
-    }
-
     /// The one gate for every upstream-bound request but `tools/call` (which may answer with a
     /// task instead of waiting): `planned` is submitted under policy, waited on while people
     /// decide, and its grant redeemed; what comes back is the request rebuilt from the
@@ -350,7 +159,7 @@ impl Session {
     ) -> Result<(Arc<Upstream>, Forward), ErrorData> {
         let caller = caller(ctx, meta)?;
         let body = action_body(planned, &caller, meta_of(meta, ctx, META_JUSTIFICATION));
-        let mut hold = self.hold(ctx);
+        let mut hold = caller::hold(&self.mcp.liveness, ctx);
         let holding = self.mcp.holding(&caller.who.id);
         let approved = authorize(
             &self.mcp.gateway,
@@ -584,7 +393,7 @@ impl ServerHandler for Session {
         if submitted.request.state == State::Pending && tasks_ok {
             return Ok(self.start_task(caller, submitted));
         }
-        let mut hold = self.hold(&ctx);
+        let mut hold = caller::hold(&self.mcp.liveness, &ctx);
         let approved = match settle(
             &self.mcp.gateway,
             &caller.who,
