@@ -12,7 +12,8 @@
 
 use crate::quorum::{self, Approver};
 use crate::{
-    Action, Clause, Decision, Digest, Effect, Event, Grant, Principal, PrincipalId, Timestamp,
+    Action, Clause, Decision, Digest, Effect, Event, Grant, Principal, PrincipalId, RunState,
+    Timestamp,
 };
 use serde::{Deserialize, Serialize};
 
@@ -212,6 +213,20 @@ pub enum RunGate {
     Paused,
     /// The run is stopped: deny with `run_stopped`.
     Stopped,
+}
+
+impl RunGate {
+    /// The gate a new request of a run meets, given the run's stored state (none when the run
+    /// has never been paused or stopped) and whether another request of the run pauses it
+    /// ([`Request::pauses_run`]).
+    pub fn of(stored: Option<RunState>, paused_by_request: bool) -> RunGate {
+        match stored {
+            Some(RunState::Stopped) => RunGate::Stopped,
+            Some(RunState::Paused) => RunGate::Paused,
+            _ if paused_by_request => RunGate::Paused,
+            _ => RunGate::Open,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -510,6 +525,29 @@ impl Request {
             _ => {}
         }
         events
+    }
+
+    /// Frees a request held for its run once the run frees up: it expires if its deadline
+    /// passed while it waited (a timeout never lets an action through), and is released
+    /// otherwise.
+    pub fn free_held(&mut self, now: Timestamp) -> Vec<Event> {
+        if self.is_due(now) {
+            self.expire_if_due(now)
+        } else {
+            self.release(now)
+        }
+    }
+
+    /// True while this request holds up the rest of its run: pending, not itself held, and its
+    /// review asks for the run to pause.
+    pub fn pauses_run(&self) -> bool {
+        self.state == State::Pending
+            && !self.held
+            && self
+                .decision
+                .requirements
+                .as_ref()
+                .is_some_and(|req| req.pause_run)
     }
 
     /// Denies a held request because its run was stopped.

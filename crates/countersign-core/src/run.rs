@@ -30,6 +30,12 @@ pub enum RunRefusal {
 }
 
 impl RunState {
+    /// True when the held requests of a run in `stored` state (none: never paused or stopped)
+    /// may be released, once nothing else pauses it.
+    pub fn may_release(stored: Option<RunState>) -> bool {
+        matches!(stored, None | Some(RunState::Active))
+    }
+
     /// The state after a person asks for `target`. Stopping is final.
     pub fn transition(self, target: RunState) -> Result<RunState, RunRefusal> {
         match (self, target) {

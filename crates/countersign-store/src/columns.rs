@@ -5,7 +5,6 @@
 //! Nothing here knows SQL; each backend binds these values in its own dialect.
 
 use crate::StoreError;
-use crate::runs::pauses_run;
 use countersign_core::{PrincipalId, Request, Run, RunState, Timestamp};
 
 /// The indexed columns and the body of one request row.
@@ -39,7 +38,7 @@ impl RequestColumns {
             created_at: millis(r.created_at),
             expires_at: r.expires_at.map(millis),
             held: r.held,
-            pauses_run: pauses_run(r),
+            pauses_run: r.pauses_run(),
             body,
             audit_seqs: String::new(),
         })

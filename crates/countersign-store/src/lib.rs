@@ -4,11 +4,11 @@
 //! it are written in one transaction, so the log never disagrees with the state it describes.
 //!
 //! The default implementation is [`SqliteStore`] (an embedded file, one writer thread with
-//! group commit); [`PgStore`] keeps the same data in PostgreSQL. Backend-neutral rules (which
-//! run gate applies, which requests a decision releases, how events become audit entries, how a
-//! submission is prepared, the steps of each write) live in `runs`, `columns`, `audit_log`,
-//! `submission` and `writes`, so the two implementations differ only in SQL and in how they
-//! serialise writes.
+//! group commit); [`PgStore`] keeps the same data in PostgreSQL. Backend-neutral steps (how a
+//! row is made, how events become audit entries, how a submission is prepared, the steps of
+//! each write) live in `columns`, `audit_log`, `submission` and `writes`, so the two
+//! implementations differ only in SQL and in how they serialise writes. The run rules (which
+//! gate a new request meets, which requests a decision releases) are the core's.
 //!
 //! For the channels (Slack, Teams) it keeps a queue of requests whose messages need work,
 //! marked in the same transaction as every change of a reviewed request so that no change goes
@@ -28,7 +28,6 @@ mod factors;
 mod integrity;
 mod parked;
 mod postgres;
-mod runs;
 mod sessions;
 mod sqlite;
 mod submission;

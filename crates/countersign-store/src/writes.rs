@@ -13,11 +13,11 @@
 //! than one statement opens the savepoint first; a single statement is atomic on its own.
 //!
 //! Nothing here decides about requests: closures call the core's state machine, and the run
-//! rules come from `crate::runs`.
+//! rules are the core's too (`RunGate::of`, `RunState::may_release`, `Request::pauses_run`,
+//! `Request::free_held`).
 
 use crate::audit_log::{Journal, Subject, at_of};
 use crate::columns::{RequestColumns, request_from_body, to_millisecond};
-use crate::runs::{self, pauses_run};
 use crate::submission::{PreparedSubmission, guarded};
 use crate::tree::{parse_seq_list, seq_list};
 use crate::{
@@ -186,7 +186,7 @@ pub(crate) async fn submit_request<T: WriteTx>(
         Some(of) => {
             let (stored, paused_by_request) =
                 tx.run_facts(of.run, Some(of.requester.as_str())).await?;
-            runs::gate(stored, paused_by_request)
+            RunGate::of(stored, paused_by_request)
         }
     };
     insert_prepared(tx, PreparedSubmission::new(run, gate, now, submit)?).await
@@ -247,8 +247,8 @@ pub(crate) async fn update_request<T: WriteTx>(
     tx.savepoint().await?;
     let seqs = record_and_save(tx, &at_of(now), actor, &events, &request, now).await?;
     let mut also_changed = vec![];
-    if pauses_run(&stored)
-        && !pauses_run(&request)
+    if stored.pauses_run()
+        && !request.pauses_run()
         && let Some(run) = request.action.run.as_deref()
     {
         let requester = request.requester.id.as_str();
@@ -272,7 +272,7 @@ pub(crate) async fn release_held<T: WriteTx>(
     now: Timestamp,
 ) -> Result<Vec<Request>, StoreError> {
     let (stored, _) = tx.run_facts(run, only).await?;
-    if !runs::may_release(stored) {
+    if !RunState::may_release(stored) {
         return Ok(vec![]);
     }
     let held = tx.held_requests(run).await?;
@@ -291,12 +291,12 @@ pub(crate) async fn release_held<T: WriteTx>(
         }
         // Releasing may approve: a row that is not what its log recorded is refused.
         let mut request = verified(tx, &row).await?;
-        let events = runs::free_held(&mut request, now);
+        let events = request.free_held(now);
         if events.is_empty() {
             continue;
         }
         record_and_save(tx, &at, "system", &events, &request, now).await?;
-        if pauses_run(&request) {
+        if request.pauses_run() {
             paused.push(requester);
         }
         changed.push(request);

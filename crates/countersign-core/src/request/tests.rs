@@ -256,6 +256,44 @@ fn stopped_run_denies_new_actions() {
     assert_eq!(events.len(), 2);
 }
 
+#[test]
+fn run_rules_live_in_the_core() {
+    use crate::RunState;
+    // The gate a new request meets.
+    assert_eq!(RunGate::of(None, false), RunGate::Open);
+    assert_eq!(RunGate::of(Some(RunState::Active), false), RunGate::Open);
+    assert_eq!(RunGate::of(None, true), RunGate::Paused);
+    assert_eq!(RunGate::of(Some(RunState::Paused), false), RunGate::Paused);
+    assert_eq!(RunGate::of(Some(RunState::Stopped), true), RunGate::Stopped);
+    // Held requests are released only from an active run.
+    assert!(RunState::may_release(None));
+    assert!(RunState::may_release(Some(RunState::Active)));
+    assert!(!RunState::may_release(Some(RunState::Paused)));
+    assert!(!RunState::may_release(Some(RunState::Stopped)));
+    // Only a pending, unheld request whose review pauses the run pauses it.
+    let mut pausing = review(&[("sre", 1)], false);
+    if let Some(r) = pausing.requirements.as_mut() {
+        r.pause_run = true;
+    }
+    let submit = |decision: Decision, gate| {
+        Request::submit(ids(1), agent(), action(), decision, gate, 60, t0()).0
+    };
+    assert!(submit(pausing.clone(), RunGate::Open).pauses_run());
+    assert!(
+        !submit(pausing.clone(), RunGate::Paused).pauses_run(),
+        "held"
+    );
+    assert!(!submit(review(&[("sre", 1)], false), RunGate::Open).pauses_run());
+    // A held request freed after its deadline expires; before it, it is released.
+    let mut late = submit(review(&[("sre", 1)], false), RunGate::Paused);
+    late.free_held(t0() + chrono::Duration::seconds(3600));
+    assert_eq!(late.state, State::Expired);
+    let mut early = submit(review(&[("sre", 1)], false), RunGate::Paused);
+    early.free_held(t0());
+    assert!(!early.held);
+    assert_eq!(early.state, State::Pending);
+}
+
 #[derive(Debug, Clone)]
 enum Op {
     Vote {
