@@ -4,11 +4,11 @@
 //! ANSI and OSC escape sequences, C1 controls, bidirectional overrides) in the CLI, the
 //! console, Slack and Teams.
 
-use crate::app::{TestApp, spawn_app, spawn_app_in};
 use crate::cli::BIN;
-use crate::console::signed_in;
-use crate::fake_slack::{self, FakeSlack, SIGNING_SECRET};
-use crate::fake_teams::{APP_ID, APP_PASSWORD, APPROVALS, FakeTeams, TENANT};
+use crate::support::app::{TestApp, spawn_app, spawn_app_in};
+use crate::support::console::signed_in;
+use crate::support::fake_slack::{self, FakeSlack, SIGNING_SECRET};
+use crate::support::fake_teams::{APP_ID, APP_PASSWORD, APPROVALS, FakeTeams, TENANT};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

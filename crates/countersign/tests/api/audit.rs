@@ -4,8 +4,8 @@
 //! attestations cross-checked with Python's securesystemslib; the SSE stream resuming without
 //! gaps; Standard Webhooks deliveries, signed and retried.
 
-use crate::app::{TestApp, big_export, spawn_app, spawn_app_in};
 use crate::cli::BIN;
+use crate::support::app::{TestApp, big_export, spawn_app, spawn_app_in};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use countersign_audit::{Checkpoint, NoteSigner, NoteVerifier, merkle};

@@ -3,9 +3,9 @@
 //! The agent waits with `countersign request --wait` and must exit 0 once approved in the page.
 //! Screenshots go to a temporary folder, or to `docs/` with `COUNTERSIGN_UPDATE_SCREENSHOTS=1`.
 
-use crate::app::free_port;
 use crate::cli::BIN;
 use crate::console_oidc::{peers, spawn_with_idp, start_idp};
+use crate::support::app::free_port;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::Duration;

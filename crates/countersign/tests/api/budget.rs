@@ -3,7 +3,7 @@
 //! `evaluation_budget_exceeded`; meanwhile `/healthz` and other decisions are answered; a fast
 //! rule still decides; the budget is configured (and validated) as `policy_evaluation`.
 
-use crate::app::{TestApp, spawn_app_editing};
+use crate::support::app::{TestApp, spawn_app_editing};
 use countersign_server::Config;
 use reqwest::StatusCode;
 use serde_json::{Value, json};

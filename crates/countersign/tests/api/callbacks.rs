@@ -2,9 +2,11 @@
 //! form (DESIGN invariant 11: unauthenticated input never causes unbounded work or writes),
 //! and a replayed one is refused whatever the encoding of its signature.
 
-use crate::app::{TestApp, spawn_app_in};
-use crate::fake_slack::{self, FakeSlack, SIGNING_SECRET};
-use crate::fake_teams::{APP_ID, APP_PASSWORD, APPROVALS, FakeTeams, OTHER_TENANT, TENANT};
+use crate::support::app::{TestApp, spawn_app_in};
+use crate::support::fake_slack::{self, FakeSlack, SIGNING_SECRET};
+use crate::support::fake_teams::{
+    APP_ID, APP_PASSWORD, APPROVALS, FakeTeams, OTHER_TENANT, TENANT,
+};
 use futures::StreamExt;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -252,14 +254,6 @@ async fn slack_world() -> (TestApp, FakeSlack, String, fake_slack::Message) {
     (app, slack, r.id(), m)
 }
 
-async fn votes(app: &TestApp, id: &str) -> Vec<Value> {
-    let r = app
-        .approver("dana")
-        .get(&format!("/v1/requests/{id}"))
-        .await;
-    r.body["votes"].as_array().cloned().unwrap_or_default()
-}
-
 #[tokio::test]
 async fn slack_replays_are_refused_in_any_encoding() {
     let (app, slack, id, m) = slack_world().await;
@@ -270,7 +264,7 @@ async fn slack_replays_are_refused_in_any_encoding() {
     let (status, text) = fake_slack::send_raw(&app.url, &body, &ts, &sig).await;
     assert_eq!(status, StatusCode::OK, "{text}");
     let deadline = Instant::now() + Duration::from_secs(10);
-    while votes(&app, &id).await.is_empty() {
+    while app.votes(&id).await.is_empty() {
         assert!(Instant::now() < deadline, "bob's click was not counted");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -330,11 +324,11 @@ async fn slack_replays_are_refused_in_any_encoding() {
         fake_slack::send_signed(&app.url, &erin, fake_slack::now(), SIGNING_SECRET).await;
     assert_eq!(status, StatusCode::OK);
     let deadline = Instant::now() + Duration::from_secs(10);
-    while votes(&app, &id).await.len() < 2 {
+    while app.votes(&id).await.len() < 2 {
         assert!(Instant::now() < deadline, "erin's click was not counted");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let v = votes(&app, &id).await;
+    let v = app.votes(&id).await;
     assert_eq!(v.len(), 2, "{v:?}");
     let audit = app.audit_events().await;
     assert!(

@@ -1,7 +1,7 @@
 //! The command line as people and scripts run it: the real `countersign` binary, against a
 //! gateway started by the same binary.
 
-use crate::app::write_world;
+use crate::support::app::write_world;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};

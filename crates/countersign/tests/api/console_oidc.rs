@@ -2,8 +2,8 @@
 //! (`tests/peers/oidc_provider.mjs`) on an ephemeral loopback port, driven like a browser:
 //! the gateway's redirect, the provider's login and consent forms, the callback.
 
-use crate::app::{TestApp, big_export, free_port, spawn_app_editing};
-use crate::console::{Browser, Page};
+use crate::support::app::{TestApp, big_export, free_port, spawn_app_editing};
+use crate::support::console::{Browser, Page};
 use reqwest::StatusCode;
 use std::path::PathBuf;
 use tokio::io::AsyncBufReadExt;

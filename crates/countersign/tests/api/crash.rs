@@ -1,18 +1,10 @@
 //! Invariant 4 (nothing lost on a crash) and invariant 5 (tampering is found), against the
 //! real binary and the real database file.
 
-use crate::app::write_world;
 use crate::cli::{BIN, serve};
+use crate::support::app::{As, write_world};
 use serde_json::json;
 use std::process::Command;
-
-fn client(url: &str, key: &str) -> crate::app::As {
-    crate::app::As {
-        url: url.to_string(),
-        key: key.to_string(),
-        http: reqwest::Client::new(),
-    }
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn pending_request_survives_kill_9_and_can_be_decided_and_redeemed() {
@@ -20,7 +12,7 @@ async fn pending_request_survives_kill_9_and_can_be_decided_and_redeemed() {
     let config = write_world(&dir, 0);
     let mut first = serve(&config, 8);
     let keys = first.keys.clone();
-    let agent = client(&first.url, &keys["agent:deploy-bot"]);
+    let agent = As::new(&first.url, &keys["agent:deploy-bot"]);
     let mut pending = vec![];
     for rows in [5000, 6000, 7000] {
         let r = agent
@@ -34,7 +26,7 @@ async fn pending_request_survives_kill_9_and_can_be_decided_and_redeemed() {
         pending.push(r);
     }
     // One vote acknowledged before the crash must still count after it.
-    let bob = client(&first.url, &keys["user:bob@example.com"]);
+    let bob = As::new(&first.url, &keys["user:bob@example.com"]);
     let v = bob
         .vote(&pending[0].id(), "approve", &pending[0].digest())
         .await;
@@ -44,8 +36,8 @@ async fn pending_request_survives_kill_9_and_can_be_decided_and_redeemed() {
     first.child.wait().unwrap();
 
     let second = serve(&config, 0);
-    let agent = client(&second.url, &keys["agent:deploy-bot"]);
-    let carol = client(&second.url, &keys["user:carol@example.com"]);
+    let agent = As::new(&second.url, &keys["agent:deploy-bot"]);
+    let carol = As::new(&second.url, &keys["user:carol@example.com"]);
     for r in &pending {
         let now = agent.get(&format!("/v1/requests/{}", r.id())).await;
         assert_eq!(now.state(), "pending", "{}", now.body);
@@ -94,7 +86,7 @@ async fn edited_audit_row_is_found_by_audit_verify() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_world(&dir, 0);
     let server = serve(&config, 8);
-    let agent = client(&server.url, &server.keys["agent:deploy-bot"]);
+    let agent = As::new(&server.url, &server.keys["agent:deploy-bot"]);
     for rows in [5000, 6000] {
         agent
             .submit(

@@ -5,11 +5,11 @@
 //! current code can. Every change is audited and announced (console banner, Slack DM), and an
 //! operator's local `countersign mfa reset` lets the person start again.
 
-use crate::app::{TestApp, spawn_app, spawn_app_in};
 use crate::cli::BIN;
-use crate::console::{Browser, signed_in};
-use crate::fake_slack::{self, FakeSlack};
 use crate::requests::{code, totp_secret};
+use crate::support::app::{TestApp, spawn_app, spawn_app_in};
+use crate::support::console::{Browser, signed_in};
+use crate::support::fake_slack::{self, FakeSlack};
 use countersign_store::Store;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -31,7 +31,7 @@ async fn audited(app: &TestApp, event: &str) -> Vec<(String, Value)> {
         .collect()
 }
 
-fn secret_of(r: &crate::app::Resp) -> Vec<u8> {
+fn secret_of(r: &crate::support::app::Resp) -> Vec<u8> {
     totp_secret(r.body["otpauth_uri"].as_str().expect("an otpauth URI"))
 }
 

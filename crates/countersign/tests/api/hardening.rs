@@ -3,9 +3,9 @@
 //! console path or a 400 that sets nothing, the redeem refusal says redeem, the database is
 //! private, and `audit export` never writes through a planted link.
 
-use crate::app::{TestApp, big_export, spawn_app, write_world};
 use crate::cli::BIN;
-use crate::console::Browser;
+use crate::support::app::{TestApp, big_export, spawn_app, write_world};
+use crate::support::console::Browser;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::os::unix::fs::PermissionsExt as _;
@@ -18,7 +18,7 @@ async fn in_run(
     kind: &str,
     params: Value,
     run: &str,
-) -> crate::app::Resp {
+) -> crate::support::app::Resp {
     app.as_(who)
         .post(
             "/v1/actions",
@@ -115,7 +115,7 @@ async fn a_half_written_policy_is_never_loaded() {
     // The first half is a valid policy on its own (it differs from the one in force).
     let first = format!(
         "{}  - name: half\n    match: {{kind: \"test.half\"}}\n    effect: deny\n    reason: half\n",
-        crate::app::TEST_POLICY
+        crate::support::app::TEST_POLICY
     );
     let second = "  - name: whole\n    match: {kind: \"test.whole\"}\n    effect: allow\n";
     {

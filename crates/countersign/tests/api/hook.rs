@@ -2,8 +2,8 @@
 //! the real binary, the real gateway, and the decision read back as Claude Code reads it. People
 //! decide over HTTP while the hook waits.
 
-use crate::app::{TestApp, spawn_app_with_policy};
 use crate::cli::BIN;
+use crate::support::app::{TestApp, spawn_app_with_policy};
 use serde_json::{Value, json};
 use std::process::Stdio;
 use std::time::{Duration, Instant};

@@ -5,9 +5,9 @@
 //! or not verified signs no one in. A console session ends for good when its person signs out
 //! (every copy of the cookie) or their keys are revoked, and survives a restart otherwise.
 
-use crate::app::{TestApp, free_port, restart_in, spawn_app, spawn_app_editing};
-use crate::console::{Browser, Page, signed_in};
 use crate::console_oidc::{Idp, oidc_sign_in, start_idp};
+use crate::support::app::{TestApp, free_port, restart_in, spawn_app, spawn_app_editing};
+use crate::support::console::{Browser, Page, signed_in};
 use reqwest::StatusCode;
 use serde_json::json;
 

@@ -5,8 +5,8 @@
 //! redeem it (500 `integrity_error`, nothing changes), while `countersign audit verify` names
 //! the request and exits non-zero. An untouched database verifies and redeems.
 
-use crate::app::{TestApp, big_export, spawn_app};
 use crate::cli::BIN;
+use crate::support::app::{TestApp, big_export, spawn_app};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::Connection as _;
@@ -64,7 +64,7 @@ fn invented_grant(id: &str, digest: &str) -> Value {
     json!({"id": grant_id(id), "digest": digest, "max_uses": 1, "uses": 0, "expires_at": expires})
 }
 
-async fn redeem(app: &TestApp, id: &str, digest: &str) -> crate::app::Resp {
+async fn redeem(app: &TestApp, id: &str, digest: &str) -> crate::support::app::Resp {
     app.agent()
         .post(
             &format!("/v1/grants/{}/redeem", grant_id(id)),

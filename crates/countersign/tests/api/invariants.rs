@@ -1,6 +1,6 @@
 //! One test per invariant of shared/DESIGN.md, named after it, driven over HTTP.
 
-use crate::app::{big_export, spawn_app, spawn_app_with};
+use crate::support::app::{big_export, spawn_app, spawn_app_with};
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -418,7 +418,7 @@ async fn bad_input_changes_nothing() {
         .await
         .unwrap();
     assert_eq!(no_key.status(), StatusCode::UNAUTHORIZED);
-    let wrong_key = crate::app::As {
+    let wrong_key = crate::support::app::As {
         key: "cs_not-a-real-key".into(),
         ..agent.clone()
     };

@@ -2,7 +2,6 @@
 //! driven over HTTP and through the `countersign` binary, the way an agent and an approver
 //! would. One test binary, so the slow link happens once.
 
-mod app;
 mod approver_view;
 mod audit;
 mod browser;
@@ -13,8 +12,6 @@ mod console;
 mod console_oidc;
 mod crash;
 mod factors;
-mod fake_slack;
-mod fake_teams;
 mod hardening;
 mod hook;
 mod identity;
@@ -29,4 +26,5 @@ mod postgres;
 mod requests;
 mod runs;
 mod slack;
+mod support;
 mod teams;

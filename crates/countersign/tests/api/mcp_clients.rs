@@ -5,11 +5,11 @@
 //! the TypeScript SDK (`tests/peers/mcp_client_ts.mjs`).
 //! `.ci/run` installs them.
 
-use crate::app::TestApp;
-use crate::mcp::{
+use crate::mcp_policy::Raw;
+use crate::support::app::TestApp;
+use crate::support::mcp::{
     everything_over_http, gateway, gateway_editing, peers, recorded_where, stdio_upstream,
 };
-use crate::mcp_policy::Raw;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
@@ -417,16 +417,6 @@ async fn requests_with(app: &TestApp, args: &Value) -> Vec<Value> {
         .collect()
 }
 
-/// `bob` decides request `id`.
-async fn decide(app: &TestApp, id: &str, decision: &str) {
-    let bob = app.approver("bob");
-    let r = bob.get(&format!("/v1/requests/{id}")).await;
-    let vote = bob
-        .vote(id, decision, r.body["digest"].as_str().unwrap())
-        .await;
-    assert_eq!(vote.status, 200, "{}", vote.body);
-}
-
 /// A call still pending after `hold_for` is answered "Approval pending" (a tool result naming
 /// the request, its state and its review page); the same call made again, by the same agent,
 /// attaches to the same request: people are asked once. It hears the decision once (a denial,
@@ -471,7 +461,7 @@ async fn a_call_held_past_hold_for_is_answered_pending_and_the_same_call_attache
         "people are asked once"
     );
 
-    decide(&app, &id, "deny").await;
+    app.decide(&id, "deny").await;
     let refused = raw_call(&raw, 3, tool, &args).await;
     assert!(text_of(&refused).contains("Denied"), "{refused}");
     assert_eq!(request_of(&refused), id);
@@ -482,7 +472,7 @@ async fn a_call_held_past_hold_for_is_answered_pending_and_the_same_call_attache
     assert_ne!(second, id, "after its refusal, the call is a new action");
     assert!(text_of(&fresh).starts_with("Approval pending"), "{fresh}");
 
-    decide(&app, &second, "approve").await;
+    app.decide(&second, "approve").await;
     let ran = raw_call(&raw, 5, tool, &args).await;
     assert_ne!(ran["isError"], true, "{ran}");
     assert!(text_of(&ran).contains("4001"), "{ran}");
@@ -558,7 +548,7 @@ async fn a_client_that_left_is_forwarded_nothing_until_it_calls_again() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     for (_, args) in &left {
         let r = request_with(&app, "pending", args).await;
-        decide(&app, r["id"].as_str().unwrap(), "approve").await;
+        app.decide(r["id"].as_str().unwrap(), "approve").await;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     for (library, args) in left {
@@ -671,7 +661,7 @@ async fn held_calls_approved_after_20s_and_70s_return_the_result_with_every_libr
     for after in delays {
         tokio::time::sleep_until((held_since + Duration::from_secs(after)).into()).await;
         for (_, r) in waiting.iter().filter(|(a, _)| *a == after) {
-            decide(&app, r["id"].as_str().unwrap(), "approve").await;
+            app.decide(r["id"].as_str().unwrap(), "approve").await;
         }
     }
     for call in calls {

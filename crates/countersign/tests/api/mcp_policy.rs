@@ -3,8 +3,8 @@
 //! calls and reads), everything forwarded is inside the approved digest, and a body that is
 //! not one JSON-RPC message gets a JSON-RPC error with 400.
 
-use crate::app::TestApp;
-use crate::mcp::{flaky_upstream, gateway, over_http, python, recorded, stdio_upstream};
+use crate::support::app::TestApp;
+use crate::support::mcp::{flaky_upstream, gateway, over_http, python, recorded, stdio_upstream};
 use rmcp::model::{
     ArgumentInfo, ClientCapabilities, ClientConfig, CompleteRequestParams, GetPromptRequestParams,
     Implementation, Reference, SubscribeRequestParams, UnsubscribeRequestParams,

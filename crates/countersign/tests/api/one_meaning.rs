@@ -3,9 +3,9 @@
 //! spelling), is refused with 400 `imprecise_number` / `duplicate_key` by the API, the Slack
 //! callback and the CLI, and changes nothing; spellings of one value share one digest.
 
-use crate::app::{TestApp, spawn_app, spawn_app_in};
 use crate::cli::{BIN, cli, serve};
-use crate::fake_slack::{self, FakeSlack, SIGNING_SECRET};
+use crate::support::app::{TestApp, spawn_app, spawn_app_in};
+use crate::support::fake_slack::{self, FakeSlack, SIGNING_SECRET};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -208,7 +208,7 @@ async fn duplicate_keys_are_refused_in_a_signed_slack_callback() {
 #[test]
 fn numbers_mean_one_thing_and_keys_too_on_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
-    let config = crate::app::write_world(&dir, 0);
+    let config = crate::support::app::write_world(&dir, 0);
     let server = serve(&config, 8);
     let agent = "agent:deploy-bot";
     for (params, expect) in [

@@ -6,8 +6,8 @@
 //! request, digest and decision, single use and expiry are also checked on both stores by the
 //! store suite.
 
-use crate::app::spawn_app;
-use crate::console::signed_in;
+use crate::support::app::spawn_app;
+use crate::support::console::signed_in;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

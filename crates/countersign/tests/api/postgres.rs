@@ -3,8 +3,8 @@
 //! `COUNTERSIGN_TEST_POSTGRES_URL` names a server (`.ci/run` sets it); otherwise it prints a
 //! note and passes.
 
-use crate::app::write_world;
 use crate::cli::{BIN, serve};
+use crate::support::app::{As, write_world};
 use serde_json::json;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -35,14 +35,6 @@ async fn fresh_database() -> Option<String> {
     Some(fresh.to_string())
 }
 
-fn client(url: &str, key: &str) -> crate::app::As {
-    crate::app::As {
-        url: url.to_string(),
-        key: key.to_string(),
-        http: reqwest::Client::new(),
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn gateway_on_postgresql_decides_redeems_and_survives_kill_9() {
     let Some(database) = fresh_database().await else {
@@ -58,7 +50,7 @@ async fn gateway_on_postgresql_decides_redeems_and_survives_kill_9() {
 
     let mut first = serve(&config, 8);
     let keys = first.keys.clone();
-    let agent = client(&first.url, &keys["agent:deploy-bot"]);
+    let agent = As::new(&first.url, &keys["agent:deploy-bot"]);
     let allowed = agent
         .submit("db.query", "postgres://prod/x", json!({"readonly": true}))
         .await;
@@ -71,11 +63,11 @@ async fn gateway_on_postgresql_decides_redeems_and_survives_kill_9() {
         )
         .await;
     assert_eq!(pending.state(), "pending", "{}", pending.body);
-    let bob = client(&first.url, &keys["user:bob@example.com"]);
+    let bob = As::new(&first.url, &keys["user:bob@example.com"]);
     let v = bob.vote(&pending.id(), "approve", &pending.digest()).await;
     assert_eq!(v.status, reqwest::StatusCode::OK, "{}", v.body);
     // The owner of the agent cannot approve, on PostgreSQL as on SQLite.
-    let alice = client(&first.url, &keys["user:alice@example.com"]);
+    let alice = As::new(&first.url, &keys["user:alice@example.com"]);
     let refused = alice
         .vote(&pending.id(), "approve", &pending.digest())
         .await;
@@ -85,8 +77,8 @@ async fn gateway_on_postgresql_decides_redeems_and_survives_kill_9() {
     first.child.wait().unwrap();
 
     let second = serve(&config, 0);
-    let agent = client(&second.url, &keys["agent:deploy-bot"]);
-    let carol = client(&second.url, &keys["user:carol@example.com"]);
+    let agent = As::new(&second.url, &keys["agent:deploy-bot"]);
+    let carol = As::new(&second.url, &keys["user:carol@example.com"]);
     let after = agent.get(&format!("/v1/requests/{}", pending.id())).await;
     assert_eq!(after.state(), "pending", "{}", after.body);
     assert_eq!(

@@ -1,7 +1,7 @@
 //! The main flows over HTTP: allow, deny, review with quorum, waiting, expiry, cancel, events,
 //! listing, MFA, and the service endpoints.
 
-use crate::app::{big_export, spawn_app};
+use crate::support::app::{big_export, spawn_app};
 use reqwest::StatusCode;
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -391,11 +391,11 @@ async fn policy_reloads_on_change_and_an_invalid_file_keeps_the_old_one() {
     assert_eq!(read().await.state(), "approved");
 
     // An edit that refuses reads takes effect without a restart.
-    let strict = crate::app::TEST_POLICY.replace(
+    let strict = crate::support::app::TEST_POLICY.replace(
         "when: 'params.readonly == true'\n    effect: allow",
         "when: 'params.readonly == true'\n    effect: deny\n    reason: reads are closed today",
     );
-    assert_ne!(strict, crate::app::TEST_POLICY);
+    assert_ne!(strict, crate::support::app::TEST_POLICY);
     std::fs::write(&policy, &strict).unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -434,7 +434,7 @@ async fn policy_reloads_on_change_and_an_invalid_file_keeps_the_old_one() {
 
     // Replacing the file by a rename (as editors and config managers do) is seen too.
     let next = app.dir.path().join("policy.yaml.new");
-    std::fs::write(&next, crate::app::TEST_POLICY).unwrap();
+    std::fs::write(&next, crate::support::app::TEST_POLICY).unwrap();
     std::fs::rename(&next, &policy).unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     while read().await.state() != "approved" {

@@ -1,15 +1,15 @@
 //! Runs: pausing, resuming and stopping autonomous runs, by people and by policy.
 
-use crate::app::{big_export, spawn_app};
+use crate::support::app::{big_export, spawn_app};
 use reqwest::StatusCode;
 use serde_json::json;
 
 async fn submit_in_run(
-    app: &crate::app::TestApp,
+    app: &crate::support::app::TestApp,
     kind: &str,
     params: serde_json::Value,
     run: &str,
-) -> crate::app::Resp {
+) -> crate::support::app::Resp {
     app.agent()
         .post(
             "/v1/actions",

@@ -1,8 +1,8 @@
 //! Slack, end to end: the real gateway talking to a fake Slack over Slack's protocol, clicks
 //! arriving as signed interactivity requests.
 
-use crate::app::{As, TestApp, spawn_app_in};
-use crate::fake_slack::{self, FakeSlack, SIGNING_SECRET};
+use crate::support::app::{As, TestApp, spawn_app_in};
+use crate::support::fake_slack::{self, FakeSlack, SIGNING_SECRET};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -61,14 +61,6 @@ async fn click(
 ) -> (StatusCode, String) {
     let body = fake_slack::form(&fake_slack::click_payload(user, action, m));
     fake_slack::send_signed(&app.url, &body, fake_slack::now(), SIGNING_SECRET).await
-}
-
-async fn votes(app: &TestApp, id: &str) -> Vec<Value> {
-    let r = app
-        .as_("user:dana@example.com")
-        .get(&format!("/v1/requests/{id}"))
-        .await;
-    r.body["votes"].as_array().cloned().unwrap_or_default()
 }
 
 fn buttons(m: &fake_slack::Message) -> Vec<String> {
@@ -151,7 +143,7 @@ async fn slack_click_votes_as_the_verified_principal_and_wakes_the_agent() {
     assert_eq!(click(&app, "UERIN", "approve", &m).await.0, StatusCode::OK);
     let done = waiting.await.unwrap();
     assert_eq!(done.state(), "approved", "{:?}", done.body);
-    let v = votes(&app, &id).await;
+    let v = app.votes(&id).await;
     assert_eq!(v.len(), 2);
     assert!(v.iter().all(|v| v["channel"] == "slack"));
 }
@@ -168,7 +160,7 @@ async fn slack_forged_signature_is_refused_and_changes_nothing() {
     let (status, text) = fake_slack::send_raw(&app.url, &body, "abc", "v0=00").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{text}");
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    assert!(votes(&app, &id).await.is_empty());
+    assert!(app.votes(&id).await.is_empty());
     let refused: Vec<Value> = app
         .audit_events()
         .await
@@ -193,7 +185,7 @@ async fn slack_stale_timestamp_is_refused_even_when_correctly_signed() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert!(text.contains("stale_request"), "{text}");
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    assert!(votes(&app, &id).await.is_empty());
+    assert!(app.votes(&id).await.is_empty());
 }
 
 #[tokio::test]
@@ -212,7 +204,7 @@ async fn slack_replayed_click_is_counted_once() {
         f.ephemerals().iter().any(|(_, u, _)| u == "UBOB")
     })
     .await;
-    let v = votes(&app, &id).await;
+    let v = app.votes(&id).await;
     assert_eq!(v.len(), 1, "{v:?}");
 }
 
@@ -232,7 +224,7 @@ async fn slack_unknown_or_ineligible_clicker_is_told_and_the_attempt_audited() {
     );
     let frank = e.iter().find(|(_, u, _)| u == "UFRANK").unwrap();
     assert!(frank.2.contains("not counted"), "{frank:?}");
-    assert!(votes(&app, &id).await.is_empty());
+    assert!(app.votes(&id).await.is_empty());
     let audit = app.audit_events().await;
     let refused: Vec<&Value> = audit
         .iter()
@@ -265,7 +257,7 @@ async fn slack_self_approval_is_refused() {
         "{:?}",
         fake.ephemerals()
     );
-    assert!(votes(&app, &id).await.is_empty());
+    assert!(app.votes(&id).await.is_empty());
 }
 
 #[tokio::test]
@@ -277,7 +269,7 @@ async fn slack_deny_asks_for_a_reason_then_denies() {
         .await;
     let (_, view) = fake.views().remove(0);
     assert!(
-        votes(&app, &id).await.is_empty(),
+        app.votes(&id).await.is_empty(),
         "a click on Deny alone decides nothing"
     );
     let body = fake_slack::form(&fake_slack::deny_submission(
@@ -331,7 +323,7 @@ async fn slack_message_stays_true_across_a_gateway_restart() {
     } = app;
     _running.stop().await.unwrap();
     drop(_running);
-    let app = crate::app::restart_in(dir, keys).await;
+    let app = crate::support::app::restart_in(dir, keys).await;
     assert_eq!(app.dir.path(), path);
     let bob = app.as_("user:bob@example.com");
     assert_eq!(
@@ -410,7 +402,7 @@ impl TestApp {
 
 #[tokio::test]
 async fn slack_socket_mode_acks_clicks_and_reconnects_after_the_socket_drops() {
-    use crate::fake_slack::{FakeSocket, SocketCommand};
+    use crate::support::fake_slack::{FakeSocket, SocketCommand};
     let fake = FakeSlack::start().await;
     let socket = FakeSocket::start(&fake).await;
     let config = format!(
@@ -463,7 +455,7 @@ async fn slack_socket_mode_acks_clicks_and_reconnects_after_the_socket_drops() {
             .is_some_and(|m| m.text.contains("Approved"))
     })
     .await;
-    assert_eq!(votes(&app, &id).await.len(), 2);
+    assert_eq!(app.votes(&id).await.len(), 2);
     // Slack asks for a refresh: a new connection is opened.
     socket
         .push
@@ -532,7 +524,7 @@ async fn slack_mfa_rule_shows_a_link_not_buttons_and_a_click_cannot_decide() {
     fake.wait_for("the explanation", |f| !f.ephemerals().is_empty())
         .await;
     assert!(fake.ephemerals()[0].2.contains("not counted"));
-    assert!(votes(&app, &id).await.is_empty());
+    assert!(app.votes(&id).await.is_empty());
 }
 
 #[tokio::test]
@@ -592,10 +584,10 @@ async fn slack_bad_interaction_input_gets_a_clear_4xx_and_changes_nothing() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 401);
     assert!(r.text().await.unwrap().contains("missing_signature"));
-    assert!(votes(&app, &id).await.is_empty());
+    assert!(app.votes(&id).await.is_empty());
 
     // A gateway without Slack answers 404 with a machine code.
-    let plain = crate::app::spawn_app().await;
+    let plain = crate::support::app::spawn_app().await;
     let (status, text) =
         fake_slack::send_signed(&plain.url, "payload=%7B%7D", now, SIGNING_SECRET).await;
     assert_eq!(status, StatusCode::NOT_FOUND);

@@ -1,8 +1,8 @@
 //! Microsoft Teams, end to end: the real gateway talking to a fake Bot Connector over the Bot
 //! Framework protocol, activities arriving signed as the Bot Connector signs them.
 
-use crate::app::{As, TestApp, spawn_app_in};
-use crate::fake_teams::{
+use crate::support::app::{As, TestApp, spawn_app_in};
+use crate::support::fake_teams::{
     self, APP_ID, APP_PASSWORD, APPROVALS, FakeTeams, OTHER_CHANNEL, OTHER_TENANT, TEAM, TENANT,
 };
 use reqwest::StatusCode;
@@ -68,13 +68,6 @@ async fn request(app: &TestApp, id: &str) -> Value {
         .get(&format!("/v1/requests/{id}"))
         .await
         .body
-}
-
-async fn votes(app: &TestApp, id: &str) -> Vec<Value> {
-    request(app, id).await["votes"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
 }
 
 /// The card an invoke response carries for the clicker.
@@ -192,7 +185,7 @@ async fn teams_click_approves_updates_the_card_for_everyone_and_wakes_the_agent(
 
     let done = waiting.await.unwrap();
     assert_eq!(done.state(), "approved", "{:?}", done.body);
-    let v = votes(&app, &id).await;
+    let v = app.votes(&id).await;
     assert_eq!(v.len(), 2);
     assert!(v.iter().all(|v| v["channel"] == "teams"), "{v:?}");
     // Everyone's card: the activity was replaced in the conversation.
@@ -279,7 +272,7 @@ async fn teams_self_approval_is_refused() {
         ["approve", "deny"],
         "others may still decide"
     );
-    assert!(votes(&app, &id).await.is_empty());
+    assert!(app.votes(&id).await.is_empty());
     let audit = app.audit_events().await;
     let refused: Vec<&Value> = audit
         .iter()
@@ -308,7 +301,7 @@ async fn teams_unknown_or_ineligible_clicker_is_told_and_the_attempt_audited() {
         .await;
     let frank = answered_card(s, &frank).to_string();
     assert!(frank.contains("not counted"), "{frank}");
-    assert!(votes(&app, &id).await.is_empty());
+    assert!(app.votes(&id).await.is_empty());
     let codes: Vec<Value> = app
         .audit_events()
         .await
@@ -331,7 +324,7 @@ async fn teams_retried_click_is_counted_once() {
         let (status, body) = fake.deliver(&app.url, &click).await;
         answered_card(status, &body);
     }
-    assert_eq!(votes(&app, &id).await.len(), 1);
+    assert_eq!(app.votes(&id).await.len(), 1);
     let audit = app.audit_events().await;
     assert!(
         !audit.iter().any(|e| e["event"] == "vote.refused"),
@@ -369,7 +362,7 @@ async fn teams_mfa_card_has_no_live_decide_buttons_and_a_crafted_click_cannot_de
     let (status, body) = fake.deliver(&app.url, &click).await;
     let card = answered_card(status, &body);
     assert!(card.to_string().contains("not counted"), "{card}");
-    assert!(votes(&app, &id).await.is_empty());
+    assert!(app.votes(&id).await.is_empty());
 }
 
 #[tokio::test]
@@ -410,7 +403,7 @@ async fn teams_card_stays_true_across_a_gateway_restart() {
     } = app;
     _running.stop().await.unwrap();
     drop(_running);
-    let app = crate::app::restart_in(dir, keys).await;
+    let app = crate::support::app::restart_in(dir, keys).await;
     let bob = app.approver("bob");
     assert_eq!(
         bob.vote(&id, "approve", &digest).await.status,
@@ -464,7 +457,7 @@ async fn refused(
             .as_str()
             .is_some_and(|m| !m.is_empty())
     );
-    assert!(votes(&app, &id).await.is_empty(), "no vote");
+    assert!(app.votes(&id).await.is_empty(), "no vote");
     assert_eq!(request(&app, &id).await["state"], "pending");
     assert_eq!(
         stored_conversations(&app).await,
@@ -707,7 +700,7 @@ async fn teams_bad_input_gets_a_clear_4xx_and_changes_nothing() {
     let (status, body) = fake_teams::send_to(&app.url, Some("not-a-jwt"), "{}").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(body["error"]["code"], "invalid_token", "{body}");
-    assert!(votes(&app, &id).await.is_empty());
+    assert!(app.votes(&id).await.is_empty());
     assert!(
         !stored_conversations(&app)
             .await
@@ -717,7 +710,7 @@ async fn teams_bad_input_gets_a_clear_4xx_and_changes_nothing() {
     );
 
     // A gateway without Teams answers 404 with a machine code.
-    let plain = crate::app::spawn_app().await;
+    let plain = crate::support::app::spawn_app().await;
     let (status, body) = fake_teams::send_to(&plain.url, Some(&token), "{}").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["error"]["code"], "not_configured", "{body}");

@@ -248,6 +248,15 @@ pub struct As {
 }
 
 impl As {
+    /// A client for the gateway at `url` acting with `key`.
+    pub fn new(url: &str, key: &str) -> As {
+        As {
+            url: url.to_string(),
+            key: key.to_string(),
+            http: reqwest::Client::new(),
+        }
+    }
+
     pub async fn get(&self, path: &str) -> Resp {
         let r = self
             .http
@@ -312,6 +321,25 @@ impl TestApp {
         body.lines()
             .filter_map(|l| serde_json::from_str(l).ok())
             .collect()
+    }
+
+    /// The votes on request `id`, as a person reads them.
+    pub async fn votes(&self, id: &str) -> Vec<Value> {
+        let r = self
+            .as_("user:dana@example.com")
+            .get(&format!("/v1/requests/{id}"))
+            .await;
+        r.body["votes"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// `bob` (sre) decides request `id` ("approve" or "deny") on the digest he reads.
+    pub async fn decide(&self, id: &str, decision: &str) {
+        let bob = self.approver("bob");
+        let r = bob.get(&format!("/v1/requests/{id}")).await;
+        let vote = bob
+            .vote(id, decision, r.body["digest"].as_str().unwrap_or_default())
+            .await;
+        assert_eq!(vote.status, 200, "{}", vote.body);
     }
 
     pub fn as_(&self, principal: &str) -> As {
