@@ -12,7 +12,6 @@
 //! This crate keeps no clock and no threads: where the deferred walk runs and how long it may
 //! take are the caller's (the server's `evaluator`).
 
-use crate::evaluate::Walk;
 use crate::policy::Policy;
 use countersign_core::decision::DEFAULT_GRANT_TTL_SECONDS;
 use countersign_core::{Action, Decision, Effect, Principal, Timestamp};
@@ -54,6 +53,17 @@ impl Budget {
     pub fn rule(&self) -> usize {
         self.rule.load(Ordering::Relaxed)
     }
+}
+
+/// How far a walk over the rules may go.
+#[derive(Clone, Copy)]
+pub(crate) enum Walk<'b> {
+    /// Every rule, every condition to its end (offline tools).
+    All,
+    /// Stop before the first reached condition that needs a budget.
+    Inline,
+    /// From rule `.0` on, under `.1`.
+    From(usize, &'b Budget),
 }
 
 /// Where an inline evaluation stopped: before rule `rule`, whose condition needs a budget.

@@ -4,6 +4,7 @@
 //! the rule: the policy fails closed, and an error is never read as `false`. `explain` runs the
 //! very same walk and records what each rule did. Pure: no clock (time is `now`), no I/O.
 
+use crate::budget::Walk;
 use crate::condition::Bindings;
 use crate::duration::format_seconds;
 use crate::policy::{Policy, Rule};
@@ -215,17 +216,6 @@ impl Policy {
             grant_ttl_seconds: DEFAULT_GRANT_TTL_SECONDS,
         }
     }
-}
-
-/// How far a walk over the rules may go.
-#[derive(Clone, Copy)]
-pub(crate) enum Walk<'b> {
-    /// Every rule, every condition to its end (offline tools).
-    All,
-    /// Stop before the first reached condition that needs a budget.
-    Inline,
-    /// From rule `.0` on, under `.1`.
-    From(usize, &'b crate::budget::Budget),
 }
 
 /// Only `Walk::Inline` defers; a walk that cannot defer still needs a value here, and denying

@@ -23,6 +23,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub mod factors;
+pub mod passkeys;
 mod votes;
 
 /// Wrong one-time codes allowed per person within `MFA_WINDOW` before further tries are refused.
@@ -64,7 +66,7 @@ pub enum GatewayError {
     #[error("{0}")]
     Mfa(MfaFailure),
     #[error("{0}")]
-    Passkey(crate::passkeys::PasskeyFailure),
+    Passkey(crate::gateway::passkeys::PasskeyFailure),
     #[error("storage failed: {0}")]
     Store(#[from] StoreError),
 }
@@ -112,7 +114,7 @@ pub struct Gateway {
     mfa_failures: Mutex<HashMap<PrincipalId, Vec<Instant>>>,
     /// The WebAuthn relying party (id and origin from `public_url`); `None` when the public
     /// URL cannot name one (passkeys are then refused with `passkeys_unavailable`).
-    pub(crate) passkeys: Option<crate::passkeys::RelyingParty>,
+    pub(crate) passkeys: Option<crate::gateway::passkeys::RelyingParty>,
     /// Seals TOTP seeds before they are stored, and opens them to check a code.
     pub(crate) at_rest: crate::at_rest::Sealer,
     /// Masks what people are shown (chat messages, console pages); see `channels::mask`.
@@ -148,7 +150,7 @@ impl Gateway {
             outbox_wake: Arc::new(tokio::sync::Notify::new()),
             mfa_failures: Mutex::new(HashMap::new()),
             factor_news: tokio::sync::broadcast::channel(64).0,
-            passkeys: crate::passkeys::RelyingParty::new(&public_url),
+            passkeys: crate::gateway::passkeys::RelyingParty::new(&public_url),
             public_url,
             masker: crate::channels::mask::Masker::random(),
             evaluator: crate::evaluator::Evaluator::default(),

@@ -248,7 +248,7 @@ pub async fn start_with_clock(
     ];
     let mut duties = duties;
     if let Some(slack) = &channels.slack {
-        duties.push(tokio::spawn(crate::factors::run_slack_announcer(
+        duties.push(tokio::spawn(crate::gateway::factors::run_slack_announcer(
             Arc::new(slack.api.clone()),
             gateway.factor_news.subscribe(),
         )));

@@ -1,4 +1,5 @@
-//! The page chrome every console page shares (head, navigation, sign-out), the HTML error page,
+//! The page chrome every console page shares (head, navigation, sign-out, the banner naming
+//! recent changes to the viewer's second factors), the HTML error page,
 //! and small formatting pieces (state badges, time left, highlighted JSON). Templates are
 //! `maud`: markup is checked at compile time and every interpolated value is escaped unless it
 //! is wrapped in `PreEscaped` — which only [`json`] does, over text it escaped itself.
@@ -9,6 +10,7 @@
 use super::Viewer;
 use crate::channels::mask::Shown;
 use countersign_core::{State, Timestamp};
+use countersign_store::{FactorChange, FactorChangeKind};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 /// A whole page: `title`, the signed-in person (for navigation and sign-out), and the body.
@@ -42,7 +44,7 @@ pub fn page(title: &str, viewer: Option<&Viewer>, live: Option<&str>, body: Mark
                         }
                     }
                 }
-                main id="main" tabindex="-1" { (super::mfa::factor_banner()) (body) }
+                main id="main" tabindex="-1" { (factor_banner()) (body) }
                 footer.foot { "Countersign · every decision is recorded in a verifiable audit log" }
             }
         }
@@ -177,5 +179,37 @@ mod tests {
         assert_eq!(s(3900), "1 h 5 min left");
         assert_eq!(s(-1), "expired");
         assert_eq!(time_left(None, now), "no deadline");
+    }
+}
+
+tokio::task_local! {
+    /// The recent changes to the factors of the person whose request is being answered, set
+    /// by `mfa::with_factor_notices` around each console request so that every page shows them
+    /// without each handler reading them.
+    pub static FACTOR_NOTICES: Vec<FactorChange>;
+}
+
+/// The banner naming each recent change to the viewer's factors (empty when none).
+pub fn factor_banner() -> Markup {
+    let notices = FACTOR_NOTICES.try_with(Clone::clone).unwrap_or_default();
+    html! {
+        @if !notices.is_empty() {
+            div.notice role="status" data-factor-changes {
+                p { strong { "Your second factors changed." } " If you did not make a change below, ask an operator to reset your factors (" code { "countersign mfa reset" } ") and revoke your API keys." }
+                ul {
+                    @for n in &notices {
+                        li data-factor-change=(n.change.as_str()) {
+                            (when(&n.at)) " · "
+                            (match n.change {
+                                FactorChangeKind::TotpEnrolled => "an authenticator app was enrolled",
+                                FactorChangeKind::PasskeyAdded => "a passkey was added",
+                                FactorChangeKind::Reset => "an operator removed all your second factors",
+                            })
+                        }
+                    }
+                }
+                p.muted { "This notice stays for 7 days after each change." }
+            }
+        }
     }
 }

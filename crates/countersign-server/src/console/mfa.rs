@@ -6,19 +6,19 @@
 //! `Gateway::authorize_factor_change` decides, not this page.
 //!
 //! Also the banner every console page shows for a while after a change to the viewer's
-//! factors (`with_factor_notices`, `factor_banner`).
+//! factors (`with_factor_notices`; the banner itself is page chrome: `layout::factor_banner`).
 //!
 //! Must not: show a secret again after enrolment, or store or check a passkey itself.
 
 use super::layout::{page as chrome, when};
 use super::{ConsoleError, Viewer};
-use crate::factors::CurrentFactor;
+use crate::gateway::factors::CurrentFactor;
 use crate::http::AppState;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use countersign_store::{FactorChange, FactorChangeKind, StoredPasskey};
+use countersign_store::StoredPasskey;
 use maud::{Markup, html};
 use serde::Deserialize;
 
@@ -245,13 +245,6 @@ pub async fn confirm_begin(
     )
 }
 
-tokio::task_local! {
-    /// The recent changes to the factors of the person whose request is being answered, set
-    /// by [`with_factor_notices`] around each console request so that every page shows them
-    /// without each handler reading them.
-    static FACTOR_NOTICES: Vec<FactorChange>;
-}
-
 /// Middleware: reads the signed-in person's recent factor changes (none without a valid
 /// session) and answers the request with them in scope for [`factor_banner`].
 pub async fn with_factor_notices(
@@ -278,30 +271,7 @@ pub async fn with_factor_notices(
             }),
         None => Vec::new(),
     };
-    FACTOR_NOTICES.scope(notices, next.run(request)).await
-}
-
-/// The banner naming each recent change to the viewer's factors (empty when none).
-pub fn factor_banner() -> Markup {
-    let notices = FACTOR_NOTICES.try_with(Clone::clone).unwrap_or_default();
-    html! {
-        @if !notices.is_empty() {
-            div.notice role="status" data-factor-changes {
-                p { strong { "Your second factors changed." } " If you did not make a change below, ask an operator to reset your factors (" code { "countersign mfa reset" } ") and revoke your API keys." }
-                ul {
-                    @for n in &notices {
-                        li data-factor-change=(n.change.as_str()) {
-                            (when(&n.at)) " · "
-                            (match n.change {
-                                FactorChangeKind::TotpEnrolled => "an authenticator app was enrolled",
-                                FactorChangeKind::PasskeyAdded => "a passkey was added",
-                                FactorChangeKind::Reset => "an operator removed all your second factors",
-                            })
-                        }
-                    }
-                }
-                p.muted { "This notice stays for 7 days after each change." }
-            }
-        }
-    }
+    super::layout::FACTOR_NOTICES
+        .scope(notices, next.run(request))
+        .await
 }

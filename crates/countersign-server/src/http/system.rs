@@ -60,7 +60,7 @@ pub async fn enroll_totp(
             )
         })?,
     };
-    let presented = crate::factors::CurrentFactor::from_fields(body.otp, None, None);
+    let presented = crate::gateway::factors::CurrentFactor::from_fields(body.otp, None, None);
     let otpauth_uri = state.gateway.enroll_totp(&caller, presented).await?;
     Ok((StatusCode::CREATED, Json(MfaEnrollment { otpauth_uri })))
 }

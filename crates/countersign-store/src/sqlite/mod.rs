@@ -6,6 +6,7 @@
 //! writer. SQLite-only SQL stays inside this module.
 
 mod notify;
+mod op;
 mod open;
 mod ops;
 mod parked;
@@ -34,6 +35,7 @@ use countersign_core::run::RunRefusal;
 use countersign_core::{
     Digest, Event, PrincipalId, Refusal, Request, Run, RunGate, RunState, Timestamp,
 };
+use op::Op;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -43,7 +45,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::sync::{mpsc, oneshot};
-use writer::Op;
 
 /// Read connections. Two cores serve many readers; SQLite reads are short.
 const READERS: u32 = 4;

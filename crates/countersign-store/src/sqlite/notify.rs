@@ -6,7 +6,7 @@
 //! Each write here is one statement, or statements of which at most one changes a row, so none
 //! needs a savepoint. None records an audit entry: this is delivery bookkeeping, not a decision.
 
-use super::writer::Tx;
+use super::op::Tx;
 use crate::columns::{channel_message_from_row, conversation_from_row, millis};
 use crate::{ChannelMessage, ConversationRef, NotifyClaim, StoreError};
 use countersign_core::Timestamp;

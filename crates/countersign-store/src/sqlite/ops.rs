@@ -3,7 +3,7 @@
 //! entries. The steps of each write are in `crate::writes`, not here.
 
 use super::notify;
-use super::writer::{Answer, Op, Tx, hold};
+use super::op::{Answer, Op, Tx, hold, is_unique_violation};
 use crate::StoreError;
 use crate::audit_log::AuditHead;
 use crate::columns::{millis, signed};
@@ -489,12 +489,4 @@ pub(super) fn write_audit(
         ])?;
     }
     Ok(())
-}
-
-/// True when SQLite refused a write because the key already exists.
-pub(super) fn is_unique_violation(e: &rusqlite::Error) -> bool {
-    matches!(
-        e.sqlite_error().map(|f| f.extended_code),
-        Some(rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY | rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE)
-    )
 }

@@ -1,7 +1,7 @@
 //! SQLite's SQL for parked tool calls (`crate::parked`): parked and unparked on the writer's
 //! connection, read from the read pool. Records no audit entry.
 
-use super::writer::Tx;
+use super::op::Tx;
 use crate::StoreError;
 use crate::columns::millis;
 use crate::parked::forget_before;

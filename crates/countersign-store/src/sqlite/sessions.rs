@@ -1,7 +1,7 @@
 //! SQLite's SQL for console sessions (`crate::sessions`): started and ended on the writer's
 //! connection, read from the read pool.
 
-use super::ops::is_unique_violation;
+use super::op::is_unique_violation;
 use crate::columns::millis;
 use crate::{ConsoleSession, StoreError};
 use rusqlite::{Connection, params};

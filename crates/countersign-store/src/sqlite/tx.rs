@@ -2,8 +2,8 @@
 //! open transaction (request rows, runs, keys, factors, parked calls). The steps of each
 //! write are in `crate::writes`, not here.
 
-use super::ops::is_unique_violation;
-use super::writer::Tx;
+use super::op::Tx;
+use super::op::is_unique_violation;
 use crate::StoreError;
 use crate::audit_log::Journal;
 use crate::columns::{RequestColumns, millis, parse_run_state, run_state_str, signed};

@@ -152,10 +152,10 @@ pub async fn mfa_reset(g: &Global, principal: &str, config: Option<&Path>) -> Re
         .await
         .map_err(|e| Failure::other(format!("cannot open the database: {e}")))?;
     let now = chrono::Utc::now();
-    let removed = countersign_server::factors::reset(&*store, &id, known, now)
+    let removed = countersign_server::gateway::factors::reset(&*store, &id, known, now)
         .await
         .map_err(|e| match e {
-            countersign_server::factors::ResetError::Store(e) => {
+            countersign_server::gateway::factors::ResetError::Store(e) => {
                 Failure::other(format!("cannot reset: {e}"))
             }
             e => Failure::usage(e.to_string()),
@@ -173,7 +173,7 @@ pub async fn mfa_reset(g: &Global, principal: &str, config: Option<&Path>) -> Re
                 &slack.api_base_url,
                 slack.bot_token.clone(),
             );
-            match countersign_server::factors::announce_on_slack(&api, &change).await {
+            match countersign_server::gateway::factors::announce_on_slack(&api, &change).await {
                 Ok(()) => Some(true),
                 Err(e) => {
                     eprintln!("warning: could not tell {id} on Slack: {e}");

@@ -23,7 +23,10 @@
 use crate::channels::slack::api::{SlackApi, SlackError};
 use crate::gateway::{Gateway, GatewayError, MfaFailure};
 use countersign_core::{Principal, PrincipalId, Timestamp, mfa};
-use countersign_store::{FactorChange, FactorChangeKind, FactorProof, FactorsRemoved, Store};
+use countersign_store::{
+    CeremonyBinding, CeremonyKind, FactorChange, FactorChangeKind, FactorProof, FactorsRemoved,
+    Store,
+};
 use std::sync::Arc;
 
 /// How long the console shows a change to a person's factors.
@@ -125,7 +128,7 @@ impl Gateway {
                 ceremony,
                 credential,
             }) => {
-                let binding = crate::passkeys::factor_change_binding(who);
+                let binding = factor_change_binding(who);
                 self.verify_assertion(who, &binding, &ceremony, &credential)
                     .await?;
                 FactorProof::Passkey
@@ -159,16 +162,6 @@ impl Gateway {
         );
         let account = who.id.as_str().trim_start_matches("user:");
         Ok(mfa::otpauth_uri("Countersign", account, &secret))
-    }
-
-    /// Begins registering a passkey for `who` once `presented` proves a current factor.
-    pub async fn passkey_register(
-        &self,
-        who: &Principal,
-        presented: Option<CurrentFactor>,
-    ) -> Result<crate::passkeys::Begun, GatewayError> {
-        let authorized = self.authorize_factor_change(who, presented).await?;
-        self.passkey_register_begin(who, authorized).await
     }
 
     /// After a committed change: tells whoever announces changes (the Slack announcer).
@@ -292,6 +285,19 @@ pub async fn run_slack_announcer(
             }
             Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
         }
+    }
+}
+
+/// What an assertion proving a current factor for a change of factors is bound to: the
+/// person, and the purpose `change_factor` (no request, digest or decision), so an assertion
+/// begun for a vote cannot serve, nor this one for a vote.
+pub(crate) fn factor_change_binding(who: &Principal) -> CeremonyBinding {
+    CeremonyBinding {
+        principal: who.id.clone(),
+        kind: CeremonyKind::Authenticate,
+        request_id: None,
+        digest: None,
+        decision: Some("change_factor".into()),
     }
 }
 

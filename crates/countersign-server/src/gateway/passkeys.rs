@@ -229,7 +229,7 @@ impl Gateway {
     pub(crate) async fn passkey_register_begin(
         &self,
         who: &Principal,
-        authorized: crate::factors::Authorized,
+        authorized: crate::gateway::factors::Authorized,
     ) -> Result<Begun, GatewayError> {
         Self::people_only(who)?;
         let rp = self.relying_party()?;
@@ -293,7 +293,7 @@ impl Gateway {
         // Begun as a first factor, the person may have enrolled another since: then this one
         // is not first any more and needs the proof the begin did not ask for.
         if proof == FactorProof::FirstFactor && self.has_factor(&who.id).await? {
-            return Err(crate::factors::factor_required());
+            return Err(crate::gateway::factors::factor_required());
         }
         let state: PasskeyRegistration =
             serde_json::from_value(state["registration"].take()).map_err(corrupt)?;
@@ -379,6 +379,16 @@ impl Gateway {
         Ok(recorded.request)
     }
 
+    /// Begins registering a passkey for `who` once `presented` proves a current factor.
+    pub async fn passkey_register(
+        &self,
+        who: &Principal,
+        presented: Option<crate::gateway::factors::CurrentFactor>,
+    ) -> Result<Begun, GatewayError> {
+        let authorized = self.authorize_factor_change(who, presented).await?;
+        self.passkey_register_begin(who, authorized).await
+    }
+
     /// Begins an assertion that will prove `who` holds one of their passkeys for one change
     /// of their factors (`factors`); the ceremony is bound to that purpose only.
     pub async fn passkey_confirm_begin(&self, who: &Principal) -> Result<Begun, GatewayError> {
@@ -395,7 +405,12 @@ impl Gateway {
         let state: String =
             serde_json::to_string(&state).map_err(|_| fail(PasskeyFailure::Invalid))?;
         let options = serde_json::to_value(&options).map_err(|_| fail(PasskeyFailure::Invalid))?;
-        self.begin(factor_change_binding(who), state, options).await
+        self.begin(
+            crate::gateway::factors::factor_change_binding(who),
+            state,
+            options,
+        )
+        .await
     }
 
     /// Verifies `credential` (an assertion, JSON) against ceremony `ceremony`, which must be
@@ -448,19 +463,6 @@ impl Gateway {
             )
             .await?;
         Ok(())
-    }
-}
-
-/// What an assertion proving a current factor for a change of factors is bound to: the
-/// person, and the purpose `change_factor` (no request, digest or decision), so an assertion
-/// begun for a vote cannot serve, nor this one for a vote.
-pub(crate) fn factor_change_binding(who: &Principal) -> CeremonyBinding {
-    CeremonyBinding {
-        principal: who.id.clone(),
-        kind: CeremonyKind::Authenticate,
-        request_id: None,
-        digest: None,
-        decision: Some("change_factor".into()),
     }
 }
 
