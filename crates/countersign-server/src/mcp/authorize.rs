@@ -85,14 +85,10 @@ impl Refused {
             review: Some(review_url(gateway, &req.id)),
         }
     }
-
-    /// Whether this is the "approval pending" answer (the call may be made again).
-    pub fn is_pending(&self) -> bool {
-        self.state == Some(State::Pending)
-    }
 }
 
-fn review_url(gateway: &Gateway, id: &str) -> String {
+/// The console page where people decide request `id`.
+pub fn review_url(gateway: &Gateway, id: &str) -> String {
     format!("{}/console/requests/{id}", gateway.public_url)
 }
 

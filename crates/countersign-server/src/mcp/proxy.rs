@@ -9,7 +9,7 @@ use super::actions::{self, Forward, Planned};
 use super::answers::{
     META_REQUEST, not_a, refused_error, refused_meta, tool_error, unknown_task, upstream_error,
 };
-use super::authorize::{Holding, Submitted, authorize, parking_key, settle, submit};
+use super::authorize::{Holding, Submitted, authorize, parking_key, review_url, settle, submit};
 use super::caller::{self, Caller, META_JUSTIFICATION, action_body, caller, meta_of};
 use super::conform;
 use super::hub::Change;
@@ -76,7 +76,7 @@ impl Session {
         if let Some(slot) = self.mcp.tasks.get(&id, &caller.who.id) {
             return CallToolResponse::Task(CreateTaskResult::new(slot.seed(&id)));
         }
-        let link = format!("{}/console/requests/{id}", self.mcp.gateway.public_url);
+        let link = review_url(&self.mcp.gateway, &id);
         let slot = self.mcp.tasks.start(
             &id,
             caller.who.id.clone(),

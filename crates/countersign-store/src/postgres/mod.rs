@@ -282,7 +282,10 @@ impl Store for PgStore {
         at: Timestamp,
     ) -> Result<(), StoreError> {
         let digest = digest_column(digest);
-        parked::park(&self.pool, requester.as_str(), &digest, request, at).await
+        let mut tx = self.pool.begin().await?;
+        parked::park(&mut tx, requester.as_str(), &digest, request, at).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn parked_call(
@@ -290,7 +293,8 @@ impl Store for PgStore {
         requester: &PrincipalId,
         digest: &Digest,
     ) -> Result<Option<String>, StoreError> {
-        parked::get(&self.pool, requester.as_str(), &digest_column(digest)).await
+        let mut conn = self.pool.acquire().await?;
+        parked::get(&mut conn, requester.as_str(), &digest_column(digest)).await
     }
 
     async fn unpark_call(
@@ -300,7 +304,8 @@ impl Store for PgStore {
         request: &str,
     ) -> Result<bool, StoreError> {
         let digest = digest_column(digest);
-        parked::unpark(&self.pool, requester.as_str(), &digest, request).await
+        let mut conn = self.pool.acquire().await?;
+        parked::unpark(&mut conn, requester.as_str(), &digest, request).await
     }
 
     async fn totp_get(&self, principal: &PrincipalId) -> Result<Option<TotpState>, StoreError> {

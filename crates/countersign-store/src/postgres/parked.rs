@@ -1,22 +1,23 @@
-//! PostgreSQL's SQL for parked tool calls (`crate::parked`). These run on the pool outside the
-//! audit head lock: parking is bookkeeping, not a decision, and records no audit entry.
+//! PostgreSQL's SQL for parked tool calls (`crate::parked`), on any connection: inside a
+//! submission's transaction (`PgTx`, for `Store::submit_parked`) or on the pool for the
+//! `Store::{park_call, parked_call, unpark_call}` methods, which run outside the audit head
+//! lock. Parking is bookkeeping, not a decision, and records no audit entry.
 
 use crate::StoreError;
 use crate::columns::millis;
 use crate::parked::forget_before;
 use countersign_core::Timestamp;
-use sqlx::PgPool;
+use sqlx::PgConnection;
 
 /// Names `request` for the pair (replacing what was there) and forgets pairs parked before the
-/// retention, in one transaction.
+/// retention. Two statements: the caller runs them in one transaction.
 pub(super) async fn park(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     requester: &str,
     digest: &str,
     request: &str,
     at: Timestamp,
 ) -> Result<(), StoreError> {
-    let mut tx = pool.begin().await?;
     sqlx::query(
         "INSERT INTO parked_calls (requester, digest, request_id, parked_at) \
          VALUES ($1, $2, $3, $4) \
@@ -27,18 +28,17 @@ pub(super) async fn park(
     .bind(digest)
     .bind(request)
     .bind(millis(at))
-    .execute(&mut *tx)
+    .execute(&mut *conn)
     .await?;
     sqlx::query("DELETE FROM parked_calls WHERE parked_at < $1")
         .bind(forget_before(at))
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
-    tx.commit().await?;
     Ok(())
 }
 
 pub(super) async fn get(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     requester: &str,
     digest: &str,
 ) -> Result<Option<String>, StoreError> {
@@ -47,13 +47,13 @@ pub(super) async fn get(
     )
     .bind(requester)
     .bind(digest)
-    .fetch_optional(pool)
+    .fetch_optional(conn)
     .await?)
 }
 
 /// Forgets the pair if it still names `request`: one statement.
 pub(super) async fn unpark(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     requester: &str,
     digest: &str,
     request: &str,
@@ -64,7 +64,7 @@ pub(super) async fn unpark(
     .bind(requester)
     .bind(digest)
     .bind(request)
-    .execute(pool)
+    .execute(conn)
     .await?;
     Ok(done.rows_affected() > 0)
 }

@@ -396,13 +396,7 @@ impl WriteTx for PgTx {
         requester: &str,
         digest: &str,
     ) -> Result<Option<String>, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT request_id FROM parked_calls WHERE requester = $1 AND digest = $2",
-        )
-        .bind(requester)
-        .bind(digest)
-        .fetch_optional(&mut *self.tx)
-        .await?)
+        super::parked::get(&mut self.tx, requester, digest).await
     }
 
     async fn park_call(
@@ -412,23 +406,7 @@ impl WriteTx for PgTx {
         request: &str,
         at: Timestamp,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO parked_calls (requester, digest, request_id, parked_at) \
-             VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (requester, digest) DO UPDATE SET \
-             request_id = excluded.request_id, parked_at = excluded.parked_at",
-        )
-        .bind(requester)
-        .bind(digest)
-        .bind(request)
-        .bind(millis(at))
-        .execute(&mut *self.tx)
-        .await?;
-        sqlx::query("DELETE FROM parked_calls WHERE parked_at < $1")
-            .bind(crate::parked::forget_before(at))
-            .execute(&mut *self.tx)
-            .await?;
-        Ok(())
+        super::parked::park(&mut self.tx, requester, digest, request, at).await
     }
 
     async fn unpark_call(
@@ -437,14 +415,8 @@ impl WriteTx for PgTx {
         digest: &str,
         request: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "DELETE FROM parked_calls WHERE requester = $1 AND digest = $2 AND request_id = $3",
-        )
-        .bind(requester)
-        .bind(digest)
-        .bind(request)
-        .execute(&mut *self.tx)
-        .await?;
-        Ok(())
+        super::parked::unpark(&mut self.tx, requester, digest, request)
+            .await
+            .map(drop)
     }
 }

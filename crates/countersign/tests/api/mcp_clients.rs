@@ -294,6 +294,28 @@ async fn request_with(app: &TestApp, state: &str, args: &Value) -> Value {
     .await
 }
 
+/// Starts a Python client of `library` calling `get-sum` with `args` and a progress token (so
+/// only the closed connection says it left), waits until the call is held, and kills it.
+async fn kill_while_held(app: &TestApp, library: &str, url: &str, key: &str, args: &Value) {
+    let mut client = tokio::process::Command::new("python3")
+        .arg(peers().join("mcp_clients.py"))
+        .args([
+            library,
+            url,
+            key,
+            "hang",
+            "everything__get-sum",
+            &args.to_string(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    request_with(app, "pending", args).await;
+    client.kill().await.unwrap();
+}
+
 /// With `hold_for: off`, a held call whose client is killed (it had a progress token, so only
 /// the closed connection says it left) or times out is abandoned: recorded with the reason,
 /// refused a later approval, never redeemed, so never forwarded.
@@ -305,23 +327,7 @@ async fn no_forwarding_without_a_caller() {
     // Killed clients, on both protocols.
     for (i, library) in ["mcp-session", "mcp"].into_iter().enumerate() {
         let args = json!({"a": 3000 + i, "b": 1});
-        let mut client = tokio::process::Command::new("python3")
-            .arg(peers().join("mcp_clients.py"))
-            .args([
-                library,
-                &url,
-                &key,
-                "hang",
-                "everything__get-sum",
-                &args.to_string(),
-            ])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        request_with(&app, "pending", &args).await;
-        client.kill().await.unwrap();
+        kill_while_held(&app, library, &url, &key, &args).await;
         abandoned.push((library, args));
     }
     // A client whose own timeout runs out (the TypeScript SDK's, shortened from 60 s).
@@ -522,23 +528,7 @@ async fn a_client_that_left_is_forwarded_nothing_until_it_calls_again() {
     let mut left = vec![];
     for (i, library) in ["mcp", "mcp-session"].into_iter().enumerate() {
         let args = json!({"a": 6000 + i, "b": 1});
-        let mut client = tokio::process::Command::new("python3")
-            .arg(peers().join("mcp_clients.py"))
-            .args([
-                library,
-                &url,
-                &key,
-                "hang",
-                "everything__get-sum",
-                &args.to_string(),
-            ])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        request_with(&app, "pending", &args).await;
-        client.kill().await.unwrap();
+        kill_while_held(&app, library, &url, &key, &args).await;
         left.push((library, args));
     }
     let args = json!({"a": 6100, "b": 1});
