@@ -8,19 +8,17 @@ use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-mod audit;
-mod channels;
-mod mcp;
-
-pub use audit::{AuditConfig, WebhookConfig};
-pub use channels::{
+pub use countersign_app::audit::{AuditConfig, WebhookConfig};
+pub use countersign_app::settings::{Secret, is_postgres_url};
+pub use countersign_channels::config::{
     ChannelsConfig, DEFAULT_SLACK_API, DEFAULT_TEAMS_OPENID_METADATA, DEFAULT_TEAMS_TOKEN_URL,
     SlackConfig, TeamsConfig,
 };
-use channels::{
+use countersign_channels::config::{
     default_slack_api, default_teams_openid, default_teams_token_url, default_user_cache_ttl,
 };
-pub use mcp::{HoldFor, McpConfig, UpstreamConfig};
+pub use countersign_console::config::{ConsoleConfig, OidcConfig};
+pub use countersign_mcp::config::{HoldFor, McpConfig, UpstreamConfig};
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8750";
 pub const DEFAULT_DATABASE: &str = "countersign.db";
@@ -41,7 +39,7 @@ pub struct Config {
     pub policy: Option<PathBuf>,
     /// The budget of policy evaluation (`budget`, default 50ms; `concurrency`).
     #[serde(default)]
-    pub policy_evaluation: crate::evaluator::EvaluationConfig,
+    pub policy_evaluation: countersign_app::evaluator::EvaluationConfig,
     #[serde(default)]
     pub principals: Vec<PrincipalConfig>,
     /// Largest request body accepted, in bytes.
@@ -59,75 +57,6 @@ pub struct Config {
     /// The web console at `/console/`.
     #[serde(default)]
     pub console: ConsoleConfig,
-}
-
-/// The web console: how people sign in.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ConsoleConfig {
-    /// Sign-in with OpenID Connect.
-    #[serde(default)]
-    pub oidc: Option<OidcConfig>,
-    /// Whether people may sign in with their own API key (the local fallback). Default: yes
-    /// without `oidc`, no with it.
-    #[serde(default)]
-    pub key_sign_in: Option<bool>,
-}
-
-impl ConsoleConfig {
-    pub fn key_sign_in(&self) -> bool {
-        self.key_sign_in.unwrap_or(self.oidc.is_none())
-    }
-}
-
-/// An OpenID Connect provider (authorization code flow with PKCE). Its redirect URI for this
-/// gateway is `<public_url>/console/oidc/callback`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OidcConfig {
-    /// The issuer URL; `<issuer>/.well-known/openid-configuration` is read at first sign-in.
-    pub issuer: String,
-    pub client_id: String,
-    /// Or `COUNTERSIGN_CONSOLE_OIDC_CLIENT_SECRET`. Absent: a public client (PKCE only).
-    #[serde(default)]
-    pub client_secret: Option<Secret>,
-    /// An ID-token claim whose strings are added to the person's groups.
-    #[serde(default)]
-    pub groups_claim: Option<String>,
-    /// Scopes asked for besides `openid` and `email` (e.g. `groups`, `profile`).
-    #[serde(default)]
-    pub scopes: Vec<String>,
-}
-
-/// A secret from configuration. It is never printed: `Debug` shows `Secret(***)`.
-#[derive(Clone, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-
-    /// The value, for the one place that sends it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
-
-pub(crate) fn human_duration<'de, D: serde::Deserializer<'de>>(
-    d: D,
-) -> Result<std::time::Duration, D::Error> {
-    let text = String::deserialize(d)?;
-    humantime::parse_duration(&text).map_err(|e| {
-        serde::de::Error::custom(format!("`{text}` is not a duration like 10m or 1h: {e}"))
-    })
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -264,10 +193,10 @@ impl Config {
         }
         if let Some(token) = var("COUNTERSIGN_SLACK_BOT_TOKEN") {
             match &mut self.channels.slack {
-                Some(slack) => slack.bot_token = Secret(token),
+                Some(slack) => slack.bot_token = Secret::new(token),
                 None => {
                     self.channels.slack = Some(SlackConfig {
-                        bot_token: Secret(token),
+                        bot_token: Secret::new(token),
                         signing_secret: None,
                         app_token: None,
                         api_base_url: default_slack_api(),
@@ -280,10 +209,10 @@ impl Config {
         self.apply_teams_env(&var);
         if let Some(slack) = &mut self.channels.slack {
             if let Some(v) = var("COUNTERSIGN_SLACK_SIGNING_SECRET") {
-                slack.signing_secret = Some(Secret(v));
+                slack.signing_secret = Some(Secret::new(v));
             }
             if let Some(v) = var("COUNTERSIGN_SLACK_APP_TOKEN") {
-                slack.app_token = Some(Secret(v));
+                slack.app_token = Some(Secret::new(v));
             }
             if let Some(v) = var("COUNTERSIGN_SLACK_API_BASE_URL") {
                 slack.api_base_url = v;
@@ -301,7 +230,7 @@ impl Config {
                 None => {
                     self.channels.teams = Some(TeamsConfig {
                         app_id,
-                        app_password: Secret(String::new()),
+                        app_password: Secret::new(String::new()),
                         tenant_ids: vec![],
                         openid_metadata_url: default_teams_openid(),
                         token_url: default_teams_token_url(),
@@ -316,7 +245,7 @@ impl Config {
             return;
         };
         if let Some(v) = var("COUNTERSIGN_TEAMS_APP_PASSWORD") {
-            teams.app_password = Secret(v);
+            teams.app_password = Secret::new(v);
         }
         if let Some(v) = var("COUNTERSIGN_TEAMS_TENANT_IDS") {
             teams.tenant_ids = v
@@ -453,12 +382,6 @@ impl Config {
         }
         Ok(out)
     }
-}
-
-/// Whether `database` names a PostgreSQL database (a `postgres://` or `postgresql://` URL)
-/// rather than a SQLite file.
-pub fn is_postgres_url(database: &str) -> bool {
-    database.starts_with("postgres://") || database.starts_with("postgresql://")
 }
 
 /// `database` fit to print or log: a URL's password is replaced by `***`.

@@ -1,29 +1,17 @@
-//! The Countersign gateway: it loads configuration and policy, authenticates callers, runs the
-//! decision flow (authenticate → evaluate policy → record → notify → collect votes → decide →
-//! grant → record) and serves it over HTTP.
+//! The Countersign gateway, composed: the one configuration file (`config`, built from each
+//! subsystem's own section), the router over the `/v1` API, the chat channels' endpoints, MCP
+//! and the console (`router`), and `serve`, which opens the store, builds the application
+//! service and runs the background duties.
 //!
-//! Architecture invariant: this crate owns the wire. It is the only place that maps domain
-//! refusals to HTTP statuses and machine codes (`http::error`), and the only place that
-//! serializes wire types (`wire`). It holds no decision rule of its own: state transitions are
-//! the core's, decisions are the policy's, durability is the store's.
+//! The roles it composes are crates of their own, and arrows only run down:
+//! `countersign-app` (the Gateway) ← `countersign-http` (the API and the one HTTP error
+//! mapping) ← `countersign-console`, `countersign-channels`, `countersign-mcp` ← this crate ←
+//! the `countersign` binary.
 #![forbid(unsafe_code)]
 
-pub mod at_rest;
-pub mod audit;
-pub mod auth;
-pub mod channels;
 pub mod config;
-pub mod console;
-pub mod directory;
-pub mod evaluator;
-pub mod gateway;
-pub mod http;
-pub mod mcp;
-pub mod metrics;
-pub mod policy_source;
+pub mod router;
 pub mod serve;
-pub mod waiters;
-pub mod wire;
 
 pub use config::Config;
 pub use serve::{Running, start};

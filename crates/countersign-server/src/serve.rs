@@ -1,14 +1,14 @@
 //! Starting the gateway: open the store, load the policy, create first API keys, bind, and run
 //! the background duties (expiry sweeper, policy reload on change or SIGHUP) until shutdown.
 
-use crate::auth::{self, Authenticator};
 use crate::config::Config;
-use crate::directory::Directory;
-use crate::gateway::{Clock, Gateway, SystemClock};
-use crate::http::{self, AppState};
-use crate::metrics::StateLabel;
-use crate::policy_source::PolicySource;
+use countersign_app::auth::{self, Authenticator};
+use countersign_app::directory::Directory;
+use countersign_app::gateway::{Clock, Gateway, SystemClock};
+use countersign_app::metrics::StateLabel;
+use countersign_app::policy_source::PolicySource;
 use countersign_core::{Event, PrincipalId};
+use countersign_http::ApiState;
 use countersign_store::{PgStore, SqliteStore, Store};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -31,7 +31,7 @@ pub enum StartError {
         source: countersign_store::StoreError,
     },
     #[error("{0}")]
-    AuditKey(#[from] crate::audit::KeyError),
+    AuditKey(#[from] countersign_app::audit::KeyError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: String,
@@ -47,9 +47,9 @@ pub struct Running {
     pub audit_key: String,
     /// Keys created on first start (principal, key): shown once, never stored in clear.
     pub bootstrap_keys: Vec<(PrincipalId, String)>,
-    mcp: Option<Arc<crate::mcp::Mcp>>,
+    mcp: Option<Arc<countersign_mcp::Mcp>>,
     /// Refused channel callbacks not yet written, and the task that writes them.
-    refused_callbacks: Arc<crate::channels::refusals::RefusedCallbacks>,
+    refused_callbacks: Arc<countersign_channels::refusals::RefusedCallbacks>,
     refusals_writer: Option<JoinHandle<()>>,
     shutdown: Option<oneshot::Sender<()>>,
     server: JoinHandle<std::io::Result<()>>,
@@ -157,9 +157,9 @@ pub async fn start_with_clock(
         .audit
         .origin
         .clone()
-        .unwrap_or_else(|| crate::audit::default_name(&config.public_url()));
-    let signer = crate::audit::load_or_create_key(&key_path, &key_name)?;
-    let audit = Arc::new(crate::audit::Audit::new(
+        .unwrap_or_else(|| countersign_app::audit::default_name(&config.public_url()));
+    let signer = countersign_app::audit::load_or_create_key(&key_path, &key_name)?;
+    let audit = Arc::new(countersign_app::audit::Audit::new(
         store.clone(),
         signer.clone(),
         config.audit.origin.clone(),
@@ -173,27 +173,29 @@ pub async fn start_with_clock(
             directory.clone(),
             clock,
             config.public_url(),
-            crate::at_rest::Sealer::from_secret(signer.to_private_string().as_bytes()),
+            countersign_app::at_rest::Sealer::from_secret(signer.to_private_string().as_bytes()),
         )
-        .with_masker(crate::channels::mask::Masker::from_secret(
+        .with_masker(countersign_app::mask::Masker::from_secret(
             signer.to_private_string().as_bytes(),
         ))
-        .with_evaluator(crate::evaluator::Evaluator::new(&config.policy_evaluation)),
+        .with_evaluator(countersign_app::evaluator::Evaluator::new(
+            &config.policy_evaluation,
+        )),
     );
     let _ = gateway.refresh_pending_gauge().await;
-    let refused_callbacks = Arc::new(crate::channels::refusals::RefusedCallbacks::new(
+    let refused_callbacks = Arc::new(countersign_channels::refusals::RefusedCallbacks::new(
         gateway.clone(),
     ));
-    let channels = crate::channels::Channels {
+    let channels = countersign_channels::Channels {
         slack: config.channels.slack.as_ref().map(|c| {
-            Arc::new(crate::channels::slack::Slack::new(
+            Arc::new(countersign_channels::slack::Slack::new(
                 c,
                 gateway.clone(),
                 refused_callbacks.clone(),
             ))
         }),
         teams: config.channels.teams.as_ref().map(|c| {
-            Arc::new(crate::channels::teams::Teams::new(
+            Arc::new(countersign_channels::teams::Teams::new(
                 c,
                 gateway.clone(),
                 refused_callbacks.clone(),
@@ -201,7 +203,7 @@ pub async fn start_with_clock(
         }),
     };
     let mcp = config.mcp.as_ref().map(|c| {
-        Arc::new(crate::mcp::Mcp::new(
+        Arc::new(countersign_mcp::Mcp::new(
             c,
             config.mcp_hold_for(),
             gateway.clone(),
@@ -210,19 +212,21 @@ pub async fn start_with_clock(
     if let Some(mcp) = &mcp {
         mcp.warm_up();
     }
-    let state = AppState {
-        gateway: gateway.clone(),
-        auth: Arc::new(Authenticator::new(store.clone(), directory)),
+    let parts = crate::router::Parts {
+        api: ApiState {
+            gateway: gateway.clone(),
+            auth: Arc::new(Authenticator::new(store.clone(), directory)),
+            audit: audit.clone(),
+        },
         channels: channels.clone(),
         mcp: mcp.clone(),
-        audit: audit.clone(),
-        console: Arc::new(crate::console::Console::new(
+        console: Arc::new(countersign_console::Console::new(
             signer.to_private_string().as_bytes(),
             &config.public_url(),
             &config.console,
         )),
     };
-    let app = http::router(state, config.max_body_bytes);
+    let app = crate::router::router(parts, config.max_body_bytes);
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
         .map_err(|source| StartError::Bind {
@@ -235,7 +239,7 @@ pub async fn start_with_clock(
     })?;
     let (tx, rx) = oneshot::channel::<()>();
     let server = tokio::spawn(async move {
-        http::server::serve(listener, app, async move {
+        countersign_http::server::serve(listener, app, async move {
             let _ = rx.await;
         })
         .await
@@ -243,19 +247,24 @@ pub async fn start_with_clock(
     let duties = vec![
         tokio::spawn(sweep(gateway.clone())),
         tokio::spawn(watch_policy(gateway.clone())),
-        tokio::spawn(crate::channels::Notifier::new(gateway.clone(), channels.clone()).run()),
+        tokio::spawn(countersign_channels::Notifier::new(gateway.clone(), channels.clone()).run()),
         tokio::spawn(audit.clone().run_signer(gateway.clock.clone())),
     ];
     let mut duties = duties;
     if let Some(slack) = &channels.slack {
-        duties.push(tokio::spawn(crate::gateway::factors::run_slack_announcer(
-            Arc::new(slack.api.clone()),
-            gateway.factor_news.subscribe(),
-        )));
+        duties.push(tokio::spawn(
+            countersign_channels::slack::factors::run_slack_announcer(
+                Arc::new(slack.api.clone()),
+                gateway.factor_news.subscribe(),
+            ),
+        ));
     }
     for hook in &config.audit.webhooks {
-        let webhook =
-            crate::audit::webhooks::Webhook::new(hook.clone(), store.clone(), signer.clone());
+        let webhook = countersign_channels::webhooks::Webhook::new(
+            hook.clone(),
+            store.clone(),
+            signer.clone(),
+        );
         duties.push(tokio::spawn(webhook.run()));
     }
     if let (Some(slack), Some(app_token)) = (
@@ -266,7 +275,7 @@ pub async fn start_with_clock(
             .as_ref()
             .and_then(|c| c.app_token.clone()),
     ) {
-        duties.push(tokio::spawn(crate::channels::slack::socket::run(
+        duties.push(tokio::spawn(countersign_channels::slack::socket::run(
             slack, app_token,
         )));
     }
@@ -325,7 +334,7 @@ async fn watch_policy(gateway: Arc<Gateway>) {
     let poll_tx = tx.clone();
     tokio::spawn(async move {
         // Only a file that has stopped changing is loaded, never a prefix caught mid-write.
-        let mut settling = crate::policy_source::Settling::new(file_stamp(&path));
+        let mut settling = countersign_app::policy_source::Settling::new(file_stamp(&path));
         let mut tick = tokio::time::interval(POLICY_POLL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {

@@ -2,7 +2,7 @@
 //! exit codes: a 4xx is the caller's input (exit 2), anything else a failure (exit 1).
 
 use crate::outcome::Failure;
-use countersign_server::wire::ErrorBody;
+use countersign_http::wire::ErrorBody;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::time::Duration;

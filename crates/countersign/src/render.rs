@@ -9,8 +9,8 @@
 //! gateway's masking (`channels::mask`: only string leaves are masked, with their length and
 //! a fingerprint, and the output says how many). `--json` prints the API's view unmasked.
 
-use countersign_server::channels::mask::{self, Masker};
-use countersign_server::wire::RequestView;
+use countersign_app::mask::{self, Masker};
+use countersign_http::wire::RequestView;
 use std::borrow::Cow;
 use std::fmt::Write as _;
 

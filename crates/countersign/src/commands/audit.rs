@@ -9,8 +9,8 @@ use crate::outcome::{self, Failure};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use countersign_audit::{AuditReport, Checkpoint, NoteSigner, NoteVerifier, Verifier, merkle};
+use countersign_http::wire::ConsistencyProofView;
 use countersign_server::Config;
-use countersign_server::wire::ConsistencyProofView;
 use countersign_store::{RequestMismatch, SqliteStore, Store};
 use std::path::{Path, PathBuf};
 

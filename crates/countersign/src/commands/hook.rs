@@ -26,7 +26,7 @@ use crate::client::Client;
 use crate::commands::remote::wait_for;
 use crate::outcome::{self, Failure};
 use countersign_core::{State, VoteDecision};
-use countersign_server::wire::{ActionBody, RedeemBody, RedeemView, RequestView};
+use countersign_http::wire::{ActionBody, RedeemBody, RedeemView, RequestView};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
@@ -295,6 +295,7 @@ mod tests {
     fn valid(body: ActionBody) -> ActionBody {
         body.clone()
             .into_action()
+            .expect("no requester")
             .validate()
             .expect("a valid action");
         body

@@ -105,10 +105,10 @@ pub async fn key(verb: KeyVerb) -> Result<u8, Failure> {
     let store = countersign_server::serve::open_store(&config.database)
         .await
         .map_err(|e| Failure::other(format!("cannot open the database: {e}")))?;
-    let key = countersign_server::auth::new_key();
+    let key = countersign_app::auth::new_key();
     store
         .create_key(
-            &countersign_server::auth::key_hash(&key),
+            &countersign_app::auth::key_hash(&key),
             &id,
             chrono::Utc::now(),
         )
@@ -152,10 +152,10 @@ pub async fn mfa_reset(g: &Global, principal: &str, config: Option<&Path>) -> Re
         .await
         .map_err(|e| Failure::other(format!("cannot open the database: {e}")))?;
     let now = chrono::Utc::now();
-    let removed = countersign_server::gateway::factors::reset(&*store, &id, known, now)
+    let removed = countersign_app::gateway::factors::reset(&*store, &id, known, now)
         .await
         .map_err(|e| match e {
-            countersign_server::gateway::factors::ResetError::Store(e) => {
+            countersign_app::gateway::factors::ResetError::Store(e) => {
                 Failure::other(format!("cannot reset: {e}"))
             }
             e => Failure::usage(e.to_string()),
@@ -169,11 +169,11 @@ pub async fn mfa_reset(g: &Global, principal: &str, config: Option<&Path>) -> Re
     };
     let told = match &config.channels.slack {
         Some(slack) => {
-            let api = countersign_server::channels::slack::api::SlackApi::new(
+            let api = countersign_channels::slack::api::SlackApi::new(
                 &slack.api_base_url,
                 slack.bot_token.clone(),
             );
-            match countersign_server::gateway::factors::announce_on_slack(&api, &change).await {
+            match countersign_channels::slack::factors::announce_on_slack(&api, &change).await {
                 Ok(()) => Some(true),
                 Err(e) => {
                     eprintln!("warning: could not tell {id} on Slack: {e}");

@@ -6,7 +6,7 @@ use crate::client::Client;
 use crate::outcome::{self, Failure, exit_for_state};
 use crate::render;
 use countersign_core::{State, VoteDecision};
-use countersign_server::wire::{
+use countersign_http::wire::{
     ActionBody, MfaEnrollment, RedeemBody, RedeemView, RequestList, RequestView, RunView, VoteBody,
 };
 use std::collections::BTreeMap;
@@ -316,7 +316,7 @@ pub async fn run_control(g: &Global, verb: RunVerb) -> Result<u8, Failure> {
 
 pub async fn mfa_enroll(g: &Global, otp: Option<String>) -> Result<u8, Failure> {
     let c = client(g)?;
-    let body = countersign_server::wire::MfaEnrollBody { otp };
+    let body = countersign_http::wire::MfaEnrollBody { otp };
     let e: MfaEnrollment = c.post("/v1/mfa/totp", &body).await?;
     if g.json {
         println!("{}", serde_json::to_string_pretty(&e).unwrap_or_default());
@@ -339,12 +339,12 @@ pub async fn mcp(g: &Global, verb: McpVerb) -> Result<u8, Failure> {
     let run = run.unwrap_or_else(|| {
         format!(
             "{}{}",
-            countersign_server::mcp::naming::BRIDGE_RUN_PREFIX,
+            countersign_mcp::naming::BRIDGE_RUN_PREFIX,
             uuid::Uuid::now_v7().simple()
         )
     });
     let endpoint = format!("{}/mcp", g.url.trim_end_matches('/'));
-    countersign_server::mcp::bridge::run(&endpoint, &token, &run)
+    countersign_mcp::bridge::run(&endpoint, &token, &run)
         .await
         .map_err(Failure::other)?;
     Ok(outcome::OK)

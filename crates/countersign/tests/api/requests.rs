@@ -354,7 +354,7 @@ async fn service_endpoints_health_metrics_openapi_and_json_404s() {
     let get = |p: &str| app.http.get(format!("{}{p}", app.url)).send();
     assert_eq!(get("/healthz").await.unwrap().status(), StatusCode::OK);
     let doc: serde_json::Value = get("/v1/openapi.json").await.unwrap().json().await.unwrap();
-    for (method, path) in countersign_server::http::ROUTES {
+    for (method, path) in countersign_http::ROUTES {
         assert!(
             doc["paths"][path][method].is_object(),
             "{method} {path} is missing from the OpenAPI document"

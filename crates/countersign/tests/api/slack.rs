@@ -349,7 +349,7 @@ async fn slack_signature_matches_the_python_slack_sdk() {
     // Cross-check our signing with Slack's own SDK (installed by .ci/run).
     let body = fake_slack::form(&json!({"type": "block_actions", "user": {"id": "U1"}}));
     let ts = fake_slack::now().to_string();
-    let sig = countersign_server::channels::slack::signature::sign(
+    let sig = countersign_channels::slack::signature::sign(
         SIGNING_SECRET.as_bytes(),
         &ts,
         body.as_bytes(),

@@ -1,0 +1,658 @@
+//! The decision flow, one method per step a caller can take: submit an action, read or wait for
+//! a request, vote, cancel, redeem a grant, steer a run, expire what is due (enrolling second
+//! factors is `factors`').
+//!
+//! Each method authenticates nothing (the HTTP layer hands it a `Principal`), decides nothing on
+//! its own (the policy and the core state machine do), and writes only through the store, whose
+//! transactions also append the audit entries. After every committed change it wakes the
+//! waiters of the requests that changed.
+
+use crate::directory::Directory;
+use crate::metrics::{EffectLabel, Metrics, StateLabel, VoteLabel};
+use crate::policy_source::PolicySource;
+use crate::waiters::Waiters;
+use countersign_core::request::RunGate;
+use countersign_core::run::RunRefusal;
+use countersign_core::{
+    Action, ActionError, Ballot, Channel, Digest, Principal, PrincipalId, Refusal, Request,
+    RunState, State, Timestamp, mfa, request_id_for_grant,
+};
+use countersign_store::{Parking, RequestQuery, Store, StoreError, Submission, Updated};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub mod factors;
+pub mod passkeys;
+mod votes;
+
+pub use votes::CastVote;
+
+/// Wrong one-time codes allowed per person within `MFA_WINDOW` before further tries are refused.
+const MFA_MAX_FAILURES: usize = 5;
+const MFA_WINDOW: Duration = Duration::from_secs(300);
+/// How often a waiter re-reads the store even without a local notification: a safety net for
+/// changes this process did not make (another process on the same database). Local changes
+/// wake waiters at once.
+const WAIT_TICK: Duration = Duration::from_secs(15);
+pub const MAX_WAIT: Duration = Duration::from_secs(300);
+
+/// The clock is a port: the real one reads the system time; tests may supply their own.
+pub trait Clock: Send + Sync + 'static {
+    fn now(&self) -> Timestamp;
+}
+
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        chrono::Utc::now()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    #[error(transparent)]
+    InvalidAction(#[from] ActionError),
+    #[error("{0}")]
+    BadInput(&'static str, String),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{1}")]
+    Forbidden(&'static str, String),
+    #[error("{0}")]
+    Run(#[from] RunRefusal),
+    #[error("{0}")]
+    Mfa(MfaFailure),
+    #[error("{0}")]
+    Passkey(crate::gateway::passkeys::PasskeyFailure),
+    #[error("storage failed: {0}")]
+    Store(#[from] StoreError),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MfaFailure {
+    NotEnrolled,
+    Invalid,
+    Reused,
+    RateLimited,
+}
+
+impl std::fmt::Display for MfaFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            MfaFailure::NotEnrolled => {
+                "you have no second factor enrolled; run `countersign mfa enroll` first"
+            }
+            MfaFailure::Invalid => "the one-time code is not valid",
+            MfaFailure::Reused => "this one-time code was already used; wait for the next one",
+            MfaFailure::RateLimited => {
+                "too many wrong one-time codes; wait a few minutes and try again"
+            }
+        })
+    }
+}
+
+/// A committed change and the seqs of the audit entries that record it.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub request: Request,
+    pub audit_entries: Vec<u64>,
+}
+
+pub struct Gateway {
+    pub store: Arc<dyn Store>,
+    pub policy: Arc<PolicySource>,
+    pub directory: Arc<Directory>,
+    pub waiters: Arc<Waiters>,
+    pub metrics: Arc<Metrics>,
+    pub clock: Arc<dyn Clock>,
+    pub public_url: String,
+    /// Woken after every committed change to a reviewed request: the channel notifier's cue.
+    pub outbox_wake: Arc<tokio::sync::Notify>,
+    mfa_failures: Mutex<HashMap<PrincipalId, Vec<Instant>>>,
+    /// The WebAuthn relying party (id and origin from `public_url`); `None` when the public
+    /// URL cannot name one (passkeys are then refused with `passkeys_unavailable`).
+    pub(crate) passkeys: Option<crate::gateway::passkeys::RelyingParty>,
+    /// Seals TOTP seeds before they are stored, and opens them to check a code.
+    pub(crate) at_rest: crate::at_rest::Sealer,
+    /// Masks what people are shown (chat messages, console pages); see `channels::mask`.
+    pub masker: crate::mask::Masker,
+    /// Each committed change to someone's second factors, for whoever announces them
+    /// (`factors::run_slack_announcer`).
+    pub factor_news: tokio::sync::broadcast::Sender<countersign_store::FactorChange>,
+    /// Evaluates the policy within its budget (invariant 11).
+    evaluator: crate::evaluator::Evaluator,
+}
+
+fn new_request_id() -> String {
+    format!("req_{}", uuid::Uuid::now_v7().simple())
+}
+
+impl Gateway {
+    pub fn new(
+        store: Arc<dyn Store>,
+        policy: Arc<PolicySource>,
+        directory: Arc<Directory>,
+        clock: Arc<dyn Clock>,
+        public_url: String,
+        at_rest: crate::at_rest::Sealer,
+    ) -> Self {
+        Self {
+            at_rest,
+            store,
+            policy,
+            directory,
+            waiters: Arc::new(Waiters::default()),
+            metrics: Arc::new(Metrics::default()),
+            clock,
+            outbox_wake: Arc::new(tokio::sync::Notify::new()),
+            mfa_failures: Mutex::new(HashMap::new()),
+            factor_news: tokio::sync::broadcast::channel(64).0,
+            passkeys: crate::gateway::passkeys::RelyingParty::new(&public_url),
+            public_url,
+            masker: crate::mask::Masker::random(),
+            evaluator: crate::evaluator::Evaluator::default(),
+        }
+    }
+
+    /// The gateway with `masker` (serve gives every replica the same key, so a message renders
+    /// the same wherever it is rendered).
+    pub fn with_masker(mut self, masker: crate::mask::Masker) -> Self {
+        self.masker = masker;
+        self
+    }
+
+    /// Uses `evaluator` (the configured budget) instead of the default one.
+    pub fn with_evaluator(mut self, evaluator: crate::evaluator::Evaluator) -> Self {
+        self.evaluator = evaluator;
+        self
+    }
+
+    /// Step 1-3 of the flow: validate, evaluate policy, record (with the run gate applied in the
+    /// same transaction).
+    pub async fn submit(
+        &self,
+        requester: &Principal,
+        action: Action,
+    ) -> Result<Request, GatewayError> {
+        Ok(new_only(
+            self.submit_with(requester, action, false, None).await?,
+        ))
+    }
+
+    /// Like [`Gateway::submit`], for a caller that forwards the action itself the moment it may
+    /// (the MCP gateway): when policy allows it at once, the grant is redeemed with the recorded
+    /// action's digest in the same transaction, so the answer is `executed` after one durable
+    /// write instead of two. The audit log still shows the approval and the redemption.
+    pub async fn submit_redeeming(
+        &self,
+        requester: &Principal,
+        action: Action,
+    ) -> Result<Request, GatewayError> {
+        Ok(new_only(
+            self.submit_with(requester, action, true, None).await?,
+        ))
+    }
+
+    /// Like [`Gateway::submit_redeeming`], for an MCP call that is parked under `key` while it
+    /// is pending (see `mcp::authorize`): when a request of `requester` is parked under `key`
+    /// and has not been executed, nothing is submitted and that request is returned (expired
+    /// first if it is due); checked and written in the submission's one transaction.
+    pub async fn submit_parking(
+        &self,
+        requester: &Principal,
+        action: Action,
+        key: &Digest,
+    ) -> Result<Submission, GatewayError> {
+        match self.submit_with(requester, action, true, Some(key)).await? {
+            Submission::Attached(req) if req.is_due(self.clock.now()) => {
+                Ok(Submission::Attached(self.expire(&req.id).await?))
+            }
+            submitted => Ok(submitted),
+        }
+    }
+
+    async fn submit_with(
+        &self,
+        requester: &Principal,
+        action: Action,
+        redeem_at_once: bool,
+        parking: Option<&Digest>,
+    ) -> Result<Submission, GatewayError> {
+        action.validate()?;
+        let now = self.clock.now();
+        let policy = self.policy.current();
+        let decision = self
+            .evaluator
+            .evaluate(&policy, requester, &action, now)
+            .await;
+        let hold_timeout = policy.default_review_timeout_seconds();
+        let run = action.run.clone();
+        let requester_id = requester.id.clone();
+        let requester = requester.clone();
+        let submit = Box::new(move |gate: RunGate| {
+            let (mut req, mut events) = Request::submit(
+                new_request_id(),
+                requester,
+                action,
+                decision,
+                gate,
+                hold_timeout,
+                now,
+            );
+            if redeem_at_once && req.state == State::Approved {
+                let digest = req.digest;
+                // A fresh grant cannot be refused; if it ever were, the request stays approved
+                // and the caller redeems it the ordinary way.
+                if let Ok(redeemed) = req.redeem(&digest, now) {
+                    events.extend(redeemed);
+                }
+            }
+            (req, events)
+        });
+        let run_of = run.as_deref().map(|run| countersign_store::RunOf {
+            run,
+            requester: &requester_id,
+        });
+        let req = match parking {
+            None => self.store.submit(run_of, now, submit).await?,
+            Some(key) => {
+                let parking = Parking {
+                    requester: &requester_id,
+                    key,
+                    attachable: |r| r.state != State::Executed,
+                };
+                match self
+                    .store
+                    .submit_parked(run_of, parking, now, submit)
+                    .await?
+                {
+                    Submission::New(req) => req,
+                    attached @ Submission::Attached(_) => return Ok(attached),
+                }
+            }
+        };
+        self.metrics
+            .decisions
+            .get_or_create(&EffectLabel {
+                effect: req.decision.effect.as_str().to_string(),
+            })
+            .inc();
+        if req.decision.effect == countersign_core::Effect::Review {
+            self.outbox_wake.notify_one();
+        }
+        if req.state == State::Pending {
+            self.metrics.pending.inc();
+        } else {
+            self.count_closed(&req);
+        }
+        tracing::info!(
+            request = %req.id, digest = %req.digest, principal = %req.requester.id,
+            kind = %req.action.kind, effect = req.decision.effect.as_str(), state = req.state.as_str(),
+            rule = req.decision.rule.as_deref().unwrap_or("<default>"), "action submitted"
+        );
+        Ok(Submission::New(req))
+    }
+
+    fn count_closed(&self, req: &Request) {
+        self.metrics
+            .closed
+            .get_or_create(&StateLabel {
+                state: req.state.as_str().to_string(),
+            })
+            .inc();
+    }
+
+    /// Who may read a request: people may read all; agents only their own.
+    fn visible(viewer: &Principal, req: &Request) -> bool {
+        viewer.is_person() || viewer.id == req.requester.id
+    }
+
+    /// Reads one request, expiring it first if its deadline has passed.
+    pub async fn get(&self, viewer: &Principal, id: &str) -> Result<Request, GatewayError> {
+        let req = self
+            .store
+            .get_request(id)
+            .await?
+            .filter(|r| Self::visible(viewer, r))
+            .ok_or(GatewayError::NotFound("request"))?;
+        if req.is_due(self.clock.now()) {
+            return self.expire(id).await;
+        }
+        Ok(req)
+    }
+
+    /// Expires one request if due; returns it as it now stands.
+    async fn expire(&self, id: &str) -> Result<Request, GatewayError> {
+        let now = self.clock.now();
+        let change = Box::new(move |r: &mut Request| Ok(r.expire_if_due(now)));
+        match self.store.update_request(id, "system", now, change).await? {
+            Ok(updated) => {
+                self.after_update(&updated, None);
+                Ok(updated.request)
+            }
+            Err(refusal) => Err(refusal.into()),
+        }
+    }
+
+    /// Waits until the request leaves `pending` or `wait` passes, then returns it.
+    pub async fn wait(
+        &self,
+        viewer: &Principal,
+        id: &str,
+        wait: Duration,
+    ) -> Result<Request, GatewayError> {
+        let deadline = tokio::time::Instant::now() + wait.min(MAX_WAIT);
+        let watch = self.waiters.watch(id);
+        self.metrics.waiting_clients.inc();
+        let _gauge = GaugeGuard(&self.metrics.waiting_clients);
+        loop {
+            let notified = watch.notified();
+            let req = self.get(viewer, id).await?;
+            if req.state != State::Pending || tokio::time::Instant::now() >= deadline {
+                return Ok(req);
+            }
+            let next_due = req
+                .expires_at
+                .and_then(|t| (t - self.clock.now()).to_std().ok())
+                .map(|d| tokio::time::Instant::now() + d + Duration::from_millis(5));
+            let tick = (tokio::time::Instant::now() + WAIT_TICK)
+                .min(deadline)
+                .min(next_due.unwrap_or(deadline));
+            // Hold nothing but the registration while waiting: 10,000 waiters must stay small.
+            drop(req);
+            tokio::select! {
+                _ = notified => {}
+                _ = tokio::time::sleep_until(tick) => {}
+            }
+        }
+    }
+
+    pub async fn list(
+        &self,
+        viewer: &Principal,
+        mut q: RequestQuery,
+    ) -> Result<Vec<Request>, GatewayError> {
+        if !viewer.is_person() {
+            q.requester = Some(viewer.id.to_string());
+        }
+        // A requester named by a person (a filter) is compared in its canonical form; text that
+        // is no principal id matches nothing, as written.
+        q.requester = q
+            .requester
+            .map(|r| PrincipalId::parse(&r).map(String::from).unwrap_or(r));
+        q.limit = q.limit.clamp(1, 500);
+        let now = self.clock.now();
+        let mut out = Vec::with_capacity(q.limit as usize);
+        for req in self.store.list_requests(&q).await? {
+            if req.is_due(now) {
+                let expired = self.expire(&req.id).await?;
+                if q.state.is_none_or(|s| s == expired.state) {
+                    out.push(expired);
+                }
+            } else {
+                out.push(req);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Book-keeping after a committed change: metrics for every request that left `pending`,
+    /// and waking every waiter concerned.
+    fn after_update(&self, updated: &Updated, before: Option<&Request>) {
+        let main_was_pending = before.is_none_or(|b| b.state == State::Pending);
+        // Requests in `also_changed` were all pending (held) before this change.
+        let changed = std::iter::once((&updated.request, main_was_pending))
+            .chain(updated.also_changed.iter().map(|r| (r, true)));
+        for (req, was_pending) in changed {
+            if was_pending && req.state != State::Pending {
+                self.metrics.pending.dec();
+                self.count_closed(req);
+                if req.decision.effect == countersign_core::Effect::Review {
+                    let closed = req.closed_at.unwrap_or_else(|| self.clock.now());
+                    let waited =
+                        (closed - req.created_at).num_milliseconds().max(0) as f64 / 1000.0;
+                    self.metrics.decision_wait_seconds.observe(waited);
+                }
+            }
+            self.waiters.notify(&req.id);
+        }
+        self.outbox_wake.notify_one();
+    }
+
+    pub async fn cancel(&self, who: &Principal, id: &str) -> Result<Request, GatewayError> {
+        Ok(self.cancel_recorded(who, id).await?.request)
+    }
+
+    /// Cancels a request because the requester's client gave up or left, recording `reason`
+    /// (see [`Request::cancel_for`]).
+    pub async fn cancel_because(
+        &self,
+        who: &Principal,
+        id: &str,
+        why: countersign_core::Cancellation,
+        reason: &str,
+    ) -> Result<Request, GatewayError> {
+        let reason = reason.to_owned();
+        Ok(self
+            .cancel_with(who, id, Some((why, reason)))
+            .await?
+            .request)
+    }
+
+    /// [`Gateway::cancel`], also saying which audit entries recorded it (for a receipt).
+    pub async fn cancel_recorded(
+        &self,
+        who: &Principal,
+        id: &str,
+    ) -> Result<Recorded, GatewayError> {
+        self.cancel_with(who, id, None).await
+    }
+
+    async fn cancel_with(
+        &self,
+        who: &Principal,
+        id: &str,
+        why: Option<(countersign_core::Cancellation, String)>,
+    ) -> Result<Recorded, GatewayError> {
+        let now = self.clock.now();
+        let by = who.id.clone();
+        let change = Box::new(move |r: &mut Request| {
+            r.cancel_for(&by, now, why.as_ref().map(|(w, text)| (*w, text.as_str())))
+        });
+        let before = self.store.get_request(id).await?;
+        match before.as_ref() {
+            Some(r) if Self::visible(who, r) => {}
+            _ => return Err(GatewayError::NotFound("request")),
+        }
+        match self
+            .store
+            .update_request(id, who.id.as_str(), now, change)
+            .await?
+        {
+            Ok(updated) => {
+                self.after_update(&updated, before.as_ref());
+                Ok(Recorded {
+                    request: updated.request,
+                    audit_entries: updated.audit_entries,
+                })
+            }
+            Err(refusal) => Err(refusal.into()),
+        }
+    }
+
+    /// Redeems a grant: only the requester, only for the approved digest, at most as often as the
+    /// grant allows, never after it expires.
+    pub async fn redeem(
+        &self,
+        who: &Principal,
+        grant_id: &str,
+        digest: &str,
+    ) -> Result<Request, GatewayError> {
+        let digest: Digest =
+            digest
+                .parse()
+                .map_err(|e: countersign_core::digest::InvalidDigest| {
+                    GatewayError::BadInput("invalid_digest", e.to_string())
+                })?;
+        let id = request_id_for_grant(grant_id).ok_or(GatewayError::NotFound("grant"))?;
+        let before = self
+            .store
+            .get_request(&id)
+            .await?
+            .filter(|r| r.grant.as_ref().is_some_and(|g| g.id == grant_id))
+            .ok_or(GatewayError::NotFound("grant"))?;
+        self.redeem_request(who, &before, digest).await
+    }
+
+    /// Redeems the grant of `before` (the request as the caller last read it) with `digest`.
+    /// The store's transaction re-reads the request, so the core checks the grant, the digest
+    /// and the expiry against what is current.
+    pub async fn redeem_request(
+        &self,
+        who: &Principal,
+        before: &Request,
+        digest: Digest,
+    ) -> Result<Request, GatewayError> {
+        if before.requester.id != who.id {
+            return Err(Refusal::NotGrantHolder.into());
+        }
+        let now = self.clock.now();
+        let change = Box::new(move |r: &mut Request| r.redeem(&digest, now));
+        match self
+            .store
+            .update_request(&before.id, who.id.as_str(), now, change)
+            .await?
+        {
+            Ok(updated) => {
+                self.after_update(&updated, Some(before));
+                Ok(updated.request)
+            }
+            Err(refusal) => Err(refusal.into()),
+        }
+    }
+
+    /// Forgets that the call parked under `key` attaches to `req`: its caller has been
+    /// answered for good.
+    pub async fn unpark_call(
+        &self,
+        who: &Principal,
+        key: &Digest,
+        req: &Request,
+    ) -> Result<(), GatewayError> {
+        self.store.unpark_call(&who.id, key, &req.id).await?;
+        Ok(())
+    }
+
+    /// Pauses, resumes or stops a run (people only).
+    pub async fn set_run(
+        &self,
+        who: &Principal,
+        run: &str,
+        target: RunState,
+    ) -> Result<(countersign_core::Run, Vec<String>), GatewayError> {
+        if !who.is_person() {
+            return Err(GatewayError::Forbidden(
+                "people_only",
+                "only people can pause, resume or stop a run".into(),
+            ));
+        }
+        let probe = Action {
+            kind: "run.control".into(),
+            resource: "run".into(),
+            params: serde_json::json!({}),
+            justification: None,
+            run: Some(run.to_string()),
+            labels: Default::default(),
+        };
+        if probe.validate().is_err() {
+            return Err(GatewayError::BadInput(
+                "invalid_run",
+                "a run id is 1-200 characters of letters, digits, `.`, `_`, `-`, `:`".into(),
+            ));
+        }
+        let now = self.clock.now();
+        let change = self
+            .store
+            .set_run_state(run, target, &who.id, now)
+            .await??;
+        let mut ids = Vec::with_capacity(change.changed.len());
+        for req in &change.changed {
+            if req.state != State::Pending {
+                self.metrics.pending.dec();
+                self.count_closed(req);
+            }
+            self.waiters.notify(&req.id);
+            ids.push(req.id.clone());
+        }
+        self.outbox_wake.notify_one();
+        tracing::info!(run, principal = %who.id, state = ?change.run.state, "run changed");
+        Ok((change.run, ids))
+    }
+
+    pub async fn get_run(&self, run: &str) -> Result<countersign_core::Run, GatewayError> {
+        self.store
+            .get_run(run)
+            .await?
+            .ok_or(GatewayError::NotFound("run"))
+    }
+
+    /// Expires every pending request whose deadline has passed. Returns how many.
+    pub async fn expire_due(&self) -> Result<usize, GatewayError> {
+        let mut count = 0;
+        loop {
+            let due = self.store.due_requests(self.clock.now(), 100).await?;
+            if due.is_empty() {
+                return Ok(count);
+            }
+            let mut refused = 0;
+            for id in &due {
+                match self.expire(id).await {
+                    Ok(_) => count += 1,
+                    // A row that does not match its log (logged by the store) must not stop
+                    // the others from expiring.
+                    Err(GatewayError::Store(StoreError::Integrity(_))) => refused += 1,
+                    Err(e) => return Err(e),
+                }
+            }
+            if due.len() < 100 || refused == due.len() {
+                return Ok(count);
+            }
+        }
+    }
+
+    /// Sets the pending gauge from the store (at start, and periodically to correct drift).
+    pub async fn refresh_pending_gauge(&self) -> Result<(), GatewayError> {
+        let n = self
+            .store
+            .list_requests(&RequestQuery {
+                state: Some(State::Pending),
+                run: None,
+                requester: None,
+                limit: 500,
+                before: None,
+            })
+            .await?
+            .len();
+        self.metrics.pending.set(n as i64);
+        Ok(())
+    }
+}
+
+struct GaugeGuard<'a>(&'a prometheus_client::metrics::gauge::Gauge);
+
+impl Drop for GaugeGuard<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// The request of a submission made without parking (it is always new).
+fn new_only(submitted: Submission) -> Request {
+    match submitted {
+        Submission::New(req) | Submission::Attached(req) => req,
+    }
+}

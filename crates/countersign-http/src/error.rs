@@ -1,0 +1,151 @@
+//! The one place where failures become HTTP: a status, a stable machine code and a sentence a
+//! person can act on, as `{"error": {"code", "message"}}`. Storage failures are logged with
+//! detail and answered with a generic 500/503 so internals never leak.
+
+use crate::wire::{ErrorBody, ErrorDetail};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use countersign_app::auth::AuthError;
+use countersign_app::gateway::passkeys::PasskeyFailure;
+use countersign_app::gateway::{GatewayError, MfaFailure};
+use countersign_core::Refusal;
+use countersign_store::StoreError;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_string(),
+                message: self.message,
+            },
+        };
+        (self.status, axum::Json(body)).into_response()
+    }
+}
+
+/// A JSON body whose numbers or keys would mean two things (invariant 9).
+impl From<countersign_core::JsonTextError> for ApiError {
+    fn from(e: countersign_core::JsonTextError) -> Self {
+        ApiError::bad_request(e.code(), e.to_string())
+    }
+}
+
+fn refusal_status(r: &Refusal) -> StatusCode {
+    match r {
+        Refusal::SelfApproval
+        | Refusal::AgentCannotVote
+        | Refusal::NotAnApprover { .. }
+        | Refusal::MfaRequired
+        | Refusal::NotRequester
+        | Refusal::NotGrantHolder => StatusCode::FORBIDDEN,
+        Refusal::DigestMismatch { .. }
+        | Refusal::AlreadyVoted
+        | Refusal::RequestClosed(_)
+        | Refusal::RequestExpired
+        | Refusal::GrantUsed
+        | Refusal::NoGrant(_) => StatusCode::CONFLICT,
+        Refusal::GrantExpired => StatusCode::GONE,
+    }
+}
+
+fn passkey_status(p: PasskeyFailure) -> StatusCode {
+    match p {
+        PasskeyFailure::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        PasskeyFailure::NotEnrolled => StatusCode::BAD_REQUEST,
+        PasskeyFailure::Invalid | PasskeyFailure::Mismatch => StatusCode::FORBIDDEN,
+        PasskeyFailure::Replayed | PasskeyFailure::Duplicate => StatusCode::CONFLICT,
+        PasskeyFailure::Expired => StatusCode::GONE,
+    }
+}
+
+impl From<GatewayError> for ApiError {
+    fn from(e: GatewayError) -> Self {
+        match e {
+            GatewayError::Refused(r) => ApiError::new(refusal_status(&r), r.code(), r.to_string()),
+            GatewayError::InvalidAction(a @ countersign_core::ActionError::UnsafeNumber(_)) => {
+                ApiError::bad_request("imprecise_number", a.to_string())
+            }
+            GatewayError::InvalidAction(a) => {
+                ApiError::bad_request("invalid_action", a.to_string())
+            }
+            GatewayError::BadInput(code, message) => ApiError::bad_request(code, message),
+            GatewayError::NotFound(what) => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("no such {what} (or you may not see it)"),
+            ),
+            GatewayError::Forbidden(code, message) => {
+                ApiError::new(StatusCode::FORBIDDEN, code, message)
+            }
+            GatewayError::Run(r) => {
+                ApiError::new(StatusCode::CONFLICT, "run_stopped", r.to_string())
+            }
+            GatewayError::Mfa(m) => {
+                let (status, code) = match m {
+                    MfaFailure::NotEnrolled => (StatusCode::BAD_REQUEST, "mfa_not_enrolled"),
+                    MfaFailure::Invalid => (StatusCode::FORBIDDEN, "mfa_invalid"),
+                    MfaFailure::Reused => (StatusCode::FORBIDDEN, "mfa_reused"),
+                    MfaFailure::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "mfa_rate_limited"),
+                };
+                ApiError::new(status, code, m.to_string())
+            }
+            GatewayError::Passkey(p) => ApiError::new(passkey_status(p), p.code(), p.to_string()),
+            GatewayError::Store(StoreError::NotFound) => {
+                ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such request")
+            }
+            GatewayError::Store(StoreError::Integrity(why)) => {
+                // The store has already logged it as an error; the caller learns only that the
+                // gateway refused, and which request to ask an operator about.
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "integrity_error",
+                    format!(
+                        "the gateway refused to act: {why}, so its stored state does not match \
+                         its audit log; nothing was changed, ask an operator to run \
+                         `countersign audit verify`"
+                    ),
+                )
+            }
+            GatewayError::Store(e) => {
+                tracing::error!(error = %e, "storage failure");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "storage_unavailable",
+                    "the gateway could not reach its database; nothing was changed, try again",
+                )
+            }
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        let code = match e {
+            AuthError::Missing => "unauthenticated",
+            AuthError::Invalid => "invalid_key",
+            AuthError::UnknownPrincipal => "unknown_principal",
+        };
+        ApiError::new(StatusCode::UNAUTHORIZED, code, e.to_string())
+    }
+}

@@ -1,0 +1,265 @@
+//! Handlers for actions, requests, votes and grants.
+
+use super::ApiState;
+use super::error::ApiError;
+use super::extract::{Caller, JsonBody};
+use crate::wire::{ActionBody, RedeemBody, RedeemView, RequestList, RequestView, VoteBody};
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use countersign_core::{Channel, State as RequestState};
+use countersign_store::RequestQuery;
+use futures::Stream;
+use serde::Deserialize;
+use std::convert::Infallible;
+use std::time::Duration;
+
+fn view(state: &ApiState, req: &countersign_core::Request) -> RequestView {
+    RequestView::new(req, &state.gateway.public_url)
+}
+
+/// The view of a committed change with its receipt. The change is done whatever happens here:
+/// a receipt that cannot be made is left out (and logged), not turned into an error.
+async fn with_receipt(
+    state: &ApiState,
+    req: &countersign_core::Request,
+    entries: &[u64],
+) -> RequestView {
+    let mut v = view(state, req);
+    if entries.is_empty() {
+        return v;
+    }
+    match state
+        .audit
+        .evidence(entries, state.gateway.clock.now())
+        .await
+    {
+        Ok(evidence) => v.receipt = Some(evidence.into()),
+        Err(e) => tracing::warn!(request = %req.id, error = %e, "could not make a receipt"),
+    }
+    v
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitQuery {
+    /// `true`: answer with a receipt of the submission's audit entries.
+    receipt: Option<bool>,
+}
+
+pub async fn submit(
+    State(state): State<ApiState>,
+    Caller(caller): Caller,
+    q: Result<Query<SubmitQuery>, axum::extract::rejection::QueryRejection>,
+    JsonBody(body): JsonBody<ActionBody>,
+) -> Result<(StatusCode, Json<RequestView>), ApiError> {
+    let q = query(q)?;
+    let req = state.gateway.submit(&caller, body.into_action()?).await?;
+    if q.receipt != Some(true) {
+        return Ok((StatusCode::CREATED, Json(view(&state, &req))));
+    }
+    let entries = state
+        .gateway
+        .store
+        .request_audit_seqs(&req.id)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    Ok((
+        StatusCode::CREATED,
+        Json(with_receipt(&state, &req, &entries).await),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShowQuery {
+    wait: Option<String>,
+}
+
+/// `30s`, `2m`, or a bare number of seconds.
+fn parse_wait(s: &str) -> Result<Duration, ApiError> {
+    let bad = || {
+        ApiError::bad_request(
+            "invalid_wait",
+            format!("`wait={s}` is not a duration like 30s or 2m (at most 5m)"),
+        )
+    };
+    let d = match s.parse::<u64>() {
+        Ok(secs) => Duration::from_secs(secs),
+        Err(_) => humantime::parse_duration(s).map_err(|_| bad())?,
+    };
+    if d > countersign_app::gateway::MAX_WAIT {
+        return Err(bad());
+    }
+    Ok(d)
+}
+
+fn query<T>(q: Result<Query<T>, axum::extract::rejection::QueryRejection>) -> Result<T, ApiError> {
+    q.map(|Query(q)| q)
+        .map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))
+}
+
+pub async fn show(
+    State(state): State<ApiState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+    q: Result<Query<ShowQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<RequestView>, ApiError> {
+    let q = query(q)?;
+    let req = match q.wait.as_deref() {
+        Some(w) => {
+            let wait = parse_wait(w)?;
+            state.gateway.wait(&caller, &id, wait).await?
+        }
+        None => state.gateway.get(&caller, &id).await?,
+    };
+    Ok(Json(view(&state, &req)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    state: Option<String>,
+    run: Option<String>,
+    limit: Option<u32>,
+    before: Option<String>,
+}
+
+pub async fn list(
+    State(state): State<ApiState>,
+    Caller(caller): Caller,
+    q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<RequestList>, ApiError> {
+    let q = query(q)?;
+    let wanted_state = match q.state.as_deref() {
+        None | Some("all") => None,
+        Some(s) => Some(RequestState::parse(s).ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_query",
+                format!("`state={s}` is not one of pending, approved, denied, expired, cancelled, executed, failed, all"),
+            )
+        })?),
+    };
+    let limit = q.limit.unwrap_or(50).clamp(1, 500);
+    let requests = state
+        .gateway
+        .list(
+            &caller,
+            RequestQuery {
+                state: wanted_state,
+                run: q.run,
+                requester: None,
+                limit,
+                before: q.before,
+            },
+        )
+        .await?;
+    let next = (requests.len() as u32 == limit)
+        .then(|| requests.last().map(|r| r.id.clone()))
+        .flatten();
+    Ok(Json(RequestList {
+        requests: requests.iter().map(|r| view(&state, r)).collect(),
+        next,
+    }))
+}
+
+pub async fn vote(
+    State(state): State<ApiState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<VoteBody>,
+) -> Result<Json<RequestView>, ApiError> {
+    match state
+        .gateway
+        .vote_recorded(&caller, &id, body.into_vote()?, Channel::Api)
+        .await
+    {
+        Ok(done) => Ok(Json(
+            with_receipt(&state, &done.request, &done.audit_entries).await,
+        )),
+        Err(e) => {
+            let e = ApiError::from(e);
+            state.gateway.metrics.refusal(e.code);
+            Err(e)
+        }
+    }
+}
+
+pub async fn cancel(
+    State(state): State<ApiState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<RequestView>, ApiError> {
+    let done = state.gateway.cancel_recorded(&caller, &id).await?;
+    Ok(Json(
+        with_receipt(&state, &done.request, &done.audit_entries).await,
+    ))
+}
+
+pub async fn redeem(
+    State(state): State<ApiState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<RedeemBody>,
+) -> Result<Json<RedeemView>, ApiError> {
+    let req = state.gateway.redeem(&caller, &id, &body.digest).await?;
+    let v = view(&state, &req);
+    let grant = v.grant.ok_or_else(|| {
+        ApiError::new(StatusCode::CONFLICT, "no_grant", "the request has no grant")
+    })?;
+    Ok(Json(RedeemView {
+        grant,
+        request: req.id,
+        digest: v.digest,
+    }))
+}
+
+/// Server-sent events: one `request` event with the request now, then one per change, until it
+/// reaches a final state.
+pub async fn events(
+    State(state): State<ApiState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let first = state.gateway.get(&caller, &id).await?;
+    let stream = futures::stream::unfold(
+        (state, caller, id, Some(first), false),
+        |(state, caller, id, pending_first, done)| async move {
+            if done {
+                return None;
+            }
+            let req = match pending_first {
+                Some(r) => r,
+                None => loop {
+                    match state
+                        .gateway
+                        .wait(&caller, &id, countersign_app::gateway::MAX_WAIT)
+                        .await
+                    {
+                        Ok(r) if r.state == RequestState::Pending => continue,
+                        Ok(r) => break r,
+                        Err(e) => {
+                            let err = ApiError::from(e);
+                            let ev = Event::default()
+                                .event("error")
+                                .data(format!("{{\"code\":\"{}\"}}", err.code));
+                            return Some((Ok(ev), (state, caller, id, None, true)));
+                        }
+                    }
+                },
+            };
+            // The stream ends with the decision; a pending request gets one more event.
+            let finished = req.state != RequestState::Pending;
+            let body = serde_json::to_string(&view(&state, &req)).unwrap_or_default();
+            let ev = Event::default()
+                .event("request")
+                .id(req.state.as_str())
+                .data(body);
+            Some((Ok(ev), (state, caller, id, None, finished)))
+        },
+    );
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}

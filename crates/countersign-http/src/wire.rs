@@ -1,0 +1,262 @@
+//! The wire types of the HTTP API: what clients send and what they get back. The CLI reuses
+//! them, so the two can never disagree about a field.
+
+use countersign_app::gateway::{CastVote, GatewayError};
+use countersign_core::{Action, Clause, Decision, Principal, Request, State, Vote};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// `POST /v1/actions`. The requester is whoever authenticated; a body that tries to name one is
+/// refused (`requester` is accepted only to be rejected with a clear message).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActionBody {
+    pub kind: String,
+    pub resource: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub params: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub justification: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing)]
+    pub requester: Option<serde_json::Value>,
+}
+
+impl ActionBody {
+    /// The action to submit. Refuses a body that names its own requester
+    /// (`requester_not_allowed`): the requester is whoever authenticates.
+    pub fn into_action(self) -> Result<Action, GatewayError> {
+        if self.requester.is_some() {
+            return Err(GatewayError::Forbidden(
+                "requester_not_allowed",
+                "the requester is whoever authenticates; remove `requester` from the body".into(),
+            ));
+        }
+        Ok(Action {
+            kind: self.kind,
+            resource: self.resource,
+            params: self
+                .params
+                .unwrap_or_else(|| serde_json::Value::Object(Default::default())),
+            justification: self.justification,
+            run: self.run,
+            labels: self.labels,
+        })
+    }
+}
+
+/// `POST /v1/requests/{id}/votes`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VoteBody {
+    pub decision: countersign_core::VoteDecision,
+    /// The digest the approver was shown; must equal the request's.
+    pub digest: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    /// A TOTP code, when the rule requires MFA.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub otp: Option<String>,
+}
+
+impl VoteBody {
+    /// The vote to cast (`CastVote::parse`: the digest must be one, the comment not too long).
+    pub fn into_vote(self) -> Result<CastVote, GatewayError> {
+        CastVote::parse(self.decision, &self.digest, self.comment, self.otp)
+    }
+}
+
+/// `POST /v1/grants/{id}/redeem`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedeemBody {
+    pub digest: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GrantView {
+    pub id: String,
+    pub expires_at: String,
+    pub max_uses: u32,
+    pub uses: u32,
+}
+
+/// A request as the API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RequestView {
+    pub id: String,
+    pub digest: String,
+    pub state: State,
+    pub held: bool,
+    pub requester: Principal,
+    pub action: Action,
+    pub decision: Decision,
+    /// What is still needed before approval (pending reviews only).
+    pub remaining: Vec<Clause>,
+    pub votes: Vec<Vote>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant: Option<GrantView>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review_url: Option<String>,
+    pub created_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closed_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome_code: Option<String>,
+    /// Proof that this change is in the audit log: on vote and cancel responses, and on
+    /// submissions made with `?receipt=true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<Receipt>,
+}
+
+/// Where the audit entries recording a change sit in the Merkle log: each entry's index, leaf
+/// hash and inclusion proof (base64) in the tree of `tree_size` entries, and the signed
+/// checkpoint (a C2SP signed note) of that tree.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Receipt {
+    pub entries: Vec<ReceiptEntry>,
+    pub tree_size: u64,
+    pub checkpoint: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ReceiptEntry {
+    pub index: u64,
+    pub leaf_hash: String,
+    pub inclusion_proof: Vec<String>,
+}
+
+impl From<countersign_audit::attestation::AuditEvidence> for Receipt {
+    fn from(e: countersign_audit::attestation::AuditEvidence) -> Self {
+        Receipt {
+            entries: e
+                .entries
+                .into_iter()
+                .map(|p| ReceiptEntry {
+                    index: p.index,
+                    leaf_hash: p.leaf_hash,
+                    inclusion_proof: p.inclusion_proof,
+                })
+                .collect(),
+            tree_size: e.tree_size,
+            checkpoint: e.checkpoint,
+        }
+    }
+}
+
+/// `GET /v1/audit/entries/{index}/proof`: the inclusion proof of one entry.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InclusionProofView {
+    pub index: u64,
+    pub size: u64,
+    /// base64 of the entry's leaf hash.
+    pub leaf_hash: String,
+    /// base64 hashes, leaf-most first (RFC 9162 §2.1.3).
+    pub hashes: Vec<String>,
+}
+
+/// `GET /v1/audit/consistency`: the consistency proof between two tree sizes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConsistencyProofView {
+    pub from: u64,
+    pub to: u64,
+    /// base64 hashes (RFC 9162 §2.1.4).
+    pub hashes: Vec<String>,
+}
+
+pub fn timestamp(t: &countersign_core::Timestamp) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+impl RequestView {
+    pub fn new(req: &Request, public_url: &str) -> Self {
+        Self {
+            id: req.id.clone(),
+            digest: req.digest.to_string(),
+            state: req.state,
+            held: req.held,
+            requester: req.requester.clone(),
+            action: req.action.clone(),
+            decision: req.decision.clone(),
+            remaining: req.remaining(),
+            votes: req.votes.clone(),
+            grant: req.grant.as_ref().map(|g| GrantView {
+                id: g.id.clone(),
+                expires_at: timestamp(&g.expires_at),
+                max_uses: g.max_uses,
+                uses: g.uses,
+            }),
+            review_url: (req.decision.effect == countersign_core::Effect::Review)
+                .then(|| format!("{public_url}/console/requests/{}", req.id)),
+            created_at: timestamp(&req.created_at),
+            expires_at: req.expires_at.as_ref().map(timestamp),
+            closed_at: req.closed_at.as_ref().map(timestamp),
+            outcome: req.outcome.clone(),
+            outcome_code: req.outcome_code.clone(),
+            receipt: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RequestList {
+    pub requests: Vec<RequestView>,
+    /// Pass as `before` to get the next page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RedeemView {
+    pub grant: GrantView,
+    pub request: String,
+    pub digest: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunView {
+    pub id: String,
+    pub state: countersign_core::RunState,
+    pub updated_by: String,
+    pub updated_at: String,
+    /// Requests whose state changed because of this run change.
+    #[serde(default)]
+    pub changed: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WhoAmI {
+    pub principal: Principal,
+}
+
+/// `POST /v1/mfa/totp` (an empty body is `{}`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MfaEnrollBody {
+    /// A current one-time code, required when the caller already has a second factor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub otp: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MfaEnrollment {
+    pub otpauth_uri: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    pub code: String,
+    pub message: String,
+}

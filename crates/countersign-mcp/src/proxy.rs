@@ -1,0 +1,630 @@
+//! The agent-facing MCP server: one flat view of all upstreams, where every request that
+//! reaches an upstream with more than a listing (`tools/call`, `resources/read`,
+//! `prompts/get`, `completion/complete`, `resources/subscribe`/`unsubscribe`) is an action
+//! under policy (`actions::Planned`), and what is forwarded is rebuilt from the recorded action
+//! (`actions::forward`), never taken from the agent's request. Listings pass through.
+
+use super::Mcp;
+use super::actions::{self, Forward, Planned};
+use super::answers::{
+    META_REQUEST, not_a, refused_error, refused_meta, tool_error, unknown_task, upstream_error,
+};
+use super::authorize::{Holding, Submitted, authorize, parking_key, review_url, settle, submit};
+use super::caller::{self, Caller, META_JUSTIFICATION, action, caller, meta_of};
+use super::conform;
+use super::hub::Change;
+use super::naming;
+use super::tasks::TaskHold;
+use super::upstream::{Upstream, UpstreamError};
+use countersign_core::State;
+use futures::future::join_all;
+use rmcp::model::SubscriptionFilter;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, CancelTaskParams,
+    CompleteRequestParams, CompleteResult, ContentBlock, CreateTaskResult, GetPromptRequestParams,
+    GetPromptResponse, GetTaskParams, GetTaskResult, Implementation, InitializeResult,
+    ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
+    MetaObject, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, Reference,
+    RequestMetaObject, ServerCapabilities, SubscribeRequestParams, UnsubscribeRequestParams,
+};
+use rmcp::service::{
+    NotificationContext, RequestContext, ServiceError, SubscriptionContext, SubscriptionSendError,
+};
+use rmcp::{ErrorData, Peer, RoleClient, RoleServer, ServerHandler};
+use serde_json::json;
+use std::sync::Arc;
+
+/// One agent session (or one request, for stateless clients).
+pub struct Session {
+    pub mcp: Arc<Mcp>,
+}
+
+/// Sends the approved call upstream: the request rebuilt from the recorded action, with only
+/// the gateway's own progress token added.
+async fn forward_call(
+    mcp: &Mcp,
+    approved: &countersign_core::Request,
+    meta: Option<RequestMetaObject>,
+) -> Result<CallToolResponse, ErrorData> {
+    let (upstream, Forward::CallTool(mut forward)) = mcp.forward_of(approved)? else {
+        return Err(not_a(approved, "tool call"));
+    };
+    forward.meta = meta;
+    match upstream
+        .request(|peer| async move { peer.call_tool_once(forward).await })
+        .await
+    {
+        Ok(response) => Ok(conform::tool_result(response)),
+        Err(UpstreamError::Protocol(e)) => Err(e),
+        Err(e) => Ok(tool_error(
+            e.to_string(),
+            Some(MetaObject(
+                [(META_REQUEST.to_string(), json!(approved.id))]
+                    .into_iter()
+                    .collect(),
+            )),
+        )),
+    }
+}
+
+impl Session {
+    /// Answers a held call with a task, and goes on waiting, redeeming and forwarding in the
+    /// background.
+    fn start_task(&self, caller: Caller, submitted: Submitted) -> CallToolResponse {
+        let id = submitted.request.id.clone();
+        // The same call made again while its task runs: the same task.
+        if let Some(slot) = self.mcp.tasks.get(&id, &caller.who.id) {
+            return CallToolResponse::Task(CreateTaskResult::new(slot.seed(&id)));
+        }
+        let link = review_url(&self.mcp.gateway, &id);
+        let slot = self.mcp.tasks.start(
+            &id,
+            caller.who.id.clone(),
+            format!("Waiting for approval: {link}"),
+        );
+        let seed = slot.seed(&id);
+        let mcp = self.mcp.clone();
+        tokio::spawn(async move {
+            let mut hold = TaskHold(slot.clone());
+            // A task is never answered "pending": it waits until decided.
+            let holding = Holding {
+                hold_for: None,
+                ..mcp.holding(&caller.who.id)
+            };
+            match settle(&mcp.gateway, &caller.who, submitted, holding, &mut hold).await {
+                Err(refused) if slot.cancel.is_cancelled() => slot.cancelled(refused.message),
+                Err(refused) => {
+                    let meta = refused_meta(&refused);
+                    let mut result =
+                        CallToolResult::error(vec![ContentBlock::text(refused.message)]);
+                    result.meta = meta;
+                    slot.complete(&result);
+                }
+                Ok(approved) => match forward_call(&mcp, &approved, None).await {
+                    Ok(CallToolResponse::Complete(result)) => slot.complete(&result),
+                    Ok(_) => slot.fail(&ErrorData::internal_error(conform::INPUT_REQUIRED, None)),
+                    Err(e) => slot.fail(&e),
+                },
+            }
+        });
+        CallToolResponse::Task(CreateTaskResult::new(seed))
+    }
+
+    fn upstream(&self, server: &str) -> Option<&Arc<Upstream>> {
+        self.mcp.upstream(server)
+    }
+
+    /// Asks every upstream at once. Upstreams that do not offer the method are left out
+    /// quietly; failing ones are left out with a warning.
+    async fn ask_every<T, F, Fut>(&self, method: &str, ask: F) -> Vec<(&Arc<Upstream>, T)>
+    where
+        F: Fn(Peer<RoleClient>) -> Fut,
+        Fut: std::future::Future<Output = Result<T, ServiceError>>,
+    {
+        let ask = &ask;
+        let answers = join_all(
+            self.mcp
+                .upstreams
+                .iter()
+                .map(|u| async move { (u, u.request(ask).await) }),
+        )
+        .await;
+        let mut out = vec![];
+        for (u, got) in answers {
+            match got {
+                Ok(value) => out.push((u, value)),
+                Err(UpstreamError::Protocol(_)) => {}
+                Err(e) => tracing::warn!(upstream = %u.name, error = %e, "{method} failed"),
+            }
+        }
+        out
+    }
+
+    /// The upstream serving `uri`, or the error for a resource nobody offers.
+    async fn routed(&self, uri: &str) -> Result<Arc<Upstream>, ErrorData> {
+        self.owner_of(uri)
+            .await
+            .ok_or_else(|| ErrorData::resource_not_found(format!("unknown resource `{uri}`"), None))
+    }
+
+    /// The one gate for every upstream-bound request but `tools/call` (which may answer with a
+    /// task instead of waiting): `planned` is submitted under policy, waited on while people
+    /// decide, and its grant redeemed; what comes back is the request rebuilt from the
+    /// recorded action, and the upstream it names.
+    async fn authorized(
+        &self,
+        planned: Planned,
+        meta: Option<&RequestMetaObject>,
+        ctx: &RequestContext<RoleServer>,
+    ) -> Result<(Arc<Upstream>, Forward), ErrorData> {
+        let caller = caller(ctx, meta)?;
+        let body = action(planned, &caller, meta_of(meta, ctx, META_JUSTIFICATION));
+        let mut hold = caller::hold(&self.mcp.liveness, ctx);
+        let holding = self.mcp.holding(&caller.who.id);
+        let approved = authorize(
+            &self.mcp.gateway,
+            &caller.who,
+            body,
+            holding,
+            caller.session_run,
+            &mut hold,
+        )
+        .await
+        .map_err(refused_error)?;
+        self.mcp.forward_of(&approved)
+    }
+
+    /// The upstream that serves `uri`: the one that listed it, else the one whose template
+    /// covers it, else the only upstream with resources.
+    async fn owner_of(&self, uri: &str) -> Option<Arc<Upstream>> {
+        if let Some(u) = self.mcp.resource_owner(uri) {
+            return Some(u);
+        }
+        // Learn the listings once, then ask again.
+        self.list_all_resources().await;
+        self.list_all_templates().await;
+        self.mcp.resource_owner(uri)
+    }
+
+    async fn list_all_resources(&self) -> Vec<rmcp::model::Resource> {
+        let mut out = vec![];
+        for (u, resources) in self
+            .ask_every("resources/list", |peer| async move {
+                peer.list_all_resources().await
+            })
+            .await
+        {
+            self.mcp
+                .learn_resources(&u.name, resources.iter().map(|r| r.uri.as_str()));
+            out.extend(resources);
+        }
+        out
+    }
+
+    async fn list_all_templates(&self) -> Vec<rmcp::model::ResourceTemplate> {
+        let mut out = vec![];
+        for (u, templates) in self
+            .ask_every("resources/templates/list", |peer| async move {
+                peer.list_all_resource_templates().await
+            })
+            .await
+        {
+            self.mcp
+                .learn_templates(&u.name, templates.iter().map(|t| t.uri_template.as_str()));
+            out.extend(templates);
+        }
+        out
+    }
+}
+
+impl ServerHandler for Session {
+    fn get_info(&self) -> InitializeResult {
+        let capabilities = ServerCapabilities::builder()
+            .enable_tools()
+            .enable_tool_list_changed()
+            .enable_resources()
+            .enable_resources_list_changed()
+            .enable_resources_subscribe()
+            .enable_prompts()
+            .enable_prompts_list_changed()
+            .enable_completions()
+            .enable_tasks()
+            .build();
+        let mut info = InitializeResult::new(capabilities);
+        info.server_info = Implementation::new("countersign", env!("CARGO_PKG_VERSION"));
+        info.instructions = Some(
+            "Countersign gateway. Tools are named <server>__<tool>. Every tool call is checked \
+             against policy: it runs at once, is refused with the reason, or waits until a \
+             person approves exactly these arguments. Say why in _meta \
+             \"io.countersign/justification\"."
+                .into(),
+        );
+        info
+    }
+
+    async fn on_initialized(&self, ctx: NotificationContext<RoleServer>) {
+        // Pass the upstreams' "list changed" announcements on to this session.
+        let mut changes = self.mcp.hub.subscribe();
+        let peer = ctx.peer.clone();
+        tokio::spawn(async move {
+            loop {
+                let change = tokio::select! {
+                    c = changes.recv() => c,
+                    () = tokio::time::sleep(std::time::Duration::from_secs(30)) => {
+                        if peer.is_transport_closed() { break; }
+                        continue;
+                    }
+                };
+                let sent = match change {
+                    Ok(Change::Tools) => peer.notify_tool_list_changed().await,
+                    Ok(Change::Resources) => peer.notify_resource_list_changed().await,
+                    Ok(Change::Prompts) => peer.notify_prompt_list_changed().await,
+                    Ok(Change::ResourceUpdated(p)) => peer.notify_resource_updated(p).await,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => Ok(()),
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                };
+                if sent.is_err() {
+                    break;
+                }
+            }
+        });
+    }
+
+    /// Agents on 2026-07-28 have no session to be told of list changes on: they ask with
+    /// `subscriptions/listen`. List changes carry names only and pass through; updates of a
+    /// resource's content are left out (on older protocols they need `resources/subscribe`, an
+    /// action under policy, and there is no such action for a 2026 subscription).
+    fn accepted_subscription_filter(
+        &self,
+        requested: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
+        let mut accepted = requested.clone();
+        accepted.resource_subscriptions = None;
+        Some(accepted)
+    }
+
+    async fn listen(&self, subscription: SubscriptionContext) -> Result<(), ErrorData> {
+        let mut changes = self.mcp.hub.subscribe();
+        let sink = subscription.sink();
+        loop {
+            let change = tokio::select! {
+                () = subscription.cancelled() => return Ok(()),
+                change = changes.recv() => change,
+            };
+            let sent = match change {
+                Ok(Change::Tools) => sink.notify_tool_list_changed().await,
+                Ok(Change::Resources) => sink.notify_resource_list_changed().await,
+                Ok(Change::Prompts) => sink.notify_prompt_list_changed().await,
+                Ok(Change::ResourceUpdated(_))
+                | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => Ok(()),
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return Ok(()),
+            };
+            match sent {
+                // A category this agent did not ask for.
+                Ok(()) | Err(SubscriptionSendError::NotificationNotAccepted(_)) => {}
+                Err(_) => return Ok(()),
+            }
+        }
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let caller = caller(&ctx, None)?;
+        let lists = join_all(
+            self.mcp
+                .upstreams
+                .iter()
+                .map(|u| async move { (u, u.tools().await) }),
+        )
+        .await;
+        let policy = self.mcp.gateway.policy.current();
+        let mut out = vec![];
+        for (u, got) in lists {
+            match got {
+                Ok(tools) => {
+                    for tool in tools.iter() {
+                        if self.mcp.hide_denied_tools
+                            && policy.always_denies(
+                                &caller.who,
+                                &naming::tool_kind(&u.name, &tool.name),
+                                &naming::tool_resource(&u.name, &tool.name),
+                            )
+                        {
+                            continue;
+                        }
+                        let mut tool = tool.clone();
+                        tool.name = naming::qualify(&u.name, &tool.name).into();
+                        out.push(tool);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(upstream = %u.name, error = %e, "tools/list failed; its tools are left out")
+                }
+            }
+        }
+        Ok(ListToolsResult::with_all_items(out))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let caller = caller(&ctx, request.meta.as_ref())?;
+        let unknown = || {
+            ErrorData::invalid_params(
+                format!(
+                    "unknown tool `{}`; tools are named <server>__<tool> (see tools/list)",
+                    request.name
+                ),
+                None,
+            )
+        };
+        let (server, tool) = naming::split(&request.name).ok_or_else(unknown)?;
+        let upstream = self.upstream(server).ok_or_else(unknown)?.clone();
+        actions::refuse_unrecorded(
+            request.input_responses.as_ref(),
+            request.request_state.as_deref(),
+        )?;
+        // Ask people only about tools that exist.
+        match upstream.tools().await {
+            Ok(tools) if tools.iter().any(|t| t.name == tool) => {}
+            Ok(_) => return Err(unknown()),
+            Err(e) => return Ok(tool_error(e.to_string(), None)),
+        }
+        let planned = Planned::tool_call(server, tool, request.arguments);
+        let justification = meta_of(request.meta.as_ref(), &ctx, META_JUSTIFICATION);
+        let body = action(planned, &caller, justification);
+        let holding = self.mcp.holding(&caller.who.id);
+        let key = parking_key(holding, &caller.who, &body, caller.session_run);
+        let submitted = match submit(&self.mcp.gateway, &caller.who, body, key).await {
+            Ok(submitted) => submitted,
+            Err(refused) => {
+                let meta = refused_meta(&refused);
+                return Ok(tool_error(refused.message, meta));
+            }
+        };
+        let tasks_ok = ctx
+            .client_capabilities()
+            .is_some_and(|c| c.supports_tasks());
+        if submitted.request.state == State::Pending && tasks_ok {
+            return Ok(self.start_task(caller, submitted));
+        }
+        let mut hold = caller::hold(&self.mcp.liveness, &ctx);
+        let approved = match settle(
+            &self.mcp.gateway,
+            &caller.who,
+            submitted,
+            holding,
+            &mut hold,
+        )
+        .await
+        {
+            Ok(req) => req,
+            Err(refused) => {
+                let meta = refused_meta(&refused);
+                return Ok(tool_error(refused.message, meta));
+            }
+        };
+        // The only thing added to the recorded call: our own progress token, routed back.
+        let route = ctx
+            .meta
+            .get_progress_token()
+            .map(|token| self.mcp.hub.route_progress(ctx.peer.clone(), token));
+        let meta = route
+            .as_ref()
+            .map(|r| RequestMetaObject::with_progress_token(r.token.clone()));
+        forward_call(&self.mcp, &approved, meta).await
+    }
+
+    async fn get_task(
+        &self,
+        request: GetTaskParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<GetTaskResult, ErrorData> {
+        let caller = caller(&ctx, None)?;
+        let slot = self
+            .mcp
+            .tasks
+            .get(&request.task_id, &caller.who.id)
+            .ok_or_else(|| unknown_task(&request.task_id))?;
+        Ok(GetTaskResult::new(slot.detailed(&request.task_id)))
+    }
+
+    async fn cancel_task(
+        &self,
+        request: CancelTaskParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let caller = caller(&ctx, None)?;
+        let slot = self
+            .mcp
+            .tasks
+            .get(&request.task_id, &caller.who.id)
+            .ok_or_else(|| unknown_task(&request.task_id))?;
+        slot.cancel.cancel();
+        Ok(())
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        Ok(ListResourcesResult::with_all_items(
+            self.list_all_resources().await,
+        ))
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        Ok(ListResourceTemplatesResult::with_all_items(
+            self.list_all_templates().await,
+        ))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        actions::refuse_unrecorded(
+            request.input_responses.as_ref(),
+            request.request_state.as_deref(),
+        )?;
+        let upstream = self.owner_of(&request.uri).await.ok_or_else(|| {
+            ErrorData::resource_not_found(
+                format!("no MCP server behind this gateway offers `{}`", request.uri),
+                None,
+            )
+        })?;
+        let planned = Planned::resource(actions::RESOURCE_READ, &upstream.name, &request.uri);
+        let (upstream, forward) = self
+            .authorized(planned, request.meta.as_ref(), &ctx)
+            .await?;
+        let Forward::ReadResource(forward) = forward else {
+            return Err(ErrorData::internal_error("not a resource read", None));
+        };
+        upstream
+            .request(|peer| async move { peer.read_resource_once(forward).await })
+            .await
+            .map_err(upstream_error)
+            .and_then(conform::resource)
+    }
+
+    #[allow(deprecated)]
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let upstream = self.routed(&request.uri).await?;
+        let planned = Planned::resource(actions::RESOURCE_SUBSCRIBE, &upstream.name, &request.uri);
+        let (upstream, forward) = self
+            .authorized(planned, request.meta.as_ref(), &ctx)
+            .await?;
+        let Forward::Subscribe(forward) = forward else {
+            return Err(ErrorData::internal_error("not a subscription", None));
+        };
+        upstream
+            .request(|peer| async move { peer.subscribe(forward).await })
+            .await
+            .map_err(upstream_error)
+    }
+
+    #[allow(deprecated)]
+    async fn unsubscribe(
+        &self,
+        request: UnsubscribeRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let upstream = self.routed(&request.uri).await?;
+        let planned =
+            Planned::resource(actions::RESOURCE_UNSUBSCRIBE, &upstream.name, &request.uri);
+        let (upstream, forward) = self
+            .authorized(planned, request.meta.as_ref(), &ctx)
+            .await?;
+        let Forward::Unsubscribe(forward) = forward else {
+            return Err(ErrorData::internal_error("not an unsubscription", None));
+        };
+        upstream
+            .request(|peer| async move { peer.unsubscribe(forward).await })
+            .await
+            .map_err(upstream_error)
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        let mut out = vec![];
+        for (u, prompts) in self
+            .ask_every("prompts/list", |peer| async move {
+                peer.list_all_prompts().await
+            })
+            .await
+        {
+            out.extend(prompts.into_iter().map(|mut p| {
+                p.name = naming::qualify(&u.name, &p.name);
+                p
+            }));
+        }
+        Ok(ListPromptsResult::with_all_items(out))
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        let unknown = || {
+            ErrorData::invalid_params(
+                format!(
+                    "unknown prompt `{}`; prompts are named <server>__<prompt>",
+                    request.name
+                ),
+                None,
+            )
+        };
+        let (server, name) = naming::split(&request.name).ok_or_else(unknown)?;
+        self.upstream(server).ok_or_else(unknown)?;
+        actions::refuse_unrecorded(
+            request.input_responses.as_ref(),
+            request.request_state.as_deref(),
+        )?;
+        let planned = Planned::prompt(server, name, request.arguments.clone());
+        let (upstream, forward) = self
+            .authorized(planned, request.meta.as_ref(), &ctx)
+            .await?;
+        let Forward::GetPrompt(forward) = forward else {
+            return Err(ErrorData::internal_error("not a prompt", None));
+        };
+        upstream
+            .request(|peer| async move { peer.get_prompt_once(forward).await })
+            .await
+            .map_err(upstream_error)
+            .and_then(conform::prompt)
+    }
+
+    async fn complete(
+        &self,
+        mut request: CompleteRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, ErrorData> {
+        let upstream = match &mut request.r#ref {
+            Reference::Prompt(prompt) => {
+                let (server, name) = naming::split(&prompt.name)
+                    .map(|(s, n)| (s.to_string(), n.to_string()))
+                    .ok_or_else(|| ErrorData::invalid_params("unknown prompt", None))?;
+                prompt.name = name;
+                self.upstream(&server).cloned()
+            }
+            Reference::Resource(resource) => self.owner_of(&resource.uri).await,
+            _ => None,
+        }
+        .ok_or_else(|| {
+            ErrorData::invalid_params("nothing behind this gateway completes that", None)
+        })?;
+        let planned = Planned::completion(&upstream.name, &request).ok_or_else(|| {
+            ErrorData::invalid_params("nothing behind this gateway completes that", None)
+        })?;
+        let (upstream, forward) = self
+            .authorized(planned, request.meta.as_ref(), &ctx)
+            .await?;
+        let Forward::Complete(forward) = forward else {
+            return Err(ErrorData::internal_error("not a completion", None));
+        };
+        upstream
+            .request(|peer| async move { peer.complete(forward).await })
+            .await
+            .map(conform::completion)
+            .map_err(upstream_error)
+    }
+}
