@@ -6,8 +6,9 @@
 //! The default implementation is [`SqliteStore`] (an embedded file, one writer thread with
 //! group commit); [`PgStore`] keeps the same data in PostgreSQL. Backend-neutral steps (how a
 //! row is made, how events become audit entries, how a submission is prepared, the steps of
-//! each write) live in `columns`, `audit_log`, `submission` and `writes`, so the two
-//! implementations differ only in SQL and in how they serialise writes. The run rules (which
+//! each write) live in `columns`, `audit_log`, `submission` and `writes`, and the reads (their
+//! SQL included) in `read`, so the two implementations differ only in their writes' SQL and in
+//! how they serialise writes. The run rules (which
 //! gate a new request meets, which requests a decision releases) are the core's.
 //!
 //! For the channels (Slack, Teams) it keeps a queue of requests whose messages need work,
@@ -28,6 +29,7 @@ mod factors;
 mod integrity;
 mod parked;
 mod postgres;
+mod read;
 mod sessions;
 mod sqlite;
 mod submission;

@@ -1,12 +1,13 @@
 //! PostgreSQL's SQL for the channels: claiming and finishing queued notification work, and
-//! storing and reading where a request was posted and how a conversation is reached. Several replicas share the queue: a claim
+//! storing where a request was posted and how a conversation is reached (reading those is
+//! shared with SQLite: `crate::read`). Several replicas share the queue: a claim
 //! skips rows another replica has locked and leases what it takes. Marking a request due is not
 //! here: it is part of the request writes, a `WriteTx` primitive in `tx`.
 //!
 //! These run on the pool outside the audit head lock: each is one statement, or statements of
 //! which at most one changes a row, and none records an audit entry.
 
-use crate::columns::{channel_message_from_row, conversation_from_row, millis};
+use crate::columns::millis;
 use crate::{ChannelMessage, ConversationRef, NotifyClaim, StoreError};
 use countersign_core::Timestamp;
 use sqlx::{PgPool, Row};
@@ -106,32 +107,6 @@ pub(super) async fn save_message(pool: &PgPool, m: &ChannelMessage) -> Result<()
     Ok(())
 }
 
-/// The message references of `request_id`, by target.
-pub(super) async fn messages(
-    pool: &PgPool,
-    request_id: &str,
-) -> Result<Vec<ChannelMessage>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT request_id, target, conversation, ts, rendered, reminded_at \
-         FROM channel_messages WHERE request_id = $1 ORDER BY target",
-    )
-    .bind(request_id)
-    .fetch_all(pool)
-    .await?;
-    rows.iter()
-        .map(|row| {
-            channel_message_from_row(
-                row.try_get(0)?,
-                row.try_get(1)?,
-                row.try_get(2)?,
-                row.try_get(3)?,
-                row.try_get(4)?,
-                row.try_get(5)?,
-            )
-        })
-        .collect()
-}
-
 /// Stores a conversation reference: one statement.
 pub(super) async fn save_conversation(
     pool: &PgPool,
@@ -153,30 +128,4 @@ pub(super) async fn save_conversation(
     .execute(pool)
     .await?;
     Ok(())
-}
-
-/// The reference of `conversation` in `channel`.
-pub(super) async fn conversation(
-    pool: &PgPool,
-    channel: &str,
-    conversation: &str,
-) -> Result<Option<ConversationRef>, StoreError> {
-    let row = sqlx::query(
-        "SELECT channel, conversation, service_url, tenant, updated_at \
-         FROM channel_conversations WHERE channel = $1 AND conversation = $2",
-    )
-    .bind(channel)
-    .bind(conversation)
-    .fetch_optional(pool)
-    .await?;
-    row.map(|row| {
-        conversation_from_row(
-            row.try_get(0)?,
-            row.try_get(1)?,
-            row.try_get(2)?,
-            row.try_get(3)?,
-            row.try_get(4)?,
-        )
-    })
-    .transpose()
 }

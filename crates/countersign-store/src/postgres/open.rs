@@ -1,8 +1,9 @@
 //! Opening a PostgreSQL store: connecting, the migrations, the Merkle tree nodes of a log from
-//! before they were stored, the transaction every write runs in (under the audit head lock), and
-//! the raw audit rows that verification reads.
+//! before they were stored, and the transaction every write runs in (under the audit head lock).
 
 use super::*;
+use crate::columns::unsigned;
+use sqlx::Row;
 
 impl PgStore {
     /// Connects to `url` (`postgres://user@host/db`) and applies the migrations.
@@ -34,30 +35,6 @@ impl PgStore {
     /// Closes every connection.
     pub async fn close(&self) {
         self.pool.close().await;
-    }
-
-    pub(super) async fn audit_rows(
-        &self,
-        from: u64,
-        limit: u32,
-    ) -> Result<Vec<AuditRow>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT seq, bytes, leaf, chain FROM audit WHERE seq >= $1 ORDER BY seq LIMIT $2",
-        )
-        .bind(i64::try_from(from).unwrap_or(i64::MAX))
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(entry_from_row(
-                    row.try_get(0)?,
-                    row.try_get(1)?,
-                    row.try_get(2)?,
-                    row.try_get(3)?,
-                ))
-            })
-            .collect()
     }
 }
 

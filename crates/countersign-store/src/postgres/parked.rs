@@ -1,7 +1,7 @@
 //! PostgreSQL's SQL for parked tool calls (`crate::parked`), on any connection: inside a
 //! submission's transaction (`PgTx`, for `Store::submit_parked`) or on the pool for the
-//! `Store::{park_call, parked_call, unpark_call}` methods, which run outside the audit head
-//! lock. Parking is bookkeeping, not a decision, and records no audit entry.
+//! `Store::{park_call, unpark_call}` methods, which run outside the audit head lock
+//! (`Store::parked_call` is a shared read: `crate::read`). Parking is bookkeeping, not a decision, and records no audit entry.
 
 use crate::StoreError;
 use crate::columns::millis;
@@ -42,13 +42,11 @@ pub(super) async fn get(
     requester: &str,
     digest: &str,
 ) -> Result<Option<String>, StoreError> {
-    Ok(sqlx::query_scalar(
-        "SELECT request_id FROM parked_calls WHERE requester = $1 AND digest = $2",
-    )
-    .bind(requester)
-    .bind(digest)
-    .fetch_optional(conn)
-    .await?)
+    Ok(sqlx::query_scalar(crate::read::PARKED_CALL)
+        .bind(requester)
+        .bind(digest)
+        .fetch_optional(conn)
+        .await?)
 }
 
 /// Forgets the pair if it still names `request`: one statement.

@@ -17,11 +17,9 @@ mod writer;
 #[cfg(test)]
 mod tests;
 
-use crate::audit_log::{AuditRow, entries_or_corrupt, verify_in_pages};
-use crate::columns::{
-    from_millis, principal_from_column, request_from_body, run_from_row, unsigned,
-};
+use crate::audit_log::{entries_or_corrupt, verify_in_pages};
 use crate::parked::digest_column;
+use crate::read::{Dialect, Reads};
 use crate::submission::PreparedSubmission;
 use crate::{
     Ceremony, CeremonyBinding, CeremonyRefusal, ChannelMessage, ConversationRef, NotifyClaim,
@@ -39,7 +37,7 @@ use op::Op;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::{QueryBuilder, Sqlite};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -141,55 +139,15 @@ impl Store for SqliteStore {
     }
 
     async fn get_request(&self, id: &str) -> Result<Option<Request>, StoreError> {
-        let body: Option<String> = sqlx::query_scalar("SELECT body FROM requests WHERE id = ?1")
-            .bind(id)
-            .fetch_optional(&self.reads)
-            .await?;
-        body.as_deref().map(request_from_body).transpose()
+        self.read().get_request(id).await
     }
 
     async fn list_requests(&self, q: &RequestQuery) -> Result<Vec<Request>, StoreError> {
-        let mut sql = QueryBuilder::<Sqlite>::new("SELECT body FROM requests WHERE 1 = 1");
-        if let Some(state) = q.state {
-            sql.push(" AND state = ").push_bind(state.as_str());
-        }
-        if let Some(run) = &q.run {
-            sql.push(" AND run = ").push_bind(run.clone());
-        }
-        if let Some(requester) = &q.requester {
-            sql.push(" AND requester = ").push_bind(requester.clone());
-        }
-        if let Some(before) = &q.before {
-            let created: i64 = sqlx::query_scalar("SELECT created_at FROM requests WHERE id = ?1")
-                .bind(before)
-                .fetch_optional(&self.reads)
-                .await?
-                .ok_or(StoreError::NotFound)?;
-            sql.push(" AND (created_at < ")
-                .push_bind(created)
-                .push(" OR (created_at = ")
-                .push_bind(created)
-                .push(" AND id < ")
-                .push_bind(before.clone())
-                .push("))");
-        }
-        sql.push(" ORDER BY created_at DESC, id DESC LIMIT ")
-            .push_bind(i64::from(q.page_size()));
-        let rows = sql.build().fetch_all(&self.reads).await?;
-        rows.iter()
-            .map(|row| request_from_body(row.try_get::<&str, _>(0)?))
-            .collect()
+        self.read().list_requests(q).await
     }
 
     async fn due_requests(&self, now: Timestamp, limit: u32) -> Result<Vec<String>, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT id FROM requests WHERE state = 'pending' AND expires_at <= ?1 \
-             ORDER BY expires_at, id LIMIT ?2",
-        )
-        .bind(crate::columns::millis(now))
-        .bind(i64::from(limit))
-        .fetch_all(&self.reads)
-        .await?)
+        self.read().due_requests(now, limit).await
     }
 
     async fn set_run_state(
@@ -211,19 +169,7 @@ impl Store for SqliteStore {
     }
 
     async fn get_run(&self, run: &str) -> Result<Option<Run>, StoreError> {
-        let row = sqlx::query("SELECT id, state, updated_by, updated_at FROM runs WHERE id = ?1")
-            .bind(run)
-            .fetch_optional(&self.reads)
-            .await?;
-        row.map(|row| {
-            run_from_row(
-                row.try_get(0)?,
-                row.try_get(1)?,
-                row.try_get(2)?,
-                row.try_get(3)?,
-            )
-        })
-        .transpose()
+        self.read().get_run(run).await
     }
 
     async fn create_key(
@@ -243,19 +189,11 @@ impl Store for SqliteStore {
     }
 
     async fn principal_for_key(&self, key_hash: &str) -> Result<Option<PrincipalId>, StoreError> {
-        let principal: Option<String> =
-            sqlx::query_scalar("SELECT principal FROM api_keys WHERE key_hash = ?1")
-                .bind(key_hash)
-                .fetch_optional(&self.reads)
-                .await?;
-        principal.map(principal_from_column).transpose()
+        self.read().principal_for_key(key_hash).await
     }
 
     async fn count_keys(&self) -> Result<u64, StoreError> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM api_keys")
-            .fetch_one(&self.reads)
-            .await?;
-        unsigned(n, "the number of keys")
+        self.read().count_keys().await
     }
 
     async fn revoke_keys(
@@ -284,7 +222,7 @@ impl Store for SqliteStore {
         &self,
         id_hash: &str,
     ) -> Result<Option<crate::ConsoleSession>, StoreError> {
-        sessions::get(&self.reads, id_hash).await
+        self.read().session_get(id_hash).await
     }
 
     async fn session_end(&self, id_hash: &str) -> Result<bool, StoreError> {
@@ -316,7 +254,9 @@ impl Store for SqliteStore {
         requester: &PrincipalId,
         digest: &Digest,
     ) -> Result<Option<String>, StoreError> {
-        parked::get(&self.reads, requester.as_str(), &digest_column(digest)).await
+        self.read()
+            .parked_call(requester.as_str(), &digest_column(digest))
+            .await
     }
 
     async fn unpark_call(
@@ -337,18 +277,7 @@ impl Store for SqliteStore {
     }
 
     async fn totp_get(&self, principal: &PrincipalId) -> Result<Option<TotpState>, StoreError> {
-        let row = sqlx::query("SELECT secret, last_step FROM totp WHERE principal = ?1")
-            .bind(principal.as_str())
-            .fetch_optional(&self.reads)
-            .await?;
-        row.map(|row| {
-            let last_step: Option<i64> = row.try_get(1)?;
-            Ok(TotpState {
-                secret: row.try_get(0)?,
-                last_step: last_step.map(|s| unsigned(s, "a TOTP step")).transpose()?,
-            })
-        })
-        .transpose()
+        self.read().totp_get(principal).await
     }
 
     async fn totp_enroll(
@@ -380,25 +309,7 @@ impl Store for SqliteStore {
     }
 
     async fn passkeys(&self, principal: &PrincipalId) -> Result<Vec<StoredPasskey>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT credential_id, principal, passkey, created_at, last_used_at \
-             FROM webauthn_credentials WHERE principal = ?1 ORDER BY created_at, credential_id",
-        )
-        .bind(principal.as_str())
-        .fetch_all(&self.reads)
-        .await?;
-        rows.into_iter()
-            .map(|row| {
-                let last: Option<i64> = row.try_get(4)?;
-                Ok(StoredPasskey {
-                    credential_id: row.try_get(0)?,
-                    principal: principal_from_column(row.try_get(1)?)?,
-                    passkey: row.try_get(2)?,
-                    created_at: from_millis(row.try_get(3)?)?,
-                    last_used_at: last.map(from_millis).transpose()?,
-                })
-            })
-            .collect()
+        self.read().passkeys(principal).await
     }
 
     async fn passkey_enroll(
@@ -436,28 +347,7 @@ impl Store for SqliteStore {
         principal: &PrincipalId,
         since: Timestamp,
     ) -> Result<Vec<crate::FactorChange>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT principal, at, change, proof, actor FROM factor_changes \
-             WHERE principal = ?1 AND at >= ?2 ORDER BY at LIMIT 20",
-        )
-        .bind(principal.as_str())
-        .bind(crate::columns::millis(since))
-        .fetch_all(&self.reads)
-        .await?;
-        rows.into_iter()
-            .map(|row| {
-                let principal: String = row.try_get(0)?;
-                let change: String = row.try_get(2)?;
-                let proof: String = row.try_get(3)?;
-                crate::factors::change_from_row(
-                    &principal,
-                    row.try_get(1)?,
-                    &change,
-                    &proof,
-                    row.try_get(4)?,
-                )
-            })
-            .collect()
+        self.read().factor_changes(principal, since).await
     }
 
     async fn passkey_used(
@@ -523,7 +413,7 @@ impl Store for SqliteStore {
     }
 
     async fn audit_entries(&self, from: u64, limit: u32) -> Result<Vec<StoredEntry>, StoreError> {
-        entries_or_corrupt(self.audit_rows(from, limit).await?)
+        entries_or_corrupt(self.read().audit_rows(from, limit).await?)
     }
 
     async fn verify_audit_against(
@@ -531,7 +421,8 @@ impl Store for SqliteStore {
         checkpoints: Vec<countersign_audit::Checkpoint>,
     ) -> Result<AuditReport, StoreError> {
         let verifier = countersign_audit::Verifier::with_checkpoints(checkpoints);
-        verify_in_pages(verifier, |from, limit| self.audit_rows(from, limit)).await
+        let read = self.read();
+        verify_in_pages(verifier, |from, limit| read.audit_rows(from, limit)).await
     }
 
     async fn claim_notifications(
@@ -568,7 +459,7 @@ impl Store for SqliteStore {
     }
 
     async fn channel_messages(&self, request_id: &str) -> Result<Vec<ChannelMessage>, StoreError> {
-        notify::messages(&self.reads, request_id).await
+        self.read().channel_messages(request_id).await
     }
 
     async fn save_channel_message(&self, message: &ChannelMessage) -> Result<(), StoreError> {
@@ -588,42 +479,15 @@ impl Store for SqliteStore {
         channel: &str,
         conversation: &str,
     ) -> Result<Option<ConversationRef>, StoreError> {
-        notify::conversation(&self.reads, channel, conversation).await
+        self.read().conversation(channel, conversation).await
     }
 
     async fn audit_size(&self) -> Result<u64, StoreError> {
-        let last: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM audit")
-            .fetch_one(&self.reads)
-            .await?;
-        match last {
-            None => Ok(0),
-            Some(seq) => Ok(unsigned(seq, "an audit seq")? + 1),
-        }
+        self.read().audit_size().await
     }
 
     async fn audit_nodes(&self, ids: &[NodeId]) -> Result<Vec<Hash>, StoreError> {
-        if ids.is_empty() {
-            return Ok(vec![]);
-        }
-        let mut sql =
-            QueryBuilder::<Sqlite>::new("SELECT seq, leaf, nodes FROM audit WHERE seq IN (");
-        let mut list = sql.separated(", ");
-        for id in ids {
-            list.push_bind(i64::try_from(crate::tree::row_of(*id)).unwrap_or(i64::MAX));
-        }
-        sql.push(")");
-        let rows = sql.build().fetch_all(&self.reads).await?;
-        let rows = rows
-            .iter()
-            .map(|row| {
-                Ok((
-                    unsigned(row.try_get(0)?, "an audit seq")?,
-                    row.try_get::<Vec<u8>, _>(1)?,
-                    row.try_get::<Option<Vec<u8>>, _>(2)?,
-                ))
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        crate::tree::hashes_from_rows(ids, rows)
+        self.read().audit_nodes(ids).await
     }
 
     async fn save_checkpoint(&self, checkpoint: &StoredCheckpoint) -> Result<(), StoreError> {
@@ -633,12 +497,7 @@ impl Store for SqliteStore {
     }
 
     async fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
-        let row = sqlx::query(
-            "SELECT size, root, note, signed_at FROM audit_checkpoints ORDER BY size DESC LIMIT 1",
-        )
-        .fetch_optional(&self.reads)
-        .await?;
-        row.map(|r| checkpoint_from_row(&r)).transpose()
+        self.read().latest_checkpoint().await
     }
 
     async fn checkpoints(
@@ -646,24 +505,11 @@ impl Store for SqliteStore {
         after: u64,
         limit: u32,
     ) -> Result<Vec<StoredCheckpoint>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT size, root, note, signed_at FROM audit_checkpoints WHERE size > ?1 \
-             ORDER BY size LIMIT ?2",
-        )
-        .bind(i64::try_from(after).unwrap_or(i64::MAX))
-        .bind(i64::from(limit))
-        .fetch_all(&self.reads)
-        .await?;
-        rows.iter().map(checkpoint_from_row).collect()
+        self.read().checkpoints(after, limit).await
     }
 
     async fn request_audit_seqs(&self, id: &str) -> Result<Option<Vec<u64>>, StoreError> {
-        let seqs: Option<String> =
-            sqlx::query_scalar("SELECT audit_seqs FROM requests WHERE id = ?1")
-                .bind(id)
-                .fetch_optional(&self.reads)
-                .await?;
-        seqs.as_deref().map(crate::tree::parse_seq_list).transpose()
+        self.read().request_audit_seqs(id).await
     }
 
     async fn request_rows(
@@ -671,23 +517,11 @@ impl Store for SqliteStore {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<crate::RequestRow>, StoreError> {
-        let rows: Vec<(String, String, String)> = sqlx::query_as(
-            "SELECT id, body, audit_seqs FROM requests WHERE id > ?1 ORDER BY id LIMIT ?2",
-        )
-        .bind(after.unwrap_or(""))
-        .bind(i64::from(limit))
-        .fetch_all(&self.reads)
-        .await?;
-        Ok(rows.into_iter().map(crate::RequestRow::from).collect())
+        self.read().request_rows(after, limit).await
     }
 
     async fn audit_cursor(&self, name: &str) -> Result<Option<u64>, StoreError> {
-        let next: Option<i64> =
-            sqlx::query_scalar("SELECT next_seq FROM audit_cursors WHERE name = ?1")
-                .bind(name)
-                .fetch_optional(&self.reads)
-                .await?;
-        next.map(|n| unsigned(n, "a cursor")).transpose()
+        self.read().audit_cursor(name).await
     }
 
     async fn set_audit_cursor(&self, name: &str, next_seq: u64) -> Result<(), StoreError> {
@@ -705,38 +539,27 @@ impl Store for SqliteStore {
     }
 }
 
-/// A row of `audit_checkpoints` (size, root, note, signed_at).
-fn checkpoint_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<StoredCheckpoint, StoreError> {
-    let root: Vec<u8> = row.try_get(1)?;
-    Ok(StoredCheckpoint {
-        size: unsigned(row.try_get(0)?, "a checkpoint size")?,
-        root: <Hash>::try_from(root.as_slice())
-            .map_err(|_| StoreError::Corrupt("a checkpoint root is not 32 bytes".into()))?,
-        note: row.try_get(2)?,
-        signed_at: crate::columns::from_millis(row.try_get(3)?)?,
-    })
+impl SqliteStore {
+    /// The reads (`crate::read`), on the read-only pool.
+    fn read(&self) -> Reads<'_, Sqlite> {
+        Reads(&self.reads)
+    }
 }
 
-impl SqliteStore {
-    /// Raw audit rows from `from` on, each as an entry or as why it is not one.
-    async fn audit_rows(&self, from: u64, limit: u32) -> Result<Vec<AuditRow>, StoreError> {
-        let from = i64::try_from(from).unwrap_or(i64::MAX);
-        let rows = sqlx::query(
-            "SELECT seq, bytes, leaf, chain FROM audit WHERE seq >= ?1 ORDER BY seq LIMIT ?2",
-        )
-        .bind(from)
-        .bind(i64::from(limit))
-        .fetch_all(&self.reads)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(crate::audit_log::entry_from_row(
-                    row.try_get(0)?,
-                    row.try_get(1)?,
-                    row.try_get(2)?,
-                    row.try_get(3)?,
-                ))
-            })
-            .collect()
+/// Where SQLite's reads differ from PostgreSQL's (see `crate::read`).
+impl Dialect for Sqlite {
+    /// SQLite's default collation (`BINARY`) already compares ids byte by byte.
+    const REQUEST_ROWS: &'static str =
+        "SELECT id, body, audit_seqs FROM requests WHERE id > $1 ORDER BY id LIMIT $2";
+
+    /// No arrays in SQLite: one placeholder per seq.
+    fn audit_nodes(seqs: Vec<i64>) -> QueryBuilder<Sqlite> {
+        let mut sql = QueryBuilder::new("SELECT seq, leaf, nodes FROM audit WHERE seq IN (");
+        let mut list = sql.separated(", ");
+        for seq in seqs {
+            list.push_bind(seq);
+        }
+        sql.push(")");
+        sql
     }
 }

@@ -1,17 +1,16 @@
 //! SQLite's SQL for the channels: claiming and finishing queued notification work, storing
 //! where a request was posted and how a conversation is reached, run by the writer thread like
-//! every write; and reading those references on the read pool. Marking a request due is not here: it is part of the
-//! request writes, a `WriteTx` primitive in `ops`.
+//! every write (reading those references is shared with PostgreSQL: `crate::read`). Marking a
+//! request due is not here: it is part of the request writes, a `WriteTx` primitive in `ops`.
 //!
 //! Each write here is one statement, or statements of which at most one changes a row, so none
 //! needs a savepoint. None records an audit entry: this is delivery bookkeeping, not a decision.
 
 use super::op::Tx;
-use crate::columns::{channel_message_from_row, conversation_from_row, millis};
+use crate::columns::millis;
 use crate::{ChannelMessage, ConversationRef, NotifyClaim, StoreError};
 use countersign_core::Timestamp;
 use rusqlite::params;
-use sqlx::{Row, SqlitePool};
 
 /// Leases up to `limit` due rows until `lease_until` and returns them: one statement.
 pub(super) fn claim(
@@ -95,32 +94,6 @@ pub(super) fn save_message(tx: &mut Tx<'_>, m: &ChannelMessage) -> Result<(), St
     Ok(())
 }
 
-/// The message references of `request_id`, by target.
-pub(super) async fn messages(
-    reads: &SqlitePool,
-    request_id: &str,
-) -> Result<Vec<ChannelMessage>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT request_id, target, conversation, ts, rendered, reminded_at \
-         FROM channel_messages WHERE request_id = ?1 ORDER BY target",
-    )
-    .bind(request_id)
-    .fetch_all(reads)
-    .await?;
-    rows.iter()
-        .map(|row| {
-            channel_message_from_row(
-                row.try_get(0)?,
-                row.try_get(1)?,
-                row.try_get(2)?,
-                row.try_get(3)?,
-                row.try_get(4)?,
-                row.try_get(5)?,
-            )
-        })
-        .collect()
-}
-
 /// Stores a conversation reference: one statement.
 pub(super) fn save_conversation(tx: &mut Tx<'_>, r: &ConversationRef) -> Result<(), StoreError> {
     tx.conn
@@ -140,32 +113,6 @@ pub(super) fn save_conversation(tx: &mut Tx<'_>, r: &ConversationRef) -> Result<
             millis(r.updated_at)
         ])?;
     Ok(())
-}
-
-/// The reference of `conversation` in `channel`.
-pub(super) async fn conversation(
-    reads: &SqlitePool,
-    channel: &str,
-    conversation: &str,
-) -> Result<Option<ConversationRef>, StoreError> {
-    let row = sqlx::query(
-        "SELECT channel, conversation, service_url, tenant, updated_at \
-         FROM channel_conversations WHERE channel = ?1 AND conversation = ?2",
-    )
-    .bind(channel)
-    .bind(conversation)
-    .fetch_optional(reads)
-    .await?;
-    row.map(|row| {
-        conversation_from_row(
-            row.try_get(0)?,
-            row.try_get(1)?,
-            row.try_get(2)?,
-            row.try_get(3)?,
-            row.try_get(4)?,
-        )
-    })
-    .transpose()
 }
 
 /// True when SQLite refused a write because a referenced row does not exist.

@@ -1,5 +1,6 @@
-//! SQLite's SQL for parked tool calls (`crate::parked`): parked and unparked on the writer's
-//! connection, read from the read pool. Records no audit entry.
+//! SQLite's SQL for parked tool calls (`crate::parked`): parked, unparked and read on the
+//! writer's connection (the read pool's read is shared with PostgreSQL: `crate::read`).
+//! Records no audit entry.
 
 use super::op::Tx;
 use crate::StoreError;
@@ -8,7 +9,6 @@ use crate::parked::forget_before;
 use crate::writes::WriteTx as _;
 use countersign_core::Timestamp;
 use rusqlite::params;
-use sqlx::SqlitePool;
 
 /// Names `request` for the pair (replacing what was there) and forgets pairs parked before the
 /// retention: two statements, so under the op's savepoint.
@@ -68,26 +68,10 @@ pub(super) fn get_in(
     requester: &str,
     digest: &str,
 ) -> Result<Option<String>, StoreError> {
-    let mut stmt = tx.conn.prepare_cached(
-        "SELECT request_id FROM parked_calls WHERE requester = ?1 AND digest = ?2",
-    )?;
+    let mut stmt = tx.conn.prepare_cached(crate::read::PARKED_CALL)?;
     let mut rows = stmt.query(params![requester, digest])?;
     Ok(match rows.next()? {
         Some(row) => Some(row.get(0)?),
         None => None,
     })
-}
-
-pub(super) async fn get(
-    reads: &SqlitePool,
-    requester: &str,
-    digest: &str,
-) -> Result<Option<String>, StoreError> {
-    Ok(sqlx::query_scalar(
-        "SELECT request_id FROM parked_calls WHERE requester = ?1 AND digest = ?2",
-    )
-    .bind(requester)
-    .bind(digest)
-    .fetch_optional(reads)
-    .await?)
 }

@@ -1,11 +1,10 @@
 //! SQLite's SQL for console sessions (`crate::sessions`): started and ended on the writer's
-//! connection, read from the read pool.
+//! connection. Reading one is shared with PostgreSQL (`crate::read`).
 
 use super::op::is_unique_violation;
 use crate::columns::millis;
 use crate::{ConsoleSession, StoreError};
 use rusqlite::{Connection, params};
-use sqlx::{Row, SqlitePool};
 
 pub(super) fn start(conn: &Connection, s: &ConsoleSession) -> Result<(), StoreError> {
     conn.prepare_cached("DELETE FROM console_sessions WHERE expires_at < ?1")?
@@ -33,27 +32,4 @@ pub(super) fn end(conn: &Connection, id_hash: &str) -> Result<bool, StoreError> 
         .prepare_cached("DELETE FROM console_sessions WHERE id_hash = ?1")?
         .execute([id_hash])?;
     Ok(n > 0)
-}
-
-pub(super) async fn get(
-    reads: &SqlitePool,
-    id_hash: &str,
-) -> Result<Option<ConsoleSession>, StoreError> {
-    let row = sqlx::query(
-        "SELECT id_hash, principal, via, created_at, expires_at FROM console_sessions \
-         WHERE id_hash = ?1",
-    )
-    .bind(id_hash)
-    .fetch_optional(reads)
-    .await?;
-    row.map(|r| {
-        ConsoleSession::from_columns(
-            r.try_get(0)?,
-            r.try_get(1)?,
-            r.try_get(2)?,
-            r.try_get(3)?,
-            r.try_get(4)?,
-        )
-    })
-    .transpose()
 }
