@@ -103,7 +103,7 @@ pub struct Recorded {
 }
 
 pub struct Gateway {
-    pub store: Arc<dyn Store>,
+    store: Arc<dyn Store>,
     pub policy: Arc<PolicySource>,
     pub directory: Arc<Directory>,
     pub waiters: Arc<Waiters>,
@@ -118,7 +118,7 @@ pub struct Gateway {
     pub(crate) passkeys: Option<crate::gateway::passkeys::RelyingParty>,
     /// Seals TOTP seeds before they are stored, and opens them to check a code.
     pub(crate) at_rest: crate::at_rest::Sealer,
-    /// Masks what people are shown (chat messages, console pages); see `channels::mask`.
+    /// Masks what people are shown (chat messages, console pages); see `countersign_app::mask`.
     pub masker: crate::mask::Masker,
     /// Each committed change to someone's second factors, for whoever announces them
     /// (`factors::run_slack_announcer`).
@@ -312,6 +312,32 @@ impl Gateway {
     }
 
     /// Reads one request, expiring it first if its deadline has passed.
+    /// Whether the database answers a read (the health check).
+    pub async fn storage_answers(&self) -> Result<(), StoreError> {
+        self.store.count_keys().await.map(drop)
+    }
+
+    /// Records `event` by `actor` in the audit log, about no request (a policy load, a refused
+    /// channel callback).
+    pub async fn record(
+        &self,
+        actor: &str,
+        event: countersign_core::Event,
+        policy_hash: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        self.store
+            .append_event(actor, event, policy_hash, now)
+            .await
+            .map(drop)
+    }
+
+    /// Request `id` as stored, for a view made after the viewer was answered (a chat card
+    /// brought up to date): no visibility check, no expiry.
+    pub async fn stored_request(&self, id: &str) -> Result<Option<Request>, StoreError> {
+        self.store.get_request(id).await
+    }
+
     pub async fn get(&self, viewer: &Principal, id: &str) -> Result<Request, GatewayError> {
         let req = self
             .store

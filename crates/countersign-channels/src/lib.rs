@@ -25,7 +25,7 @@ pub mod webhooks;
 use async_trait::async_trait;
 use countersign_app::gateway::Gateway;
 use countersign_core::{Request, Timestamp};
-use countersign_store::{ChannelMessage, NotifyClaim};
+use countersign_store::{ChannelMessage, NotifyClaim, Store};
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 use slack::Slack;
@@ -98,8 +98,7 @@ pub async fn record_refused_vote(
         Some(p) => p.to_string(),
         None => format!("{channel}:{external_user}"),
     };
-    let now = gateway.clock.now();
-    if let Err(e) = gateway.store.append_event(&actor, event, None, now).await {
+    if let Err(e) = gateway.record(&actor, event, None).await {
         tracing::error!(error = %e, channel, "could not record a refused vote");
     }
 }
@@ -217,15 +216,18 @@ impl Channels {
 
 pub struct Notifier {
     gateway: Arc<Gateway>,
+    /// The outbox and the message references are the notifier's own tables.
+    store: Arc<dyn Store>,
     channels: Channels,
     /// Consecutive failures per request, for backoff.
     failures: std::collections::HashMap<String, u32>,
 }
 
 impl Notifier {
-    pub fn new(gateway: Arc<Gateway>, channels: Channels) -> Self {
+    pub fn new(gateway: Arc<Gateway>, store: Arc<dyn Store>, channels: Channels) -> Self {
         Self {
             gateway,
+            store,
             channels,
             failures: Default::default(),
         }
@@ -252,17 +254,14 @@ impl Notifier {
     async fn drain(&mut self) -> Result<bool, countersign_store::StoreError> {
         let now = self.gateway.clock.now();
         let lease = now + chrono::Duration::from_std(LEASE).unwrap_or_default();
-        let claims = self
-            .gateway
-            .store
-            .claim_notifications(now, lease, BATCH)
-            .await?;
+        let claims = self.store.claim_notifications(now, lease, BATCH).await?;
         let full = claims.len() as u32 == BATCH;
         let work = claims.into_iter().map(|claim| {
             let gateway = self.gateway.clone();
+            let store = self.store.clone();
             let channels = self.channels.clone();
             async move {
-                let outcome = deliver(&gateway, &channels, &claim).await;
+                let outcome = deliver(&gateway, store.as_ref(), &channels, &claim).await;
                 (claim, outcome)
             }
         });
@@ -283,8 +282,7 @@ impl Notifier {
                     Some(now + chrono::Duration::from_std(wait).unwrap_or_default())
                 }
             };
-            self.gateway
-                .store
+            self.store
                 .finish_notification(&claim.request_id, claim.generation, next, now)
                 .await?;
         }
@@ -296,17 +294,14 @@ impl Notifier {
 /// after a failure (`None`: use the backoff).
 async fn deliver(
     gateway: &Gateway,
+    store: &dyn Store,
     channels: &Channels,
     claim: &NotifyClaim,
 ) -> Result<Option<Timestamp>, Option<Duration>> {
-    let Some(req) = gateway
-        .store
-        .get_request(&claim.request_id)
-        .await
-        .map_err(|e| {
-            tracing::warn!(error = %e, "could not read a request to notify");
-            None
-        })?
+    let Some(req) = store.get_request(&claim.request_id).await.map_err(|e| {
+        tracing::warn!(error = %e, "could not read a request to notify");
+        None
+    })?
     else {
         return Ok(None);
     };
@@ -316,7 +311,7 @@ async fn deliver(
     // Every channel is worked even when another fails; a retry redoes only what changed (an
     // unchanged message is not sent again).
     for channel in channels.all() {
-        match delivery::deliver(channel.as_ref(), gateway.store.as_ref(), &req, now).await {
+        match delivery::deliver(channel.as_ref(), store, &req, now).await {
             Ok(n) => {
                 if let Some(n) = n {
                     next = Some(next.map_or(n, |t| t.min(n)));

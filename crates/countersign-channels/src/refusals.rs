@@ -184,13 +184,7 @@ impl RefusedCallbacks {
         };
         tracing::warn!(channel, code, count, "refused inbound channel callbacks");
         let actor = channel.clone();
-        let now = self.gateway.clock.now();
-        if let Err(e) = self
-            .gateway
-            .store
-            .append_event(&actor, event, None, now)
-            .await
-        {
+        if let Err(e) = self.gateway.record(&actor, event, None).await {
             tracing::error!(error = %e, channel = %actor, "could not record refused callbacks");
         }
     }

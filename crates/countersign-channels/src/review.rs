@@ -3,7 +3,7 @@
 //! expiry, the progress, whether it can still be decided here), built from the request alone.
 //! Every channel formats the same [`Review`] (Slack as Block Kit, Teams as an Adaptive Card),
 //! so they never disagree, and secrets are masked here, once, for all of them (with
-//! `channels::mask`, which also counts what it masked: every message says so). Every string
+//! `countersign_app::mask`, which also counts what it masked: every message says so). Every string
 //! that came from an agent or a person (kinds, resources, names, the justification, params,
 //! comments, outcomes) is made visible here too (`countersign_core::text::visible`: control and
 //! bidirectional characters escaped), so no channel can show text that reorders or forges.

@@ -27,33 +27,15 @@ pub async fn page(
 ) -> Result<Response, ConsoleError> {
     let viewer = state.page_viewer(&headers, &uri).await?;
     let q: AuditQuery = super::parse_query(raw.as_deref())?;
-    let store = &state.gateway.store;
-    let size = store
-        .audit_size()
-        .await
-        .map_err(countersign_app::gateway::GatewayError::from)?;
-    let checkpoint = store
-        .latest_checkpoint()
-        .await
-        .map_err(countersign_app::gateway::GatewayError::from)?;
-    let report = if q.verify.is_some() {
-        Some(
-            store
-                .verify_audit()
-                .await
-                .map_err(countersign_app::gateway::GatewayError::from)?,
-        )
-    } else {
-        None
-    };
+    let store_error = countersign_app::gateway::GatewayError::from;
+    let size = state.audit.size().await.map_err(store_error)?;
+    let checkpoint = state.audit.latest_signed().await.map_err(store_error)?;
     // Invariant 10: every request row is what its entries produce.
-    let mismatches = if q.verify.is_some() {
-        store
-            .verify_requests()
-            .await
-            .map_err(countersign_app::gateway::GatewayError::from)?
+    let (report, mismatches) = if q.verify.is_some() {
+        let (report, mismatches) = state.audit.verify().await.map_err(store_error)?;
+        (Some(report), mismatches)
     } else {
-        vec![]
+        (None, vec![])
     };
     let intact = |r: &countersign_audit::AuditReport| r.is_intact() && mismatches.is_empty();
     let body = html! {
@@ -115,12 +97,12 @@ pub async fn export(
     uri: Uri,
 ) -> Result<Response, ConsoleError> {
     state.page_viewer(&headers, &uri).await?;
-    let store = state.gateway.store.clone();
+    let audit = state.audit.clone();
     let stream = futures::stream::unfold(Some(0u64), move |from| {
-        let store = store.clone();
+        let audit = audit.clone();
         async move {
             let from = from?;
-            match store.audit_entries(from, 1000).await {
+            match audit.entries(from, 1000).await {
                 Ok(entries) if entries.is_empty() => None,
                 Ok(entries) => {
                     let next = entries.last().map(|e| e.seq + 1);

@@ -226,7 +226,7 @@ pub async fn events(
         .viewer(&headers)
         .await
         .ok_or_else(ConsoleError::no_session)?;
-    let watch = state.gateway.store.audit_watch();
+    let watch = state.audit.watch();
     let init = (state, viewer.session.sid, watch);
     let stream = futures::stream::unfold(init, |(state, sid, mut watch)| async move {
         watch.changed().await.ok()?;

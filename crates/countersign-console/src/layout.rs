@@ -130,7 +130,7 @@ fn escape(s: &str, out: &mut String) {
     }
 }
 
-/// Params as shown to people (`channels::mask`: masked, escaped, indented), with a `<span>`
+/// Params as shown to people (`countersign_app::mask`: masked, escaped, indented), with a `<span>`
 /// class per token kind (key, string, number, bool, null, masked secret), HTML-escaped here.
 pub fn json(shown: &Shown) -> Markup {
     let mut out = String::new();

@@ -7,7 +7,7 @@
 //!
 //! Architecture invariant: the console decides nothing. A vote from a page is
 //! `Gateway::vote(…, Channel::Console)` — the same path, refusals and audit entries as the API;
-//! a run button is `Gateway::set_run`. Refusals are mapped by `http::error` (the one mapping),
+//! a run button is `Gateway::set_run`. Refusals are mapped by `countersign_http::error` (the one mapping),
 //! then shown as a page. It never reads a form field before its CSRF token has been checked.
 
 mod audit;
@@ -62,11 +62,18 @@ pub struct Console {
     key_sign_in: bool,
     /// The identity provider, when `console.oidc` is configured.
     oidc: Option<oidc::Oidc>,
+    /// Console sessions are the console's own table.
+    store: std::sync::Arc<dyn countersign_store::Store>,
 }
 
 impl Console {
     /// `secret`: the audit signing key's private form, from which the session keys derive.
-    pub fn new(secret: &[u8], public_url: &str, config: &crate::config::ConsoleConfig) -> Console {
+    pub fn new(
+        secret: &[u8],
+        public_url: &str,
+        config: &crate::config::ConsoleConfig,
+        store: std::sync::Arc<dyn countersign_store::Store>,
+    ) -> Console {
         Console {
             keys: Keys::derive(secret),
             secure: public_url.starts_with("https://"),
@@ -75,6 +82,7 @@ impl Console {
                 .oidc
                 .clone()
                 .map(|c| oidc::Oidc::new(c, public_url.trim_end_matches('/'))),
+            store,
         }
     }
 }
@@ -207,7 +215,7 @@ impl ConsoleState {
         let session = self.console.keys.session(cookie, self.now_unix())?;
         let id = PrincipalId::parse(&session.sub).ok()?;
         let stored = match self
-            .gateway
+            .console
             .store
             .session_get(&session::sid_hash(&session.sid))
             .await
@@ -254,7 +262,7 @@ impl ConsoleState {
     /// session checks it before each event and ends once the session is signed out or revoked.
     async fn session_alive(&self, sid: &str) -> bool {
         matches!(
-            self.gateway.store.session_get(&session::sid_hash(sid)).await,
+            self.console.store.session_get(&session::sid_hash(sid)).await,
             Ok(Some(s)) if s.expires_at > self.gateway.clock.now()
         )
     }
@@ -477,12 +485,19 @@ mod tests {
         }
     }
 
-    #[test]
-    fn cookies_are_secure_exactly_when_the_public_url_is_https() {
+    #[tokio::test]
+    async fn cookies_are_secure_exactly_when_the_public_url_is_https() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: std::sync::Arc<dyn countersign_store::Store> = std::sync::Arc::new(
+            countersign_store::SqliteStore::open(&dir.path().join("c.db"))
+                .await
+                .unwrap(),
+        );
         let config = crate::config::ConsoleConfig::default();
-        assert!(Console::new(b"k", "https://cs.example.com", &config).secure);
-        assert!(!Console::new(b"k", "http://127.0.0.1:8750", &config).secure);
-        assert!(Console::new(b"k", "http://127.0.0.1:8750", &config).key_sign_in);
+        let console = |url| Console::new(b"k", url, &config, store.clone());
+        assert!(console("https://cs.example.com").secure);
+        assert!(!console("http://127.0.0.1:8750").secure);
+        assert!(console("http://127.0.0.1:8750").key_sign_in);
     }
 
     #[test]

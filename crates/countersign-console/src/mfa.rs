@@ -95,12 +95,7 @@ async fn passkeys(
     state: &ConsoleState,
     viewer: &Viewer,
 ) -> Result<Vec<StoredPasskey>, ConsoleError> {
-    Ok(state
-        .gateway
-        .store
-        .passkeys(&viewer.principal.id)
-        .await
-        .map_err(countersign_app::gateway::GatewayError::from)?)
+    Ok(state.gateway.passkeys(&viewer.principal.id).await?)
 }
 
 pub async fn page_(
@@ -108,13 +103,7 @@ pub async fn page_(
     viewer: &Viewer,
     added: bool,
 ) -> Result<Response, ConsoleError> {
-    let enrolled = state
-        .gateway
-        .store
-        .totp_get(&viewer.principal.id)
-        .await
-        .map_err(countersign_app::gateway::GatewayError::from)?
-        .is_some();
+    let enrolled = state.gateway.totp_enrolled(&viewer.principal.id).await?;
     let keys = passkeys(state, viewer).await?;
     Ok(super::html(chrome(
         "Second factor",

@@ -1,11 +1,11 @@
 //! One request's page: who asks (agent and owner), the action, the justification, the params
-//! (masked with `channels::mask`, highlighted, with how many values were masked), the rule
+//! (masked with `countersign_app::mask`, highlighted, with how many values were masked), the rule
 //! and what it needs, the votes, the timeline from the audit log with each entry's leaf hash
 //! and inclusion proof, and the Approve / Deny form. A vote from the form is `Gateway::vote`
 //! with `Channel::Console`; a refusal is shown on the same page with its code. Live: the page
 //! listens to server-sent events and refreshes its regions when anyone decides elsewhere.
 //!
-//! Must not: show params or free text other than through `channels::mask`, or decide anything
+//! Must not: show params or free text other than through `countersign_app::mask`, or decide anything
 //! itself.
 
 use super::inbox::may_decide;
@@ -42,16 +42,16 @@ struct TimelineEntry {
 }
 
 async fn timeline(state: &ConsoleState, id: &str) -> Vec<TimelineEntry> {
-    let store = &state.gateway.store;
-    let seqs = store
-        .request_audit_seqs(id)
+    let seqs = state
+        .audit
+        .request_entries(id)
         .await
         .ok()
         .flatten()
         .unwrap_or_default();
     let mut out = Vec::with_capacity(seqs.len());
     for seq in seqs.into_iter().take(200) {
-        let Ok(entries) = store.audit_entries(seq, 1).await else {
+        let Ok(entries) = state.audit.entries(seq, 1).await else {
             continue;
         };
         let Some(e) = entries.into_iter().find(|e| e.seq == seq) else {
@@ -120,12 +120,11 @@ pub async fn render(
         && can.is_ok()
         && state
             .gateway
-            .store
             .passkeys(&viewer.principal.id)
             .await
             .is_ok_and(|p| !p.is_empty());
     let tl = timeline(state, &req.id).await;
-    let tree_size = state.gateway.store.audit_size().await.unwrap_or(0);
+    let tree_size = state.audit.size().await.unwrap_or(0);
     let needs = req
         .remaining()
         .iter()
@@ -462,7 +461,7 @@ pub async fn events(
         .ok_or_else(ConsoleError::no_session)?;
     let first = state.gateway.get(&viewer.principal, &id).await?;
     let key = |r: &Request| (r.state, r.votes.len(), r.held);
-    let watch = state.gateway.store.audit_watch();
+    let watch = state.audit.watch();
     let init = (
         (state, viewer.session.sid),
         viewer.principal,

@@ -138,7 +138,7 @@ pub async fn start_session(
         exp: now.timestamp() + SESSION_TTL_SECONDS,
     };
     state
-        .gateway
+        .console
         .store
         .session_start(&countersign_store::ConsoleSession {
             id_hash: session::sid_hash(&session.sid),
@@ -239,7 +239,7 @@ pub async fn sign_out(
     // Ends this session in the store, so a copy of the cookie stops working on every
     // replica; the person's other sessions (other browsers) go on.
     state
-        .gateway
+        .console
         .store
         .session_end(&session::sid_hash(&viewer.session.sid))
         .await

@@ -60,9 +60,8 @@ pub async fn submit(
         return Ok((StatusCode::CREATED, Json(view(&state, &req))));
     }
     let entries = state
-        .gateway
-        .store
-        .request_audit_seqs(&req.id)
+        .audit
+        .request_entries(&req.id)
         .await
         .ok()
         .flatten()

@@ -14,7 +14,7 @@ pub const OPENAPI: &str = include_str!("../openapi.json");
 
 pub async fn healthz(State(state): State<ApiState>) -> impl IntoResponse {
     // Ready means the database answers a read.
-    match state.gateway.store.count_keys().await {
+    match state.gateway.storage_answers().await {
         Ok(_) => (StatusCode::OK, Json(serde_json::json!({"status": "ok"}))),
         Err(e) => {
             tracing::error!(error = %e, "health check: database unavailable");

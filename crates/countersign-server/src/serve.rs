@@ -198,6 +198,7 @@ pub async fn start_with_clock(
             Arc::new(countersign_channels::teams::Teams::new(
                 c,
                 gateway.clone(),
+                store.clone(),
                 refused_callbacks.clone(),
             ))
         }),
@@ -224,6 +225,7 @@ pub async fn start_with_clock(
             signer.to_private_string().as_bytes(),
             &config.public_url(),
             &config.console,
+            store.clone(),
         )),
     };
     let app = crate::router::router(parts, config.max_body_bytes);
@@ -247,7 +249,10 @@ pub async fn start_with_clock(
     let duties = vec![
         tokio::spawn(sweep(gateway.clone())),
         tokio::spawn(watch_policy(gateway.clone())),
-        tokio::spawn(countersign_channels::Notifier::new(gateway.clone(), channels.clone()).run()),
+        tokio::spawn(
+            countersign_channels::Notifier::new(gateway.clone(), store.clone(), channels.clone())
+                .run(),
+        ),
         tokio::spawn(audit.clone().run_signer(gateway.clock.clone())),
     ];
     let mut duties = duties;
@@ -358,14 +363,11 @@ async fn watch_policy(gateway: Arc<Gateway>) {
         let outcome = match gateway.policy.reload() {
             Ok(Some(hash)) => {
                 tracing::info!(policy = %hash, "policy reloaded");
-                let now = gateway.clock.now();
                 if let Err(e) = gateway
-                    .store
-                    .append_event(
+                    .record(
                         "system",
                         Event::PolicyLoaded { hash: hash.clone() },
                         Some(&hash),
-                        now,
                     )
                     .await
                 {

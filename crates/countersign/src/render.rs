@@ -6,7 +6,7 @@
 //! sees. Every such string goes through [`shown`], the one place that escapes control
 //! characters (C0, DEL, C1: newlines that would forge a field, ANSI and OSC sequences that
 //! would drive the terminal) and bidirectional controls visibly; params go through the
-//! gateway's masking (`channels::mask`: only string leaves are masked, with their length and
+//! gateway's masking (`countersign_app::mask`: only string leaves are masked, with their length and
 //! a fingerprint, and the output says how many). `--json` prints the API's view unmasked.
 
 use countersign_app::mask::{self, Masker};

@@ -123,6 +123,52 @@ impl Audit {
         }
     }
 
+    /// The audit entries that record request `id`'s changes (`None`: no such request).
+    pub async fn request_entries(&self, id: &str) -> Result<Option<Vec<u64>>, StoreError> {
+        self.store.request_audit_seqs(id).await
+    }
+
+    /// Up to `limit` entries from seq `from` on, in order.
+    pub async fn entries(
+        &self,
+        from: u64,
+        limit: u32,
+    ) -> Result<Vec<countersign_audit::StoredEntry>, StoreError> {
+        self.store.audit_entries(from, limit).await
+    }
+
+    /// The latest checkpoint signed so far, without signing one.
+    pub async fn latest_signed(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
+        self.store.latest_checkpoint().await
+    }
+
+    /// Checks the whole log (hash chain and tree) and every request row against its entries
+    /// (invariant 10).
+    pub async fn verify(
+        &self,
+    ) -> Result<
+        (
+            countersign_audit::AuditReport,
+            Vec<countersign_store::RequestMismatch>,
+        ),
+        StoreError,
+    > {
+        Ok((
+            self.store.verify_audit().await?,
+            self.store.verify_requests().await?,
+        ))
+    }
+
+    /// How many entries the log holds.
+    pub async fn size(&self) -> Result<u64, StoreError> {
+        self.store.audit_size().await
+    }
+
+    /// Changes whenever an entry is appended (live pages listen to it).
+    pub fn watch(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.store.audit_watch()
+    }
+
     pub fn verifier(&self) -> NoteVerifier {
         self.signer.verifier()
     }

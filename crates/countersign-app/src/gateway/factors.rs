@@ -223,6 +223,21 @@ pub async fn reset(
     Ok(store.mfa_reset(who, "system", now).await?)
 }
 
+impl Gateway {
+    /// Whether `who` has enrolled an authenticator app (one-time codes).
+    pub async fn totp_enrolled(&self, who: &PrincipalId) -> Result<bool, GatewayError> {
+        Ok(self.store.totp_get(who).await?.is_some())
+    }
+
+    /// `who`'s passkeys.
+    pub async fn passkeys(
+        &self,
+        who: &PrincipalId,
+    ) -> Result<Vec<countersign_store::StoredPasskey>, GatewayError> {
+        Ok(self.store.passkeys(who).await?)
+    }
+}
+
 /// The sentence that tells a person about a change to their factors.
 pub fn announcement(change: &FactorChange) -> String {
     let what = match change.change {

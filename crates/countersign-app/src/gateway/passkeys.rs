@@ -72,7 +72,7 @@ impl RelyingParty {
     }
 }
 
-/// Why a passkey step was refused. Each has a stable code (`http::error` maps them).
+/// Why a passkey step was refused. Each has a stable code (`countersign_http::error` maps them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PasskeyFailure {
     /// `public_url` names no relying party.

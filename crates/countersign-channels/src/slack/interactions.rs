@@ -220,7 +220,7 @@ impl Slack {
                 );
             }
         };
-        let voted = match CastVote::parse(decision, &digest.to_string(), comment, None) {
+        let voted = match CastVote::parse(decision, digest, comment, None) {
             Ok(vote) => {
                 self.gateway
                     .vote(&principal, id, vote, Channel::Slack)

@@ -312,7 +312,7 @@ impl Teams {
         match outcome {
             Ok(req) => card_answer(card::render(&req, public_url, &self.gateway.masker).body),
             Err(notice) => {
-                let current = self.gateway.store.get_request(&id).await.ok().flatten();
+                let current = self.gateway.stored_request(&id).await.ok().flatten();
                 card_answer(match (current, notice) {
                     (Some(req), None) => card::render(&req, public_url, &self.gateway.masker).body,
                     (Some(req), Some(n)) => {

@@ -26,7 +26,7 @@ use config::TeamsConfig;
 use connector::{Connector, ConnectorError, ServiceUrl};
 use countersign_app::gateway::Gateway;
 use countersign_core::{Principal, PrincipalId, Request};
-use countersign_store::{ChannelMessage, ConversationRef};
+use countersign_store::{ChannelMessage, ConversationRef, Store};
 use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -56,12 +56,15 @@ pub struct Teams {
     /// Where refused activities are counted (bounded audit records).
     pub(crate) refused: Arc<super::refusals::RefusedCallbacks>,
     pub(crate) gateway: Arc<Gateway>,
+    /// Conversation references are Teams' own table.
+    store: Arc<dyn Store>,
 }
 
 impl Teams {
     pub fn new(
         config: &TeamsConfig,
         gateway: Arc<Gateway>,
+        store: Arc<dyn Store>,
         refused: Arc<super::refusals::RefusedCallbacks>,
     ) -> Self {
         Teams {
@@ -79,13 +82,13 @@ impl Teams {
             replays: super::Replays::new(Duration::from_secs(600)),
             refused,
             gateway,
+            store,
         }
     }
 
     /// The stored reference of a conversation: where it is reached.
     async fn reference(&self, conversation: &str) -> Result<ServiceUrl, DeliveryError> {
         let found = self
-            .gateway
             .store
             .conversation(NAME, conversation)
             .await
@@ -107,7 +110,7 @@ impl Teams {
     /// unchanged and confirmed within the hour is not written again (every click would).
     async fn remember(&self, conversation: &str, service_url: &str, tenant: &str) {
         let now = self.gateway.clock.now();
-        if let Ok(Some(known)) = self.gateway.store.conversation(NAME, conversation).await
+        if let Ok(Some(known)) = self.store.conversation(NAME, conversation).await
             && known.service_url == service_url
             && known.tenant == tenant
             && now - known.updated_at < chrono::Duration::hours(1)
@@ -121,7 +124,7 @@ impl Teams {
             tenant: tenant.to_string(),
             updated_at: now,
         };
-        match self.gateway.store.save_conversation(&reference).await {
+        match self.store.save_conversation(&reference).await {
             Ok(()) => tracing::debug!(conversation, "Teams conversation reference stored"),
             Err(e) => tracing::error!(error = %e, "could not store a Teams conversation reference"),
         }
