@@ -72,12 +72,42 @@ pub enum GatewayError {
     Store(#[from] StoreError),
 }
 
+impl GatewayError {
+    /// The stable machine code of this failure, the same on every edge (the HTTP API's
+    /// `error.code`, the console's notice, a chat channel's refusal record).
+    pub fn code(&self) -> &'static str {
+        match self {
+            GatewayError::Refused(r) => r.code(),
+            GatewayError::InvalidAction(ActionError::UnsafeNumber(_)) => "imprecise_number",
+            GatewayError::InvalidAction(_) => "invalid_action",
+            GatewayError::BadInput(code, _) | GatewayError::Forbidden(code, _) => code,
+            GatewayError::NotFound(_) | GatewayError::Store(StoreError::NotFound) => "not_found",
+            GatewayError::Run(_) => "run_stopped",
+            GatewayError::Mfa(m) => m.code(),
+            GatewayError::Passkey(p) => p.code(),
+            GatewayError::Store(StoreError::Integrity(_)) => "integrity_error",
+            GatewayError::Store(_) => "storage_unavailable",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MfaFailure {
     NotEnrolled,
     Invalid,
     Reused,
     RateLimited,
+}
+
+impl MfaFailure {
+    pub fn code(self) -> &'static str {
+        match self {
+            MfaFailure::NotEnrolled => "mfa_not_enrolled",
+            MfaFailure::Invalid => "mfa_invalid",
+            MfaFailure::Reused => "mfa_reused",
+            MfaFailure::RateLimited => "mfa_rate_limited",
+        }
+    }
 }
 
 impl std::fmt::Display for MfaFailure {

@@ -17,6 +17,15 @@ pub struct ConsoleConfig {
 }
 
 impl ConsoleConfig {
+    /// `COUNTERSIGN_CONSOLE_OIDC_CLIENT_SECRET` (when `console.oidc` is configured).
+    pub fn apply_env(&mut self, var: &impl Fn(&str) -> Option<String>) {
+        if let Some(v) = var("COUNTERSIGN_CONSOLE_OIDC_CLIENT_SECRET")
+            && let Some(oidc) = self.oidc.as_mut()
+        {
+            oidc.client_secret = Some(Secret::new(v));
+        }
+    }
+
     pub fn key_sign_in(&self) -> bool {
         self.key_sign_in.unwrap_or(self.oidc.is_none())
     }

@@ -79,63 +79,47 @@ fn passkey_status(p: PasskeyFailure) -> StatusCode {
     }
 }
 
+/// The one place a [`GatewayError`] becomes an HTTP answer: its status here, its machine code
+/// the Gateway's own (`GatewayError::code`), its message for a person.
 impl From<GatewayError> for ApiError {
     fn from(e: GatewayError) -> Self {
-        match e {
-            GatewayError::Refused(r) => ApiError::new(refusal_status(&r), r.code(), r.to_string()),
-            GatewayError::InvalidAction(a @ countersign_core::ActionError::UnsafeNumber(_)) => {
-                ApiError::bad_request("imprecise_number", a.to_string())
+        let code = e.code();
+        let status = match &e {
+            GatewayError::Refused(r) => refusal_status(r),
+            GatewayError::InvalidAction(_) | GatewayError::BadInput(..) => StatusCode::BAD_REQUEST,
+            GatewayError::NotFound(_) | GatewayError::Store(StoreError::NotFound) => {
+                StatusCode::NOT_FOUND
             }
-            GatewayError::InvalidAction(a) => {
-                ApiError::bad_request("invalid_action", a.to_string())
-            }
-            GatewayError::BadInput(code, message) => ApiError::bad_request(code, message),
-            GatewayError::NotFound(what) => ApiError::new(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                format!("no such {what} (or you may not see it)"),
+            GatewayError::Forbidden(..) => StatusCode::FORBIDDEN,
+            GatewayError::Run(_) => StatusCode::CONFLICT,
+            GatewayError::Mfa(m) => match m {
+                MfaFailure::NotEnrolled => StatusCode::BAD_REQUEST,
+                MfaFailure::Invalid | MfaFailure::Reused => StatusCode::FORBIDDEN,
+                MfaFailure::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            },
+            GatewayError::Passkey(p) => passkey_status(*p),
+            GatewayError::Store(StoreError::Integrity(_)) => StatusCode::INTERNAL_SERVER_ERROR,
+            GatewayError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        let message = match e {
+            GatewayError::NotFound(what) => format!("no such {what} (or you may not see it)"),
+            GatewayError::Store(StoreError::NotFound) => "no such request".to_string(),
+            // The store has already logged it as an error; the caller learns only that the
+            // gateway refused, and which request to ask an operator about.
+            GatewayError::Store(StoreError::Integrity(why)) => format!(
+                "the gateway refused to act: {why}, so its stored state does not match \
+                 its audit log; nothing was changed, ask an operator to run \
+                 `countersign audit verify`"
             ),
-            GatewayError::Forbidden(code, message) => {
-                ApiError::new(StatusCode::FORBIDDEN, code, message)
-            }
-            GatewayError::Run(r) => {
-                ApiError::new(StatusCode::CONFLICT, "run_stopped", r.to_string())
-            }
-            GatewayError::Mfa(m) => {
-                let (status, code) = match m {
-                    MfaFailure::NotEnrolled => (StatusCode::BAD_REQUEST, "mfa_not_enrolled"),
-                    MfaFailure::Invalid => (StatusCode::FORBIDDEN, "mfa_invalid"),
-                    MfaFailure::Reused => (StatusCode::FORBIDDEN, "mfa_reused"),
-                    MfaFailure::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "mfa_rate_limited"),
-                };
-                ApiError::new(status, code, m.to_string())
-            }
-            GatewayError::Passkey(p) => ApiError::new(passkey_status(p), p.code(), p.to_string()),
-            GatewayError::Store(StoreError::NotFound) => {
-                ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such request")
-            }
-            GatewayError::Store(StoreError::Integrity(why)) => {
-                // The store has already logged it as an error; the caller learns only that the
-                // gateway refused, and which request to ask an operator about.
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "integrity_error",
-                    format!(
-                        "the gateway refused to act: {why}, so its stored state does not match \
-                         its audit log; nothing was changed, ask an operator to run \
-                         `countersign audit verify`"
-                    ),
-                )
-            }
             GatewayError::Store(e) => {
                 tracing::error!(error = %e, "storage failure");
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "storage_unavailable",
-                    "the gateway could not reach its database; nothing was changed, try again",
-                )
+                "the gateway could not reach its database; nothing was changed, try again"
+                    .to_string()
             }
-        }
+            GatewayError::BadInput(_, message) | GatewayError::Forbidden(_, message) => message,
+            e => e.to_string(),
+        };
+        ApiError::new(status, code, message)
     }
 }
 

@@ -14,9 +14,6 @@ pub use countersign_channels::config::{
     ChannelsConfig, DEFAULT_SLACK_API, DEFAULT_TEAMS_OPENID_METADATA, DEFAULT_TEAMS_TOKEN_URL,
     SlackConfig, TeamsConfig,
 };
-use countersign_channels::config::{
-    default_slack_api, default_teams_openid, default_teams_token_url, default_user_cache_ttl,
-};
 pub use countersign_console::config::{ConsoleConfig, OidcConfig};
 pub use countersign_mcp::config::{HoldFor, McpConfig, UpstreamConfig};
 
@@ -183,84 +180,11 @@ impl Config {
         if let Some(v) = var("COUNTERSIGN_DATABASE") {
             self.database = v;
         }
-        if let Some(v) = var("COUNTERSIGN_CONSOLE_OIDC_CLIENT_SECRET")
-            && let Some(oidc) = self.console.oidc.as_mut()
-        {
-            oidc.client_secret = Some(Secret::new(v));
-        }
+        self.console.apply_env(&var);
         if let Some(v) = var("COUNTERSIGN_POLICY") {
             self.policy = Some(PathBuf::from(v));
         }
-        if let Some(token) = var("COUNTERSIGN_SLACK_BOT_TOKEN") {
-            match &mut self.channels.slack {
-                Some(slack) => slack.bot_token = Secret::new(token),
-                None => {
-                    self.channels.slack = Some(SlackConfig {
-                        bot_token: Secret::new(token),
-                        signing_secret: None,
-                        app_token: None,
-                        api_base_url: default_slack_api(),
-                        notify: vec![],
-                        user_cache_ttl: default_user_cache_ttl(),
-                    })
-                }
-            }
-        }
-        self.apply_teams_env(&var);
-        if let Some(slack) = &mut self.channels.slack {
-            if let Some(v) = var("COUNTERSIGN_SLACK_SIGNING_SECRET") {
-                slack.signing_secret = Some(Secret::new(v));
-            }
-            if let Some(v) = var("COUNTERSIGN_SLACK_APP_TOKEN") {
-                slack.app_token = Some(Secret::new(v));
-            }
-            if let Some(v) = var("COUNTERSIGN_SLACK_API_BASE_URL") {
-                slack.api_base_url = v;
-            }
-        }
-    }
-
-    /// `COUNTERSIGN_TEAMS_APP_ID` (creates `channels.teams` when absent),
-    /// `COUNTERSIGN_TEAMS_APP_PASSWORD`, `COUNTERSIGN_TEAMS_TENANT_IDS` (comma-separated),
-    /// `COUNTERSIGN_TEAMS_OPENID_METADATA_URL`, `COUNTERSIGN_TEAMS_TOKEN_URL`.
-    fn apply_teams_env(&mut self, var: &impl Fn(&str) -> Option<String>) {
-        if let Some(app_id) = var("COUNTERSIGN_TEAMS_APP_ID") {
-            match &mut self.channels.teams {
-                Some(teams) => teams.app_id = app_id,
-                None => {
-                    self.channels.teams = Some(TeamsConfig {
-                        app_id,
-                        app_password: Secret::new(String::new()),
-                        tenant_ids: vec![],
-                        openid_metadata_url: default_teams_openid(),
-                        token_url: default_teams_token_url(),
-                        conversations: Default::default(),
-                        notify: vec![],
-                        user_cache_ttl: default_user_cache_ttl(),
-                    })
-                }
-            }
-        }
-        let Some(teams) = &mut self.channels.teams else {
-            return;
-        };
-        if let Some(v) = var("COUNTERSIGN_TEAMS_APP_PASSWORD") {
-            teams.app_password = Secret::new(v);
-        }
-        if let Some(v) = var("COUNTERSIGN_TEAMS_TENANT_IDS") {
-            teams.tenant_ids = v
-                .split(',')
-                .map(str::trim)
-                .filter(|t| !t.is_empty())
-                .map(str::to_string)
-                .collect();
-        }
-        if let Some(v) = var("COUNTERSIGN_TEAMS_OPENID_METADATA_URL") {
-            teams.openid_metadata_url = v;
-        }
-        if let Some(v) = var("COUNTERSIGN_TEAMS_TOKEN_URL") {
-            teams.token_url = v;
-        }
+        self.channels.apply_env(&var);
     }
 
     pub fn validate(&self, name: &str) -> Result<(), ConfigError> {
