@@ -71,7 +71,7 @@ fn query<T>(q: Result<Query<T>, axum::extract::rejection::QueryRejection>) -> Re
 /// The tree size a proof is asked for: as given (at most the log's size), or the latest
 /// checkpoint's.
 async fn tree_size(state: &ApiState, asked: Option<u64>) -> Result<u64, ApiError> {
-    let current = state.audit.store.audit_size().await.map_err(store_error)?;
+    let current = state.audit.size().await.map_err(store_error)?;
     match asked {
         Some(size) if size > current => Err(ApiError::bad_request(
             "size_beyond_log",
@@ -100,19 +100,15 @@ pub async fn inclusion(
             format!("entry {index} is not in the tree of size {size} (entries are 0..{size})"),
         ));
     }
-    let store = &state.audit.store;
-    let leaf = store
-        .audit_nodes(&[countersign_audit::NodeId::new(0, index)])
-        .await
-        .map_err(store_error)?;
-    let hashes = store
-        .inclusion_proof(index, size)
+    let (leaf, hashes) = state
+        .audit
+        .inclusion(index, size)
         .await
         .map_err(store_error)?;
     Ok(Json(InclusionProofView {
         index,
         size,
-        leaf_hash: BASE64.encode(leaf[0]),
+        leaf_hash: BASE64.encode(leaf),
         hashes: hashes.iter().map(|h| BASE64.encode(h)).collect(),
     }))
 }
@@ -145,8 +141,7 @@ pub async fn consistency(
     }
     let hashes = state
         .audit
-        .store
-        .consistency_proof(from, to)
+        .consistency(from, to)
         .await
         .map_err(store_error)?;
     Ok(Json(ConsistencyProofView {
@@ -191,8 +186,7 @@ pub async fn entries(
         .clamp(1, MAX_ENTRIES_PAGE) as u32;
     let rows = state
         .audit
-        .store
-        .audit_entries(from, limit)
+        .entries(from, limit)
         .await
         .map_err(store_error)?;
     let mut body = Vec::with_capacity(rows.iter().map(|r| r.bytes.len() + 1).sum());
@@ -242,8 +236,8 @@ pub async fn stream(
         None => number("after", q.after.as_deref())?,
     };
     let next = after.map_or(0, |a| a + 1);
-    let store = state.audit.store.clone();
-    let watch = store.audit_watch();
+    let store = state.audit.clone();
+    let watch = store.watch();
     let stream = futures::stream::unfold(
         (store, watch, next, std::collections::VecDeque::new()),
         |(store, mut watch, mut next, mut queue)| async move {
@@ -260,7 +254,7 @@ pub async fn stream(
                         .data(data);
                     return Some((Ok(ev), (store, watch, next, queue)));
                 }
-                match store.audit_entries(next, STREAM_PAGE).await {
+                match store.entries(next, STREAM_PAGE).await {
                     Ok(rows) if !rows.is_empty() => {
                         next = rows.last().map_or(next, |r| r.seq + 1);
                         queue.extend(rows);

@@ -95,7 +95,7 @@ pub fn default_name(public_url: &str) -> String {
 
 /// The audit side of a running gateway.
 pub struct Audit {
-    pub store: Arc<dyn Store>,
+    store: Arc<dyn Store>,
     signer: NoteSigner,
     pub origin: String,
     every: u64,
@@ -157,6 +157,30 @@ impl Audit {
             self.store.verify_audit().await?,
             self.store.verify_requests().await?,
         ))
+    }
+
+    /// The leaf hash of entry `index` and its inclusion proof in the tree of `size` entries.
+    pub async fn inclusion(
+        &self,
+        index: u64,
+        size: u64,
+    ) -> Result<(countersign_audit::Hash, Vec<countersign_audit::Hash>), StoreError> {
+        let leaf = self
+            .store
+            .audit_nodes(&[countersign_audit::NodeId::new(0, index)])
+            .await?;
+        let hashes = self.store.inclusion_proof(index, size).await?;
+        let leaf = leaf.into_iter().next().ok_or(StoreError::NotFound)?;
+        Ok((leaf, hashes))
+    }
+
+    /// The proof that the tree of `from` entries is a prefix of the tree of `to` entries.
+    pub async fn consistency(
+        &self,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<countersign_audit::Hash>, StoreError> {
+        self.store.consistency_proof(from, to).await
     }
 
     /// How many entries the log holds.
