@@ -133,3 +133,73 @@ impl From<AuthError> for ApiError {
         ApiError::new(StatusCode::UNAUTHORIZED, code, e.to_string())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use countersign_app::gateway::passkeys::PasskeyFailure;
+
+    /// Each edge answers a Gateway failure with the Gateway's own machine code; this mapping
+    /// adds only the status (and a person's sentence where the Gateway's would leak internals).
+    #[test]
+    fn a_gateway_failure_keeps_its_machine_code_and_gets_one_status() {
+        let cases: Vec<(GatewayError, StatusCode, &str)> = vec![
+            (
+                Refusal::SelfApproval.into(),
+                StatusCode::FORBIDDEN,
+                "self_approval",
+            ),
+            (
+                Refusal::AlreadyVoted.into(),
+                StatusCode::CONFLICT,
+                "already_voted",
+            ),
+            (
+                Refusal::GrantExpired.into(),
+                StatusCode::GONE,
+                "grant_expired",
+            ),
+            (
+                GatewayError::BadInput("invalid_digest", "x".into()),
+                StatusCode::BAD_REQUEST,
+                "invalid_digest",
+            ),
+            (
+                GatewayError::Forbidden("requester_not_allowed", "x".into()),
+                StatusCode::FORBIDDEN,
+                "requester_not_allowed",
+            ),
+            (
+                GatewayError::NotFound("request"),
+                StatusCode::NOT_FOUND,
+                "not_found",
+            ),
+            (
+                GatewayError::Mfa(MfaFailure::RateLimited),
+                StatusCode::TOO_MANY_REQUESTS,
+                "mfa_rate_limited",
+            ),
+            (
+                GatewayError::Passkey(PasskeyFailure::Expired),
+                StatusCode::GONE,
+                "webauthn_expired",
+            ),
+            (
+                GatewayError::Store(StoreError::Integrity("row changed".into())),
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "integrity_error",
+            ),
+            (
+                GatewayError::Store(StoreError::Corrupt("down".into())),
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage_unavailable",
+            ),
+        ];
+        for (e, status, code) in cases {
+            assert_eq!(e.code(), code, "{e:?}");
+            let api = ApiError::from(e);
+            assert_eq!((api.status, api.code), (status, code));
+            assert!(!api.message.contains("down"), "{}", api.message);
+        }
+    }
+}
