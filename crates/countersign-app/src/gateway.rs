@@ -14,8 +14,8 @@ use crate::waiters::Waiters;
 use countersign_core::request::RunGate;
 use countersign_core::run::RunRefusal;
 use countersign_core::{
-    Action, ActionError, Ballot, Channel, Digest, Principal, PrincipalId, Refusal, Request,
-    RunState, State, Timestamp, mfa, request_id_for_grant,
+    Action, ActionError, Channel, Digest, Principal, PrincipalId, Refusal, Request, RunState,
+    State, Timestamp, Transition, mfa, request_id_for_grant,
 };
 use countersign_store::{Parking, RequestQuery, Store, StoreError, Submission, Updated};
 use std::collections::HashMap;
@@ -354,7 +354,7 @@ impl Gateway {
     /// Expires one request if due; returns it as it now stands.
     async fn expire(&self, id: &str) -> Result<Request, GatewayError> {
         let now = self.clock.now();
-        let change = Box::new(move |r: &mut Request| Ok(r.expire_if_due(now)));
+        let change = Transition::Expire;
         match self.store.update_request(id, "system", now, change).await? {
             Ok(updated) => {
                 self.after_update(&updated, None);
@@ -485,10 +485,10 @@ impl Gateway {
         why: Option<(countersign_core::Cancellation, String)>,
     ) -> Result<Recorded, GatewayError> {
         let now = self.clock.now();
-        let by = who.id.clone();
-        let change = Box::new(move |r: &mut Request| {
-            r.cancel_for(&by, now, why.as_ref().map(|(w, text)| (*w, text.as_str())))
-        });
+        let change = Transition::Cancel {
+            by: who.id.clone(),
+            why,
+        };
         let before = self.store.get_request(id).await?;
         match before.as_ref() {
             Some(r) if Self::visible(who, r) => {}
@@ -547,7 +547,7 @@ impl Gateway {
             return Err(Refusal::NotGrantHolder.into());
         }
         let now = self.clock.now();
-        let change = Box::new(move |r: &mut Request| r.redeem(&digest, now));
+        let change = Transition::Redeem { digest };
         match self
             .store
             .update_request(&before.id, who.id.as_str(), now, change)

@@ -652,5 +652,9 @@ pub fn request_id_for_grant(grant_id: &str) -> Option<String> {
         .map(|rest| format!("req_{rest}"))
 }
 
+mod transition;
+
+pub use transition::Transition;
+
 #[cfg(test)]
 mod tests;

@@ -12,7 +12,8 @@
 //! the journal) or fails and is undone whole by the caller. A function that may write more
 //! than one statement opens the savepoint first; a single statement is atomic on its own.
 //!
-//! Nothing here decides about requests: closures call the core's state machine, and the run
+//! Nothing here decides about requests: a change is a core `Transition` that `Request::apply`
+//! carries out, a submission the caller's call of `Request::submit`, and the run
 //! rules are the core's too (`RunGate::of`, `RunState::may_release`, `Request::pauses_run`,
 //! `Request::free_held`).
 
@@ -21,13 +22,13 @@ use crate::columns::{RequestColumns, request_from_body, to_millisecond};
 use crate::submission::{PreparedSubmission, guarded};
 use crate::tree::{parse_seq_list, seq_list};
 use crate::{
-    FactorChange, FactorChangeKind, FactorProof, FactorsRemoved, RequestChange, RunChange, RunOf,
-    StoreError, Submit, Updated,
+    FactorChange, FactorChangeKind, FactorProof, FactorsRemoved, RunChange, RunOf, StoreError,
+    Submit, Updated,
 };
 use countersign_core::replay::{RECORDED_HASH, body_sha256};
 use countersign_core::run::RunRefusal;
 use countersign_core::{
-    Effect, Event, PrincipalId, Refusal, Request, Run, RunGate, RunState, Timestamp,
+    Effect, Event, PrincipalId, Refusal, Request, Run, RunGate, RunState, Timestamp, Transition,
 };
 
 /// The primitives a backend offers inside one open write transaction.
@@ -222,12 +223,12 @@ pub(crate) async fn update_request<T: WriteTx>(
     id: &str,
     actor: &str,
     now: Timestamp,
-    change: RequestChange,
+    change: Transition,
 ) -> Result<Result<Updated, Refusal>, StoreError> {
     let row = tx.load_row(id).await?.ok_or(StoreError::NotFound)?;
     let stored = verified(tx, &row).await?;
     let mut request = stored.clone();
-    let events = match guarded("the request change", || change(&mut request))? {
+    let events = match guarded("the request change", || request.apply(&change, now))? {
         Ok(events) => events,
         Err(refusal) => return Ok(Err(refusal)),
     };
@@ -237,12 +238,6 @@ pub(crate) async fn update_request<T: WriteTx>(
             audit_entries: vec![],
             also_changed: vec![],
         }));
-    }
-    if request.id != stored.id {
-        return Err(StoreError::Invalid(format!(
-            "a change turned request {} into request {}",
-            stored.id, request.id
-        )));
     }
     tx.savepoint().await?;
     let seqs = record_and_save(tx, &at_of(now), actor, &events, &request, now).await?;

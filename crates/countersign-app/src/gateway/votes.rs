@@ -95,20 +95,14 @@ impl Gateway {
             _ => None,
         };
         let now = self.clock.now();
-        let voter_owned = voter.clone();
-        let comment = body.comment.clone();
-        let decision = body.decision;
-        let change = Box::new(move |r: &mut Request| {
-            let ballot = Ballot {
-                voter: &voter_owned,
-                decision,
-                digest,
-                channel,
-                mfa,
-                comment,
-            };
-            r.vote(&ballot, now)
-        });
+        let change = Transition::Vote {
+            voter: voter.clone(),
+            decision: body.decision,
+            digest,
+            channel,
+            mfa,
+            comment: body.comment.clone(),
+        };
         match self
             .store
             .update_request(id, voter.id.as_str(), now, change)

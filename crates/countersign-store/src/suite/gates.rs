@@ -66,7 +66,7 @@ pub async fn pausing_request_holds_later_ones_and_releases_them_when_decided(b: 
     let no_run = submit(&*store, "req_n", None, allow(), at(1)).await;
     assert_eq!(no_run.state, State::Approved);
 
-    let change = vote(bob(), pauser.digest, VoteDecision::Approve, at(2));
+    let change = vote(bob(), pauser.digest, VoteDecision::Approve);
     let updated = store
         .update_request("req_p", "user:bob@example.com", at(2), change)
         .await
@@ -93,7 +93,7 @@ pub async fn release_stops_at_the_next_pausing_request(b: &dyn Backend) {
     assert!(second.held && third.held);
 
     // Denying the first releases the second, which now pauses the run itself.
-    let change = vote(bob(), first.digest, VoteDecision::Deny, at(3));
+    let change = vote(bob(), first.digest, VoteDecision::Deny);
     let updated = store
         .update_request("req_1", "user:bob@example.com", at(3), change)
         .await
@@ -109,7 +109,7 @@ pub async fn release_stops_at_the_next_pausing_request(b: &dyn Backend) {
     let third_now = store.get_request("req_3").await.unwrap().unwrap();
     assert!(third_now.held);
 
-    let change = vote(bob(), second.digest, VoteDecision::Approve, at(4));
+    let change = vote(bob(), second.digest, VoteDecision::Approve);
     let updated = store
         .update_request("req_2", "user:bob@example.com", at(4), change)
         .await
@@ -126,7 +126,7 @@ pub async fn a_held_request_past_its_deadline_expires_instead_of_being_released(
     let held = submit(&*store, "req_h", Some("run-1"), allow(), at(0)).await;
     assert!(held.held);
     // The held action may wait HOLD_SECONDS (60 s); the review is decided after 120 s.
-    let change = vote(bob(), pauser.digest, VoteDecision::Approve, at(120));
+    let change = vote(bob(), pauser.digest, VoteDecision::Approve);
     let updated = store
         .update_request("req_p", "user:bob@example.com", at(120), change)
         .await
@@ -152,7 +152,7 @@ pub async fn a_run_paused_by_a_person_stays_paused_when_the_pausing_request_is_d
         .await
         .unwrap()
         .unwrap();
-    let change = vote(bob(), pauser.digest, VoteDecision::Approve, at(3));
+    let change = vote(bob(), pauser.digest, VoteDecision::Approve);
     let updated = store
         .update_request("req_p", "user:bob@example.com", at(3), change)
         .await

@@ -4,10 +4,10 @@
 
 use super::{Backend, allow, at, audit_count, person, review, submit, vote};
 use crate::StoreError;
-use countersign_core::{Request, State, VoteDecision};
+use countersign_core::{State, Transition, VoteDecision};
 
-fn redeem(digest: countersign_core::Digest) -> crate::RequestChange {
-    Box::new(move |r: &mut Request| r.redeem(&digest, at(2)))
+fn redeem(digest: countersign_core::Digest) -> Transition {
+    Transition::Redeem { digest }
 }
 
 pub async fn stored_state_matches_the_log_or_nothing_is_acted_on(b: &dyn Backend) {
@@ -39,7 +39,7 @@ pub async fn stored_state_matches_the_log_or_nothing_is_acted_on(b: &dyn Backend
             "req_3",
             "user:bob@example.com",
             at(1),
-            vote(voter.clone(), fine.digest, VoteDecision::Approve, at(1)),
+            vote(voter.clone(), fine.digest, VoteDecision::Approve),
         )
         .await
         .expect("stored")
@@ -61,7 +61,7 @@ pub async fn stored_state_matches_the_log_or_nothing_is_acted_on(b: &dyn Backend
             "req_2",
             "user:bob@example.com",
             at(2),
-            vote(voter, pending.digest, VoteDecision::Approve, at(2)),
+            vote(voter, pending.digest, VoteDecision::Approve),
         )
         .await;
     assert!(matches!(vote_on_forged, Err(StoreError::Integrity(_))));
