@@ -158,7 +158,7 @@ pub(crate) async fn submit_parked<T: WriteTx>(
     // More than one statement from here (forgetting the pair, parking the new request): undo
     // them all if one fails. An allowed call with nothing parked is one insert and needs none.
     let single = parked.is_none()
-        && matches!(&pending, Pending::Prepared(p) if p.request.state != countersign_core::State::Pending);
+        && matches!(&pending, Pending::Prepared(p) if p.request.state() != countersign_core::State::Pending);
     if !single {
         tx.savepoint().await?;
     }
@@ -169,8 +169,8 @@ pub(crate) async fn submit_parked<T: WriteTx>(
         Pending::Prepared(prepared) => insert_prepared(tx, *prepared).await?,
         Pending::Gated { run, submit } => submit_request(tx, Some(run), now, submit).await?,
     };
-    if request.state == countersign_core::State::Pending {
-        tx.park_call(&key.requester, &key.digest, &request.id, now)
+    if request.state() == countersign_core::State::Pending {
+        tx.park_call(&key.requester, &key.digest, request.id(), now)
             .await?;
     }
     Ok(crate::Submission::New(request))
@@ -213,7 +213,7 @@ pub(crate) async fn insert_prepared<T: WriteTx>(
     }
     tx.insert_request(&row).await?;
     if reviewed {
-        tx.mark_notify(&prepared.request.id, prepared.now).await?;
+        tx.mark_notify(prepared.request.id(), prepared.now).await?;
     }
     Ok(prepared.request)
 }
@@ -244,9 +244,9 @@ pub(crate) async fn update_request<T: WriteTx>(
     let mut also_changed = vec![];
     if stored.pauses_run()
         && !request.pauses_run()
-        && let Some(run) = request.action.run.as_deref()
+        && let Some(run) = request.action().run.as_deref()
     {
-        let requester = request.requester.id.as_str();
+        let requester = request.requester().id.as_str();
         also_changed = release_held(tx, run, Some(requester), now).await?;
     }
     Ok(Ok(Updated {
@@ -276,7 +276,7 @@ pub(crate) async fn release_held<T: WriteTx>(
     // Requesters whose part of the run is (still, or again) paused by one of their requests.
     let mut paused: Vec<String> = vec![];
     for row in held {
-        let requester = request_from_body(&row.body)?.requester.id.to_string();
+        let requester = request_from_body(&row.body)?.requester().id.to_string();
         if only.is_some_and(|o| o != requester) || paused.contains(&requester) {
             continue;
         }
@@ -502,7 +502,7 @@ async fn record_and_save<T: WriteTx>(
     );
     tx.save_request(&row, &seq_list(seqs.clone())).await?;
     if is_reviewed(request) {
-        tx.mark_notify(&request.id, now).await?;
+        tx.mark_notify(request.id(), now).await?;
     }
     Ok(seqs)
 }
@@ -529,7 +529,7 @@ pub(crate) async fn verified<T: WriteTx>(
     row: &StoredRow,
 ) -> Result<Request, StoreError> {
     let request = request_from_body(&row.body)?;
-    let refuse = |why: String| Err(integrity_error(&request.id, why));
+    let refuse = |why: String| Err(integrity_error(request.id(), why));
     let Some(seq) = parse_seq_list(&row.audit_seqs)?.last().copied() else {
         return refuse("its row names no audit entries".into());
     };
@@ -549,7 +549,7 @@ pub(crate) async fn verified<T: WriteTx>(
     let Ok(entry) = serde_json::from_slice::<RecordedEntry>(&bytes) else {
         return refuse(format!("its last audit entry #{seq} cannot be read"));
     };
-    if entry.request.as_deref() != Some(request.id.as_str()) {
+    if entry.request.as_deref() != Some(request.id()) {
         return refuse(format!(
             "its last audit entry #{seq} is about another request"
         ));
@@ -583,7 +583,7 @@ struct RecordedEntry {
 
 /// True when people review `request`, so channels show it and must follow its changes.
 fn is_reviewed(request: &Request) -> bool {
-    request.decision.effect == Effect::Review
+    request.decision().effect == Effect::Review
 }
 
 /// Stages one audit entry per event, all at `at`, by `actor`, about `subject`; returns their

@@ -88,7 +88,7 @@ impl Gateway {
             .ok_or(GatewayError::NotFound("request"))?;
         let mfa = match &body.otp {
             _ if verified.is_some() => verified,
-            Some(code) if current.state == State::Pending => {
+            Some(code) if current.state() == State::Pending => {
                 self.verify_otp(&voter.id, code).await?;
                 Some(countersign_core::MfaMethod::Totp)
             }
@@ -117,8 +117,8 @@ impl Gateway {
                     })
                     .inc();
                 self.after_update(&updated, Some(&current));
-                tracing::info!(request = %id, digest = %updated.request.digest, principal = %voter.id,
-                    channel = channel.as_str(), state = updated.request.state.as_str(), "vote accepted");
+                tracing::info!(request = %id, digest = %updated.request.digest(), principal = %voter.id,
+                    channel = channel.as_str(), state = updated.request.state().as_str(), "vote accepted");
                 Ok(Recorded {
                     request: updated.request,
                     audit_entries: updated.audit_entries,
