@@ -14,8 +14,8 @@ use crate::waiters::Waiters;
 use countersign_core::request::RunGate;
 use countersign_core::run::RunRefusal;
 use countersign_core::{
-    Action, ActionError, Ballot, Channel, Digest, Principal, PrincipalId, Refusal, Request,
-    RunState, State, Timestamp, mfa, request_id_for_grant,
+    Action, ActionError, Channel, Digest, Principal, PrincipalId, Refusal, Request, RunState,
+    State, Timestamp, Transition, mfa, request_id_for_grant,
 };
 use countersign_store::{Parking, RequestQuery, Store, StoreError, Submission, Updated};
 use std::collections::HashMap;
@@ -239,7 +239,7 @@ impl Gateway {
     ) -> Result<Submission, GatewayError> {
         match self.submit_with(requester, action, true, Some(key)).await? {
             Submission::Attached(req) if req.is_due(self.clock.now()) => {
-                Ok(Submission::Attached(self.expire(&req.id).await?))
+                Ok(Submission::Attached(self.expire(req.id()).await?))
             }
             submitted => Ok(submitted),
         }
@@ -273,8 +273,8 @@ impl Gateway {
                 hold_timeout,
                 now,
             );
-            if redeem_at_once && req.state == State::Approved {
-                let digest = req.digest;
+            if redeem_at_once && req.state() == State::Approved {
+                let digest = req.digest();
                 // A fresh grant cannot be refused; if it ever were, the request stays approved
                 // and the caller redeems it the ordinary way.
                 if let Ok(redeemed) = req.redeem(&digest, now) {
@@ -293,7 +293,7 @@ impl Gateway {
                 let parking = Parking {
                     requester: &requester_id,
                     key,
-                    attachable: |r| r.state != State::Executed,
+                    attachable: |r| r.state() != State::Executed,
                 };
                 match self
                     .store
@@ -308,21 +308,21 @@ impl Gateway {
         self.metrics
             .decisions
             .get_or_create(&EffectLabel {
-                effect: req.decision.effect.as_str().to_string(),
+                effect: req.decision().effect.as_str().to_string(),
             })
             .inc();
-        if req.decision.effect == countersign_core::Effect::Review {
+        if req.decision().effect == countersign_core::Effect::Review {
             self.outbox_wake.notify_one();
         }
-        if req.state == State::Pending {
+        if req.state() == State::Pending {
             self.metrics.pending.inc();
         } else {
             self.count_closed(&req);
         }
         tracing::info!(
-            request = %req.id, digest = %req.digest, principal = %req.requester.id,
-            kind = %req.action.kind, effect = req.decision.effect.as_str(), state = req.state.as_str(),
-            rule = req.decision.rule.as_deref().unwrap_or("<default>"), "action submitted"
+            request = %req.id(), digest = %req.digest(), principal = %req.requester().id,
+            kind = %req.action().kind, effect = req.decision().effect.as_str(), state = req.state().as_str(),
+            rule = req.decision().rule.as_deref().unwrap_or("<default>"), "action submitted"
         );
         Ok(Submission::New(req))
     }
@@ -331,14 +331,14 @@ impl Gateway {
         self.metrics
             .closed
             .get_or_create(&StateLabel {
-                state: req.state.as_str().to_string(),
+                state: req.state().as_str().to_string(),
             })
             .inc();
     }
 
     /// Who may read a request: people may read all; agents only their own.
     fn visible(viewer: &Principal, req: &Request) -> bool {
-        viewer.is_person() || viewer.id == req.requester.id
+        viewer.is_person() || viewer.id == req.requester().id
     }
 
     /// Reads one request, expiring it first if its deadline has passed.
@@ -384,7 +384,7 @@ impl Gateway {
     /// Expires one request if due; returns it as it now stands.
     async fn expire(&self, id: &str) -> Result<Request, GatewayError> {
         let now = self.clock.now();
-        let change = Box::new(move |r: &mut Request| Ok(r.expire_if_due(now)));
+        let change = Transition::Expire;
         match self.store.update_request(id, "system", now, change).await? {
             Ok(updated) => {
                 self.after_update(&updated, None);
@@ -408,11 +408,11 @@ impl Gateway {
         loop {
             let notified = watch.notified();
             let req = self.get(viewer, id).await?;
-            if req.state != State::Pending || tokio::time::Instant::now() >= deadline {
+            if req.state() != State::Pending || tokio::time::Instant::now() >= deadline {
                 return Ok(req);
             }
             let next_due = req
-                .expires_at
+                .expires_at()
                 .and_then(|t| (t - self.clock.now()).to_std().ok())
                 .map(|d| tokio::time::Instant::now() + d + Duration::from_millis(5));
             let tick = (tokio::time::Instant::now() + WAIT_TICK)
@@ -445,8 +445,8 @@ impl Gateway {
         let mut out = Vec::with_capacity(q.limit as usize);
         for req in self.store.list_requests(&q).await? {
             if req.is_due(now) {
-                let expired = self.expire(&req.id).await?;
-                if q.state.is_none_or(|s| s == expired.state) {
+                let expired = self.expire(req.id()).await?;
+                if q.state.is_none_or(|s| s == expired.state()) {
                     out.push(expired);
                 }
             } else {
@@ -459,22 +459,22 @@ impl Gateway {
     /// Book-keeping after a committed change: metrics for every request that left `pending`,
     /// and waking every waiter concerned.
     fn after_update(&self, updated: &Updated, before: Option<&Request>) {
-        let main_was_pending = before.is_none_or(|b| b.state == State::Pending);
+        let main_was_pending = before.is_none_or(|b| b.state() == State::Pending);
         // Requests in `also_changed` were all pending (held) before this change.
         let changed = std::iter::once((&updated.request, main_was_pending))
             .chain(updated.also_changed.iter().map(|r| (r, true)));
         for (req, was_pending) in changed {
-            if was_pending && req.state != State::Pending {
+            if was_pending && req.state() != State::Pending {
                 self.metrics.pending.dec();
                 self.count_closed(req);
-                if req.decision.effect == countersign_core::Effect::Review {
-                    let closed = req.closed_at.unwrap_or_else(|| self.clock.now());
+                if req.decision().effect == countersign_core::Effect::Review {
+                    let closed = req.closed_at().unwrap_or_else(|| self.clock.now());
                     let waited =
-                        (closed - req.created_at).num_milliseconds().max(0) as f64 / 1000.0;
+                        (closed - req.created_at()).num_milliseconds().max(0) as f64 / 1000.0;
                     self.metrics.decision_wait_seconds.observe(waited);
                 }
             }
-            self.waiters.notify(&req.id);
+            self.waiters.notify(req.id());
         }
         self.outbox_wake.notify_one();
     }
@@ -515,10 +515,10 @@ impl Gateway {
         why: Option<(countersign_core::Cancellation, String)>,
     ) -> Result<Recorded, GatewayError> {
         let now = self.clock.now();
-        let by = who.id.clone();
-        let change = Box::new(move |r: &mut Request| {
-            r.cancel_for(&by, now, why.as_ref().map(|(w, text)| (*w, text.as_str())))
-        });
+        let change = Transition::Cancel {
+            by: who.id.clone(),
+            why,
+        };
         let before = self.store.get_request(id).await?;
         match before.as_ref() {
             Some(r) if Self::visible(who, r) => {}
@@ -559,7 +559,7 @@ impl Gateway {
             .store
             .get_request(&id)
             .await?
-            .filter(|r| r.grant.as_ref().is_some_and(|g| g.id == grant_id))
+            .filter(|r| r.grant().is_some_and(|g| g.id == grant_id))
             .ok_or(GatewayError::NotFound("grant"))?;
         self.redeem_request(who, &before, digest).await
     }
@@ -573,14 +573,14 @@ impl Gateway {
         before: &Request,
         digest: Digest,
     ) -> Result<Request, GatewayError> {
-        if before.requester.id != who.id {
+        if before.requester().id != who.id {
             return Err(Refusal::NotGrantHolder.into());
         }
         let now = self.clock.now();
-        let change = Box::new(move |r: &mut Request| r.redeem(&digest, now));
+        let change = Transition::Redeem { digest };
         match self
             .store
-            .update_request(&before.id, who.id.as_str(), now, change)
+            .update_request(before.id(), who.id.as_str(), now, change)
             .await?
         {
             Ok(updated) => {
@@ -599,7 +599,7 @@ impl Gateway {
         key: &Digest,
         req: &Request,
     ) -> Result<(), GatewayError> {
-        self.store.unpark_call(&who.id, key, &req.id).await?;
+        self.store.unpark_call(&who.id, key, req.id()).await?;
         Ok(())
     }
 
@@ -637,12 +637,12 @@ impl Gateway {
             .await??;
         let mut ids = Vec::with_capacity(change.changed.len());
         for req in &change.changed {
-            if req.state != State::Pending {
+            if req.state() != State::Pending {
                 self.metrics.pending.dec();
                 self.count_closed(req);
             }
-            self.waiters.notify(&req.id);
-            ids.push(req.id.clone());
+            self.waiters.notify(req.id());
+            ids.push(req.id().to_owned());
         }
         self.outbox_wake.notify_one();
         tracing::info!(run, principal = %who.id, state = ?change.run.state, "run changed");

@@ -39,12 +39,12 @@ pub struct AuditEvidence {
 /// The in-toto statement about `request`.
 pub fn statement(request: &Request, audit: &AuditEvidence) -> Value {
     let hex_digest = request
-        .digest
+        .digest()
         .to_string()
         .trim_start_matches("sha256:")
         .to_owned();
     let votes: Vec<Value> = request
-        .votes
+        .votes()
         .iter()
         .map(|v| {
             json!({
@@ -66,37 +66,37 @@ pub fn statement(request: &Request, audit: &AuditEvidence) -> Value {
             })
         })
         .collect();
-    let execution = match request.state {
+    let execution = match request.state() {
         State::Executed | State::Failed => json!({
-            "state": request.state.as_str(),
-            "outcome": request.outcome,
-            "outcome_code": request.outcome_code,
-            "grant": request.grant.as_ref().map(|g| json!({"id": g.id, "uses": g.uses})),
+            "state": request.state().as_str(),
+            "outcome": request.outcome(),
+            "outcome_code": request.outcome_code(),
+            "grant": request.grant().map(|g| json!({"id": g.id, "uses": g.uses})),
         }),
         _ => Value::Null,
     };
     json!({
         "_type": STATEMENT_TYPE,
         "subject": [{
-            "name": format!("countersign:request/{}", request.id),
+            "name": format!("countersign:request/{}", request.id()),
             "digest": {"sha256": hex_digest},
         }],
         "predicateType": PREDICATE_TYPE,
         "predicate": {
-            "request": request.id,
-            "action": request.action,
-            "requester": request.requester,
+            "request": request.id(),
+            "action": request.action(),
+            "requester": request.requester(),
             "policy": {
-                "rule": request.decision.rule,
-                "hash": request.decision.policy_hash,
-                "effect": request.decision.effect.as_str(),
-                "reason": request.decision.reason,
+                "rule": request.decision().rule,
+                "hash": request.decision().policy_hash,
+                "effect": request.decision().effect.as_str(),
+                "reason": request.decision().reason,
             },
             "votes": votes,
-            "state": request.state.as_str(),
-            "created_at": format_at(request.created_at),
-            "closed_at": request.closed_at.map(format_at),
-            "outcome": request.outcome,
+            "state": request.state().as_str(),
+            "created_at": format_at(request.created_at()),
+            "closed_at": request.closed_at().map(format_at),
+            "outcome": request.outcome(),
             "execution": execution,
             "audit": audit,
         },

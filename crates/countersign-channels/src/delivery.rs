@@ -16,7 +16,7 @@ use std::collections::HashSet;
 /// The targets of `channel` asked about `req` at `now`: the rule's audience in this channel (or
 /// the channel's default when the rule names none), plus the escalation audience once due.
 pub fn audience(channel: &dyn ChatChannel, req: &Request, now: Timestamp) -> Vec<String> {
-    let Some(r) = req.decision.requirements.as_ref() else {
+    let Some(r) = req.decision().requirements.as_ref() else {
         return vec![];
     };
     let prefix = format!("{}:", channel.name());
@@ -45,7 +45,7 @@ pub async fn deliver(
     now: Timestamp,
 ) -> Result<Option<Timestamp>, DeliveryError> {
     let stored = store
-        .channel_messages(&req.id)
+        .channel_messages(req.id())
         .await
         .map_err(DeliveryError::store)?;
     let prefix = format!("{}:", channel.name());
@@ -55,13 +55,13 @@ pub async fn deliver(
         .collect();
     let targets = audience(channel, req, now);
     let rendered = channel.render(req);
-    let pending = req.state == State::Pending;
+    let pending = req.state() == State::Pending;
     let remind = req
-        .decision
+        .decision()
         .requirements
         .as_ref()
         .and_then(|r| r.remind_seconds)
-        .filter(|_| pending && !req.held);
+        .filter(|_| pending && !req.held());
     let mut first_error = None;
     let mut next: Option<Timestamp> = None;
     let mut later = |t: Timestamp| next = Some(next.map_or(t, |n: Timestamp| n.min(t)));
@@ -105,7 +105,7 @@ pub async fn deliver(
                     && result.is_ok()
                     && !reposted
                 {
-                    let since = m.reminded_at.unwrap_or(req.created_at);
+                    let since = m.reminded_at.unwrap_or(req.created_at());
                     let due = since + chrono::Duration::seconds(every as i64);
                     if now >= due {
                         result = match channel.remind(req, &m).await {
@@ -124,7 +124,7 @@ pub async fn deliver(
             }
         };
         if let Err(e) = outcome {
-            tracing::warn!(request = %req.id, target, channel = channel.name(), error = %e,
+            tracing::warn!(request = %req.id(), target, channel = channel.name(), error = %e,
                 "channel delivery failed");
             first_error.get_or_insert(e);
         }
@@ -133,17 +133,17 @@ pub async fn deliver(
         return Err(e);
     }
     if pending {
-        if let Some(exp) = req.expires_at {
+        if let Some(exp) = req.expires_at() {
             later(exp + chrono::Duration::seconds(1));
         }
         if let Some(e) = req
-            .decision
+            .decision()
             .requirements
             .as_ref()
             .and_then(|r| r.escalate.as_ref())
             && !escalation_due(req, e.after_seconds, now)
         {
-            later(req.created_at + chrono::Duration::seconds(e.after_seconds as i64));
+            later(req.created_at() + chrono::Duration::seconds(e.after_seconds as i64));
         }
     }
     Ok(next)
@@ -163,7 +163,7 @@ async fn post(
         Err(e) => return Err(e),
     };
     let m = ChannelMessage {
-        request_id: req.id.clone(),
+        request_id: req.id().to_owned(),
         target: target.to_string(),
         conversation: posted.conversation,
         ts: posted.ts,
@@ -174,7 +174,7 @@ async fn post(
 }
 
 fn escalation_due(req: &Request, after_seconds: u64, now: Timestamp) -> bool {
-    now >= req.created_at + chrono::Duration::seconds(after_seconds as i64)
+    now >= req.created_at() + chrono::Duration::seconds(after_seconds as i64)
 }
 
 async fn save(store: &dyn Store, m: &ChannelMessage) -> Result<(), DeliveryError> {

@@ -102,9 +102,9 @@ pub enum Buttons {
 
 impl Review {
     pub fn of(req: &Request, public_url: &str, masker: &Masker) -> Review {
-        let a = &req.action;
+        let a = &req.action();
         let title = title(req);
-        let requirements = req.decision.requirements.as_ref();
+        let requirements = req.decision().requirements.as_ref();
         let needs = visible(&requirements.map(|r| r.summary()).unwrap_or_default()).into_owned();
         let mut masked = 0;
         let why = a
@@ -135,7 +135,7 @@ impl Review {
         let cut_short = params.as_ref().is_some_and(|p| p.truncated)
             || a.resource.chars().count() > SHORT_MAX
             || a.kind.chars().count() > SHORT_MAX;
-        let buttons = if req.state != State::Pending || req.held {
+        let buttons = if req.state() != State::Pending || req.held() {
             Buttons::None
         } else if requirements.is_some_and(|r| r.mfa) {
             Buttons::StepUp
@@ -143,16 +143,16 @@ impl Review {
             Buttons::ReadInFull
         } else {
             Buttons::Decide {
-                request_id: req.id.clone(),
-                digest: req.digest.to_string(),
+                request_id: req.id().to_owned(),
+                digest: req.digest().to_string(),
             }
         };
         let (requester, kind, resource) = (
-            visible(req.requester.id.as_str()),
+            visible(req.requester().id.as_str()),
             visible(&a.kind),
             visible(&a.resource),
         );
-        let text = match req.state {
+        let text = match req.state() {
             State::Pending => {
                 format!("{requester} asks to run {kind} on {resource}: needs {needs}")
             }
@@ -164,15 +164,15 @@ impl Review {
             title,
             requester: requester.into_owned(),
             owner: req
-                .requester
+                .requester()
                 .owner
                 .as_ref()
                 .map(|o| visible(o.as_str()).into_owned()),
             kind: kind.into_owned(),
             resource: resource.into_owned(),
-            rule: visible(req.decision.rule.as_deref().unwrap_or("default")).into_owned(),
+            rule: visible(req.decision().rule.as_deref().unwrap_or("default")).into_owned(),
             needs,
-            expires_at: req.expires_at.filter(|_| req.state == State::Pending),
+            expires_at: req.expires_at().filter(|_| req.state() == State::Pending),
             run: a.run.as_deref().map(|r| visible(r).into_owned()),
             why,
             params,
@@ -186,8 +186,8 @@ impl Review {
 }
 
 fn title(req: &Request) -> String {
-    let kind = visible(&req.action.kind);
-    match req.state {
+    let kind = visible(&req.action().kind);
+    match req.state() {
         State::Pending => format!("Approval needed: {kind}"),
         State::Approved => format!("✅ Approved: {kind}"),
         State::Denied => format!("⛔ Denied: {kind}"),
@@ -207,18 +207,18 @@ impl Progress {
             cut(&shown.to_string(), max)
         };
         let needed: u32 = req
-            .decision
+            .decision()
             .requirements
             .as_ref()
             .map(|r| r.approvers.iter().map(|c| c.count).sum())
             .unwrap_or(0);
         let approvals = req
-            .votes
+            .votes()
             .iter()
             .filter(|v| v.decision == VoteDecision::Approve)
             .count();
         let votes = req
-            .votes
+            .votes()
             .iter()
             .map(|v| VoteLine {
                 approver: visible(v.approver.as_str()).into_owned(),
@@ -230,7 +230,7 @@ impl Progress {
                 comment: v.comment.as_deref().map(|c| show(c, SHORT_MAX)),
             })
             .collect();
-        let pending = req.state == State::Pending;
+        let pending = req.state() == State::Pending;
         let still_needs = pending
             .then(|| req.remaining())
             .filter(|r| !r.is_empty())
@@ -241,17 +241,17 @@ impl Progress {
                     .join(", ")
             });
         let outcome = (!pending)
-            .then(|| req.outcome.as_deref().map(|o| show(o, 300)))
+            .then(|| req.outcome().map(|o| show(o, 300)))
             .flatten();
         Progress {
-            state: req.state,
+            state: req.state(),
             approvals,
             needed,
-            held: pending && req.held,
+            held: pending && req.held(),
             votes,
             still_needs,
             outcome,
-            request_id: req.id.clone(),
+            request_id: req.id().to_owned(),
             masked,
         }
     }
@@ -301,16 +301,16 @@ impl VoteLine {
 pub fn reminder(req: &Request, masker: &Masker) -> String {
     format!(
         "⏰ Reminder: {} is still waiting for approval of {} on {} ({}).",
-        visible(req.requester.id.as_str()),
-        visible(&req.action.kind),
-        visible(&req.action.resource),
+        visible(req.requester().id.as_str()),
+        visible(&req.action().kind),
+        visible(&req.action().resource),
         Progress::of(req, masker).plain()
     )
 }
 
 /// The link to the request for people: its console page (the API's `review_url`).
 pub fn request_url(public_url: &str, req: &Request) -> String {
-    format!("{public_url}/console/requests/{}", req.id)
+    format!("{public_url}/console/requests/{}", req.id())
 }
 
 /// `s` cut to `max` characters, with `…` when it was longer.

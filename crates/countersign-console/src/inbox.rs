@@ -27,7 +27,7 @@ pub fn may_decide(req: &Request, viewer: &Viewer, now: Timestamp) -> Result<(), 
     let ballot = Ballot {
         voter: &viewer.principal,
         decision: VoteDecision::Approve,
-        digest: req.digest,
+        digest: req.digest(),
         channel: Channel::Console,
         mfa: Some(countersign_core::MfaMethod::Totp),
         comment: None,
@@ -54,22 +54,22 @@ fn nonempty(s: &Option<String>) -> Option<&str> {
 
 impl Filters {
     fn matches(&self, req: &Request, since: Option<Timestamp>) -> bool {
-        let a = &req.action;
+        let a = &req.action();
         if let Some(k) = nonempty(&self.kind)
             && !(a.kind == k || a.kind.starts_with(&format!("{k}.")))
         {
             return false;
         }
-        if since.is_some_and(|t| req.created_at < t) {
+        if since.is_some_and(|t| req.created_at() < t) {
             return false;
         }
         if let Some(q) = nonempty(&self.q) {
             let q = q.to_lowercase();
             let hay = [
-                req.id.as_str(),
+                req.id(),
                 a.kind.as_str(),
                 a.resource.as_str(),
-                req.requester.id.as_str(),
+                req.requester().id.as_str(),
                 a.run.as_deref().unwrap_or(""),
                 a.justification.as_deref().unwrap_or(""),
             ];
@@ -90,11 +90,11 @@ fn summary_row(req: &Request, now: Timestamp) -> Markup {
         .join(", ");
     html! {
         tr {
-            td { a href={ "/console/requests/" (req.id) } { strong { (req.action.kind) } } br; span.muted.mono { (req.action.resource) } }
-            td { (req.requester.id.as_str()) }
-            td { (state_badge(req.state, req.held)) }
-            td { @if req.state == RequestState::Pending { (needs) } }
-            td { @if req.state == RequestState::Pending { (time_left(req.expires_at, now)) } @else { (when(&req.created_at)) } }
+            td { a href={ "/console/requests/" (req.id()) } { strong { (req.action().kind) } } br; span.muted.mono { (req.action().resource) } }
+            td { (req.requester().id.as_str()) }
+            td { (state_badge(req.state(), req.held())) }
+            td { @if req.state() == RequestState::Pending { (needs) } }
+            td { @if req.state() == RequestState::Pending { (time_left(req.expires_at(), now)) } @else { (when(&req.created_at())) } }
         }
     }
 }
@@ -159,7 +159,7 @@ pub async fn inbox(
         .await?;
     let mine: Vec<&Request> = pending
         .iter()
-        .filter(|r| r.state == RequestState::Pending && may_decide(r, &viewer, now).is_ok())
+        .filter(|r| r.state() == RequestState::Pending && may_decide(r, &viewer, now).is_ok())
         .collect();
     let all = state
         .gateway

@@ -112,8 +112,8 @@ pub async fn render(
     notice: Option<&Notice>,
 ) -> Markup {
     let now = state.gateway.clock.now();
-    let a = &req.action;
-    let requirements = req.decision.requirements.as_ref();
+    let a = &req.action();
+    let requirements = req.decision().requirements.as_ref();
     let mfa = requirements.is_some_and(|r| r.mfa);
     let can = may_decide(req, viewer, now);
     let has_passkey = mfa
@@ -123,7 +123,7 @@ pub async fn render(
             .passkeys(&viewer.principal.id)
             .await
             .is_ok_and(|p| !p.is_empty());
-    let tl = timeline(state, &req.id).await;
+    let tl = timeline(state, req.id()).await;
     let tree_size = state.audit.size().await.unwrap_or(0);
     let needs = req
         .remaining()
@@ -132,14 +132,19 @@ pub async fn render(
         .collect::<Vec<_>>()
         .join(", ");
     let approvals = req
-        .votes
+        .votes()
         .iter()
         .filter(|v| v.decision == VoteDecision::Approve)
         .count();
     let needed: u32 = requirements
         .map(|r| r.approvers.iter().map(|c| c.count).sum())
         .unwrap_or(0);
-    let decide_key = format!("{}-{}-{}", req.state.as_str(), req.held, req.votes.len());
+    let decide_key = format!(
+        "{}-{}-{}",
+        req.state().as_str(),
+        req.held(),
+        req.votes().len()
+    );
     let masker = &state.gateway.masker;
     let why = a
         .justification
@@ -147,9 +152,9 @@ pub async fn render(
         .filter(|j| !j.trim().is_empty())
         .map(|j| masker.text_lines(j));
     let params = masker.params(&a.params);
-    let outcome = req.outcome.as_deref().map(|o| masker.text(o));
+    let outcome = req.outcome().map(|o| masker.text(o));
     let comments: Vec<_> = req
-        .votes
+        .votes()
         .iter()
         .map(|v| v.comment.as_deref().map(|c| masker.text_lines(c)))
         .collect();
@@ -161,26 +166,26 @@ pub async fn render(
             .filter(|t| t.is_masked())
             .count();
     let body = html! {
-        nav.crumbs aria-label="Breadcrumb" { a href="/console/" { "Inbox" } " / " span.mono { (req.id) } }
+        nav.crumbs aria-label="Breadcrumb" { a href="/console/" { "Inbox" } " / " span.mono { (req.id()) } }
         section.card.head-card {
             div.title-row {
                 h1 { (a.kind) }
-                span data-live-region="badge" id="badge" { (state_badge(req.state, req.held)) }
+                span data-live-region="badge" id="badge" { (state_badge(req.state(), req.held())) }
             }
             p.resource.mono { (a.resource) }
             dl.facts {
-                (fact("Asked by", html! { (req.requester.id.as_str()) }))
-                (fact("Owner", html! { @match &req.requester.owner { Some(o) => (o.as_str()), None => span.muted { "—" } } }))
-                (fact("Rule", html! { code { (req.decision.rule.as_deref().unwrap_or("default")) } }))
+                (fact("Asked by", html! { (req.requester().id.as_str()) }))
+                (fact("Owner", html! { @match &req.requester().owner { Some(o) => (o.as_str()), None => span.muted { "—" } } }))
+                (fact("Rule", html! { code { (req.decision().rule.as_deref().unwrap_or("default")) } }))
                 (fact("Needs", html! {
                     @match requirements { Some(r) => { (r.summary()) @if r.mfa { " · " strong { "second factor" } } }, None => span.muted { "no review" } }
                 }))
                 (fact("Run", html! { @match &a.run { Some(run) => a href={ "/console/runs/" (run) } { code { (run) } }, None => span.muted { "—" } } }))
-                (fact("Asked", when(&req.created_at)))
-                @if req.state == RequestState::Pending {
-                    (fact("Time left", html! { (time_left(req.expires_at, now)) }))
+                (fact("Asked", when(&req.created_at())))
+                @if req.state() == RequestState::Pending {
+                    (fact("Time left", html! { (time_left(req.expires_at(), now)) }))
                 }
-                (fact("Digest", html! { code.digest title=(req.digest.to_string()) { (req.digest.to_string()) } }))
+                (fact("Digest", html! { code.digest title=(req.digest().to_string()) { (req.digest().to_string()) } }))
             }
         }
         div.cols {
@@ -218,18 +223,18 @@ pub async fn render(
             div.col-side {
                 section.card data-live-region="progress" id="progress" {
                     h2 { "Progress" }
-                    @if req.state == RequestState::Pending {
+                    @if req.state() == RequestState::Pending {
                         p.big { (approvals) " of " (needed) " approvals" }
-                        @if req.held { p.notice { "Held while its run is paused." } }
+                        @if req.held() { p.notice { "Held while its run is paused." } }
                         @if !needs.is_empty() { p { "Still needs " strong { (needs) } } }
                     } @else {
-                        p.big { (req.state.as_str()) }
+                        p.big { (req.state().as_str()) }
                         @if let Some(o) = &outcome { p { (o.to_string()) } }
                     }
                     h3 { "Votes" }
-                    @if req.votes.is_empty() { p.muted { "No votes yet." } }
+                    @if req.votes().is_empty() { p.muted { "No votes yet." } }
                     ul.votes {
-                        @for (v, comment) in req.votes.iter().zip(&comments) {
+                        @for (v, comment) in req.votes().iter().zip(&comments) {
                             li class={ "vote " @if v.decision == VoteDecision::Approve { "v-approve" } @else { "v-deny" } } {
                                 strong { (v.approver.as_str()) }
                                 " " @if v.decision == VoteDecision::Approve { "approved" } @else { "denied" }
@@ -250,10 +255,10 @@ pub async fn render(
                     }
                     @match &can {
                         Ok(()) => {
-                            form.stack method="post" action={ "/console/requests/" (req.id) "/decide" }
-                                data-passkey-begin={ "/console/requests/" (req.id) "/passkey" } {
+                            form.stack method="post" action={ "/console/requests/" (req.id()) "/decide" }
+                                data-passkey-begin={ "/console/requests/" (req.id()) "/passkey" } {
                                 input type="hidden" name="csrf" value=(viewer.csrf);
-                                input type="hidden" name="digest" value=(req.digest.to_string());
+                                input type="hidden" name="digest" value=(req.digest().to_string());
                                 label for="comment" { "Comment " span.muted { "(optional)" } }
                                 textarea id="comment" name="comment" rows="3" maxlength="4096" {}
                                 @if has_passkey {
@@ -270,7 +275,7 @@ pub async fn render(
                                     p.hint { "This rule needs a second factor: the 6-digit code from your authenticator app ("
                                         a href="/console/mfa" { "enrol" } ")." }
                                 }
-                                p.hint { "You approve exactly the action shown: digest " code { (&req.digest.to_string()[..19]) "…" } }
+                                p.hint { "You approve exactly the action shown: digest " code { (&req.digest().to_string()[..19]) "…" } }
                                 div.buttons {
                                     button.approve type="submit" name="decision" value="approve" { "Approve" }
                                     button.deny type="submit" name="decision" value="deny" formnovalidate[!mfa] { "Deny" }
@@ -286,11 +291,11 @@ pub async fn render(
         }
     };
     chrome(
-        &format!("{} · {}", a.kind, req.state.as_str()),
+        &format!("{} · {}", a.kind, req.state().as_str()),
         Some(viewer),
         // Once decided, nothing a person does here changes it: nothing to listen to.
-        (req.state == RequestState::Pending)
-            .then(|| format!("/console/requests/{}/events", req.id))
+        (req.state() == RequestState::Pending)
+            .then(|| format!("/console/requests/{}/events", req.id()))
             .as_deref(),
         body,
     )
@@ -460,7 +465,7 @@ pub async fn events(
         .await
         .ok_or_else(ConsoleError::no_session)?;
     let first = state.gateway.get(&viewer.principal, &id).await?;
-    let key = |r: &Request| (r.state, r.votes.len(), r.held);
+    let key = |r: &Request| (r.state(), r.votes().len(), r.held());
     let watch = state.audit.watch();
     let init = (
         (state, viewer.session.sid),
@@ -468,7 +473,7 @@ pub async fn events(
         id,
         watch,
         key(&first),
-        first.state != RequestState::Pending,
+        first.state() != RequestState::Pending,
     );
     let stream = futures::stream::unfold(
         init,
@@ -496,8 +501,8 @@ pub async fn events(
                     if !state.session_alive(&sid).await {
                         return None;
                     }
-                    let ev = Event::default().event("change").data(req.state.as_str());
-                    let done = req.state != RequestState::Pending;
+                    let ev = Event::default().event("change").data(req.state().as_str());
+                    let done = req.state() != RequestState::Pending;
                     return Some((Ok(ev), ((state, sid), who, id, watch, now, done)));
                 }
             }

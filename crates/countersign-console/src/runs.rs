@@ -75,10 +75,10 @@ pub async fn page(
             ol.run-actions {
                 @for r in &actions {
                     li {
-                        a href={ "/console/requests/" (r.id) } { strong { (r.action.kind) } } " "
-                        span.mono.muted { (r.action.resource) } " "
-                        (state_badge(r.state, r.held)) " "
-                        span.muted { (when(&r.created_at)) }
+                        a href={ "/console/requests/" (r.id()) } { strong { (r.action().kind) } } " "
+                        span.mono.muted { (r.action().resource) } " "
+                        (state_badge(r.state(), r.held())) " "
+                        span.muted { (when(&r.created_at())) }
                     }
                 }
             }

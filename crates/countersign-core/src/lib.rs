@@ -29,8 +29,8 @@ pub use grant::Grant;
 pub use json_text::JsonTextError;
 pub use principal::{Principal, PrincipalId, PrincipalKind};
 pub use request::{
-    Ballot, Cancellation, Channel, MfaMethod, Refusal, Request, RunGate, State, Vote, VoteDecision,
-    grant_id_for, request_id_for_grant,
+    Ballot, Cancellation, Channel, MfaMethod, Refusal, Request, RunGate, State, Transition, Vote,
+    VoteDecision, grant_id_for, request_id_for_grant,
 };
 pub use run::{Run, RunState};
 

@@ -180,27 +180,28 @@ impl Replayed {
             out.push("the log never created it".into());
             return out;
         };
-        if stored.state != state {
-            out.push(format!("state is {}, the log says {state}", stored.state));
+        if stored.state() != state {
+            out.push(format!("state is {}, the log says {state}", stored.state()));
         }
-        if stored.held != self.held {
+        if stored.held() != self.held {
             out.push(format!(
                 "held is {}, the log says {}",
-                stored.held, self.held
+                stored.held(),
+                self.held
             ));
         }
-        let recomputed = Digest::of_action(&stored.action, &stored.requester.id);
-        if !recomputed.ct_eq(&stored.digest) {
+        let recomputed = Digest::of_action(stored.action(), &stored.requester().id);
+        if !recomputed.ct_eq(&stored.digest()) {
             out.push("its digest is not the digest of its action and requester".into());
         }
         match &self.digest {
-            Some(d) if *d != stored.digest.to_string() => {
-                out.push(format!("digest is {}, the log says {d}", stored.digest))
+            Some(d) if *d != stored.digest().to_string() => {
+                out.push(format!("digest is {}, the log says {d}", stored.digest()))
             }
             _ => {}
         }
         let votes: Vec<ReplayedVote> = stored
-            .votes
+            .votes()
             .iter()
             .map(|v| ReplayedVote {
                 approver: v.approver.clone(),
@@ -227,7 +228,7 @@ impl Replayed {
     }
 
     fn grant_differences(&self, stored: &Request, out: &mut Vec<String>) {
-        match (&stored.grant, &self.grant) {
+        match (&stored.grant(), &self.grant) {
             (None, None) => {}
             (Some(g), None) => out.push(format!("it holds grant {}, the log hands out none", g.id)),
             (None, Some(g)) => out.push(format!("grant {} is missing", g.id)),
@@ -251,7 +252,7 @@ impl Replayed {
                 if s.max_uses != 1 {
                     out.push(format!("grant allows {} uses, the log 1", s.max_uses));
                 }
-                if !s.digest.ct_eq(&stored.digest) {
+                if !s.digest.ct_eq(&stored.digest()) {
                     out.push("the grant's digest is not the request's".into());
                 }
             }

@@ -229,30 +229,95 @@ impl RunGate {
     }
 }
 
+/// A request under review. Its fields are private: it is made by [`Request::submit`], changed
+/// only by the state machine's methods (the store applies a [`Transition`]), read through the
+/// getters below, and decoded from its stored JSON body by serde.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Request {
-    pub id: String,
-    pub requester: Principal,
-    pub action: Action,
-    pub digest: Digest,
-    pub decision: Decision,
-    pub state: State,
+    id: String,
+    requester: Principal,
+    action: Action,
+    digest: Digest,
+    decision: Decision,
+    state: State,
     /// True while the request waits for its paused run; it cannot be approved meanwhile.
-    pub held: bool,
-    pub votes: Vec<Vote>,
+    held: bool,
+    votes: Vec<Vote>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub grant: Option<Grant>,
-    pub created_at: Timestamp,
+    grant: Option<Grant>,
+    created_at: Timestamp,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expires_at: Option<Timestamp>,
+    expires_at: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub closed_at: Option<Timestamp>,
+    closed_at: Option<Timestamp>,
     /// Who closed it and why, in a sentence (for denied, cancelled, expired).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub outcome: Option<String>,
+    outcome: Option<String>,
     /// Machine code for the outcome of a refused action (`policy_denied`, `run_stopped`, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub outcome_code: Option<String>,
+    outcome_code: Option<String>,
+}
+
+/// Reading a request. Its fields are private: only the state machine's methods change them.
+impl Request {
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn requester(&self) -> &Principal {
+        &self.requester
+    }
+
+    pub fn action(&self) -> &Action {
+        &self.action
+    }
+
+    pub fn digest(&self) -> Digest {
+        self.digest
+    }
+
+    pub fn decision(&self) -> &Decision {
+        &self.decision
+    }
+
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// True while the request waits for its paused run; it cannot be approved meanwhile.
+    pub fn held(&self) -> bool {
+        self.held
+    }
+
+    pub fn votes(&self) -> &[Vote] {
+        &self.votes
+    }
+
+    pub fn grant(&self) -> Option<&Grant> {
+        self.grant.as_ref()
+    }
+
+    pub fn created_at(&self) -> Timestamp {
+        self.created_at
+    }
+
+    pub fn expires_at(&self) -> Option<Timestamp> {
+        self.expires_at
+    }
+
+    pub fn closed_at(&self) -> Option<Timestamp> {
+        self.closed_at
+    }
+
+    /// Who closed it and why, in a sentence (for denied, cancelled, expired).
+    pub fn outcome(&self) -> Option<&str> {
+        self.outcome.as_deref()
+    }
+
+    /// Machine code for the outcome of a refused action (`policy_denied`, `run_stopped`, ...).
+    pub fn outcome_code(&self) -> Option<&str> {
+        self.outcome_code.as_deref()
+    }
 }
 
 fn seconds(s: u64) -> chrono::Duration {
@@ -651,6 +716,10 @@ pub fn request_id_for_grant(grant_id: &str) -> Option<String> {
         .strip_prefix("grt_")
         .map(|rest| format!("req_{rest}"))
 }
+
+mod transition;
+
+pub use transition::Transition;
 
 #[cfg(test)]
 mod tests;

@@ -36,7 +36,7 @@ async fn with_receipt(
         .await
     {
         Ok(evidence) => v.receipt = Some(evidence.into()),
-        Err(e) => tracing::warn!(request = %req.id, error = %e, "could not make a receipt"),
+        Err(e) => tracing::warn!(request = %req.id(), error = %e, "could not make a receipt"),
     }
     v
 }
@@ -61,7 +61,7 @@ pub async fn submit(
     }
     let entries = state
         .audit
-        .request_entries(&req.id)
+        .request_entries(req.id())
         .await
         .ok()
         .flatten()
@@ -157,7 +157,7 @@ pub async fn list(
         )
         .await?;
     let next = (requests.len() as u32 == limit)
-        .then(|| requests.last().map(|r| r.id.clone()))
+        .then(|| requests.last().map(|r| r.id().to_owned()))
         .flatten();
     Ok(Json(RequestList {
         requests: requests.iter().map(|r| view(&state, r)).collect(),
@@ -211,7 +211,7 @@ pub async fn redeem(
     })?;
     Ok(Json(RedeemView {
         grant,
-        request: req.id,
+        request: req.id().to_owned(),
         digest: v.digest,
     }))
 }
@@ -238,7 +238,7 @@ pub async fn events(
                         .wait(&caller, &id, countersign_app::gateway::MAX_WAIT)
                         .await
                     {
-                        Ok(r) if r.state == RequestState::Pending => continue,
+                        Ok(r) if r.state() == RequestState::Pending => continue,
                         Ok(r) => break r,
                         Err(e) => {
                             let err = ApiError::from(e);
@@ -251,11 +251,11 @@ pub async fn events(
                 },
             };
             // The stream ends with the decision; a pending request gets one more event.
-            let finished = req.state != RequestState::Pending;
+            let finished = req.state() != RequestState::Pending;
             let body = serde_json::to_string(&view(&state, &req)).unwrap_or_default();
             let ev = Event::default()
                 .event("request")
-                .id(req.state.as_str())
+                .id(req.state().as_str())
                 .data(body);
             Some((Ok(ev), (state, caller, id, None, finished)))
         },

@@ -178,28 +178,28 @@ pub fn timestamp(t: &countersign_core::Timestamp) -> String {
 impl RequestView {
     pub fn new(req: &Request, public_url: &str) -> Self {
         Self {
-            id: req.id.clone(),
-            digest: req.digest.to_string(),
-            state: req.state,
-            held: req.held,
-            requester: req.requester.clone(),
-            action: req.action.clone(),
-            decision: req.decision.clone(),
+            id: req.id().to_owned(),
+            digest: req.digest().to_string(),
+            state: req.state(),
+            held: req.held(),
+            requester: req.requester().clone(),
+            action: req.action().clone(),
+            decision: req.decision().clone(),
             remaining: req.remaining(),
-            votes: req.votes.clone(),
-            grant: req.grant.as_ref().map(|g| GrantView {
+            votes: req.votes().to_vec(),
+            grant: req.grant().map(|g| GrantView {
                 id: g.id.clone(),
                 expires_at: timestamp(&g.expires_at),
                 max_uses: g.max_uses,
                 uses: g.uses,
             }),
-            review_url: (req.decision.effect == countersign_core::Effect::Review)
-                .then(|| format!("{public_url}/console/requests/{}", req.id)),
-            created_at: timestamp(&req.created_at),
-            expires_at: req.expires_at.as_ref().map(timestamp),
-            closed_at: req.closed_at.as_ref().map(timestamp),
-            outcome: req.outcome.clone(),
-            outcome_code: req.outcome_code.clone(),
+            review_url: (req.decision().effect == countersign_core::Effect::Review)
+                .then(|| format!("{public_url}/console/requests/{}", req.id())),
+            created_at: timestamp(&req.created_at()),
+            expires_at: req.expires_at().as_ref().map(timestamp),
+            closed_at: req.closed_at().as_ref().map(timestamp),
+            outcome: req.outcome().map(str::to_owned),
+            outcome_code: req.outcome_code().map(str::to_owned),
             receipt: None,
         }
     }

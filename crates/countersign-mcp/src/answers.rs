@@ -53,7 +53,7 @@ pub(super) fn unknown_task(id: &str) -> ErrorData {
 /// the action was planned by the same handler).
 pub(super) fn not_a(approved: &countersign_core::Request, what: &str) -> ErrorData {
     ErrorData::internal_error(
-        format!("request {} does not record a {what}", approved.id),
+        format!("request {} does not record a {what}", approved.id()),
         None,
     )
 }

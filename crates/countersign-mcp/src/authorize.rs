@@ -80,9 +80,9 @@ impl Refused {
     fn about(gateway: &Gateway, req: &Request, message: String) -> Self {
         Refused {
             message,
-            request: Some(req.id.clone()),
-            state: Some(req.state),
-            review: Some(review_url(gateway, &req.id)),
+            request: Some(req.id().to_owned()),
+            state: Some(req.state()),
+            review: Some(review_url(gateway, req.id())),
         }
     }
 }
@@ -161,7 +161,7 @@ pub async fn submit(
     {
         Submission::Attached(request) => {
             tracing::info!(
-                request = %request.id, state = request.state.as_str(),
+                request = %request.id(), state = request.state().as_str(),
                 "MCP call attached to its parked request"
             );
             Ok(Submitted {
@@ -170,7 +170,7 @@ pub async fn submit(
             })
         }
         Submission::New(request) => {
-            let parked = (request.state == State::Pending).then_some(key);
+            let parked = (request.state() == State::Pending).then_some(key);
             Ok(Submitted { request, parked })
         }
     }
@@ -191,7 +191,7 @@ pub async fn settle(
         request: req,
         parked,
     } = submitted;
-    let req = match req.state {
+    let req = match req.state() {
         State::Pending => match wait(gateway, who, req, holding, hold).await {
             Waited::Decided(req) => req,
             Waited::StillPending(req) => return Err(pending(gateway, &req)),
@@ -203,7 +203,7 @@ pub async fn settle(
     };
     // Approved while the caller was leaving: it is not there to receive the result, so the
     // call is not forwarded (no forwarding without a caller).
-    if req.state == State::Approved
+    if req.state() == State::Approved
         && let Some(why) = hold.cancelled().now_or_never()
     {
         return Err(leave(gateway, who, &req, why, parked).await);
@@ -212,7 +212,7 @@ pub async fn settle(
     if let Some(key) = &parked {
         // The caller has its answer: the same call made again is a new action.
         if let Err(e) = gateway.unpark_call(who, key, &req).await {
-            tracing::warn!(request = %req.id, error = %e, "could not unpark an answered MCP call");
+            tracing::warn!(request = %req.id(), error = %e, "could not unpark an answered MCP call");
         }
     }
     answer
@@ -220,17 +220,17 @@ pub async fn settle(
 
 /// The final answer about `req` once it is no longer pending: its grant redeemed, or the refusal.
 async fn answer(gateway: &Gateway, who: &Principal, req: &Request) -> Result<Request, Refused> {
-    match req.state {
+    match req.state() {
         State::Approved => redeem(gateway, who, req).await,
         State::Denied => {
-            let by = match &req.decision.rule {
-                Some(rule) if req.votes.is_empty() => format!(" (policy rule `{rule}`)"),
+            let by = match &req.decision().rule {
+                Some(rule) if req.votes().is_empty() => format!(" (policy rule `{rule}`)"),
                 _ => String::new(),
             };
             let why = req
-                .outcome
-                .clone()
-                .unwrap_or_else(|| req.decision.reason.clone());
+                .outcome()
+                .map(str::to_owned)
+                .unwrap_or_else(|| req.decision().reason.clone());
             Err(Refused::about(
                 gateway,
                 req,
@@ -242,18 +242,18 @@ async fn answer(gateway: &Gateway, who: &Principal, req: &Request) -> Result<Req
             req,
             format!(
                 "approval expired: nobody decided in time (request {}); ask again later or ask a person to review it sooner",
-                req.id
+                req.id()
             ),
         )),
         State::Cancelled => Err(Refused::about(
             gateway,
             req,
-            format!("request {} was cancelled", req.id),
+            format!("request {} was cancelled", req.id()),
         )),
         other => Err(Refused::about(
             gateway,
             req,
-            format!("request {} is {}, not approved", req.id, other.as_str()),
+            format!("request {} is {}, not approved", req.id(), other.as_str()),
         )),
     }
 }
@@ -282,19 +282,19 @@ async fn wait(
     if deadline.is_some_and(|d| d <= started) {
         return Waited::StillPending(req);
     }
-    let link = review_url(gateway, &req.id);
+    let link = review_url(gateway, req.id());
     let needs = needs(&req);
-    let first = if req.held {
+    let first = if req.held() {
         format!(
             "Held: run {} is paused; waiting for it to resume. Review: {link}",
-            req.action.run.as_deref().unwrap_or("?")
+            req.action().run.as_deref().unwrap_or("?")
         )
     } else {
         format!("Waiting for approval{needs}: {link}")
     };
     hold.progress(0, first).await;
     let mut step = 0;
-    while req.state == State::Pending {
+    while req.state() == State::Pending {
         let mut every = holding.every;
         if let Some(deadline) = deadline {
             match deadline.checked_duration_since(Instant::now()) {
@@ -303,13 +303,13 @@ async fn wait(
             }
         }
         tokio::select! {
-            waited = gateway.wait(who, &req.id, every) => match waited {
+            waited = gateway.wait(who, req.id(), every) => match waited {
                 Ok(now) => req = now,
                 Err(e) => return Waited::Failed(refusal(e)),
             },
             why = hold.cancelled() => return Waited::Left(req, why),
         }
-        if req.state == State::Pending {
+        if req.state() == State::Pending {
             step += 1;
             let message = format!(
                 "Still waiting for approval{needs} after {}s: {link}",
@@ -323,7 +323,7 @@ async fn wait(
 
 /// What `req` still needs, as " (needs …)", or nothing.
 fn needs(req: &Request) -> String {
-    req.decision
+    req.decision()
         .requirements
         .as_ref()
         .map(|r| format!(" (needs {})", r.summary()))
@@ -333,14 +333,14 @@ fn needs(req: &Request) -> String {
 /// The answer to a call whose request is still pending after `hold_for`, in words a model acts
 /// on: nothing ran, a person is asked, and the same call made again picks up the decision.
 fn pending(gateway: &Gateway, req: &Request) -> Refused {
-    let link = review_url(gateway, &req.id);
-    let message = if req.held {
+    let link = review_url(gateway, req.id());
+    let message = if req.held() {
         format!(
             "Approval pending: run {} is paused, so this call waits for a person to resume it \
              (request {}; review: {link}). It has NOT run. Call this tool again with exactly the \
              same arguments later: that call picks up the same request and runs once it may.",
-            req.action.run.as_deref().unwrap_or("?"),
-            req.id
+            req.action().run.as_deref().unwrap_or("?"),
+            req.id()
         )
     } else {
         format!(
@@ -349,7 +349,7 @@ fn pending(gateway: &Gateway, req: &Request) -> Refused {
              same arguments in a little while: once approved, that call runs it and returns its \
              result; if it is denied or expires, that call says so.",
             needs(req),
-            req.id
+            req.id()
         )
     };
     Refused::about(gateway, req, message)
@@ -368,20 +368,20 @@ async fn leave(
 ) -> Refused {
     if parked.is_some() && why == Cancelled::Abandoned {
         tracing::info!(
-            request = %req.id, state = req.state.as_str(),
+            request = %req.id(), state = req.state().as_str(),
             "MCP client left a held call; its request stays for a retry to attach to"
         );
         return Refused::about(
             gateway,
             req,
-            format!("the client left; request {} waits for a retry", req.id),
+            format!("the client left; request {} waits for a retry", req.id()),
         );
     }
     let refused = give_up(gateway, who, req, why).await;
     if let Some(key) = &parked
         && let Err(e) = gateway.unpark_call(who, key, req).await
     {
-        tracing::warn!(request = %req.id, error = %e, "could not unpark a cancelled MCP call");
+        tracing::warn!(request = %req.id(), error = %e, "could not unpark a cancelled MCP call");
     }
     refused
 }
@@ -393,15 +393,15 @@ async fn give_up(gateway: &Gateway, who: &Principal, req: &Request, why: Cancell
         Cancelled::Abandoned => countersign_core::Cancellation::Abandoned,
     };
     let cancelled = gateway
-        .cancel_because(who, &req.id, cancellation, why.reason())
+        .cancel_because(who, req.id(), cancellation, why.reason())
         .await;
     tracing::info!(
-        request = %req.id, ok = cancelled.is_ok(), reason = why.reason(),
+        request = %req.id(), ok = cancelled.is_ok(), reason = why.reason(),
         "held MCP request cancelled"
     );
     let message = match why {
-        Cancelled::ByCaller => format!("request {} was cancelled by the client", req.id),
-        Cancelled::Abandoned => format!("request {} was abandoned: {}", req.id, why.reason()),
+        Cancelled::ByCaller => format!("request {} was cancelled by the client", req.id()),
+        Cancelled::Abandoned => format!("request {} was abandoned: {}", req.id(), why.reason()),
     };
     Refused::about(gateway, req, message)
 }
@@ -409,7 +409,7 @@ async fn give_up(gateway: &Gateway, who: &Principal, req: &Request, why: Cancell
 /// Redeems the grant with the digest of the recorded action: what is forwarded next is exactly
 /// what was approved, checked at the moment of forwarding.
 async fn redeem(gateway: &Gateway, who: &Principal, req: &Request) -> Result<Request, Refused> {
-    let digest = Digest::of_action(&req.action, &req.requester.id);
+    let digest = Digest::of_action(req.action(), &req.requester().id);
     gateway
         .redeem_request(who, req, digest)
         .await

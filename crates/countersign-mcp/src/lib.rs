@@ -157,10 +157,10 @@ impl Mcp {
         &self,
         approved: &countersign_core::Request,
     ) -> Result<(Arc<Upstream>, actions::Forward), rmcp::ErrorData> {
-        let (server, forward) = actions::forward(&approved.action)?;
+        let (server, forward) = actions::forward(approved.action())?;
         let upstream = self.upstream(&server).cloned().ok_or_else(|| {
             rmcp::ErrorData::internal_error(
-                format!("request {} names no configured MCP server", approved.id),
+                format!("request {} names no configured MCP server", approved.id()),
                 None,
             )
         })?;

@@ -59,7 +59,7 @@ async fn forward_call(
         Err(e) => Ok(tool_error(
             e.to_string(),
             Some(MetaObject(
-                [(META_REQUEST.to_string(), json!(approved.id))]
+                [(META_REQUEST.to_string(), json!(approved.id()))]
                     .into_iter()
                     .collect(),
             )),
@@ -71,7 +71,7 @@ impl Session {
     /// Answers a held call with a task, and goes on waiting, redeeming and forwarding in the
     /// background.
     fn start_task(&self, caller: Caller, submitted: Submitted) -> CallToolResponse {
-        let id = submitted.request.id.clone();
+        let id = submitted.request.id().to_owned();
         // The same call made again while its task runs: the same task.
         if let Some(slot) = self.mcp.tasks.get(&id, &caller.who.id) {
             return CallToolResponse::Task(CreateTaskResult::new(slot.seed(&id)));
@@ -390,7 +390,7 @@ impl ServerHandler for Session {
         let tasks_ok = ctx
             .client_capabilities()
             .is_some_and(|c| c.supports_tasks());
-        if submitted.request.state == State::Pending && tasks_ok {
+        if submitted.request.state() == State::Pending && tasks_ok {
             return Ok(self.start_task(caller, submitted));
         }
         let mut hold = caller::hold(&self.mcp.liveness, &ctx);

@@ -76,9 +76,9 @@ pub(crate) fn prepare(
                 map.insert(RECORDED_HASH.to_owned(), body_sha256.into());
             }
             (
-                Some(r.id.clone()),
-                Some(r.digest.to_string()),
-                Some(r.decision.policy_hash.clone()),
+                Some(r.id().to_owned()),
+                Some(r.digest().to_string()),
+                Some(r.decision().policy_hash.clone()),
             )
         }
         Subject::None { policy } => (None, None, policy.map(str::to_owned)),

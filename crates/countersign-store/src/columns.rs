@@ -28,16 +28,16 @@ pub(crate) struct RequestColumns {
 impl RequestColumns {
     pub fn of(r: &Request) -> Result<Self, StoreError> {
         let body = serde_json::to_string(r).map_err(|e| {
-            StoreError::Invalid(format!("request {} does not serialize: {e}", r.id))
+            StoreError::Invalid(format!("request {} does not serialize: {e}", r.id()))
         })?;
         Ok(RequestColumns {
-            id: r.id.clone(),
-            state: r.state.as_str(),
-            run: r.action.run.clone(),
-            requester: r.requester.id.to_string(),
-            created_at: millis(r.created_at),
-            expires_at: r.expires_at.map(millis),
-            held: r.held,
+            id: r.id().to_owned(),
+            state: r.state().as_str(),
+            run: r.action().run.clone(),
+            requester: r.requester().id.to_string(),
+            created_at: millis(r.created_at()),
+            expires_at: r.expires_at().map(millis),
+            held: r.held(),
             pauses_run: r.pauses_run(),
             body,
             audit_seqs: String::new(),

@@ -35,7 +35,7 @@ pub enum StoreError {
     /// The store's writer has stopped (the store is shutting down, or a bug killed it).
     #[error("the store is not available: {0}")]
     Unavailable(String),
-    /// The caller broke the store's contract (a closure panicked, a request changed its id,
+    /// The caller broke the store's contract (a submit closure or a transition panicked,
     /// a submission's run does not match its action). A bug, never user input.
     #[error("invalid use of the store: {0}")]
     Invalid(String),

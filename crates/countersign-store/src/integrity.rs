@@ -104,8 +104,8 @@ fn compare(row: &RequestRow, log: &Replayed) -> Vec<String> {
         Err(e) => return vec![format!("its row cannot be read: {e}")],
     };
     let mut problems = vec![];
-    if request.id != row.id {
-        problems.push(format!("its body is request {}", request.id));
+    if request.id() != row.id {
+        problems.push(format!("its body is request {}", request.id()));
     }
     problems.extend(log.differences(&request, &body_sha256(row.body.as_bytes())));
     match crate::tree::parse_seq_list(&row.audit_seqs) {

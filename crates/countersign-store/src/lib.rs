@@ -18,8 +18,8 @@
 //! references a channel learnt from verified inbound traffic (Teams' service URLs).
 //!
 //! Architecture invariant: the store decides nothing about requests. Every change to a request
-//! is a closure that calls the core's state machine; the store only runs it inside a
-//! transaction, persists what it returns and records its events. No SQL leaves this crate.
+//! is one of the core's closed set of transitions ([`countersign_core::Transition`]); the store
+//! only applies it inside a transaction, persists what it returns and records its events. No SQL leaves this crate.
 #![forbid(unsafe_code)]
 
 mod audit_log;
@@ -44,6 +44,7 @@ use countersign_audit::merkle::{self, Frontier, Hash, NodeId};
 use countersign_audit::{AuditReport, StoredEntry};
 use countersign_core::{
     Digest, Event, PrincipalId, Refusal, Request, Run, RunGate, RunState, State, Timestamp,
+    Transition,
 };
 
 pub use countersign_core::run::RunRefusal;
@@ -90,10 +91,6 @@ pub enum Submission {
     /// A request was parked under the key and may be attached to: nothing was written.
     Attached(Request),
 }
-
-/// Changes one request by calling its state machine; returns the events to record, or the
-/// refusal (and then nothing is written).
-pub type RequestChange = Box<dyn FnOnce(&mut Request) -> Result<Vec<Event>, Refusal> + Send>;
 
 /// The result of [`Store::update_request`].
 #[derive(Debug, Clone, PartialEq)]
@@ -236,7 +233,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Request, StoreError>;
 
     /// In one transaction: loads request `id` ([`StoreError::NotFound`] if absent) and applies
-    /// `change`. On `Ok(events)`: writes nothing when `events` is empty; otherwise stores the
+    /// `change` ([`Request::apply`]). On `Ok(events)`: writes nothing when `events` is empty; otherwise stores the
     /// request and appends the events (by `actor`). When the request was pausing its run and
     /// no longer is, the run's held requests are released in the same transaction (if the run
     /// is active and nothing else pauses it), recorded with actor `system`, and returned in
@@ -246,7 +243,7 @@ pub trait Store: Send + Sync + 'static {
         id: &str,
         actor: &str,
         now: Timestamp,
-        change: RequestChange,
+        change: Transition,
     ) -> Result<Result<Updated, Refusal>, StoreError>;
 
     /// [`Store::submit`] for a call that may be parked, in one transaction: when a request is

@@ -34,14 +34,16 @@ impl PreparedSubmission {
         let (request, events) = guarded("the submit closure", || submit(gate))?;
         let given = run.map(|of| (of.run, of.requester));
         let actual = request
-            .action
+            .action()
             .run
             .as_deref()
-            .map(|r| (r, &request.requester.id));
+            .map(|r| (r, &request.requester().id));
         if actual != given {
             return Err(StoreError::Invalid(format!(
                 "request {} belongs to run {:?} of {} but was submitted for {given:?}",
-                request.id, request.action.run, request.requester.id
+                request.id(),
+                request.action().run,
+                request.requester().id
             )));
         }
         let row = RequestColumns::of(&request)?;
@@ -63,7 +65,7 @@ fn entries_for(
     now: Timestamp,
 ) -> Vec<UnsequencedEntry> {
     let at = at_of(now);
-    let actor = request.requester.id.as_str();
+    let actor = request.requester().id.as_str();
     let hash = body_sha256(body.as_bytes());
     events
         .iter()

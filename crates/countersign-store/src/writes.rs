@@ -12,7 +12,8 @@
 //! the journal) or fails and is undone whole by the caller. A function that may write more
 //! than one statement opens the savepoint first; a single statement is atomic on its own.
 //!
-//! Nothing here decides about requests: closures call the core's state machine, and the run
+//! Nothing here decides about requests: a change is a core `Transition` that `Request::apply`
+//! carries out, a submission the caller's call of `Request::submit`, and the run
 //! rules are the core's too (`RunGate::of`, `RunState::may_release`, `Request::pauses_run`,
 //! `Request::free_held`).
 
@@ -21,13 +22,13 @@ use crate::columns::{RequestColumns, request_from_body, to_millisecond};
 use crate::submission::{PreparedSubmission, guarded};
 use crate::tree::{parse_seq_list, seq_list};
 use crate::{
-    FactorChange, FactorChangeKind, FactorProof, FactorsRemoved, RequestChange, RunChange, RunOf,
-    StoreError, Submit, Updated,
+    FactorChange, FactorChangeKind, FactorProof, FactorsRemoved, RunChange, RunOf, StoreError,
+    Submit, Updated,
 };
 use countersign_core::replay::{RECORDED_HASH, body_sha256};
 use countersign_core::run::RunRefusal;
 use countersign_core::{
-    Effect, Event, PrincipalId, Refusal, Request, Run, RunGate, RunState, Timestamp,
+    Effect, Event, PrincipalId, Refusal, Request, Run, RunGate, RunState, Timestamp, Transition,
 };
 
 /// The primitives a backend offers inside one open write transaction.
@@ -157,7 +158,7 @@ pub(crate) async fn submit_parked<T: WriteTx>(
     // More than one statement from here (forgetting the pair, parking the new request): undo
     // them all if one fails. An allowed call with nothing parked is one insert and needs none.
     let single = parked.is_none()
-        && matches!(&pending, Pending::Prepared(p) if p.request.state != countersign_core::State::Pending);
+        && matches!(&pending, Pending::Prepared(p) if p.request.state() != countersign_core::State::Pending);
     if !single {
         tx.savepoint().await?;
     }
@@ -168,8 +169,8 @@ pub(crate) async fn submit_parked<T: WriteTx>(
         Pending::Prepared(prepared) => insert_prepared(tx, *prepared).await?,
         Pending::Gated { run, submit } => submit_request(tx, Some(run), now, submit).await?,
     };
-    if request.state == countersign_core::State::Pending {
-        tx.park_call(&key.requester, &key.digest, &request.id, now)
+    if request.state() == countersign_core::State::Pending {
+        tx.park_call(&key.requester, &key.digest, request.id(), now)
             .await?;
     }
     Ok(crate::Submission::New(request))
@@ -212,7 +213,7 @@ pub(crate) async fn insert_prepared<T: WriteTx>(
     }
     tx.insert_request(&row).await?;
     if reviewed {
-        tx.mark_notify(&prepared.request.id, prepared.now).await?;
+        tx.mark_notify(prepared.request.id(), prepared.now).await?;
     }
     Ok(prepared.request)
 }
@@ -222,12 +223,12 @@ pub(crate) async fn update_request<T: WriteTx>(
     id: &str,
     actor: &str,
     now: Timestamp,
-    change: RequestChange,
+    change: Transition,
 ) -> Result<Result<Updated, Refusal>, StoreError> {
     let row = tx.load_row(id).await?.ok_or(StoreError::NotFound)?;
     let stored = verified(tx, &row).await?;
     let mut request = stored.clone();
-    let events = match guarded("the request change", || change(&mut request))? {
+    let events = match guarded("the request change", || request.apply(&change, now))? {
         Ok(events) => events,
         Err(refusal) => return Ok(Err(refusal)),
     };
@@ -238,20 +239,14 @@ pub(crate) async fn update_request<T: WriteTx>(
             also_changed: vec![],
         }));
     }
-    if request.id != stored.id {
-        return Err(StoreError::Invalid(format!(
-            "a change turned request {} into request {}",
-            stored.id, request.id
-        )));
-    }
     tx.savepoint().await?;
     let seqs = record_and_save(tx, &at_of(now), actor, &events, &request, now).await?;
     let mut also_changed = vec![];
     if stored.pauses_run()
         && !request.pauses_run()
-        && let Some(run) = request.action.run.as_deref()
+        && let Some(run) = request.action().run.as_deref()
     {
-        let requester = request.requester.id.as_str();
+        let requester = request.requester().id.as_str();
         also_changed = release_held(tx, run, Some(requester), now).await?;
     }
     Ok(Ok(Updated {
@@ -281,7 +276,7 @@ pub(crate) async fn release_held<T: WriteTx>(
     // Requesters whose part of the run is (still, or again) paused by one of their requests.
     let mut paused: Vec<String> = vec![];
     for row in held {
-        let requester = request_from_body(&row.body)?.requester.id.to_string();
+        let requester = request_from_body(&row.body)?.requester().id.to_string();
         if only.is_some_and(|o| o != requester) || paused.contains(&requester) {
             continue;
         }
@@ -507,7 +502,7 @@ async fn record_and_save<T: WriteTx>(
     );
     tx.save_request(&row, &seq_list(seqs.clone())).await?;
     if is_reviewed(request) {
-        tx.mark_notify(&request.id, now).await?;
+        tx.mark_notify(request.id(), now).await?;
     }
     Ok(seqs)
 }
@@ -534,7 +529,7 @@ pub(crate) async fn verified<T: WriteTx>(
     row: &StoredRow,
 ) -> Result<Request, StoreError> {
     let request = request_from_body(&row.body)?;
-    let refuse = |why: String| Err(integrity_error(&request.id, why));
+    let refuse = |why: String| Err(integrity_error(request.id(), why));
     let Some(seq) = parse_seq_list(&row.audit_seqs)?.last().copied() else {
         return refuse("its row names no audit entries".into());
     };
@@ -554,7 +549,7 @@ pub(crate) async fn verified<T: WriteTx>(
     let Ok(entry) = serde_json::from_slice::<RecordedEntry>(&bytes) else {
         return refuse(format!("its last audit entry #{seq} cannot be read"));
     };
-    if entry.request.as_deref() != Some(request.id.as_str()) {
+    if entry.request.as_deref() != Some(request.id()) {
         return refuse(format!(
             "its last audit entry #{seq} is about another request"
         ));
@@ -588,7 +583,7 @@ struct RecordedEntry {
 
 /// True when people review `request`, so channels show it and must follow its changes.
 fn is_reviewed(request: &Request) -> bool {
-    request.decision.effect == Effect::Review
+    request.decision().effect == Effect::Review
 }
 
 /// Stages one audit entry per event, all at `at`, by `actor`, about `subject`; returns their

@@ -282,7 +282,7 @@ impl Audit {
     ) -> Result<Envelope, StoreError> {
         let seqs = self
             .store
-            .request_audit_seqs(&request.id)
+            .request_audit_seqs(request.id())
             .await?
             .ok_or(StoreError::NotFound)?;
         let evidence = self.evidence(&seqs, now).await?;

@@ -88,27 +88,21 @@ impl Gateway {
             .ok_or(GatewayError::NotFound("request"))?;
         let mfa = match &body.otp {
             _ if verified.is_some() => verified,
-            Some(code) if current.state == State::Pending => {
+            Some(code) if current.state() == State::Pending => {
                 self.verify_otp(&voter.id, code).await?;
                 Some(countersign_core::MfaMethod::Totp)
             }
             _ => None,
         };
         let now = self.clock.now();
-        let voter_owned = voter.clone();
-        let comment = body.comment.clone();
-        let decision = body.decision;
-        let change = Box::new(move |r: &mut Request| {
-            let ballot = Ballot {
-                voter: &voter_owned,
-                decision,
-                digest,
-                channel,
-                mfa,
-                comment,
-            };
-            r.vote(&ballot, now)
-        });
+        let change = Transition::Vote {
+            voter: voter.clone(),
+            decision: body.decision,
+            digest,
+            channel,
+            mfa,
+            comment: body.comment.clone(),
+        };
         match self
             .store
             .update_request(id, voter.id.as_str(), now, change)
@@ -123,8 +117,8 @@ impl Gateway {
                     })
                     .inc();
                 self.after_update(&updated, Some(&current));
-                tracing::info!(request = %id, digest = %updated.request.digest, principal = %voter.id,
-                    channel = channel.as_str(), state = updated.request.state.as_str(), "vote accepted");
+                tracing::info!(request = %id, digest = %updated.request.digest(), principal = %voter.id,
+                    channel = channel.as_str(), state = updated.request.state().as_str(), "vote accepted");
                 Ok(Recorded {
                     request: updated.request,
                     audit_entries: updated.audit_entries,

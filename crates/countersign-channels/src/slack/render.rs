@@ -90,7 +90,7 @@ pub fn render(req: &Request, public_url: &str, masker: &Masker) -> Rendered {
             blocks.push(section(format!(
                 "This rule requires a second factor: approve in the console, or run \
                  `countersign approve {} --otp <code>`.",
-                req.id
+                req.id()
             )));
             blocks.push(
                 json!({"type": "actions", "block_id": ACTIONS_BLOCK, "elements": [
@@ -102,7 +102,7 @@ pub fn render(req: &Request, public_url: &str, masker: &Masker) -> Rendered {
             blocks.push(section(format!(
                 "This action is too long to show here in full: read it and decide in the \
                  console, or run `countersign show {}`.",
-                req.id
+                req.id()
             )));
             blocks.push(
                 json!({"type": "actions", "block_id": ACTIONS_BLOCK, "elements": [

@@ -176,13 +176,18 @@ mod tests {
     };
 
     fn request(mfa: bool, justification: &str) -> Request {
+        request_for(mfa, justification, |_| {})
+    }
+
+    /// A request for the usual action as `edit` changes it.
+    fn request_for(mfa: bool, justification: &str, edit: impl FnOnce(&mut Action)) -> Request {
         let id = |s: &str| PrincipalId::parse(s).unwrap();
         let agent = Principal {
             id: id("agent:deploy-bot"),
             owner: Some(id("user:alice@example.com")),
             groups: vec![],
         };
-        let action = Action {
+        let mut action = Action {
             kind: "db.export".into(),
             resource: "postgres://prod/customers".into(),
             params: json!({"rows": 5000, "password": "hunter2"}),
@@ -211,6 +216,7 @@ mod tests {
             policy_hash: "sha256:00".into(),
             grant_ttl_seconds: 300,
         };
+        edit(&mut action);
         let now = chrono::Utc::now();
         Request::submit(
             "req_1".into(),
@@ -254,7 +260,7 @@ mod tests {
         assert_eq!(r.body["actions"][0]["data"]["request"], "req_1");
         assert_eq!(
             r.body["actions"][0]["data"]["digest"],
-            req.digest.to_string()
+            req.digest().to_string()
         );
         assert_eq!(
             r.body["actions"][2]["url"],
@@ -274,13 +280,15 @@ mod tests {
 
     #[test]
     fn nothing_is_hidden_from_approvers_a_card_cut_short_has_no_approve() {
-        let mut req = request(false, "x");
-        req.action.params = json!({"padding": "x".repeat(2000), "zz": "rm -rf /"});
+        let req = request_for(false, "x", |a| {
+            a.params = json!({"padding": "x".repeat(2000), "zz": "rm -rf /"});
+        });
         let r = render(&req, "https://cs.example", &Masker::random());
         assert_eq!(verbs(&r.body), [("Action.OpenUrl".into(), String::new())]);
         assert!(r.body.to_string().contains("too long to show here in full"));
-        let mut req = request(false, "x");
-        req.action.resource = format!("s3://{}", "b".repeat(300));
+        let req = request_for(false, "x", |a| {
+            a.resource = format!("s3://{}", "b".repeat(300));
+        });
         let r = render(&req, "https://cs.example", &Masker::random());
         assert_eq!(verbs(&r.body), [("Action.OpenUrl".into(), String::new())]);
     }

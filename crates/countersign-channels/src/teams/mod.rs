@@ -207,7 +207,7 @@ impl ChatChannel for Teams {
     ) -> Result<Option<Posted>, DeliveryError> {
         let name = target.strip_prefix(PREFIX).unwrap_or(target);
         let Some(conversation) = self.conversations.get(name) else {
-            tracing::error!(request = %req.id, target,
+            tracing::error!(request = %req.id(), target,
                 "a rule names a Teams conversation that channels.teams.conversations does not map");
             return Ok(None);
         };

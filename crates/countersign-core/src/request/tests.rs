@@ -359,22 +359,32 @@ proptest! {
                         if approve { VoteDecision::Approve } else { VoteDecision::Deny });
                     if !right_digest { b.digest = Digest::of_bytes(b"other"); }
                     b.mfa = mfa.then_some(crate::MfaMethod::Totp);
-                    req.vote(&b, now)
+                    // Through the store's entry point, which must be the same call.
+                    let transition = Transition::Vote {
+                        voter: b.voter.clone(), decision: b.decision, digest: b.digest,
+                        channel: b.channel, mfa: b.mfa, comment: b.comment.clone(),
+                    };
+                    let mut direct = req.clone();
+                    let expected = direct.vote(&b, now);
+                    let result = req.apply(&transition, now);
+                    prop_assert_eq!(&result, &expected);
+                    prop_assert_eq!(&req, &direct);
+                    result
                 }
                 Op::Cancel { by_requester } => {
                     let by = if by_requester { agent().id } else { people[1].id.clone() };
-                    req.cancel(&by, now)
+                    req.apply(&Transition::Cancel { by, why: None }, now)
                 }
                 Op::Redeem { right_digest } => {
                     let d = if right_digest { req.digest } else { Digest::of_bytes(b"x") };
-                    let r = req.redeem(&d, now);
+                    let r = req.apply(&Transition::Redeem { digest: d }, now);
                     if r.is_ok() {
                         redemptions += 1;
                         prop_assert!(now < before.grant.as_ref().unwrap().expires_at);
                     }
                     r
                 }
-                Op::Tick(s) => { now += chrono::Duration::seconds(i64::from(s)); Ok(req.expire_if_due(now)) }
+                Op::Tick(s) => { now += chrono::Duration::seconds(i64::from(s)); req.apply(&Transition::Expire, now) }
                 Op::Release => Ok(req.release(now)),
             };
             if result.is_err() {

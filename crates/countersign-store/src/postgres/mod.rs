@@ -20,14 +20,14 @@ use crate::submission::PreparedSubmission;
 use crate::writes::WriteTx as _;
 use crate::{
     Ceremony, CeremonyBinding, CeremonyRefusal, ChannelMessage, ConversationRef, NotifyClaim,
-    RequestChange, RequestQuery, RunChange, RunRefusal, Store, StoreError, StoredCheckpoint,
-    StoredPasskey, Submit, TotpState, Updated, writes,
+    RequestQuery, RunChange, RunRefusal, Store, StoreError, StoredCheckpoint, StoredPasskey,
+    Submit, TotpState, Updated, writes,
 };
 use async_trait::async_trait;
 use countersign_audit::merkle::{Frontier, Hash, NodeId};
 use countersign_audit::{AuditReport, StoredEntry};
 use countersign_core::{
-    Digest, Event, PrincipalId, Refusal, Request, Run, RunGate, RunState, Timestamp,
+    Digest, Event, PrincipalId, Refusal, Request, Run, RunGate, RunState, Timestamp, Transition,
 };
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Postgres, QueryBuilder, Row};
@@ -94,7 +94,7 @@ impl Store for PgStore {
         id: &str,
         actor: &str,
         now: Timestamp,
-        change: RequestChange,
+        change: Transition,
     ) -> Result<Result<Updated, Refusal>, StoreError> {
         let mut tx = self.begin().await?;
         let result = writes::update_request(&mut tx, id, actor, now, change).await;

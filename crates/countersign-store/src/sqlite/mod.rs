@@ -23,15 +23,15 @@ use crate::read::{Dialect, Reads};
 use crate::submission::PreparedSubmission;
 use crate::{
     Ceremony, CeremonyBinding, CeremonyRefusal, ChannelMessage, ConversationRef, NotifyClaim,
-    RequestChange, RequestQuery, RunChange, Store, StoreError, StoredCheckpoint, StoredPasskey,
-    Submit, TotpState, Updated,
+    RequestQuery, RunChange, Store, StoreError, StoredCheckpoint, StoredPasskey, Submit, TotpState,
+    Updated,
 };
 use async_trait::async_trait;
 use countersign_audit::merkle::{Hash, NodeId};
 use countersign_audit::{AuditReport, StoredEntry};
 use countersign_core::run::RunRefusal;
 use countersign_core::{
-    Digest, Event, PrincipalId, Refusal, Request, Run, RunGate, RunState, Timestamp,
+    Digest, Event, PrincipalId, Refusal, Request, Run, RunGate, RunState, Timestamp, Transition,
 };
 use op::Op;
 use sqlx::sqlite::{
@@ -125,7 +125,7 @@ impl Store for SqliteStore {
         id: &str,
         actor: &str,
         now: Timestamp,
-        change: RequestChange,
+        change: Transition,
     ) -> Result<Result<Updated, Refusal>, StoreError> {
         let (id, actor) = (id.to_owned(), actor.to_owned());
         self.write(|reply| Op::Update {

@@ -5,12 +5,9 @@
 
 use crate::audit_log::Journal;
 use crate::submission::PreparedSubmission;
-use crate::{
-    ChannelMessage, ConversationRef, NotifyClaim, RequestChange, RunChange, StoreError, Submit,
-    Updated,
-};
+use crate::{ChannelMessage, ConversationRef, NotifyClaim, RunChange, StoreError, Submit, Updated};
 use countersign_core::run::RunRefusal;
-use countersign_core::{Event, PrincipalId, Refusal, Request, RunState, Timestamp};
+use countersign_core::{Event, PrincipalId, Refusal, Request, RunState, Timestamp, Transition};
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
@@ -43,7 +40,7 @@ pub(super) enum Op {
         id: String,
         actor: String,
         now: Timestamp,
-        change: RequestChange,
+        change: Transition,
         reply: Reply<Result<Updated, Refusal>>,
     },
     SetRun {

@@ -28,13 +28,13 @@ pub use requests::*;
 pub use sessions::*;
 pub use tree::*;
 
-use crate::{RequestChange, RunOf, Store, Submit};
+use crate::{RunOf, Store, Submit};
 use async_trait::async_trait;
 use chrono::TimeZone;
 use countersign_audit::AuditEntry;
 use countersign_core::{
-    Action, Ballot, Channel, Clause, Decision, Digest, Effect, OnTimeout, Principal, PrincipalId,
-    Request, Requirements, Timestamp, VoteDecision,
+    Action, Channel, Clause, Decision, Digest, Effect, OnTimeout, Principal, PrincipalId, Request,
+    Requirements, Timestamp, Transition, VoteDecision,
 };
 use std::sync::Arc;
 
@@ -255,25 +255,15 @@ pub async fn submit(
 }
 
 /// `voter` votes `decision` on the digest they were shown.
-pub fn vote(
-    voter: Principal,
-    digest: Digest,
-    decision: VoteDecision,
-    now: Timestamp,
-) -> RequestChange {
-    Box::new(move |r| {
-        r.vote(
-            &Ballot {
-                voter: &voter,
-                decision,
-                digest,
-                channel: Channel::Api,
-                mfa: None,
-                comment: None,
-            },
-            now,
-        )
-    })
+pub fn vote(voter: Principal, digest: Digest, decision: VoteDecision) -> Transition {
+    Transition::Vote {
+        voter,
+        decision,
+        digest,
+        channel: Channel::Api,
+        mfa: None,
+        comment: None,
+    }
 }
 
 /// Every audit entry, parsed.

@@ -4,7 +4,7 @@
 
 use super::{Backend, allow, at, audit_count, bob, deny, principal_id, review, submit, vote};
 use crate::{ChannelMessage, ConversationRef, NotifyClaim, Store, StoreError};
-use countersign_core::{Refusal, RunState, VoteDecision};
+use countersign_core::{Refusal, RunState, Transition, VoteDecision};
 
 /// Claims everything due at `now` for a minute, sorted by request id.
 async fn claim_due(store: &dyn Store, now: i64) -> Vec<NotifyClaim> {
@@ -49,7 +49,7 @@ pub async fn a_vote_requeues_a_claimed_review_at_once(b: &dyn Backend) {
     assert_eq!(claim_due(&*store, 0).await, [claim("req_1", 1)]);
     assert_eq!(claim_due(&*store, 1).await, [], "leased");
 
-    let change = vote(bob(), request.digest, VoteDecision::Approve, at(2));
+    let change = vote(bob(), request.digest(), VoteDecision::Approve);
     store
         .update_request("req_1", "user:bob@example.com", at(2), change)
         .await
@@ -62,14 +62,14 @@ pub async fn a_vote_requeues_a_claimed_review_at_once(b: &dyn Backend) {
     );
 
     // A refused change and a change without events write nothing, so queue nothing.
-    let again = vote(bob(), request.digest, VoteDecision::Approve, at(3));
+    let again = vote(bob(), request.digest(), VoteDecision::Approve);
     let refused = store
         .update_request("req_1", "user:bob@example.com", at(3), again)
         .await
         .unwrap();
     assert_eq!(refused.unwrap_err(), Refusal::AlreadyVoted);
     store
-        .update_request("req_1", "system", at(3), Box::new(|_| Ok(vec![])))
+        .update_request("req_1", "system", at(3), Transition::Expire)
         .await
         .unwrap()
         .unwrap();
@@ -80,12 +80,12 @@ pub async fn run_changes_requeue_the_reviews_they_change(b: &dyn Backend) {
     let store = b.open().await;
     let pauser = submit(&*store, "req_p", Some("run-1"), review(1, true), at(0)).await;
     let held = submit(&*store, "req_h", Some("run-1"), review(1, false), at(1)).await;
-    assert!(held.held);
+    assert!(held.held());
     submit(&*store, "req_s", Some("run-2"), review(1, false), at(1)).await;
     assert_eq!(claim_due(&*store, 1).await.len(), 3);
 
     // Deciding the pausing review releases the held one: both changed, both queued.
-    let change = vote(bob(), pauser.digest, VoteDecision::Approve, at(2));
+    let change = vote(bob(), pauser.digest(), VoteDecision::Approve);
     let updated = store
         .update_request("req_p", "user:bob@example.com", at(2), change)
         .await
@@ -175,7 +175,7 @@ pub async fn finishing_a_stale_generation_leaves_it_due_now(b: &dyn Backend) {
     let request = submit(&*store, "req_1", None, review(2, false), at(0)).await;
     assert_eq!(claim_due(&*store, 0).await, [claim("req_1", 1)]);
     // The request changes while a gateway works on generation 1...
-    let change = vote(bob(), request.digest, VoteDecision::Approve, at(5));
+    let change = vote(bob(), request.digest(), VoteDecision::Approve);
     store
         .update_request("req_1", "user:bob@example.com", at(5), change)
         .await

@@ -204,7 +204,7 @@ pub async fn parked_calls_attach_a_submission_in_its_transaction(b: &dyn Backend
     let Submission::New(first) = first else {
         panic!("expected a new request: {first:?}")
     };
-    assert_eq!(first.state, countersign_core::State::Pending);
+    assert_eq!(first.state(), countersign_core::State::Pending);
     assert_eq!(
         store.parked_call(&bot, &key).await.unwrap().as_deref(),
         Some("req_a")
@@ -221,7 +221,7 @@ pub async fn parked_calls_attach_a_submission_in_its_transaction(b: &dyn Backend
         .await
         .unwrap();
     assert!(
-        matches!(&again, Submission::Attached(r) if r.id == "req_a"),
+        matches!(&again, Submission::Attached(r) if r.id() == "req_a"),
         "{again:?}"
     );
     assert_eq!(store.get_request("req_b").await.unwrap(), None);
@@ -243,7 +243,7 @@ pub async fn parked_calls_attach_a_submission_in_its_transaction(b: &dyn Backend
         .await
         .unwrap();
     assert!(
-        matches!(&fresh, Submission::New(r) if r.id == "req_c"),
+        matches!(&fresh, Submission::New(r) if r.id() == "req_c"),
         "{fresh:?}"
     );
     assert_eq!(store.parked_call(&bot, &key).await.unwrap(), None);
@@ -262,7 +262,7 @@ pub async fn parked_calls_attach_a_submission_in_its_transaction(b: &dyn Backend
         .await
         .unwrap();
     assert!(
-        matches!(&run, Submission::New(r) if r.id == "req_d"),
+        matches!(&run, Submission::New(r) if r.id() == "req_d"),
         "{run:?}"
     );
     assert_eq!(

@@ -6,7 +6,7 @@ use super::{
     Backend, POLICY_HASH, allow, at, audit_count, audit_log, bob, principal_id, review, submit,
     vote,
 };
-use countersign_core::{Event, State, VoteDecision};
+use countersign_core::{Event, State, Transition, VoteDecision};
 
 pub async fn pending_request_survives_restart(b: &dyn Backend) {
     let store = b.open().await;
@@ -26,28 +26,28 @@ pub async fn pending_request_survives_restart(b: &dyn Backend) {
     assert_eq!(audit_count(&*store).await, entries);
 
     // Still decidable, still redeemable, and the log goes on from where it was.
-    let change = vote(bob(), pending.digest, VoteDecision::Approve, at(2));
+    let change = vote(bob(), pending.digest(), VoteDecision::Approve);
     let updated = store
         .update_request("req_1", "user:bob@example.com", at(2), change)
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(updated.request.state, State::Approved);
-    assert_eq!(updated.also_changed[0].id, "req_2");
-    let digest = pending.digest;
-    let redeem = Box::new(move |r: &mut countersign_core::Request| r.redeem(&digest, at(3)));
+    assert_eq!(updated.request.state(), State::Approved);
+    assert_eq!(updated.also_changed[0].id(), "req_2");
+    let digest = pending.digest();
+    let redeem = Transition::Redeem { digest };
     let redeemed = store
         .update_request("req_1", "agent:deploy-bot", at(3), redeem)
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(redeemed.request.state, State::Executed);
+    assert_eq!(redeemed.request.state(), State::Executed);
     assert!(audit_count(&*store).await > entries);
     drop(store);
 
     let store = b.open().await;
     let executed = store.get_request("req_1").await.unwrap().unwrap();
-    assert_eq!(executed.state, State::Executed);
+    assert_eq!(executed.state(), State::Executed);
     audit_count(&*store).await;
 }
 
@@ -56,7 +56,7 @@ async fn history(b: &dyn Backend) -> std::sync::Arc<dyn crate::Store> {
     let store = b.open().await;
     let pending = submit(&*store, "req_1", None, review(1, false), at(0)).await;
     submit(&*store, "req_2", None, allow(), at(1)).await;
-    let change = vote(bob(), pending.digest, VoteDecision::Approve, at(2));
+    let change = vote(bob(), pending.digest(), VoteDecision::Approve);
     store
         .update_request("req_1", "user:bob@example.com", at(2), change)
         .await

@@ -2,18 +2,18 @@
 //! concurrency invariant: votes are counted exactly once and the first decision wins.
 
 use super::{
-    Backend, POLICY_HASH, allow, at, audit_count, audit_log, deny, events_about, person, review,
-    submission, submit, vote,
+    Backend, POLICY_HASH, allow, at, audit_count, audit_log, bob, deny, events_about, person,
+    review, submission, submit, vote,
 };
 use crate::{RequestQuery, StoreError};
-use countersign_core::{Refusal, State, VoteDecision};
+use countersign_core::{Refusal, State, Transition, VoteDecision};
 use std::sync::Arc;
 
 pub async fn submit_allowed_is_approved_and_recorded(b: &dyn Backend) {
     let store = b.open().await;
     let request = submit(&*store, "req_1", None, allow(), at(0)).await;
-    assert_eq!(request.state, State::Approved);
-    assert!(request.grant.is_some());
+    assert_eq!(request.state(), State::Approved);
+    assert!(request.grant().is_some());
     assert_eq!(
         store.get_request("req_1").await.unwrap(),
         Some(request.clone())
@@ -28,7 +28,7 @@ pub async fn submit_allowed_is_approved_and_recorded(b: &dyn Backend) {
         assert_eq!(entry.at, "2026-11-23T03:00:00.000Z");
         assert_eq!(entry.actor, "agent:deploy-bot");
         assert_eq!(entry.request.as_deref(), Some("req_1"));
-        assert_eq!(entry.digest, Some(request.digest.to_string()));
+        assert_eq!(entry.digest, Some(request.digest().to_string()));
         assert_eq!(entry.policy.as_deref(), Some(POLICY_HASH));
     }
     assert_eq!(log[0].data["kind"], "db.export");
@@ -38,8 +38,8 @@ pub async fn submit_allowed_is_approved_and_recorded(b: &dyn Backend) {
 pub async fn submit_denied_by_policy_is_recorded(b: &dyn Backend) {
     let store = b.open().await;
     let request = submit(&*store, "req_1", None, deny(), at(0)).await;
-    assert_eq!(request.state, State::Denied);
-    assert_eq!(request.outcome_code.as_deref(), Some("policy_denied"));
+    assert_eq!(request.state(), State::Denied);
+    assert_eq!(request.outcome_code(), Some("policy_denied"));
     assert_eq!(
         events_about(&*store, "req_1").await,
         ["request.created", "request.denied"]
@@ -116,18 +116,18 @@ pub async fn update_refusal_writes_nothing(b: &dyn Backend) {
 
     // alice owns the requesting agent: a self-approval.
     let alice = person("user:alice@example.com", &["sre"]);
-    let change = vote(alice, pending.digest, VoteDecision::Approve, at(1));
+    let change = vote(alice, pending.digest(), VoteDecision::Approve);
     let outcome = store.update_request("req_1", "user:alice@example.com", at(1), change);
     assert_eq!(outcome.await.unwrap(), Err(Refusal::SelfApproval));
 
-    // A change that scribbles on the request and then refuses leaves no trace either.
-    let scribble = Box::new(|r: &mut countersign_core::Request| {
-        r.state = State::Approved;
-        r.outcome = Some("scribbled".into());
-        Err(Refusal::GrantUsed)
-    });
-    let outcome = store.update_request("req_1", "system", at(2), scribble);
-    assert_eq!(outcome.await.unwrap(), Err(Refusal::GrantUsed));
+    // Another transition's refusal (a cancel by someone other than the requester) leaves no
+    // trace either.
+    let cancel = Transition::Cancel {
+        by: bob().id,
+        why: None,
+    };
+    let outcome = store.update_request("req_1", "user:bob@example.com", at(2), cancel);
+    assert_eq!(outcome.await.unwrap(), Err(Refusal::NotRequester));
 
     assert_eq!(store.get_request("req_1").await.unwrap(), Some(pending));
     assert_eq!(audit_count(&*store).await, before);
@@ -137,7 +137,7 @@ pub async fn update_without_events_writes_nothing(b: &dyn Backend) {
     let store = b.open().await;
     let pending = submit(&*store, "req_1", None, review(1, false), at(0)).await;
     let before = audit_count(&*store).await;
-    let not_yet = Box::new(|r: &mut countersign_core::Request| Ok(r.expire_if_due(at(10))));
+    let not_yet = Transition::Expire;
     let updated = store
         .update_request("req_1", "system", at(10), not_yet)
         .await
@@ -150,7 +150,7 @@ pub async fn update_without_events_writes_nothing(b: &dyn Backend) {
 
 pub async fn update_of_an_unknown_request_is_not_found(b: &dyn Backend) {
     let store = b.open().await;
-    let change = Box::new(|r: &mut countersign_core::Request| Ok(r.expire_if_due(at(0))));
+    let change = Transition::Expire;
     let outcome = store
         .update_request("req_nope", "system", at(0), change)
         .await;
@@ -168,11 +168,11 @@ pub async fn concurrent_votes_counted_once(b: &dyn Backend) {
     let tasks: Vec<_> = (0..VOTERS)
         .map(|i| {
             let store = Arc::clone(&store);
-            let digest = pending.digest;
+            let digest = pending.digest();
             tokio::spawn(async move {
                 let id = format!("user:sre{i}@example.com");
                 let voter = person(&id, &["sre"]);
-                let change = vote(voter, digest, VoteDecision::Approve, at(1));
+                let change = vote(voter, digest, VoteDecision::Approve);
                 store.update_request("req_1", &id, at(1), change).await
             })
         })
@@ -187,9 +187,9 @@ pub async fn concurrent_votes_counted_once(b: &dyn Backend) {
     }
     assert_eq!((counted, closed), (QUORUM, VOTERS - QUORUM));
     let request = store.get_request("req_1").await.unwrap().unwrap();
-    assert_eq!(request.state, State::Approved);
-    assert_eq!(request.votes.len(), QUORUM as usize);
-    let mut voters: Vec<_> = request.votes.iter().map(|v| v.approver.clone()).collect();
+    assert_eq!(request.state(), State::Approved);
+    assert_eq!(request.votes().len(), QUORUM as usize);
+    let mut voters: Vec<_> = request.votes().iter().map(|v| v.approver.clone()).collect();
     voters.sort();
     voters.dedup();
     assert_eq!(voters.len(), QUORUM as usize, "each vote once");
@@ -206,7 +206,9 @@ pub async fn first_decision_wins(b: &dyn Backend) {
     let store = b.open().await;
     for n in 0..20 {
         let id = format!("req_{n}");
-        let pending = submit(&*store, &id, None, review(1, false), at(n)).await;
+        let digest = submit(&*store, &id, None, review(1, false), at(n))
+            .await
+            .digest();
         let race: Vec<_> = [
             ("user:bob@example.com", VoteDecision::Approve),
             ("user:dave@example.com", VoteDecision::Deny),
@@ -215,7 +217,7 @@ pub async fn first_decision_wins(b: &dyn Backend) {
         .map(|(who, decision)| {
             let (store, id) = (Arc::clone(&store), id.clone());
             tokio::spawn(async move {
-                let change = vote(person(who, &["sre"]), pending.digest, decision, at(n));
+                let change = vote(person(who, &["sre"]), digest, decision);
                 (
                     decision,
                     store.update_request(&id, who, at(n), change).await,
@@ -227,7 +229,7 @@ pub async fn first_decision_wins(b: &dyn Backend) {
         for task in race {
             let (decision, outcome) = task.await.unwrap();
             match outcome.unwrap() {
-                Ok(updated) => winners.push((decision, updated.request.state)),
+                Ok(updated) => winners.push((decision, updated.request.state())),
                 Err(Refusal::RequestClosed(_)) => {}
                 Err(other) => panic!("unexpected refusal {other:?}"),
             }
@@ -240,8 +242,8 @@ pub async fn first_decision_wins(b: &dyn Backend) {
         };
         assert_eq!(state, expected);
         let stored = store.get_request(&id).await.unwrap().unwrap();
-        assert_eq!(stored.state, expected);
-        assert_eq!(stored.votes.len(), 1);
+        assert_eq!(stored.state(), expected);
+        assert_eq!(stored.votes().len(), 1);
     }
     audit_count(&*store).await;
 }
@@ -249,11 +251,13 @@ pub async fn first_decision_wins(b: &dyn Backend) {
 pub async fn grant_redeems_once(b: &dyn Backend) {
     let store = b.open().await;
     let approved = submit(&*store, "req_1", None, allow(), at(0)).await;
-    let digest = approved.digest;
-    let redeem =
-        move || Box::new(move |r: &mut countersign_core::Request| r.redeem(&digest, at(5)));
+    let digest = approved.digest();
+    let redeem = move || Transition::Redeem { digest };
     let first = store.update_request("req_1", "agent:deploy-bot", at(5), redeem());
-    assert_eq!(first.await.unwrap().unwrap().request.state, State::Executed);
+    assert_eq!(
+        first.await.unwrap().unwrap().request.state(),
+        State::Executed
+    );
     let again = store.update_request("req_1", "agent:deploy-bot", at(6), redeem());
     assert_eq!(again.await.unwrap(), Err(Refusal::GrantUsed));
     assert_eq!(
@@ -280,10 +284,10 @@ pub async fn due_requests_lists_expired_pending_oldest_first(b: &dyn Backend) {
     );
     assert_eq!(store.due_requests(at(900), 1).await.unwrap(), ["req_early"]);
 
-    let expire = Box::new(|r: &mut countersign_core::Request| Ok(r.expire_if_due(at(900))));
+    let expire = Transition::Expire;
     let expired = store.update_request("req_early", "system", at(900), expire);
     assert_eq!(
-        expired.await.unwrap().unwrap().request.state,
+        expired.await.unwrap().unwrap().request.state(),
         State::Expired
     );
     assert_eq!(store.due_requests(at(900), 10).await.unwrap(), ["req_late"]);
@@ -300,7 +304,7 @@ pub async fn list_requests_filters_and_pages(b: &dyn Backend) {
         submit(&*store, &format!("req_{i}"), Some(run), decision, at(i)).await;
     }
     let ids = |requests: Vec<countersign_core::Request>| -> Vec<String> {
-        requests.into_iter().map(|r| r.id).collect()
+        requests.into_iter().map(|r| r.id().to_owned()).collect()
     };
     let all = store.list_requests(&RequestQuery::default()).await.unwrap();
     assert_eq!(

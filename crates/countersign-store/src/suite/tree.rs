@@ -33,7 +33,7 @@ async fn some_history(store: &dyn Store, tag: &str, t: i64) {
     for i in 0..3 {
         let id = format!("req_{tag}_{i}");
         let pending = submit(store, &id, None, review(1, false), at(t + i)).await;
-        let change = vote(bob(), pending.digest, VoteDecision::Approve, at(t + i));
+        let change = vote(bob(), pending.digest(), VoteDecision::Approve);
         store
             .update_request(&id, "user:bob@example.com", at(t + i), change)
             .await
@@ -175,7 +175,7 @@ pub async fn a_request_lists_its_audit_entries(b: &dyn Backend) {
     let store = b.open().await;
     submit(&*store, "req_0", None, allow(), at(0)).await;
     let pending = submit(&*store, "req_1", None, review(1, false), at(1)).await;
-    let change = vote(bob(), pending.digest, VoteDecision::Approve, at(2));
+    let change = vote(bob(), pending.digest(), VoteDecision::Approve);
     let updated = store
         .update_request("req_1", "user:bob@example.com", at(2), change)
         .await

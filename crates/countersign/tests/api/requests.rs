@@ -155,7 +155,7 @@ async fn agents_see_only_their_own_requests_people_see_all() {
         .iter()
         .map(|r| r["id"].as_str().unwrap())
         .collect();
-    assert_eq!(ids, [mine.id().as_str()]);
+    assert_eq!(ids, [mine.id()]);
     let hidden = app
         .agent()
         .get(&format!("/v1/requests/{}", other.id()))

@@ -34,7 +34,7 @@ async fn a_paused_run_holds_new_actions_until_it_resumes() {
         .approver("bob")
         .post("/v1/runs/run-7/resume", json!({}))
         .await;
-    assert_eq!(resumed.body["changed"][0], held.id().as_str());
+    assert_eq!(resumed.body["changed"][0], held.id());
     let now = app
         .agent()
         .get(&format!("/v1/requests/{}", held.id()))
