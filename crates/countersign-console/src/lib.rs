@@ -43,16 +43,6 @@ pub struct ConsoleState {
     pub console: std::sync::Arc<Console>,
 }
 
-impl axum::extract::FromRef<ConsoleState> for countersign_http::ApiState {
-    fn from_ref(state: &ConsoleState) -> Self {
-        countersign_http::ApiState {
-            gateway: state.gateway.clone(),
-            auth: state.auth.clone(),
-            audit: state.audit.clone(),
-        }
-    }
-}
-
 /// The console's keys and settings.
 pub struct Console {
     keys: Keys,

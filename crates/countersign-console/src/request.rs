@@ -360,40 +360,35 @@ pub async fn decide(
     let (viewer, f): (Viewer, DecideForm) = state.form_viewer(&headers, &body).await?;
     let decision = form_decision(&f.decision)?;
     let trimmed = |s: Option<String>| s.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
-    let vote = || {
-        CastVote::parse(
-            decision,
-            &f.digest,
-            trimmed(f.comment.clone()),
-            trimmed(f.otp.clone()),
-        )
-    };
-    let outcome = match (&f.ceremony, &f.credential) {
-        (Some(ceremony), Some(credential)) => match vote() {
-            Ok(vote) => {
+    // Parsed here, refused only where it is used: a form without both passkey fields is
+    // `invalid_form` whatever its digest.
+    let vote = CastVote::parse(decision, &f.digest, trimmed(f.comment), trimmed(f.otp));
+    let outcome = match (f.ceremony, f.credential) {
+        (Some(ceremony), Some(credential)) => {
+            async {
                 state
                     .gateway
                     .vote_with_passkey(
                         &viewer.principal,
                         &id,
-                        vote,
+                        vote?,
                         Channel::Console,
-                        ceremony,
-                        credential,
+                        &ceremony,
+                        &credential,
                     )
                     .await
             }
-            Err(e) => Err(e),
-        },
-        (None, None) => match vote() {
-            Ok(vote) => {
+            .await
+        }
+        (None, None) => {
+            async {
                 state
                     .gateway
-                    .vote(&viewer.principal, &id, vote, Channel::Console)
+                    .vote(&viewer.principal, &id, vote?, Channel::Console)
                     .await
             }
-            Err(e) => Err(e),
-        },
+            .await
+        }
         _ => {
             return Err(ConsoleError::bad_request(
                 "invalid_form",

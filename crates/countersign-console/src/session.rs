@@ -49,7 +49,7 @@ pub struct Keys {
     csrf: [u8; 32],
 }
 
-pub use countersign_app::tokens::{hmac, random_token};
+use countersign_app::tokens::hmac;
 
 /// How the store names a session: the hex SHA-256 of its id, so a copy of the database holds
 /// nothing that passes as a cookie.

@@ -79,7 +79,7 @@ fn nonce(state: &ConsoleState, headers: &HeaderMap) -> (String, Option<String>) 
     match session::cookie(headers, NONCE_COOKIE).filter(|n| n.len() >= 32) {
         Some(n) => (n.to_string(), None),
         None => {
-            let n = session::random_token();
+            let n = countersign_app::tokens::random_token();
             let set = session::set_cookie(NONCE_COOKIE, &n, 3600, state.console.secure);
             (n, Some(set))
         }
@@ -131,7 +131,7 @@ pub async fn start_session(
     })?;
     let now = state.gateway.clock.now();
     let session = Session {
-        sid: session::random_token(),
+        sid: countersign_app::tokens::random_token(),
         sub: principal.to_string(),
         groups,
         via: via.to_string(),

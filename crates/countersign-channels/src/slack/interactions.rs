@@ -220,14 +220,13 @@ impl Slack {
                 );
             }
         };
-        let voted = match CastVote::parse(decision, digest, comment, None) {
-            Ok(vote) => {
-                self.gateway
-                    .vote(&principal, id, vote, Channel::Slack)
-                    .await
-            }
-            Err(e) => Err(e),
-        };
+        let voted = async {
+            let vote = CastVote::parse(decision, digest, comment, None)?;
+            self.gateway
+                .vote(&principal, id, vote, Channel::Slack)
+                .await
+        }
+        .await;
         match voted {
             Ok(_) => Ok(()),
             Err(e) => {

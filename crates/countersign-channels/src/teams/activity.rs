@@ -388,14 +388,13 @@ impl Teams {
                 ));
             }
         };
-        let voted = match CastVote::parse(click.decision, &click.digest, click.comment, None) {
-            Ok(vote) => {
-                self.gateway
-                    .vote(&principal, &click.request, vote, Channel::Teams)
-                    .await
-            }
-            Err(e) => Err(e),
-        };
+        let voted = async {
+            let vote = CastVote::parse(click.decision, &click.digest, click.comment, None)?;
+            self.gateway
+                .vote(&principal, &click.request, vote, Channel::Teams)
+                .await
+        }
+        .await;
         match voted {
             Ok(req) => Ok(req),
             Err(e) => {
