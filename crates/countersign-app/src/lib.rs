@@ -18,6 +18,7 @@ pub mod audit;
 pub mod auth;
 pub mod directory;
 pub mod evaluator;
+pub mod executors;
 pub mod gateway;
 pub mod mask;
 pub mod metrics;

@@ -1,6 +1,7 @@
 //! The domain events that state changes emit. Each becomes one audit entry, written in the same
 //! transaction as the change itself.
 
+use crate::execution::{ExecStatus, Execution};
 use crate::{Effect, PrincipalId, RunState, State, Timestamp, VoteDecision};
 use serde::Serialize;
 
@@ -42,6 +43,27 @@ pub enum Event {
     GrantRedeemed {
         grant: String,
         uses: u32,
+    },
+    /// The gateway started carrying out an approved action (in the write that redeemed its
+    /// grant); `deadline`: after it, the execution counts as interrupted.
+    ExecutionStarted {
+        executor: String,
+        deadline: Timestamp,
+    },
+    /// How an execution ended, or what the requester reported (`reported`). Never the output
+    /// itself or a secret: its size, its SHA-256, the HTTP status or exit code.
+    ExecutionFinished {
+        status: ExecStatus,
+        reported: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        http_status: Option<u16>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        exit_code: Option<i32>,
+        bytes: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        output_sha256: Option<String>,
+        duration_ms: u64,
+        truncated: bool,
     },
     RunChanged {
         run: String,
@@ -116,6 +138,8 @@ impl Event {
             Event::RequestCancelled { .. } => "request.cancelled",
             Event::RequestReleased => "request.released",
             Event::GrantRedeemed { .. } => "grant.redeemed",
+            Event::ExecutionStarted { .. } => "execution.started",
+            Event::ExecutionFinished { .. } => "execution.finished",
             Event::RunChanged { .. } => "run.changed",
             Event::KeyCreated { .. } => "key.created",
             Event::KeyRevoked { .. } => "key.revoked",
@@ -124,6 +148,21 @@ impl Event {
             Event::PolicyLoaded { .. } => "policy.loaded",
             Event::VoteRefused { .. } => "vote.refused",
             Event::CallbackRefused { .. } => "callback.refused",
+        }
+    }
+
+    /// The `execution.finished` event of an execution that has ended.
+    pub fn execution_finished(execution: &Execution) -> Event {
+        let o = &execution.outcome;
+        Event::ExecutionFinished {
+            status: o.status,
+            reported: execution.reported,
+            http_status: o.http.as_ref().map(|h| h.status),
+            exit_code: o.exit_code,
+            bytes: o.bytes,
+            output_sha256: o.output_sha256.clone(),
+            duration_ms: o.duration_ms,
+            truncated: o.truncated,
         }
     }
 

@@ -9,7 +9,7 @@
 //!
 //! Pure: it reads entry fields handed to it, never a database.
 
-use crate::{Digest, PrincipalId, Request, State, Timestamp, VoteDecision};
+use crate::{Digest, ExecStatus, PrincipalId, Request, State, Timestamp, VoteDecision};
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 
@@ -51,6 +51,10 @@ enum RequestEvent {
     Released {},
     #[serde(rename = "grant.redeemed")]
     Redeemed { grant: String, uses: u32 },
+    #[serde(rename = "execution.started")]
+    ExecutionStarted {},
+    #[serde(rename = "execution.finished")]
+    ExecutionFinished { status: ExecStatus },
 }
 
 /// A vote as the log records it.
@@ -81,6 +85,8 @@ pub struct Replayed {
     pub grant: Option<ReplayedGrant>,
     /// The seqs of the entries, in order.
     pub seqs: Vec<u64>,
+    /// Where the request's execution stands (`None`: it has none).
+    pub execution: Option<ExecStatus>,
     /// The `request_sha256` of the last entry (`None` on entries written before it existed).
     pub last_hash: Option<String>,
     /// Entries that could not be read as what their name says, or that contradict the ones
@@ -164,6 +170,27 @@ impl Replayed {
                     "entry #{seq} redeems grant {grant}, never handed out"
                 )),
             },
+            RequestEvent::ExecutionStarted {} => {
+                if self.execution.is_some() || self.state != Some(State::Executed) {
+                    self.problems.push(format!(
+                        "entry #{seq} starts an execution the grant does not allow"
+                    ));
+                }
+                self.execution = Some(ExecStatus::Running);
+            }
+            RequestEvent::ExecutionFinished { status } => {
+                let started = self.execution == Some(ExecStatus::Running);
+                let reported = self.execution.is_none() && self.state == Some(State::Executed);
+                if !started && !reported {
+                    self.problems.push(format!(
+                        "entry #{seq} ends an execution that was not running"
+                    ));
+                }
+                self.execution = Some(status);
+                if status != ExecStatus::Succeeded {
+                    self.state = Some(State::Failed);
+                }
+            }
         }
     }
 
@@ -218,6 +245,15 @@ impl Replayed {
             ));
         }
         self.grant_differences(stored, &mut out);
+        let execution = stored.execution().map(|e| e.outcome.status);
+        if execution != self.execution {
+            let say = |s: Option<ExecStatus>| s.map_or("none", ExecStatus::as_str);
+            out.push(format!(
+                "execution is {}, the log says {}",
+                say(execution),
+                say(self.execution)
+            ));
+        }
         match &self.last_hash {
             Some(h) if h != body_sha256 => {
                 out.push("the stored row is not the one its last audit entry recorded".into());
@@ -279,6 +315,8 @@ fn is_request_event(name: &str) -> bool {
             | "request.cancelled"
             | "request.released"
             | "grant.redeemed"
+            | "execution.started"
+            | "execution.finished"
     )
 }
 

@@ -10,6 +10,7 @@
 //! `Refusal` and leaves the request untouched. Terminal states never change. Handlers never
 //! re-check these rules: they call these methods inside a store transaction.
 
+use crate::execution::{ExecStatus, Execution, Outcome};
 use crate::quorum::{self, Approver};
 use crate::{
     Action, Clause, Decision, Digest, Effect, Event, Grant, Principal, PrincipalId, RunState,
@@ -182,6 +183,10 @@ pub enum Refusal {
     GrantExpired,
     #[error("the request has no grant to redeem (state {0})")]
     NoGrant(State),
+    #[error("this request's outcome is already recorded")]
+    OutcomeRecorded,
+    #[error("the grant has not been redeemed (state {0}); redeem it, run the action, then report")]
+    NotRedeemed(State),
 }
 
 impl Refusal {
@@ -200,6 +205,8 @@ impl Refusal {
             Refusal::GrantUsed => "grant_used",
             Refusal::GrantExpired => "grant_expired",
             Refusal::NoGrant(_) => "no_grant",
+            Refusal::OutcomeRecorded => "outcome_recorded",
+            Refusal::NotRedeemed(_) => "not_redeemed",
         }
     }
 }
@@ -256,6 +263,9 @@ pub struct Request {
     /// Machine code for the outcome of a refused action (`policy_denied`, `run_stopped`, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     outcome_code: Option<String>,
+    /// How the approved action was carried out, once it was (see `crate::execution`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    execution: Option<Execution>,
 }
 
 /// Reading a request. Its fields are private: only the state machine's methods change them.
@@ -318,6 +328,18 @@ impl Request {
     pub fn outcome_code(&self) -> Option<&str> {
         self.outcome_code.as_deref()
     }
+
+    /// How the approved action was carried out, once it was.
+    pub fn execution(&self) -> Option<&Execution> {
+        self.execution.as_ref()
+    }
+
+    /// True while an execution runs and its deadline has passed: the gateway that ran it died.
+    pub fn is_interrupted(&self, now: Timestamp) -> bool {
+        self.execution
+            .as_ref()
+            .is_some_and(|e| e.is_running() && e.deadline.is_some_and(|d| now >= d))
+    }
 }
 
 fn seconds(s: u64) -> chrono::Duration {
@@ -361,6 +383,7 @@ impl Request {
             closed_at: None,
             outcome: None,
             outcome_code: None,
+            execution: None,
         };
         let mut events = vec![];
         match (gate, req.decision.effect) {
@@ -698,6 +721,104 @@ impl Request {
             self.state = State::Executed;
             self.closed_at = Some(now);
         }
+        Ok(vec![event])
+    }
+}
+
+/// Carrying out an approved action, and recording how it went.
+impl Request {
+    /// The gateway starts carrying out this request's action with `executor`: the requester's
+    /// grant is redeemed for `digest` (so it runs at most once) and the execution is running
+    /// until [`Request::finish`], or until `deadline`, after which it counts as interrupted.
+    pub fn execute(
+        &mut self,
+        by: &PrincipalId,
+        digest: &Digest,
+        executor: &str,
+        deadline: Timestamp,
+        now: Timestamp,
+    ) -> Result<Vec<Event>, Refusal> {
+        if *by != self.requester.id {
+            return Err(Refusal::NotGrantHolder);
+        }
+        let mut events = self.redeem(digest, now)?;
+        self.execution = Some(Execution {
+            executor: Some(executor.to_owned()),
+            started_at: now,
+            deadline: Some(deadline),
+            finished_at: None,
+            reported: false,
+            outcome: Outcome::with_status(ExecStatus::Running),
+        });
+        events.push(Event::ExecutionStarted {
+            executor: executor.to_owned(),
+            deadline,
+        });
+        Ok(events)
+    }
+
+    /// Records how the running execution ended. The request becomes `failed` unless it
+    /// succeeded. A `Running` outcome is recorded as `unknown`: an end must say how it ended.
+    pub fn finish(&mut self, outcome: Outcome, now: Timestamp) -> Result<Vec<Event>, Refusal> {
+        let Some(execution) = self.execution.as_mut().filter(|e| e.is_running()) else {
+            return Err(Refusal::OutcomeRecorded);
+        };
+        let mut outcome = outcome;
+        if outcome.status == ExecStatus::Running {
+            outcome.status = ExecStatus::Unknown;
+        }
+        execution.finished_at = Some(now);
+        execution.outcome = outcome;
+        let event = Event::execution_finished(execution);
+        if execution.outcome.status != ExecStatus::Succeeded {
+            self.state = State::Failed;
+        }
+        Ok(vec![event])
+    }
+
+    /// Closes an execution found running past its deadline as `unknown` ("interrupted; not
+    /// retried"); changes nothing otherwise.
+    pub fn interrupt_if_due(&mut self, now: Timestamp) -> Vec<Event> {
+        if !self.is_interrupted(now) {
+            return vec![];
+        }
+        self.finish(Outcome::interrupted(), now).unwrap_or_default()
+    }
+
+    /// The requester reports how the action they ran themselves, after redeeming the grant,
+    /// went: once.
+    pub fn report(
+        &mut self,
+        by: &PrincipalId,
+        outcome: Outcome,
+        now: Timestamp,
+    ) -> Result<Vec<Event>, Refusal> {
+        if *by != self.requester.id {
+            return Err(Refusal::NotRequester);
+        }
+        if self.execution.is_some() {
+            return Err(Refusal::OutcomeRecorded);
+        }
+        if self.state != State::Executed {
+            return Err(Refusal::NotRedeemed(self.state));
+        }
+        let mut outcome = outcome;
+        if outcome.status == ExecStatus::Running {
+            outcome.status = ExecStatus::Unknown;
+        }
+        let execution = Execution {
+            executor: None,
+            started_at: self.closed_at.unwrap_or(now),
+            deadline: None,
+            finished_at: Some(now),
+            reported: true,
+            outcome,
+        };
+        let event = Event::execution_finished(&execution);
+        if execution.outcome.status != ExecStatus::Succeeded {
+            self.state = State::Failed;
+        }
+        self.execution = Some(execution);
         Ok(vec![event])
     }
 }

@@ -64,7 +64,9 @@ fn refusal_status(r: &Refusal) -> StatusCode {
         | Refusal::RequestClosed(_)
         | Refusal::RequestExpired
         | Refusal::GrantUsed
-        | Refusal::NoGrant(_) => StatusCode::CONFLICT,
+        | Refusal::NoGrant(_)
+        | Refusal::OutcomeRecorded
+        | Refusal::NotRedeemed(_) => StatusCode::CONFLICT,
         Refusal::GrantExpired => StatusCode::GONE,
     }
 }

@@ -19,6 +19,9 @@ pub(crate) struct RequestColumns {
     pub held: bool,
     /// True while the request is pending, not held, and its review pauses its run.
     pub pauses_run: bool,
+    /// The deadline of the request's running execution, if one runs (see
+    /// `Request::is_interrupted`).
+    pub exec_deadline: Option<i64>,
     pub body: String,
     /// The seqs of the request's audit entries (see `crate::tree::seq_list`); filled in by
     /// the insert, once the entries have their numbers.
@@ -39,6 +42,11 @@ impl RequestColumns {
             expires_at: r.expires_at().map(millis),
             held: r.held(),
             pauses_run: r.pauses_run(),
+            exec_deadline: r
+                .execution()
+                .filter(|e| e.is_running())
+                .and_then(|e| e.deadline)
+                .map(millis),
             body,
             audit_seqs: String::new(),
         })

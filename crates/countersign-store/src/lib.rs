@@ -268,6 +268,14 @@ pub trait Store: Send + Sync + 'static {
     /// Ids of pending requests whose deadline is at or before `now`, earliest deadline first.
     async fn due_requests(&self, now: Timestamp, limit: u32) -> Result<Vec<String>, StoreError>;
 
+    /// Ids of requests whose execution still runs at `now`, past its deadline (the gateway that
+    /// ran it died), earliest deadline first.
+    async fn interrupted_executions(
+        &self,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError>;
+
     /// In one transaction: applies [`RunState::transition`] (a refusal writes nothing),
     /// stores the run and appends `run.changed` (by `actor`). Stopping denies every pending
     /// request of the run (recorded as `actor`'s doing); resuming releases the held requests

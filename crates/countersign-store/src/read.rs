@@ -110,6 +110,27 @@ where
             .collect()
     }
 
+    /// Requests whose execution still runs past its deadline (the gateway running it died),
+    /// earliest deadline first.
+    pub async fn interrupted_executions(
+        &self,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id FROM requests WHERE exec_deadline IS NOT NULL AND exec_deadline <= $1 \
+             ORDER BY exec_deadline, id LIMIT $2",
+        )
+        .bind(millis(now))
+        .bind(i64::from(limit))
+        .fetch_all(self.0)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|row| row.try_get(0))
+            .collect::<Result<_, _>>()?)
+    }
+
     pub async fn due_requests(
         &self,
         now: Timestamp,

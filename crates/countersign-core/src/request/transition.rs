@@ -3,6 +3,7 @@
 //! transaction (and its writer thread) and be logged.
 
 use super::{Ballot, Cancellation, Channel, MfaMethod, Refusal, Request, VoteDecision};
+use crate::execution::Outcome;
 use crate::{Digest, Event, Principal, PrincipalId, Timestamp};
 
 /// One change to a request, applied by [`Request::apply`] inside the store's transaction.
@@ -30,6 +31,24 @@ pub enum Transition {
     /// Expires the request if its deadline has passed, else changes nothing
     /// ([`Request::expire_if_due`]).
     Expire,
+    /// The requester's grant is redeemed and the gateway starts carrying out the action with
+    /// `executor` ([`Request::execute`]).
+    Execute {
+        by: PrincipalId,
+        digest: Digest,
+        executor: String,
+        deadline: Timestamp,
+    },
+    /// The running execution ended with `outcome` ([`Request::finish`]).
+    Finish { outcome: Box<Outcome> },
+    /// The requester reports how the action they ran went ([`Request::report`]).
+    Report {
+        by: PrincipalId,
+        outcome: Box<Outcome>,
+    },
+    /// Closes an execution found running past its deadline, else changes nothing
+    /// ([`Request::interrupt_if_due`]).
+    Interrupt,
 }
 
 impl Request {
@@ -64,6 +83,15 @@ impl Request {
             }
             Transition::Redeem { digest } => self.redeem(digest, now),
             Transition::Expire => Ok(self.expire_if_due(now)),
+            Transition::Execute {
+                by,
+                digest,
+                executor,
+                deadline,
+            } => self.execute(by, digest, executor, *deadline, now),
+            Transition::Finish { outcome } => self.finish((**outcome).clone(), now),
+            Transition::Report { by, outcome } => self.report(by, (**outcome).clone(), now),
+            Transition::Interrupt => Ok(self.interrupt_if_due(now)),
         }
     }
 }

@@ -113,6 +113,14 @@ impl Store for PgStore {
         self.read().due_requests(now, limit).await
     }
 
+    async fn interrupted_executions(
+        &self,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError> {
+        self.read().interrupted_executions(now, limit).await
+    }
+
     async fn set_run_state(
         &self,
         run: &str,

@@ -234,7 +234,7 @@ impl WriteTx for PgTx {
         let updated = sqlx::query(
             "UPDATE requests SET state = $2, run = $3, requester = $4, created_at = $5, \
              expires_at = $6, held = $7, pauses_run = $8, body = $9, \
-             audit_seqs = audit_seqs || $10 WHERE id = $1",
+             audit_seqs = audit_seqs || $10, exec_deadline = $11 WHERE id = $1",
         )
         .bind(c.id.as_str())
         .bind(c.state)
@@ -246,6 +246,7 @@ impl WriteTx for PgTx {
         .bind(c.pauses_run)
         .bind(c.body.as_str())
         .bind(audit_seqs)
+        .bind(c.exec_deadline)
         .execute(&mut *self.tx)
         .await?
         .rows_affected();

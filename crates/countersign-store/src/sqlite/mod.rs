@@ -150,6 +150,14 @@ impl Store for SqliteStore {
         self.read().due_requests(now, limit).await
     }
 
+    async fn interrupted_executions(
+        &self,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError> {
+        self.read().interrupted_executions(now, limit).await
+    }
+
     async fn set_run_state(
         &self,
         run: &str,

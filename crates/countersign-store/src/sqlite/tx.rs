@@ -310,7 +310,7 @@ fn save_request(conn: &Conn, c: &RequestColumns, audit_seqs: &str) -> Result<(),
         .prepare_cached(
             "UPDATE requests SET state = ?2, run = ?3, requester = ?4, created_at = ?5, \
              expires_at = ?6, held = ?7, pauses_run = ?8, body = ?9, \
-             audit_seqs = audit_seqs || ?10 WHERE id = ?1",
+             audit_seqs = audit_seqs || ?10, exec_deadline = ?11 WHERE id = ?1",
         )?
         .execute(params![
             c.id,
@@ -322,7 +322,8 @@ fn save_request(conn: &Conn, c: &RequestColumns, audit_seqs: &str) -> Result<(),
             c.held,
             c.pauses_run,
             c.body,
-            audit_seqs
+            audit_seqs,
+            c.exec_deadline
         ])?;
     match updated {
         1 => Ok(()),
