@@ -22,9 +22,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+mod executions;
 pub mod factors;
 pub mod passkeys;
 mod votes;
+
+pub use executions::EXEC_GRACE;
 
 pub use votes::CastVote;
 
@@ -68,6 +71,11 @@ pub enum GatewayError {
     Mfa(MfaFailure),
     #[error("{0}")]
     Passkey(crate::gateway::passkeys::PasskeyFailure),
+    #[error("{0}")]
+    Exec(crate::executors::ExecRefusal),
+    /// The task running an execution stopped before it recorded the end (a panic).
+    #[error("the execution stopped unexpectedly; it will be recorded as unknown, never retried")]
+    ExecutionLost,
     #[error("storage failed: {0}")]
     Store(#[from] StoreError),
 }
@@ -85,6 +93,8 @@ impl GatewayError {
             GatewayError::Run(_) => "run_stopped",
             GatewayError::Mfa(m) => m.code(),
             GatewayError::Passkey(p) => p.code(),
+            GatewayError::Exec(e) => e.code(),
+            GatewayError::ExecutionLost => "execution_lost",
             GatewayError::Store(StoreError::Integrity(_)) => "integrity_error",
             GatewayError::Store(_) => "storage_unavailable",
         }
@@ -155,6 +165,8 @@ pub struct Gateway {
     pub factor_news: tokio::sync::broadcast::Sender<countersign_store::FactorChange>,
     /// Evaluates the policy within its budget (invariant 11).
     evaluator: crate::evaluator::Evaluator,
+    /// The actions the gateway carries out itself (`exec.*` kinds).
+    executors: Arc<dyn crate::executors::Executors>,
 }
 
 fn new_request_id() -> String {
@@ -185,7 +197,19 @@ impl Gateway {
             public_url,
             masker: crate::mask::Masker::random(),
             evaluator: crate::evaluator::Evaluator::default(),
+            executors: Arc::new(crate::executors::NoExecutors),
         }
+    }
+
+    /// Uses `executors` (the configured ones) instead of none.
+    pub fn with_executors(mut self, executors: Arc<dyn crate::executors::Executors>) -> Self {
+        self.executors = executors;
+        self
+    }
+
+    /// The executors this gateway holds (for MCP tools and listings).
+    pub fn executors(&self) -> &Arc<dyn crate::executors::Executors> {
+        &self.executors
     }
 
     /// The gateway with `masker` (serve gives every replica the same key, so a message renders
@@ -253,6 +277,9 @@ impl Gateway {
         parking: Option<&Digest>,
     ) -> Result<Submission, GatewayError> {
         action.validate()?;
+        // An action for an executor is checked whole before the policy sees it: bad input
+        // records nothing.
+        self.executors.check(&action).map_err(GatewayError::Exec)?;
         let now = self.clock.now();
         let policy = self.policy.current();
         let decision = self

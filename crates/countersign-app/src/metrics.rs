@@ -29,6 +29,12 @@ pub struct CodeLabel {
     pub code: String,
 }
 
+/// How an execution ended (`succeeded`, `failed`, `unknown`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusLabel {
+    pub status: String,
+}
+
 /// A refused inbound callback's channel and reason (both fixed strings from our code).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CallbackLabel {
@@ -47,6 +53,7 @@ pub struct Metrics {
     pub waiting_clients: Gauge,
     pub policy_reloads: Family<StateLabel, Counter>,
     pub callbacks_refused: Family<CallbackLabel, Counter>,
+    pub executions: Family<StatusLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -62,6 +69,7 @@ impl Default for Metrics {
         let waiting_clients = Gauge::default();
         let policy_reloads = Family::<StateLabel, Counter>::default();
         let callbacks_refused = Family::<CallbackLabel, Counter>::default();
+        let executions = Family::<StatusLabel, Counter>::default();
         registry.register(
             "policy_decisions",
             "Policy decisions by effect",
@@ -107,6 +115,11 @@ impl Default for Metrics {
             "Inbound channel callbacks refused (bad signature or token, stale, foreign tenant), by channel and reason",
             callbacks_refused.clone(),
         );
+        registry.register(
+            "executions",
+            "Approved actions carried out (by an executor, or reported by their requester), by outcome",
+            executions.clone(),
+        );
         Self {
             registry,
             decisions,
@@ -118,6 +131,7 @@ impl Default for Metrics {
             waiting_clients,
             policy_reloads,
             callbacks_refused,
+            executions,
         }
     }
 }

@@ -16,6 +16,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// The recorded outcome, on a refused second execution.
+    pub outcome: Option<Box<countersign_core::Outcome>>,
 }
 
 impl ApiError {
@@ -24,6 +26,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            outcome: None,
         }
     }
 
@@ -39,6 +42,7 @@ impl IntoResponse for ApiError {
                 code: self.code.to_string(),
                 message: self.message,
             },
+            outcome: self.outcome.map(|o| *o),
         };
         (self.status, axum::Json(body)).into_response()
     }
@@ -100,6 +104,8 @@ impl From<GatewayError> for ApiError {
                 MfaFailure::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             },
             GatewayError::Passkey(p) => passkey_status(*p),
+            GatewayError::Exec(_) => StatusCode::BAD_REQUEST,
+            GatewayError::ExecutionLost => StatusCode::INTERNAL_SERVER_ERROR,
             GatewayError::Store(StoreError::Integrity(_)) => StatusCode::INTERNAL_SERVER_ERROR,
             GatewayError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
         };

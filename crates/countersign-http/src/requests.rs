@@ -3,7 +3,10 @@
 use super::ApiState;
 use super::error::ApiError;
 use super::extract::{Caller, JsonBody};
-use crate::wire::{ActionBody, RedeemBody, RedeemView, RequestList, RequestView, VoteBody};
+use crate::wire::{
+    ActionBody, ExecutedView, OutcomeBody, RedeemBody, RedeemView, RequestList, RequestView,
+    VoteBody,
+};
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -214,6 +217,62 @@ pub async fn redeem(
         request: req.id().to_owned(),
         digest: v.digest,
     }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecuteQuery {
+    /// Wait this long for the decision first (`30s`, `2m`, at most 5m).
+    wait: Option<String>,
+}
+
+/// Runs the request's *recorded* action with its executor (the requester only). The body must
+/// be empty or `{}`: nothing sent now reaches the executor.
+pub async fn execute(
+    State(state): State<ApiState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+    q: Result<Query<ExecuteQuery>, axum::extract::rejection::QueryRejection>,
+    body: axum::body::Bytes,
+) -> Result<Json<ExecutedView>, ApiError> {
+    let q = query(q)?;
+    let text = std::str::from_utf8(&body).unwrap_or("?").trim();
+    if !(text.is_empty() || text.split_whitespace().collect::<String>() == "{}") {
+        return Err(ApiError::bad_request(
+            "invalid_body",
+            "execute takes no body: the action recorded when it was approved is run, never              parameters sent now",
+        ));
+    }
+    let wait = q.wait.as_deref().map(parse_wait).transpose()?;
+    match state.gateway.execute(&caller, &id, wait).await {
+        Ok(req) => Ok(Json(ExecutedView {
+            outcome: req.execution().map(|e| e.outcome.clone()),
+            request: view(&state, &req),
+        })),
+        Err(e) => {
+            let used = e.code() == "grant_used";
+            let mut err = ApiError::from(e);
+            state.gateway.metrics.refusal(err.code);
+            if used && let Ok(req) = state.gateway.get(&caller, &id).await {
+                err.outcome = req.execution().map(|e| Box::new(e.outcome.clone()));
+            }
+            Err(err)
+        }
+    }
+}
+
+/// The requester reports how the action they ran after redeeming its grant went (once).
+pub async fn report_outcome(
+    State(state): State<ApiState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<OutcomeBody>,
+) -> Result<Json<RequestView>, ApiError> {
+    let outcome = body
+        .into_outcome()
+        .map_err(|(code, message)| ApiError::bad_request(code, message))?;
+    let req = state.gateway.report(&caller, &id, outcome).await?;
+    Ok(Json(view(&state, &req)))
 }
 
 /// Server-sent events: one `request` event with the request now, then one per change, until it

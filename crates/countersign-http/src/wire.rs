@@ -2,7 +2,9 @@
 //! them, so the two can never disagree about a field.
 
 use countersign_app::gateway::{CastVote, GatewayError};
-use countersign_core::{Action, Clause, Decision, Principal, Request, State, Vote};
+use countersign_core::{
+    Action, Clause, Decision, ExecStatus, Outcome, Principal, Request, State, Vote,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -110,6 +112,10 @@ pub struct RequestView {
     pub outcome: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outcome_code: Option<String>,
+    /// How the approved action was carried out, once it was: by an executor
+    /// (`POST /v1/requests/{id}/execute`) or as its requester reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution: Option<countersign_core::Execution>,
     /// Proof that this change is in the audit log: on vote and cancel responses, and on
     /// submissions made with `?receipt=true`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -200,6 +206,7 @@ impl RequestView {
             closed_at: req.closed_at().as_ref().map(timestamp),
             outcome: req.outcome().map(str::to_owned),
             outcome_code: req.outcome_code().map(str::to_owned),
+            execution: req.execution().cloned(),
             receipt: None,
         }
     }
@@ -218,6 +225,83 @@ pub struct RedeemView {
     pub grant: GrantView,
     pub request: String,
     pub digest: String,
+}
+
+/// `POST /v1/requests/{id}/execute`: the request after its execution, and how it went.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExecutedView {
+    pub request: RequestView,
+    pub outcome: Option<Outcome>,
+}
+
+/// How a reported execution ended (`running` cannot be reported).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ReportedStatus {
+    Succeeded,
+    Failed,
+    Unknown,
+}
+
+/// `POST /v1/requests/{id}/outcome`: the requester reports how the action they ran went.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutcomeBody {
+    pub status: Option<ReportedStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+    /// Lower-case hex SHA-256 of the action's output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_sha256: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_status: Option<u16>,
+    /// A sentence, at most 1,000 characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl OutcomeBody {
+    /// The outcome to record, or why this report is not one.
+    pub fn into_outcome(self) -> Result<Outcome, (&'static str, String)> {
+        let bad = |m: &str| ("invalid_outcome", m.to_owned());
+        let status = match self.status {
+            Some(ReportedStatus::Succeeded) => ExecStatus::Succeeded,
+            Some(ReportedStatus::Failed) => ExecStatus::Failed,
+            Some(ReportedStatus::Unknown) => ExecStatus::Unknown,
+            None => return Err(bad("`status` is required: succeeded, failed or unknown")),
+        };
+        if let Some(h) = &self.output_sha256
+            && (h.len() != 64 || !h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+        {
+            return Err(bad("`output_sha256` must be 64 lower-case hex digits"));
+        }
+        if self.http_status.is_some_and(|s| !(100..=599).contains(&s)) {
+            return Err(bad("`http_status` must be between 100 and 599"));
+        }
+        if let Some(e) = &self.error
+            && (e.chars().count() > 1000 || e.chars().any(|c| c.is_control() && c != '\n'))
+        {
+            return Err(bad(
+                "`error` must be at most 1,000 characters, without control characters",
+            ));
+        }
+        let mut o = Outcome::with_status(status);
+        o.duration_ms = self.duration_ms.unwrap_or(0);
+        o.bytes = self.bytes.unwrap_or(0);
+        o.output_sha256 = self.output_sha256;
+        o.exit_code = self.exit_code;
+        o.error = self.error;
+        o.http = self.http_status.map(|status| countersign_core::HttpOutcome {
+            status,
+            headers: Default::default(),
+            body: String::new(),
+        });
+        Ok(o)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -253,6 +337,9 @@ pub struct MfaEnrollment {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ErrorBody {
     pub error: ErrorDetail,
+    /// On `409 grant_used` from `POST /v1/requests/{id}/execute`: the recorded outcome.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<Outcome>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -54,6 +54,11 @@ pub struct Config {
     /// The web console at `/console/`.
     #[serde(default)]
     pub console: ConsoleConfig,
+    /// Actions the gateway carries out itself, with credentials the agent never holds (HTTP
+    /// calls, commands, PostgreSQL queries). Secrets are `${env:NAME}` or `${file:/path}`
+    /// references, resolved at start.
+    #[serde(default)]
+    pub executors: Vec<countersign_exec::ExecutorConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

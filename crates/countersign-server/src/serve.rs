@@ -120,6 +120,15 @@ pub async fn start_with_clock(
                 message,
             })?;
     let policy = Arc::new(PolicySource::load(config.policy.as_deref())?);
+    // Secrets are resolved here, once; an executor that cannot be built stops the start.
+    let executors = countersign_exec::Executors::build(
+        &config.executors,
+        countersign_exec::Resolver::from_env(),
+    )
+    .map_err(|message| crate::config::ConfigError::Invalid {
+        path: "config".into(),
+        message: format!("`executors`: {message}"),
+    })?;
     let store = open_store(&config.database).await?;
     let directory = Arc::new(Directory::new(principals));
     let store_err = |source| StartError::Store {
@@ -180,7 +189,8 @@ pub async fn start_with_clock(
         ))
         .with_evaluator(countersign_app::evaluator::Evaluator::new(
             &config.policy_evaluation,
-        )),
+        ))
+        .with_executors(Arc::new(executors)),
     );
     let _ = gateway.refresh_pending_gauge().await;
     let refused_callbacks = Arc::new(countersign_channels::refusals::RefusedCallbacks::new(
@@ -300,7 +310,8 @@ pub async fn start_with_clock(
     })
 }
 
-/// Expires due requests every second (reads expire them too, so this only bounds the delay).
+/// Expires due requests every second (reads expire them too, so this only bounds the delay), and
+/// closes executions whose gateway died (past their deadline) as `unknown`.
 async fn sweep(gateway: Arc<Gateway>) {
     let mut tick = tokio::time::interval(SWEEP_EVERY);
     let mut n: u64 = 0;
@@ -308,6 +319,9 @@ async fn sweep(gateway: Arc<Gateway>) {
         tick.tick().await;
         if let Err(e) = gateway.expire_due().await {
             tracing::warn!(error = %e, "expiry sweep failed; will retry");
+        }
+        if let Err(e) = gateway.interrupt_due().await {
+            tracing::warn!(error = %e, "sweep of interrupted executions failed; will retry");
         }
         n += 1;
         if n.is_multiple_of(30) {

@@ -158,6 +158,17 @@ pub async fn spawn_app_with_policy(policy: &str) -> TestApp {
     start_in(dir, None).await
 }
 
+/// A gateway with the test principals, `policy`, and `extra` YAML appended to its config.
+pub async fn spawn_app_configured(policy: &str, extra: &str) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = write_world(&dir, 0);
+    std::fs::write(dir.path().join("policy.yaml"), policy).unwrap();
+    let mut text = std::fs::read_to_string(&config_path).unwrap();
+    text.push_str(extra);
+    std::fs::write(&config_path, text).unwrap();
+    start_in(dir, None).await
+}
+
 /// A gateway in `dir` with the test world plus `extra` YAML appended to its config.
 pub async fn spawn_app_in(dir: TempDir, extra: &str) -> TestApp {
     let config_path = write_world(&dir, 0);
