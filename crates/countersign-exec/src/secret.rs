@@ -17,9 +17,12 @@ pub const REDACTED: &str = "[redacted]";
 /// output, so it could not be kept out of it.
 pub const MIN_SECRET_LEN: usize = 4;
 
+/// Where a resolver reads environment variables.
+type EnvLookup = Box<dyn Fn(&str) -> Option<String> + Send>;
+
 /// Resolves references, remembering every value it produced.
 pub struct Resolver {
-    env: Box<dyn Fn(&str) -> Option<String> + Send>,
+    env: EnvLookup,
     secrets: BTreeSet<String>,
 }
 
