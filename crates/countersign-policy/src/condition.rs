@@ -1,7 +1,11 @@
 //! `when` conditions: CEL compiled and checked at load, evaluated against one principal and one
 //! action. The variables are `principal` {id, kind, owner, groups}, `action` {kind, resource,
-//! params, labels, justification, run}, `params` (= `action.params`) and `now`. Values are
-//! converted to CEL lazily, each variable at most once per evaluation, borrowing the action's
+//! params, labels, justification, run}, `params` (= `action.params`), `sql` and `now`. `sql` is
+//! the facts of `params.sql` ({statements, tables, reads, writes_to, writes, functions, limit}:
+//! see the `sql` module) when the action's kind starts with `exec.sql.` and `params.sql` is a
+//! string, and `null` otherwise; SQL that cannot be analyzed makes a condition that uses `sql`
+//! an error (so the rule denies). Values are converted to CEL lazily, each variable at most once
+//! per evaluation (the SQL is parsed only if a condition uses `sql`), borrowing the action's
 //! strings rather than copying them. This module reports errors and never turns one into
 //! `false`: deciding what an error means (deny, fail closed) is `evaluate`'s job.
 
@@ -21,7 +25,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 /// The top-level variables a condition may use, in the order they are documented.
-pub(crate) const VARIABLES: [&str; 4] = ["principal", "action", "params", "now"];
+pub(crate) const VARIABLES: [&str; 5] = ["principal", "action", "params", "sql", "now"];
+
+/// The kinds of action whose `params.sql` the `sql` variable describes start with this.
+pub(crate) const SQL_KIND_PREFIX: &str = "exec.sql.";
 
 /// One compiled `when`.
 #[derive(Debug)]
@@ -66,7 +73,7 @@ impl Condition {
             };
             return Err(format!(
                 "`when` uses the unknown variable `{name}`{hint}; the variables are `principal`, \
-                 `action`, `params` and `now`"
+                 `action`, `params`, `sql` and `now`"
             ));
         }
         let mut expression = program.expression().clone();
@@ -113,6 +120,14 @@ impl Condition {
 /// whose pattern is computed at run time compiles and runs a pattern the agent may choose: both
 /// need a budget. The policy's environment is `Env::stdlib()` alone; a function added to it must
 /// be judged here.
+///
+/// Using `sql` needs no budget: it is resolved at most once per evaluation, by parsing
+/// `params.sql` (bounded by the body limit and `sql::MAX_SQL_BYTES`) with a recursive-descent
+/// parser whose depth is capped (`sql::MAX_DEPTH`) and a walk that visits each node once, so its
+/// cost is about linear in the SQL's length, like converting `params`, and its facts are lists
+/// no longer than the SQL. And the gateway checks an `exec.sql.` action with its executor, which
+/// parses the same SQL, before the policy sees it: deferring this parse would bound nothing more.
+/// (`nesting_up_to_the_limit_parses_quickly` in `sql` guards the parser's worst case.)
 fn needs_budget(expr: &IdedExpr) -> bool {
     match &expr.expr {
         Expr::Comprehension(_) => true,
@@ -238,6 +253,8 @@ pub(crate) struct Bindings<'a> {
     params_val: OnceLock<Box<dyn Val + 'a>>,
     now_val: OnceLock<Box<dyn Val + 'a>>,
     budget_val: OnceLock<Box<dyn Val + 'a>>,
+    /// The facts of `params.sql`, or why the SQL has none.
+    sql_val: OnceLock<Result<Box<dyn Val + 'a>, String>>,
 }
 
 impl<'a> Bindings<'a> {
@@ -257,6 +274,18 @@ impl<'a> Bindings<'a> {
             params_val: OnceLock::new(),
             now_val: OnceLock::new(),
             budget_val: OnceLock::new(),
+            sql_val: OnceLock::new(),
+        }
+    }
+
+    /// `error` from a condition, with the reason when it comes from SQL that could not be
+    /// analyzed (the variable then did not resolve, and CEL only says so).
+    pub(crate) fn explain_error(&self, error: String) -> String {
+        match self.sql_val.get() {
+            Some(Err(why)) if error == unresolved_sql() => {
+                format!("`sql`: {why}")
+            }
+            _ => error,
         }
     }
 
@@ -300,6 +329,11 @@ impl VariableResolver for Bindings<'_> {
                 .now_val
                 .get_or_init(|| Box::new(CelTimestamp::from(self.now.fixed_offset())))
                 .as_ref(),
+            // No value when the SQL cannot be analyzed: the condition errors (`explain_error`).
+            "sql" => match self.sql_val.get_or_init(|| sql_val(self.action)) {
+                Ok(value) => value.as_ref(),
+                Err(_) => return None,
+            },
             _ => return None,
         };
         Some(CowVal::Borrowed(value))
@@ -333,20 +367,61 @@ pub(crate) fn json_val(value: &serde_json::Value) -> Box<dyn Val + '_> {
     match value {
         J::Null => Box::new(CelNull),
         J::Bool(b) => Box::new(CelBool::from(*b)),
-        J::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                Box::new(CelInt::from(i))
-            } else if let Some(u) = n.as_u64() {
-                Box::new(CelUInt::from(u))
-            } else {
-                Box::new(CelDouble::from(n.as_f64().unwrap_or(f64::NAN)))
-            }
-        }
+        J::Number(n) => number_val(n),
         J::String(s) => string_val(s),
         J::Array(items) => Box::new(CelList::from(
             items.iter().map(json_val).collect::<Vec<_>>(),
         )),
         J::Object(fields) => map_val(fields.iter().map(|(k, v)| (k.as_str(), json_val(v)))),
+    }
+}
+
+/// The error CEL reports when `sql` does not resolve.
+fn unresolved_sql() -> String {
+    cel::ExecutionError::UndeclaredReference(Arc::new("sql".to_string())).to_string()
+}
+
+/// The `sql` variable: the facts of `params.sql` for an `exec.sql.` action, else `null`.
+fn sql_val(action: &Action) -> Result<Box<dyn Val + 'static>, String> {
+    match action.params.get("sql") {
+        Some(serde_json::Value::String(sql)) if action.kind.starts_with(SQL_KIND_PREFIX) => {
+            let facts = crate::sql::analyze(sql).map_err(|e| e.to_string())?;
+            let json = serde_json::to_value(facts).map_err(|e| e.to_string())?;
+            Ok(owned_json_val(json))
+        }
+        _ => Ok(Box::new(CelNull)),
+    }
+}
+
+/// JSON to CEL as `json_val` does, owning its strings (for values made during evaluation).
+fn owned_json_val(value: serde_json::Value) -> Box<dyn Val + 'static> {
+    use serde_json::Value as J;
+    match value {
+        J::Array(items) => Box::new(CelList::from(
+            items.into_iter().map(owned_json_val).collect::<Vec<_>>(),
+        )),
+        J::Object(fields) => {
+            let map: HashMap<CelMapKey<'static>, Box<dyn Val + 'static>> = fields
+                .into_iter()
+                .map(|(k, v)| (CelMapKey::from(k), owned_json_val(v)))
+                .collect();
+            Box::new(CelMap::from(map))
+        }
+        J::String(s) => Box::new(CelString::from(s)),
+        J::Number(n) => number_val(&n),
+        J::Bool(b) => Box::new(CelBool::from(b)),
+        J::Null => Box::new(CelNull),
+    }
+}
+
+/// A JSON number in CEL: integers become `int` (or `uint` above `i64::MAX`), others `double`.
+fn number_val(n: &serde_json::Number) -> Box<dyn Val + 'static> {
+    if let Some(i) = n.as_i64() {
+        Box::new(CelInt::from(i))
+    } else if let Some(u) = n.as_u64() {
+        Box::new(CelUInt::from(u))
+    } else {
+        Box::new(CelDouble::from(n.as_f64().unwrap_or(f64::NAN)))
     }
 }
 
@@ -443,6 +518,61 @@ mod tests {
         ok("now > timestamp('2025-01-01T00:00:00Z')");
         ok("params.exists(k, k == 'rows')");
         ok("type(params.rows) == int");
+        // Not an `exec.sql.` action: `sql` is null.
+        ok("sql == null");
+    }
+
+    fn eval_sql(source: &str, kind: &str, params: serde_json::Value) -> Result<bool, String> {
+        let env = env();
+        let condition = Condition::compile(&env, source, &mut Vec::new())?;
+        let regexes: Arc<[Regex]> = Vec::new().into();
+        let p = principal();
+        let a = Action {
+            kind: kind.into(),
+            ..action(params)
+        };
+        let bindings = Bindings::new(&p, &a, chrono::Utc::now(), None);
+        condition
+            .evaluate(&bindings.context(&env, &regexes))
+            .map_err(|e| bindings.explain_error(e))
+    }
+
+    #[test]
+    fn sql_holds_the_facts_of_params_sql_for_sql_executors() {
+        let read = json!({"sql": "select * from public.customers limit 5"});
+        for source in [
+            "sql.statements == ['select'] && !sql.writes",
+            "'customers' in sql.tables && 'public.customers' in sql.reads",
+            "sql.limit == 5 && size(sql.writes_to) == 0 && size(sql.functions) == 0",
+        ] {
+            assert_eq!(
+                eval_sql(source, "exec.sql.prod", read.clone()),
+                Ok(true),
+                "{source}"
+            );
+        }
+        let write = json!({"sql": "insert into orders select * from staging"});
+        assert_eq!(
+            eval_sql(
+                "sql.writes && sql.writes_to == ['orders'] && sql.limit == null",
+                "exec.sql.prod",
+                write
+            ),
+            Ok(true)
+        );
+        // Another kind, or no string `params.sql`: null.
+        assert_eq!(eval_sql("sql == null", "db.query", read), Ok(true));
+        assert_eq!(
+            eval_sql("sql == null", "exec.sql.prod", json!({"sql": 5})),
+            Ok(true)
+        );
+        // SQL without facts is an error that says why.
+        let bad = json!({"sql": "selec 1"});
+        let err = eval_sql("sql.writes", "exec.sql.prod", bad.clone()).expect_err("unparseable");
+        assert!(err.starts_with("`sql`: the SQL cannot be parsed"), "{err}");
+        assert!(eval_sql("sql == null", "exec.sql.prod", bad.clone()).is_err());
+        // A condition that does not use `sql` never parses it.
+        assert_eq!(eval_sql("params.sql != ''", "exec.sql.prod", bad), Ok(true));
     }
 
     #[test]

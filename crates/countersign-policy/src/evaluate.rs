@@ -164,7 +164,7 @@ impl Policy {
                 match outcome {
                     Ok(true) => Step::Matched,
                     Ok(false) => Step::ConditionFalse,
-                    Err(error) => Step::ConditionFailed(error),
+                    Err(error) => Step::ConditionFailed(bindings.explain_error(error)),
                 }
             } else {
                 Step::Matched

@@ -9,8 +9,9 @@
 //! pause_run, grant_ttl, inherited field by field by every review); `rules`, tried in order, each
 //! with a unique `name`, optional `match` globs over `kind`, `resource` and `principal` (a string
 //! or a list; `*` crosses `/` and `.`), an optional CEL `when` over `principal`, `action`,
-//! `params` and `now`, an `effect`, an optional `reason`, a `review` block (review rules only)
-//! and `grant_ttl` (allow rules only). Durations are written `90s`, `15m`, `2h30m`, `1d`.
+//! `params`, `sql` (what the SQL of an `exec.sql.<name>` action does: module `sql`; `null` for
+//! other actions) and `now`, an `effect`, an optional `reason`, a `review` block (review rules
+//! only) and `grant_ttl` (allow rules only). Durations are written `90s`, `15m`, `2h30m`, `1d`.
 //!
 //! Architecture invariant: this crate does no I/O except `Policy::load` reading the policy file,
 //! never reads the clock (time is a parameter), and fails closed: a condition that errors denies
@@ -32,6 +33,7 @@ mod location;
 mod policy;
 mod regex_literals;
 mod requirements;
+pub mod sql;
 
 pub use budget::{BUDGET_EXCEEDED, Budget, Deferred};
 pub use duration::format_seconds;

@@ -73,3 +73,68 @@ fn sample_policy_decisions() {
     assert_eq!(d.reason, "no rule matched; policy default is review");
     assert_eq!(p.default_review_timeout_seconds(), 1800);
 }
+
+#[test]
+fn sample_policy_sql_decisions() {
+    let p = sample();
+    let sql = |text: &str| {
+        let a = action("exec.sql.prod", "postgres://prod", json!({"sql": text}));
+        let d = p.evaluate(&agent(), &a, now());
+        (d.effect, d.rule, d.reason)
+    };
+    let free = Some("sql-reads-are-free".to_string());
+    let reviewed = Some("sql-writes-and-big-customer-reads-need-sre".to_string());
+
+    // Reads are allowed, unless they may take many customers.
+    assert_eq!(sql("select * from orders").0, Effect::Allow);
+    assert_eq!(sql("select * from orders").1, free);
+    assert_eq!(sql("select * from customers limit 10").1, free);
+    assert_eq!(sql("SELECT * FROM public.customers LIMIT 1000").1, free);
+    for big in [
+        "select * from customers limit 5000",
+        "select * from customers",
+        "select * from public.customers",
+        "select o.* from orders o join customers c on c.id = o.customer_id limit 1001",
+        "select * from (select * from customers limit 5) c",
+        "select * from customers limit 5; select 1",
+    ] {
+        let (effect, rule, _) = sql(big);
+        assert_eq!((effect, rule), (Effect::Review, reviewed.clone()), "{big}");
+    }
+
+    // Writes of any kind are reviewed.
+    for write in [
+        "insert into orders (id) values (1)",
+        "update orders set status = 'paid' where id = 1",
+        "delete from orders",
+        "with d as (delete from orders returning *) select * from d",
+        "select * from orders for update",
+        "select nextval('orders_id_seq')",
+        "drop table orders",
+        "set search_path = other",
+    ] {
+        let (effect, rule, _) = sql(write);
+        assert_eq!(
+            (effect, rule),
+            (Effect::Review, reviewed.clone()),
+            "{write}"
+        );
+    }
+
+    // SQL that cannot be analyzed is denied by the rule that needed it, never allowed.
+    for bad in ["selec * from orders", "", "select 1;".repeat(21).as_str()] {
+        let (effect, rule, reason) = sql(bad);
+        assert_eq!((effect, rule), (Effect::Deny, reviewed.clone()), "{bad}");
+        assert!(
+            reason.contains("failed to evaluate") && reason.contains("`sql`: the SQL"),
+            "{reason}"
+        );
+    }
+    // Without a string `params.sql`, `sql` is null and the condition errors: denied.
+    let a = action(
+        "exec.sql.prod",
+        "postgres://prod",
+        json!({"query": "select 1"}),
+    );
+    assert_eq!(p.evaluate(&agent(), &a, now()).effect, Effect::Deny);
+}
