@@ -13,9 +13,9 @@
 //! Response headers are shown only from a fixed list ([`SHOWN_HEADERS`]): a header that may
 //! carry a credential (`Set-Cookie`, `Authorization`, an API key) never reaches the record.
 
+use crate::invalid;
 use crate::output::Capture;
 use crate::secret::Resolver;
-use crate::invalid;
 use countersign_app::executors::{Checked, ExecRefusal, ExecutorInfo};
 use countersign_core::{Action, ExecStatus, HttpOutcome, Outcome};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
@@ -228,7 +228,10 @@ impl HttpExecutor {
             return Err(invalid("params", "must be an object {method, path, ...}"));
         };
         for key in params.keys() {
-            if !matches!(key.as_str(), "method" | "path" | "query" | "headers" | "body") {
+            if !matches!(
+                key.as_str(),
+                "method" | "path" | "query" | "headers" | "body"
+            ) {
                 return Err(invalid(
                     key,
                     "is not a parameter of an HTTP executor (method, path, query, headers, body)",
@@ -272,8 +275,12 @@ impl HttpExecutor {
             Some(serde_json::Value::Object(q)) => {
                 let mut pairs = url.query_pairs_mut();
                 for (k, v) in q {
-                    let v = scalar(v)
-                        .ok_or_else(|| invalid("query", format!("`{k}` must be a string, number or boolean")))?;
+                    let v = scalar(v).ok_or_else(|| {
+                        invalid(
+                            "query",
+                            format!("`{k}` must be a string, number or boolean"),
+                        )
+                    })?;
                     pairs.append_pair(k, &v);
                 }
                 drop(pairs);
@@ -302,7 +309,9 @@ impl HttpExecutor {
                     let value = v
                         .as_str()
                         .and_then(|v| HeaderValue::from_str(v).ok())
-                        .ok_or_else(|| invalid("headers", format!("`{k}` must be a header value string")))?;
+                        .ok_or_else(|| {
+                            invalid("headers", format!("`{k}` must be a header value string"))
+                        })?;
                     headers.insert(name, value);
                 }
             }
@@ -391,7 +400,11 @@ impl HttpExecutor {
         }
         let captured = capture.finish();
         let ok = status.is_success();
-        let mut o = Outcome::with_status(if ok { ExecStatus::Succeeded } else { ExecStatus::Failed });
+        let mut o = Outcome::with_status(if ok {
+            ExecStatus::Succeeded
+        } else {
+            ExecStatus::Failed
+        });
         o.duration_ms = millis(started);
         o.bytes = captured.bytes;
         o.output_sha256 = Some(captured.sha256);
@@ -455,10 +468,11 @@ fn under(path: &str, base: &str) -> bool {
 fn decode_fully(segment: &str) -> String {
     let mut current = segment.to_owned();
     for _ in 0..4 {
-        let next: String = url::form_urlencoded::parse(format!("x={}", current.replace('+', "%2B")).as_bytes())
-            .next()
-            .map(|(_, v)| v.into_owned())
-            .unwrap_or_default();
+        let next: String =
+            url::form_urlencoded::parse(format!("x={}", current.replace('+', "%2B")).as_bytes())
+                .next()
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default();
         if next == current {
             break;
         }
@@ -479,7 +493,9 @@ fn scalar(v: &serde_json::Value) -> Option<String> {
 fn shown_headers(headers: &HeaderMap) -> BTreeMap<String, String> {
     headers
         .iter()
-        .filter(|(k, _)| SHOWN_HEADERS.contains(&k.as_str()) || k.as_str().starts_with(SHOWN_PREFIX))
+        .filter(|(k, _)| {
+            SHOWN_HEADERS.contains(&k.as_str()) || k.as_str().starts_with(SHOWN_PREFIX)
+        })
         .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
         .collect()
 }

@@ -75,9 +75,7 @@ impl Executors {
         for (i, c) in configs.iter().enumerate() {
             let at = format!("executors[{i}] ({})", c.name);
             if !valid_name(&c.name) {
-                return Err(format!(
-                    "{at}: `name` must be 1-63 of a-z, 0-9 and `-`"
-                ));
+                return Err(format!("{at}: `name` must be 1-63 of a-z, 0-9 and `-`"));
             }
             if by_name.contains_key(&c.name) {
                 return Err(format!("{at}: another executor is named `{}`", c.name));

@@ -107,10 +107,7 @@ impl Resolver {
         if let Ok(url) = url::Url::parse(value)
             && let Some(password) = url.password()
         {
-            for form in [
-                password.to_owned(),
-                percent_decode(password),
-            ] {
+            for form in [password.to_owned(), percent_decode(password)] {
                 if form.chars().count() >= MIN_SECRET_LEN {
                     self.secrets.insert(form);
                 }
@@ -226,7 +223,10 @@ mod tests {
             r.resolve("Bearer ${env:TOKEN}").unwrap(),
             "Bearer s3cr3t-token-value"
         );
-        assert_eq!(r.resolve("plain $x and $${env:X}").unwrap(), "plain $x and ${env:X}");
+        assert_eq!(
+            r.resolve("plain $x and $${env:X}").unwrap(),
+            "plain $x and ${env:X}"
+        );
         let dir = std::env::temp_dir().join(format!("cs-secret-{}", std::process::id()));
         std::fs::write(&dir, "file-secret-value\n").unwrap();
         let text = format!("${{file:{}}}", dir.display());

@@ -295,11 +295,13 @@ impl OutcomeBody {
         o.output_sha256 = self.output_sha256;
         o.exit_code = self.exit_code;
         o.error = self.error;
-        o.http = self.http_status.map(|status| countersign_core::HttpOutcome {
-            status,
-            headers: Default::default(),
-            body: String::new(),
-        });
+        o.http = self
+            .http_status
+            .map(|status| countersign_core::HttpOutcome {
+                status,
+                headers: Default::default(),
+                body: String::new(),
+            });
         Ok(o)
     }
 }

@@ -72,16 +72,56 @@ fn params_are_checked_whole_and_named() {
     );
     assert!(e.check(&ok).is_ok());
     for (params, resource, named) in [
-        (serde_json::json!({"method": "DELETE", "path": "/x"}), "https://api.example.com/x", "method"),
-        (serde_json::json!({"method": "get", "path": "/x"}), "https://api.example.com/x", "method"),
-        (serde_json::json!({"path": "/x"}), "https://api.example.com/x", "method"),
-        (serde_json::json!({"method": "GET"}), "https://api.example.com/x", "path"),
-        (serde_json::json!({"method": "GET", "path": "/x"}), "https://api.example.com/y", "resource"),
-        (serde_json::json!({"method": "GET", "path": "/x", "extra": 1}), "https://api.example.com/x", "extra"),
-        (serde_json::json!({"method": "GET", "path": "/x", "headers": {"Authorization": "Bearer mine"}}), "https://api.example.com/x", "headers"),
-        (serde_json::json!({"method": "GET", "path": "/x", "headers": {"Host": "evil"}}), "https://api.example.com/x", "headers"),
-        (serde_json::json!({"method": "GET", "path": "/x", "query": {"a": [1]}}), "https://api.example.com/x", "query"),
-        (serde_json::json!({"method": "GET", "path": "/x", "query": "a=1"}), "https://api.example.com/x", "query"),
+        (
+            serde_json::json!({"method": "DELETE", "path": "/x"}),
+            "https://api.example.com/x",
+            "method",
+        ),
+        (
+            serde_json::json!({"method": "get", "path": "/x"}),
+            "https://api.example.com/x",
+            "method",
+        ),
+        (
+            serde_json::json!({"path": "/x"}),
+            "https://api.example.com/x",
+            "method",
+        ),
+        (
+            serde_json::json!({"method": "GET"}),
+            "https://api.example.com/x",
+            "path",
+        ),
+        (
+            serde_json::json!({"method": "GET", "path": "/x"}),
+            "https://api.example.com/y",
+            "resource",
+        ),
+        (
+            serde_json::json!({"method": "GET", "path": "/x", "extra": 1}),
+            "https://api.example.com/x",
+            "extra",
+        ),
+        (
+            serde_json::json!({"method": "GET", "path": "/x", "headers": {"Authorization": "Bearer mine"}}),
+            "https://api.example.com/x",
+            "headers",
+        ),
+        (
+            serde_json::json!({"method": "GET", "path": "/x", "headers": {"Host": "evil"}}),
+            "https://api.example.com/x",
+            "headers",
+        ),
+        (
+            serde_json::json!({"method": "GET", "path": "/x", "query": {"a": [1]}}),
+            "https://api.example.com/x",
+            "query",
+        ),
+        (
+            serde_json::json!({"method": "GET", "path": "/x", "query": "a=1"}),
+            "https://api.example.com/x",
+            "query",
+        ),
     ] {
         match e.check(&action(resource, params.clone())) {
             Err(ExecRefusal::InvalidParams { param, .. }) => assert_eq!(param, named, "{params}"),
@@ -115,6 +155,9 @@ fn a_base_url_must_be_plain_http() {
     for base in ["ftp://x", "https://u:p@x", "https://x/?a=1", "not a url"] {
         let config: HttpConfig = yaml_serde::from_str(&format!("base_url: \"{base}\"")).unwrap();
         let mut r = Resolver::with_env(|_| None);
-        assert!(HttpExecutor::build("api", &config, &mut r).is_err(), "{base}");
+        assert!(
+            HttpExecutor::build("api", &config, &mut r).is_err(),
+            "{base}"
+        );
     }
 }

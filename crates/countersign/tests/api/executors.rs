@@ -46,7 +46,10 @@ impl Upstream {
                 .map(str::to_owned);
             log.lock().unwrap().push(Received {
                 method: method.to_string(),
-                path_and_query: uri.path_and_query().map(|p| p.to_string()).unwrap_or_default(),
+                path_and_query: uri
+                    .path_and_query()
+                    .map(|p| p.to_string())
+                    .unwrap_or_default(),
                 authorization: authorization.clone(),
                 body: body.clone(),
             });
@@ -62,7 +65,10 @@ impl Upstream {
             (
                 [
                     ("set-cookie", "session=upstream-session-cookie"),
-                    ("x-echo-authorization", authorization.as_deref().unwrap_or("")),
+                    (
+                        "x-echo-authorization",
+                        authorization.as_deref().unwrap_or(""),
+                    ),
                     ("x-request-id", "rq-1"),
                 ],
                 axum::Json(json!({
@@ -75,9 +81,7 @@ impl Upstream {
             )
                 .into_response()
         }
-        let app = Router::new()
-            .fallback(handle)
-            .with_state(received.clone());
+        let app = Router::new().fallback(handle).with_state(received.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await });
@@ -143,7 +147,7 @@ async fn assert_no_secret(app: &TestApp, id: &str) {
     let shown = agent.get(&format!("/v1/requests/{id}")).await;
     let text = shown.body.to_string();
     assert!(!text.contains(SECRET), "request view leaks: {text}");
-    let entries = app.approver("bob").audit_entries().await;
+    let entries = app.audit_entries().await;
     let text = serde_json::to_string(&entries).unwrap();
     assert!(!text.contains(SECRET), "audit leaks");
     let attestation = agent.get(&format!("/v1/requests/{id}/attestation")).await;
@@ -171,7 +175,10 @@ async fn an_allowed_call_runs_once_with_the_gateway_credentials() {
     assert!(!headers.contains_key("set-cookie"), "{headers:?}");
     assert!(!headers.contains_key("x-echo-authorization"), "{headers:?}");
     let body = outcome["http"]["body"].as_str().unwrap();
-    assert!(body.contains("[redacted]") && !body.contains(SECRET), "{body}");
+    assert!(
+        body.contains("[redacted]") && !body.contains(SECRET),
+        "{body}"
+    );
     // `bytes` counts the body as received: the secret, not its replacement.
     let shown_len = body.len() - "[redacted]".len() + SECRET.len();
     assert_eq!(outcome["bytes"].as_u64().unwrap() as usize, shown_len);
@@ -181,7 +188,10 @@ async fn an_allowed_call_runs_once_with_the_gateway_credentials() {
     assert_eq!(calls.len(), 1);
     assert_eq!(calls[0].method, "GET");
     assert_eq!(calls[0].path_and_query, "/api/repos/a?page=2");
-    assert_eq!(calls[0].authorization.as_deref(), Some(format!("Bearer {SECRET}").as_str()));
+    assert_eq!(
+        calls[0].authorization.as_deref(),
+        Some(format!("Bearer {SECRET}").as_str())
+    );
 
     // At most once: a second call answers with the recorded outcome and runs nothing.
     let again = execute(&agent, &r.id()).await;
@@ -193,7 +203,7 @@ async fn an_allowed_call_runs_once_with_the_gateway_credentials() {
     let shown = agent.get(&format!("/v1/requests/{}", r.id())).await;
     assert_eq!(shown.body["execution"]["executor"], "upstream");
     assert_eq!(shown.body["execution"]["outcome"]["status"], "succeeded");
-    let entries = app.approver("bob").audit_entries().await;
+    let entries = app.audit_entries().await;
     let names: Vec<&str> = entries
         .iter()
         .filter(|e| e["request"] == r.id())
@@ -201,9 +211,18 @@ async fn an_allowed_call_runs_once_with_the_gateway_credentials() {
         .collect();
     assert_eq!(
         names,
-        ["request.created", "request.approved", "grant.redeemed", "execution.started", "execution.finished"]
+        [
+            "request.created",
+            "request.approved",
+            "grant.redeemed",
+            "execution.started",
+            "execution.finished"
+        ]
     );
-    let finished = entries.iter().find(|e| e["event"] == "execution.finished").unwrap();
+    let finished = entries
+        .iter()
+        .find(|e| e["event"] == "execution.finished")
+        .unwrap();
     assert_eq!(finished["data"]["http_status"], 200);
     assert_eq!(finished["data"]["output_sha256"], outcome["output_sha256"]);
     assert_no_secret(&app, &r.id()).await;
@@ -214,7 +233,12 @@ async fn a_reviewed_call_runs_only_after_approval_and_only_as_recorded() {
     let upstream = Upstream::start().await;
     let app = gateway(&upstream).await;
     let agent = app.agent();
-    let (resource, params) = call(&upstream, "POST", "/deploy", json!({"body": {"version": "1.2.3"}}));
+    let (resource, params) = call(
+        &upstream,
+        "POST",
+        "/deploy",
+        json!({"body": {"version": "1.2.3"}}),
+    );
     let r = agent.submit("exec.http.upstream", &resource, params).await;
     assert_eq!(r.state(), "pending", "{}", r.body);
 
@@ -223,9 +247,14 @@ async fn a_reviewed_call_runs_only_after_approval_and_only_as_recorded() {
     assert_eq!(early.code(), "no_grant");
 
     // Only the requester executes; parameters sent now are refused, never used.
-    app.approver("bob").decide(&r.id(), "approve").await;
+    app.decide(&r.id(), "approve").await;
     let by_approver = execute(&app.approver("bob"), &r.id()).await;
-    assert_eq!(by_approver.status, StatusCode::FORBIDDEN, "{}", by_approver.body);
+    assert_eq!(
+        by_approver.status,
+        StatusCode::FORBIDDEN,
+        "{}",
+        by_approver.body
+    );
     let changed = agent
         .post(
             &format!("/v1/requests/{}/execute", r.id()),
@@ -237,7 +266,10 @@ async fn a_reviewed_call_runs_only_after_approval_and_only_as_recorded() {
     assert!(upstream.calls().is_empty());
 
     let done = agent
-        .post(&format!("/v1/requests/{}/execute?wait=5s", r.id()), json!({}))
+        .post(
+            &format!("/v1/requests/{}/execute?wait=5s", r.id()),
+            json!({}),
+        )
         .await;
     assert_eq!(done.body["outcome"]["status"], "succeeded", "{}", done.body);
     let calls = upstream.calls();
@@ -251,7 +283,7 @@ async fn paths_that_leave_the_base_url_are_refused_before_anything_is_recorded()
     let upstream = Upstream::start().await;
     let app = gateway(&upstream).await;
     let agent = app.agent();
-    let before = app.approver("bob").audit_entries().await.len();
+    let before = app.audit_entries().await.len();
     for path in [
         "//evil.example/x",
         "/../x",
@@ -268,24 +300,53 @@ async fn paths_that_leave_the_base_url_are_refused_before_anything_is_recorded()
     ] {
         let resource = format!("{}/api{path}", upstream.url);
         let r = agent
-            .submit("exec.http.upstream", &resource, json!({"method": "GET", "path": path}))
+            .submit(
+                "exec.http.upstream",
+                &resource,
+                json!({"method": "GET", "path": path}),
+            )
             .await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{path}: {}", r.body);
         assert_eq!(r.code(), "invalid_params", "{path}");
     }
     for (kind, resource, params, code) in [
         ("exec.http.nope", "x", json!({}), "unknown_executor"),
-        ("exec.command.upstream", "command://upstream", json!({}), "unknown_executor"),
+        (
+            "exec.command.upstream",
+            "command://upstream",
+            json!({}),
+            "unknown_executor",
+        ),
         ("exec.http", "x", json!({}), "unknown_executor"),
-        ("exec.http.upstream", "x", json!({"path": "/x"}), "invalid_params"),
-        ("exec.http.upstream", "x", json!({"method": "DELETE", "path": "/x"}), "invalid_params"),
-        ("exec.http.upstream", "https://elsewhere/api/x", json!({"method": "GET", "path": "/x"}), "invalid_params"),
+        (
+            "exec.http.upstream",
+            "x",
+            json!({"path": "/x"}),
+            "invalid_params",
+        ),
+        (
+            "exec.http.upstream",
+            "x",
+            json!({"method": "DELETE", "path": "/x"}),
+            "invalid_params",
+        ),
+        (
+            "exec.http.upstream",
+            "https://elsewhere/api/x",
+            json!({"method": "GET", "path": "/x"}),
+            "invalid_params",
+        ),
     ] {
         let r = agent.submit(kind, resource, params.clone()).await;
-        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{kind} {params}: {}", r.body);
+        assert_eq!(
+            r.status,
+            StatusCode::BAD_REQUEST,
+            "{kind} {params}: {}",
+            r.body
+        );
         assert_eq!(r.code(), code, "{kind} {params}");
     }
-    assert_eq!(app.approver("bob").audit_entries().await.len(), before);
+    assert_eq!(app.audit_entries().await.len(), before);
     assert!(upstream.calls().is_empty());
 }
 
@@ -316,12 +377,19 @@ async fn a_requester_reports_the_outcome_of_what_they_ran_once() {
     let app = gateway(&upstream).await;
     let agent = app.agent();
     let r = agent
-        .submit("db.query", "postgres://prod/orders", json!({"readonly": true}))
+        .submit(
+            "db.query",
+            "postgres://prod/orders",
+            json!({"readonly": true}),
+        )
         .await;
     assert_eq!(r.state(), "approved");
     let id = r.id();
     let not_yet = agent
-        .post(&format!("/v1/requests/{id}/outcome"), json!({"status": "succeeded"}))
+        .post(
+            &format!("/v1/requests/{id}/outcome"),
+            json!({"status": "succeeded"}),
+        )
         .await;
     assert_eq!(not_yet.status, StatusCode::CONFLICT);
     assert_eq!(not_yet.code(), "not_redeemed");
@@ -330,7 +398,10 @@ async fn a_requester_reports_the_outcome_of_what_they_ran_once() {
 
     let grant = r.body["grant"]["id"].as_str().unwrap();
     let redeemed = agent
-        .post(&format!("/v1/grants/{grant}/redeem"), json!({"digest": r.digest()}))
+        .post(
+            &format!("/v1/grants/{grant}/redeem"),
+            json!({"digest": r.digest()}),
+        )
         .await;
     assert_eq!(redeemed.status, StatusCode::OK);
     for bad in [
@@ -341,12 +412,17 @@ async fn a_requester_reports_the_outcome_of_what_they_ran_once() {
         json!({"status": "failed", "extra": 1}),
         json!({"status": "failed", "error": "a\u{7}b"}),
     ] {
-        let r = agent.post(&format!("/v1/requests/{id}/outcome"), bad.clone()).await;
+        let r = agent
+            .post(&format!("/v1/requests/{id}/outcome"), bad.clone())
+            .await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}: {}", r.body);
     }
     let by_other = app
         .approver("bob")
-        .post(&format!("/v1/requests/{id}/outcome"), json!({"status": "succeeded"}))
+        .post(
+            &format!("/v1/requests/{id}/outcome"),
+            json!({"status": "succeeded"}),
+        )
         .await;
     assert_eq!(by_other.status, StatusCode::FORBIDDEN, "{}", by_other.body);
     let reported = agent
@@ -360,11 +436,14 @@ async fn a_requester_reports_the_outcome_of_what_they_ran_once() {
     assert_eq!(reported.body["execution"]["reported"], true);
     assert_eq!(reported.body["execution"]["outcome"]["exit_code"], 3);
     let twice = agent
-        .post(&format!("/v1/requests/{id}/outcome"), json!({"status": "succeeded"}))
+        .post(
+            &format!("/v1/requests/{id}/outcome"),
+            json!({"status": "succeeded"}),
+        )
         .await;
     assert_eq!(twice.status, StatusCode::CONFLICT);
     assert_eq!(twice.code(), "outcome_recorded");
-    let entries = app.approver("bob").audit_entries().await;
+    let entries = app.audit_entries().await;
     let finished: Vec<&Value> = entries
         .iter()
         .filter(|e| e["request"] == id && e["event"] == "execution.finished")
