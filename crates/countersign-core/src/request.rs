@@ -10,7 +10,7 @@
 //! `Refusal` and leaves the request untouched. Terminal states never change. Handlers never
 //! re-check these rules: they call these methods inside a store transaction.
 
-use crate::execution::{ExecStatus, Execution, Outcome};
+use crate::execution::Execution;
 use crate::quorum::{self, Approver};
 use crate::{
     Action, Clause, Decision, Digest, Effect, Event, Grant, Principal, PrincipalId, RunState,
@@ -725,104 +725,6 @@ impl Request {
     }
 }
 
-/// Carrying out an approved action, and recording how it went.
-impl Request {
-    /// The gateway starts carrying out this request's action with `executor`: the requester's
-    /// grant is redeemed for `digest` (so it runs at most once) and the execution is running
-    /// until [`Request::finish`], or until `deadline`, after which it counts as interrupted.
-    pub fn execute(
-        &mut self,
-        by: &PrincipalId,
-        digest: &Digest,
-        executor: &str,
-        deadline: Timestamp,
-        now: Timestamp,
-    ) -> Result<Vec<Event>, Refusal> {
-        if *by != self.requester.id {
-            return Err(Refusal::NotGrantHolder);
-        }
-        let mut events = self.redeem(digest, now)?;
-        self.execution = Some(Execution {
-            executor: Some(executor.to_owned()),
-            started_at: now,
-            deadline: Some(deadline),
-            finished_at: None,
-            reported: false,
-            outcome: Outcome::with_status(ExecStatus::Running),
-        });
-        events.push(Event::ExecutionStarted {
-            executor: executor.to_owned(),
-            deadline,
-        });
-        Ok(events)
-    }
-
-    /// Records how the running execution ended. The request becomes `failed` unless it
-    /// succeeded. A `Running` outcome is recorded as `unknown`: an end must say how it ended.
-    pub fn finish(&mut self, outcome: Outcome, now: Timestamp) -> Result<Vec<Event>, Refusal> {
-        let Some(execution) = self.execution.as_mut().filter(|e| e.is_running()) else {
-            return Err(Refusal::OutcomeRecorded);
-        };
-        let mut outcome = outcome;
-        if outcome.status == ExecStatus::Running {
-            outcome.status = ExecStatus::Unknown;
-        }
-        execution.finished_at = Some(now);
-        execution.outcome = outcome;
-        let event = Event::execution_finished(execution);
-        if execution.outcome.status != ExecStatus::Succeeded {
-            self.state = State::Failed;
-        }
-        Ok(vec![event])
-    }
-
-    /// Closes an execution found running past its deadline as `unknown` ("interrupted; not
-    /// retried"); changes nothing otherwise.
-    pub fn interrupt_if_due(&mut self, now: Timestamp) -> Vec<Event> {
-        if !self.is_interrupted(now) {
-            return vec![];
-        }
-        self.finish(Outcome::interrupted(), now).unwrap_or_default()
-    }
-
-    /// The requester reports how the action they ran themselves, after redeeming the grant,
-    /// went: once.
-    pub fn report(
-        &mut self,
-        by: &PrincipalId,
-        outcome: Outcome,
-        now: Timestamp,
-    ) -> Result<Vec<Event>, Refusal> {
-        if *by != self.requester.id {
-            return Err(Refusal::NotRequester);
-        }
-        if self.execution.is_some() {
-            return Err(Refusal::OutcomeRecorded);
-        }
-        if self.state != State::Executed {
-            return Err(Refusal::NotRedeemed(self.state));
-        }
-        let mut outcome = outcome;
-        if outcome.status == ExecStatus::Running {
-            outcome.status = ExecStatus::Unknown;
-        }
-        let execution = Execution {
-            executor: None,
-            started_at: self.closed_at.unwrap_or(now),
-            deadline: None,
-            finished_at: Some(now),
-            reported: true,
-            outcome,
-        };
-        let event = Event::execution_finished(&execution);
-        if execution.outcome.status != ExecStatus::Succeeded {
-            self.state = State::Failed;
-        }
-        self.execution = Some(execution);
-        Ok(vec![event])
-    }
-}
-
 /// The grant id for a request id (`req_X` → `grt_X`).
 pub fn grant_id_for(request_id: &str) -> String {
     format!(
@@ -838,6 +740,7 @@ pub fn request_id_for_grant(grant_id: &str) -> Option<String> {
         .map(|rest| format!("req_{rest}"))
 }
 
+mod execution;
 mod transition;
 
 pub use transition::Transition;

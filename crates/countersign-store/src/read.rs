@@ -117,18 +117,13 @@ where
         now: Timestamp,
         limit: u32,
     ) -> Result<Vec<String>, StoreError> {
-        let rows = sqlx::query(
+        self.ids_due(
             "SELECT id FROM requests WHERE exec_deadline IS NOT NULL AND exec_deadline <= $1 \
              ORDER BY exec_deadline, id LIMIT $2",
+            now,
+            limit,
         )
-        .bind(millis(now))
-        .bind(i64::from(limit))
-        .fetch_all(self.0)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|row| row.try_get(0))
-            .collect::<Result<_, _>>()?)
+        .await
     }
 
     pub async fn due_requests(
@@ -136,14 +131,27 @@ where
         now: Timestamp,
         limit: u32,
     ) -> Result<Vec<String>, StoreError> {
-        let rows = sqlx::query(
+        self.ids_due(
             "SELECT id FROM requests WHERE state = 'pending' AND expires_at <= $1 \
              ORDER BY expires_at, id LIMIT $2",
+            now,
+            limit,
         )
-        .bind(millis(now))
-        .bind(i64::from(limit))
-        .fetch_all(self.0)
-        .await?;
+        .await
+    }
+
+    /// The request ids `sql` selects with `$1` = `now` in milliseconds and `$2` = `limit`.
+    async fn ids_due(
+        &self,
+        sql: &'static str,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query(sql)
+            .bind(millis(now))
+            .bind(i64::from(limit))
+            .fetch_all(self.0)
+            .await?;
         Ok(rows
             .iter()
             .map(|row| row.try_get(0))

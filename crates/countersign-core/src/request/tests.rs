@@ -414,3 +414,85 @@ proptest! {
         }
     }
 }
+
+fn approved() -> Request {
+    let mut req = pending(&[("sre", 1)]);
+    let bob = person("user:bob@example.com", &["sre"]);
+    req.vote(&ballot(&bob, &req.clone(), VoteDecision::Approve), t0())
+        .unwrap();
+    req
+}
+
+#[test]
+fn an_execution_runs_at_most_once_and_exactly_as_recorded() {
+    use crate::execution::{ExecStatus, Outcome};
+    let mut req = approved();
+    let d = req.digest;
+    let deadline = t0() + chrono::Duration::seconds(60);
+    let by = req.requester.id.clone();
+    let bob = person("user:bob@example.com", &["sre"]).id;
+    assert_eq!(
+        req.clone().execute(&bob, &d, "api", deadline, t0()),
+        Err(Refusal::NotGrantHolder)
+    );
+    assert!(matches!(
+        req.clone()
+            .execute(&by, &Digest::of_bytes(b"other"), "api", deadline, t0()),
+        Err(Refusal::DigestMismatch { .. })
+    ));
+    let events = req.execute(&by, &d, "api", deadline, t0()).unwrap();
+    assert_eq!(events.len(), 2, "grant.redeemed and execution.started");
+    assert_eq!(
+        req.clone().execute(&by, &d, "api", deadline, t0()),
+        Err(Refusal::GrantUsed)
+    );
+    // Not interrupted before its deadline; closed as unknown after it, once.
+    assert!(req.clone().interrupt_if_due(t0()).is_empty());
+    let mut dead = req.clone();
+    assert_eq!(dead.interrupt_if_due(deadline).len(), 1);
+    assert_eq!(dead.state, State::Failed);
+    assert_eq!(
+        dead.execution().unwrap().outcome.status,
+        ExecStatus::Unknown
+    );
+    assert!(dead.interrupt_if_due(deadline).is_empty());
+    // It ends once: a `running` end is recorded as unknown, and a second end is refused.
+    let mut running_end = req.clone();
+    running_end
+        .finish(Outcome::with_status(ExecStatus::Running), t0())
+        .unwrap();
+    assert_eq!(
+        running_end.execution().unwrap().outcome.status,
+        ExecStatus::Unknown
+    );
+    req.finish(Outcome::with_status(ExecStatus::Succeeded), t0())
+        .unwrap();
+    assert_eq!(req.state, State::Executed);
+    assert_eq!(
+        req.finish(Outcome::with_status(ExecStatus::Failed), t0()),
+        Err(Refusal::OutcomeRecorded)
+    );
+}
+
+#[test]
+fn a_requester_reports_once_and_only_after_redeeming() {
+    use crate::execution::{ExecStatus, Outcome};
+    let mut req = approved();
+    let by = req.requester.id.clone();
+    let failed = || Outcome::with_status(ExecStatus::Failed);
+    assert_eq!(
+        req.report(&by, failed(), t0()),
+        Err(Refusal::NotRedeemed(State::Approved))
+    );
+    let d = req.digest;
+    req.redeem(&d, t0()).unwrap();
+    let bob = person("user:bob@example.com", &["sre"]).id;
+    assert_eq!(req.report(&bob, failed(), t0()), Err(Refusal::NotRequester));
+    assert_eq!(req.report(&by, failed(), t0()).unwrap().len(), 1);
+    assert_eq!(req.state, State::Failed);
+    assert!(req.execution().unwrap().reported);
+    assert_eq!(
+        req.report(&by, failed(), t0()),
+        Err(Refusal::OutcomeRecorded)
+    );
+}

@@ -1,0 +1,103 @@
+//! Carrying out an approved action, and recording how it went: the gateway's execution
+//! (`execute`, `finish`, `interrupt_if_due`) and the requester's report (`report`). Like every
+//! transition, each takes `now` and returns the events or a `Refusal`, and changes nothing when
+//! it refuses.
+
+use super::{Refusal, Request, State};
+use crate::execution::{ExecStatus, Execution, Outcome};
+use crate::{Digest, Event, PrincipalId, Timestamp};
+
+/// Carrying out an approved action, and recording how it went.
+impl Request {
+    /// The gateway starts carrying out this request's action with `executor`: the requester's
+    /// grant is redeemed for `digest` (so it runs at most once) and the execution is running
+    /// until [`Request::finish`], or until `deadline`, after which it counts as interrupted.
+    pub fn execute(
+        &mut self,
+        by: &PrincipalId,
+        digest: &Digest,
+        executor: &str,
+        deadline: Timestamp,
+        now: Timestamp,
+    ) -> Result<Vec<Event>, Refusal> {
+        if *by != self.requester.id {
+            return Err(Refusal::NotGrantHolder);
+        }
+        let mut events = self.redeem(digest, now)?;
+        self.execution = Some(Execution {
+            executor: Some(executor.to_owned()),
+            started_at: now,
+            deadline: Some(deadline),
+            finished_at: None,
+            reported: false,
+            outcome: Outcome::with_status(ExecStatus::Running),
+        });
+        events.push(Event::ExecutionStarted {
+            executor: executor.to_owned(),
+            deadline,
+        });
+        Ok(events)
+    }
+
+    /// Records how the running execution ended. The request becomes `failed` unless it
+    /// succeeded (see `end`).
+    pub fn finish(&mut self, outcome: Outcome, now: Timestamp) -> Result<Vec<Event>, Refusal> {
+        let Some(mut execution) = self.execution.take_if(|e| e.is_running()) else {
+            return Err(Refusal::OutcomeRecorded);
+        };
+        execution.finished_at = Some(now);
+        Ok(self.end(execution, outcome))
+    }
+
+    /// Closes an execution found running past its deadline as `unknown` ("interrupted; not
+    /// retried"); changes nothing otherwise.
+    pub fn interrupt_if_due(&mut self, now: Timestamp) -> Vec<Event> {
+        if !self.is_interrupted(now) {
+            return vec![];
+        }
+        self.finish(Outcome::interrupted(), now).unwrap_or_default()
+    }
+
+    /// The requester reports how the action they ran themselves, after redeeming the grant,
+    /// went: once.
+    pub fn report(
+        &mut self,
+        by: &PrincipalId,
+        outcome: Outcome,
+        now: Timestamp,
+    ) -> Result<Vec<Event>, Refusal> {
+        if *by != self.requester.id {
+            return Err(Refusal::NotRequester);
+        }
+        if self.execution.is_some() {
+            return Err(Refusal::OutcomeRecorded);
+        }
+        if self.state != State::Executed {
+            return Err(Refusal::NotRedeemed(self.state));
+        }
+        let execution = Execution {
+            executor: None,
+            started_at: self.closed_at.unwrap_or(now),
+            deadline: None,
+            finished_at: Some(now),
+            reported: true,
+            outcome: Outcome::with_status(ExecStatus::Unknown),
+        };
+        Ok(self.end(execution, outcome))
+    }
+
+    /// The one end of every execution, run or reported: `outcome` recorded (a `Running` one as
+    /// `unknown`: an end must say how it ended), the request `failed` unless it succeeded.
+    fn end(&mut self, mut execution: Execution, mut outcome: Outcome) -> Vec<Event> {
+        if outcome.status == ExecStatus::Running {
+            outcome.status = ExecStatus::Unknown;
+        }
+        execution.outcome = outcome;
+        let event = Event::execution_finished(&execution);
+        if execution.outcome.status != ExecStatus::Succeeded {
+            self.state = State::Failed;
+        }
+        self.execution = Some(execution);
+        vec![event]
+    }
+}
