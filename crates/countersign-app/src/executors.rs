@@ -58,6 +58,32 @@ pub struct ExecutorInfo {
     pub resource: String,
 }
 
+impl ExecutorInfo {
+    /// The resource an action of this executor with `params` must name: for an HTTP executor
+    /// the base URL and the path (`params.path`, empty when absent: the check then names the
+    /// missing parameter), for the others the executor's one resource.
+    pub fn resource_for(&self, params: &serde_json::Value) -> String {
+        if self.kind.starts_with("exec.http.") {
+            let path = params.get("path").and_then(|p| p.as_str()).unwrap_or("");
+            format!("{}{path}", self.resource)
+        } else {
+            self.resource.clone()
+        }
+    }
+
+    /// The action that asks this executor to run with `params`.
+    pub fn action(&self, params: serde_json::Value, justification: Option<String>) -> Action {
+        Action {
+            kind: self.kind.clone(),
+            resource: self.resource_for(&params),
+            params,
+            justification,
+            run: None,
+            labels: Default::default(),
+        }
+    }
+}
+
 /// The executors the gateway holds.
 pub trait Executors: Send + Sync + 'static {
     /// `Ok(None)`: `action` is for no executor (its kind does not start with `exec.`).
