@@ -3,6 +3,7 @@
 //! raw HTTP/1.1 keep-alive connections (hyper, one connection per client), and prints figures.
 //! Every loop is bounded in count and time, and only 127.0.0.1 is ever contacted.
 
+mod exec;
 mod http;
 mod mcp;
 mod scenarios;
@@ -57,6 +58,12 @@ enum Scenario {
         #[arg(long, default_value_t = 200)]
         sessions: usize,
     },
+    /// An allowed `exec.http` call through the gateway (record, call, outcome) vs the same
+    /// call straight to the upstream, interleaved.
+    Exec {
+        #[arg(long, default_value_t = 2000)]
+        calls: usize,
+    },
     /// (internal) a bare axum server that returns the request body, for comparison.
     BareServer,
 }
@@ -80,6 +87,7 @@ fn main() -> anyhow::Result<()> {
                 calls,
                 sessions,
             } => mcp::run(&cli.bin, &everything, calls, sessions).await,
+            Scenario::Exec { calls } => exec::run(&cli.bin, calls).await,
             Scenario::BareServer => server::serve_bare().await,
         }
     })

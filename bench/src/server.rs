@@ -12,6 +12,9 @@ rules:
   - name: bench-allow
     match: {kind: "bench.allow"}
     effect: allow
+  - name: bench-exec
+    match: {kind: "exec.http.*"}
+    effect: allow
   - name: bench-mcp-echo
     match: {kind: "mcp.tool.*.echo"}
     effect: allow

@@ -233,7 +233,8 @@ impl Gateway {
         action: Action,
     ) -> Result<Request, GatewayError> {
         Ok(new_only(
-            self.submit_with(requester, action, false, None).await?,
+            self.submit_with(requester, action, AtOnce::Record, None)
+                .await?,
         ))
     }
 
@@ -247,7 +248,8 @@ impl Gateway {
         action: Action,
     ) -> Result<Request, GatewayError> {
         Ok(new_only(
-            self.submit_with(requester, action, true, None).await?,
+            self.submit_with(requester, action, AtOnce::Redeem, None)
+                .await?,
         ))
     }
 
@@ -261,7 +263,10 @@ impl Gateway {
         action: Action,
         key: &Digest,
     ) -> Result<Submission, GatewayError> {
-        match self.submit_with(requester, action, true, Some(key)).await? {
+        match self
+            .submit_with(requester, action, AtOnce::Redeem, Some(key))
+            .await?
+        {
             Submission::Attached(req) if req.is_due(self.clock.now()) => {
                 Ok(Submission::Attached(self.expire(req.id()).await?))
             }
@@ -269,11 +274,11 @@ impl Gateway {
         }
     }
 
-    async fn submit_with(
+    pub(crate) async fn submit_with(
         &self,
         requester: &Principal,
         action: Action,
-        redeem_at_once: bool,
+        at_once: AtOnce,
         parking: Option<&Digest>,
     ) -> Result<Submission, GatewayError> {
         action.validate()?;
@@ -300,12 +305,20 @@ impl Gateway {
                 hold_timeout,
                 now,
             );
-            if redeem_at_once && req.state() == State::Approved {
+            if req.state() == State::Approved {
                 let digest = req.digest();
                 // A fresh grant cannot be refused; if it ever were, the request stays approved
-                // and the caller redeems it the ordinary way.
-                if let Ok(redeemed) = req.redeem(&digest, now) {
-                    events.extend(redeemed);
+                // and the caller redeems (or executes) it the ordinary way.
+                let done = match &at_once {
+                    AtOnce::Record => Ok(vec![]),
+                    AtOnce::Redeem => req.redeem(&digest, now),
+                    AtOnce::Execute { executor, deadline } => {
+                        let by = req.requester().id.clone();
+                        req.execute(&by, &digest, executor, *deadline, now)
+                    }
+                };
+                if let Ok(more) = done {
+                    events.extend(more);
                 }
             }
             (req, events)
@@ -731,6 +744,19 @@ impl Drop for GaugeGuard<'_> {
     fn drop(&mut self) {
         self.0.dec();
     }
+}
+
+/// What a submission does beyond recording when policy allows the action at once.
+pub(crate) enum AtOnce {
+    /// Nothing: the requester redeems the grant later.
+    Record,
+    /// Redeems the grant in the same write (a caller that forwards the action itself).
+    Redeem,
+    /// Starts the execution with `executor` in the same write (redeeming the grant).
+    Execute {
+        executor: String,
+        deadline: countersign_core::Timestamp,
+    },
 }
 
 /// The request of a submission made without parking (it is always new).

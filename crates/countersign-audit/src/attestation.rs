@@ -1,13 +1,13 @@
 //! Attestations of a decision: an in-toto Statement v1 whose subject is the action's digest and
 //! whose predicate says what was asked, by whom, under which policy rule, who voted how (channel,
 //! second factor, time), how it ended and where each of its audit entries sits in the Merkle log
-//! (with an inclusion proof against a signed checkpoint), wrapped in a DSSE envelope signed with
-//! the gateway's key.
+//! (with an inclusion proof against a signed checkpoint) and how its execution went (outcome and
+//! output digest), wrapped in a DSSE envelope signed with the gateway's key.
 
 use crate::dsse::{self, Envelope, IN_TOTO_PAYLOAD_TYPE};
 use crate::entry::format_at;
 use crate::note::NoteSigner;
-use countersign_core::{Request, State, VoteDecision};
+use countersign_core::{Execution, Request, State, VoteDecision};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -72,6 +72,7 @@ pub fn statement(request: &Request, audit: &AuditEvidence) -> Value {
             "outcome": request.outcome(),
             "outcome_code": request.outcome_code(),
             "grant": request.grant().map(|g| json!({"id": g.id, "uses": g.uses})),
+            "outcome": request.execution().map(outcome_summary),
         }),
         _ => Value::Null,
     };
@@ -100,6 +101,27 @@ pub fn statement(request: &Request, audit: &AuditEvidence) -> Value {
             "execution": execution,
             "audit": audit,
         },
+    })
+}
+
+/// What an auditor needs of an execution: who ran it, when, how it ended, and the digest of its
+/// whole output. The bounded copies of the output (body, stdout, rows) stay out: the digest
+/// vouches for them, and the statement stays small.
+fn outcome_summary(e: &Execution) -> Value {
+    let o = &e.outcome;
+    json!({
+        "executor": e.executor,
+        "reported": e.reported,
+        "started_at": format_at(e.started_at),
+        "finished_at": e.finished_at.map(format_at),
+        "status": o.status.as_str(),
+        "duration_ms": o.duration_ms,
+        "bytes": o.bytes,
+        "output_sha256": o.output_sha256,
+        "truncated": o.truncated,
+        "http_status": o.http.as_ref().map(|h| h.status),
+        "exit_code": o.exit_code,
+        "error": o.error,
     })
 }
 

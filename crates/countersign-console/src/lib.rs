@@ -16,6 +16,7 @@ mod inbox;
 pub mod layout;
 mod mfa;
 pub mod oidc;
+mod outcome;
 mod request;
 mod runs;
 pub mod session;

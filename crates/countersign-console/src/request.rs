@@ -202,6 +202,7 @@ pub async fn render(
                     }
                     pre.json tabindex="0" { code { (json(&params)) } }
                 }
+                @if let Some(card) = super::outcome::card(masker, &viewer.principal, req) { (card) }
                 section.card data-live-region="timeline" id="timeline" {
                     h2 { "Timeline" }
                     p.hint { "From the audit log. Each entry's leaf hash is in the signed Merkle tree; "

@@ -128,4 +128,21 @@ impl Execution {
     pub fn is_running(&self) -> bool {
         self.outcome.status == ExecStatus::Running
     }
+
+    /// The execution without the copies of its output (HTTP headers and body, stdout, stderr,
+    /// columns, rows): what it did and the digest of what it answered, for a viewer who may not
+    /// read the output itself.
+    pub fn without_output(&self) -> Execution {
+        let mut e = self.clone();
+        let o = &mut e.outcome;
+        if let Some(http) = &mut o.http {
+            http.headers.clear();
+            http.body.clear();
+        }
+        o.stdout = None;
+        o.stderr = None;
+        o.columns = None;
+        o.rows = None;
+        e
+    }
 }

@@ -329,7 +329,9 @@ impl Request {
         self.outcome_code.as_deref()
     }
 
-    /// How the approved action was carried out, once it was.
+    /// How the approved action was carried out, once it was, with the copy of its output:
+    /// show it only to a viewer [`Request::may_read_output`] admits, and
+    /// [`Execution::without_output`] to the others.
     pub fn execution(&self) -> Option<&Execution> {
         self.execution.as_ref()
     }

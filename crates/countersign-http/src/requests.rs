@@ -18,18 +18,25 @@ use serde::Deserialize;
 use std::convert::Infallible;
 use std::time::Duration;
 
-fn view(state: &ApiState, req: &countersign_core::Request) -> RequestView {
-    RequestView::new(req, &state.gateway.public_url)
+/// The request as `viewer` may see it (an execution's output only for those
+/// `Request::may_read_output` admits).
+fn view(
+    state: &ApiState,
+    viewer: &countersign_core::Principal,
+    req: &countersign_core::Request,
+) -> RequestView {
+    RequestView::new(req, viewer, &state.gateway.public_url)
 }
 
 /// The view of a committed change with its receipt. The change is done whatever happens here:
 /// a receipt that cannot be made is left out (and logged), not turned into an error.
 async fn with_receipt(
     state: &ApiState,
+    viewer: &countersign_core::Principal,
     req: &countersign_core::Request,
     entries: &[u64],
 ) -> RequestView {
-    let mut v = view(state, req);
+    let mut v = view(state, viewer, req);
     if entries.is_empty() {
         return v;
     }
@@ -49,6 +56,9 @@ async fn with_receipt(
 pub struct SubmitQuery {
     /// `true`: answer with a receipt of the submission's audit entries.
     receipt: Option<bool>,
+    /// `true` (executor actions): when policy allows the action at once, run it now and answer
+    /// with its `execution`, the submission and the execution's start being one write.
+    execute: Option<bool>,
 }
 
 pub async fn submit(
@@ -58,9 +68,14 @@ pub async fn submit(
     JsonBody(body): JsonBody<ActionBody>,
 ) -> Result<(StatusCode, Json<RequestView>), ApiError> {
     let q = query(q)?;
-    let req = state.gateway.submit(&caller, body.into_action()?).await?;
+    let action = body.into_action()?;
+    let req = if q.execute == Some(true) {
+        state.gateway.submit_executing(&caller, action).await?
+    } else {
+        state.gateway.submit(&caller, action).await?
+    };
     if q.receipt != Some(true) {
-        return Ok((StatusCode::CREATED, Json(view(&state, &req))));
+        return Ok((StatusCode::CREATED, Json(view(&state, &caller, &req))));
     }
     let entries = state
         .audit
@@ -71,7 +86,7 @@ pub async fn submit(
         .unwrap_or_default();
     Ok((
         StatusCode::CREATED,
-        Json(with_receipt(&state, &req, &entries).await),
+        Json(with_receipt(&state, &caller, &req, &entries).await),
     ))
 }
 
@@ -118,7 +133,7 @@ pub async fn show(
         }
         None => state.gateway.get(&caller, &id).await?,
     };
-    Ok(Json(view(&state, &req)))
+    Ok(Json(view(&state, &caller, &req)))
 }
 
 #[derive(Deserialize)]
@@ -163,7 +178,7 @@ pub async fn list(
         .then(|| requests.last().map(|r| r.id().to_owned()))
         .flatten();
     Ok(Json(RequestList {
-        requests: requests.iter().map(|r| view(&state, r)).collect(),
+        requests: requests.iter().map(|r| view(&state, &caller, r)).collect(),
         next,
     }))
 }
@@ -180,7 +195,7 @@ pub async fn vote(
         .await
     {
         Ok(done) => Ok(Json(
-            with_receipt(&state, &done.request, &done.audit_entries).await,
+            with_receipt(&state, &caller, &done.request, &done.audit_entries).await,
         )),
         Err(e) => {
             let e = ApiError::from(e);
@@ -197,7 +212,7 @@ pub async fn cancel(
 ) -> Result<Json<RequestView>, ApiError> {
     let done = state.gateway.cancel_recorded(&caller, &id).await?;
     Ok(Json(
-        with_receipt(&state, &done.request, &done.audit_entries).await,
+        with_receipt(&state, &caller, &done.request, &done.audit_entries).await,
     ))
 }
 
@@ -208,7 +223,7 @@ pub async fn redeem(
     JsonBody(body): JsonBody<RedeemBody>,
 ) -> Result<Json<RedeemView>, ApiError> {
     let req = state.gateway.redeem(&caller, &id, &body.digest).await?;
-    let v = view(&state, &req);
+    let v = view(&state, &caller, &req);
     let grant = v.grant.ok_or_else(|| {
         ApiError::new(StatusCode::CONFLICT, "no_grant", "the request has no grant")
     })?;
@@ -240,21 +255,22 @@ pub async fn execute(
     if !(text.is_empty() || text.split_whitespace().collect::<String>() == "{}") {
         return Err(ApiError::bad_request(
             "invalid_body",
-            "execute takes no body: the action recorded when it was approved is run, never              parameters sent now",
+            "execute takes no body: the action recorded when it was approved is run, never \
+             parameters sent now",
         ));
     }
     let wait = q.wait.as_deref().map(parse_wait).transpose()?;
     match state.gateway.execute(&caller, &id, wait).await {
         Ok(req) => Ok(Json(ExecutedView {
-            outcome: req.execution().map(|e| e.outcome.clone()),
-            request: view(&state, &req),
+            outcome: req.execution_for(&caller).map(|e| e.outcome),
+            request: view(&state, &caller, &req),
         })),
         Err(e) => {
             let used = e.code() == "grant_used";
             let mut err = ApiError::from(e);
             state.gateway.metrics.refusal(err.code);
             if used && let Ok(req) = state.gateway.get(&caller, &id).await {
-                err.outcome = req.execution().map(|e| Box::new(e.outcome.clone()));
+                err.outcome = req.execution_for(&caller).map(|e| Box::new(e.outcome));
             }
             Err(err)
         }
@@ -272,7 +288,7 @@ pub async fn report_outcome(
         .into_outcome()
         .map_err(|(code, message)| ApiError::bad_request(code, message))?;
     let req = state.gateway.report(&caller, &id, outcome).await?;
-    Ok(Json(view(&state, &req)))
+    Ok(Json(view(&state, &caller, &req)))
 }
 
 /// Server-sent events: one `request` event with the request now, then one per change, until it
@@ -311,7 +327,7 @@ pub async fn events(
             };
             // The stream ends with the decision; a pending request gets one more event.
             let finished = req.state() != RequestState::Pending;
-            let body = serde_json::to_string(&view(&state, &req)).unwrap_or_default();
+            let body = serde_json::to_string(&view(&state, &caller, &req)).unwrap_or_default();
             let ev = Event::default()
                 .event("request")
                 .id(req.state().as_str())

@@ -182,7 +182,7 @@ pub fn timestamp(t: &countersign_core::Timestamp) -> String {
 }
 
 impl RequestView {
-    pub fn new(req: &Request, public_url: &str) -> Self {
+    pub fn new(req: &Request, viewer: &countersign_core::Principal, public_url: &str) -> Self {
         Self {
             id: req.id().to_owned(),
             digest: req.digest().to_string(),
@@ -206,7 +206,7 @@ impl RequestView {
             closed_at: req.closed_at().as_ref().map(timestamp),
             outcome: req.outcome().map(str::to_owned),
             outcome_code: req.outcome_code().map(str::to_owned),
-            execution: req.execution().cloned(),
+            execution: req.execution_for(viewer),
             receipt: None,
         }
     }

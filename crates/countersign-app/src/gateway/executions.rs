@@ -8,14 +8,21 @@
 //! and only then is the *recorded* action run; nothing sent at execution time reaches the
 //! executor. A second call finds the grant used. Nothing here ever starts an execution again.
 
-use super::{Gateway, GatewayError};
+use super::{AtOnce, Gateway, GatewayError};
+use crate::executors::Checked;
 use countersign_core::{ExecStatus, Outcome, Principal, Refusal, Request, Transition};
 use std::sync::Arc;
 use std::time::Duration;
 
 /// How long after an executor's own timeout a running execution counts as interrupted: the
-/// time to record its end.
-pub const EXEC_GRACE: Duration = Duration::from_secs(30);
+/// time to record its end (one write, well under a second even on a busy machine).
+pub const EXEC_GRACE: Duration = Duration::from_secs(10);
+
+/// When an execution starting `now` counts as interrupted: the executor's timeout and the grace.
+fn deadline(now: countersign_core::Timestamp, checked: &Checked) -> countersign_core::Timestamp {
+    let allowed = checked.timeout + EXEC_GRACE;
+    now + chrono::Duration::from_std(allowed).unwrap_or(chrono::Duration::MAX)
+}
 
 impl Gateway {
     /// Carries out request `id`'s approved action with its executor, as the requester `who`,
@@ -37,28 +44,13 @@ impl Gateway {
         if before.grant().is_some_and(|g| g.uses_left() == 0) {
             return Err(Refusal::GrantUsed.into());
         }
-        let checked = self
-            .executors
-            .check(before.action())
-            .map_err(GatewayError::Exec)?
-            .ok_or_else(|| {
-                GatewayError::BadInput(
-                    "not_executable",
-                    format!(
-                        "`{}` is not an executor's action: redeem the grant and run it yourself, \
-                         then report its outcome",
-                        before.action().kind
-                    ),
-                )
-            })?;
+        let checked = self.executable(before.action())?;
         let now = self.clock.now();
-        let allowed = checked.timeout + EXEC_GRACE;
-        let deadline = now + chrono::Duration::from_std(allowed).unwrap_or(chrono::Duration::MAX);
         let start = Transition::Execute {
             by: who.id.clone(),
             digest: before.digest(),
             executor: checked.executor.clone(),
-            deadline,
+            deadline: deadline(now, &checked),
         };
         let started = match self
             .store
@@ -71,9 +63,57 @@ impl Gateway {
             }
             Err(refusal) => return Err(refusal.into()),
         };
+        self.run_started(started).await
+    }
+
+    /// Submits `action` for an executor as `who` and, when policy allows it at once, starts its
+    /// execution in the same write (recording, approving, redeeming) and runs it: an allowed
+    /// action costs two durable writes, the record and the outcome. An action that needs review
+    /// (or is refused) is answered as [`Gateway::submit`] answers it; the requester executes it
+    /// once approved.
+    pub async fn submit_executing(
+        self: &Arc<Self>,
+        who: &Principal,
+        action: countersign_core::Action,
+    ) -> Result<Request, GatewayError> {
+        action.validate()?;
+        let checked = self.executable(&action)?;
+        let at_once = AtOnce::Execute {
+            deadline: deadline(self.clock.now(), &checked),
+            executor: checked.executor,
+        };
+        let submitted = super::new_only(self.submit_with(who, action, at_once, None).await?);
+        if submitted.execution().is_some_and(|e| e.is_running()) {
+            self.run_started(submitted).await
+        } else {
+            Ok(submitted)
+        }
+    }
+
+    /// The executor's check of `action`, or why it cannot be executed.
+    fn executable(&self, action: &countersign_core::Action) -> Result<Checked, GatewayError> {
+        self.executors
+            .check(action)
+            .map_err(GatewayError::Exec)?
+            .ok_or_else(|| {
+                GatewayError::BadInput(
+                    "not_executable",
+                    format!(
+                        "`{}` is not an executor's action: redeem the grant and run it yourself, \
+                         then report its outcome",
+                        action.kind
+                    ),
+                )
+            })
+    }
+
+    /// Runs the action of `started` (its execution just began) and records its end.
+    async fn run_started(self: &Arc<Self>, started: Request) -> Result<Request, GatewayError> {
+        let id = started.id().to_owned();
         tracing::info!(
-            request = %started.id(), digest = %started.digest(), principal = %who.id,
-            executor = %checked.executor, "execution started"
+            request = %id, digest = %started.digest(), principal = %started.requester().id,
+            executor = started.execution().and_then(|e| e.executor.as_deref()).unwrap_or(""),
+            "execution started"
         );
         // The action runs, and its end is recorded, on a task of its own: a client that leaves
         // does not stop an action under way or lose its outcome.

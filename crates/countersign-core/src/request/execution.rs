@@ -5,10 +5,37 @@
 
 use super::{Refusal, Request, State};
 use crate::execution::{ExecStatus, Execution, Outcome};
-use crate::{Digest, Event, PrincipalId, Timestamp};
+use crate::{Digest, Event, Principal, PrincipalId, Timestamp};
 
 /// Carrying out an approved action, and recording how it went.
 impl Request {
+    /// **Invariant (an execution's output is read only by its requester and its approvers):**
+    /// the copy of what an executed action answered (a body, an output, rows) may hold data
+    /// nobody else asked to see, so only the requester, the person accountable for it, the
+    /// people who voted on it and the members of the groups it asked to decide may read it.
+    /// Everyone else who may read the request sees what ran and how it ended, not the output.
+    pub fn may_read_output(&self, viewer: &Principal) -> bool {
+        viewer.id == self.requester.id
+            || self.requester.owner.as_ref() == Some(&viewer.id)
+            || self.votes.iter().any(|v| v.approver == viewer.id)
+            || self
+                .decision
+                .requirements
+                .as_ref()
+                .is_some_and(|r| r.is_eligible_group(&viewer.groups))
+    }
+
+    /// The execution as `viewer` may see it (see [`Request::may_read_output`]).
+    pub fn execution_for(&self, viewer: &Principal) -> Option<Execution> {
+        self.execution.as_ref().map(|e| {
+            if self.may_read_output(viewer) {
+                e.clone()
+            } else {
+                e.without_output()
+            }
+        })
+    }
+
     /// The gateway starts carrying out this request's action with `executor`: the requester's
     /// grant is redeemed for `digest` (so it runs at most once) and the execution is running
     /// until [`Request::finish`], or until `deadline`, after which it counts as interrupted.

@@ -496,3 +496,51 @@ fn a_requester_reports_once_and_only_after_redeeming() {
         Err(Refusal::OutcomeRecorded)
     );
 }
+
+#[test]
+fn an_executions_output_is_read_only_by_its_requester_and_its_approvers() {
+    use crate::execution::{ExecStatus, HttpOutcome, Outcome};
+    let mut req = approved();
+    let d = req.digest;
+    let by = req.requester.id.clone();
+    req.execute(&by, &d, "api", t0() + chrono::Duration::seconds(60), t0())
+        .unwrap();
+    let outcome = Outcome {
+        http: Some(HttpOutcome {
+            status: 200,
+            headers: [("content-type".to_string(), "text/plain".to_string())].into(),
+            body: "customer rows".into(),
+        }),
+        stdout: Some("out".into()),
+        stderr: Some("err".into()),
+        columns: Some(vec!["email".into()]),
+        rows: Some(vec![vec![json!("a@example.com")]]),
+        output_sha256: Some("ab".repeat(32)),
+        bytes: 13,
+        ..Outcome::with_status(ExecStatus::Succeeded)
+    };
+    req.finish(outcome.clone(), t0()).unwrap();
+    let full = |p: &Principal| req.execution_for(p).unwrap().outcome == outcome;
+    // The requester, its owner, who voted, and who may decide: the whole copy.
+    assert!(full(&req.requester.clone()));
+    assert!(full(&person("user:alice@example.com", &[])));
+    assert!(full(&person("user:bob@example.com", &[])), "bob voted");
+    assert!(full(&person("user:carol@example.com", &["sre"])));
+    // Another person, another agent, someone in an unrelated group: what ran, not the output.
+    for other in [
+        person("user:mallory@example.com", &[]),
+        person("user:dave@example.com", &["finance"]),
+        person("agent:other-bot", &["sre-readers"]),
+    ] {
+        assert!(!req.may_read_output(&other), "{}", other.id);
+        let seen = req.execution_for(&other).unwrap().outcome;
+        assert_eq!(seen.status, ExecStatus::Succeeded);
+        assert_eq!(seen.output_sha256, outcome.output_sha256);
+        assert_eq!(seen.bytes, 13);
+        let http = seen.http.unwrap();
+        assert_eq!(http.status, 200);
+        assert!(http.body.is_empty() && http.headers.is_empty());
+        assert!(seen.stdout.is_none() && seen.stderr.is_none());
+        assert!(seen.rows.is_none() && seen.columns.is_none());
+    }
+}

@@ -208,7 +208,7 @@ impl WriteTx for PgTx {
         sqlx::query(
             "INSERT INTO requests \
              (id, state, run, requester, created_at, expires_at, held, pauses_run, body, \
-             audit_seqs) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+             audit_seqs, exec_deadline) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(c.id.as_str())
         .bind(c.state)
@@ -220,6 +220,7 @@ impl WriteTx for PgTx {
         .bind(c.pauses_run)
         .bind(c.body.as_str())
         .bind(c.audit_seqs.as_str())
+        .bind(c.exec_deadline)
         .execute(&mut *self.tx)
         .await
         .map_err(|e| unique_violation(e, || format!("request {}", c.id)))?;

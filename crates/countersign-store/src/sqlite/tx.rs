@@ -284,7 +284,7 @@ fn insert_request(conn: &Conn, c: &RequestColumns) -> Result<(), StoreError> {
     conn.prepare_cached(
         "INSERT INTO requests \
          (id, state, run, requester, created_at, expires_at, held, pauses_run, body, \
-         audit_seqs) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+         audit_seqs, exec_deadline) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?
     .execute(params![
         c.id,
@@ -296,7 +296,8 @@ fn insert_request(conn: &Conn, c: &RequestColumns) -> Result<(), StoreError> {
         c.held,
         c.pauses_run,
         c.body,
-        c.audit_seqs
+        c.audit_seqs,
+        c.exec_deadline
     ])
     .map_err(|e| match is_unique_violation(&e) {
         true => StoreError::Conflict(format!("request {}", c.id)),

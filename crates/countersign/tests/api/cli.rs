@@ -25,12 +25,17 @@ impl Drop for Server {
 
 /// Starts `countersign serve` and reads its address (and, on first start, its keys).
 pub fn serve(config: &Path, expect_keys: usize) -> Server {
+    serve_logging(config, expect_keys, "warn", Stdio::null())
+}
+
+/// [`serve`] with the log at `level` written to `log`.
+pub fn serve_logging(config: &Path, expect_keys: usize, level: &str, log: Stdio) -> Server {
     let mut child = Command::new(BIN)
         .args(["serve", "--config"])
         .arg(config)
-        .env("COUNTERSIGN_LOG", "warn")
+        .env("COUNTERSIGN_LOG", level)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();

@@ -10,7 +10,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// A new, empty database on the test server, as a URL; `None` (with a note) without a server.
-async fn fresh_database() -> Option<String> {
+pub async fn fresh_database() -> Option<String> {
     use sqlx::{ConnectOptions as _, Connection as _};
     let Ok(url) = std::env::var("COUNTERSIGN_TEST_POSTGRES_URL") else {
         eprintln!("note: COUNTERSIGN_TEST_POSTGRES_URL is not set; skipping this PostgreSQL test");
