@@ -141,6 +141,24 @@ async fn execute(agent: &As, id: &str) -> crate::support::app::Resp {
         .await
 }
 
+/// The audit events of an allowed action executed at once, in order.
+const EXECUTED_AT_ONCE: [&str; 5] = [
+    "request.created",
+    "request.approved",
+    "grant.redeemed",
+    "execution.started",
+    "execution.finished",
+];
+
+/// The events of request `id`'s audit entries, in order.
+fn events_of<'a>(entries: &'a [Value], id: &str) -> Vec<&'a str> {
+    entries
+        .iter()
+        .filter(|e| e["request"] == id)
+        .map(|e| e["event"].as_str().unwrap())
+        .collect()
+}
+
 /// Nothing a person or an agent can read holds the secret.
 async fn assert_no_secret(app: &TestApp, id: &str) {
     let agent = app.agent();
@@ -204,21 +222,7 @@ async fn an_allowed_call_runs_once_with_the_gateway_credentials() {
     assert_eq!(shown.body["execution"]["executor"], "upstream");
     assert_eq!(shown.body["execution"]["outcome"]["status"], "succeeded");
     let entries = app.audit_entries().await;
-    let names: Vec<&str> = entries
-        .iter()
-        .filter(|e| e["request"] == r.id())
-        .map(|e| e["event"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        names,
-        [
-            "request.created",
-            "request.approved",
-            "grant.redeemed",
-            "execution.started",
-            "execution.finished"
-        ]
-    );
+    assert_eq!(events_of(&entries, &r.id()), EXECUTED_AT_ONCE);
     let finished = entries
         .iter()
         .find(|e| e["event"] == "execution.finished")
@@ -727,23 +731,8 @@ async fn an_allowed_action_submitted_with_execute_runs_in_its_submission() {
     assert_eq!(r.body["execution"]["outcome"]["status"], "succeeded");
     assert_eq!(r.body["execution"]["outcome"]["http"]["status"], 200);
     assert_eq!(upstream.calls().len(), 1);
-    let names: Vec<String> = app
-        .audit_entries()
-        .await
-        .iter()
-        .filter(|e| e["request"] == r.id())
-        .map(|e| e["event"].as_str().unwrap().to_owned())
-        .collect();
-    assert_eq!(
-        names,
-        [
-            "request.created",
-            "request.approved",
-            "grant.redeemed",
-            "execution.started",
-            "execution.finished"
-        ]
-    );
+    let entries = app.audit_entries().await;
+    assert_eq!(events_of(&entries, &r.id()), EXECUTED_AT_ONCE);
     let again = execute(&agent, &r.id()).await;
     assert_eq!(again.code(), "grant_used");
     assert_eq!(upstream.calls().len(), 1);
