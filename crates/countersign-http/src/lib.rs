@@ -11,6 +11,7 @@
 
 mod audit;
 pub mod error;
+mod executors;
 pub mod extract;
 mod requests;
 mod runs;
@@ -48,6 +49,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/requests/{id}/execute"),
     ("post", "/v1/requests/{id}/outcome"),
     ("post", "/v1/grants/{id}/redeem"),
+    ("get", "/v1/executors"),
     ("get", "/v1/runs/{run}"),
     ("post", "/v1/runs/{run}/pause"),
     ("post", "/v1/runs/{run}/resume"),
@@ -84,6 +86,7 @@ pub fn routes(state: ApiState) -> Router {
         .route("/v1/requests/{id}/execute", post(requests::execute))
         .route("/v1/requests/{id}/outcome", post(requests::report_outcome))
         .route("/v1/grants/{id}/redeem", post(requests::redeem))
+        .route("/v1/executors", get(executors::list))
         .route("/v1/runs/{run}", get(runs::show))
         .route("/v1/runs/{run}/{verb}", post(runs::control))
         .route("/v1/whoami", get(system::whoami))

@@ -1,6 +1,7 @@
 //! The wire types of the HTTP API: what clients send and what they get back. The CLI reuses
 //! them, so the two can never disagree about a field.
 
+use countersign_app::executors::ExecutorInfo;
 use countersign_app::gateway::{CastVote, GatewayError};
 use countersign_core::{
     Action, Clause, Decision, ExecStatus, Outcome, Principal, Request, State, Vote,
@@ -232,6 +233,50 @@ pub struct RedeemView {
 pub struct ExecutedView {
     pub request: RequestView,
     pub outcome: Option<Outcome>,
+}
+
+/// One executor as `GET /v1/executors` shows it: never a secret (an `ExecutorInfo` holds none).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ExecutorView {
+    pub name: String,
+    /// The action kind that names it (`exec.http.github`).
+    pub kind: String,
+    pub description: String,
+    /// The JSON Schema of its actions' `params`.
+    pub params_schema: serde_json::Value,
+    /// The resource its actions name (`command://rollback`), or the base URL an HTTP
+    /// executor's resources start with (the action's resource adds `params.path`).
+    pub resource: String,
+}
+
+impl From<&ExecutorInfo> for ExecutorView {
+    fn from(e: &ExecutorInfo) -> Self {
+        ExecutorView {
+            name: e.name.clone(),
+            kind: e.kind.clone(),
+            description: e.description.clone(),
+            params_schema: e.params_schema.clone(),
+            resource: e.resource.clone(),
+        }
+    }
+}
+
+impl From<ExecutorView> for ExecutorInfo {
+    fn from(e: ExecutorView) -> Self {
+        ExecutorInfo {
+            name: e.name,
+            kind: e.kind,
+            description: e.description,
+            params_schema: e.params_schema,
+            resource: e.resource,
+        }
+    }
+}
+
+/// `GET /v1/executors`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExecutorList {
+    pub executors: Vec<ExecutorView>,
 }
 
 /// How a reported execution ended (`running` cannot be reported).

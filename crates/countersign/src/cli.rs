@@ -5,13 +5,15 @@ use std::path::PathBuf;
 
 pub const EXIT_CODES: &str = "\
 Exit codes:
-  0  approved / allowed (for `exec`: the command's own exit code; for `hook`: any decision
-     it printed, allow or deny)
+  0  approved / allowed (for `exec`: the command's own exit code; for `invoke`: the action
+     ran and succeeded; for `hook`: any decision it printed, allow or deny)
   1  other failure (server unreachable, storage error, audit verification failed)
-  2  bad usage or input (refused by the server with a 4xx, invalid file or flag)
+  2  bad usage or input (refused by the server with a 4xx, invalid file or flag, unknown
+     executor)
   3  denied
   4  expired or cancelled
-  5  still pending (the wait ended before a decision)";
+  5  still pending (the wait ended before a decision)
+  6  the action ran and failed (`invoke`: its outcome is failed or unknown)";
 
 #[derive(Parser)]
 #[command(
@@ -55,8 +57,18 @@ pub enum Command {
     },
     /// Ask for an action as the agent whose key you hold.
     Request(RequestArgs),
-    /// Ask for `shell.exec` of a command, wait for approval, redeem the grant, then run it.
+    /// Ask for `shell.exec` of a command, wait for approval, redeem the grant, run it, then
+    /// report its outcome (exit code, duration, size and SHA-256 of its standard output).
     Exec(ExecArgs),
+    /// Ask the gateway to run one of its executors (an HTTP call, a command, a SQL query with
+    /// credentials the agent never holds): submit, wait for approval, execute, print the outcome.
+    ///
+    /// The HTTP status goes to stderr and the body to stdout; a command's stdout to stdout and
+    /// its stderr to stderr; a query's rows to stdout as a table. Control characters other than
+    /// line breaks and tabs are escaped. Then one summary line on stderr: status, duration, size
+    /// and SHA-256 of the whole output. `--json` prints the whole `{request, outcome}` answer
+    /// instead. Exit 0 when the action succeeded, 6 when it ran and failed.
+    Invoke(InvokeArgs),
     /// List requests (pending by default).
     Ls {
         /// pending, approved, denied, expired, cancelled, executed, failed or all.
@@ -185,9 +197,37 @@ pub struct ExecArgs {
     /// How long to wait for approval (default: until the request expires).
     #[arg(long)]
     pub wait: Option<String>,
-    /// The command and its arguments.
+    /// The command and its arguments. Its stdout and stderr pass through (as pipes, not the
+    /// terminal); the outcome reported covers the bytes of its stdout (`bytes`, and
+    /// `output_sha256`: the SHA-256 of them), as an executor's does.
     #[arg(last = true, required = true, num_args = 1..)]
     pub command: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct InvokeArgs {
+    /// The executor's name (the gateway's `GET /v1/executors` lists them).
+    pub executor: String,
+    /// A parameter as KEY=VALUE (repeatable). VALUE is a string, except for the parameters the
+    /// executor's schema does not declare as strings (an HTTP executor's `body`, `query` and
+    /// `headers`, a SQL executor's `args`): those are JSON when VALUE parses as JSON, else the
+    /// string.
+    #[arg(long = "param", value_name = "KEY=VALUE")]
+    pub params: Vec<String>,
+    /// The SQL of a SQL executor (the `sql` parameter).
+    #[arg(long, value_name = "TEXT")]
+    pub sql: Option<String>,
+    /// The values of $1, $2, ... of a SQL executor's statement, as a JSON array (`args`).
+    #[arg(long, value_name = "JSON")]
+    pub args: Option<String>,
+    #[arg(long)]
+    pub justification: Option<String>,
+    #[arg(long)]
+    pub run: Option<String>,
+    /// How long to wait for approval, e.g. 10m (default, and with no value: until the request
+    /// expires). Still pending then: exit 5, nothing runs.
+    #[arg(long, num_args = 0..=1, default_missing_value = "until-expiry", value_name = "DURATION")]
+    pub wait: Option<String>,
 }
 
 #[derive(Subcommand)]

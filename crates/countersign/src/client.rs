@@ -52,12 +52,23 @@ impl Client {
         path: &str,
         body: &B,
     ) -> Result<T, Failure> {
+        self.post_within(path, body, Duration::from_secs(30)).await
+    }
+
+    /// POSTs `body` and gives up on the answer after `timeout` (for calls that last, like an
+    /// execution).
+    pub async fn post_within<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+        timeout: Duration,
+    ) -> Result<T, Failure> {
         let req = self
             .http
             .post(format!("{}{path}", self.base))
             .bearer_auth(self.token()?)
             .json(body)
-            .timeout(Duration::from_secs(30));
+            .timeout(timeout);
         self.send(req).await
     }
 

@@ -9,6 +9,8 @@ pub const USAGE: u8 = 2;
 pub const DENIED: u8 = 3;
 pub const EXPIRED_OR_CANCELLED: u8 = 4;
 pub const STILL_PENDING: u8 = 5;
+/// `invoke`: the action ran and failed (its outcome is `failed` or `unknown`).
+pub const ACTION_FAILED: u8 = 6;
 
 /// A command that did not succeed: what to print on stderr and the exit code.
 #[derive(Debug)]

@@ -1,5 +1,5 @@
 //! Human-readable output for requests: what an approver needs to see to decide, and what an
-//! agent needs to see to go on.
+//! agent needs to see to go on; and for executions: an outcome's output, rows and summary.
 //!
 //! Invariant: text an agent or a person supplied (kind, resource, justification, params,
 //! labels, run, names, comments, reasons, outcomes) cannot forge or control what the approver
@@ -8,8 +8,11 @@
 //! would drive the terminal) and bidirectional controls visibly; params go through the
 //! gateway's masking (`countersign_app::mask`: only string leaves are masked, with their length and
 //! a fingerprint, and the output says how many). `--json` prints the API's view unmasked.
+//! An execution's output (a body, stdout, stderr, cells) goes through [`output`]: the same
+//! escapes, but its own line breaks and tabs kept, since they are its layout.
 
 use countersign_app::mask::{self, Masker};
+use countersign_core::Outcome;
 use countersign_http::wire::RequestView;
 use std::borrow::Cow;
 use std::fmt::Write as _;
@@ -168,4 +171,111 @@ pub fn detail(r: &RequestView) -> String {
         );
     }
     out
+}
+
+/// An execution's output for the terminal: every character [`shown`] escapes, except line
+/// breaks and tabs, which are the output's own layout.
+pub fn output(s: &str) -> Cow<'_, str> {
+    if !s
+        .chars()
+        .any(|c| c != '\n' && c != '\t' && countersign_core::text::needs_escape(c))
+    {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for (i, line) in s.split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        for (j, cell) in line.split('\t').enumerate() {
+            if j > 0 {
+                out.push('\t');
+            }
+            out.push_str(&shown(cell));
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// A query's rows as a table under its columns: strings as they are, other values as JSON,
+/// null as `NULL`; every cell on one line (line breaks escaped), columns padded to the widest.
+pub fn rows(columns: &[String], rows: &[Vec<serde_json::Value>]) -> String {
+    let cell = |v: &serde_json::Value| -> String {
+        match v {
+            serde_json::Value::String(s) => shown(s).into_owned(),
+            serde_json::Value::Null => "NULL".into(),
+            other => shown(&other.to_string()).into_owned(),
+        }
+    };
+    let header: Vec<String> = columns.iter().map(|c| shown(c).into_owned()).collect();
+    let body: Vec<Vec<String>> = rows.iter().map(|r| r.iter().map(cell).collect()).collect();
+    let count = header
+        .len()
+        .max(body.iter().map(Vec::len).max().unwrap_or(0));
+    let mut widths = vec![0; count];
+    for line in std::iter::once(&header).chain(&body) {
+        for (w, c) in widths.iter_mut().zip(line) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for line in std::iter::once(&header).chain(&body) {
+        let padded: Vec<String> = line
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        let _ = writeln!(out, "{}", padded.join("  ").trim_end());
+    }
+    out
+}
+
+/// One line on how an execution went: status, duration, size and SHA-256 of the whole output,
+/// whether a copy was cut, the exit code, the row count, the error (an HTTP status has its own
+/// line, before the body).
+pub fn outcome_summary(o: &Outcome) -> String {
+    let mut out = format!(
+        "{} in {} ms: {} bytes, sha256 {}",
+        o.status.as_str(),
+        o.duration_ms,
+        o.bytes,
+        shown(o.output_sha256.as_deref().unwrap_or("-"))
+    );
+    if o.truncated {
+        out.push_str(", truncated (--json shows what was kept)");
+    }
+    if let Some(code) = o.exit_code {
+        let _ = write!(out, ", exit code {code}");
+    }
+    if let Some(rows) = &o.rows {
+        let _ = write!(out, ", {} rows", rows.len());
+    }
+    if let Some(e) = &o.error {
+        let _ = write!(out, ": {}", shown(e));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_keeps_its_lines_and_tabs_and_escapes_the_rest() {
+        assert_eq!(output("a\tb\nc\n"), "a\tb\nc\n");
+        assert_eq!(output("\x1b[31mred\r\n"), "\\x1b[31mred\\r\n");
+        assert_eq!(output("x\u{202e}y"), "x\\u{202e}y");
+    }
+
+    #[test]
+    fn rows_line_up_under_their_columns() {
+        let table = rows(
+            &["id".into(), "name".into()],
+            &[
+                vec![serde_json::json!(1), serde_json::json!("ada\nx")],
+                vec![serde_json::json!(22), serde_json::Value::Null],
+            ],
+        );
+        assert_eq!(table, "id  name\n1   ada\\nx\n22  NULL\n");
+    }
 }

@@ -1,8 +1,11 @@
-//! The verbs. Remote ones talk to the gateway over HTTP (`client`); local ones (`serve`,
-//! `audit verify`, `policy`, `key create`, `mfa reset`) work on files; `hook` answers an agent's hook.
+//! The verbs. Remote ones talk to the gateway over HTTP (`client`; `exec` and `invoke` carry
+//! out what was approved, each in its module); local ones (`serve`, `audit verify`, `policy`,
+//! `key create`, `mfa reset`) work on files; `hook` answers an agent's hook.
 
 mod audit;
+mod exec;
 mod hook;
+mod invoke;
 mod local;
 mod remote;
 mod serve;
@@ -15,7 +18,8 @@ pub async fn run(cli: Cli) -> Result<u8, Failure> {
     match cli.command {
         Command::Serve { config } => serve::run(config.as_deref()).await,
         Command::Request(args) => remote::request(&g, args).await,
-        Command::Exec(args) => remote::exec(&g, args).await,
+        Command::Exec(args) => exec::exec(&g, args).await,
+        Command::Invoke(args) => invoke::invoke(&g, args).await,
         Command::Ls { state, run, limit } => remote::ls(&g, &state, run, limit).await,
         Command::Show { id } => remote::show(&g, &id).await,
         Command::Approve {

@@ -1,13 +1,13 @@
 //! Verbs that talk to a running gateway: ask, wait, list, show, vote, cancel, steer runs, enroll
-//! MFA, and `exec` (ask, wait, redeem, run).
+//! MFA, relay MCP; and what `exec` and `invoke` share with them (the client, waiting).
 
-use crate::cli::{ExecArgs, Global, McpVerb, RequestArgs, RunVerb};
+use crate::cli::{Global, McpVerb, RequestArgs, RunVerb};
 use crate::client::Client;
 use crate::outcome::{self, Failure, exit_for_state};
 use crate::render;
 use countersign_core::{State, VoteDecision};
 use countersign_http::wire::{
-    ActionBody, MfaEnrollment, RedeemBody, RedeemView, RequestList, RequestView, RunView, VoteBody,
+    ActionBody, MfaEnrollment, RequestList, RequestView, RunView, VoteBody,
 };
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 /// Longest single long-poll; the CLI re-polls until its own deadline.
 const POLL: Duration = Duration::from_secs(60);
 
-fn client(g: &Global) -> Result<Client, Failure> {
+pub(super) fn client(g: &Global) -> Result<Client, Failure> {
     Client::new(&g.url, g.token.clone())
 }
 
@@ -27,13 +27,13 @@ fn print_request(g: &Global, r: &RequestView) {
     }
 }
 
-fn parse_duration(s: &str) -> Result<Duration, Failure> {
+pub(super) fn parse_duration(s: &str) -> Result<Duration, Failure> {
     humantime::parse_duration(s)
         .map_err(|_| Failure::usage(format!("`{s}` is not a duration like 30s, 10m or 1h")))
 }
 
 /// `None` waits until the request is decided or expires.
-fn wait_deadline(wait: &str) -> Result<Option<Instant>, Failure> {
+pub(super) fn wait_deadline(wait: &str) -> Result<Option<Instant>, Failure> {
     if wait == "until-expiry" {
         return Ok(None);
     }
@@ -117,99 +117,6 @@ pub async fn request(g: &Global, args: RequestArgs) -> Result<u8, Failure> {
     }
     print_request(g, &r);
     Ok(exit_for_state(r.state))
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".into())
-}
-
-pub async fn exec(g: &Global, args: ExecArgs) -> Result<u8, Failure> {
-    let cwd = std::env::current_dir()
-        .map(|d| d.display().to_string())
-        .unwrap_or_default();
-    let body = ActionBody {
-        kind: args.kind,
-        resource: args
-            .resource
-            .unwrap_or_else(|| format!("shell://{}", hostname())),
-        params: Some(serde_json::json!({"argv": args.command, "cwd": cwd})),
-        justification: args.justification,
-        run: args.run,
-        labels: BTreeMap::new(),
-        requester: None,
-    };
-    let deadline = match args.wait.as_deref() {
-        Some(w) => Some(Instant::now() + parse_duration(w)?),
-        None => None,
-    };
-    let c = client(g)?;
-    let r: RequestView = c.post("/v1/actions", &body).await?;
-    if r.state == State::Pending {
-        eprintln!(
-            "countersign: waiting for approval of {} ({})…",
-            render::shown(&r.id),
-            render::shown(r.review_url.as_deref().unwrap_or(""))
-        );
-    }
-    let r = wait_for(&c, r, deadline).await?;
-    if r.state != State::Approved {
-        let why = r
-            .outcome
-            .clone()
-            .unwrap_or_else(|| r.decision.reason.clone());
-        eprintln!(
-            "countersign: not running the command: request {} is {}: {}",
-            render::shown(&r.id),
-            r.state.as_str(),
-            render::shown(&why)
-        );
-        return Ok(exit_for_state(r.state));
-    }
-    let grant = r
-        .grant
-        .as_ref()
-        .ok_or_else(|| Failure::other("the request is approved but carries no grant"))?;
-    let _: RedeemView = c
-        .post(
-            &format!("/v1/grants/{}/redeem", grant.id),
-            &RedeemBody {
-                digest: r.digest.clone(),
-            },
-        )
-        .await?;
-    let argv = &body_argv(&r)?;
-    let status = std::process::Command::new(&argv[0])
-        .args(&argv[1..])
-        .status()
-        .map_err(|e| Failure::other(format!("cannot run {}: {e}", argv[0])))?;
-    Ok(exit_code_of(status))
-}
-
-/// The command line exactly as approved (from the request, not from our own arguments).
-fn body_argv(r: &RequestView) -> Result<Vec<String>, Failure> {
-    let argv: Vec<String> = r
-        .action
-        .params
-        .get("argv")
-        .and_then(|a| serde_json::from_value(a.clone()).ok())
-        .unwrap_or_default();
-    if argv.is_empty() {
-        return Err(Failure::other("the approved action has no command line"));
-    }
-    Ok(argv)
-}
-
-fn exit_code_of(status: std::process::ExitStatus) -> u8 {
-    use std::os::unix::process::ExitStatusExt as _;
-    match (status.code(), status.signal()) {
-        (Some(c), _) => (c & 0xff) as u8,
-        (None, Some(sig)) => (128 + sig).clamp(0, 255) as u8,
-        _ => outcome::FAILURE,
-    }
 }
 
 pub async fn ls(g: &Global, state: &str, run: Option<String>, limit: u32) -> Result<u8, Failure> {

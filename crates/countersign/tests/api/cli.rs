@@ -275,14 +275,15 @@ fn cli_exec_runs_the_approved_command_and_exits_with_its_code() {
     let out = exec.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(7));
     assert_eq!(stdout(&out), "ran\n");
-    // The grant was redeemed: the request is executed and cannot run twice.
+    // The grant was redeemed and the outcome reported: exit code 7 is a failed execution.
     let after = run(cli(
         &server,
         "user:bob@example.com",
         &["show", &id, "--json"],
     ));
     let r: serde_json::Value = serde_json::from_slice(&after.stdout).unwrap();
-    assert_eq!(r["state"], "executed");
+    assert_eq!(r["state"], "failed");
+    assert_eq!(r["execution"]["outcome"]["exit_code"], 7);
 }
 
 #[test]

@@ -1,97 +1,12 @@
 //! Executors (issue 17): the gateway carries out approved actions with credentials the agent
 //! never holds, at most once, exactly as recorded, and records how each went. Against a real
-//! HTTP service started here that refuses calls without the secret header.
+//! HTTP service started by each test (`support::upstream`) that refuses calls without the
+//! secret header.
 
 use crate::support::app::{As, TEST_POLICY, TestApp, spawn_app_configured};
-use axum::Router;
-use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
-use axum::response::IntoResponse;
+use crate::support::upstream::{SECRET, Upstream};
+use axum::http::StatusCode;
 use serde_json::{Value, json};
-use std::sync::{Arc, Mutex};
-
-/// The secret the upstream requires, kept in a file the gateway reads at start.
-const SECRET: &str = "upstream-secret-8f3a91c2";
-
-/// One call the upstream received.
-#[derive(Debug, Clone)]
-struct Received {
-    method: String,
-    path_and_query: String,
-    authorization: Option<String>,
-    body: String,
-}
-
-/// A real HTTP service: refuses calls without `Authorization: Bearer SECRET`, records every
-/// call, answers `/api/fail` with 500 and everything else with a JSON echo that also echoes the
-/// secret (the gateway must keep it out of every record) and sets a cookie.
-struct Upstream {
-    url: String,
-    received: Arc<Mutex<Vec<Received>>>,
-}
-
-impl Upstream {
-    async fn start() -> Upstream {
-        let received = Arc::new(Mutex::new(vec![]));
-        async fn handle(
-            State(log): State<Arc<Mutex<Vec<Received>>>>,
-            method: Method,
-            uri: Uri,
-            headers: HeaderMap,
-            body: String,
-        ) -> axum::response::Response {
-            let authorization = headers
-                .get("authorization")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned);
-            log.lock().unwrap().push(Received {
-                method: method.to_string(),
-                path_and_query: uri
-                    .path_and_query()
-                    .map(|p| p.to_string())
-                    .unwrap_or_default(),
-                authorization: authorization.clone(),
-                body: body.clone(),
-            });
-            if authorization.as_deref() != Some(&format!("Bearer {SECRET}")) {
-                return (StatusCode::UNAUTHORIZED, "no credentials").into_response();
-            }
-            if uri.path() == "/api/fail" {
-                return (StatusCode::INTERNAL_SERVER_ERROR, "it broke").into_response();
-            }
-            if uri.path() == "/api/slow" {
-                tokio::time::sleep(std::time::Duration::from_secs(5)).await;
-            }
-            (
-                [
-                    ("set-cookie", "session=upstream-session-cookie"),
-                    (
-                        "x-echo-authorization",
-                        authorization.as_deref().unwrap_or(""),
-                    ),
-                    ("x-request-id", "rq-1"),
-                ],
-                axum::Json(json!({
-                    "method": method.to_string(),
-                    "path": uri.path(),
-                    "query": uri.query(),
-                    "body": body,
-                    "seen": authorization,
-                })),
-            )
-                .into_response()
-        }
-        let app = Router::new().fallback(handle).with_state(received.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        Upstream { url, received }
-    }
-
-    fn calls(&self) -> Vec<Received> {
-        self.received.lock().unwrap().clone()
-    }
-}
 
 /// Reads are allowed; anything else goes to review (the test policy's default).
 fn policy() -> String {
@@ -105,25 +20,7 @@ fn policy() -> String {
 }
 
 async fn gateway(upstream: &Upstream) -> TestApp {
-    let secret_file = std::env::temp_dir().join(format!(
-        "countersign-exec-secret-{}-{}",
-        std::process::id(),
-        upstream.url.rsplit(':').next().unwrap()
-    ));
-    std::fs::write(&secret_file, format!("{SECRET}\n")).unwrap();
-    let extra = format!(
-        "executors:
-  - name: upstream
-    http:
-      base_url: {}/api
-      headers: {{Authorization: \"Bearer ${{file:{}}}\"}}
-      methods: [GET, POST]
-      timeout: 2s
-      max_response_bytes: 1MiB
-",
-        upstream.url,
-        secret_file.display()
-    );
+    let extra = format!("executors:\n{}", upstream.http_executor("upstream"));
     spawn_app_configured(&policy(), &extra).await
 }
 

@@ -11,6 +11,7 @@ mod cli;
 mod console;
 mod console_oidc;
 mod crash;
+mod exec_cli;
 mod executors;
 mod factors;
 mod hardening;

@@ -379,6 +379,35 @@ impl TestApp {
     pub fn db_path(&self) -> PathBuf {
         self.dir.path().join("countersign.db")
     }
+
+    /// The `countersign` binary acting as `principal` against this gateway, with the URL and
+    /// the key in its environment as an agent host sets them (stdin closed; killed if the
+    /// test drops it).
+    pub fn cli(&self, principal: &str, args: &[&str]) -> tokio::process::Command {
+        let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_countersign"));
+        c.args(args)
+            .env("COUNTERSIGN_URL", &self.url)
+            .env("COUNTERSIGN_TOKEN", &self.keys[principal])
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true);
+        c
+    }
+
+    /// The id of the first pending request a person sees, once one appears (within 20 s).
+    pub async fn first_pending(&self) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let list = self.approver("bob").get("/v1/requests?state=pending").await;
+            if let Some(id) = list.body["requests"][0]["id"].as_str() {
+                return id.to_string();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no pending request appeared"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
 }
 
 /// An export that the test policy sends to sre + security review.
