@@ -1,9 +1,11 @@
 //! What the black-box tests share, in one place: spawning gateways and acting as their
 //! principals (`app`), the console as a browser uses it (`console`), fake Slack and Teams
-//! (`fake_slack`, `fake_teams`), and the MCP peers with a gateway in front of them (`mcp`).
+//! (`fake_slack`, `fake_teams`), the MCP peers with a gateway in front of them (`mcp`), and a
+//! real HTTP service for the executors (`upstream`).
 
 pub mod app;
 pub mod console;
 pub mod fake_slack;
 pub mod fake_teams;
 pub mod mcp;
+pub mod upstream;
