@@ -288,4 +288,11 @@ async fn mcp_forwarded_calls_record_their_outcome() {
         .collect();
     assert_eq!(finished.len(), 2, "{finished:?}");
     assert!(finished.iter().all(|e| e["data"]["reported"] == false));
+    // The stored requests are what their audit entries produce (an outcome recorded right
+    // after the redemption, with no execution.started).
+    use countersign_store::Store as _;
+    let store = countersign_store::SqliteStore::open_read_only(&app.db_path())
+        .await
+        .unwrap();
+    assert_eq!(store.verify_requests().await.unwrap(), vec![]);
 }
