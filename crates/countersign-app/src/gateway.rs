@@ -253,18 +253,30 @@ impl Gateway {
         ))
     }
 
-    /// Like [`Gateway::submit_redeeming`], for an MCP call that is parked under `key` while it
-    /// is pending (see `mcp::authorize`): when a request of `requester` is parked under `key`
-    /// and has not been executed, nothing is submitted and that request is returned (expired
-    /// first if it is due); checked and written in the submission's one transaction.
+    /// Like [`Gateway::submit_redeeming`] (or [`Gateway::submit`] when not `redeeming`: an
+    /// executor's action, which [`Gateway::execute`] redeems), for an MCP call that is parked
+    /// under `key` while it is pending (see `mcp::authorize`): when a request of `requester` is
+    /// parked under `key` and has not been carried out, nothing is submitted and that request
+    /// is returned (expired first if it is due); checked and written in the submission's one
+    /// transaction.
     pub async fn submit_parking(
         &self,
         requester: &Principal,
         action: Action,
         key: &Digest,
+        redeeming: bool,
     ) -> Result<Submission, GatewayError> {
         match self
-            .submit_with(requester, action, AtOnce::Redeem, Some(key))
+            .submit_with(
+                requester,
+                action,
+                if redeeming {
+                    AtOnce::Redeem
+                } else {
+                    AtOnce::Record
+                },
+                Some(key),
+            )
             .await?
         {
             Submission::Attached(req) if req.is_due(self.clock.now()) => {
@@ -333,7 +345,8 @@ impl Gateway {
                 let parking = Parking {
                     requester: &requester_id,
                     key,
-                    attachable: |r| r.state() != State::Executed,
+                    // Not one whose grant was used: the same call made again is a new action.
+                    attachable: |r| !matches!(r.state(), State::Executed | State::Failed),
                 };
                 match self
                     .store

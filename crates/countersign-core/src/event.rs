@@ -50,8 +50,10 @@ pub enum Event {
         executor: String,
         deadline: Timestamp,
     },
-    /// How an execution ended, or what the requester reported (`reported`). Never the output
-    /// itself or a secret: its size, its SHA-256, the HTTP status or exit code.
+    /// How an execution ended: run by an executor (after `execution.started`), seen by the
+    /// gateway that forwarded the action (an MCP request; no `execution.started`), or reported
+    /// by the requester (`reported`). Never the output itself or a secret: its size, its
+    /// SHA-256, the HTTP status or exit code.
     ExecutionFinished {
         status: ExecStatus,
         reported: bool,

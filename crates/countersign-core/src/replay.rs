@@ -180,8 +180,10 @@ impl Replayed {
             }
             RequestEvent::ExecutionFinished { status } => {
                 let started = self.execution == Some(ExecStatus::Running);
-                let reported = self.execution.is_none() && self.state == Some(State::Executed);
-                if !started && !reported {
+                // Observed by the gateway that forwarded it, or reported by the requester: after
+                // the redemption, without a start.
+                let after_redeem = self.execution.is_none() && self.state == Some(State::Executed);
+                if !started && !after_redeem {
                     self.problems.push(format!(
                         "entry #{seq} ends an execution that was not running"
                     ));

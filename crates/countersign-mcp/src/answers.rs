@@ -13,6 +13,8 @@ pub const META_REQUEST: &str = "io.countersign/request";
 pub const META_STATE: &str = "io.countersign/state";
 /// The request's page in the console, where people decide.
 pub const META_REVIEW: &str = "io.countersign/review_url";
+/// The machine code of a refusal made before anything was recorded (`invalid_params`, ...).
+pub const META_CODE: &str = "io.countersign/code";
 
 /// JSON-RPC error code of a `resources/read` that policy or people refused (tool calls get an
 /// `isError` result instead, which the model reads).
@@ -28,6 +30,9 @@ pub(super) fn refused_meta(r: &Refused) -> Option<MetaObject> {
     }
     if let Some(review) = &r.review {
         m.insert(META_REVIEW.into(), json!(review));
+    }
+    if let Some(code) = r.code {
+        m.insert(META_CODE.into(), json!(code));
     }
     (!m.is_empty()).then_some(MetaObject(m))
 }

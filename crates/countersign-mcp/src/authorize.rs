@@ -1,6 +1,8 @@
 //! One MCP request as a Countersign action: submitted under policy, held (with progress) while
 //! people decide, and, once allowed, its grant redeemed with the digest of exactly what will be
-//! forwarded. Nothing here knows about HTTP; the `Hold` port is how the waiting is reported.
+//! forwarded ([`Carrier::Forward`]), or left for the executor that carries it out
+//! ([`Carrier::Executor`]: `Gateway::execute` redeems it as the execution starts). Nothing here
+//! knows about HTTP; the `Hold` port is how the waiting is reported.
 //!
 //! Bounded holds (`mcp.hold_for`): a call still pending after `hold_for` is answered "approval
 //! pending", and its request is *parked* in the store under (requester, digest), so that the
@@ -53,6 +55,18 @@ impl Cancelled {
     }
 }
 
+/// What carries out an allowed action, and so where its grant is redeemed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Carrier {
+    /// The MCP gateway forwards the recorded request to an upstream: the grant is redeemed
+    /// here (in the submission itself when policy allows at once), with the digest of the
+    /// recorded action.
+    Forward,
+    /// One of the gateway's executors (a `countersign__<executor>` tool): the grant is left
+    /// for `Gateway::execute`, which redeems it in the write that starts the execution.
+    Executor,
+}
+
 /// How a call waits for people.
 #[derive(Debug, Clone, Copy)]
 pub struct Holding {
@@ -70,6 +84,8 @@ pub struct Holding {
 #[derive(Debug)]
 pub struct Refused {
     pub message: String,
+    /// The machine code of a refusal before anything was recorded (`invalid_params`, ...).
+    pub code: Option<&'static str>,
     pub request: Option<String>,
     pub state: Option<State>,
     /// The request's page in the console.
@@ -80,6 +96,7 @@ impl Refused {
     fn about(gateway: &Gateway, req: &Request, message: String) -> Self {
         Refused {
             message,
+            code: None,
             request: Some(req.id().to_owned()),
             state: Some(req.state()),
             review: Some(review_url(gateway, req.id())),
@@ -92,8 +109,9 @@ pub fn review_url(gateway: &Gateway, id: &str) -> String {
     format!("{}/console/requests/{id}", gateway.public_url)
 }
 
-/// Submits `action` as `who`, waits while it is pending, and redeems its grant. On success the
-/// returned request is `executed` and its recorded `action.params` are what must be forwarded.
+/// Submits `action` as `who`, waits while it is pending, and redeems its grant
+/// ([`Carrier::Forward`]). On success the returned request is `executed` and its recorded
+/// `action.params` are what must be forwarded.
 pub async fn authorize(
     gateway: &Gateway,
     who: &Principal,
@@ -103,7 +121,7 @@ pub async fn authorize(
     hold: &mut impl Hold,
 ) -> Result<Request, Refused> {
     let key = parking_key(holding, who, &action, session_run);
-    let submitted = submit(gateway, who, action, key).await?;
+    let submitted = submit(gateway, who, action, key, Carrier::Forward).await?;
     settle(gateway, who, submitted, holding, hold).await
 }
 
@@ -126,36 +144,44 @@ pub fn parking_key(
     })
 }
 
-/// A request as [`submit`] left it: new or attached to, and the key it is parked under, if it
-/// is (the same call made again attaches to it until its caller is answered for good).
+/// A request as [`submit`] left it: new or attached to, the key it is parked under, if it is
+/// (the same call made again attaches to it until its caller is answered for good), and what
+/// carries it out.
 #[derive(Debug)]
 pub struct Submitted {
     pub request: Request,
     pub parked: Option<Digest>,
+    pub carrier: Carrier,
 }
 
 /// Records the action and its decision (pending, or already closed), or, when the call has a
-/// [`parking_key`] and a request is parked under it, attaches to that request instead. An action policy allows
-/// at once comes back `executed`: its grant was redeemed, with the recorded action's digest, in
-/// the transaction that recorded it (one durable write on the hot path of every allowed call).
+/// [`parking_key`] and a request is parked under it, attaches to that request instead. A
+/// forwarded action policy allows at once comes back `executed`: its grant was redeemed, with
+/// the recorded action's digest, in the transaction that recorded it (one durable write on the
+/// hot path of every allowed call); an executor's comes back `approved`.
 pub async fn submit(
     gateway: &Gateway,
     who: &Principal,
     action: Action,
     key: Option<Digest>,
+    carrier: Carrier,
 ) -> Result<Submitted, Refused> {
+    let redeeming = carrier == Carrier::Forward;
     let Some(key) = key else {
-        let request = gateway
-            .submit_redeeming(who, action)
-            .await
-            .map_err(refusal)?;
+        let request = if redeeming {
+            gateway.submit_redeeming(who, action).await
+        } else {
+            gateway.submit(who, action).await
+        }
+        .map_err(refusal)?;
         return Ok(Submitted {
             request,
             parked: None,
+            carrier,
         });
     };
     match gateway
-        .submit_parking(who, action, &key)
+        .submit_parking(who, action, &key, redeeming)
         .await
         .map_err(refusal)?
     {
@@ -167,19 +193,25 @@ pub async fn submit(
             Ok(Submitted {
                 request,
                 parked: Some(key),
+                carrier,
             })
         }
         Submission::New(request) => {
             let parked = (request.state() == State::Pending).then_some(key);
-            Ok(Submitted { request, parked })
+            Ok(Submitted {
+                request,
+                parked,
+                carrier,
+            })
         }
     }
 }
 
 /// Waits while the request [`submit`] returned is pending (at most `hold_for`: then the answer
-/// is "approval pending"), then redeems its grant or says why not. A request `submit` already
-/// redeemed is returned as it is; one that became `executed` while waiting was redeemed by
-/// someone else and is refused (never forwarded twice).
+/// is "approval pending"), then redeems its grant (or, for an executor, returns it approved)
+/// or says why not. A request `submit` already redeemed is returned as it is; one that became
+/// `executed` while waiting was redeemed by someone else and is refused (never forwarded
+/// twice).
 pub async fn settle(
     gateway: &Gateway,
     who: &Principal,
@@ -190,6 +222,7 @@ pub async fn settle(
     let Submitted {
         request: req,
         parked,
+        carrier,
     } = submitted;
     let req = match req.state() {
         State::Pending => match wait(gateway, who, req, holding, hold).await {
@@ -198,7 +231,7 @@ pub async fn settle(
             Waited::Left(req, why) => return Err(leave(gateway, who, &req, why, parked).await),
             Waited::Failed(refused) => return Err(refused),
         },
-        State::Executed => return Ok(req),
+        State::Executed if carrier == Carrier::Forward => return Ok(req),
         _ => req,
     };
     // Approved while the caller was leaving: it is not there to receive the result, so the
@@ -208,7 +241,7 @@ pub async fn settle(
     {
         return Err(leave(gateway, who, &req, why, parked).await);
     }
-    let answer = answer(gateway, who, &req).await;
+    let answer = answer(gateway, who, &req, carrier).await;
     if let Some(key) = &parked {
         // The caller has its answer: the same call made again is a new action.
         if let Err(e) = gateway.unpark_call(who, key, &req).await {
@@ -218,10 +251,19 @@ pub async fn settle(
     answer
 }
 
-/// The final answer about `req` once it is no longer pending: its grant redeemed, or the refusal.
-async fn answer(gateway: &Gateway, who: &Principal, req: &Request) -> Result<Request, Refused> {
+/// The final answer about `req` once it is no longer pending: its grant redeemed (or left for
+/// the executor), or the refusal.
+async fn answer(
+    gateway: &Gateway,
+    who: &Principal,
+    req: &Request,
+    carrier: Carrier,
+) -> Result<Request, Refused> {
     match req.state() {
-        State::Approved => redeem(gateway, who, req).await,
+        State::Approved => match carrier {
+            Carrier::Forward => redeem(gateway, who, req).await,
+            Carrier::Executor => Ok(req.clone()),
+        },
         State::Denied => {
             let by = match &req.decision().rule {
                 Some(rule) if req.votes().is_empty() => format!(" (policy rule `{rule}`)"),
@@ -416,12 +458,15 @@ async fn redeem(gateway: &Gateway, who: &Principal, req: &Request) -> Result<Req
         .map_err(refusal)
 }
 
-fn refusal(e: GatewayError) -> Refused {
+/// A failure of the Gateway as a refusal the caller reads, with its machine code.
+pub fn refusal(e: GatewayError) -> Refused {
     if let GatewayError::Store(e) = &e {
         tracing::error!(error = %e, "storage failed while authorizing an MCP request");
     }
+    let code = e.code();
     Refused {
-        message: format!("Countersign refused the request: {e}"),
+        message: format!("Countersign refused the request ({code}): {e}"),
+        code: Some(code),
         request: None,
         state: None,
         review: None,

@@ -40,6 +40,22 @@ pub struct McpConfig {
     pub hold_for: HoldFor,
 }
 
+/// No upstreams, every setting at its default: the MCP gateway of a gateway that has executors
+/// and no `mcp` section (its agents reach the executors' tools, `countersign__<executor>`).
+impl Default for McpConfig {
+    fn default() -> Self {
+        McpConfig {
+            upstreams: vec![],
+            hide_denied_tools: false,
+            call_timeout: default_mcp_timeout(),
+            progress_interval: default_progress_interval(),
+            allowed_hosts: vec![],
+            session_idle_timeout: default_session_idle_timeout(),
+            hold_for: HoldFor::default(),
+        }
+    }
+}
+
 /// How long a held MCP call keeps its client waiting: a duration (`50s`, `0s` answers "approval
 /// pending" at once), or `off` (until decided; a client that leaves cancels its request).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,6 +132,14 @@ impl McpConfig {
                 return Err(format!(
                     "upstream name `{}`: use 1-32 lowercase letters, digits and `-`",
                     u.name
+                ));
+            }
+            if u.name == crate::naming::BUILTIN {
+                return Err(format!(
+                    "upstream name `{}` is reserved for the gateway's own tools (its executors, \
+                     `{}__<executor>`): choose another name",
+                    u.name,
+                    crate::naming::BUILTIN
                 ));
             }
             if !seen.insert(u.name.as_str()) {

@@ -5,6 +5,11 @@
 //! recorded action (`actions::forward`); listings pass through (`proxy`). A body that is not
 //! one JSON-RPC message (a batch, not JSON) is refused with a JSON-RPC error (`jsonrpc`).
 //!
+//! The gateway's executors are the tools of a built-in server, `countersign` (`builtin`): their
+//! calls are actions under the same policy, carried out by `Gateway::execute`. How every
+//! forwarded request went is recorded as its outcome after the agent has its answer
+//! (`outcomes`).
+//!
 //! The official `rmcp` crate is used only inside this module (upstream clients, the
 //! agent-facing server and the stdio bridge), so its frequent major versions touch nothing else.
 
@@ -12,12 +17,14 @@ pub mod actions;
 pub mod answers;
 pub mod authorize;
 pub mod bridge;
+pub mod builtin;
 pub mod caller;
 pub mod config;
 pub mod conform;
 pub mod hub;
 pub mod jsonrpc;
 pub mod naming;
+pub mod outcomes;
 pub mod proxy;
 pub mod sessions;
 pub mod tasks;
@@ -215,7 +222,7 @@ fn host_of(url: &str) -> Option<String> {
 
 /// The `/mcp` endpoint: the agent's Countersign key as a Bearer token (like the rest of the
 /// API), one JSON-RPC message per POST, each request's session activity tracked; 404
-/// `not_configured` without `mcp.upstreams`.
+/// `not_configured` without an `mcp` section or executors.
 pub fn routes(mcp: Option<Arc<Mcp>>, api: countersign_http::ApiState) -> axum::Router {
     match mcp {
         Some(mcp) => axum::Router::new()
@@ -251,6 +258,6 @@ async fn authenticate(
 
 async fn not_configured() -> countersign_http::error::ApiError {
     countersign_http::not_configured(
-        "the MCP gateway is not configured on this gateway (mcp.upstreams)",
+        "the MCP gateway is not configured on this gateway (mcp.upstreams, or executors)",
     )
 }

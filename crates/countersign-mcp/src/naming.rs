@@ -5,11 +5,23 @@
 //! ends the server name, whatever the tool name contains. Names stay within the characters
 //! model APIs accept for tool names (`[A-Za-z0-9_-]`) whenever the upstream's own names do.
 //!
+//! The gateway's own executors are the tools of a built-in server, [`BUILTIN`]
+//! (`countersign__<executor>`); their actions are the executors' (`exec.<family>.<name>`).
+//!
 //! The action for a call is `mcp.tool.<server>.<tool>` on `mcp://<server>/<tool>`; characters
 //! an action kind cannot hold (anything but letters, digits, `.`, `_`, `-`) become `_` in the
 //! kind only. Resources keep their own URIs.
 
 pub const SEPARATOR: &str = "__";
+
+/// The built-in server: the gateway's executors as tools (`countersign__<executor>`, see
+/// `builtin`). No upstream may take this name (config validation).
+pub const BUILTIN: &str = "countersign";
+
+/// The executor an outcome names for a request forwarded to `upstream` (`mcp:<upstream>`).
+pub fn forwarded_to(upstream: &str) -> String {
+    format!("mcp:{upstream}")
+}
 
 /// The name agents see for `name` of upstream `server`.
 pub fn qualify(server: &str, name: &str) -> String {

@@ -2,18 +2,24 @@
 //! reaches an upstream with more than a listing (`tools/call`, `resources/read`,
 //! `prompts/get`, `completion/complete`, `resources/subscribe`/`unsubscribe`) is an action
 //! under policy (`actions::Planned`), and what is forwarded is rebuilt from the recorded action
-//! (`actions::forward`), never taken from the agent's request. Listings pass through.
+//! (`actions::forward`), never taken from the agent's request; how it went is recorded after
+//! the agent has its answer (`outcomes`). Listings pass through, with the built-in server's
+//! tools (the executors, `builtin`) added.
 
 use super::Mcp;
 use super::actions::{self, Forward, Planned};
 use super::answers::{
     META_REQUEST, not_a, refused_error, refused_meta, tool_error, unknown_task, upstream_error,
 };
-use super::authorize::{Holding, Submitted, authorize, parking_key, review_url, settle, submit};
+use super::authorize::{
+    Carrier, Holding, Submitted, authorize, parking_key, review_url, settle, submit,
+};
+use super::builtin;
 use super::caller::{self, Caller, META_JUSTIFICATION, action, caller, meta_of};
 use super::conform;
 use super::hub::Change;
 use super::naming;
+use super::outcomes::Forwarding;
 use super::tasks::TaskHold;
 use super::upstream::{Upstream, UpstreamError};
 use countersign_core::State;
@@ -40,26 +46,29 @@ pub struct Session {
 }
 
 /// Sends the approved call upstream: the request rebuilt from the recorded action, with only
-/// the gateway's own progress token added.
+/// the gateway's own progress token added; how it went is recorded once it is answered.
 async fn forward_call(
     mcp: &Mcp,
-    approved: &countersign_core::Request,
+    approved: countersign_core::Request,
     meta: Option<RequestMetaObject>,
 ) -> Result<CallToolResponse, ErrorData> {
-    let (upstream, Forward::CallTool(mut forward)) = mcp.forward_of(approved)? else {
-        return Err(not_a(approved, "tool call"));
+    let (upstream, Forward::CallTool(mut forward)) = mcp.forward_of(&approved)? else {
+        return Err(not_a(&approved, "tool call"));
     };
     forward.meta = meta;
-    match upstream
+    let id = approved.id().to_owned();
+    let forwarding = Forwarding::start(&mcp.gateway, approved, &upstream.name);
+    let answer = upstream
         .request(|peer| async move { peer.call_tool_once(forward).await })
-        .await
-    {
+        .await;
+    forwarding.finish(&answer);
+    match answer {
         Ok(response) => Ok(conform::tool_result(response)),
         Err(UpstreamError::Protocol(e)) => Err(e),
         Err(e) => Ok(tool_error(
             e.to_string(),
             Some(MetaObject(
-                [(META_REQUEST.to_string(), json!(approved.id()))]
+                [(META_REQUEST.to_string(), json!(id))]
                     .into_iter()
                     .collect(),
             )),
@@ -68,8 +77,8 @@ async fn forward_call(
 }
 
 impl Session {
-    /// Answers a held call with a task, and goes on waiting, redeeming and forwarding in the
-    /// background.
+    /// Answers a held call with a task, and goes on waiting, redeeming and forwarding (or
+    /// executing) in the background.
     fn start_task(&self, caller: Caller, submitted: Submitted) -> CallToolResponse {
         let id = submitted.request.id().to_owned();
         // The same call made again while its task runs: the same task.
@@ -84,6 +93,7 @@ impl Session {
         );
         let seed = slot.seed(&id);
         let mcp = self.mcp.clone();
+        let carrier = submitted.carrier;
         tokio::spawn(async move {
             let mut hold = TaskHold(slot.clone());
             // A task is never answered "pending": it waits until decided.
@@ -100,7 +110,10 @@ impl Session {
                     result.meta = meta;
                     slot.complete(&result);
                 }
-                Ok(approved) => match forward_call(&mcp, &approved, None).await {
+                Ok(approved) if carrier == Carrier::Executor => {
+                    slot.complete(&builtin::execute(&mcp.gateway, &caller.who, &approved).await)
+                }
+                Ok(approved) => match forward_call(&mcp, approved, None).await {
                     Ok(CallToolResponse::Complete(result)) => slot.complete(&result),
                     Ok(_) => slot.fail(&ErrorData::internal_error(conform::INPUT_REQUIRED, None)),
                     Err(e) => slot.fail(&e),
@@ -150,13 +163,14 @@ impl Session {
     /// The one gate for every upstream-bound request but `tools/call` (which may answer with a
     /// task instead of waiting): `planned` is submitted under policy, waited on while people
     /// decide, and its grant redeemed; what comes back is the request rebuilt from the
-    /// recorded action, and the upstream it names.
+    /// recorded action, the upstream it names, and the record of its forwarding (to
+    /// [`Forwarding::finish`] with the upstream's answer).
     async fn authorized(
         &self,
         planned: Planned,
         meta: Option<&RequestMetaObject>,
         ctx: &RequestContext<RoleServer>,
-    ) -> Result<(Arc<Upstream>, Forward), ErrorData> {
+    ) -> Result<(Arc<Upstream>, Forward, Forwarding), ErrorData> {
         let caller = caller(ctx, meta)?;
         let body = action(planned, &caller, meta_of(meta, ctx, META_JUSTIFICATION));
         let mut hold = caller::hold(&self.mcp.liveness, ctx);
@@ -171,7 +185,9 @@ impl Session {
         )
         .await
         .map_err(refused_error)?;
-        self.mcp.forward_of(&approved)
+        let (upstream, forward) = self.mcp.forward_of(&approved)?;
+        let forwarding = Forwarding::start(&self.mcp.gateway, approved, &upstream.name);
+        Ok((upstream, forward, forwarding))
     }
 
     /// The upstream that serves `uri`: the one that listed it, else the one whose template
@@ -239,6 +255,13 @@ impl ServerHandler for Session {
              \"io.countersign/justification\"."
                 .into(),
         );
+        if !self.mcp.gateway.executors().list().is_empty() {
+            info.instructions = info.instructions.map(|text| {
+                text + " Tools named countersign__<executor> are the gateway's own: it runs \
+                        them with credentials it holds, once approved, and answers with the \
+                        outcome."
+            });
+        }
         info
     }
 
@@ -345,6 +368,11 @@ impl ServerHandler for Session {
                 }
             }
         }
+        out.extend(builtin::tools(
+            &self.mcp.gateway,
+            &caller.who,
+            self.mcp.hide_denied_tools,
+        ));
         Ok(ListToolsResult::with_all_items(out))
     }
 
@@ -364,23 +392,40 @@ impl ServerHandler for Session {
             )
         };
         let (server, tool) = naming::split(&request.name).ok_or_else(unknown)?;
-        let upstream = self.upstream(server).ok_or_else(unknown)?.clone();
         actions::refuse_unrecorded(
             request.input_responses.as_ref(),
             request.request_state.as_deref(),
         )?;
-        // Ask people only about tools that exist.
-        match upstream.tools().await {
-            Ok(tools) if tools.iter().any(|t| t.name == tool) => {}
-            Ok(_) => return Err(unknown()),
-            Err(e) => return Ok(tool_error(e.to_string(), None)),
-        }
-        let planned = Planned::tool_call(server, tool, request.arguments);
         let justification = meta_of(request.meta.as_ref(), &ctx, META_JUSTIFICATION);
-        let body = action(planned, &caller, justification);
+        let (body, carrier) = if server == naming::BUILTIN {
+            let run = caller.run.clone();
+            let asked = builtin::action(
+                &self.mcp.gateway,
+                tool,
+                request.arguments,
+                justification,
+                run,
+            );
+            match asked {
+                Ok(body) => (body, Carrier::Executor),
+                Err(refused) => {
+                    return Ok(tool_error(refused.message.clone(), refused_meta(&refused)));
+                }
+            }
+        } else {
+            let upstream = self.upstream(server).ok_or_else(unknown)?.clone();
+            // Ask people only about tools that exist.
+            match upstream.tools().await {
+                Ok(tools) if tools.iter().any(|t| t.name == tool) => {}
+                Ok(_) => return Err(unknown()),
+                Err(e) => return Ok(tool_error(e.to_string(), None)),
+            }
+            let planned = Planned::tool_call(server, tool, request.arguments);
+            (action(planned, &caller, justification), Carrier::Forward)
+        };
         let holding = self.mcp.holding(&caller.who.id);
         let key = parking_key(holding, &caller.who, &body, caller.session_run);
-        let submitted = match submit(&self.mcp.gateway, &caller.who, body, key).await {
+        let submitted = match submit(&self.mcp.gateway, &caller.who, body, key, carrier).await {
             Ok(submitted) => submitted,
             Err(refused) => {
                 let meta = refused_meta(&refused);
@@ -409,6 +454,11 @@ impl ServerHandler for Session {
                 return Ok(tool_error(refused.message, meta));
             }
         };
+        if carrier == Carrier::Executor {
+            return Ok(builtin::execute(&self.mcp.gateway, &caller.who, &approved)
+                .await
+                .into());
+        }
         // The only thing added to the recorded call: our own progress token, routed back.
         let route = ctx
             .meta
@@ -417,7 +467,7 @@ impl ServerHandler for Session {
         let meta = route
             .as_ref()
             .map(|r| RequestMetaObject::with_progress_token(r.token.clone()));
-        forward_call(&self.mcp, &approved, meta).await
+        forward_call(&self.mcp, approved, meta).await
     }
 
     async fn get_task(
@@ -485,17 +535,17 @@ impl ServerHandler for Session {
             )
         })?;
         let planned = Planned::resource(actions::RESOURCE_READ, &upstream.name, &request.uri);
-        let (upstream, forward) = self
+        let (upstream, forward, forwarding) = self
             .authorized(planned, request.meta.as_ref(), &ctx)
             .await?;
         let Forward::ReadResource(forward) = forward else {
             return Err(ErrorData::internal_error("not a resource read", None));
         };
-        upstream
+        let answer = upstream
             .request(|peer| async move { peer.read_resource_once(forward).await })
-            .await
-            .map_err(upstream_error)
-            .and_then(conform::resource)
+            .await;
+        forwarding.finish(&answer);
+        answer.map_err(upstream_error).and_then(conform::resource)
     }
 
     #[allow(deprecated)]
@@ -506,16 +556,17 @@ impl ServerHandler for Session {
     ) -> Result<(), ErrorData> {
         let upstream = self.routed(&request.uri).await?;
         let planned = Planned::resource(actions::RESOURCE_SUBSCRIBE, &upstream.name, &request.uri);
-        let (upstream, forward) = self
+        let (upstream, forward, forwarding) = self
             .authorized(planned, request.meta.as_ref(), &ctx)
             .await?;
         let Forward::Subscribe(forward) = forward else {
             return Err(ErrorData::internal_error("not a subscription", None));
         };
-        upstream
+        let answer = upstream
             .request(|peer| async move { peer.subscribe(forward).await })
-            .await
-            .map_err(upstream_error)
+            .await;
+        forwarding.finish(&answer);
+        answer.map_err(upstream_error)
     }
 
     #[allow(deprecated)]
@@ -527,16 +578,17 @@ impl ServerHandler for Session {
         let upstream = self.routed(&request.uri).await?;
         let planned =
             Planned::resource(actions::RESOURCE_UNSUBSCRIBE, &upstream.name, &request.uri);
-        let (upstream, forward) = self
+        let (upstream, forward, forwarding) = self
             .authorized(planned, request.meta.as_ref(), &ctx)
             .await?;
         let Forward::Unsubscribe(forward) = forward else {
             return Err(ErrorData::internal_error("not an unsubscription", None));
         };
-        upstream
+        let answer = upstream
             .request(|peer| async move { peer.unsubscribe(forward).await })
-            .await
-            .map_err(upstream_error)
+            .await;
+        forwarding.finish(&answer);
+        answer.map_err(upstream_error)
     }
 
     async fn list_prompts(
@@ -580,17 +632,17 @@ impl ServerHandler for Session {
             request.request_state.as_deref(),
         )?;
         let planned = Planned::prompt(server, name, request.arguments.clone());
-        let (upstream, forward) = self
+        let (upstream, forward, forwarding) = self
             .authorized(planned, request.meta.as_ref(), &ctx)
             .await?;
         let Forward::GetPrompt(forward) = forward else {
             return Err(ErrorData::internal_error("not a prompt", None));
         };
-        upstream
+        let answer = upstream
             .request(|peer| async move { peer.get_prompt_once(forward).await })
-            .await
-            .map_err(upstream_error)
-            .and_then(conform::prompt)
+            .await;
+        forwarding.finish(&answer);
+        answer.map_err(upstream_error).and_then(conform::prompt)
     }
 
     async fn complete(
@@ -615,16 +667,16 @@ impl ServerHandler for Session {
         let planned = Planned::completion(&upstream.name, &request).ok_or_else(|| {
             ErrorData::invalid_params("nothing behind this gateway completes that", None)
         })?;
-        let (upstream, forward) = self
+        let (upstream, forward, forwarding) = self
             .authorized(planned, request.meta.as_ref(), &ctx)
             .await?;
         let Forward::Complete(forward) = forward else {
             return Err(ErrorData::internal_error("not a completion", None));
         };
-        upstream
+        let answer = upstream
             .request(|peer| async move { peer.complete(forward).await })
-            .await
-            .map(conform::completion)
-            .map_err(upstream_error)
+            .await;
+        forwarding.finish(&answer);
+        answer.map(conform::completion).map_err(upstream_error)
     }
 }

@@ -213,7 +213,11 @@ pub async fn start_with_clock(
             ))
         }),
     };
-    let mcp = config.mcp.as_ref().map(|c| {
+    // With executors and no `mcp` section, `/mcp` still offers the executors' tools.
+    let mcp_config = config.mcp.clone().or_else(|| {
+        (!config.executors.is_empty()).then(countersign_mcp::config::McpConfig::default)
+    });
+    let mcp = mcp_config.as_ref().map(|c| {
         Arc::new(countersign_mcp::Mcp::new(
             c,
             config.mcp_hold_for(),

@@ -1,5 +1,6 @@
 //! Carrying out approved actions: the gateway runs an executor's action itself
-//! ([`Gateway::execute`]), or the requester reports how the action they ran went
+//! ([`Gateway::execute`]), records what it saw of an action it forwarded itself (an MCP request,
+//! [`Gateway::observe`]), or the requester reports how the action they ran went
 //! ([`Gateway::report`]); executions whose gateway died are closed as `unknown`
 //! ([`Gateway::interrupt_due`]).
 //!
@@ -10,7 +11,7 @@
 
 use super::{AtOnce, Gateway, GatewayError};
 use crate::executors::Checked;
-use countersign_core::{ExecStatus, Outcome, Principal, Refusal, Request, Transition};
+use countersign_core::{ExecStatus, Outcome, Principal, Refusal, Request, Timestamp, Transition};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -153,6 +154,52 @@ impl Gateway {
             Err(e) => {
                 // The execution stays `running` until its deadline, then becomes `unknown`.
                 tracing::error!(request = %started.id(), error = %e, "could not record an execution's end");
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Records how an action the caller forwarded itself after redeeming its grant went, as the
+    /// gateway saw it (`executor`: what it went to, e.g. `mcp:<upstream>`; `started_at`: when it
+    /// was sent): once, never as the requester's report. The MCP gateway calls this after it
+    /// has answered its agent; nothing a requester sends reaches it. A failure to record is
+    /// logged here, with the status that was lost.
+    pub async fn observe(
+        &self,
+        redeemed: &Request,
+        executor: &str,
+        started_at: Timestamp,
+        outcome: Outcome,
+    ) -> Result<Request, GatewayError> {
+        let status = outcome.status;
+        let now = self.clock.now();
+        let change = Transition::Observe {
+            executor: executor.to_owned(),
+            started_at,
+            outcome: Box::new(outcome),
+        };
+        let failed = |e: &dyn std::fmt::Display| {
+            tracing::error!(
+                request = %redeemed.id(), executor, status = status.as_str(), error = %e,
+                "could not record the outcome of a forwarded request; it stays executed without one"
+            );
+        };
+        match self
+            .store
+            .update_request(redeemed.id(), "system", now, change)
+            .await
+        {
+            Ok(Ok(updated)) => {
+                self.after_update(&updated, Some(redeemed));
+                self.count_execution(status);
+                Ok(updated.request)
+            }
+            Ok(Err(refusal)) => {
+                failed(&refusal);
+                Err(refusal.into())
+            }
+            Err(e) => {
+                failed(&e);
                 Err(e.into())
             }
         }

@@ -1,7 +1,11 @@
 //! Carrying out an approved action, and recording how it went: the gateway's execution
-//! (`execute`, `finish`, `interrupt_if_due`) and the requester's report (`report`). Like every
-//! transition, each takes `now` and returns the events or a `Refusal`, and changes nothing when
-//! it refuses.
+//! (`execute`, `finish`, `interrupt_if_due`), what the gateway saw of an action it forwarded
+//! itself (`observe`), and the requester's report (`report`). Like every transition, each takes
+//! `now` and returns the events or a `Refusal`, and changes nothing when it refuses.
+//!
+//! **Invariant (an outcome is recorded at most once):** every way to record one (`finish`,
+//! `observe`, `report`) goes through `end`, and each refuses with `OutcomeRecorded` once the
+//! request has an ended execution.
 
 use super::{Refusal, Request, State};
 use crate::execution::{ExecStatus, Execution, Outcome};
@@ -85,6 +89,35 @@ impl Request {
         self.finish(Outcome::interrupted(), now).unwrap_or_default()
     }
 
+    /// The gateway records what it saw of an action it carried out itself after the grant was
+    /// redeemed (an MCP request it forwarded, `executor` naming the upstream): once, never as a
+    /// report (`reported` stays false), and only for a redeemed request without an outcome.
+    /// `started_at`: when it was sent. No principal: only the gateway's own code asks for this,
+    /// never a requester (their claims go through [`Request::report`]).
+    pub fn observe(
+        &mut self,
+        executor: &str,
+        started_at: Timestamp,
+        outcome: Outcome,
+        now: Timestamp,
+    ) -> Result<Vec<Event>, Refusal> {
+        if self.execution.is_some() {
+            return Err(Refusal::OutcomeRecorded);
+        }
+        if self.state != State::Executed {
+            return Err(Refusal::NotRedeemed(self.state));
+        }
+        let execution = Execution {
+            executor: Some(executor.to_owned()),
+            started_at,
+            deadline: None,
+            finished_at: Some(now),
+            reported: false,
+            outcome: Outcome::with_status(ExecStatus::Unknown),
+        };
+        Ok(self.end(execution, outcome))
+    }
+
     /// The requester reports how the action they ran themselves, after redeeming the grant,
     /// went: once.
     pub fn report(
@@ -113,7 +146,7 @@ impl Request {
         Ok(self.end(execution, outcome))
     }
 
-    /// The one end of every execution, run or reported: `outcome` recorded (a `Running` one as
+    /// The one end of every execution, run, observed or reported: `outcome` recorded (a `Running` one as
     /// `unknown`: an end must say how it ended), the request `failed` unless it succeeded.
     fn end(&mut self, mut execution: Execution, mut outcome: Outcome) -> Vec<Event> {
         if outcome.status == ExecStatus::Running {

@@ -544,3 +544,62 @@ fn an_executions_output_is_read_only_by_its_requester_and_its_approvers() {
         assert!(seen.rows.is_none() && seen.columns.is_none());
     }
 }
+
+#[test]
+fn an_outcome_is_recorded_at_most_once() {
+    use crate::execution::{ExecStatus, Outcome};
+    let ok = || Outcome::with_status(ExecStatus::Succeeded);
+    let failed = || Outcome::with_status(ExecStatus::Failed);
+    let mut req = approved();
+    let by = req.requester.id.clone();
+    let d = req.digest;
+    // Only after the grant was redeemed.
+    assert_eq!(
+        req.clone().observe("mcp:e", t0(), ok(), t0()),
+        Err(Refusal::NotRedeemed(State::Approved))
+    );
+    req.redeem(&d, t0()).unwrap();
+    // The gateway's observation: recorded once, as seen (not reported), ending the request.
+    let mut seen = req.clone();
+    let events = seen.observe("mcp:e", t0(), failed(), t0()).unwrap();
+    assert_eq!(events.len(), 1, "execution.finished alone");
+    assert!(
+        matches!(
+            events[0],
+            Event::ExecutionFinished {
+                reported: false,
+                status: ExecStatus::Failed,
+                ..
+            }
+        ),
+        "{events:?}"
+    );
+    assert_eq!(seen.state, State::Failed);
+    let execution = seen.execution().unwrap();
+    assert_eq!(execution.executor.as_deref(), Some("mcp:e"));
+    assert!(!execution.reported);
+    // Once recorded, every way of recording another is refused and changes nothing.
+    let before = seen.clone();
+    assert_eq!(
+        seen.observe("mcp:e", t0(), ok(), t0()),
+        Err(Refusal::OutcomeRecorded)
+    );
+    assert_eq!(seen.report(&by, ok(), t0()), Err(Refusal::OutcomeRecorded));
+    assert_eq!(seen.finish(ok(), t0()), Err(Refusal::OutcomeRecorded));
+    assert_eq!(seen, before);
+    // A requester's report first: the gateway's observation is refused.
+    let mut claimed = req.clone();
+    claimed.report(&by, ok(), t0()).unwrap();
+    assert_eq!(
+        claimed.observe("mcp:e", t0(), failed(), t0()),
+        Err(Refusal::OutcomeRecorded)
+    );
+    // An execution the gateway runs has its outcome recorded by its end alone.
+    let mut run = approved();
+    let deadline = t0() + chrono::Duration::seconds(60);
+    run.execute(&by, &d, "api", deadline, t0()).unwrap();
+    assert_eq!(
+        run.observe("mcp:e", t0(), ok(), t0()),
+        Err(Refusal::OutcomeRecorded)
+    );
+}

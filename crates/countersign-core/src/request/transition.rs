@@ -41,6 +41,14 @@ pub enum Transition {
     },
     /// The running execution ended with `outcome` ([`Request::finish`]).
     Finish { outcome: Box<Outcome> },
+    /// The gateway records what it saw of an action it forwarded itself, after the grant was
+    /// redeemed ([`Request::observe`]). Made only by the gateway's own code (the MCP gateway),
+    /// never from a requester's input.
+    Observe {
+        executor: String,
+        started_at: Timestamp,
+        outcome: Box<Outcome>,
+    },
     /// The requester reports how the action they ran went ([`Request::report`]).
     Report {
         by: PrincipalId,
@@ -90,6 +98,11 @@ impl Request {
                 deadline,
             } => self.execute(by, digest, executor, *deadline, now),
             Transition::Finish { outcome } => self.finish((**outcome).clone(), now),
+            Transition::Observe {
+                executor,
+                started_at,
+                outcome,
+            } => self.observe(executor, *started_at, (**outcome).clone(), now),
             Transition::Report { by, outcome } => self.report(by, (**outcome).clone(), now),
             Transition::Interrupt => Ok(self.interrupt_if_due(now)),
         }

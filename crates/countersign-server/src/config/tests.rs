@@ -34,6 +34,7 @@ fn mcp_upstreams_are_checked_and_their_secrets_never_print() {
             "    - {name: a, command: x, colour: red}\n",
             "unknown field",
         ),
+        ("    - {name: countersign, command: x}\n", "reserved"),
     ] {
         let err = mcp(bad).expect_err(bad).to_string();
         assert!(err.contains(says), "{bad}: {err}");

@@ -4,25 +4,9 @@
 //! secret header.
 
 use crate::support::app::{As, TEST_POLICY, TestApp, spawn_app_configured};
-use crate::support::upstream::{SECRET, Upstream};
+use crate::support::upstream::{SECRET, Upstream, exec_gateway as gateway};
 use axum::http::StatusCode;
 use serde_json::{Value, json};
-
-/// Reads are allowed; anything else goes to review (the test policy's default).
-fn policy() -> String {
-    format!(
-        "{TEST_POLICY}  - name: upstream-reads-are-free
-    match: {{kind: \"exec.http.upstream\"}}
-    when: 'params.method == \"GET\"'
-    effect: allow
-"
-    )
-}
-
-async fn gateway(upstream: &Upstream) -> TestApp {
-    let extra = format!("executors:\n{}", upstream.http_executor("upstream"));
-    spawn_app_configured(&policy(), &extra).await
-}
 
 fn call(upstream: &Upstream, method: &str, path: &str, extra: Value) -> (String, Value) {
     let mut params = json!({"method": method, "path": path});

@@ -21,6 +21,7 @@ mod integrity;
 mod invariants;
 mod mcp;
 mod mcp_clients;
+mod mcp_exec;
 mod mcp_policy;
 mod one_meaning;
 mod passkeys;

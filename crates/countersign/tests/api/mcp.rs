@@ -41,8 +41,13 @@ async fn mcp_lists_namespaced_tools_and_forwards_an_allowed_call() {
     assert_eq!(req["action"]["justification"], "saying hello");
     assert_eq!(req["requester"]["id"], "agent:deploy-bot");
     // Recorded, approved and redeemed in the one transaction that answered the call, and the
-    // log says all three.
+    // log says all three; the outcome follows, in a write of its own after the answer.
     let id = req["id"].as_str().unwrap();
+    let done = with_outcome(&app, id).await;
+    assert_eq!(
+        done["execution"]["outcome"]["status"], "succeeded",
+        "{done}"
+    );
     let store = countersign_store::SqliteStore::open_read_only(&app.db_path())
         .await
         .unwrap();
@@ -57,11 +62,16 @@ async fn mcp_lists_namespaced_tools_and_forwards_an_allowed_call() {
     let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(
         names,
-        ["request.created", "request.approved", "grant.redeemed"],
+        [
+            "request.created",
+            "request.approved",
+            "grant.redeemed",
+            "execution.finished"
+        ],
         "{events:?}"
     );
     assert!(
-        events.windows(2).all(|w| w[1].1 == w[0].1 + 1),
+        events[..3].windows(2).all(|w| w[1].1 == w[0].1 + 1),
         "one transaction writes consecutive entries: {events:?}"
     );
 }
@@ -343,26 +353,15 @@ mod tasks {
     //! extension (the Python SDK's client does not yet).
 
     use super::*;
+    use rmcp::RoleClient;
     use rmcp::model::{
-        CallToolRequestParams, CallToolResponse, CancelTaskParams, ClientCapabilities,
-        ClientConfig, GetTaskParams, Implementation, TaskPayload, TaskStatus,
+        CallToolRequestParams, CallToolResponse, CancelTaskParams, ClientConfig, GetTaskParams,
+        TaskPayload, TaskStatus,
     };
     use rmcp::service::RunningService;
-    use rmcp::transport::StreamableHttpClientTransport;
-    use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-    use rmcp::{RoleClient, ServiceExt};
 
     async fn task_client(app: &TestApp) -> RunningService<RoleClient, ClientConfig> {
-        let mut config = StreamableHttpClientTransportConfig::with_uri(format!("{}/mcp", app.url));
-        config.auth_header = Some(app.agent().key);
-        let transport = StreamableHttpClientTransport::with_client(reqwest::Client::new(), config);
-        ClientConfig::new(
-            ClientCapabilities::builder().enable_tasks().build(),
-            Implementation::new("tasks-test", "1"),
-        )
-        .serve(transport)
-        .await
-        .unwrap()
+        rmcp_client(app, true).await
     }
 
     async fn start(client: &RunningService<RoleClient, ClientConfig>, a: i64) -> String {

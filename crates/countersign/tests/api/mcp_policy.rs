@@ -4,7 +4,9 @@
 //! not one JSON-RPC message gets a JSON-RPC error with 400.
 
 use crate::support::app::TestApp;
-use crate::support::mcp::{flaky_upstream, gateway, over_http, python, recorded, stdio_upstream};
+use crate::support::mcp::{
+    flaky_upstream, gateway, over_http, python, recorded, stdio_upstream, with_outcome,
+};
 use rmcp::model::{
     ArgumentInfo, ClientCapabilities, ClientConfig, CompleteRequestParams, GetPromptRequestParams,
     Implementation, Reference, SubscribeRequestParams, UnsubscribeRequestParams,
@@ -86,6 +88,11 @@ async fn mcp_requests_are_actions_under_policy_prompts() {
     assert!(text.contains("What's weather in Oslo?"), "{text}");
     let req = recorded(&app, "mcp.prompt.everything.args-prompt", "executed").await;
     assert_eq!(req["action"]["params"], json!({"city": "Oslo"}));
+    let done = with_outcome(&app, req["id"].as_str().unwrap()).await;
+    assert_eq!(
+        done["execution"]["outcome"]["status"], "succeeded",
+        "{done}"
+    );
     let events: Vec<String> = app
         .audit_events()
         .await
@@ -95,8 +102,13 @@ async fn mcp_requests_are_actions_under_policy_prompts() {
         .collect();
     assert_eq!(
         events,
-        ["request.created", "request.approved", "grant.redeemed"],
-        "the allowed prompt is in the audit log"
+        [
+            "request.created",
+            "request.approved",
+            "grant.redeemed",
+            "execution.finished"
+        ],
+        "the allowed prompt and how it went are in the audit log"
     );
 
     // A prompt of no configured server, or with no server in its name, asks nobody.

@@ -1,6 +1,6 @@
 //! The MCP peers the tests run (`tests/peers`: the reference server, the Python and
-//! TypeScript clients, a misbehaving upstream) and a gateway in front of them; finding what a
-//! call recorded.
+//! TypeScript clients, a misbehaving upstream; the official Rust SDK as a client) and a gateway
+//! in front of them; finding what a call recorded.
 
 use super::app::{TestApp, spawn_app_editing, spawn_app_in};
 use crate::cli::BIN;
@@ -79,6 +79,30 @@ pub(crate) async fn gateway_editing(
 ) -> TestApp {
     let mcp = mcp_config(upstreams, extra);
     spawn_app_editing(|text| edit(text) + &mcp).await
+}
+
+/// The official Rust SDK as the agent's MCP client over `/mcp`, declaring the tasks extension
+/// when `tasks`.
+pub(crate) async fn rmcp_client(
+    app: &TestApp,
+    tasks: bool,
+) -> rmcp::service::RunningService<rmcp::RoleClient, rmcp::model::ClientConfig> {
+    use rmcp::ServiceExt as _;
+    use rmcp::model::{ClientCapabilities, ClientConfig, Implementation};
+    use rmcp::transport::StreamableHttpClientTransport;
+    use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+    let mut config = StreamableHttpClientTransportConfig::with_uri(format!("{}/mcp", app.url));
+    config.auth_header = Some(app.agent().key);
+    let transport = StreamableHttpClientTransport::with_client(reqwest::Client::new(), config);
+    let capabilities = if tasks {
+        ClientCapabilities::builder().enable_tasks().build()
+    } else {
+        ClientCapabilities::default()
+    };
+    ClientConfig::new(capabilities, Implementation::new("countersign-tests", "1"))
+        .serve(transport)
+        .await
+        .unwrap()
 }
 
 /// Runs the Python MCP client with `args` and returns the JSON it printed.
@@ -161,5 +185,20 @@ pub(crate) async fn recorded_where(
             list.body
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Request `id` (as a person sees it) once its execution has ended, waiting up to 20 s: the
+/// outcome of a forwarded call is recorded just after the agent has its answer.
+pub(crate) async fn with_outcome(app: &TestApp, id: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = app.approver("bob").get(&format!("/v1/requests/{id}")).await;
+        let status = &r.body["execution"]["outcome"]["status"];
+        if status.is_string() && status != "running" {
+            return r.body;
+        }
+        assert!(Instant::now() < deadline, "no outcome for {id}: {}", r.body);
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

@@ -1,7 +1,8 @@
 //! A real HTTP service for the executors' tests: it refuses every call that lacks the secret
 //! header only the gateway holds, and records what it received, so a test can check the
-//! upstream got exactly the approved action.
+//! upstream got exactly the approved action; and a gateway with an HTTP executor for it.
 
+use super::app::{TEST_POLICY, TestApp, spawn_app_configured};
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
@@ -114,4 +115,22 @@ impl Upstream {
             secret_file.display()
         )
     }
+}
+
+/// Reads are allowed; anything else goes to review (the test policy's default).
+fn exec_policy() -> String {
+    format!(
+        "{TEST_POLICY}  - name: upstream-reads-are-free
+    match: {{kind: \"exec.http.upstream\"}}
+    when: 'params.method == \"GET\"'
+    effect: allow
+"
+    )
+}
+
+/// A gateway with the test principals, [`exec_policy`] and the executor `upstream` for
+/// `upstream` (and no `mcp` section: its `/mcp` offers the executor's tool alone).
+pub async fn exec_gateway(upstream: &Upstream) -> TestApp {
+    let executors = format!("executors:\n{}", upstream.http_executor("upstream"));
+    spawn_app_configured(&exec_policy(), &executors).await
 }
