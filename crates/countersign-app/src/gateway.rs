@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 mod executions;
 pub mod factors;
+pub mod once;
 pub mod passkeys;
 mod votes;
 
@@ -76,6 +77,11 @@ pub enum GatewayError {
     /// The task running an execution stopped before it recorded the end (a panic).
     #[error("the execution stopped unexpectedly; it will be recorded as unknown, never retried")]
     ExecutionLost,
+    /// An `Idempotency-Key` already used for another action (the request it names).
+    #[error(
+        "this Idempotency-Key was first sent with another action (request {0}); use a new key for a new action"
+    )]
+    IdempotencyMismatch(String),
     #[error("storage failed: {0}")]
     Store(#[from] StoreError),
 }
@@ -95,6 +101,7 @@ impl GatewayError {
             GatewayError::Passkey(p) => p.code(),
             GatewayError::Exec(e) => e.code(),
             GatewayError::ExecutionLost => "execution_lost",
+            GatewayError::IdempotencyMismatch(_) => "idempotency_mismatch",
             GatewayError::Store(StoreError::Integrity(_)) => "integrity_error",
             GatewayError::Store(_) => "storage_unavailable",
         }
@@ -143,7 +150,7 @@ pub struct Recorded {
 }
 
 pub struct Gateway {
-    store: Arc<dyn Store>,
+    pub(crate) store: Arc<dyn Store>,
     pub policy: Arc<PolicySource>,
     pub directory: Arc<Directory>,
     pub waiters: Arc<Waiters>,
@@ -266,6 +273,12 @@ impl Gateway {
         key: &Digest,
         redeeming: bool,
     ) -> Result<Submission, GatewayError> {
+        let park = Park {
+            key: *key,
+            // Not one whose grant was used: the same call made again is a new action.
+            attachable: |r| !matches!(r.state(), State::Executed | State::Failed),
+            idempotency: None,
+        };
         match self
             .submit_with(
                 requester,
@@ -275,7 +288,7 @@ impl Gateway {
                 } else {
                     AtOnce::Record
                 },
-                Some(key),
+                Some(park),
             )
             .await?
         {
@@ -291,7 +304,7 @@ impl Gateway {
         requester: &Principal,
         action: Action,
         at_once: AtOnce,
-        parking: Option<&Digest>,
+        parking: Option<Park>,
     ) -> Result<Submission, GatewayError> {
         action.validate()?;
         // An action for an executor is checked whole before the policy sees it: bad input
@@ -341,12 +354,15 @@ impl Gateway {
         });
         let req = match parking {
             None => self.store.submit(run_of, now, submit).await?,
-            Some(key) => {
+            Some(park) => {
                 let parking = Parking {
                     requester: &requester_id,
-                    key,
-                    // Not one whose grant was used: the same call made again is a new action.
-                    attachable: |r| !matches!(r.state(), State::Executed | State::Failed),
+                    key: &park.key,
+                    attachable: park.attachable,
+                    idempotency: park
+                        .idempotency
+                        .as_ref()
+                        .map(|(key, action)| countersign_store::Idempotency { key, action }),
                 };
                 match self
                     .store
@@ -354,7 +370,7 @@ impl Gateway {
                     .await?
                 {
                     Submission::New(req) => req,
-                    attached @ Submission::Attached(_) => return Ok(attached),
+                    other => return Ok(other),
                 }
             }
         };
@@ -759,7 +775,17 @@ impl Drop for GaugeGuard<'_> {
     }
 }
 
+/// Where a submission may find the request it repeats (`Store::submit_parked`): under `key`,
+/// a request `attachable` accepts; under the idempotency key (hashed), the request first
+/// submitted with it, which must be for the same action (its digest).
+pub(crate) struct Park {
+    pub key: Digest,
+    pub attachable: fn(&Request) -> bool,
+    pub idempotency: Option<(Digest, Digest)>,
+}
+
 /// What a submission does beyond recording when policy allows the action at once.
+#[derive(Clone)]
 pub(crate) enum AtOnce {
     /// Nothing: the requester redeems the grant later.
     Record,
@@ -775,6 +801,9 @@ pub(crate) enum AtOnce {
 /// The request of a submission made without parking (it is always new).
 fn new_only(submitted: Submission) -> Request {
     match submitted {
-        Submission::New(req) | Submission::Attached(req) => req,
+        Submission::New(req)
+        | Submission::Attached(req)
+        | Submission::Replayed(req)
+        | Submission::KeyReused(req) => req,
     }
 }

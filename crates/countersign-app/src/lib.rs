@@ -23,6 +23,7 @@ pub mod gateway;
 pub mod mask;
 pub mod metrics;
 pub mod policy_source;
+pub mod reviews;
 pub mod settings;
 pub mod tokens;
 pub mod waiters;

@@ -35,6 +35,23 @@ pub struct StatusLabel {
     pub status: String,
 }
 
+/// The rule that sent a request to review, and the channel a vote came through.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RuleChannelLabel {
+    pub rule: String,
+    pub channel: String,
+}
+
+/// A channel a vote came through.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ChannelLabel {
+    pub channel: String,
+}
+
+/// Approvals cast sooner than this after the request was created count as fast (a sign of
+/// approving without reading).
+pub const FAST_APPROVAL_SECONDS: f64 = 10.0;
+
 /// A refused inbound callback's channel and reason (both fixed strings from our code).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CallbackLabel {
@@ -54,6 +71,12 @@ pub struct Metrics {
     pub policy_reloads: Family<StateLabel, Counter>,
     pub callbacks_refused: Family<CallbackLabel, Counter>,
     pub executions: Family<StatusLabel, Counter>,
+    pub time_to_vote: Family<RuleChannelLabel, Histogram, fn() -> Histogram>,
+    pub fast_approvals: Family<ChannelLabel, Counter>,
+}
+
+fn vote_histogram() -> Histogram {
+    Histogram::new([2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 14400.0])
 }
 
 impl Default for Metrics {
@@ -70,6 +93,8 @@ impl Default for Metrics {
         let policy_reloads = Family::<StateLabel, Counter>::default();
         let callbacks_refused = Family::<CallbackLabel, Counter>::default();
         let executions = Family::<StatusLabel, Counter>::default();
+        let time_to_vote = Family::new_with_constructor(vote_histogram as fn() -> Histogram);
+        let fast_approvals = Family::<ChannelLabel, Counter>::default();
         registry.register(
             "policy_decisions",
             "Policy decisions by effect",
@@ -120,6 +145,16 @@ impl Default for Metrics {
             "Approved actions carried out (by an executor, or reported by their requester), by outcome",
             executions.clone(),
         );
+        registry.register(
+            "time_to_vote_seconds",
+            "Time from a request's creation to each vote on it, by the rule that asked and the channel",
+            time_to_vote.clone(),
+        );
+        registry.register(
+            "fast_approvals",
+            "Approvals cast less than 10 s after the request was created, by channel",
+            fast_approvals.clone(),
+        );
         Self {
             registry,
             decisions,
@@ -132,6 +167,8 @@ impl Default for Metrics {
             policy_reloads,
             callbacks_refused,
             executions,
+            time_to_vote,
+            fast_approvals,
         }
     }
 }
@@ -143,6 +180,23 @@ impl Metrics {
                 code: code.to_string(),
             })
             .inc();
+    }
+
+    /// Counts a vote cast `seconds` after its request was created.
+    pub fn vote_timed(&self, rule: &str, channel: &str, approve: bool, seconds: f64) {
+        self.time_to_vote
+            .get_or_create(&RuleChannelLabel {
+                rule: rule.to_owned(),
+                channel: channel.to_owned(),
+            })
+            .observe(seconds);
+        if approve && seconds < FAST_APPROVAL_SECONDS {
+            self.fast_approvals
+                .get_or_create(&ChannelLabel {
+                    channel: channel.to_owned(),
+                })
+                .inc();
+        }
     }
 
     pub fn render(&self) -> String {

@@ -21,7 +21,9 @@ use maud::{Markup, html};
 use serde::Deserialize;
 use std::convert::Infallible;
 
-/// Whether `viewer` could cast a vote on `req` now, and if not, the core's reason.
+/// Whether `viewer` could cast a vote on `req` now, and if not, the core's reason. What a
+/// rule asks of the vote itself (a comment, time spent reading) is not asked here: the form
+/// says so, and the vote is refused if it lacks them.
 pub fn may_decide(req: &Request, viewer: &Viewer, now: Timestamp) -> Result<(), Refusal> {
     let mut probe = req.clone();
     let ballot = Ballot {
@@ -30,9 +32,13 @@ pub fn may_decide(req: &Request, viewer: &Viewer, now: Timestamp) -> Result<(), 
         digest: req.digest(),
         channel: Channel::Console,
         mfa: Some(countersign_core::MfaMethod::Totp),
-        comment: None,
+        comment: Some("read".into()),
+        standing: None,
     };
-    probe.vote(&ballot, now).map(|_| ())
+    match probe.vote(&ballot, now) {
+        Ok(_) | Err(Refusal::TooFast { .. }) => Ok(()),
+        Err(refusal) => Err(refusal),
+    }
 }
 
 #[derive(Deserialize, Default)]

@@ -18,6 +18,7 @@ mod mfa;
 pub mod oidc;
 mod outcome;
 mod request;
+mod reviews;
 mod runs;
 pub mod session;
 mod signin;
@@ -423,6 +424,7 @@ pub fn routes(state: ConsoleState) -> Router {
         .route("/console/runs/{run}", get(runs::page))
         .route("/console/runs/{run}/{verb}", post(runs::control))
         .route("/console/audit", get(audit::page))
+        .route("/console/reviews", get(reviews::page))
         .route("/console/audit/entries.jsonl", get(audit::export))
         .route("/console/mfa", get(mfa::page))
         .route("/console/mfa/totp", post(mfa::enroll_totp))

@@ -260,7 +260,11 @@ pub async fn render(
                                 data-passkey-begin={ "/console/requests/" (req.id()) "/passkey" } {
                                 input type="hidden" name="csrf" value=(viewer.csrf);
                                 input type="hidden" name="digest" value=(req.digest().to_string());
-                                label for="comment" { "Comment " span.muted { "(optional)" } }
+                                @if requirements.is_some_and(|r| r.require_comment) {
+                                    label for="comment" { "Comment " strong { "(required to approve: say what you checked)" } }
+                                } @else {
+                                    label for="comment" { "Comment " span.muted { "(optional)" } }
+                                }
                                 textarea id="comment" name="comment" rows="3" maxlength="4096" {}
                                 @if has_passkey {
                                     div.buttons {
@@ -275,6 +279,9 @@ pub async fn render(
                                     input id="otp" name="otp" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{6}" maxlength="6" required;
                                     p.hint { "This rule needs a second factor: the 6-digit code from your authenticator app ("
                                         a href="/console/mfa" { "enrol" } ")." }
+                                }
+                                @if let Some(min) = requirements.and_then(|r| r.min_review_seconds) {
+                                    p.hint data-min-review=(min) { "This rule asks approvers to take at least " (min) " s to read the request before approving." }
                                 }
                                 p.hint { "You approve exactly the action shown: digest " code { (&req.digest().to_string()[..19]) "…" } }
                                 div.buttons {

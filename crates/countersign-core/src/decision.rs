@@ -60,6 +60,16 @@ pub struct Requirements {
     /// Notify a second audience once the request has been pending this long.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub escalate: Option<Escalation>,
+    /// An approval must say why (a comment): a click alone is refused.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub require_comment: bool,
+    /// An approval cast sooner than this after the request was created is refused: nobody
+    /// reads an action in less.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_review_seconds: Option<u64>,
+    /// Standing approvals this rule allows (see `crate::standing`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub standing: Option<crate::standing::StandingRule>,
 }
 
 /// A second audience asked when a review is still pending after `after_seconds`.
@@ -103,6 +113,30 @@ pub fn check_target(target: &str) -> Result<(), String> {
 }
 
 impl Requirements {
+    /// **Invariant (approvals are read, not clicked):** where a rule asks for it, an approval
+    /// carries a comment that says something, and comes no sooner than `min_review_seconds`
+    /// after the request was created (`elapsed`). Denials are never slowed down.
+    pub fn check_approval(
+        &self,
+        comment: Option<&str>,
+        elapsed: chrono::Duration,
+    ) -> Result<(), crate::Refusal> {
+        if self.require_comment && comment.is_none_or(|c| c.trim().is_empty()) {
+            return Err(crate::Refusal::CommentRequired);
+        }
+        if let Some(min) = self.min_review_seconds {
+            let elapsed_seconds = u64::try_from(elapsed.num_seconds()).unwrap_or(0);
+            let min_millis = i64::try_from(min.saturating_mul(1000)).unwrap_or(i64::MAX);
+            if elapsed.num_milliseconds() < min_millis {
+                return Err(crate::Refusal::TooFast {
+                    elapsed_seconds,
+                    min_seconds: min,
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// The groups whose members may vote on this request.
     pub fn is_eligible_group(&self, groups: &[String]) -> bool {
         self.approvers.iter().any(|c| groups.contains(&c.group))

@@ -67,6 +67,30 @@ pub enum Event {
         duration_ms: u64,
         truncated: bool,
     },
+    /// Every approving vote asked for a standing approval: it formed on this request.
+    StandingGranted {
+        until: Timestamp,
+        uses: u32,
+        scope: Vec<crate::standing::ScopeField>,
+        approvers: Vec<PrincipalId>,
+    },
+    /// This request's standing approval approved request `by_request` (its `used`th use).
+    StandingUsed {
+        by_request: String,
+        used: u32,
+        uses: u32,
+    },
+    /// This request's standing approval was revoked after `used` uses.
+    StandingRevoked {
+        by: PrincipalId,
+        used: u32,
+    },
+    /// This request was approved at once by the standing approval of request `standing`,
+    /// formed by `approvers`.
+    StandingCovered {
+        standing: String,
+        approvers: Vec<PrincipalId>,
+    },
     RunChanged {
         run: String,
         state: RunState,
@@ -142,6 +166,10 @@ impl Event {
             Event::GrantRedeemed { .. } => "grant.redeemed",
             Event::ExecutionStarted { .. } => "execution.started",
             Event::ExecutionFinished { .. } => "execution.finished",
+            Event::StandingGranted { .. } => "standing.granted",
+            Event::StandingUsed { .. } => "standing.used",
+            Event::StandingRevoked { .. } => "standing.revoked",
+            Event::StandingCovered { .. } => "standing.covered",
             Event::RunChanged { .. } => "run.changed",
             Event::KeyCreated { .. } => "key.created",
             Event::KeyRevoked { .. } => "key.revoked",

@@ -20,6 +20,7 @@ pub mod quorum;
 pub mod replay;
 pub mod request;
 pub mod run;
+pub mod standing;
 pub mod text;
 
 pub use action::{Action, ActionError};

@@ -12,6 +12,7 @@
 
 use crate::execution::Execution;
 use crate::quorum::{self, Approver};
+use crate::standing::{CoveredBy, Standing, StandingAsk};
 use crate::{
     Action, Clause, Decision, Digest, Effect, Event, Grant, Principal, PrincipalId, RunState,
     Timestamp,
@@ -136,6 +137,9 @@ pub struct Vote {
     pub mfa_method: Option<MfaMethod>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
+    /// The standing approval this approval asked for, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub standing: Option<StandingAsk>,
     pub at: Timestamp,
 }
 
@@ -150,6 +154,8 @@ pub struct Ballot<'a> {
     /// The second factor the voter proved with this vote, if any.
     pub mfa: Option<MfaMethod>,
     pub comment: Option<String>,
+    /// A standing approval asked for with an approval (see `crate::standing`).
+    pub standing: Option<StandingAsk>,
 }
 
 /// Why a transition was refused. Each maps to one stable machine code.
@@ -173,6 +179,15 @@ pub enum Refusal {
     RequestExpired,
     #[error("this rule requires multi-factor verification with the vote (send `otp`)")]
     MfaRequired,
+    #[error("this rule requires a comment with an approval: say what you checked")]
+    CommentRequired,
+    #[error(
+        "approved {elapsed_seconds} s after the request was created; this rule asks approvers to take at least {min_seconds} s to read it"
+    )]
+    TooFast {
+        elapsed_seconds: u64,
+        min_seconds: u64,
+    },
     #[error("only the requester can cancel a request")]
     NotRequester,
     #[error("only the requester can redeem this request's grant")]
@@ -187,6 +202,10 @@ pub enum Refusal {
     OutcomeRecorded,
     #[error("the grant has not been redeemed (state {0}); redeem it, run the action, then report")]
     NotRedeemed(State),
+    #[error("{0}")]
+    StandingNotAllowed(String),
+    #[error("this request has no standing approval in force (it is {0})")]
+    StandingInactive(&'static str),
 }
 
 impl Refusal {
@@ -201,12 +220,16 @@ impl Refusal {
             Refusal::RequestClosed(_) => "request_closed",
             Refusal::RequestExpired => "request_expired",
             Refusal::MfaRequired => "mfa_required",
+            Refusal::CommentRequired => "comment_required",
+            Refusal::TooFast { .. } => "too_fast",
             Refusal::NotRequester | Refusal::NotGrantHolder => "not_requester",
             Refusal::GrantUsed => "grant_used",
             Refusal::GrantExpired => "grant_expired",
             Refusal::NoGrant(_) => "no_grant",
             Refusal::OutcomeRecorded => "outcome_recorded",
             Refusal::NotRedeemed(_) => "not_redeemed",
+            Refusal::StandingNotAllowed(_) => "standing_not_allowed",
+            Refusal::StandingInactive(_) => "standing_inactive",
         }
     }
 }
@@ -266,6 +289,12 @@ pub struct Request {
     /// How the approved action was carried out, once it was (see `crate::execution`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     execution: Option<Execution>,
+    /// The standing approval this request's approval formed (see `crate::standing`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    standing: Option<Standing>,
+    /// The standing approval that approved this request at once, if one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    covered_by: Option<CoveredBy>,
 }
 
 /// Reading a request. Its fields are private: only the state machine's methods change them.
@@ -386,6 +415,8 @@ impl Request {
             outcome: None,
             outcome_code: None,
             execution: None,
+            standing: None,
+            covered_by: None,
         };
         let mut events = vec![];
         match (gate, req.decision.effect) {
@@ -473,7 +504,9 @@ impl Request {
         self.grant = Some(grant);
         self.held = false;
         self.expires_at = None;
-        vec![event]
+        let mut events = vec![event];
+        events.extend(self.form_standing(now));
+        events
     }
 
     /// True when the request is pending and its deadline has passed.
@@ -560,6 +593,12 @@ impl Request {
         if requirements.mfa && ballot.mfa.is_none() {
             return Err(Refusal::MfaRequired);
         }
+        if ballot.decision == VoteDecision::Approve {
+            requirements.check_approval(ballot.comment.as_deref(), now - self.created_at)?;
+        }
+        if let Some(ask) = &ballot.standing {
+            standing::check_ask(ballot.decision, requirements, ask)?;
+        }
         self.votes.push(Vote {
             approver: voter.id.clone(),
             groups: voter.groups.clone(),
@@ -568,6 +607,7 @@ impl Request {
             mfa: ballot.mfa.is_some(),
             mfa_method: ballot.mfa,
             comment: ballot.comment.clone(),
+            standing: ballot.standing,
             at: now,
         });
         let mut events = vec![Event::VoteCast {
@@ -743,6 +783,7 @@ pub fn request_id_for_grant(grant_id: &str) -> Option<String> {
 }
 
 mod execution;
+mod standing;
 mod transition;
 
 pub use transition::Transition;

@@ -71,6 +71,9 @@ fn refusal_status(r: &Refusal) -> StatusCode {
         | Refusal::NoGrant(_)
         | Refusal::OutcomeRecorded
         | Refusal::NotRedeemed(_) => StatusCode::CONFLICT,
+        Refusal::TooFast { .. } => StatusCode::CONFLICT,
+        Refusal::CommentRequired | Refusal::StandingNotAllowed(_) => StatusCode::BAD_REQUEST,
+        Refusal::StandingInactive(_) => StatusCode::CONFLICT,
         Refusal::GrantExpired => StatusCode::GONE,
     }
 }
@@ -106,6 +109,7 @@ impl From<GatewayError> for ApiError {
             GatewayError::Passkey(p) => passkey_status(*p),
             GatewayError::Exec(_) => StatusCode::BAD_REQUEST,
             GatewayError::ExecutionLost => StatusCode::INTERNAL_SERVER_ERROR,
+            GatewayError::IdempotencyMismatch(_) => StatusCode::UNPROCESSABLE_ENTITY,
             GatewayError::Store(StoreError::Integrity(_)) => StatusCode::INTERNAL_SERVER_ERROR,
             GatewayError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
         };

@@ -9,8 +9,9 @@ use crate::wire::{
 };
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
+use countersign_app::gateway::once::Asked;
 use countersign_core::{Channel, State as RequestState};
 use countersign_store::RequestQuery;
 use futures::Stream;
@@ -61,33 +62,61 @@ pub struct SubmitQuery {
     execute: Option<bool>,
 }
 
+/// The `Idempotency-Key` header, if sent (text that is not visible ASCII is refused by the
+/// Gateway like any other bad key).
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+    headers
+        .get("idempotency-key")
+        .map(|v| {
+            v.to_str().map_err(|_| {
+                ApiError::bad_request(
+                    "invalid_idempotency_key",
+                    "`Idempotency-Key` must be printable ASCII (e.g. a UUID)",
+                )
+            })
+        })
+        .transpose()
+}
+
 pub async fn submit(
     State(state): State<ApiState>,
     Caller(caller): Caller,
+    headers: HeaderMap,
     q: Result<Query<SubmitQuery>, axum::extract::rejection::QueryRejection>,
     JsonBody(body): JsonBody<ActionBody>,
 ) -> Result<(StatusCode, Json<RequestView>), ApiError> {
     let q = query(q)?;
     let action = body.into_action()?;
-    let req = if q.execute == Some(true) {
-        state.gateway.submit_executing(&caller, action).await?
-    } else {
-        state.gateway.submit(&caller, action).await?
+    let asked = state
+        .gateway
+        .submit_once(
+            &caller,
+            action,
+            idempotency_key(&headers)?,
+            q.execute == Some(true),
+        )
+        .await?;
+    // A repeat is not a creation: the original request, 200.
+    let (status, coalesced) = match &asked {
+        Asked::New(_) => (StatusCode::CREATED, false),
+        Asked::Coalesced(_) => (StatusCode::OK, true),
+        Asked::Replayed(_) => (StatusCode::OK, false),
     };
-    if q.receipt != Some(true) {
-        return Ok((StatusCode::CREATED, Json(view(&state, &caller, &req))));
-    }
-    let entries = state
-        .audit
-        .request_entries(req.id())
-        .await
-        .ok()
-        .flatten()
-        .unwrap_or_default();
-    Ok((
-        StatusCode::CREATED,
-        Json(with_receipt(&state, &caller, &req, &entries).await),
-    ))
+    let req = asked.request();
+    let mut v = if q.receipt == Some(true) {
+        let entries = state
+            .audit
+            .request_entries(req.id())
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        with_receipt(&state, &caller, req, &entries).await
+    } else {
+        view(&state, &caller, req)
+    };
+    v.coalesced = coalesced;
+    Ok((status, Json(v)))
 }
 
 #[derive(Deserialize)]

@@ -121,6 +121,10 @@ pub struct RequestView {
     /// submissions made with `?receipt=true`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub receipt: Option<Receipt>,
+    /// On a submission: the action is identical to one of the requester's pending requests,
+    /// and this is that request (nobody is asked twice).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub coalesced: bool,
 }
 
 /// Where the audit entries recording a change sit in the Merkle log: each entry's index, leaf
@@ -209,6 +213,7 @@ impl RequestView {
             outcome_code: req.outcome_code().map(str::to_owned),
             execution: req.execution_for(viewer),
             receipt: None,
+            coalesced: false,
         }
     }
 }

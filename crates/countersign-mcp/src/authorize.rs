@@ -185,7 +185,10 @@ pub async fn submit(
         .await
         .map_err(refusal)?
     {
-        Submission::Attached(request) => {
+        // Replayed and KeyReused need an idempotency key, which MCP calls never send.
+        Submission::Attached(request)
+        | Submission::Replayed(request)
+        | Submission::KeyReused(request) => {
             tracing::info!(
                 request = %request.id(), state = request.state().as_str(),
                 "MCP call attached to its parked request"

@@ -44,6 +44,22 @@ pub(crate) struct ReviewDoc {
     /// Re-notify this often while pending.
     pub remind: Option<Duration>,
     pub escalate: Option<EscalateDoc>,
+    /// An approval must carry a comment.
+    pub require_comment: Option<bool>,
+    /// An approval sooner than this after the request was created is refused.
+    pub min_review_time: Option<Duration>,
+    /// Standing approvals the rule allows.
+    pub standing: Option<StandingDoc>,
+}
+
+/// `review.standing`: how long and how many uses an approval may stand for, and which action
+/// fields must stay equal (default all four).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct StandingDoc {
+    pub max: Duration,
+    pub max_uses: u32,
+    pub scope: Option<Vec<String>>,
 }
 
 /// `review.escalate`: after this long, also notify these targets.

@@ -1,9 +1,11 @@
 //! How a rule's `review` block becomes the `Requirements` of a decision: each field is taken from
 //! the rule, else from `defaults.review`, else from the built-in defaults (timeout 30m, on
-//! timeout deny, no MFA, the run keeps going, grants valid 5m). Checked once at load; the
+//! timeout deny, no MFA, the run keeps going, grants valid 5m, no comment or reading time
+//! required). Checked once at load; the
 //! approver clauses must name at least one group, each once, each needing at least one person.
 
-use crate::document::{ClauseDoc, ReviewDoc};
+use crate::document::{ClauseDoc, ReviewDoc, StandingDoc};
+use countersign_core::standing::{MAX_STANDING_SECONDS, ScopeField, StandingRule};
 use countersign_core::decision::DEFAULT_GRANT_TTL_SECONDS;
 use countersign_core::{Clause, Escalation, OnTimeout, Requirements, check_target};
 
@@ -42,9 +44,23 @@ pub(crate) fn resolve(rule: &ReviewDoc, defaults: &ReviewDoc) -> Result<Requirem
             })
         }
     };
-    Ok(Requirements {
+    let standing = match rule.standing.as_ref().or(defaults.standing.as_ref()) {
+        None => None,
+        Some(doc) => Some(standing(doc)?),
+    };
+    let requirements = Requirements {
+        standing,
         notify: notify.cloned().unwrap_or_default(),
         remind_seconds: rule.remind.or(defaults.remind).map(|d| d.0),
+        require_comment: rule
+            .require_comment
+            .or(defaults.require_comment)
+            .unwrap_or(false),
+        min_review_seconds: rule
+            .min_review_time
+            .or(defaults.min_review_time)
+            .map(|d| d.0)
+            .filter(|s| *s > 0),
         escalate,
         approvers,
         mfa: rule.mfa.or(defaults.mfa).unwrap_or(false),
@@ -61,6 +77,64 @@ pub(crate) fn resolve(rule: &ReviewDoc, defaults: &ReviewDoc) -> Result<Requirem
             .grant_ttl
             .or(defaults.grant_ttl)
             .map_or(DEFAULT_GRANT_TTL_SECONDS, |d| d.0),
+    };
+    if let Some(min) = requirements.min_review_seconds
+        && min >= requirements.timeout_seconds
+    {
+        return Err(format!(
+            "`review.min_review_time` ({min}s) is not shorter than the review's timeout \
+             ({}s): nobody could ever approve",
+            requirements.timeout_seconds
+        ));
+    }
+    if requirements.standing.is_some() && requirements.mfa {
+        return Err(
+            "`review.standing` with `mfa: true`: a rule that asks for a second factor on every action allows no standing approvals; remove one of them"
+                .into(),
+        );
+    }
+    Ok(requirements)
+}
+
+/// Checks `review.standing`.
+fn standing(doc: &StandingDoc) -> Result<StandingRule, String> {
+    if doc.max.0 == 0 || doc.max.0 > MAX_STANDING_SECONDS {
+        return Err(format!(
+            "`review.standing.max` must be more than 0 and at most 7d (it is {}s)",
+            doc.max.0
+        ));
+    }
+    if doc.max_uses == 0 {
+        return Err("`review.standing.max_uses` must be at least 1".into());
+    }
+    let scope = match &doc.scope {
+        None => ScopeField::ALL.to_vec(),
+        Some(names) if names.is_empty() => {
+            return Err(
+                "`review.standing.scope` is empty: name the fields that must stay equal (kind, resource, params, run), or leave it out for all four"
+                    .into(),
+            );
+        }
+        Some(names) => {
+            let mut fields = names
+                .iter()
+                .map(|n| {
+                    ScopeField::parse(n).ok_or_else(|| {
+                        format!(
+                            "`review.standing.scope` names `{n}`: it may name kind, resource, params and run"
+                        )
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            fields.sort();
+            fields.dedup();
+            fields
+        }
+    };
+    Ok(StandingRule {
+        max_seconds: doc.max.0,
+        max_uses: doc.max_uses,
+        scope,
     })
 }
 

@@ -80,6 +80,19 @@ pub struct Parking<'a> {
     pub requester: &'a PrincipalId,
     pub key: &'a countersign_core::Digest,
     pub attachable: fn(&Request) -> bool,
+    /// A client's idempotency key for this submission (`Idempotency-Key`), with the digest the
+    /// new request will have: the first submission under the key is remembered, and a later
+    /// one is answered with that request ([`Submission::Replayed`]) or refused when it asks for
+    /// another action ([`Submission::KeyReused`]).
+    pub idempotency: Option<Idempotency<'a>>,
+}
+
+/// An idempotency key (hashed, so its text is never stored) and the digest of the action it
+/// is sent with.
+#[derive(Clone, Copy)]
+pub struct Idempotency<'a> {
+    pub key: &'a countersign_core::Digest,
+    pub action: &'a countersign_core::Digest,
 }
 
 /// What [`Store::submit_parked`] did.
@@ -88,8 +101,14 @@ pub enum Submission {
     /// Nothing was parked (or what was parked may not be attached to): the new request, as
     /// stored, parked if it is pending.
     New(Request),
-    /// A request was parked under the key and may be attached to: nothing was written.
+    /// A request was parked under the key and may be attached to: nothing was written (but
+    /// the idempotency key, if one was sent, now names it).
     Attached(Request),
+    /// The idempotency key names a request for the same action: that request, as it stands;
+    /// nothing was written.
+    Replayed(Request),
+    /// The idempotency key names a request for another action: nothing was written.
+    KeyReused(Request),
 }
 
 /// The result of [`Store::update_request`].

@@ -126,6 +126,9 @@ pub(crate) struct ParkedKey {
     pub requester: String,
     pub digest: String,
     pub attachable: fn(&Request) -> bool,
+    /// The idempotency key as stored (a pair of `parked_calls` under its hash), and the digest
+    /// of the action submitted with it.
+    pub idempotency: Option<(String, countersign_core::Digest)>,
 }
 
 impl ParkedKey {
@@ -134,6 +137,9 @@ impl ParkedKey {
             requester: parking.requester.as_str().to_owned(),
             digest: crate::parked::digest_column(parking.key),
             attachable: parking.attachable,
+            idempotency: parking
+                .idempotency
+                .map(|i| (crate::parked::digest_column(i.key), *i.action)),
         }
     }
 }
@@ -146,18 +152,35 @@ pub(crate) async fn submit_parked<T: WriteTx>(
     now: Timestamp,
     pending: Pending<'_>,
 ) -> Result<crate::Submission, StoreError> {
+    if let Some((idempotency, action)) = &key.idempotency
+        && let Some(id) = tx.parked_call(&key.requester, idempotency).await?
+        && let Some(row) = tx.load_row(&id).await?
+    {
+        let request = request_from_body(&row.body)?;
+        return Ok(if request.digest() == *action {
+            crate::Submission::Replayed(request)
+        } else {
+            crate::Submission::KeyReused(request)
+        });
+    }
     let parked = tx.parked_call(&key.requester, &key.digest).await?;
     if let Some(id) = &parked
         && let Some(row) = tx.load_row(id).await?
     {
         let request = request_from_body(&row.body)?;
         if (key.attachable)(&request) {
+            if let Some((idempotency, _)) = &key.idempotency {
+                tx.savepoint().await?;
+                tx.park_call(&key.requester, idempotency, request.id(), now)
+                    .await?;
+            }
             return Ok(crate::Submission::Attached(request));
         }
     }
     // More than one statement from here (forgetting the pair, parking the new request): undo
     // them all if one fails. An allowed call with nothing parked is one insert and needs none.
     let single = parked.is_none()
+        && key.idempotency.is_none()
         && matches!(&pending, Pending::Prepared(p) if p.request.state() != countersign_core::State::Pending);
     if !single {
         tx.savepoint().await?;
@@ -171,6 +194,10 @@ pub(crate) async fn submit_parked<T: WriteTx>(
     };
     if request.state() == countersign_core::State::Pending {
         tx.park_call(&key.requester, &key.digest, request.id(), now)
+            .await?;
+    }
+    if let Some((idempotency, _)) = &key.idempotency {
+        tx.park_call(&key.requester, idempotency, request.id(), now)
             .await?;
     }
     Ok(crate::Submission::New(request))

@@ -9,7 +9,7 @@
 //! and only then is the *recorded* action run; nothing sent at execution time reaches the
 //! executor. A second call finds the grant used. Nothing here ever starts an execution again.
 
-use super::{AtOnce, Gateway, GatewayError};
+use super::{Gateway, GatewayError};
 use crate::executors::Checked;
 use countersign_core::{ExecStatus, Outcome, Principal, Refusal, Request, Timestamp, Transition};
 use std::sync::Arc;
@@ -20,7 +20,10 @@ use std::time::Duration;
 pub const EXEC_GRACE: Duration = Duration::from_secs(10);
 
 /// When an execution starting `now` counts as interrupted: the executor's timeout and the grace.
-fn deadline(now: countersign_core::Timestamp, checked: &Checked) -> countersign_core::Timestamp {
+pub(super) fn deadline(
+    now: countersign_core::Timestamp,
+    checked: &Checked,
+) -> countersign_core::Timestamp {
     let allowed = checked.timeout + EXEC_GRACE;
     now + chrono::Duration::from_std(allowed).unwrap_or(chrono::Duration::MAX)
 }
@@ -67,32 +70,11 @@ impl Gateway {
         self.run_started(started).await
     }
 
-    /// Submits `action` for an executor as `who` and, when policy allows it at once, starts its
-    /// execution in the same write (recording, approving, redeeming) and runs it: an allowed
-    /// action costs two durable writes, the record and the outcome. An action that needs review
-    /// (or is refused) is answered as [`Gateway::submit`] answers it; the requester executes it
-    /// once approved.
-    pub async fn submit_executing(
-        self: &Arc<Self>,
-        who: &Principal,
-        action: countersign_core::Action,
-    ) -> Result<Request, GatewayError> {
-        action.validate()?;
-        let checked = self.executable(&action)?;
-        let at_once = AtOnce::Execute {
-            deadline: deadline(self.clock.now(), &checked),
-            executor: checked.executor,
-        };
-        let submitted = super::new_only(self.submit_with(who, action, at_once, None).await?);
-        if submitted.execution().is_some_and(|e| e.is_running()) {
-            self.run_started(submitted).await
-        } else {
-            Ok(submitted)
-        }
-    }
-
     /// The executor's check of `action`, or why it cannot be executed.
-    fn executable(&self, action: &countersign_core::Action) -> Result<Checked, GatewayError> {
+    pub(super) fn executable(
+        &self,
+        action: &countersign_core::Action,
+    ) -> Result<Checked, GatewayError> {
         self.executors
             .check(action)
             .map_err(GatewayError::Exec)?
@@ -109,7 +91,10 @@ impl Gateway {
     }
 
     /// Runs the action of `started` (its execution just began) and records its end.
-    async fn run_started(self: &Arc<Self>, started: Request) -> Result<Request, GatewayError> {
+    pub(super) async fn run_started(
+        self: &Arc<Self>,
+        started: Request,
+    ) -> Result<Request, GatewayError> {
         let id = started.id().to_owned();
         tracing::info!(
             request = %id, digest = %started.digest(), principal = %started.requester().id,

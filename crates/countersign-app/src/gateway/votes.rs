@@ -14,6 +14,8 @@ pub struct CastVote {
     pub comment: Option<String>,
     /// A TOTP code, when the rule requires MFA.
     pub otp: Option<String>,
+    /// A standing approval asked for with an approval ([`CastVote::standing`]).
+    pub standing: Option<countersign_core::standing::StandingAsk>,
 }
 
 impl CastVote {
@@ -42,7 +44,23 @@ impl CastVote {
             digest,
             comment,
             otp,
+            standing: None,
         })
+    }
+
+    /// Asks, with this approval, for a standing approval of `for_` (a duration as people write
+    /// it: `30m`, `8h`) and `uses` uses; the rule bounds both (`standing_not_allowed`).
+    pub fn standing(mut self, for_: &str, uses: u32) -> Result<CastVote, GatewayError> {
+        let seconds = humantime::parse_duration(for_)
+            .map_err(|e| {
+                GatewayError::BadInput(
+                    "invalid_standing",
+                    format!("`standing.for` is `{for_}`, not a duration like 30m or 8h: {e}"),
+                )
+            })?
+            .as_secs();
+        self.standing = Some(countersign_core::standing::StandingAsk { seconds, uses });
+        Ok(self)
     }
 }
 
@@ -102,6 +120,7 @@ impl Gateway {
             channel,
             mfa,
             comment: body.comment.clone(),
+            standing: body.standing,
         };
         match self
             .store
@@ -116,6 +135,19 @@ impl Gateway {
                         channel: channel.as_str().to_string(),
                     })
                     .inc();
+                let waited =
+                    (now - updated.request.created_at()).num_milliseconds() as f64 / 1000.0;
+                self.metrics.vote_timed(
+                    updated
+                        .request
+                        .decision()
+                        .rule
+                        .as_deref()
+                        .unwrap_or("default"),
+                    channel.as_str(),
+                    body.decision == countersign_core::VoteDecision::Approve,
+                    waited.max(0.0),
+                );
                 self.after_update(&updated, Some(&current));
                 tracing::info!(request = %id, digest = %updated.request.digest(), principal = %voter.id,
                     channel = channel.as_str(), state = updated.request.state().as_str(), "vote accepted");

@@ -46,6 +46,9 @@ fn decision(effect: Effect) -> Decision {
             notify: vec![],
             remind_seconds: None,
             escalate: None,
+            require_comment: false,
+            min_review_seconds: None,
+            standing: None,
         }),
         policy_hash: "sha256:00".into(),
         grant_ttl_seconds: 300,
@@ -81,6 +84,7 @@ fn vote(r: &mut Request, who: &str, decision: VoteDecision) -> Vec<Event> {
         channel: Channel::Api,
         mfa: None,
         comment: None,
+        standing: None,
     };
     r.vote(&ballot, t0()).unwrap()
 }

@@ -47,6 +47,9 @@ fn review(clauses: &[(&str, u32)], mfa: bool) -> Decision {
             notify: vec![],
             remind_seconds: None,
             escalate: None,
+            require_comment: false,
+            min_review_seconds: None,
+            standing: None,
         }),
         policy_hash: "sha256:00".into(),
         grant_ttl_seconds: 300,
@@ -89,6 +92,7 @@ fn ballot<'a>(voter: &'a Principal, req: &Request, decision: VoteDecision) -> Ba
         channel: Channel::Api,
         mfa: None,
         comment: None,
+        standing: None,
     }
 }
 
@@ -362,7 +366,7 @@ proptest! {
                     // Through the store's entry point, which must be the same call.
                     let transition = Transition::Vote {
                         voter: b.voter.clone(), decision: b.decision, digest: b.digest,
-                        channel: b.channel, mfa: b.mfa, comment: b.comment.clone(),
+                        channel: b.channel, mfa: b.mfa, comment: b.comment.clone(), standing: None,
                     };
                     let mut direct = req.clone();
                     let expected = direct.vote(&b, now);
@@ -602,4 +606,55 @@ fn an_outcome_is_recorded_at_most_once() {
         run.observe("mcp:e", t0(), ok(), t0()),
         Err(Refusal::OutcomeRecorded)
     );
+}
+
+#[test]
+fn approvals_are_read_not_clicked() {
+    let mut req = pending(&[("sre", 1)]);
+    if let Some(r) = req.decision.requirements.as_mut() {
+        r.require_comment = true;
+        r.min_review_seconds = Some(10);
+    }
+    let bob = person("user:bob@example.com", &["sre"]);
+    let at = |s: i64| t0() + chrono::Duration::seconds(s);
+    let digest = req.digest;
+    let with = |comment: Option<&str>, decision| Ballot {
+        voter: &bob,
+        decision,
+        digest,
+        channel: Channel::Api,
+        mfa: None,
+        comment: comment.map(str::to_owned),
+        standing: None,
+    };
+    for blank in [None, Some(""), Some("  \n")] {
+        assert_eq!(
+            req.clone()
+                .vote(&with(blank, VoteDecision::Approve), at(60)),
+            Err(Refusal::CommentRequired),
+            "{blank:?}"
+        );
+    }
+    assert_eq!(
+        req.clone().vote(
+            &with(Some("checked the diff"), VoteDecision::Approve),
+            at(3)
+        ),
+        Err(Refusal::TooFast {
+            elapsed_seconds: 3,
+            min_seconds: 10
+        })
+    );
+    // A denial is never slowed down, and needs no comment.
+    let mut denied = req.clone();
+    denied
+        .vote(&with(None, VoteDecision::Deny), at(1))
+        .expect("a quick deny");
+    assert_eq!(denied.state, State::Denied);
+    req.vote(
+        &with(Some("checked the diff"), VoteDecision::Approve),
+        at(10),
+    )
+    .expect("read, then approved");
+    assert_eq!(req.state, State::Approved);
 }

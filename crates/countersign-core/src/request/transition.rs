@@ -19,6 +19,8 @@ pub enum Transition {
         /// The second factor the voter proved with this vote, if any.
         mfa: Option<MfaMethod>,
         comment: Option<String>,
+        /// A standing approval asked for with an approval.
+        standing: Option<crate::standing::StandingAsk>,
     },
     /// The requester cancels, saying why when their client gave up or left
     /// ([`Request::cancel_for`]).
@@ -57,6 +59,11 @@ pub enum Transition {
     /// Closes an execution found running past its deadline, else changes nothing
     /// ([`Request::interrupt_if_due`]).
     Interrupt,
+    /// One use of this request's standing approval, by the new request `by_request` it
+    /// approves, recorded in the write that stores it ([`Request::use_standing`]).
+    UseStanding { by_request: String },
+    /// A person revokes this request's standing approval ([`Request::revoke_standing`]).
+    RevokeStanding { by: Principal },
 }
 
 impl Request {
@@ -75,6 +82,7 @@ impl Request {
                 channel,
                 mfa,
                 comment,
+                standing,
             } => {
                 let ballot = Ballot {
                     voter,
@@ -83,6 +91,7 @@ impl Request {
                     channel: *channel,
                     mfa: *mfa,
                     comment: comment.clone(),
+                    standing: *standing,
                 };
                 self.vote(&ballot, now)
             }
@@ -105,6 +114,8 @@ impl Request {
             } => self.observe(executor, *started_at, (**outcome).clone(), now),
             Transition::Report { by, outcome } => self.report(by, (**outcome).clone(), now),
             Transition::Interrupt => Ok(self.interrupt_if_due(now)),
+            Transition::UseStanding { by_request } => self.use_standing(by_request, now),
+            Transition::RevokeStanding { by } => self.revoke_standing(by, now),
         }
     }
 }

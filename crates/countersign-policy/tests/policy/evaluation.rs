@@ -312,3 +312,21 @@ fn always_denies_only_when_no_params_could_pass() {
     assert!(strict.always_denies(&bot, "mcp.tool.e.echo", "mcp://e/echo"));
     assert!(!strict.always_denies(&bot, "mcp.tool.e.get-sum", "mcp://e/get-sum"));
 }
+
+#[test]
+fn review_may_require_a_comment_and_a_reading_time() {
+    let p = policy(
+        "  - {name: plain, match: {kind: plain}, effect: review}\n  - name: careful\n    effect: review\n    review: {require_comment: true, min_review_time: 10s}\n",
+    );
+    let r = p
+        .evaluate(&agent(), &action("x", "y", json!({})), now())
+        .requirements
+        .expect("requirements");
+    assert!(r.require_comment);
+    assert_eq!(r.min_review_seconds, Some(10));
+    let r = p
+        .evaluate(&agent(), &action("plain", "y", json!({})), now())
+        .requirements
+        .expect("requirements");
+    assert!(!r.require_comment && r.min_review_seconds.is_none());
+}

@@ -235,3 +235,12 @@ fn bad_notification_targets_are_refused_with_the_fix() {
             .contains("escalate.notify` is empty")
     );
 }
+
+#[test]
+fn a_reading_time_as_long_as_the_timeout_is_refused() {
+    let e = error(&format!(
+        "{HEAD}  - name: never\n    effect: review\n    review: {{timeout: 1m, min_review_time: 1m}}\n"
+    ));
+    assert!(e.message.contains("min_review_time"), "{e}");
+    assert!(e.message.contains("nobody could ever approve"), "{e}");
+}

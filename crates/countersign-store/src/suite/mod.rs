@@ -96,6 +96,7 @@ macro_rules! store_suite {
             parked_calls_are_per_requester_and_digest,
             parked_calls_are_forgotten_after_the_retention,
             parked_calls_attach_a_submission_in_its_transaction,
+            idempotency_keys_name_the_first_request,
             totp_use_step_refuses_reuse,
             factor_changes_are_recorded_and_a_reset_removes_every_factor,
             passkeys_are_stored_per_person_and_unique,
@@ -222,6 +223,9 @@ pub fn review(count: u32, pause_run: bool) -> Decision {
             notify: vec![],
             remind_seconds: None,
             escalate: None,
+            require_comment: false,
+            min_review_seconds: None,
+            standing: None,
         }),
     )
 }
@@ -263,6 +267,7 @@ pub fn vote(voter: Principal, digest: Digest, decision: VoteDecision) -> Transit
         channel: Channel::Api,
         mfa: None,
         comment: None,
+        standing: None,
     }
 }
 

@@ -5,7 +5,7 @@
 //! parking records no audit entry.
 
 use super::{Backend, at, audit_count, principal_id};
-use countersign_core::{Digest, Timestamp};
+use countersign_core::{Digest, PrincipalId, Timestamp};
 
 const DAY: i64 = 24 * 3600;
 
@@ -188,6 +188,7 @@ pub async fn parked_calls_attach_a_submission_in_its_transaction(b: &dyn Backend
         requester: &bot,
         key: &key,
         attachable,
+        idempotency: None,
     };
     let any: fn(&countersign_core::Request) -> bool = |_| true;
     let none: fn(&countersign_core::Request) -> bool = |_| false;
@@ -268,5 +269,119 @@ pub async fn parked_calls_attach_a_submission_in_its_transaction(b: &dyn Backend
     assert_eq!(
         store.parked_call(&bot, &key).await.unwrap().as_deref(),
         Some("req_d")
+    );
+}
+
+/// An idempotency key, in the submission's transaction: the first submission under it is
+/// remembered; the same key with the same action is that request (`Replayed`, nothing
+/// written), with another action `KeyReused` (nothing written); a submission that attaches to
+/// a parked request remembers the key for that request.
+pub async fn idempotency_keys_name_the_first_request(b: &dyn Backend) {
+    use super::{action, agent, allow, review, submission};
+    use crate::{Idempotency, Parking, Submission};
+    let store = b.open().await;
+    let bot = principal_id("agent:deploy-bot");
+    let coalesce = digest("coalescing key");
+    let key = digest("idempotency key 1");
+    let same = countersign_core::Digest::of_action(&action(None), &agent().id);
+    let other = digest("another action");
+    fn parking<'a>(
+        bot: &'a PrincipalId,
+        coalesce: &'a Digest,
+        key: &'a Digest,
+        action: &'a Digest,
+    ) -> Parking<'a> {
+        Parking {
+            requester: bot,
+            key: coalesce,
+            attachable: |_| true,
+            idempotency: Some(Idempotency { key, action }),
+        }
+    }
+    let (key, same, other) = (&key, &same, &other);
+    let first = store
+        .submit_parked(
+            None,
+            parking(&bot, &coalesce, key, same),
+            at(0),
+            submission("req_k1", action(None), allow(), at(0)),
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(&first, Submission::New(r) if r.id() == "req_k1"),
+        "{first:?}"
+    );
+    let entries = audit_count(&*store).await;
+    let replay = store
+        .submit_parked(
+            None,
+            parking(&bot, &coalesce, key, same),
+            at(1),
+            submission("req_k2", action(None), allow(), at(1)),
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(&replay, Submission::Replayed(r) if r.id() == "req_k1"),
+        "{replay:?}"
+    );
+    let reused = store
+        .submit_parked(
+            None,
+            parking(&bot, &coalesce, key, other),
+            at(2),
+            submission("req_k3", action(None), allow(), at(2)),
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(&reused, Submission::KeyReused(r) if r.id() == "req_k1"),
+        "{reused:?}"
+    );
+    assert_eq!(audit_count(&*store).await, entries, "nothing written");
+    assert_eq!(store.get_request("req_k2").await.unwrap(), None);
+
+    // A pending request parked under the coalescing key; a later submission with a new key
+    // attaches to it, and that key then names it.
+    let pending = store
+        .submit_parked(
+            None,
+            Parking {
+                idempotency: None,
+                ..parking(&bot, &coalesce, key, same)
+            },
+            at(3),
+            submission("req_k4", action(None), review(1, false), at(3)),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(&pending, Submission::New(_)), "{pending:?}");
+    let key2 = &digest("idempotency key 2");
+    let attached = store
+        .submit_parked(
+            None,
+            parking(&bot, &coalesce, key2, same),
+            at(4),
+            submission("req_k5", action(None), review(1, false), at(4)),
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(&attached, Submission::Attached(r) if r.id() == "req_k4"),
+        "{attached:?}"
+    );
+    let replay = store
+        .submit_parked(
+            None,
+            parking(&bot, &coalesce, key2, same),
+            at(5),
+            submission("req_k6", action(None), review(1, false), at(5)),
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(&replay, Submission::Replayed(r) if r.id() == "req_k4"),
+        "{replay:?}"
     );
 }

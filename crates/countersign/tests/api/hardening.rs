@@ -129,8 +129,13 @@ async fn a_half_written_policy_is_never_loaded() {
         f.sync_all().unwrap();
     }
     let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let r = app.agent().submit("test.whole", "x", json!({})).await;
+    // Each try is another action: the same action again would be answered with the request
+    // still pending under the old policy (one question per action, issue 18).
+    for attempt in 0.. {
+        let r = app
+            .agent()
+            .submit("test.whole", "x", json!({"attempt": attempt}))
+            .await;
         if r.state() == "approved" {
             break;
         }

@@ -14,6 +14,7 @@ mod crash;
 mod exec_cli;
 mod executors;
 mod factors;
+mod fatigue;
 mod hardening;
 mod hook;
 mod identity;

@@ -284,14 +284,20 @@ impl As {
     }
 
     pub async fn post(&self, path: &str, body: Value) -> Resp {
-        let r = self
+        self.post_with(path, &[], body).await
+    }
+
+    /// [`As::post`] with extra request headers.
+    pub async fn post_with(&self, path: &str, headers: &[(&str, &str)], body: Value) -> Resp {
+        let mut req = self
             .http
             .post(format!("{}{path}", self.url))
             .bearer_auth(&self.key)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+            .json(&body);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let r = req.send().await.unwrap();
         let status = r.status();
         Resp {
             status,
