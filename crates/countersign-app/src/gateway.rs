@@ -26,6 +26,7 @@ mod executions;
 pub mod factors;
 pub mod once;
 pub mod passkeys;
+mod standing;
 mod votes;
 
 pub use executions::EXEC_GRACE;
@@ -317,9 +318,19 @@ impl Gateway {
             .evaluate(&policy, requester, &action, now)
             .await;
         let hold_timeout = policy.default_review_timeout_seconds();
+        // A standing approval may approve it at once (only where a submission may attach to
+        // another: the transaction that decides that also counts the use).
+        let found = match &parking {
+            Some(_) => {
+                self.standing_for(requester, &action, &decision, now)
+                    .await?
+            }
+            None => None,
+        };
         let run = action.run.clone();
         let requester_id = requester.id.clone();
         let requester = requester.clone();
+        let cover_at_once = at_once.clone();
         let submit = Box::new(move |gate: RunGate| {
             let (mut req, mut events) = Request::submit(
                 new_request_id(),
@@ -330,22 +341,7 @@ impl Gateway {
                 hold_timeout,
                 now,
             );
-            if req.state() == State::Approved {
-                let digest = req.digest();
-                // A fresh grant cannot be refused; if it ever were, the request stays approved
-                // and the caller redeems (or executes) it the ordinary way.
-                let done = match &at_once {
-                    AtOnce::Record => Ok(vec![]),
-                    AtOnce::Redeem => req.redeem(&digest, now),
-                    AtOnce::Execute { executor, deadline } => {
-                        let by = req.requester().id.clone();
-                        req.execute(&by, &digest, executor, *deadline, now)
-                    }
-                };
-                if let Ok(more) = done {
-                    events.extend(more);
-                }
-            }
+            at_once.apply(&mut req, &mut events, now);
             (req, events)
         });
         let run_of = run.as_deref().map(|run| countersign_store::RunOf {
@@ -363,6 +359,17 @@ impl Gateway {
                         .idempotency
                         .as_ref()
                         .map(|(key, action)| countersign_store::Idempotency { key, action }),
+                    cover: found.as_ref().map(|f| countersign_store::Cover {
+                        key: &f.key,
+                        source: &f.source,
+                        submit: {
+                            let (mut req, mut events) = f.covered.clone();
+                            Box::new(move |_gate: RunGate| {
+                                cover_at_once.apply(&mut req, &mut events, now);
+                                (req, events)
+                            })
+                        },
+                    }),
                 };
                 match self
                     .store
@@ -782,6 +789,29 @@ pub(crate) struct Park {
     pub key: Digest,
     pub attachable: fn(&Request) -> bool,
     pub idempotency: Option<(Digest, Digest)>,
+}
+
+impl AtOnce {
+    /// Redeems (or starts executing) the grant of `req` when it was approved at once. A fresh
+    /// grant cannot be refused; if it ever were, the request stays approved and the caller
+    /// redeems (or executes) it the ordinary way.
+    fn apply(&self, req: &mut Request, events: &mut Vec<countersign_core::Event>, now: Timestamp) {
+        if req.state() != State::Approved {
+            return;
+        }
+        let digest = req.digest();
+        let done = match self {
+            AtOnce::Record => Ok(vec![]),
+            AtOnce::Redeem => req.redeem(&digest, now),
+            AtOnce::Execute { executor, deadline } => {
+                let by = req.requester().id.clone();
+                req.execute(&by, &digest, executor, *deadline, now)
+            }
+        };
+        if let Ok(more) = done {
+            events.extend(more);
+        }
+    }
 }
 
 /// What a submission does beyond recording when policy allows the action at once.

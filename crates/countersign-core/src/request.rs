@@ -590,14 +590,14 @@ impl Request {
         if self.votes.iter().any(|v| v.approver == voter.id) {
             return Err(Refusal::AlreadyVoted);
         }
+        if let Some(ask) = &ballot.standing {
+            standing::check_ask(ballot.decision, requirements, ask)?;
+        }
         if requirements.mfa && ballot.mfa.is_none() {
             return Err(Refusal::MfaRequired);
         }
         if ballot.decision == VoteDecision::Approve {
             requirements.check_approval(ballot.comment.as_deref(), now - self.created_at)?;
-        }
-        if let Some(ask) = &ballot.standing {
-            standing::check_ask(ballot.decision, requirements, ask)?;
         }
         self.votes.push(Vote {
             approver: voter.id.clone(),

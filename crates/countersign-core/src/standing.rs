@@ -162,3 +162,17 @@ pub fn standing_key(
     }
     Digest::of_bytes(&canonical::to_vec(&serde_json::Value::Object(fields)))
 }
+
+/// The id of the standing approval held by request `request_id`: `std_` and the request id's
+/// unique part.
+pub fn standing_id_for(request_id: &str) -> String {
+    format!(
+        "std_{}",
+        request_id.strip_prefix("req_").unwrap_or(request_id)
+    )
+}
+
+/// The request holding standing approval `id` (`std_X` → `req_X`), if it is one.
+pub fn request_id_for_standing(id: &str) -> Option<String> {
+    id.strip_prefix("std_").map(|rest| format!("req_{rest}"))
+}

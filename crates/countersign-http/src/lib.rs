@@ -16,6 +16,7 @@ pub mod extract;
 mod requests;
 mod runs;
 pub mod server;
+mod standing;
 mod system;
 pub mod wire;
 
@@ -50,6 +51,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/requests/{id}/outcome"),
     ("post", "/v1/grants/{id}/redeem"),
     ("get", "/v1/executors"),
+    ("get", "/v1/standing"),
+    ("post", "/v1/standing/{id}/revoke"),
     ("get", "/v1/runs/{run}"),
     ("post", "/v1/runs/{run}/pause"),
     ("post", "/v1/runs/{run}/resume"),
@@ -87,6 +90,8 @@ pub fn routes(state: ApiState) -> Router {
         .route("/v1/requests/{id}/outcome", post(requests::report_outcome))
         .route("/v1/grants/{id}/redeem", post(requests::redeem))
         .route("/v1/executors", get(executors::list))
+        .route("/v1/standing", get(standing::list))
+        .route("/v1/standing/{id}/revoke", post(standing::revoke))
         .route("/v1/runs/{run}", get(runs::show))
         .route("/v1/runs/{run}/{verb}", post(runs::control))
         .route("/v1/whoami", get(system::whoami))

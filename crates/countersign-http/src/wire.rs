@@ -63,13 +63,98 @@ pub struct VoteBody {
     /// A TOTP code, when the rule requires MFA.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub otp: Option<String>,
+    /// With an approval: also approve the same requester's matching actions for a while
+    /// (bounded by the rule's `review.standing`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub standing: Option<StandingAskBody>,
+}
+
+/// `standing` on a vote: `{"for": "30m", "uses": 20}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StandingAskBody {
+    #[serde(rename = "for")]
+    pub for_: String,
+    pub uses: u32,
 }
 
 impl VoteBody {
-    /// The vote to cast (`CastVote::parse`: the digest must be one, the comment not too long).
+    /// The vote to cast (`CastVote::parse`: the digest must be one, the comment not too long;
+    /// `CastVote::standing`: the duration must be one).
     pub fn into_vote(self) -> Result<CastVote, GatewayError> {
-        CastVote::parse(self.decision, &self.digest, self.comment, self.otp)
+        let vote = CastVote::parse(self.decision, &self.digest, self.comment, self.otp)?;
+        match self.standing {
+            None => Ok(vote),
+            Some(ask) => vote.standing(&ask.for_, ask.uses),
+        }
     }
+}
+
+/// A standing approval (`GET /v1/standing`): what it covers, who formed it, how long and how
+/// many more uses it lasts.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StandingView {
+    /// `std_…`; revoke with `POST /v1/standing/{id}/revoke`.
+    pub id: String,
+    /// The request whose approval formed it.
+    pub request: String,
+    pub requester: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    pub policy_hash: String,
+    /// The action fields that must stay equal, and their approved values.
+    pub scope: Vec<countersign_core::standing::ScopeField>,
+    pub covers: serde_json::Map<String, serde_json::Value>,
+    pub approvers: Vec<String>,
+    pub until: String,
+    pub uses: u32,
+    pub used: u32,
+    /// `active`, `revoked`, `expired` or `used_up`.
+    pub state: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<String>,
+}
+
+impl StandingView {
+    /// The standing approval `req` holds, as of `now`.
+    pub fn of(req: &Request, now: countersign_core::Timestamp) -> Option<Self> {
+        use countersign_core::standing::ScopeField;
+        let s = req.standing()?;
+        let action = req.action();
+        let covers = s
+            .scope
+            .iter()
+            .map(|f| match f {
+                ScopeField::Kind => ("kind".to_owned(), action.kind.clone().into()),
+                ScopeField::Resource => ("resource".to_owned(), action.resource.clone().into()),
+                ScopeField::Params => ("params".to_owned(), action.params.clone()),
+                ScopeField::Run => ("run".to_owned(), action.run.clone().into()),
+            })
+            .collect();
+        Some(StandingView {
+            id: countersign_core::standing::standing_id_for(req.id()),
+            request: req.id().to_owned(),
+            requester: req.requester().id.to_string(),
+            rule: req.decision().rule.clone(),
+            policy_hash: req.decision().policy_hash.clone(),
+            scope: s.scope.clone(),
+            covers,
+            approvers: s.approvers.iter().map(|a| a.to_string()).collect(),
+            until: timestamp(&s.until),
+            uses: s.uses,
+            used: s.used,
+            state: s.status(now).to_owned(),
+            revoked_by: s.revoked_by.as_ref().map(|p| p.to_string()),
+            revoked_at: s.revoked_at.as_ref().map(timestamp),
+        })
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StandingList {
+    pub standing: Vec<StandingView>,
 }
 
 /// `POST /v1/grants/{id}/redeem`.
@@ -125,6 +210,22 @@ pub struct RequestView {
     /// and this is that request (nobody is asked twice).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub coalesced: bool,
+    /// The standing approval this request's approval formed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub standing: Option<StandingView>,
+    /// The standing approval that approved this request at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub covered_by: Option<CoveredByView>,
+}
+
+/// Which standing approval approved a request at once, and who formed it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CoveredByView {
+    /// `std_…`.
+    pub standing: String,
+    /// The request whose approval formed it.
+    pub request: String,
+    pub approvers: Vec<String>,
 }
 
 /// Where the audit entries recording a change sit in the Merkle log: each entry's index, leaf
@@ -214,6 +315,12 @@ impl RequestView {
             execution: req.execution_for(viewer),
             receipt: None,
             coalesced: false,
+            standing: StandingView::of(req, chrono::Utc::now()),
+            covered_by: req.covered_by().map(|c| CoveredByView {
+                standing: countersign_core::standing::standing_id_for(&c.standing),
+                request: c.standing.clone(),
+                approvers: c.approvers.iter().map(|a| a.to_string()).collect(),
+            }),
         }
     }
 }

@@ -5,8 +5,8 @@
 //! approver clauses must name at least one group, each once, each needing at least one person.
 
 use crate::document::{ClauseDoc, ReviewDoc, StandingDoc};
-use countersign_core::standing::{MAX_STANDING_SECONDS, ScopeField, StandingRule};
 use countersign_core::decision::DEFAULT_GRANT_TTL_SECONDS;
+use countersign_core::standing::{MAX_STANDING_SECONDS, ScopeField, StandingRule};
 use countersign_core::{Clause, Escalation, OnTimeout, Requirements, check_target};
 
 /// Built-in review timeout when neither the rule nor `defaults.review` sets one.

@@ -75,7 +75,6 @@ pub type Submit = Box<dyn FnOnce(RunGate) -> (Request, Vec<Event>) + Send>;
 /// Where a submission of an MCP call may be parked (`Store::submit_parked`): the requester,
 /// the call's parking key, and which parked requests a call may attach to (the caller's rule:
 /// the store decides nothing about requests).
-#[derive(Clone, Copy)]
 pub struct Parking<'a> {
     pub requester: &'a PrincipalId,
     pub key: &'a countersign_core::Digest,
@@ -85,6 +84,21 @@ pub struct Parking<'a> {
     /// one is answered with that request ([`Submission::Replayed`]) or refused when it asks for
     /// another action ([`Submission::KeyReused`]).
     pub idempotency: Option<Idempotency<'a>>,
+    /// A standing approval that may approve this submission at once.
+    pub cover: Option<Cover<'a>>,
+}
+
+/// A standing approval the caller found for a submission (`countersign_core::standing`): used,
+/// in the submission's transaction, only if the pair (requester, `key`) still names `source`,
+/// the run is open, and `Request::use_standing` accepts one more use (recorded on `source` in
+/// the same write); otherwise the submission is made as usual.
+pub struct Cover<'a> {
+    /// The standing approval's key (`Request::standing_key_for`).
+    pub key: &'a countersign_core::Digest,
+    /// The id of the request whose standing approval the caller read.
+    pub source: &'a str,
+    /// Builds the covered request (`Request::submit_covered`) once the run gate is known.
+    pub submit: Submit,
 }
 
 /// An idempotency key (hashed, so its text is never stored) and the digest of the action it

@@ -129,26 +129,111 @@ pub(crate) struct ParkedKey {
     /// The idempotency key as stored (a pair of `parked_calls` under its hash), and the digest
     /// of the action submitted with it.
     pub idempotency: Option<(String, countersign_core::Digest)>,
+    /// A standing approval that may cover the submission ([`crate::Cover`]).
+    pub cover: Option<CoverKey>,
+}
+
+/// [`crate::Cover`] as the write takes it: the covered request prepared already when there is
+/// no run (the gate is open), else built once the gate is known.
+pub(crate) struct CoverKey {
+    pub key: String,
+    pub source: String,
+    pub submission: Covered,
+}
+
+pub(crate) enum Covered {
+    Prepared(Box<PreparedSubmission>),
+    Gated(Submit),
 }
 
 impl ParkedKey {
-    pub fn of(parking: &crate::Parking<'_>) -> Self {
-        ParkedKey {
+    /// The key of `parking`; a cover is prepared now when `run` is `None` (outside the writer,
+    /// like the submission itself).
+    pub fn of(
+        parking: crate::Parking<'_>,
+        run: Option<RunOf<'_>>,
+        now: Timestamp,
+    ) -> Result<Self, StoreError> {
+        let cover = match parking.cover {
+            None => None,
+            Some(c) => Some(CoverKey {
+                key: crate::parked::digest_column(c.key),
+                source: c.source.to_owned(),
+                submission: match run {
+                    None => Covered::Prepared(Box::new(PreparedSubmission::new(
+                        None,
+                        RunGate::Open,
+                        now,
+                        c.submit,
+                    )?)),
+                    Some(_) => Covered::Gated(c.submit),
+                },
+            }),
+        };
+        Ok(ParkedKey {
             requester: parking.requester.as_str().to_owned(),
             digest: crate::parked::digest_column(parking.key),
             attachable: parking.attachable,
             idempotency: parking
                 .idempotency
                 .map(|i| (crate::parked::digest_column(i.key), *i.action)),
-        }
+            cover,
+        })
     }
+}
+
+/// Approves a submission at once with the standing approval of `cover.source`, if the pair
+/// still names it, the run is open and one more use is allowed: the use is recorded on the
+/// source and the covered request inserted, in this write. `None`: nothing was written.
+async fn try_cover<T: WriteTx>(
+    tx: &mut T,
+    requester: &str,
+    cover: CoverKey,
+    run: Option<RunOf<'_>>,
+    now: Timestamp,
+) -> Result<Option<Request>, StoreError> {
+    if tx.parked_call(requester, &cover.key).await?.as_deref() != Some(cover.source.as_str()) {
+        return Ok(None);
+    }
+    let Some(row) = tx.load_row(&cover.source).await? else {
+        return Ok(None);
+    };
+    let source = verified(tx, &row).await?;
+    let prepared = match cover.submission {
+        Covered::Prepared(prepared) => *prepared,
+        Covered::Gated(submit) => {
+            let gate = match run {
+                None => RunGate::Open,
+                Some(of) => {
+                    let (stored, paused) =
+                        tx.run_facts(of.run, Some(of.requester.as_str())).await?;
+                    RunGate::of(stored, paused)
+                }
+            };
+            if gate != RunGate::Open {
+                return Ok(None);
+            }
+            PreparedSubmission::new(run, gate, now, submit)?
+        }
+    };
+    let mut used = source;
+    let by_request = prepared.request.id().to_owned();
+    let events = match guarded("the standing use", || {
+        used.apply(&Transition::UseStanding { by_request }, now)
+    })? {
+        Ok(events) => events,
+        Err(_) => return Ok(None),
+    };
+    tx.savepoint().await?;
+    record_and_save(tx, &at_of(now), requester, &events, &used, now).await?;
+    Ok(Some(insert_prepared(tx, prepared).await?))
 }
 
 /// `Store::submit_parked`'s steps: attach to the parked request if the caller's rule allows,
 /// else submit (parking the new request if it is pending).
 pub(crate) async fn submit_parked<T: WriteTx>(
     tx: &mut T,
-    key: &ParkedKey,
+    mut key: ParkedKey,
     now: Timestamp,
     pending: Pending<'_>,
 ) -> Result<crate::Submission, StoreError> {
@@ -176,6 +261,22 @@ pub(crate) async fn submit_parked<T: WriteTx>(
             }
             return Ok(crate::Submission::Attached(request));
         }
+    }
+    let run = match &pending {
+        Pending::Prepared(_) => None,
+        Pending::Gated { run, .. } => Some(*run),
+    };
+    if let Some(cover) = key.cover.take()
+        && let Some(request) = try_cover(tx, &key.requester, cover, run, now).await?
+    {
+        if let Some(id) = &parked {
+            tx.unpark_call(&key.requester, &key.digest, id).await?;
+        }
+        if let Some((idempotency, _)) = &key.idempotency {
+            tx.park_call(&key.requester, idempotency, request.id(), now)
+                .await?;
+        }
+        return Ok(crate::Submission::New(request));
     }
     // More than one statement from here (forgetting the pair, parking the new request): undo
     // them all if one fails. An allowed call with nothing parked is one insert and needs none.
@@ -268,6 +369,14 @@ pub(crate) async fn update_request<T: WriteTx>(
     }
     tx.savepoint().await?;
     let seqs = record_and_save(tx, &at_of(now), actor, &events, &request, now).await?;
+    // A standing approval this change formed is found by its key from now on.
+    if stored.standing().is_none()
+        && let Some(standing) = request.standing()
+    {
+        let key = crate::parked::digest_column(&standing.key);
+        tx.park_call(request.requester().id.as_str(), &key, request.id(), now)
+            .await?;
+    }
     let mut also_changed = vec![];
     if stored.pauses_run()
         && !request.pauses_run()

@@ -92,6 +92,13 @@ pub enum Command {
         /// One-time code from your authenticator, when the rule requires MFA.
         #[arg(long)]
         otp: Option<String>,
+        /// Also approve the same agent's matching actions for this long (e.g. 30m), when the
+        /// rule allows standing approvals and every approver asks for one.
+        #[arg(long = "for", value_name = "DURATION", requires = "uses")]
+        for_: Option<String>,
+        /// How many matching actions the standing approval may approve (with --for).
+        #[arg(long, requires = "for_")]
+        uses: Option<u32>,
     },
     /// Deny a request (as a person).
     Deny {
@@ -105,6 +112,12 @@ pub enum Command {
     },
     /// Cancel your own request.
     Cancel { id: String },
+    /// Standing approvals: list them, or revoke one (the next matching action is asked about
+    /// again).
+    Standing {
+        #[command(subcommand)]
+        verb: StandingVerb,
+    },
     /// Pause, resume or stop an autonomous run (people only).
     Run {
         #[command(subcommand)]
@@ -228,6 +241,17 @@ pub struct InvokeArgs {
     /// expires). Still pending then: exit 5, nothing runs.
     #[arg(long, num_args = 0..=1, default_missing_value = "until-expiry", value_name = "DURATION")]
     pub wait: Option<String>,
+}
+
+#[derive(Subcommand)]
+pub enum StandingVerb {
+    /// List the standing approvals of the last 7 days (in force only, unless --all).
+    Ls {
+        #[arg(long)]
+        all: bool,
+    },
+    /// Revoke a standing approval (`std_…`).
+    Revoke { id: String },
 }
 
 #[derive(Subcommand)]

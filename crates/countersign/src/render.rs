@@ -67,6 +67,37 @@ fn truncate(s: &str, n: usize) -> String {
 }
 
 /// The full picture of one request, for `show`, `request` and before a vote.
+/// One standing approval: its id and state, what it covers, who formed it, what is left.
+pub fn standing(v: &countersign_http::wire::StandingView) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{}  {}", shown(&v.id), v.state);
+    let _ = writeln!(
+        out,
+        "  for     {} under rule {}",
+        shown(&v.requester),
+        shown(v.rule.as_deref().unwrap_or("(policy default)"))
+    );
+    for (field, value) in &v.covers {
+        let value = match value {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        let _ = writeln!(out, "  {:<7} {}", shown(field), shown(&value));
+    }
+    let _ = writeln!(out, "  by      {}", shown(&v.approvers.join(", ")));
+    let _ = writeln!(
+        out,
+        "  uses    {} of {}, until {}",
+        v.used,
+        v.uses,
+        shown(&v.until)
+    );
+    if let Some(by) = &v.revoked_by {
+        let _ = writeln!(out, "  revoked by {}", shown(by));
+    }
+    out
+}
+
 pub fn detail(r: &RequestView) -> String {
     // The CLI holds no gateway key: fingerprints compare values within this output only.
     let masker = Masker::random();
@@ -158,6 +189,25 @@ pub fn detail(r: &RequestView) -> String {
             g.uses,
             g.max_uses,
             shown(&g.expires_at)
+        );
+    }
+    if let Some(c) = &r.covered_by {
+        let _ = writeln!(
+            out,
+            "approved  at once by standing approval {} (by {})",
+            shown(&c.standing),
+            shown(&c.approvers.join(", "))
+        );
+    }
+    if let Some(s) = &r.standing {
+        let _ = writeln!(
+            out,
+            "standing  {} {}: {} of {} uses, until {}",
+            shown(&s.id),
+            s.state,
+            s.used,
+            s.uses,
+            shown(&s.until)
         );
     }
     let _ = writeln!(out, "digest    {}", shown(&r.digest));

@@ -111,7 +111,11 @@ impl Request {
 
     /// Counts one use of this request's standing approval, by the request `by_request` it
     /// approves; refused unless the approval is in force.
-    pub fn use_standing(&mut self, by_request: &str, now: Timestamp) -> Result<Vec<Event>, Refusal> {
+    pub fn use_standing(
+        &mut self,
+        by_request: &str,
+        now: Timestamp,
+    ) -> Result<Vec<Event>, Refusal> {
         let standing = self
             .standing
             .as_mut()
@@ -130,7 +134,11 @@ impl Request {
     /// Revokes this request's standing approval: by a person who may decide the request (in
     /// one of its groups) or the owner of the requesting agent. The next action is asked about
     /// again.
-    pub fn revoke_standing(&mut self, by: &Principal, now: Timestamp) -> Result<Vec<Event>, Refusal> {
+    pub fn revoke_standing(
+        &mut self,
+        by: &Principal,
+        now: Timestamp,
+    ) -> Result<Vec<Event>, Refusal> {
         let eligible = by.is_person()
             && (self.requester.owner.as_ref() == Some(&by.id)
                 || self

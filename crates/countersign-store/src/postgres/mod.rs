@@ -73,7 +73,7 @@ impl Store for PgStore {
         now: Timestamp,
         submit: Submit,
     ) -> Result<crate::Submission, StoreError> {
-        let key = writes::ParkedKey::of(&parking);
+        let key = writes::ParkedKey::of(parking, run, now)?;
         let pending = match run {
             // As in `submit`: prepared before taking the audit head lock.
             None => writes::Pending::Prepared(Box::new(PreparedSubmission::new(
@@ -85,7 +85,7 @@ impl Store for PgStore {
             Some(run) => writes::Pending::Gated { run, submit },
         };
         let mut tx = self.begin().await?;
-        let result = writes::submit_parked(&mut tx, &key, now, pending).await;
+        let result = writes::submit_parked(&mut tx, key, now, pending).await;
         tx.finish(result).await
     }
 

@@ -58,7 +58,7 @@ pub(super) fn execute(op: Op, tx: &mut Tx<'_>) -> (Answer, bool) {
                 )),
             };
             let result = match pending {
-                Ok(pending) => block_on(writes::submit_parked(tx, &key, now, pending)),
+                Ok(pending) => block_on(writes::submit_parked(tx, key, now, pending)),
                 Err(e) => Err(e),
             };
             hold(reply, result)

@@ -189,6 +189,7 @@ pub async fn parked_calls_attach_a_submission_in_its_transaction(b: &dyn Backend
         key: &key,
         attachable,
         idempotency: None,
+        cover: None,
     };
     let any: fn(&countersign_core::Request) -> bool = |_| true;
     let none: fn(&countersign_core::Request) -> bool = |_| false;
@@ -296,6 +297,7 @@ pub async fn idempotency_keys_name_the_first_request(b: &dyn Backend) {
             key: coalesce,
             attachable: |_| true,
             idempotency: Some(Idempotency { key, action }),
+            cover: None,
         }
     }
     let (key, same, other) = (&key, &same, &other);

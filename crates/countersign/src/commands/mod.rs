@@ -27,7 +27,12 @@ pub async fn run(cli: Cli) -> Result<u8, Failure> {
             comment,
             digest,
             otp,
+            for_,
+            uses,
         } => {
+            let standing = for_
+                .zip(uses)
+                .map(|(for_, uses)| countersign_http::wire::StandingAskBody { for_, uses });
             remote::vote(
                 &g,
                 &id,
@@ -35,6 +40,7 @@ pub async fn run(cli: Cli) -> Result<u8, Failure> {
                 comment,
                 digest,
                 otp,
+                standing,
             )
             .await
         }
@@ -51,11 +57,13 @@ pub async fn run(cli: Cli) -> Result<u8, Failure> {
                 Some(reason),
                 digest,
                 otp,
+                None,
             )
             .await
         }
         Command::Cancel { id } => remote::cancel(&g, &id).await,
         Command::Run { verb } => remote::run_control(&g, verb).await,
+        Command::Standing { verb } => remote::standing(&g, verb).await,
         Command::Mfa {
             verb: MfaVerb::Enroll { otp },
         } => remote::mfa_enroll(&g, otp).await,

@@ -153,6 +153,7 @@ pub async fn vote(
     comment: Option<String>,
     digest: Option<String>,
     otp: Option<String>,
+    standing: Option<countersign_http::wire::StandingAskBody>,
 ) -> Result<u8, Failure> {
     let c = client(g)?;
     let digest = match digest {
@@ -173,6 +174,7 @@ pub async fn vote(
         digest,
         comment,
         otp,
+        standing,
     };
     let r: RequestView = c.post(&format!("/v1/requests/{id}/votes"), &body).await?;
     if g.json {
@@ -187,6 +189,42 @@ pub async fn vote(
             render::shown(&r.id),
             r.state.as_str()
         );
+    }
+    Ok(outcome::OK)
+}
+
+/// `countersign standing ls|revoke`.
+pub async fn standing(g: &Global, verb: crate::cli::StandingVerb) -> Result<u8, Failure> {
+    use countersign_http::wire::{StandingList, StandingView};
+    let c = client(g)?;
+    let views = match verb {
+        crate::cli::StandingVerb::Ls { all } => {
+            let path = if all {
+                "/v1/standing?state=all"
+            } else {
+                "/v1/standing?state=active"
+            };
+            let list: StandingList = c.get(path, Duration::from_secs(30)).await?;
+            list.standing
+        }
+        crate::cli::StandingVerb::Revoke { id } => {
+            let v: StandingView = c
+                .post(&format!("/v1/standing/{id}/revoke"), &serde_json::json!({}))
+                .await?;
+            vec![v]
+        }
+    };
+    if g.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&views).unwrap_or_default()
+        );
+    } else if views.is_empty() {
+        println!("no standing approvals");
+    } else {
+        for v in &views {
+            print!("{}", render::standing(v));
+        }
     }
     Ok(outcome::OK)
 }

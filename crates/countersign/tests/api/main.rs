@@ -30,5 +30,6 @@ mod postgres;
 mod requests;
 mod runs;
 mod slack;
+mod standing;
 mod support;
 mod teams;
