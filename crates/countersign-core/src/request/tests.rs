@@ -658,3 +658,177 @@ fn approvals_are_read_not_clicked() {
     .expect("read, then approved");
     assert_eq!(req.state, State::Approved);
 }
+
+/// A decision of `review(clauses)` whose rule allows standing approvals over `scope`.
+fn standing_review(clauses: &[(&str, u32)], scope: &[crate::standing::ScopeField]) -> Decision {
+    let mut d = review(clauses, false);
+    if let Some(r) = d.requirements.as_mut() {
+        r.standing = Some(crate::standing::StandingRule {
+            max_seconds: 3600,
+            max_uses: 5,
+            scope: scope.to_vec(),
+        });
+    }
+    d
+}
+
+fn ask(seconds: u64, uses: u32) -> Option<crate::standing::StandingAsk> {
+    Some(crate::standing::StandingAsk { seconds, uses })
+}
+
+#[test]
+fn a_standing_approval_forms_only_when_every_approval_asked_for_it() {
+    use crate::standing::ScopeField;
+    let decision = standing_review(&[("sre", 1), ("security", 1)], &ScopeField::ALL);
+    let new = || {
+        Request::submit(
+            ids(7),
+            agent(),
+            action(),
+            decision.clone(),
+            RunGate::Open,
+            60,
+            t0(),
+        )
+        .0
+    };
+    let bob = person("user:bob@example.com", &["sre"]);
+    let carol = person("user:carol@example.com", &["security"]);
+    let vote = |req: &mut Request, who: &Principal, standing| {
+        let mut b = ballot(who, &req.clone(), VoteDecision::Approve);
+        b.standing = standing;
+        req.vote(&b, t0())
+    };
+    // Both ask: the smaller duration and uses win, and the event names both approvers.
+    let mut both = new();
+    vote(&mut both, &bob, ask(3600, 5)).unwrap();
+    let events = vote(&mut both, &carol, ask(600, 9)).unwrap_err();
+    assert_eq!(
+        events,
+        Refusal::StandingNotAllowed(
+            "this rule allows standing approvals of at most 5 uses (asked 9)".into()
+        ),
+        "beyond the rule: refused, nothing recorded"
+    );
+    let events = vote(&mut both, &carol, ask(600, 2)).unwrap();
+    let s = both.standing().expect("formed");
+    assert_eq!((s.uses, s.used), (2, 0));
+    assert_eq!(s.until, t0() + chrono::Duration::seconds(600));
+    assert_eq!(s.approvers.len(), 2);
+    assert!(matches!(
+        events.last(),
+        Some(Event::StandingGranted { uses: 2, .. })
+    ));
+    // One did not ask: nothing forms.
+    let mut one = new();
+    vote(&mut one, &bob, ask(3600, 5)).unwrap();
+    vote(&mut one, &carol, None).unwrap();
+    assert_eq!(one.state, State::Approved);
+    assert!(one.standing().is_none());
+    // A rule without `standing`, or with MFA: refused.
+    let mut plain = pending(&[("sre", 1)]);
+    assert_eq!(
+        vote(&mut plain, &bob, ask(60, 1)).unwrap_err().code(),
+        "standing_not_allowed"
+    );
+    let mut mfa = Request::submit(
+        ids(8),
+        agent(),
+        action(),
+        review(&[("sre", 1)], true),
+        RunGate::Open,
+        60,
+        t0(),
+    )
+    .0;
+    if let Some(r) = mfa.decision.requirements.as_mut() {
+        r.standing = standing_review(&[("sre", 1)], &ScopeField::ALL)
+            .requirements
+            .unwrap()
+            .standing;
+    }
+    assert_eq!(
+        vote(&mut mfa, &bob, ask(60, 1)).unwrap_err().code(),
+        "standing_not_allowed"
+    );
+}
+
+#[test]
+fn a_standing_approval_covers_only_what_its_approvers_approved() {
+    use crate::standing::ScopeField;
+    let decision = standing_review(&[("sre", 1)], &[ScopeField::Kind, ScopeField::Resource]);
+    let mut holder = Request::submit(
+        ids(1),
+        agent(),
+        action(),
+        decision.clone(),
+        RunGate::Open,
+        60,
+        t0(),
+    )
+    .0;
+    let bob = person("user:bob@example.com", &["sre"]);
+    let mut b = ballot(&bob, &holder.clone(), VoteDecision::Approve);
+    b.standing = ask(600, 2);
+    holder.vote(&b, t0()).unwrap();
+    let at = |s: i64| t0() + chrono::Duration::seconds(s);
+    let cover = |a: Action, who: Principal, d: &Decision| {
+        Request::submit_covered(ids(2), who, a, d.clone(), &holder, at(1))
+    };
+    // Params are out of scope: covered, approved at once with its own grant.
+    let mut other_params = action();
+    other_params.params = json!({"rows": 1});
+    let (covered, events) = cover(other_params, agent(), &decision).expect("covered");
+    assert_eq!(covered.state, State::Approved);
+    assert_eq!(covered.covered_by().unwrap().standing, holder.id);
+    assert_ne!(covered.digest, holder.digest);
+    assert!(covered.grant().unwrap().digest.ct_eq(&covered.digest));
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::StandingCovered { .. }))
+    );
+    // Another requester, resource, rule or policy: another key, never covered.
+    let mut helper = agent();
+    helper.id = PrincipalId::parse("agent:helper-bot").unwrap();
+    assert!(cover(action(), helper, &decision).is_none());
+    let mut elsewhere = action();
+    elsewhere.resource = "postgres://prod/orders".into();
+    assert!(cover(elsewhere, agent(), &decision).is_none());
+    let mut other_rule = decision.clone();
+    other_rule.rule = Some("another".into());
+    assert!(cover(action(), agent(), &other_rule).is_none());
+    let mut other_policy = decision.clone();
+    other_policy.policy_hash = "sha256:01".into();
+    assert!(cover(action(), agent(), &other_policy).is_none());
+    // Uses are counted, and a used-up, expired or revoked approval covers nothing.
+    let mut used = holder.clone();
+    used.use_standing("req_a", at(1)).unwrap();
+    used.use_standing("req_b", at(1)).unwrap();
+    assert_eq!(
+        used.use_standing("req_c", at(1)),
+        Err(Refusal::StandingInactive("used_up"))
+    );
+    assert_eq!(
+        holder.clone().use_standing("req_a", at(600)),
+        Err(Refusal::StandingInactive("expired"))
+    );
+    let mut revoked = holder.clone();
+    let carol = person("user:carol@example.com", &["security"]);
+    assert_eq!(
+        revoked.revoke_standing(&carol, at(1)).unwrap_err().code(),
+        "not_an_approver"
+    );
+    assert_eq!(
+        revoked.revoke_standing(&agent(), at(1)).unwrap_err().code(),
+        "not_an_approver"
+    );
+    let alice = person("user:alice@example.com", &[]);
+    revoked
+        .revoke_standing(&alice, at(1))
+        .expect("the agent's owner");
+    assert_eq!(
+        revoked.use_standing("req_a", at(1)),
+        Err(Refusal::StandingInactive("revoked"))
+    );
+}

@@ -330,3 +330,26 @@ fn review_may_require_a_comment_and_a_reading_time() {
         .expect("requirements");
     assert!(!r.require_comment && r.min_review_seconds.is_none());
 }
+
+#[test]
+fn a_rule_may_allow_standing_approvals_over_chosen_fields() {
+    use countersign_core::standing::ScopeField;
+    let p = policy(
+        "  - name: narrow\n    match: {kind: narrow}\n    effect: review\n    review: {standing: {max: 30m, max_uses: 20, scope: [resource, kind, kind]}}\n  - name: wide\n    effect: review\n    review: {standing: {max: 8h, max_uses: 100}}\n",
+    );
+    let narrow = p
+        .evaluate(&agent(), &action("narrow", "y", json!({})), now())
+        .requirements
+        .expect("requirements")
+        .standing
+        .expect("standing");
+    assert_eq!((narrow.max_seconds, narrow.max_uses), (1800, 20));
+    assert_eq!(narrow.scope, [ScopeField::Kind, ScopeField::Resource]);
+    let wide = p
+        .evaluate(&agent(), &action("x", "y", json!({})), now())
+        .requirements
+        .expect("requirements")
+        .standing
+        .expect("standing");
+    assert_eq!(wide.scope, ScopeField::ALL);
+}

@@ -244,3 +244,24 @@ fn a_reading_time_as_long_as_the_timeout_is_refused() {
     assert!(e.message.contains("min_review_time"), "{e}");
     assert!(e.message.contains("nobody could ever approve"), "{e}");
 }
+
+#[test]
+fn standing_approvals_are_bounded_and_never_with_mfa() {
+    for (review, says) in [
+        ("{mfa: true, standing: {max: 1h, max_uses: 5}}", "mfa: true"),
+        ("{standing: {max: 8d, max_uses: 5}}", "at most 7d"),
+        ("{standing: {max: 0s, max_uses: 5}}", "longer than zero"),
+        ("{standing: {max: 1h, max_uses: 0}}", "max_uses"),
+        ("{standing: {max: 1h, max_uses: 5, scope: []}}", "is empty"),
+        (
+            "{standing: {max: 1h, max_uses: 5, scope: [kind, labels]}}",
+            "`labels`",
+        ),
+        ("{standing: {max: 1h, max_uses: 5, until: 1h}}", "until"),
+    ] {
+        let e = error(&format!(
+            "{HEAD}  - name: standing\n    effect: review\n    review: {review}\n"
+        ));
+        assert!(e.message.contains(says), "{review}: {e}");
+    }
+}

@@ -97,6 +97,7 @@ macro_rules! store_suite {
             parked_calls_are_forgotten_after_the_retention,
             parked_calls_attach_a_submission_in_its_transaction,
             idempotency_keys_name_the_first_request,
+            standing_uses_are_counted_in_the_submissions_transaction,
             totp_use_step_refuses_reuse,
             factor_changes_are_recorded_and_a_reset_removes_every_factor,
             passkeys_are_stored_per_person_and_unique,

@@ -4,7 +4,7 @@
 //! requester; pairs parked longer than the retention are forgotten by a later park; and
 //! parking records no audit entry.
 
-use super::{Backend, at, audit_count, principal_id};
+use super::{Backend, at, audit_count, events_about, principal_id};
 use countersign_core::{Digest, PrincipalId, Timestamp};
 
 const DAY: i64 = 24 * 3600;
@@ -386,4 +386,171 @@ pub async fn idempotency_keys_name_the_first_request(b: &dyn Backend) {
         matches!(&replay, Submission::Replayed(r) if r.id() == "req_k4"),
         "{replay:?}"
     );
+}
+
+/// A standing approval, in the submission's transaction (`countersign_core::standing`): the
+/// approval that forms it parks its key; a submission covered by it is stored approved and
+/// its use counted on the holder in the same write; an approval used up, or a cover naming a
+/// holder the pair does not name, covers nothing and the submission is made as usual. With
+/// and without a run (the covered request is prepared outside the writer, or inside it).
+pub async fn standing_uses_are_counted_in_the_submissions_transaction(b: &dyn Backend) {
+    use super::{action, agent, bob, review, submission, vote};
+    use crate::Submission;
+    use countersign_core::standing::{ScopeField, StandingAsk, StandingRule};
+    use countersign_core::{Request, State, Transition};
+    let store = b.open().await;
+    for (n, run) in [(1, None), (2, Some("run-standing"))] {
+        let mut decision = review(1, false);
+        if let Some(r) = decision.requirements.as_mut() {
+            r.standing = Some(StandingRule {
+                max_seconds: 3600,
+                max_uses: 5,
+                scope: ScopeField::ALL.to_vec(),
+            });
+        }
+        let holder_id = format!("req_h{n}");
+        let bot = agent().id;
+        let run_of = run.map(|run| crate::RunOf {
+            run,
+            requester: &bot,
+        });
+        let holder = store
+            .submit(
+                run_of,
+                at(0),
+                submission(&holder_id, action(run), decision.clone(), at(0)),
+            )
+            .await
+            .unwrap();
+        let Transition::Vote {
+            voter,
+            decision: d,
+            digest: shown,
+            channel,
+            mfa,
+            comment,
+            ..
+        } = vote(
+            bob(),
+            holder.digest(),
+            countersign_core::VoteDecision::Approve,
+        )
+        else {
+            unreachable!()
+        };
+        let ask = Transition::Vote {
+            voter,
+            decision: d,
+            digest: shown,
+            channel,
+            mfa,
+            comment,
+            standing: Some(StandingAsk {
+                seconds: 600,
+                uses: 1,
+            }),
+        };
+        let approved = store
+            .update_request(&holder_id, "user:bob@example.com", at(1), ask)
+            .await
+            .unwrap()
+            .unwrap()
+            .request;
+        let key = approved.standing().expect("formed").key;
+        assert_eq!(
+            store.parked_call(&bot, &key).await.unwrap().as_deref(),
+            Some(holder_id.as_str()),
+            "the approval that formed it parked its key"
+        );
+        let coalesce = digest(&format!("coalescing {n}"));
+        let submit_with = |id: &str, source: &str| {
+            let covered = Request::submit_covered(
+                id.to_owned(),
+                agent(),
+                action(run),
+                decision.clone(),
+                &approved,
+                at(2),
+            )
+            .expect("covered");
+            let plain = submission(&format!("{id}_plain"), action(run), decision.clone(), at(2));
+            covered_submission(
+                &*store,
+                run,
+                &coalesce,
+                &key,
+                source.to_owned(),
+                covered,
+                plain,
+            )
+        };
+        // A cover naming a holder the pair does not name: the submission as usual.
+        let stranger = submit_with(&format!("req_x{n}"), "req_someone_else").await;
+        assert!(
+            matches!(&stranger, Submission::New(r) if r.state() == State::Pending && r.covered_by().is_none()),
+            "{stranger:?}"
+        );
+        // Covered: stored approved, the use counted on the holder in the same write.
+        let before = audit_count(&*store).await;
+        let covered = submit_with(&format!("req_c{n}"), &holder_id).await;
+        let Submission::New(covered) = covered else {
+            panic!("{covered:?}")
+        };
+        assert_eq!(covered.state(), State::Approved);
+        assert_eq!(covered.covered_by().unwrap().standing, holder_id);
+        assert_eq!(
+            audit_count(&*store).await,
+            before + 4,
+            "used, created, covered, approved"
+        );
+        let holder = store.get_request(&holder_id).await.unwrap().unwrap();
+        assert_eq!(holder.standing().unwrap().used, 1);
+        assert!(
+            events_about(&*store, &holder_id)
+                .await
+                .contains(&"standing.used".to_owned())
+        );
+        // Used up: the next is made as usual, and nothing is counted.
+        let after = submit_with(&format!("req_d{n}"), &holder_id).await;
+        assert!(
+            matches!(&after, Submission::New(r) if r.state() == State::Pending),
+            "{after:?}"
+        );
+        let holder = store.get_request(&holder_id).await.unwrap().unwrap();
+        assert_eq!(holder.standing().unwrap().used, 1);
+    }
+    assert_eq!(store.verify_requests().await.unwrap(), vec![]);
+}
+
+/// Submits `plain` by the sample agent (in `run`), offering `covered` as approved by the
+/// standing approval of `source` under `key`.
+async fn covered_submission(
+    store: &dyn crate::Store,
+    run: Option<&str>,
+    coalesce: &Digest,
+    key: &Digest,
+    source: String,
+    covered: (countersign_core::Request, Vec<countersign_core::Event>),
+    plain: crate::Submit,
+) -> crate::Submission {
+    let bot = super::agent().id;
+    let parking = crate::Parking {
+        requester: &bot,
+        key: coalesce,
+        attachable: |_| false,
+        idempotency: None,
+        cover: Some(crate::Cover {
+            key,
+            source: &source,
+            submit: Box::new(move |_| covered),
+        }),
+    };
+    let run_of = run.map(|run| crate::RunOf {
+        run,
+        requester: &bot,
+    });
+    store
+        .submit_parked(run_of, parking, at(2), plain)
+        .await
+        .expect("the submission")
 }
