@@ -32,6 +32,7 @@ pub fn page(title: &str, viewer: Option<&Viewer>, live: Option<&str>, body: Mark
                     @if let Some(v) = viewer {
                         nav aria-label="Main" {
                             a href="/console/" { "Inbox" }
+                            a href="/console/standing" { "Standing" }
                             a href="/console/reviews" { "Reviews" }
                             a href="/console/audit" { "Audit" }
                             a href="/console/mfa" { "Second factor" }

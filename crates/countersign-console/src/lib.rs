@@ -22,6 +22,7 @@ mod reviews;
 mod runs;
 pub mod session;
 mod signin;
+mod standing;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -425,6 +426,8 @@ pub fn routes(state: ConsoleState) -> Router {
         .route("/console/runs/{run}/{verb}", post(runs::control))
         .route("/console/audit", get(audit::page))
         .route("/console/reviews", get(reviews::page))
+        .route("/console/standing", get(standing::page))
+        .route("/console/standing/{id}/revoke", post(standing::revoke))
         .route("/console/audit/entries.jsonl", get(audit::export))
         .route("/console/mfa", get(mfa::page))
         .route("/console/mfa/totp", post(mfa::enroll_totp))

@@ -17,7 +17,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Redirect, Response};
-use countersign_app::gateway::CastVote;
+use countersign_app::gateway::{CastVote, GatewayError};
 use countersign_app::mask;
 use countersign_core::{Channel, Request, State as RequestState, VoteDecision};
 use countersign_http::error::ApiError;
@@ -280,6 +280,9 @@ pub async fn render(
                                     p.hint { "This rule needs a second factor: the 6-digit code from your authenticator app ("
                                         a href="/console/mfa" { "enrol" } ")." }
                                 }
+                                @if let Some(rule) = requirements.and_then(|r| r.standing.as_ref()) {
+                                    (standing_choice(rule))
+                                }
                                 @if let Some(min) = requirements.and_then(|r| r.min_review_seconds) {
                                     p.hint data-min-review=(min) { "This rule asks approvers to take at least " (min) " s to read the request before approving." }
                                 }
@@ -340,6 +343,11 @@ pub struct DecideForm {
     comment: Option<String>,
     #[serde(default)]
     otp: Option<String>,
+    /// With an approval, a standing approval: how long (empty: none) and how many uses.
+    #[serde(default)]
+    standing_for: Option<String>,
+    #[serde(default)]
+    standing_uses: Option<String>,
     /// With `credential`: a passkey assertion for the ceremony begun by [`passkey_begin`].
     #[serde(default)]
     ceremony: Option<String>,
@@ -370,7 +378,24 @@ pub async fn decide(
     let trimmed = |s: Option<String>| s.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
     // Parsed here, refused only where it is used: a form without both passkey fields is
     // `invalid_form` whatever its digest.
-    let vote = CastVote::parse(decision, &f.digest, trimmed(f.comment), trimmed(f.otp));
+    let vote =
+        CastVote::parse(decision, &f.digest, trimmed(f.comment), trimmed(f.otp)).and_then(|vote| {
+            match trimmed(f.standing_for) {
+                None => Ok(vote),
+                Some(for_) => {
+                    let uses = trimmed(f.standing_uses)
+                        .and_then(|u| u.parse::<u32>().ok())
+                        .ok_or_else(|| {
+                            GatewayError::BadInput(
+                            "invalid_standing",
+                            "say how many actions the standing approval may approve (1 or more)"
+                                .into(),
+                        )
+                        })?;
+                    vote.standing(&for_, uses)
+                }
+            }
+        });
     let outcome = match (f.ceremony, f.credential) {
         (Some(ceremony), Some(credential)) => {
             async {
@@ -512,4 +537,40 @@ pub async fn events(
         },
     );
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+/// The vote form's choice of a standing approval, within what `rule` allows.
+fn standing_choice(rule: &countersign_core::standing::StandingRule) -> maud::Markup {
+    use countersign_core::standing::ScopeField;
+    let offered: Vec<u64> = [900, 3600, 8 * 3600]
+        .into_iter()
+        .filter(|s| *s < rule.max_seconds)
+        .chain(std::iter::once(rule.max_seconds))
+        .collect();
+    let label = |s: u64| humantime::format_duration(std::time::Duration::from_secs(s)).to_string();
+    let fields: Vec<&str> = rule
+        .scope
+        .iter()
+        .map(|f| match f {
+            ScopeField::Kind => "kind",
+            ScopeField::Resource => "resource",
+            ScopeField::Params => "params",
+            ScopeField::Run => "run",
+        })
+        .collect();
+    maud::html! {
+        fieldset.standing data-standing-max=(rule.max_seconds) {
+            legend { "Don't ask again for a while" span.muted { " (optional)" } }
+            p.hint { "With your approval, also approve this agent's later actions under this rule that have the same "
+                (fields.join(", ")) ". Every approver must choose it; the shortest wins." }
+            label for="standing_for" { "For" }
+            select id="standing_for" name="standing_for" {
+                option value="" selected { "No: ask every time" }
+                @for s in &offered { option value=(label(*s)) { (label(*s)) } }
+            }
+            label for="standing_uses" { "At most this many actions" }
+            input id="standing_uses" name="standing_uses" type="number" min="1" max=(rule.max_uses)
+                value=(rule.max_uses.min(10));
+        }
+    }
 }

@@ -413,3 +413,91 @@ async fn concurrent_submissions_never_use_a_standing_approval_more_than_allowed(
     assert_eq!(listed.body["standing"][0]["used"], 3, "{}", listed.body);
     assert_log_intact(&app).await;
 }
+
+/// The console offers the choice where the rule allows it, forms the standing approval from the
+/// form, lists it, and revokes it.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_console_asks_lists_and_revokes_standing_approvals() {
+    let app = spawn_app_with_policy(&policy()).await;
+    let agent = app.agent();
+    let bob = crate::support::console::signed_in(&app, "bob").await;
+    let first = submit(&agent, rollout("svc://api", 1)).await;
+    let page = bob.get(&format!("/console/requests/{}", first.id())).await;
+    assert!(page.body.contains("name=\"standing_for\""), "{}", page.body);
+    assert!(
+        page.body.contains("data-standing-max=\"3600\""),
+        "{}",
+        page.body
+    );
+    let plain = submit(
+        &agent,
+        json!({"kind": "db.write", "resource": "x", "params": {}}),
+    )
+    .await;
+    let other = bob.get(&format!("/console/requests/{}", plain.id())).await;
+    assert!(
+        !other.body.contains("standing_for"),
+        "a rule without standing offers none"
+    );
+
+    let csrf = page.field("csrf");
+    let digest = first.digest();
+    let path = format!("/console/requests/{}/decide", first.id());
+    let bad = bob
+        .post(
+            &path,
+            &[
+                ("csrf", &csrf),
+                ("decision", "approve"),
+                ("digest", &digest),
+                ("standing_for", "1h"),
+                ("standing_uses", "many"),
+            ],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.body);
+    let voted = bob
+        .post(
+            &path,
+            &[
+                ("csrf", &csrf),
+                ("decision", "approve"),
+                ("digest", &digest),
+                ("standing_for", "1h"),
+                ("standing_uses", "2"),
+            ],
+        )
+        .await;
+    assert_eq!(voted.status, StatusCode::SEE_OTHER, "{}", voted.body);
+    let covered = submit(&agent, rollout("svc://api", 2)).await;
+    assert_eq!(covered.state(), "approved", "{}", covered.body);
+
+    let list = bob.get("/console/standing").await;
+    assert!(list.body.contains("data-state=\"active\""), "{}", list.body);
+    assert!(list.body.contains("1 of 2"), "{}", list.body);
+    assert!(list.body.contains("resource = svc://api"), "{}", list.body);
+    let std_id = covered.body["covered_by"]["standing"].as_str().unwrap();
+    let revoked = bob
+        .post(
+            &format!("/console/standing/{std_id}/revoke"),
+            &[("csrf", &list.field("csrf"))],
+        )
+        .await;
+    assert_eq!(revoked.status, StatusCode::SEE_OTHER, "{}", revoked.body);
+    let list = bob.get("/console/standing").await;
+    assert!(
+        list.body.contains("data-state=\"revoked\""),
+        "{}",
+        list.body
+    );
+    let after = submit(&agent, rollout("svc://api", 3)).await;
+    assert_eq!(after.state(), "pending");
+    // Without the form's token nothing is revoked.
+    let forged = bob
+        .post(
+            &format!("/console/standing/{std_id}/revoke"),
+            &[("csrf", "nope")],
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN, "{}", forged.body);
+}
