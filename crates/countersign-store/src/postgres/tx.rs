@@ -20,6 +20,10 @@ pub(super) struct PgTx {
     /// The tree's frontier at the head, read with the head lock.
     tree: Frontier,
     audit_size: Arc<watch::Sender<u64>>,
+    /// True once this write changed a row that no audit entry records (a parked pair: an
+    /// idempotency key naming the request a submission attached to), so it commits even
+    /// without entries.
+    unrecorded: bool,
 }
 
 /// The audit head row, locked: where the next entry goes and the tree's frontier (`None` while
@@ -66,6 +70,7 @@ impl PgTx {
             journal: Journal::new(head),
             tree,
             audit_size: audit_size.clone(),
+            unrecorded: false,
         })
     }
 
@@ -81,8 +86,12 @@ impl PgTx {
         };
         let staged = self.journal.staged();
         if staged.is_empty() {
-            // Nothing was recorded, so nothing changed: release the lock cheaply.
-            self.tx.rollback().await?;
+            if self.unrecorded {
+                self.tx.commit().await?;
+            } else {
+                // Nothing was recorded, so nothing changed: release the lock cheaply.
+                self.tx.rollback().await?;
+            }
             return Ok(value);
         }
         let seqs = staged
@@ -408,6 +417,7 @@ impl WriteTx for PgTx {
         request: &str,
         at: Timestamp,
     ) -> Result<(), StoreError> {
+        self.unrecorded = true;
         super::parked::park(&mut self.tx, requester, digest, request, at).await
     }
 
@@ -417,6 +427,7 @@ impl WriteTx for PgTx {
         digest: &str,
         request: &str,
     ) -> Result<(), StoreError> {
+        self.unrecorded = true;
         super::parked::unpark(&mut self.tx, requester, digest, request)
             .await
             .map(drop)
