@@ -8,6 +8,7 @@ mod http;
 mod mcp;
 mod scenarios;
 mod server;
+mod standing;
 
 use clap::{Parser, Subcommand};
 
@@ -64,6 +65,16 @@ enum Scenario {
         #[arg(long, default_value_t = 2000)]
         calls: usize,
     },
+    /// Actions approved at once by a standing approval vs auto-allowed actions, same clients,
+    /// alternating rounds.
+    Standing {
+        #[arg(long, default_value_t = 16)]
+        clients: usize,
+        #[arg(long, default_value_t = 300)]
+        calls: usize,
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+    },
     /// (internal) a bare axum server that returns the request body, for comparison.
     BareServer,
 }
@@ -88,6 +99,11 @@ fn main() -> anyhow::Result<()> {
                 sessions,
             } => mcp::run(&cli.bin, &everything, calls, sessions).await,
             Scenario::Exec { calls } => exec::run(&cli.bin, calls).await,
+            Scenario::Standing {
+                clients,
+                calls,
+                rounds,
+            } => standing::run(&cli.bin, clients, calls, rounds).await,
             Scenario::BareServer => server::serve_bare().await,
         }
     })

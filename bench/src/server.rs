@@ -18,6 +18,13 @@ rules:
   - name: bench-mcp-echo
     match: {kind: "mcp.tool.*.echo"}
     effect: allow
+  - name: bench-standing
+    match: {kind: "bench.standing"}
+    effect: review
+    review:
+      approvers: [{group: sre, count: 1}]
+      timeout: 1h
+      standing: {max: 1h, max_uses: 1000, scope: [kind, resource]}
   - name: bench-review
     match: {kind: "bench.review"}
     effect: review

@@ -387,7 +387,7 @@ impl Gateway {
                 effect: req.decision().effect.as_str().to_string(),
             })
             .inc();
-        if req.decision().effect == countersign_core::Effect::Review {
+        if req.decision().effect == countersign_core::Effect::Review && req.covered_by().is_none() {
             self.outbox_wake.notify_one();
         }
         if req.state() == State::Pending {

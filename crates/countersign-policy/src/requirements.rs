@@ -6,7 +6,9 @@
 
 use crate::document::{ClauseDoc, ReviewDoc, StandingDoc};
 use countersign_core::decision::DEFAULT_GRANT_TTL_SECONDS;
-use countersign_core::standing::{MAX_STANDING_SECONDS, ScopeField, StandingRule};
+use countersign_core::standing::{
+    MAX_STANDING_SECONDS, MAX_STANDING_USES, ScopeField, StandingRule,
+};
 use countersign_core::{Clause, Escalation, OnTimeout, Requirements, check_target};
 
 /// Built-in review timeout when neither the rule nor `defaults.review` sets one.
@@ -104,8 +106,11 @@ fn standing(doc: &StandingDoc) -> Result<StandingRule, String> {
             doc.max.0
         ));
     }
-    if doc.max_uses == 0 {
-        return Err("`review.standing.max_uses` must be at least 1".into());
+    if doc.max_uses == 0 || doc.max_uses > MAX_STANDING_USES {
+        return Err(format!(
+            "`review.standing.max_uses` must be 1 to {MAX_STANDING_USES} (it is {})",
+            doc.max_uses
+        ));
     }
     let scope = match &doc.scope {
         None => ScopeField::ALL.to_vec(),

@@ -637,7 +637,11 @@ async fn record_and_save<T: WriteTx>(
         Subject::Request(request, &hash),
     );
     tx.save_request(&row, &seq_list(seqs.clone())).await?;
-    if is_reviewed(request) {
+    // A use of its standing approval changes nothing the channels show of a request.
+    let shown = !events
+        .iter()
+        .all(|e| matches!(e, Event::StandingUsed { .. }));
+    if shown && is_reviewed(request) {
         tx.mark_notify(request.id(), now).await?;
     }
     Ok(seqs)
@@ -717,9 +721,10 @@ struct RecordedEntry {
     data: serde_json::Value,
 }
 
-/// True when people review `request`, so channels show it and must follow its changes.
+/// True when people review `request`, so channels show it and must follow its changes (not
+/// one a standing approval approved at once: nobody was asked).
 fn is_reviewed(request: &Request) -> bool {
-    request.decision().effect == Effect::Review
+    request.decision().effect == Effect::Review && request.covered_by().is_none()
 }
 
 /// Stages one audit entry per event, all at `at`, by `actor`, about `subject`; returns their

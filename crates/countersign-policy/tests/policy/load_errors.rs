@@ -252,6 +252,7 @@ fn standing_approvals_are_bounded_and_never_with_mfa() {
         ("{standing: {max: 8d, max_uses: 5}}", "at most 7d"),
         ("{standing: {max: 0s, max_uses: 5}}", "longer than zero"),
         ("{standing: {max: 1h, max_uses: 0}}", "max_uses"),
+        ("{standing: {max: 1h, max_uses: 1001}}", "1 to 1000"),
         ("{standing: {max: 1h, max_uses: 5, scope: []}}", "is empty"),
         (
             "{standing: {max: 1h, max_uses: 5, scope: [kind, labels]}}",
