@@ -32,6 +32,7 @@ mod glob;
 mod location;
 mod policy;
 mod regex_literals;
+pub mod replay;
 mod requirements;
 pub mod sql;
 

@@ -328,6 +328,21 @@ pub enum PolicyVerb {
         #[arg(long, short, env = "COUNTERSIGN_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Decide the recorded actions again with a proposed policy and report how many decisions
+    /// would change, by transition (allow → review, review → deny, ...) and rule, with examples.
+    Replay {
+        /// The proposed policy file.
+        #[arg(long)]
+        policy: PathBuf,
+        /// How far back: actions asked in the last DURATION (e.g. 30d, 12h).
+        #[arg(long, default_value = "30d")]
+        since: String,
+        /// The database (default: the config's): a SQLite file or a postgres:// URL.
+        #[arg(long)]
+        database: Option<PathBuf>,
+        #[arg(long, short, env = "COUNTERSIGN_CONFIG")]
+        config: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]

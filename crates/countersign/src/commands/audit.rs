@@ -659,7 +659,7 @@ fn write_new(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
         .map_err(|e| Failure::other(format!("cannot write {}: {e}", path.display())))
 }
 
-async fn open_for_reading(path: &Path) -> Result<std::sync::Arc<dyn Store>, Failure> {
+pub(crate) async fn open_for_reading(path: &Path) -> Result<std::sync::Arc<dyn Store>, Failure> {
     let name = path.to_string_lossy();
     if countersign_server::config::is_postgres_url(&name) {
         let store = countersign_store::PgStore::connect(&name)

@@ -51,6 +51,8 @@ pub fn policy(g: &Global, verb: PolicyVerb) -> Result<u8, Failure> {
                 outcome::FAILURE
             })
         }
+        // Reads the database: `commands::replay`, dispatched before this.
+        PolicyVerb::Replay { .. } => Err(Failure::other("policy replay runs on its own path")),
         PolicyVerb::Explain {
             file,
             principal,

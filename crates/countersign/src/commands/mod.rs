@@ -8,9 +8,10 @@ mod hook;
 mod invoke;
 mod local;
 mod remote;
+mod replay;
 mod serve;
 
-use crate::cli::{Cli, Command, HookAgent, MfaVerb};
+use crate::cli::{Cli, Command, HookAgent, MfaVerb, PolicyVerb};
 use crate::outcome::Failure;
 
 pub async fn run(cli: Cli) -> Result<u8, Failure> {
@@ -75,6 +76,15 @@ pub async fn run(cli: Cli) -> Result<u8, Failure> {
         } => hook::claude_code(&g, timeout).await,
         Command::Audit { verb } => audit::run(&g, verb).await,
         Command::Attest { id, key } => audit::attest(&g, &id, key).await,
+        Command::Policy {
+            verb:
+                PolicyVerb::Replay {
+                    policy,
+                    since,
+                    database,
+                    config,
+                },
+        } => replay::replay(&g, &policy, &since, database, config.as_deref()).await,
         Command::Policy { verb } => local::policy(&g, verb),
         Command::Key { verb } => local::key(verb).await,
         Command::Mcp { verb } => remote::mcp(&g, verb).await,

@@ -291,3 +291,89 @@ async fn reviews_show_who_approves_without_reading() {
     let r = stranger.get("/console/reviews").await;
     assert!(!r.body.contains("data-approver"), "{}", r.body);
 }
+
+/// `countersign policy replay`: the recorded actions decided again by a proposed policy, and
+/// what would change, by transition and rule, with examples; bad input is a usage error.
+#[tokio::test(flavor = "multi_thread")]
+async fn policy_replay_reports_what_a_proposed_policy_would_change() {
+    let app = crate::support::app::spawn_app().await;
+    let agent = app.agent();
+    for n in 0..3 {
+        let r = agent.post("/v1/actions", action("db.query", n)).await;
+        assert_eq!(r.state(), "approved", "{}", r.body);
+    }
+    let reviewed = agent
+        .submit("deploy.rollout", "svc://api", json!({"v": 1}))
+        .await;
+    assert_eq!(reviewed.state(), "pending");
+    // Reads now need review; rollouts are allowed.
+    let proposed = app.dir.path().join("proposed.yaml");
+    std::fs::write(
+        &proposed,
+        TEST_POLICY
+            .replace("effect: allow\n  - name: never-drop-in-prod", "effect: review\n  - name: never-drop-in-prod")
+            .replace("rules:\n", "rules:\n  - {name: rollouts-are-free, match: {kind: deploy.rollout}, effect: allow}\n"),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(crate::cli::BIN)
+            .args(["policy", "replay"])
+            .args(args)
+            .env_remove("COUNTERSIGN_CONFIG")
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let db = app.db_path().display().to_string();
+    let policy = proposed.display().to_string();
+    let (code, out, err) = run(&["--json", "--policy", &policy, "--database", &db]);
+    assert_eq!(code, Some(0), "{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["replayed"], 4, "{report}");
+    let transition = |from: &str, to: &str| {
+        report["transitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["from"] == from && t["to"] == to)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {from} -> {to}: {report}"))
+    };
+    let tightened = transition("allow", "review");
+    assert_eq!(tightened["count"], 3);
+    assert_eq!(tightened["rules"][0]["from_rule"], "reads-are-free");
+    assert_eq!(tightened["rules"][0]["to_rule"], "reads-are-free");
+    assert_eq!(tightened["examples"].as_array().unwrap().len(), 3);
+    let loosened = transition("review", "allow");
+    assert_eq!(loosened["count"], 1);
+    assert_eq!(loosened["examples"][0]["request"], reviewed.id().as_str());
+    assert_eq!(loosened["rules"][0]["to_rule"], "rollouts-are-free");
+
+    let (code, out, _) = run(&["--policy", &policy, "--database", &db]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("allow -> review: 3"), "{out}");
+    assert!(out.contains("review -> allow: 1"), "{out}");
+    // A period with nothing in it, a bad duration, a bad policy.
+    let (_, out, _) = run(&[
+        "--json",
+        "--policy",
+        &policy,
+        "--database",
+        &db,
+        "--since",
+        "1ms",
+    ]);
+    let empty: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(empty["replayed"], 0, "{empty}");
+    let (code, _, err) = run(&["--policy", &policy, "--database", &db, "--since", "soon"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--since"), "{err}");
+    let broken = app.dir.path().join("broken.yaml");
+    std::fs::write(&broken, "version: 1\ndefault: maybe\n").unwrap();
+    let (code, _, err) = run(&["--policy", &broken.display().to_string(), "--database", &db]);
+    assert_eq!(code, Some(2), "{err}");
+}
