@@ -89,8 +89,13 @@ pub struct VoteLine {
 /// What people can do with the message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Buttons {
-    /// Approve and deny here; the buttons carry the request id and the digest shown.
-    Decide { request_id: String, digest: String },
+    /// Approve and deny here; the buttons carry the request id and the digest shown, and,
+    /// when the rule allows standing approvals, a third approves for a while.
+    Decide {
+        request_id: String,
+        digest: String,
+        standing: Option<StandingOffer>,
+    },
     /// The rule needs a second factor: only the console (or the CLI with `--otp`) decides.
     StepUp,
     /// The message cannot show the whole action (its params or resource were cut): it is
@@ -98,6 +103,30 @@ pub enum Buttons {
     ReadInFull,
     /// Closed, or held while its run is paused: nothing to decide now.
     None,
+}
+
+/// The standing approval a chat button offers: 30 minutes and 20 uses, or less when the rule
+/// allows less.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StandingOffer {
+    /// A duration as people write it (`30m`).
+    pub for_: String,
+    pub uses: u32,
+}
+
+impl StandingOffer {
+    pub fn of(rule: &countersign_core::standing::StandingRule) -> StandingOffer {
+        let seconds = rule.max_seconds.min(30 * 60);
+        StandingOffer {
+            for_: humantime::format_duration(std::time::Duration::from_secs(seconds)).to_string(),
+            uses: rule.max_uses.min(20),
+        }
+    }
+
+    /// The button's title: "Approve for 30m (up to 20)".
+    pub fn title(&self) -> String {
+        format!("Approve for {} (up to {})", self.for_, self.uses)
+    }
 }
 
 impl Review {
@@ -145,6 +174,9 @@ impl Review {
             Buttons::Decide {
                 request_id: req.id().to_owned(),
                 digest: req.digest().to_string(),
+                standing: requirements
+                    .and_then(|r| r.standing.as_ref())
+                    .map(StandingOffer::of),
             }
         };
         let (requester, kind, resource) = (

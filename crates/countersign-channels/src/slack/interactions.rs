@@ -8,7 +8,9 @@
 //! looking up who clicked may call Slack); a modal submission is decided before answering, so
 //! a refusal shows in the modal.
 
-use super::render::{self, APPROVE, DENY, DENY_MODAL, REASON_BLOCK, REASON_INPUT};
+use super::render::{
+    self, APPROVE, APPROVE_STANDING, DENY, DENY_MODAL, REASON_BLOCK, REASON_INPUT,
+};
 use super::{Slack, signature};
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
@@ -106,10 +108,13 @@ impl Slack {
         let Some(action) = payload["actions"].get(0) else {
             return;
         };
-        let Some((id, digest)) = action["value"]
-            .as_str()
-            .and_then(render::parse_button_value)
-        else {
+        let value = action["value"].as_str().unwrap_or_default();
+        let parsed = match action["action_id"].as_str() {
+            Some(APPROVE_STANDING) => render::parse_standing_value(value)
+                .map(|(id, digest, for_, uses)| (id, digest, Some((for_.to_string(), uses)))),
+            _ => render::parse_button_value(value).map(|(id, digest)| (id, digest, None)),
+        };
+        let Some((id, digest, standing)) = parsed else {
             return;
         };
         let (id, digest) = (id.to_string(), digest.to_string());
@@ -123,10 +128,10 @@ impl Slack {
             .map(str::to_string);
         let me = self.clone();
         match action["action_id"].as_str() {
-            Some(APPROVE) => {
+            Some(APPROVE | APPROVE_STANDING) => {
                 tokio::spawn(async move {
                     if let Err(text) = me
-                        .vote(&user, &id, &digest, VoteDecision::Approve, None)
+                        .vote(&user, &id, &digest, VoteDecision::Approve, None, standing)
                         .await
                         && let Some(channel) = channel
                     {
@@ -169,7 +174,7 @@ impl Slack {
             .map(str::trim)
             .filter(|r| !r.is_empty())
             .map(str::to_string);
-        let vote = self.vote(user, id, digest, VoteDecision::Deny, reason);
+        let vote = self.vote(user, id, digest, VoteDecision::Deny, reason, None);
         match tokio::time::timeout(MODAL_BUDGET, vote).await {
             Ok(Ok(())) => None,
             Ok(Err(text)) => Some(json!({"response_action": "errors",
@@ -188,6 +193,7 @@ impl Slack {
         digest: &str,
         decision: VoteDecision,
         comment: Option<String>,
+        standing: Option<(String, u32)>,
     ) -> Result<(), String> {
         let principal = match self.principal_for(slack_user).await {
             Ok(Ok(p)) => p,
@@ -221,7 +227,10 @@ impl Slack {
             }
         };
         let voted = async {
-            let vote = CastVote::parse(decision, digest, comment, None)?;
+            let mut vote = CastVote::parse(decision, digest, comment, None)?;
+            if let Some((for_, uses)) = standing {
+                vote = vote.standing(&for_, uses)?;
+            }
             self.gateway
                 .vote(&principal, id, vote, Channel::Slack)
                 .await

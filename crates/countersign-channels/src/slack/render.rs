@@ -11,6 +11,8 @@ use serde_json::{Value, json};
 /// The `block_id` of the buttons, and the `action_id`s the interaction handler expects.
 pub const ACTIONS_BLOCK: &str = "countersign_review";
 pub const APPROVE: &str = "approve";
+/// Approve, and ask for the standing approval the button's value names.
+pub const APPROVE_STANDING: &str = "approve_standing";
 pub const DENY: &str = "deny";
 /// The modal that asks for a reason before a deny.
 pub const DENY_MODAL: &str = "countersign_deny";
@@ -27,6 +29,15 @@ pub fn button_value(request_id: &str, digest: &str) -> String {
 pub fn parse_button_value(value: &str) -> Option<(&str, &str)> {
     let (id, digest) = value.split_once('|')?;
     (id.starts_with("req_") && digest.starts_with("sha256:")).then_some((id, digest))
+}
+
+/// Splits the standing button's value (`req|digest|30m|20`) into (request id, digest, for,
+/// uses).
+pub fn parse_standing_value(value: &str) -> Option<(&str, &str, &str, u32)> {
+    let mut parts = value.splitn(4, '|');
+    let (id, digest) = (parts.next()?, parts.next()?);
+    let (for_, uses) = (parts.next()?, parts.next()?.parse().ok()?);
+    (id.starts_with("req_") && digest.starts_with("sha256:")).then_some((id, digest, for_, uses))
 }
 
 pub fn render(req: &Request, public_url: &str, masker: &Masker) -> Rendered {
@@ -110,16 +121,28 @@ pub fn render(req: &Request, public_url: &str, masker: &Masker) -> Rendered {
                  "text": {"type": "plain_text", "text": "Review in full"}}]}),
             );
         }
-        Buttons::Decide { request_id, digest } => {
+        Buttons::Decide {
+            request_id,
+            digest,
+            standing,
+        } => {
             let value = button_value(request_id, digest);
-            blocks.push(
-                json!({"type": "actions", "block_id": ACTIONS_BLOCK, "elements": [
-                {"type": "button", "action_id": APPROVE, "style": "primary", "value": value,
-                 "text": {"type": "plain_text", "text": "Approve"}},
-                {"type": "button", "action_id": DENY, "style": "danger", "value": value,
-                 "text": {"type": "plain_text", "text": "Deny"}},
-                open]}),
+            let mut elements = vec![
+                json!({"type": "button", "action_id": APPROVE, "style": "primary", "value": value,
+                 "text": {"type": "plain_text", "text": "Approve"}}),
+            ];
+            if let Some(offer) = standing {
+                elements.push(json!({"type": "button", "action_id": APPROVE_STANDING,
+                    "value": format!("{value}|{}|{}", offer.for_, offer.uses),
+                    "text": {"type": "plain_text", "text": offer.title()}}));
+            }
+            elements.push(
+                json!({"type": "button", "action_id": DENY, "style": "danger", "value": value,
+                 "text": {"type": "plain_text", "text": "Deny"}}),
             );
+            elements.push(open);
+            blocks
+                .push(json!({"type": "actions", "block_id": ACTIONS_BLOCK, "elements": elements}));
         }
         Buttons::None => {
             blocks.push(json!({"type": "actions", "block_id": ACTIONS_BLOCK, "elements": [open]}));

@@ -15,7 +15,7 @@
 //!
 //! Other activity types are refused with 400 `unsupported_activity` and change nothing.
 
-use super::card::{self, APPROVE, COMMENT_INPUT, DENY};
+use super::card::{self, APPROVE, APPROVE_STANDING, COMMENT_INPUT, DENY};
 use super::{NAME, Teams, auth::AuthFailure, connector::ServiceUrl};
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
@@ -203,6 +203,8 @@ struct Click {
     digest: String,
     decision: VoteDecision,
     comment: Option<String>,
+    /// With `approve_standing`: the standing approval the card offered (for, uses).
+    standing: Option<(String, u32)>,
 }
 
 /// Reads `value.action` of an `adaptiveCard/action` invoke; `Err((code, message))` when it
@@ -213,19 +215,42 @@ fn click(activity: &Value) -> Result<Click, (&'static str, String)> {
         return Err(("invalid_action", "only Action.Execute is handled".into()));
     }
     let decision = match action["verb"].as_str() {
-        Some(APPROVE) => VoteDecision::Approve,
+        Some(APPROVE | APPROVE_STANDING) => VoteDecision::Approve,
         Some(DENY) => VoteDecision::Deny,
         other => {
             return Err((
                 "unknown_verb",
                 format!(
-                    "the verb must be `approve` or `deny`, not {}",
+                    "the verb must be `approve`, `approve_standing` or `deny`, not {}",
                     other.unwrap_or("none")
                 ),
             ));
         }
     };
     let data = &action["data"];
+    let standing = match action["verb"].as_str() {
+        Some(APPROVE_STANDING) => {
+            let ask = &data["standing"];
+            match (ask["for"].as_str(), ask["uses"].as_u64()) {
+                (Some(for_), Some(uses)) => Some((
+                    for_.to_string(),
+                    u32::try_from(uses).map_err(|_| {
+                        (
+                            "invalid_action_data",
+                            "`standing.uses` is too large".to_string(),
+                        )
+                    })?,
+                )),
+                _ => {
+                    return Err((
+                        "invalid_action_data",
+                        "`approve_standing` needs `standing: {for, uses}` in its data".into(),
+                    ));
+                }
+            }
+        }
+        _ => None,
+    };
     let (Some(request), Some(digest)) = (data["request"].as_str(), data["digest"].as_str()) else {
         return Err((
             "invalid_action_data",
@@ -248,6 +273,7 @@ fn click(activity: &Value) -> Result<Click, (&'static str, String)> {
         digest: digest.to_string(),
         decision,
         comment,
+        standing,
     })
 }
 
@@ -389,7 +415,10 @@ impl Teams {
             }
         };
         let voted = async {
-            let vote = CastVote::parse(click.decision, &click.digest, click.comment, None)?;
+            let mut vote = CastVote::parse(click.decision, &click.digest, click.comment, None)?;
+            if let Some((for_, uses)) = &click.standing {
+                vote = vote.standing(for_, *uses)?;
+            }
             self.gateway
                 .vote(&principal, &click.request, vote, Channel::Teams)
                 .await

@@ -17,6 +17,8 @@ use serde_json::{Value, json};
 /// The attachment content type of an Adaptive Card, and of an invoke response carrying one.
 pub const CONTENT_TYPE: &str = "application/vnd.microsoft.card.adaptive";
 pub const APPROVE: &str = "approve";
+/// Approve, and ask for the standing approval the action's data names.
+pub const APPROVE_STANDING: &str = "approve_standing";
 pub const DENY: &str = "deny";
 /// The id of the optional comment input; Teams merges input values into the action's data.
 pub const COMMENT_INPUT: &str = "comment";
@@ -90,19 +92,30 @@ fn card(r: &Review, notice_text: Option<&str>) -> Value {
     ]));
     let open = |title: &str| json!({"type": "Action.OpenUrl", "title": title, "url": r.url});
     let actions = match &r.buttons {
-        Buttons::Decide { request_id, digest } => {
+        Buttons::Decide {
+            request_id,
+            digest,
+            standing,
+        } => {
             body.push(
                 json!({"type": "Input.Text", "id": COMMENT_INPUT, "isMultiline": true,
                 "maxLength": COMMENT_MAX, "placeholder": "Comment or reason (optional)"}),
             );
             let data = json!({"request": request_id, "digest": digest});
-            vec![
-                json!({"type": "Action.Execute", "title": "Approve", "verb": APPROVE,
-                    "style": "positive", "data": data}),
+            let mut actions = vec![json!({"type": "Action.Execute", "title": "Approve",
+                "verb": APPROVE, "style": "positive", "data": data})];
+            if let Some(offer) = standing {
+                actions.push(json!({"type": "Action.Execute", "title": offer.title(),
+                    "verb": APPROVE_STANDING,
+                    "data": {"request": request_id, "digest": digest,
+                             "standing": {"for": offer.for_, "uses": offer.uses}}}));
+            }
+            actions.push(
                 json!({"type": "Action.Execute", "title": "Deny", "verb": DENY,
-                    "style": "destructive", "data": data}),
-                open("Open"),
-            ]
+                "style": "destructive", "data": data}),
+            );
+            actions.push(open("Open"));
+            actions
         }
         Buttons::StepUp => {
             body.push(rich(vec![json!({"type": "TextRun", "text": format!(

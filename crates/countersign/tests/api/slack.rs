@@ -593,3 +593,41 @@ async fn slack_bad_interaction_input_gets_a_clear_4xx_and_changes_nothing() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(text.contains("not_configured"), "{text}");
 }
+
+/// Where the rule allows standing approvals, the message offers one ("Approve for 30m (up to
+/// 3)": 30 minutes and 20 uses, or less when the rule allows less); the click forms it.
+#[tokio::test]
+async fn slack_offers_a_standing_approval_where_the_rule_allows_it() {
+    let fake = FakeSlack::start().await;
+    let app =
+        crate::support::app::spawn_app_configured(&crate::standing::policy(), &slack_config(&fake))
+            .await;
+    let (id, _, m) = reviewed(
+        &app.agent(),
+        &fake,
+        "deploy.rollout",
+        "svc://api",
+        json!({"version": 1}),
+    )
+    .await;
+    assert_eq!(buttons(&m), ["approve", "approve_standing", "deny", "open"]);
+    assert!(
+        m.blocks.to_string().contains("Approve for 30m (up to 3)"),
+        "{}",
+        m.blocks
+    );
+    assert_eq!(
+        click(&app, "UBOB", "approve_standing", &m).await.0,
+        StatusCode::OK
+    );
+    let agent = app.agent();
+    let done = agent.get(&format!("/v1/requests/{id}?wait=10s")).await;
+    assert_eq!(done.state(), "approved", "{}", done.body);
+    assert_eq!(done.body["standing"]["uses"], 3, "{}", done.body);
+    assert_eq!(done.body["votes"][0]["channel"], "slack");
+    let covered = agent
+        .submit("deploy.rollout", "svc://api", json!({"version": 2}))
+        .await;
+    assert_eq!(covered.state(), "approved", "{}", covered.body);
+    assert!(covered.body["covered_by"]["standing"].is_string());
+}

@@ -6,7 +6,7 @@ use crate::support::app::{As, TEST_POLICY, TestApp, spawn_app_with_policy};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-fn policy() -> String {
+pub(crate) fn policy() -> String {
     format!(
         "{TEST_POLICY}  - name: rollouts-may-stand
     match: {{kind: \"deploy.rollout\"}}

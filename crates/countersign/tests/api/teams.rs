@@ -737,3 +737,56 @@ async fn teams_wrong_app_password_gets_no_token_and_posts_nothing() {
     assert!(world.tokens.is_empty());
     assert!(world.calls.is_empty(), "nothing sent without a token");
 }
+
+/// Where the rule allows standing approvals, the card offers one; the click forms it; a
+/// crafted click naming more than the rule allows is refused.
+#[tokio::test]
+async fn teams_offers_a_standing_approval_where_the_rule_allows_it() {
+    let fake = FakeTeams::start().await;
+    let app = crate::support::app::spawn_app_configured(
+        &crate::standing::policy(),
+        &teams_config(&fake, APP_PASSWORD),
+    )
+    .await;
+    let (status, body) = fake.deliver(&app.url, &fake.installed(APPROVALS)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (id, digest, sent) = reviewed(
+        &app.agent(),
+        &fake,
+        "deploy.rollout",
+        "svc://api",
+        json!({"version": 1}),
+    )
+    .await;
+    assert_eq!(
+        execute_verbs(sent.card()),
+        ["approve", "approve_standing", "deny"]
+    );
+    let crafted = fake.click_with(
+        "bob",
+        "approve_standing",
+        json!({"request": id, "digest": digest, "standing": {"for": "1h", "uses": 50}}),
+        None,
+    );
+    let (_, body) = fake.deliver(&app.url, &crafted).await;
+    let refusal = body.to_string();
+    assert!(
+        refusal.contains("not counted") && refusal.contains("at most 3 uses"),
+        "{refusal}"
+    );
+    let (status, body) = fake
+        .deliver(
+            &app.url,
+            &fake.click("bob", "approve_standing", sent.card(), None),
+        )
+        .await;
+    let card = answered_card(status, &body);
+    assert!(card.to_string().contains("Approved"), "{card}");
+    let done = request(&app, &id).await;
+    assert_eq!(done["standing"]["uses"], 3, "{done}");
+    let covered = app
+        .agent()
+        .submit("deploy.rollout", "svc://api", json!({"version": 2}))
+        .await;
+    assert_eq!(covered.state(), "approved", "{}", covered.body);
+}
