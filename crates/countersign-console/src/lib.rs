@@ -416,6 +416,7 @@ pub fn routes(state: ConsoleState) -> Router {
         .route("/console/oidc/callback", get(oidc::callback))
         .route("/console/requests/{id}", get(request::page))
         .route("/console/requests/{id}/decide", post(request::decide))
+        .route("/console/requests/{id}/amend", post(request::amend))
         .route("/console/requests/{id}/events", get(request::events))
         .route(
             "/console/requests/{id}/passkey",

@@ -297,6 +297,27 @@ pub async fn render(
                             p.muted data-refusal=(refusal.code()) { (refusal.to_string()) }
                         }
                     }
+                    @if can.is_ok() && requirements.is_some_and(|r| r.amend) {
+                        details.amend {
+                            summary { "Amend the params, then approve" }
+                            form.stack method="post" action={ "/console/requests/" (req.id()) "/amend" } {
+                                input type="hidden" name="csrf" value=(viewer.csrf);
+                                input type="hidden" name="digest" value=(req.digest().to_string());
+                                label for="amend_params" { "Params (JSON): the kind and resource stay" }
+                                textarea id="amend_params" name="params" rows="8" class="mono" {
+                                    (serde_json::to_string_pretty(&req.action().params).unwrap_or_default())
+                                }
+                                label for="amend_comment" { "Why" }
+                                textarea id="amend_comment" name="comment" rows="2" maxlength="4096" {}
+                                @if mfa {
+                                    label for="amend_otp" { "One-time code" }
+                                    input id="amend_otp" name="otp" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{6}" maxlength="6" required;
+                                }
+                                p.hint { "Earlier approvals were of the params as they are: they will no longer count." }
+                                div.buttons { button.approve type="submit" { "Amend and approve" } }
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -573,4 +594,45 @@ fn standing_choice(rule: &countersign_core::standing::StandingRule) -> maud::Mar
                 value=(rule.max_uses.min(10));
         }
     }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AmendForm {
+    #[allow(dead_code)]
+    csrf: String,
+    digest: String,
+    params: String,
+    #[serde(default)]
+    comment: Option<String>,
+    #[serde(default)]
+    otp: Option<String>,
+}
+
+/// The editor's answer: the amended params, approved (`Gateway::amend`).
+pub async fn amend(
+    State(state): State<ConsoleState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ConsoleError> {
+    let (viewer, f): (Viewer, AmendForm) = state.form_viewer(&headers, &body).await?;
+    let params: serde_json::Value = serde_json::from_str(&f.params).map_err(|e| {
+        ConsoleError::bad_request(
+            "invalid_params",
+            format!("The params are not JSON ({e}). Nothing was changed."),
+        )
+    })?;
+    let trimmed = |s: Option<String>| s.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+    let vote = CastVote::parse(
+        countersign_core::VoteDecision::Approve,
+        &f.digest,
+        trimmed(f.comment),
+        trimmed(f.otp),
+    )?;
+    state
+        .gateway
+        .amend(&viewer.principal, &id, vote, params, Channel::Console)
+        .await?;
+    Ok(Redirect::to(&format!("/console/requests/{id}")).into_response())
 }

@@ -67,6 +67,9 @@ pub struct Requirements {
     /// reads an action in less.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_review_seconds: Option<u64>,
+    /// Approvers may answer with amended params (`Request::amend`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub amend: bool,
     /// Standing approvals this rule allows (see `crate::standing`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub standing: Option<crate::standing::StandingRule>,

@@ -67,6 +67,14 @@ pub enum Event {
         duration_ms: u64,
         truncated: bool,
     },
+    /// An approver replaced the params (`patch`, RFC 6902) and approves the result; the
+    /// request's digest is now `to_digest` and earlier votes no longer count.
+    RequestAmended {
+        by: PrincipalId,
+        from_digest: String,
+        to_digest: String,
+        patch: serde_json::Value,
+    },
     /// Every approving vote asked for a standing approval: it formed on this request.
     StandingGranted {
         until: Timestamp,
@@ -166,6 +174,7 @@ impl Event {
             Event::GrantRedeemed { .. } => "grant.redeemed",
             Event::ExecutionStarted { .. } => "execution.started",
             Event::ExecutionFinished { .. } => "execution.finished",
+            Event::RequestAmended { .. } => "request.amended",
             Event::StandingGranted { .. } => "standing.granted",
             Event::StandingUsed { .. } => "standing.used",
             Event::StandingRevoked { .. } => "standing.revoked",

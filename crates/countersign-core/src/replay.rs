@@ -104,6 +104,11 @@ impl Replayed {
             .map(str::to_owned);
         match (&self.digest, digest) {
             (None, Some(d)) => self.digest = Some(d.to_owned()),
+            // An amendment gives the request its new digest (and its votes start over).
+            (Some(_), Some(d)) if event == "request.amended" => {
+                self.digest = Some(d.to_owned());
+                self.votes.clear();
+            }
             (Some(known), Some(d)) if known != d => self.problems.push(format!(
                 "entry #{seq} names digest {d}, earlier ones {known}"
             )),

@@ -206,6 +206,10 @@ pub enum Refusal {
     StandingNotAllowed(String),
     #[error("this request has no standing approval in force (it is {0})")]
     StandingInactive(&'static str),
+    #[error("this rule does not let approvers amend the action (`review.amend: true` would)")]
+    AmendNotAllowed,
+    #[error("the amended params are the params already shown: approve instead")]
+    AmendUnchanged,
 }
 
 impl Refusal {
@@ -230,6 +234,8 @@ impl Refusal {
             Refusal::NotRedeemed(_) => "not_redeemed",
             Refusal::StandingNotAllowed(_) => "standing_not_allowed",
             Refusal::StandingInactive(_) => "standing_inactive",
+            Refusal::AmendNotAllowed => "amend_not_allowed",
+            Refusal::AmendUnchanged => "amend_unchanged",
         }
     }
 }
@@ -295,6 +301,9 @@ pub struct Request {
     /// The standing approval that approved this request at once, if one did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     covered_by: Option<CoveredBy>,
+    /// Amendments by approvers (see `request::amend`), oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    amendments: Vec<Amendment>,
 }
 
 /// Reading a request. Its fields are private: only the state machine's methods change them.
@@ -417,6 +426,7 @@ impl Request {
             execution: None,
             standing: None,
             covered_by: None,
+            amendments: vec![],
         };
         let mut events = vec![];
         match (gate, req.decision.effect) {
@@ -782,9 +792,12 @@ pub fn request_id_for_grant(grant_id: &str) -> Option<String> {
         .map(|rest| format!("req_{rest}"))
 }
 
+mod amend;
 mod execution;
 mod standing;
 mod transition;
+
+pub use amend::Amendment;
 
 pub use transition::Transition;
 

@@ -74,6 +74,8 @@ fn refusal_status(r: &Refusal) -> StatusCode {
         Refusal::TooFast { .. } => StatusCode::CONFLICT,
         Refusal::CommentRequired | Refusal::StandingNotAllowed(_) => StatusCode::BAD_REQUEST,
         Refusal::StandingInactive(_) => StatusCode::CONFLICT,
+        Refusal::AmendNotAllowed => StatusCode::FORBIDDEN,
+        Refusal::AmendUnchanged => StatusCode::BAD_REQUEST,
         Refusal::GrantExpired => StatusCode::GONE,
     }
 }

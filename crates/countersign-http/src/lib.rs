@@ -47,6 +47,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/requests/{id}/attestation"),
     ("post", "/v1/requests/{id}/votes"),
     ("post", "/v1/requests/{id}/cancel"),
+    ("post", "/v1/requests/{id}/amend"),
     ("post", "/v1/requests/{id}/execute"),
     ("post", "/v1/requests/{id}/outcome"),
     ("post", "/v1/grants/{id}/redeem"),
@@ -86,6 +87,7 @@ pub fn routes(state: ApiState) -> Router {
         .route("/v1/requests/{id}/attestation", get(audit::attestation))
         .route("/v1/requests/{id}/votes", post(requests::vote))
         .route("/v1/requests/{id}/cancel", post(requests::cancel))
+        .route("/v1/requests/{id}/amend", post(requests::amend))
         .route("/v1/requests/{id}/execute", post(requests::execute))
         .route("/v1/requests/{id}/outcome", post(requests::report_outcome))
         .route("/v1/grants/{id}/redeem", post(requests::redeem))

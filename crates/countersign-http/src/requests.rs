@@ -4,8 +4,8 @@ use super::ApiState;
 use super::error::ApiError;
 use super::extract::{Caller, JsonBody};
 use crate::wire::{
-    ActionBody, ExecutedView, OutcomeBody, RedeemBody, RedeemView, RequestList, RequestView,
-    VoteBody,
+    ActionBody, AmendBody, ExecutedView, OutcomeBody, RedeemBody, RedeemView, RequestList,
+    RequestView, VoteBody,
 };
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -226,6 +226,37 @@ pub async fn vote(
         Ok(done) => Ok(Json(
             with_receipt(&state, &caller, &done.request, &done.audit_entries).await,
         )),
+        Err(e) => {
+            let e = ApiError::from(e);
+            state.gateway.metrics.refusal(e.code);
+            Err(e)
+        }
+    }
+}
+
+/// `POST /v1/requests/{id}/amend`: an approver's amended params, approved (`Gateway::amend`).
+pub async fn amend(
+    State(state): State<ApiState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<AmendBody>,
+) -> Result<Json<RequestView>, ApiError> {
+    let shown = match body.digest {
+        Some(d) => d,
+        None => state.gateway.get(&caller, &id).await?.digest().to_string(),
+    };
+    let vote = countersign_app::gateway::CastVote::parse(
+        countersign_core::VoteDecision::Approve,
+        &shown,
+        body.comment,
+        body.otp,
+    )?;
+    match state
+        .gateway
+        .amend(&caller, &id, vote, body.params, Channel::Api)
+        .await
+    {
+        Ok(req) => Ok(Json(view(&state, &caller, &req))),
         Err(e) => {
             let e = ApiError::from(e);
             state.gateway.metrics.refusal(e.code);

@@ -69,6 +69,22 @@ pub struct VoteBody {
     pub standing: Option<StandingAskBody>,
 }
 
+/// `POST /v1/requests/{id}/amend`: the params the approver approves instead (the kind,
+/// resource, justification and run stay), why, and optionally the digest they were shown and a
+/// second factor.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AmendBody {
+    pub params: serde_json::Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    /// The digest shown before amending; when given, it must be the request's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub otp: Option<String>,
+}
+
 /// `standing` on a vote: `{"for": "30m", "uses": 20}`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -216,6 +232,10 @@ pub struct RequestView {
     /// The standing approval that approved this request at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub covered_by: Option<CoveredByView>,
+    /// Amendments by approvers, oldest first: who, when, the digests before and after, and
+    /// the RFC 6902 patch of the params.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub amendments: Vec<countersign_core::request::Amendment>,
 }
 
 /// Which standing approval approved a request at once, and who formed it.
@@ -316,6 +336,7 @@ impl RequestView {
             receipt: None,
             coalesced: false,
             standing: StandingView::of(req, chrono::Utc::now()),
+            amendments: req.amendments().to_vec(),
             covered_by: req.covered_by().map(|c| CoveredByView {
                 standing: countersign_core::standing::standing_id_for(&c.standing),
                 request: c.standing.clone(),

@@ -50,6 +50,8 @@ pub(crate) struct ReviewDoc {
     pub min_review_time: Option<Duration>,
     /// Standing approvals the rule allows.
     pub standing: Option<StandingDoc>,
+    /// Approvers may answer with amended params.
+    pub amend: Option<bool>,
 }
 
 /// `review.standing`: how long and how many uses an approval may stand for, and which action

@@ -52,6 +52,7 @@ pub(crate) fn resolve(rule: &ReviewDoc, defaults: &ReviewDoc) -> Result<Requirem
     };
     let requirements = Requirements {
         standing,
+        amend: rule.amend.or(defaults.amend).unwrap_or(false),
         notify: notify.cloned().unwrap_or_default(),
         remind_seconds: rule.remind.or(defaults.remind).map(|d| d.0),
         require_comment: rule

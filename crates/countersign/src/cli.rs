@@ -110,6 +110,19 @@ pub enum Command {
         #[arg(long)]
         otp: Option<String>,
     },
+    /// Amend a request's params and approve the amended action (as a person, where the rule
+    /// allows it with `review.amend: true`).
+    Amend {
+        id: String,
+        /// The params to approve instead, as JSON.
+        #[arg(long)]
+        params: String,
+        #[arg(long)]
+        comment: Option<String>,
+        /// One-time code from your authenticator, when the rule requires MFA.
+        #[arg(long)]
+        otp: Option<String>,
+    },
     /// Cancel your own request.
     Cancel { id: String },
     /// Standing approvals: list them, or revoke one (the next matching action is asked about

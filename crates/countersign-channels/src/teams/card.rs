@@ -228,6 +228,7 @@ mod tests {
                 require_comment: false,
                 min_review_seconds: None,
                 standing: None,
+                amend: false,
             }),
             policy_hash: "sha256:00".into(),
             grant_ttl_seconds: 300,

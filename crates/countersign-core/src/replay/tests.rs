@@ -49,6 +49,7 @@ fn decision(effect: Effect) -> Decision {
             require_comment: false,
             min_review_seconds: None,
             standing: None,
+            amend: false,
         }),
         policy_hash: "sha256:00".into(),
         grant_ttl_seconds: 300,

@@ -50,6 +50,7 @@ fn review(clauses: &[(&str, u32)], mfa: bool) -> Decision {
             require_comment: false,
             min_review_seconds: None,
             standing: None,
+            amend: false,
         }),
         policy_hash: "sha256:00".into(),
         grant_ttl_seconds: 300,
@@ -830,5 +831,69 @@ fn a_standing_approval_covers_only_what_its_approvers_approved() {
     assert_eq!(
         revoked.use_standing("req_a", at(1)),
         Err(Refusal::StandingInactive("revoked"))
+    );
+}
+
+#[test]
+fn an_amendment_binds_the_approval_to_the_amended_action() {
+    let mut decision = review(&[("sre", 1), ("security", 1)], false);
+    if let Some(r) = decision.requirements.as_mut() {
+        r.amend = true;
+    }
+    let mut req = Request::submit(ids(3), agent(), action(), decision, RunGate::Open, 60, t0()).0;
+    let old = req.digest;
+    let bob = person("user:bob@example.com", &["sre"]);
+    let carol = person("user:carol@example.com", &["security"]);
+    let alice = person("user:alice@example.com", &["sre"]);
+    req.vote(&ballot(&bob, &req.clone(), VoteDecision::Approve), t0())
+        .unwrap();
+    let amend = |req: &mut Request, who: &Principal, params: serde_json::Value| {
+        let b = ballot(who, &req.clone(), VoteDecision::Approve);
+        req.amend(&b, params, t0())
+    };
+    // The requester's owner may not; nor an agent; nor with the params unchanged.
+    assert_eq!(
+        amend(&mut req.clone(), &alice, json!({"rows": 10})),
+        Err(Refusal::SelfApproval)
+    );
+    assert_eq!(
+        amend(&mut req.clone(), &agent(), json!({"rows": 10})),
+        Err(Refusal::AgentCannotVote)
+    );
+    assert_eq!(
+        amend(&mut req.clone(), &carol, json!({"rows": 5000})),
+        Err(Refusal::AmendUnchanged)
+    );
+    let events = amend(&mut req, &carol, json!({"rows": 10})).unwrap();
+    assert!(
+        matches!(events[0], Event::RequestAmended { .. }),
+        "{events:?}"
+    );
+    assert_ne!(req.digest, old);
+    assert_eq!(
+        req.digest,
+        Digest::of_action(&req.action, &req.requester.id)
+    );
+    assert_eq!(req.action.params, json!({"rows": 10}));
+    assert_eq!(
+        req.amendments()[0].patch,
+        json!([{"op": "replace", "path": "/rows", "value": 10}])
+    );
+    // Bob approved the old digest: his vote no longer counts, and he may vote again.
+    assert_eq!(req.votes.len(), 1);
+    assert_eq!(req.state, State::Pending);
+    req.vote(&ballot(&bob, &req.clone(), VoteDecision::Approve), t0())
+        .unwrap();
+    assert_eq!(req.state, State::Approved);
+    assert!(req.grant().unwrap().digest.ct_eq(&req.digest));
+    assert_eq!(
+        req.redeem(&old, t0()).unwrap_err().code(),
+        "digest_mismatch"
+    );
+    // A rule without `amend`.
+    let mut plain = pending(&[("sre", 1)]);
+    assert_eq!(
+        amend(&mut plain, &bob, json!({"rows": 10})),
+        Err(Refusal::AmendNotAllowed)
     );
 }

@@ -59,6 +59,16 @@ pub enum Transition {
     /// Closes an execution found running past its deadline, else changes nothing
     /// ([`Request::interrupt_if_due`]).
     Interrupt,
+    /// An approver's amended params and approval of them ([`Request::amend`]).
+    Amend {
+        voter: Principal,
+        /// The digest the voter was shown (before the amendment).
+        digest: Digest,
+        channel: Channel,
+        mfa: Option<MfaMethod>,
+        comment: Option<String>,
+        params: serde_json::Value,
+    },
     /// One use of this request's standing approval, by the new request `by_request` it
     /// approves, recorded in the write that stores it ([`Request::use_standing`]).
     UseStanding { by_request: String },
@@ -115,6 +125,25 @@ impl Request {
             Transition::Report { by, outcome } => self.report(by, (**outcome).clone(), now),
             Transition::Interrupt => Ok(self.interrupt_if_due(now)),
             Transition::UseStanding { by_request } => self.use_standing(by_request, now),
+            Transition::Amend {
+                voter,
+                digest,
+                channel,
+                mfa,
+                comment,
+                params,
+            } => {
+                let ballot = Ballot {
+                    voter,
+                    decision: VoteDecision::Approve,
+                    digest: *digest,
+                    channel: *channel,
+                    mfa: *mfa,
+                    comment: comment.clone(),
+                    standing: None,
+                };
+                self.amend(&ballot, params.clone(), now)
+            }
             Transition::RevokeStanding { by } => self.revoke_standing(by, now),
         }
     }

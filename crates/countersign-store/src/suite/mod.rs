@@ -227,6 +227,7 @@ pub fn review(count: u32, pause_run: bool) -> Decision {
             require_comment: false,
             min_review_seconds: None,
             standing: None,
+            amend: false,
         }),
     )
 }

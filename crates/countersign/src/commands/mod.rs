@@ -63,6 +63,12 @@ pub async fn run(cli: Cli) -> Result<u8, Failure> {
             .await
         }
         Command::Cancel { id } => remote::cancel(&g, &id).await,
+        Command::Amend {
+            id,
+            params,
+            comment,
+            otp,
+        } => remote::amend(&g, &id, &params, comment, otp).await,
         Command::Run { verb } => remote::run_control(&g, verb).await,
         Command::Standing { verb } => remote::standing(&g, verb).await,
         Command::Mfa {

@@ -193,6 +193,43 @@ pub async fn vote(
     Ok(outcome::OK)
 }
 
+/// `countersign amend`: shows the request, then amends its params to `params` and approves.
+pub async fn amend(
+    g: &Global,
+    id: &str,
+    params: &str,
+    comment: Option<String>,
+    otp: Option<String>,
+) -> Result<u8, Failure> {
+    let params: serde_json::Value = serde_json::from_str(params)
+        .map_err(|e| Failure::usage(format!("--params is not JSON: {e}")))?;
+    let c = client(g)?;
+    let r: RequestView = c
+        .get(&format!("/v1/requests/{id}"), Duration::from_secs(30))
+        .await?;
+    if !g.json {
+        eprint!("{}", render::detail(&r));
+    }
+    let body = countersign_http::wire::AmendBody {
+        params,
+        comment,
+        digest: Some(r.digest),
+        otp,
+    };
+    let r: RequestView = c.post(&format!("/v1/requests/{id}/amend"), &body).await?;
+    if g.json {
+        print_request(g, &r);
+    } else {
+        println!(
+            "you amended and approved {}; it is now {} (digest {})",
+            render::shown(&r.id),
+            r.state.as_str(),
+            render::shown(&r.digest)
+        );
+    }
+    Ok(outcome::OK)
+}
+
 /// `countersign standing ls|revoke`.
 pub async fn standing(g: &Global, verb: crate::cli::StandingVerb) -> Result<u8, Failure> {
     use countersign_http::wire::{StandingList, StandingView};

@@ -377,3 +377,199 @@ async fn policy_replay_reports_what_a_proposed_policy_would_change() {
     let (code, _, err) = run(&["--policy", &broken.display().to_string(), "--database", &db]);
     assert_eq!(code, Some(2), "{err}");
 }
+
+fn amendable_policy() -> String {
+    format!(
+        "{TEST_POLICY}  - name: huge-exports-never
+    match: {{kind: \"data.export\"}}
+    when: 'params.rows > 1000000'
+    effect: deny
+    reason: too many rows
+  - name: exports-may-be-amended
+    match: {{kind: \"data.export\"}}
+    effect: review
+    review:
+      approvers: [{{group: sre, count: 1}}, {{group: security, count: 1}}]
+      amend: true
+"
+    )
+}
+
+/// Edit, then approve: an approver answers with amended params; the request carries the
+/// amended action, its new digest, the amender's approval and the RFC 6902 patch; earlier
+/// votes no longer count; only the amended action can be redeemed.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_approver_amends_and_approves_exactly_the_amended_action() {
+    let app = spawn_app_with_policy(&amendable_policy()).await;
+    let agent = app.agent();
+    let r = agent
+        .submit(
+            "data.export",
+            "postgres://prod/customers",
+            json!({"rows": 5000, "table": "customers"}),
+        )
+        .await;
+    assert_eq!(r.state(), "pending", "{}", r.body);
+    let (id, first_digest) = (r.id(), r.digest());
+    let bob = app.approver("bob");
+    let carol = app.as_("user:carol@example.com");
+    let v = bob.vote(&id, "approve", &first_digest).await;
+    assert_eq!(v.status, StatusCode::OK, "{}", v.body);
+    let amend = |who: &crate::support::app::As, params: serde_json::Value| {
+        let path = format!("/v1/requests/{id}/amend");
+        let who = who.clone();
+        async move {
+            who.post(
+                &path,
+                json!({"params": params, "comment": "100 rows are enough"}),
+            )
+            .await
+        }
+    };
+    let before = app.audit_entries().await.len();
+    // Never the requester or its owner; never unchanged; never to what another rule decides.
+    for (who, code) in [
+        ("agent:deploy-bot", "agent_cannot_vote"),
+        ("user:alice@example.com", "self_approval"),
+    ] {
+        let a = amend(&app.as_(who), json!({"rows": 100, "table": "customers"})).await;
+        assert_eq!(a.code(), code, "{who}: {}", a.body);
+    }
+    let same = amend(&carol, json!({"rows": 5000, "table": "customers"})).await;
+    assert_eq!(
+        (same.status, same.code()),
+        (StatusCode::BAD_REQUEST, "amend_unchanged")
+    );
+    let denied = amend(&carol, json!({"rows": 2000000, "table": "customers"})).await;
+    assert_eq!(denied.code(), "amend_changes_decision", "{}", denied.body);
+    assert_eq!(
+        app.audit_entries().await.len(),
+        before,
+        "refusals record nothing"
+    );
+
+    let amended = amend(&carol, json!({"rows": 100, "table": "customers"})).await;
+    assert_eq!(amended.status, StatusCode::OK, "{}", amended.body);
+    let new_digest = amended.digest();
+    assert_ne!(new_digest, first_digest);
+    assert_eq!(amended.body["action"]["params"]["rows"], 100);
+    let a = &amended.body["amendments"][0];
+    assert_eq!(a["by"], "user:carol@example.com");
+    assert_eq!(a["from_digest"], first_digest.as_str());
+    assert_eq!(a["to_digest"], new_digest.as_str());
+    assert_eq!(
+        a["patch"],
+        json!([{"op": "replace", "path": "/rows", "value": 100}])
+    );
+    // Bob's approval was of the old digest: it no longer counts.
+    assert_eq!(amended.state(), "pending", "{}", amended.body);
+    assert_eq!(amended.body["votes"].as_array().unwrap().len(), 1);
+    let stale = bob.vote(&id, "approve", &first_digest).await;
+    assert_eq!(stale.code(), "digest_mismatch", "{}", stale.body);
+    let v = bob.vote(&id, "approve", &new_digest).await;
+    assert_eq!(v.state(), "approved", "{}", v.body);
+
+    // The agent's wait returns the amended action and digest; only that can be redeemed.
+    let seen = agent.get(&format!("/v1/requests/{id}?wait=1s")).await;
+    assert_eq!(seen.body["action"]["params"]["rows"], 100);
+    assert_eq!(seen.digest(), new_digest);
+    let grant = seen.body["grant"]["id"].as_str().unwrap().to_owned();
+    let old = agent
+        .post(
+            &format!("/v1/grants/{grant}/redeem"),
+            json!({"digest": first_digest}),
+        )
+        .await;
+    assert_eq!(old.code(), "digest_mismatch");
+    let ok = agent
+        .post(
+            &format!("/v1/grants/{grant}/redeem"),
+            json!({"digest": new_digest}),
+        )
+        .await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
+
+    // A rule without `amend: true`.
+    let plain = agent
+        .submit("deploy.rollout", "svc://api", json!({"v": 1}))
+        .await;
+    let refused = bob
+        .post(
+            &format!("/v1/requests/{}/amend", plain.id()),
+            json!({"params": {"v": 2}}),
+        )
+        .await;
+    assert_eq!(
+        (refused.status, refused.code()),
+        (StatusCode::FORBIDDEN, "amend_not_allowed")
+    );
+
+    let events: Vec<String> = app
+        .audit_entries()
+        .await
+        .iter()
+        .filter(|e| e["request"] == id.as_str())
+        .map(|e| e["event"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert!(events.contains(&"request.amended".to_owned()), "{events:?}");
+    use countersign_store::Store as _;
+    let store = countersign_store::SqliteStore::open_read_only(&app.db_path())
+        .await
+        .unwrap();
+    assert_eq!(store.verify_requests().await.unwrap(), vec![]);
+}
+
+/// The console's editor: offered where the rule allows amending, it amends and approves.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_console_amends_then_approves() {
+    let app = spawn_app_with_policy(&amendable_policy()).await;
+    let r = app
+        .agent()
+        .submit(
+            "data.export",
+            "postgres://prod/customers",
+            json!({"rows": 5000}),
+        )
+        .await;
+    let carol = crate::support::console::signed_in(&app, "carol").await;
+    let page = carol.get(&format!("/console/requests/{}", r.id())).await;
+    assert!(page.body.contains("Amend the params"), "{}", page.body);
+    let csrf = page.field("csrf");
+    let path = format!("/console/requests/{}/amend", r.id());
+    let digest = r.digest();
+    let bad = carol
+        .post(
+            &path,
+            &[("csrf", &csrf), ("digest", &digest), ("params", "{rows: 1")],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.body);
+    let done = carol
+        .post(
+            &path,
+            &[
+                ("csrf", &csrf),
+                ("digest", &digest),
+                ("params", r#"{"rows": 50}"#),
+                ("comment", "50 is plenty"),
+            ],
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    let now = app.agent().get(&format!("/v1/requests/{}", r.id())).await;
+    assert_eq!(now.body["action"]["params"], json!({"rows": 50}));
+    assert_eq!(now.body["amendments"][0]["by"], "user:carol@example.com");
+    assert_eq!(now.body["votes"][0]["channel"], "console");
+    let plain = app
+        .agent()
+        .submit("deploy.rollout", "svc://api", json!({}))
+        .await;
+    let page = crate::support::console::signed_in(&app, "bob")
+        .await
+        .get(&format!("/console/requests/{}", plain.id()))
+        .await;
+    assert!(
+        !page.body.contains("Amend the params"),
+        "not offered without amend"
+    );
+}
