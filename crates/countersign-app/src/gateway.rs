@@ -320,18 +320,27 @@ impl Gateway {
             .await;
         let hold_timeout = policy.default_review_timeout_seconds();
         // A standing approval may approve it at once (only where a submission may attach to
-        // another: the transaction that decides that also counts the use).
-        let found = match &parking {
-            Some(_) => {
-                self.standing_for(requester, &action, &decision, now)
-                    .await?
-            }
+        // another: the transaction that decides that also finds the approval and counts the
+        // use). Nothing is read before the write.
+        let standing_key = match &parking {
+            Some(_) => Request::standing_key_for(requester, &action, &decision),
             None => None,
         };
+        let cover_build = standing_key.map(|_| {
+            let (requester, action, decision) =
+                (requester.clone(), action.clone(), decision.clone());
+            let at_once = at_once.clone();
+            let id = new_request_id();
+            Box::new(move |holder: &Request| {
+                let (mut req, mut events) =
+                    Request::submit_covered(id, requester, action, decision, holder, now)?;
+                at_once.apply(&mut req, &mut events, now);
+                Some((req, events))
+            }) as countersign_store::CoverSubmit
+        });
         let run = action.run.clone();
         let requester_id = requester.id.clone();
         let requester = requester.clone();
-        let cover_at_once = at_once.clone();
         let submit = Box::new(move |gate: RunGate| {
             let (mut req, mut events) = Request::submit(
                 new_request_id(),
@@ -360,17 +369,10 @@ impl Gateway {
                         .idempotency
                         .as_ref()
                         .map(|(key, action)| countersign_store::Idempotency { key, action }),
-                    cover: found.as_ref().map(|f| countersign_store::Cover {
-                        key: &f.key,
-                        source: &f.source,
-                        submit: {
-                            let (mut req, mut events) = f.covered.clone();
-                            Box::new(move |_gate: RunGate| {
-                                cover_at_once.apply(&mut req, &mut events, now);
-                                (req, events)
-                            })
-                        },
-                    }),
+                    cover: standing_key
+                        .as_ref()
+                        .zip(cover_build)
+                        .map(|(key, submit)| countersign_store::Cover { key, submit }),
                 };
                 match self
                     .store

@@ -88,18 +88,21 @@ pub struct Parking<'a> {
     pub cover: Option<Cover<'a>>,
 }
 
-/// A standing approval the caller found for a submission (`countersign_core::standing`): used,
-/// in the submission's transaction, only if the pair (requester, `key`) still names `source`,
-/// the run is open, and `Request::use_standing` accepts one more use (recorded on `source` in
-/// the same write); otherwise the submission is made as usual.
+/// A standing approval that may approve a submission at once (`countersign_core::standing`):
+/// in the submission's transaction, the request the pair (requester, `key`) names is loaded
+/// (verified against its audit entries) and handed to `submit`; the covered request it builds
+/// is stored only if the run is open and `Request::use_standing` accepts one more use
+/// (recorded on the holder in the same write); otherwise the submission is made as usual.
 pub struct Cover<'a> {
     /// The standing approval's key (`Request::standing_key_for`).
     pub key: &'a countersign_core::Digest,
-    /// The id of the request whose standing approval the caller read.
-    pub source: &'a str,
-    /// Builds the covered request (`Request::submit_covered`) once the run gate is known.
-    pub submit: Submit,
+    /// Builds the covered request from the holder (`Request::submit_covered`); `None`: it does
+    /// not cover this submission.
+    pub submit: CoverSubmit,
 }
+
+/// Builds a covered request from the request holding the standing approval.
+pub type CoverSubmit = Box<dyn FnOnce(&Request) -> Option<(Request, Vec<Event>)> + Send>;
 
 /// An idempotency key (hashed, so its text is never stored) and the digest of the action it
 /// is sent with.

@@ -133,58 +133,33 @@ pub(crate) struct ParkedKey {
     pub cover: Option<CoverKey>,
 }
 
-/// [`crate::Cover`] as the write takes it: the covered request prepared already when there is
-/// no run (the gate is open), else built once the gate is known.
+/// [`crate::Cover`] as the write takes it.
 pub(crate) struct CoverKey {
     pub key: String,
-    pub source: String,
-    pub submission: Covered,
-}
-
-pub(crate) enum Covered {
-    Prepared(Box<PreparedSubmission>),
-    Gated(Submit),
+    pub submit: crate::CoverSubmit,
 }
 
 impl ParkedKey {
-    /// The key of `parking`; a cover is prepared now when `run` is `None` (outside the writer,
-    /// like the submission itself).
-    pub fn of(
-        parking: crate::Parking<'_>,
-        run: Option<RunOf<'_>>,
-        now: Timestamp,
-    ) -> Result<Self, StoreError> {
-        let cover = match parking.cover {
-            None => None,
-            Some(c) => Some(CoverKey {
-                key: crate::parked::digest_column(c.key),
-                source: c.source.to_owned(),
-                submission: match run {
-                    None => Covered::Prepared(Box::new(PreparedSubmission::new(
-                        None,
-                        RunGate::Open,
-                        now,
-                        c.submit,
-                    )?)),
-                    Some(_) => Covered::Gated(c.submit),
-                },
-            }),
-        };
-        Ok(ParkedKey {
+    /// The key of `parking`.
+    pub fn of(parking: crate::Parking<'_>) -> Self {
+        ParkedKey {
             requester: parking.requester.as_str().to_owned(),
             digest: crate::parked::digest_column(parking.key),
             attachable: parking.attachable,
             idempotency: parking
                 .idempotency
                 .map(|i| (crate::parked::digest_column(i.key), *i.action)),
-            cover,
-        })
+            cover: parking.cover.map(|c| CoverKey {
+                key: crate::parked::digest_column(c.key),
+                submit: c.submit,
+            }),
+        }
     }
 }
 
-/// Approves a submission at once with the standing approval of `cover.source`, if the pair
-/// still names it, the run is open and one more use is allowed: the use is recorded on the
-/// source and the covered request inserted, in this write. `None`: nothing was written.
+/// Approves a submission at once with the standing approval the pair names, if its holder
+/// covers it, the run is open and one more use is allowed: the use is recorded on the holder
+/// and the covered request inserted, in this write. `None`: nothing was written.
 async fn try_cover<T: WriteTx>(
     tx: &mut T,
     requester: &str,
@@ -192,30 +167,30 @@ async fn try_cover<T: WriteTx>(
     run: Option<RunOf<'_>>,
     now: Timestamp,
 ) -> Result<Option<Request>, StoreError> {
-    if tx.parked_call(requester, &cover.key).await?.as_deref() != Some(cover.source.as_str()) {
+    let Some(id) = tx.parked_call(requester, &cover.key).await? else {
         return Ok(None);
-    }
-    let Some(row) = tx.load_row(&cover.source).await? else {
+    };
+    let Some(row) = tx.load_row(&id).await? else {
         return Ok(None);
     };
     let source = verified(tx, &row).await?;
-    let prepared = match cover.submission {
-        Covered::Prepared(prepared) => *prepared,
-        Covered::Gated(submit) => {
-            let gate = match run {
-                None => RunGate::Open,
-                Some(of) => {
-                    let (stored, paused) =
-                        tx.run_facts(of.run, Some(of.requester.as_str())).await?;
-                    RunGate::of(stored, paused)
-                }
-            };
-            if gate != RunGate::Open {
-                return Ok(None);
-            }
-            PreparedSubmission::new(run, gate, now, submit)?
+    if !source.standing().is_some_and(|s| s.is_active(now)) {
+        return Ok(None);
+    }
+    let gate = match run {
+        None => RunGate::Open,
+        Some(of) => {
+            let (stored, paused) = tx.run_facts(of.run, Some(of.requester.as_str())).await?;
+            RunGate::of(stored, paused)
         }
     };
+    if gate != RunGate::Open {
+        return Ok(None);
+    }
+    let Some(built) = guarded("the cover closure", || (cover.submit)(&source))? else {
+        return Ok(None);
+    };
+    let prepared = PreparedSubmission::new(run, gate, now, Box::new(move |_| built))?;
     let mut used = source;
     let by_request = prepared.request.id().to_owned();
     let events = match guarded("the standing use", || {

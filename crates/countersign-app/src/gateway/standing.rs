@@ -1,64 +1,18 @@
 //! Standing approvals at the gateway (issue 18; the rules are `countersign_core::standing`):
-//! finding the one that may cover a submission, listing them, revoking one.
+//! listing them, revoking one. (`Gateway::submit_with` offers the store a `Cover` for a
+//! submission that one may approve.)
 //!
 //! Must not: decide whether an approval covers an action (the core's key and
 //! `Request::use_standing` do, in the submission's transaction), or count a use outside it.
 
-use super::{Gateway, GatewayError, new_request_id};
-use countersign_core::{
-    Action, Decision, Digest, Event, Principal, Request, Timestamp, Transition,
-};
+use super::{Gateway, GatewayError};
+use countersign_core::{Principal, Request, Transition};
 use countersign_store::RequestQuery;
-
-/// A standing approval found for a submission: the key, the request that holds it, and the
-/// covered request built from it (approved at once, its own grant), to be stored only if the
-/// transaction confirms the approval is still in force.
-pub(crate) struct Found {
-    pub key: Digest,
-    pub source: String,
-    pub covered: (Request, Vec<Event>),
-}
 
 /// The most standing approvals `GET /v1/standing` reads.
 const LISTED: u32 = 500;
 
 impl Gateway {
-    /// The standing approval that may cover `action` of `requester`, decided by `decision`
-    /// at `now`, if one is in force (two indexed reads; nothing when the rule allows none).
-    pub(crate) async fn standing_for(
-        &self,
-        requester: &Principal,
-        action: &Action,
-        decision: &Decision,
-        now: Timestamp,
-    ) -> Result<Option<Found>, GatewayError> {
-        let Some(key) = Request::standing_key_for(requester, action, decision) else {
-            return Ok(None);
-        };
-        let Some(source) = self.store.parked_call(&requester.id, &key).await? else {
-            return Ok(None);
-        };
-        let Some(holder) = self.store.get_request(&source).await? else {
-            return Ok(None);
-        };
-        if !holder.standing().is_some_and(|s| s.is_active(now)) {
-            return Ok(None);
-        }
-        let covered = Request::submit_covered(
-            new_request_id(),
-            requester.clone(),
-            action.clone(),
-            decision.clone(),
-            &holder,
-            now,
-        );
-        Ok(covered.map(|covered| Found {
-            key,
-            source,
-            covered,
-        }))
-    }
-
     /// The requests holding standing approvals that `viewer` may see (a person: all; an agent:
     /// its own), newest first; with `active`, only those still in force.
     pub async fn standing(

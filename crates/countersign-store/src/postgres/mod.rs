@@ -73,7 +73,7 @@ impl Store for PgStore {
         now: Timestamp,
         submit: Submit,
     ) -> Result<crate::Submission, StoreError> {
-        let key = writes::ParkedKey::of(parking, run, now)?;
+        let key = writes::ParkedKey::of(parking);
         let pending = match run {
             // As in `submit`: prepared before taking the audit head lock.
             None => writes::Pending::Prepared(Box::new(PreparedSubmission::new(

@@ -93,7 +93,7 @@ impl Store for SqliteStore {
         now: Timestamp,
         submit: Submit,
     ) -> Result<crate::Submission, StoreError> {
-        let key = crate::writes::ParkedKey::of(parking, run, now)?;
+        let key = crate::writes::ParkedKey::of(parking);
         if run.is_none() {
             // As in `submit`: prepared here, in parallel with other callers.
             let prepared = Box::new(PreparedSubmission::new(None, RunGate::Open, now, submit)?);

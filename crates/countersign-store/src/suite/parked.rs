@@ -390,9 +390,9 @@ pub async fn idempotency_keys_name_the_first_request(b: &dyn Backend) {
 
 /// A standing approval, in the submission's transaction (`countersign_core::standing`): the
 /// approval that forms it parks its key; a submission covered by it is stored approved and
-/// its use counted on the holder in the same write; an approval used up, or a cover naming a
-/// holder the pair does not name, covers nothing and the submission is made as usual. With
-/// and without a run (the covered request is prepared outside the writer, or inside it).
+/// its use counted on the holder in the same write; an approval used up, or one whose holder
+/// does not cover the submission, covers nothing and the submission is made as usual. With
+/// and without a run.
 pub async fn standing_uses_are_counted_in_the_submissions_transaction(b: &dyn Backend) {
     use super::{action, agent, bob, review, submission, vote};
     use crate::Submission;
@@ -463,36 +463,31 @@ pub async fn standing_uses_are_counted_in_the_submissions_transaction(b: &dyn Ba
             "the approval that formed it parked its key"
         );
         let coalesce = digest(&format!("coalescing {n}"));
-        let submit_with = |id: &str, source: &str| {
-            let covered = Request::submit_covered(
-                id.to_owned(),
-                agent(),
-                action(run),
-                decision.clone(),
-                &approved,
-                at(2),
-            )
-            .expect("covered");
+        // `covers`: whether the cover's closure builds a covered request from the holder.
+        let submit_with = |id: &str, covers: bool| {
+            let covered = covers.then(|| {
+                Request::submit_covered(
+                    id.to_owned(),
+                    agent(),
+                    action(run),
+                    decision.clone(),
+                    &approved,
+                    at(2),
+                )
+                .expect("covered")
+            });
             let plain = submission(&format!("{id}_plain"), action(run), decision.clone(), at(2));
-            covered_submission(
-                &*store,
-                run,
-                &coalesce,
-                &key,
-                source.to_owned(),
-                covered,
-                plain,
-            )
+            covered_submission(&*store, run, &coalesce, &key, covered, plain)
         };
-        // A cover naming a holder the pair does not name: the submission as usual.
-        let stranger = submit_with(&format!("req_x{n}"), "req_someone_else").await;
+        // A cover whose holder does not cover it: the submission as usual.
+        let stranger = submit_with(&format!("req_x{n}"), false).await;
         assert!(
             matches!(&stranger, Submission::New(r) if r.state() == State::Pending && r.covered_by().is_none()),
             "{stranger:?}"
         );
         // Covered: stored approved, the use counted on the holder in the same write.
         let before = audit_count(&*store).await;
-        let covered = submit_with(&format!("req_c{n}"), &holder_id).await;
+        let covered = submit_with(&format!("req_c{n}"), true).await;
         let Submission::New(covered) = covered else {
             panic!("{covered:?}")
         };
@@ -511,7 +506,7 @@ pub async fn standing_uses_are_counted_in_the_submissions_transaction(b: &dyn Ba
                 .contains(&"standing.used".to_owned())
         );
         // Used up: the next is made as usual, and nothing is counted.
-        let after = submit_with(&format!("req_d{n}"), &holder_id).await;
+        let after = submit_with(&format!("req_d{n}"), true).await;
         assert!(
             matches!(&after, Submission::New(r) if r.state() == State::Pending),
             "{after:?}"
@@ -523,14 +518,13 @@ pub async fn standing_uses_are_counted_in_the_submissions_transaction(b: &dyn Ba
 }
 
 /// Submits `plain` by the sample agent (in `run`), offering `covered` as approved by the
-/// standing approval of `source` under `key`.
+/// standing approval under `key`.
 async fn covered_submission(
     store: &dyn crate::Store,
     run: Option<&str>,
     coalesce: &Digest,
     key: &Digest,
-    source: String,
-    covered: (countersign_core::Request, Vec<countersign_core::Event>),
+    covered: Option<(countersign_core::Request, Vec<countersign_core::Event>)>,
     plain: crate::Submit,
 ) -> crate::Submission {
     let bot = super::agent().id;
@@ -541,7 +535,6 @@ async fn covered_submission(
         idempotency: None,
         cover: Some(crate::Cover {
             key,
-            source: &source,
             submit: Box::new(move |_| covered),
         }),
     };
