@@ -416,3 +416,134 @@ fn cli_policy_check_test_and_explain() {
     );
     assert!(stdout(&explain).contains("prod-export-needs-two"));
 }
+
+/// `approve --for --uses`, `standing ls|revoke` and `amend`, as people use them.
+#[test]
+fn cli_standing_approvals_and_amendments() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_world(&dir, 0);
+    std::fs::write(
+        dir.path().join("policy.yaml"),
+        format!(
+            "{}  - name: exports-may-be-amended\n    match: {{kind: \"data.export\"}}\n    effect: review\n    review: {{approvers: [{{group: security, count: 1}}], amend: true}}\n",
+            crate::standing::policy()
+        ),
+    )
+    .unwrap();
+    let server = serve(&config, 8);
+    let ask = |kind: &str, params: &str| -> serde_json::Value {
+        let out = run(cli(
+            &server,
+            "agent:deploy-bot",
+            &[
+                "request",
+                "--kind",
+                kind,
+                "--resource",
+                "svc://api",
+                "--params",
+                params,
+                "--json",
+            ],
+        ));
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)))
+    };
+    let json_of = |o: &Output| -> serde_json::Value {
+        serde_json::from_slice(&o.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stderr)))
+    };
+    let first = ask("deploy.rollout", r#"{"version": 1}"#);
+    let id = first["id"].as_str().unwrap();
+    let half = run(cli(
+        &server,
+        "user:bob@example.com",
+        &["approve", id, "--for", "30m"],
+    ));
+    assert_eq!(half.status.code(), Some(2), "--for needs --uses");
+    let bob = run(cli(
+        &server,
+        "user:bob@example.com",
+        &["approve", id, "--for", "30m", "--uses", "2", "--json"],
+    ));
+    assert!(
+        bob.status.success(),
+        "{}",
+        String::from_utf8_lossy(&bob.stderr)
+    );
+    let std_id = json_of(&bob)["standing"]["id"].as_str().unwrap().to_owned();
+    let listed = run(cli(
+        &server,
+        "user:bob@example.com",
+        &["standing", "ls", "--json"],
+    ));
+    let listed = json_of(&listed);
+    assert_eq!(listed[0]["id"], std_id.as_str(), "{listed}");
+    assert_eq!(listed[0]["state"], "active");
+    let text = stdout(&run(cli(
+        &server,
+        "user:bob@example.com",
+        &["standing", "ls"],
+    )));
+    assert!(text.contains(&std_id) && text.contains("0 of 2"), "{text}");
+    let covered = ask("deploy.rollout", r#"{"version": 2}"#);
+    assert_eq!(covered["state"], "approved", "{covered}");
+    let revoke = run(cli(
+        &server,
+        "user:bob@example.com",
+        &["standing", "revoke", &std_id],
+    ));
+    assert!(
+        revoke.status.success(),
+        "{}",
+        String::from_utf8_lossy(&revoke.stderr)
+    );
+    let text = stdout(&run(cli(
+        &server,
+        "user:bob@example.com",
+        &["standing", "ls"],
+    )));
+    assert!(text.contains("no standing approvals"), "{text}");
+    let again = run(cli(
+        &server,
+        "user:bob@example.com",
+        &["standing", "revoke", &std_id],
+    ));
+    assert_ne!(again.status.code(), Some(0), "already revoked");
+
+    let export = ask("data.export", r#"{"rows": 5000}"#);
+    let id = export["id"].as_str().unwrap();
+    let bad = run(cli(
+        &server,
+        "user:carol@example.com",
+        &["amend", id, "--params", "rows=10"],
+    ));
+    assert_eq!(
+        bad.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+    let amended = run(cli(
+        &server,
+        "user:carol@example.com",
+        &[
+            "amend",
+            id,
+            "--params",
+            r#"{"rows": 10}"#,
+            "--comment",
+            "10 will do",
+            "--json",
+        ],
+    ));
+    assert!(
+        amended.status.success(),
+        "{}",
+        String::from_utf8_lossy(&amended.stderr)
+    );
+    let amended = json_of(&amended);
+    assert_eq!(amended["state"], "approved", "{amended}");
+    assert_eq!(amended["action"]["params"]["rows"], 10);
+    assert_ne!(amended["digest"], export["digest"]);
+}
