@@ -2,6 +2,15 @@
 //! copy-paste tour.
 
 use crate::outcome::{self, Failure};
+
+/// `println!` that ignores a closed stdout: the gateway keeps serving when whoever read its
+/// banner has gone (`println!` would panic on the broken pipe and end the process).
+macro_rules! say {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
 use countersign_server::Config;
 use std::path::Path;
 
@@ -13,20 +22,20 @@ pub async fn run(config_path: Option<&Path>) -> Result<u8, Failure> {
         .await
         .map_err(|e| Failure::other(e.to_string()))?;
     let url = format!("http://{}", running.addr);
-    println!("Countersign gateway listening on {url}");
-    println!("  console:  {url}/console/");
-    println!(
+    say!("Countersign gateway listening on {url}");
+    say!("  console:  {url}/console/");
+    say!(
         "  database: {}",
         countersign_server::config::database_display(&config.database)
     );
     match &config.policy {
-        Some(p) => println!("  policy:   {} (reloaded on change or SIGHUP)", p.display()),
-        None => println!("  policy:   the built-in sample policy"),
+        Some(p) => say!("  policy:   {} (reloaded on change or SIGHUP)", p.display()),
+        None => say!("  policy:   the built-in sample policy"),
     }
     if !running.bootstrap_keys.is_empty() {
-        println!("\nFirst start: one API key per principal. They are shown only now; store them.");
+        say!("\nFirst start: one API key per principal. They are shown only now; store them.");
         for (who, key) in &running.bootstrap_keys {
-            println!("  {:<28} {key}", who.as_str());
+            say!("  {:<28} {key}", who.as_str());
         }
         if sample_policy {
             print_tour(&url, &running.bootstrap_keys);
@@ -49,7 +58,7 @@ fn print_tour(url: &str, keys: &[(countersign_core::PrincipalId, String)]) {
     let agent = key_of(keys, "agent:deploy-bot");
     let bob = key_of(keys, "user:bob@example.com");
     let carol = key_of(keys, "user:carol@example.com");
-    println!(
+    say!(
         "
 Tour (in another terminal):
   export COUNTERSIGN_URL={url}
