@@ -344,14 +344,7 @@ pub(crate) async fn update_request<T: WriteTx>(
     }
     tx.savepoint().await?;
     let seqs = record_and_save(tx, &at_of(now), actor, &events, &request, now).await?;
-    // A standing approval this change formed is found by its key from now on.
-    if stored.standing().is_none()
-        && let Some(standing) = request.standing()
-    {
-        let key = crate::parked::digest_column(&standing.key);
-        tx.park_call(request.requester().id.as_str(), &key, request.id(), now)
-            .await?;
-    }
+    park_formed_standing(tx, stored.standing().is_some(), &request, now).await?;
     let mut also_changed = vec![];
     if stored.pauses_run()
         && !request.pauses_run()
@@ -365,6 +358,22 @@ pub(crate) async fn update_request<T: WriteTx>(
         audit_entries: seqs.collect(),
         also_changed,
     }))
+}
+
+/// A standing approval that a change of `request` formed (it `had` none before) is found by
+/// its key from now on: the pair (requester, key) names `request`.
+async fn park_formed_standing<T: WriteTx>(
+    tx: &mut T,
+    had: bool,
+    request: &Request,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    if !had && let Some(standing) = request.standing() {
+        let key = crate::parked::digest_column(&standing.key);
+        tx.park_call(request.requester().id.as_str(), &key, request.id(), now)
+            .await?;
+    }
+    Ok(())
 }
 
 /// Frees the held requests of `run` (only those of `only`, when given) when the run is active,
@@ -402,6 +411,8 @@ pub(crate) async fn release_held<T: WriteTx>(
             continue;
         }
         record_and_save(tx, &at, "system", &events, &request, now).await?;
+        // Released with its review complete, it may have formed a standing approval.
+        park_formed_standing(tx, false, &request, now).await?;
         if request.pauses_run() {
             paused.push(requester);
         }

@@ -501,3 +501,45 @@ async fn the_console_asks_lists_and_revokes_standing_approvals() {
         .await;
     assert_eq!(forged.status, StatusCode::FORBIDDEN, "{}", forged.body);
 }
+
+/// A review completed while its run was paused forms its standing approval when the run
+/// resumes, and that approval covers the next matching action.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_standing_approval_formed_on_release_covers_the_next_action() {
+    let app = spawn_app_with_policy(&policy()).await;
+    let agent = app.agent();
+    let bob = app.approver("bob");
+    let paused = bob.post("/v1/runs/nightly/pause", json!({})).await;
+    assert_eq!(paused.status, StatusCode::OK, "{}", paused.body);
+    let in_run = |v: u64| {
+        json!({"kind": "deploy.rollout", "resource": "svc://api", "params": {"version": v},
+               "run": "nightly"})
+    };
+    let held = submit(&agent, in_run(1)).await;
+    assert_eq!(
+        (held.state(), held.body["held"].as_bool()),
+        ("pending", Some(true)),
+        "{}",
+        held.body
+    );
+    let voted = approve_standing(&bob, &held, "30m", 2).await;
+    assert_eq!(voted.status, StatusCode::OK, "{}", voted.body);
+    assert_eq!(
+        voted.state(),
+        "pending",
+        "held: approved only when the run resumes"
+    );
+    let resumed = bob.post("/v1/runs/nightly/resume", json!({})).await;
+    assert_eq!(resumed.status, StatusCode::OK, "{}", resumed.body);
+    let released = agent.get(&format!("/v1/requests/{}", held.id())).await;
+    assert_eq!(released.state(), "approved", "{}", released.body);
+    assert_eq!(
+        released.body["standing"]["state"], "active",
+        "{}",
+        released.body
+    );
+    let next = submit(&agent, in_run(2)).await;
+    assert_eq!(next.state(), "approved", "{}", next.body);
+    assert_eq!(next.body["covered_by"]["request"], held.id().as_str());
+    assert_log_intact(&app).await;
+}
