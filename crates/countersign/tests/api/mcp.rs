@@ -536,3 +536,52 @@ async fn list_changes_reach_agents_on_2026_07_28_that_listen() {
         "{heard:?}"
     );
 }
+
+/// A standing approval covers the agent's next matching tool call: it is forwarded at once,
+/// with its own grant, and the record names the approval.
+#[tokio::test]
+async fn mcp_calls_are_covered_by_a_standing_approval() {
+    let policy = crate::support::app::TEST_POLICY.replace(
+        "rules:\n",
+        "rules:\n  - name: sums-may-stand\n    match: {kind: \"mcp.tool.*.get-sum\"}\n    effect: review\n    review:\n      approvers: [{group: sre, count: 1}]\n      standing: {max: 1h, max_uses: 3, scope: [kind, resource]}\n",
+    );
+    let app = crate::support::app::spawn_app_configured(
+        &policy,
+        &crate::support::mcp::mcp_config(&stdio_upstream("everything"), ""),
+    )
+    .await;
+    let call = tokio::spawn(python(over_http(
+        &app,
+        &["call", "everything__get-sum", r#"{"a": 5000, "b": 1}"#],
+    )));
+    let pending = recorded(&app, "mcp.tool.everything.get-sum", "pending").await;
+    let id = pending["id"].as_str().unwrap().to_owned();
+    let vote = app
+        .approver("bob")
+        .post(
+            &format!("/v1/requests/{id}/votes"),
+            json!({"decision": "approve", "digest": pending["digest"],
+                   "standing": {"for": "30m", "uses": 3}}),
+        )
+        .await;
+    assert_eq!(vote.status, 200, "{}", vote.body);
+    assert_eq!(vote.body["standing"]["state"], "active", "{}", vote.body);
+    let first = call.await.unwrap();
+    assert!(first["text"].as_str().unwrap().contains("5001"), "{first}");
+    // The next call, other arguments (out of scope): forwarded at once.
+    let second = python(over_http(
+        &app,
+        &["call", "everything__get-sum", r#"{"a": 7000, "b": 2}"#],
+    ))
+    .await;
+    assert_eq!(second["is_error"], false, "{second}");
+    assert!(
+        second["text"].as_str().unwrap().contains("7002"),
+        "{second}"
+    );
+    let covered = recorded_where(&app, "executed", "the covered call", |r| {
+        r["action"]["params"] == json!({"a": 7000, "b": 2})
+    })
+    .await;
+    assert_eq!(covered["covered_by"]["request"], id.as_str(), "{covered}");
+}
