@@ -27,12 +27,13 @@ mod executions;
 pub mod factors;
 pub mod once;
 pub mod passkeys;
+pub mod plans;
 mod standing;
 mod submission;
 mod votes;
 
 pub use executions::EXEC_GRACE;
-pub(crate) use submission::{AtOnce, Park};
+pub(crate) use submission::{AtOnce, Decided, Park};
 
 pub use votes::CastVote;
 
@@ -180,7 +181,7 @@ pub struct Gateway {
     executors: Arc<dyn crate::executors::Executors>,
 }
 
-fn new_request_id() -> String {
+pub(crate) fn new_request_id() -> String {
     format!("req_{}", uuid::Uuid::now_v7().simple())
 }
 
@@ -320,39 +321,59 @@ impl Gateway {
             .evaluator
             .evaluate(&policy, requester, &action, now)
             .await;
-        let hold_timeout = policy.default_review_timeout_seconds();
-        // A standing approval may approve it at once (only where a submission may attach to
-        // another: the transaction that decides that also finds the approval and counts the
-        // use). Nothing is read before the write.
-        let standing_key = match &parking {
-            Some(_) => Request::standing_key_for(requester, &action, &decision),
-            None => None,
+        let decided = Decided {
+            decision,
+            plan: None,
+            hold_timeout: policy.default_review_timeout_seconds(),
         };
-        let cover_build = standing_key.map(|_| {
-            let (requester, action, decision) =
-                (requester.clone(), action.clone(), decision.clone());
-            let at_once = at_once.clone();
-            let id = new_request_id();
-            Box::new(move |holder: &Request| {
-                let (mut req, mut events) =
-                    Request::submit_covered(id, requester, action, decision, holder, now)?;
-                at_once.apply(&mut req, &mut events, now);
-                Some((req, events))
-            }) as countersign_store::CoverSubmit
-        });
+        self.submit_decided(requester, action, decided, at_once, parking, now)
+            .await
+    }
+
+    /// Records `action`, decided already (`decided`): the write of [`Gateway::submit_with`],
+    /// also made for a plan's request.
+    pub(crate) async fn submit_decided(
+        &self,
+        requester: &Principal,
+        action: Action,
+        decided: Decided,
+        at_once: AtOnce,
+        parking: Option<Park>,
+        now: Timestamp,
+    ) -> Result<Submission, GatewayError> {
+        let Decided {
+            decision,
+            plan,
+            hold_timeout,
+        } = decided;
+        // An earlier approval may approve it at once (only where a submission may attach to
+        // another: the transaction that decides that also finds the approval and counts the
+        // use): an approved plan's step, or a standing approval. Nothing is read before the
+        // write.
+        let (cover_keys, cover_builds): (Vec<Digest>, Vec<_>) = match &parking {
+            Some(_) => submission::covers(requester, &action, &decision, &at_once, now),
+            None => vec![],
+        }
+        .into_iter()
+        .unzip();
         let run = action.run.clone();
         let requester_id = requester.id.clone();
         let requester = requester.clone();
         let submit = Box::new(move |gate: RunGate| {
-            let (mut req, mut events) = Request::submit(
-                new_request_id(),
-                requester,
-                action,
-                decision,
-                gate,
-                hold_timeout,
-                now,
-            );
+            let id = new_request_id();
+            let (mut req, mut events) = match plan {
+                None => Request::submit(id, requester, action, decision, gate, hold_timeout, now),
+                Some(plan) => Request::submit_plan(
+                    id,
+                    requester,
+                    action,
+                    decision,
+                    plan,
+                    gate,
+                    hold_timeout,
+                    now,
+                ),
+            };
             at_once.apply(&mut req, &mut events, now);
             (req, events)
         });
@@ -371,10 +392,11 @@ impl Gateway {
                         .idempotency
                         .as_ref()
                         .map(|(key, action)| countersign_store::Idempotency { key, action }),
-                    cover: standing_key
-                        .as_ref()
-                        .zip(cover_build)
-                        .map(|(key, submit)| countersign_store::Cover { key, submit }),
+                    covers: cover_keys
+                        .iter()
+                        .zip(cover_builds)
+                        .map(|(key, submit)| countersign_store::Cover { key, submit })
+                        .collect(),
                 };
                 match self
                     .store
@@ -392,7 +414,7 @@ impl Gateway {
                 effect: req.decision().effect.as_str().to_string(),
             })
             .inc();
-        if req.decision().effect == countersign_core::Effect::Review && req.covered_by().is_none() {
+        if req.decision().effect == countersign_core::Effect::Review && !req.is_covered() {
             self.outbox_wake.notify_one();
         }
         if req.state() == State::Pending {

@@ -386,5 +386,6 @@ fn is_pem_private_key(value: &str) -> bool {
         && lines[1..lines.len() - 1].iter().all(base64)
 }
 
+pub mod plan;
 #[cfg(test)]
 mod tests;

@@ -54,6 +54,10 @@ pub struct Review {
 }
 
 pub struct Params {
+    /// What the block is: `Params`, or `Plan` (a plan's numbered steps).
+    pub label: &'static str,
+    /// The params as pretty JSON, or a plan's steps as a numbered list
+    /// (`countersign_app::mask::plan::numbered`).
     pub json: String,
     /// True when `json` was cut; the full params are behind [`Review::url`].
     pub truncated: bool,
@@ -146,20 +150,21 @@ impl Review {
                 cut(&shown.to_string(), TEXT_MAX)
             })
             .unwrap_or_else(|| "(no justification given)".into());
-        let params = a.params.as_object().is_none_or(|o| !o.is_empty()).then(|| {
-            let shown = masker.params(&a.params);
-            masked += shown.masked;
-            let pretty = shown.text();
-            let truncated = pretty.chars().count() > PARAMS_MAX;
-            Params {
-                json: if truncated {
-                    cut(&pretty, PARAMS_MAX)
-                } else {
-                    pretty
-                },
-                truncated,
-            }
+        let plan = req.plan().and_then(|_| {
+            let decided = mask::plan::decisions(req);
+            mask::plan::numbered(&a.params, &decided, masker)
         });
+        let params = match plan {
+            Some((steps, n)) => {
+                masked += n;
+                Some(Params::of("Plan", steps))
+            }
+            None => a.params.as_object().is_none_or(|o| !o.is_empty()).then(|| {
+                let shown = masker.params(&a.params);
+                masked += shown.masked;
+                Params::of("Params", shown.text())
+            }),
+        };
         // Padding the params past the cut must not get an approval for what is beyond it.
         let cut_short = params.as_ref().is_some_and(|p| p.truncated)
             || a.resource.chars().count() > SHORT_MAX
@@ -213,6 +218,21 @@ impl Review {
             buttons,
             url: request_url(public_url, req),
             text,
+        }
+    }
+}
+
+impl Params {
+    fn of(label: &'static str, text: String) -> Params {
+        let truncated = text.chars().count() > PARAMS_MAX;
+        Params {
+            label,
+            json: if truncated {
+                cut(&text, PARAMS_MAX)
+            } else {
+                text
+            },
+            truncated,
         }
     }
 }
@@ -353,5 +373,135 @@ pub fn cut(s: &str, max: usize) -> String {
         let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
         out.push('…');
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use countersign_core::plan::{self, Plan, PlanStep, StepInput};
+    use countersign_core::request::RunGate;
+    use countersign_core::{Action, Clause, Decision, Digest, Effect, Principal, PrincipalId};
+    use serde_json::json;
+
+    /// A pending plan of two steps (the second's params hold a secret), as the gateway records
+    /// it.
+    fn plan_request() -> Request {
+        let agent = Principal {
+            id: PrincipalId::parse("agent:deploy-bot").unwrap(),
+            owner: None,
+            groups: vec![],
+        };
+        let shell = Action {
+            kind: plan::PLAN_KIND.into(),
+            resource: "plan of 2 steps".into(),
+            params: json!({}),
+            justification: Some("migrate".into()),
+            run: None,
+            labels: Default::default(),
+        };
+        let inputs = [
+            StepInput {
+                kind: "db.export".into(),
+                resource: "postgres://prod/customers".into(),
+                params: json!({"rows": 5000}),
+            },
+            StepInput {
+                kind: "http.post".into(),
+                resource: "https://api.example/hooks".into(),
+                params: json!({"api_key": "sk_live_0123456789abcdef"}),
+            },
+        ];
+        let mut review = plan::union_requirements(std::iter::empty());
+        review.approvers = vec![Clause {
+            group: "sre".into(),
+            count: 1,
+        }];
+        let reviewed = Decision {
+            effect: Effect::Review,
+            rule: Some("exports".into()),
+            reason: "r".into(),
+            requirements: Some(review),
+            policy_hash: "sha256:00".into(),
+            grant_ttl_seconds: 300,
+        };
+        let allowed = Decision {
+            effect: Effect::Allow,
+            rule: Some("hooks".into()),
+            requirements: None,
+            ..reviewed.clone()
+        };
+        let actions: Vec<Action> = inputs
+            .iter()
+            .map(|s| plan::step_action(s, &shell))
+            .collect();
+        let decisions = [reviewed, allowed];
+        let pairs: Vec<_> = actions.iter().zip(&decisions).collect();
+        let digests: Vec<Digest> = actions
+            .iter()
+            .map(|a| Digest::of_action(a, &agent.id))
+            .collect();
+        let steps = actions
+            .iter()
+            .zip(&decisions)
+            .zip(&digests)
+            .map(|((a, d), digest)| PlanStep {
+                kind: a.kind.clone(),
+                resource: a.resource.clone(),
+                digest: *digest,
+                effect: d.effect,
+                rule: d.rule.clone(),
+                key: plan::step_key_for(&agent.id, a, d),
+                used_by: None,
+            })
+            .collect();
+        Request::submit_plan(
+            "req_plan".into(),
+            agent,
+            Action {
+                params: plan::plan_params(&inputs, &digests),
+                ..shell
+            },
+            plan::decide(&pairs, "sha256:00"),
+            Plan { steps },
+            RunGate::Open,
+            60,
+            chrono::Utc::now(),
+        )
+        .0
+    }
+
+    #[test]
+    fn a_plan_is_shown_as_a_numbered_list_with_its_secrets_masked() {
+        let req = plan_request();
+        let review = Review::of(&req, "https://cs.example", &Masker::random());
+        let shown = review.params.expect("the steps");
+        assert_eq!(shown.label, "Plan");
+        assert!(
+            shown
+                .json
+                .starts_with("1. db.export on postgres://prod/customers — review (exports)\n"),
+            "{}",
+            shown.json
+        );
+        assert!(
+            shown
+                .json
+                .contains("2. http.post on https://api.example/hooks — allow (hooks)"),
+            "{}",
+            shown.json
+        );
+        assert!(!shown.json.contains("sk_live"), "{}", shown.json);
+        assert!(review.masked.is_some());
+        assert!(matches!(review.buttons, Buttons::Decide { .. }));
+        // Both channels show it under its label.
+        let slack = crate::slack::render::render(&req, "u", &Masker::random());
+        assert!(slack.body.to_string().contains("*Plan*\\n```1. db.export"));
+        let teams = crate::teams::card::render(&req, "u", &Masker::random());
+        let card = teams.body.to_string();
+        assert!(
+            card.contains("\"Plan\"") && card.contains("1. db.export on"),
+            "{card}"
+        );
     }
 }

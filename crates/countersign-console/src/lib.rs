@@ -17,6 +17,7 @@ pub mod layout;
 mod mfa;
 pub mod oidc;
 mod outcome;
+mod plan;
 mod request;
 mod reviews;
 mod runs;

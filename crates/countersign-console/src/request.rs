@@ -152,13 +152,14 @@ pub async fn render(
         .filter(|j| !j.trim().is_empty())
         .map(|j| masker.text_lines(j));
     let params = masker.params(&a.params);
+    let plan = super::plan::card(req, masker);
     let outcome = req.outcome().map(|o| masker.text(o));
     let comments: Vec<_> = req
         .votes()
         .iter()
         .map(|v| v.comment.as_deref().map(|c| masker.text_lines(c)))
         .collect();
-    let masked = params.masked
+    let masked = plan.as_ref().map_or(params.masked, |(_, n)| *n)
         + [why.as_ref(), outcome.as_ref()]
             .into_iter()
             .chain(comments.iter().map(Option::as_ref))
@@ -194,6 +195,7 @@ pub async fn render(
                     h2 { "Why" }
                     @match &why { Some(w) => p.why { (w.to_string()) }, None => p.muted { "The agent gave no justification." } }
                 }
+                @if let Some((card, _)) = &plan { (card) } @else {
                 section.card {
                     h2 { "Parameters" }
                     @match mask::notice(masked) {
@@ -201,6 +203,7 @@ pub async fn render(
                         None => p.hint data-masked="0" { "Nothing is masked." },
                     }
                     pre.json tabindex="0" { code { (json(&params)) } }
+                }
                 }
                 @if let Some(card) = super::outcome::card(masker, &viewer.principal, req) { (card) }
                 section.card data-live-region="timeline" id="timeline" {

@@ -99,6 +99,22 @@ pub enum Event {
         standing: String,
         approvers: Vec<PrincipalId>,
     },
+    /// A plan's request was recorded: what the policy decided for each step (numbered from 1).
+    PlanRecorded {
+        steps: Vec<crate::plan::StepDecided>,
+    },
+    /// Step `step` of this plan approved request `by_request` (each step once).
+    PlanStepUsed {
+        step: u32,
+        by_request: String,
+    },
+    /// This request was approved at once by step `step` of the approved plan `plan`, approved
+    /// by `approvers`.
+    PlanCovered {
+        plan: String,
+        step: u32,
+        approvers: Vec<PrincipalId>,
+    },
     RunChanged {
         run: String,
         state: RunState,
@@ -179,6 +195,9 @@ impl Event {
             Event::StandingUsed { .. } => "standing.used",
             Event::StandingRevoked { .. } => "standing.revoked",
             Event::StandingCovered { .. } => "standing.covered",
+            Event::PlanRecorded { .. } => "plan.recorded",
+            Event::PlanStepUsed { .. } => "plan.step_used",
+            Event::PlanCovered { .. } => "plan.covered",
             Event::RunChanged { .. } => "run.changed",
             Event::KeyCreated { .. } => "key.created",
             Event::KeyRevoked { .. } => "key.revoked",

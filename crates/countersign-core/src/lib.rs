@@ -15,6 +15,7 @@ pub mod execution;
 pub mod grant;
 pub mod json_text;
 pub mod mfa;
+pub mod plan;
 pub mod principal;
 pub mod quorum;
 pub mod replay;

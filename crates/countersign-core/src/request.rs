@@ -11,6 +11,7 @@
 //! re-check these rules: they call these methods inside a store transaction.
 
 use crate::execution::Execution;
+use crate::plan::{Plan, PlannedBy};
 use crate::quorum::{self, Approver};
 use crate::standing::{CoveredBy, Standing, StandingAsk};
 use crate::{
@@ -222,6 +223,12 @@ pub struct Request {
     /// Amendments by approvers (see `request::amend`), oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     amendments: Vec<Amendment>,
+    /// The steps of a plan, on a plan's request (see `crate::plan`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    plan: Option<Plan>,
+    /// The plan whose approval approved this request at once, if one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    planned_by: Option<PlannedBy>,
 }
 
 /// Reading a request. Its fields are private: only the state machine's methods change them.
@@ -345,6 +352,8 @@ impl Request {
             standing: None,
             covered_by: None,
             amendments: vec![],
+            plan: None,
+            planned_by: None,
         };
         let mut events = vec![];
         match (gate, req.decision.effect) {
@@ -665,6 +674,9 @@ impl Request {
 
     /// Redeems the grant for `digest`: at most `max_uses` times, never after it expires.
     pub fn redeem(&mut self, digest: &Digest, now: Timestamp) -> Result<Vec<Event>, Refusal> {
+        if self.plan.is_some() {
+            return Err(Refusal::PlanNotRedeemable);
+        }
         let state = self.state;
         let grant = match (&mut self.grant, state) {
             (Some(g), State::Approved | State::Executed) => g,
@@ -712,6 +724,7 @@ pub fn request_id_for_grant(grant_id: &str) -> Option<String> {
 
 mod amend;
 mod execution;
+mod plan;
 mod refusal;
 mod standing;
 mod transition;
@@ -721,5 +734,7 @@ pub use refusal::Refusal;
 
 pub use transition::Transition;
 
+#[cfg(test)]
+mod plan_tests;
 #[cfg(test)]
 mod tests;

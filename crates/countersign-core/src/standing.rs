@@ -150,8 +150,28 @@ pub fn standing_key(
     action: &Action,
     scope: &[ScopeField],
 ) -> Digest {
+    keyed(
+        "countersign standing v1",
+        requester,
+        rule,
+        policy_hash,
+        action,
+        scope,
+    )
+}
+
+/// The hash, under `label`, of the requester, rule, policy hash and the `scope` fields of
+/// `action`, in canonical JSON (also the key of a plan's step, under its own label).
+pub(crate) fn keyed(
+    label: &str,
+    requester: &PrincipalId,
+    rule: &str,
+    policy_hash: &str,
+    action: &Action,
+    scope: &[ScopeField],
+) -> Digest {
     let mut fields = serde_json::Map::new();
-    fields.insert("v".into(), "countersign standing v1".into());
+    fields.insert("v".into(), label.into());
     fields.insert("requester".into(), requester.as_str().into());
     fields.insert("rule".into(), rule.into());
     fields.insert("policy_hash".into(), policy_hash.into());

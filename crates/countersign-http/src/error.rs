@@ -73,7 +73,9 @@ fn refusal_status(r: &Refusal) -> StatusCode {
         | Refusal::NotRedeemed(_) => StatusCode::CONFLICT,
         Refusal::TooFast { .. } => StatusCode::CONFLICT,
         Refusal::CommentRequired | Refusal::StandingNotAllowed(_) => StatusCode::BAD_REQUEST,
-        Refusal::StandingInactive(_) => StatusCode::CONFLICT,
+        Refusal::StandingInactive(_) | Refusal::PlanNotRedeemable | Refusal::PlanInactive(_) => {
+            StatusCode::CONFLICT
+        }
         Refusal::AmendNotAllowed => StatusCode::FORBIDDEN,
         Refusal::AmendUnchanged => StatusCode::BAD_REQUEST,
         Refusal::GrantExpired => StatusCode::GONE,

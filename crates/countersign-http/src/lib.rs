@@ -41,6 +41,7 @@ pub struct ApiState {
 /// checked against this list in tests.
 pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/actions"),
+    ("post", "/v1/plans"),
     ("get", "/v1/requests"),
     ("get", "/v1/requests/{id}"),
     ("get", "/v1/requests/{id}/events"),
@@ -81,6 +82,7 @@ pub const ROUTES: &[(&str, &str)] = &[
 pub fn routes(state: ApiState) -> Router {
     Router::new()
         .route("/v1/actions", post(requests::submit))
+        .route("/v1/plans", post(requests::submit_plan))
         .route("/v1/requests", get(requests::list))
         .route("/v1/requests/{id}", get(requests::show))
         .route("/v1/requests/{id}/events", get(requests::events))

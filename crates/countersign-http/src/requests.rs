@@ -4,8 +4,8 @@ use super::ApiState;
 use super::error::ApiError;
 use super::extract::{Caller, JsonBody};
 use crate::wire::{
-    ActionBody, AmendBody, ExecutedView, OutcomeBody, RedeemBody, RedeemView, RequestList,
-    RequestView, VoteBody,
+    ActionBody, AmendBody, ExecutedView, OutcomeBody, PlanBody, RedeemBody, RedeemView,
+    RequestList, RequestView, VoteBody,
 };
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -115,6 +115,29 @@ pub async fn submit(
     } else {
         view(&state, &caller, req)
     };
+    v.coalesced = coalesced;
+    Ok((status, Json(v)))
+}
+
+/// `POST /v1/plans`: the plan's request (201), or the one first made with the same
+/// `Idempotency-Key` or an identical pending plan (200, `coalesced` for the latter).
+pub async fn submit_plan(
+    State(state): State<ApiState>,
+    Caller(caller): Caller,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<PlanBody>,
+) -> Result<(StatusCode, Json<RequestView>), ApiError> {
+    let plan = body.into_plan()?;
+    let asked = state
+        .gateway
+        .submit_plan(&caller, plan, idempotency_key(&headers)?)
+        .await?;
+    let (status, coalesced) = match &asked {
+        Asked::New(_) => (StatusCode::CREATED, false),
+        Asked::Coalesced(_) => (StatusCode::OK, true),
+        Asked::Replayed(_) => (StatusCode::OK, false),
+    };
+    let mut v = view(&state, &caller, asked.request());
     v.coalesced = coalesced;
     Ok((status, Json(v)))
 }

@@ -236,6 +236,105 @@ pub struct RequestView {
     /// the RFC 6902 patch of the params.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub amendments: Vec<countersign_core::request::Amendment>,
+    /// On a plan's request (`POST /v1/plans`): its steps and how far it is used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<PlanView>,
+    /// The plan whose approval approved this request at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub planned_by: Option<PlannedByView>,
+}
+
+/// `POST /v1/plans`: the steps in order (each `{kind, resource, params}`), and what applies
+/// to all of them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanBody {
+    pub steps: Vec<countersign_core::plan::StepInput>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub justification: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing)]
+    pub requester: Option<serde_json::Value>,
+}
+
+impl PlanBody {
+    /// The plan to submit (refused, like an action, when it names its own requester).
+    pub fn into_plan(self) -> Result<countersign_app::gateway::plans::PlanInput, GatewayError> {
+        if self.requester.is_some() {
+            return Err(GatewayError::Forbidden(
+                "requester_not_allowed",
+                "the requester is whoever authenticates; remove `requester` from the body".into(),
+            ));
+        }
+        Ok(countersign_app::gateway::plans::PlanInput {
+            steps: self.steps,
+            justification: self.justification,
+            run: self.run,
+            labels: self.labels,
+        })
+    }
+}
+
+/// A plan's steps as its request shows them.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PlanView {
+    /// `pending`, `active` (approved; reviewed steps left to submit), `done`, `expired`, or
+    /// the request's state when it was refused (`denied`, `expired`, `cancelled`).
+    pub state: String,
+    pub steps: Vec<PlanStepView>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PlanStepView {
+    /// From 1.
+    pub step: u32,
+    pub kind: String,
+    pub resource: String,
+    /// The step's digest as an action of the requester (with the plan's justification and
+    /// run).
+    pub digest: String,
+    /// What the policy decided for it: `allow`, `review` (covered by the plan's approval) or
+    /// `deny`.
+    pub effect: countersign_core::Effect,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    /// The request the plan's approval approved for this step, once one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub used_by: Option<String>,
+}
+
+impl PlanView {
+    pub fn of(req: &Request, now: countersign_core::Timestamp) -> Option<Self> {
+        let plan = req.plan()?;
+        Some(PlanView {
+            state: req.plan_status(now).to_owned(),
+            steps: plan
+                .steps
+                .iter()
+                .enumerate()
+                .map(|(i, s)| PlanStepView {
+                    step: u32::try_from(i + 1).unwrap_or(u32::MAX),
+                    kind: s.kind.clone(),
+                    resource: s.resource.clone(),
+                    digest: s.digest.to_string(),
+                    effect: s.effect,
+                    rule: s.rule.clone(),
+                    used_by: s.used_by.clone(),
+                })
+                .collect(),
+        })
+    }
+}
+
+/// Which plan approved a request at once: its request, the step, and who approved it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PlannedByView {
+    pub plan: String,
+    pub step: u32,
+    pub approvers: Vec<String>,
 }
 
 /// Which standing approval approved a request at once, and who formed it.
@@ -341,6 +440,12 @@ impl RequestView {
                 standing: countersign_core::standing::standing_id_for(&c.standing),
                 request: c.standing.clone(),
                 approvers: c.approvers.iter().map(|a| a.to_string()).collect(),
+            }),
+            plan: PlanView::of(req, chrono::Utc::now()),
+            planned_by: req.planned_by().map(|p| PlannedByView {
+                plan: p.plan.clone(),
+                step: p.step,
+                approvers: p.approvers.iter().map(|a| a.to_string()).collect(),
             }),
         }
     }

@@ -84,25 +84,36 @@ pub struct Parking<'a> {
     /// one is answered with that request ([`Submission::Replayed`]) or refused when it asks for
     /// another action ([`Submission::KeyReused`]).
     pub idempotency: Option<Idempotency<'a>>,
-    /// A standing approval that may approve this submission at once.
-    pub cover: Option<Cover<'a>>,
+    /// Earlier approvals that may approve this submission at once (a plan's step, a standing
+    /// approval), tried in order; the first that covers it does.
+    pub covers: Vec<Cover<'a>>,
 }
 
-/// A standing approval that may approve a submission at once (`countersign_core::standing`):
-/// in the submission's transaction, the request the pair (requester, `key`) names is loaded
-/// (verified against its audit entries) and handed to `submit`; the covered request it builds
-/// is stored only if the run is open and `Request::use_standing` accepts one more use
-/// (recorded on the holder in the same write); otherwise the submission is made as usual.
+/// An earlier approval that may approve a submission at once (a standing approval,
+/// `countersign_core::standing`, or a plan's step, `countersign_core::plan`): in the
+/// submission's transaction, the request the pair (requester, `key`) names (the holder) is
+/// loaded, verified against its audit entries, and handed to `submit`; the covered request it
+/// builds is stored only if the run is open and the holder accepts the change it names (one
+/// more use, recorded on the holder in the same write); otherwise the submission is made as
+/// usual.
 pub struct Cover<'a> {
-    /// The standing approval's key (`Request::standing_key_for`).
+    /// The key the holder was parked under (`Request::standing_key_for`, `plan::step_key_for`).
     pub key: &'a countersign_core::Digest,
-    /// Builds the covered request from the holder (`Request::submit_covered`); `None`: it does
-    /// not cover this submission.
+    /// Builds the covered request from the holder (`Request::submit_covered`,
+    /// `Request::submit_planned`); `None`: it does not cover this submission.
     pub submit: CoverSubmit,
 }
 
-/// Builds a covered request from the request holding the standing approval.
-pub type CoverSubmit = Box<dyn FnOnce(&Request) -> Option<(Request, Vec<Event>)> + Send>;
+/// A covered request, its events, and the change that records the use on the holder (given
+/// the covered request's id).
+pub struct Covering {
+    pub request: Request,
+    pub events: Vec<Event>,
+    pub holder_change: countersign_core::Transition,
+}
+
+/// Builds a covered request from the holder.
+pub type CoverSubmit = Box<dyn FnOnce(&Request) -> Option<Covering> + Send>;
 
 /// An idempotency key (hashed, so its text is never stored) and the digest of the action it
 /// is sent with.

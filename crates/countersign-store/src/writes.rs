@@ -129,8 +129,8 @@ pub(crate) struct ParkedKey {
     /// The idempotency key as stored (a pair of `parked_calls` under its hash), and the digest
     /// of the action submitted with it.
     pub idempotency: Option<(String, countersign_core::Digest)>,
-    /// A standing approval that may cover the submission ([`crate::Cover`]).
-    pub cover: Option<CoverKey>,
+    /// Earlier approvals that may cover the submission ([`crate::Cover`]), in order.
+    pub covers: Vec<CoverKey>,
 }
 
 /// [`crate::Cover`] as the write takes it.
@@ -149,17 +149,21 @@ impl ParkedKey {
             idempotency: parking
                 .idempotency
                 .map(|i| (crate::parked::digest_column(i.key), *i.action)),
-            cover: parking.cover.map(|c| CoverKey {
-                key: crate::parked::digest_column(c.key),
-                submit: c.submit,
-            }),
+            covers: parking
+                .covers
+                .into_iter()
+                .map(|c| CoverKey {
+                    key: crate::parked::digest_column(c.key),
+                    submit: c.submit,
+                })
+                .collect(),
         }
     }
 }
 
-/// Approves a submission at once with the standing approval the pair names, if its holder
-/// covers it, the run is open and one more use is allowed: the use is recorded on the holder
-/// and the covered request inserted, in this write. `None`: nothing was written.
+/// Approves a submission at once with the earlier approval the pair names (its holder), if
+/// the holder covers it, the run is open and the holder accepts the use: the use is recorded
+/// on the holder and the covered request inserted, in this write. `None`: nothing was written.
 async fn try_cover<T: WriteTx>(
     tx: &mut T,
     requester: &str,
@@ -174,9 +178,6 @@ async fn try_cover<T: WriteTx>(
         return Ok(None);
     };
     let source = verified(tx, &row).await?;
-    if !source.standing().is_some_and(|s| s.is_active(now)) {
-        return Ok(None);
-    }
     let gate = match run {
         None => RunGate::Open,
         Some(of) => {
@@ -190,12 +191,14 @@ async fn try_cover<T: WriteTx>(
     let Some(built) = guarded("the cover closure", || (cover.submit)(&source))? else {
         return Ok(None);
     };
-    let prepared = PreparedSubmission::new(run, gate, now, Box::new(move |_| built))?;
+    let crate::Covering {
+        request,
+        events,
+        holder_change,
+    } = built;
+    let prepared = PreparedSubmission::new(run, gate, now, Box::new(move |_| (request, events)))?;
     let mut used = source;
-    let by_request = prepared.request.id().to_owned();
-    let events = match guarded("the standing use", || {
-        used.apply(&Transition::UseStanding { by_request }, now)
-    })? {
+    let events = match guarded("the holder's change", || used.apply(&holder_change, now))? {
         Ok(events) => events,
         Err(_) => return Ok(None),
     };
@@ -241,9 +244,14 @@ pub(crate) async fn submit_parked<T: WriteTx>(
         Pending::Prepared(_) => None,
         Pending::Gated { run, .. } => Some(*run),
     };
-    if let Some(cover) = key.cover.take()
-        && let Some(request) = try_cover(tx, &key.requester, cover, run, now).await?
-    {
+    let mut covered = None;
+    for cover in std::mem::take(&mut key.covers) {
+        covered = try_cover(tx, &key.requester, cover, run, now).await?;
+        if covered.is_some() {
+            break;
+        }
+    }
+    if let Some(request) = covered {
         if let Some(id) = &parked {
             tx.unpark_call(&key.requester, &key.digest, id).await?;
         }
@@ -344,7 +352,8 @@ pub(crate) async fn update_request<T: WriteTx>(
     }
     tx.savepoint().await?;
     let seqs = record_and_save(tx, &at_of(now), actor, &events, &request, now).await?;
-    park_formed_standing(tx, stored.standing().is_some(), &request, now).await?;
+    let was_pending = stored.state() == countersign_core::State::Pending;
+    park_formed(tx, stored.standing().is_some(), was_pending, &request, now).await?;
     let mut also_changed = vec![];
     if stored.pauses_run()
         && !request.pauses_run()
@@ -360,18 +369,29 @@ pub(crate) async fn update_request<T: WriteTx>(
     }))
 }
 
-/// A standing approval that a change of `request` formed (it `had` none before) is found by
-/// its key from now on: the pair (requester, key) names `request`.
-async fn park_formed_standing<T: WriteTx>(
+/// What a change of `request` formed that later submissions find by key, parked in this
+/// write: a standing approval (it `had` none before), and an approved plan's reviewed steps
+/// (it `was_pending`). The pair (requester, key) names `request`.
+async fn park_formed<T: WriteTx>(
     tx: &mut T,
     had: bool,
+    was_pending: bool,
     request: &Request,
     now: Timestamp,
 ) -> Result<(), StoreError> {
+    let requester = request.requester().id.as_str();
     if !had && let Some(standing) = request.standing() {
         let key = crate::parked::digest_column(&standing.key);
-        tx.park_call(request.requester().id.as_str(), &key, request.id(), now)
-            .await?;
+        tx.park_call(requester, &key, request.id(), now).await?;
+    }
+    if was_pending
+        && request.state() == countersign_core::State::Approved
+        && let Some(plan) = request.plan()
+    {
+        for key in plan.keys() {
+            let key = crate::parked::digest_column(&key);
+            tx.park_call(requester, &key, request.id(), now).await?;
+        }
     }
     Ok(())
 }
@@ -411,8 +431,9 @@ pub(crate) async fn release_held<T: WriteTx>(
             continue;
         }
         record_and_save(tx, &at, "system", &events, &request, now).await?;
-        // Released with its review complete, it may have formed a standing approval.
-        park_formed_standing(tx, false, &request, now).await?;
+        // Released with its review complete, it may have formed a standing approval (or
+        // approved a plan).
+        park_formed(tx, false, true, &request, now).await?;
         if request.pauses_run() {
             paused.push(requester);
         }
@@ -708,9 +729,9 @@ struct RecordedEntry {
 }
 
 /// True when people review `request`, so channels show it and must follow its changes (not
-/// one a standing approval approved at once: nobody was asked).
+/// one an earlier approval (standing, or a plan) approved at once: nobody was asked).
 fn is_reviewed(request: &Request) -> bool {
-    request.decision().effect == Effect::Review && request.covered_by().is_none()
+    request.decision().effect == Effect::Review && !request.is_covered()
 }
 
 /// Stages one audit entry per event, all at `at`, by `actor`, about `subject`; returns their

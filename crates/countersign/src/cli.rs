@@ -57,6 +57,10 @@ pub enum Command {
     },
     /// Ask for an action as the agent whose key you hold.
     Request(RequestArgs),
+    /// Ask for a plan: several actions approved as one review. Each step the policy sends to
+    /// review is then approved at once when you request it (same kind, resource, params and
+    /// run); a step the policy denies denies the plan.
+    Plan(PlanArgs),
     /// Ask for `shell.exec` of a command, wait for approval, redeem the grant, run it, then
     /// report its outcome (exit code, duration, size and SHA-256 of its standard output).
     Exec(ExecArgs),
@@ -205,6 +209,25 @@ pub struct RequestArgs {
     pub labels: Vec<String>,
     /// Wait for the decision: for DURATION (e.g. 10m), or until the request expires when given
     /// no value.
+    #[arg(long, num_args = 0..=1, default_missing_value = "until-expiry", value_name = "DURATION")]
+    pub wait: Option<String>,
+}
+
+#[derive(Args)]
+pub struct PlanArgs {
+    /// A JSON file (`-`: standard input) holding the steps: an array of
+    /// `{"kind", "resource", "params"}` objects, in order.
+    #[arg(long)]
+    pub steps: PathBuf,
+    #[arg(long)]
+    pub justification: Option<String>,
+    #[arg(long)]
+    pub run: Option<String>,
+    /// Label as KEY=VALUE (repeatable).
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+    /// Wait for the decision: for DURATION (e.g. 10m), or until the plan expires when given no
+    /// value.
     #[arg(long, num_args = 0..=1, default_missing_value = "until-expiry", value_name = "DURATION")]
     pub wait: Option<String>,
 }

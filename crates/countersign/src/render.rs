@@ -144,11 +144,34 @@ pub fn detail(r: &RequestView) -> String {
         let _ = writeln!(out, "labels    {}", labels.join(", "));
     }
     let params = masker.params(&r.action.params);
-    let _ = writeln!(
-        out,
-        "params    {}",
-        params.text().replace('\n', "\n          ")
-    );
+    let steps = r.plan.as_ref().and_then(|p| {
+        let decided: Vec<_> = p
+            .steps
+            .iter()
+            .map(|s| mask::plan::StepDecision {
+                effect: s.effect,
+                rule: s.rule.as_deref(),
+                used_by: s.used_by.as_deref(),
+            })
+            .collect();
+        mask::plan::numbered(&r.action.params, &decided, &masker)
+    });
+    let params_masked = match &steps {
+        Some((text, n)) => {
+            let state = r.plan.as_ref().map_or("", |p| p.state.as_str());
+            let _ = writeln!(out, "plan      {}", shown(state));
+            let _ = writeln!(out, "steps     {}", text.replace('\n', "\n          "));
+            *n
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "params    {}",
+                params.text().replace('\n', "\n          ")
+            );
+            params.masked
+        }
+    };
     let rule = r.decision.rule.as_deref().unwrap_or("(policy default)");
     let _ = writeln!(
         out,
@@ -199,6 +222,15 @@ pub fn detail(r: &RequestView) -> String {
             shown(&c.approvers.join(", "))
         );
     }
+    if let Some(p) = &r.planned_by {
+        let _ = writeln!(
+            out,
+            "approved  at once by step {} of plan {} (by {})",
+            p.step,
+            shown(&p.plan),
+            shown(&p.approvers.join(", "))
+        );
+    }
     if let Some(s) = &r.standing {
         let _ = writeln!(
             out,
@@ -214,7 +246,7 @@ pub fn detail(r: &RequestView) -> String {
     if let Some(u) = &r.review_url {
         let _ = writeln!(out, "review    {}", shown(u));
     }
-    if let Some(n) = mask::notice(params.masked + masked) {
+    if let Some(n) = mask::notice(params_masked + masked) {
         let _ = writeln!(
             out,
             "masked    {n}; fingerprints compare within this output, --json shows all"

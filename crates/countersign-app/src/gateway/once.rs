@@ -8,7 +8,7 @@
 //! the first commits the pairs the others then find.
 
 use super::executions::deadline;
-use super::{AtOnce, Gateway, GatewayError, Park};
+use super::{AtOnce, Decided, Gateway, GatewayError, Park};
 use countersign_core::{Action, Digest, Principal, Request, State};
 use countersign_store::Submission;
 use std::sync::Arc;
@@ -37,7 +37,7 @@ impl Asked {
 
 /// The idempotency key as stored: its hash, under a label of its own (the pairs share
 /// `parked_calls` with MCP parking keys and coalescing digests, which hash other things).
-fn idempotency_digest(key: &str) -> Result<Digest, GatewayError> {
+pub(crate) fn idempotency_digest(key: &str) -> Result<Digest, GatewayError> {
     let printable = key.bytes().all(|b| b.is_ascii_graphic());
     if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_LEN || !printable {
         return Err(GatewayError::BadInput(
@@ -70,6 +70,15 @@ impl Gateway {
     ) -> Result<Asked, GatewayError> {
         let idempotency = idempotency_key.map(idempotency_digest).transpose()?;
         action.validate()?;
+        if action.kind == countersign_core::plan::PLAN_KIND {
+            return Err(GatewayError::BadInput(
+                "reserved_kind",
+                format!(
+                    "`{}` is the kind of a plan's request: send a plan to POST /v1/plans",
+                    countersign_core::plan::PLAN_KIND
+                ),
+            ));
+        }
         let at_once = if execute {
             let checked = self.executable(&action)?;
             AtOnce::Execute {
@@ -79,6 +88,20 @@ impl Gateway {
         } else {
             AtOnce::Record
         };
+        self.ask_once(requester, action, None, idempotency, at_once)
+            .await
+    }
+
+    /// The one-question loop of [`Gateway::submit_once`], also for a plan's request (decided
+    /// already: `planned`).
+    pub(crate) async fn ask_once(
+        self: &Arc<Self>,
+        requester: &Principal,
+        action: Action,
+        planned: Option<&Decided>,
+        idempotency: Option<Digest>,
+        at_once: AtOnce,
+    ) -> Result<Asked, GatewayError> {
         let digest = Digest::of_action(&action, &requester.id);
         let park = || Park {
             key: digest,
@@ -88,9 +111,25 @@ impl Gateway {
         let mut tries = 0;
         loop {
             tries += 1;
-            let submitted = self
-                .submit_with(requester, action.clone(), at_once.clone(), Some(park()))
-                .await?;
+            let submitted = match planned {
+                None => {
+                    self.submit_with(requester, action.clone(), at_once.clone(), Some(park()))
+                        .await?
+                }
+                Some(decided) => {
+                    let now = self.clock.now();
+                    let (action, decided) = (action.clone(), decided.clone());
+                    self.submit_decided(
+                        requester,
+                        action,
+                        decided,
+                        at_once.clone(),
+                        Some(park()),
+                        now,
+                    )
+                    .await?
+                }
+            };
             return Ok(match submitted {
                 Submission::New(req) if req.execution().is_some_and(|e| e.is_running()) => {
                     Asked::New(self.run_started(req).await?)

@@ -1,7 +1,72 @@
 //! What a submission may do beyond recording, and where it may find the request it repeats:
 //! the parameters `Gateway::submit_with` takes from its callers.
 
-use countersign_core::{Digest, Request, State, Timestamp};
+use countersign_core::plan::Plan;
+use countersign_core::{Action, Decision, Digest, Principal, Request, State, Timestamp};
+use countersign_store::{CoverSubmit, Covering};
+
+/// What the policy decided for a submission, and what the request keeps with it.
+#[derive(Clone)]
+pub(crate) struct Decided {
+    pub decision: Decision,
+    /// The steps of a plan, on a plan's request.
+    pub plan: Option<Plan>,
+    /// How long an allowed action may wait for a paused run.
+    pub hold_timeout: u64,
+}
+
+/// The earlier approvals that may approve a submission of `action` by `requester` decided by
+/// `decision` at once, each with the key it is found under and what builds the covered
+/// request from its holder: an approved plan's step first (it names exactly this action),
+/// then a standing approval.
+pub(crate) fn covers(
+    requester: &Principal,
+    action: &Action,
+    decision: &Decision,
+    at_once: &AtOnce,
+    now: Timestamp,
+) -> Vec<(Digest, CoverSubmit)> {
+    let mut out: Vec<(Digest, CoverSubmit)> = vec![];
+    if let Some(key) = countersign_core::plan::step_key_for(&requester.id, action, decision) {
+        let (requester, action, decision) = (requester.clone(), action.clone(), decision.clone());
+        let at_once = at_once.clone();
+        let id = super::new_request_id();
+        out.push((
+            key,
+            Box::new(move |plan: &Request| {
+                let (mut request, mut events, step) =
+                    Request::submit_planned(id, requester, action, decision, plan, now)?;
+                at_once.apply(&mut request, &mut events, now);
+                let by_request = request.id().to_owned();
+                Some(Covering {
+                    request,
+                    events,
+                    holder_change: countersign_core::Transition::UsePlanStep { step, by_request },
+                })
+            }),
+        ));
+    }
+    if let Some(key) = Request::standing_key_for(requester, action, decision) {
+        let (requester, action, decision) = (requester.clone(), action.clone(), decision.clone());
+        let at_once = at_once.clone();
+        let id = super::new_request_id();
+        out.push((
+            key,
+            Box::new(move |holder: &Request| {
+                let (mut request, mut events) =
+                    Request::submit_covered(id, requester, action, decision, holder, now)?;
+                at_once.apply(&mut request, &mut events, now);
+                let by_request = request.id().to_owned();
+                Some(Covering {
+                    request,
+                    events,
+                    holder_change: countersign_core::Transition::UseStanding { by_request },
+                })
+            }),
+        ));
+    }
+    out
+}
 
 /// Where a submission may find the request it repeats (`Store::submit_parked`): under `key`,
 /// a request `attachable` accepts; under the idempotency key (hashed), the request first

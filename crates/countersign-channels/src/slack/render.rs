@@ -88,7 +88,7 @@ pub fn render(req: &Request, public_url: &str, masker: &Masker) -> Rendered {
         } else {
             format!("```{}```", escape(&p.json))
         };
-        blocks.push(section(format!("*Params*\n{shown}")));
+        blocks.push(section(format!("*{}*\n{shown}", p.label)));
     }
     if let Some(m) = &r.masked {
         blocks.push(json!({"type": "context", "elements": [mrkdwn(format!("🔒 {}", escape(m)))]}));

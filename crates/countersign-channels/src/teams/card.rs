@@ -70,7 +70,7 @@ fn card(r: &Review, notice_text: Option<&str>) -> Value {
         json!({"type": "TextRun", "text": r.why, "italic": true}),
     ]));
     if let Some(p) = &r.params {
-        body.push(label("Params"));
+        body.push(label(p.label));
         body.push(rich(vec![
             json!({"type": "TextRun", "text": p.json, "fontType": "Monospace"}),
         ]));

@@ -55,6 +55,10 @@ pub enum Refusal {
     AmendNotAllowed,
     #[error("the amended params are the params already shown: approve instead")]
     AmendUnchanged,
+    #[error("a plan's grant is not redeemed: submit each step as an action, and redeem its grant")]
+    PlanNotRedeemable,
+    #[error("this plan does not cover that action now (it is {0})")]
+    PlanInactive(&'static str),
 }
 
 impl Refusal {
@@ -81,6 +85,8 @@ impl Refusal {
             Refusal::StandingInactive(_) => "standing_inactive",
             Refusal::AmendNotAllowed => "amend_not_allowed",
             Refusal::AmendUnchanged => "amend_unchanged",
+            Refusal::PlanNotRedeemable => "plan_not_redeemable",
+            Refusal::PlanInactive(_) => "plan_inactive",
         }
     }
 }

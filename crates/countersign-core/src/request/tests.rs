@@ -6,11 +6,11 @@ use chrono::TimeZone;
 use proptest::prelude::*;
 use serde_json::json;
 
-fn t0() -> Timestamp {
+pub(super) fn t0() -> Timestamp {
     chrono::Utc.with_ymd_and_hms(2026, 11, 23, 3, 0, 0).unwrap()
 }
 
-fn person(id: &str, groups: &[&str]) -> Principal {
+pub(super) fn person(id: &str, groups: &[&str]) -> Principal {
     Principal {
         id: PrincipalId::parse(id).unwrap(),
         owner: None,
@@ -18,7 +18,7 @@ fn person(id: &str, groups: &[&str]) -> Principal {
     }
 }
 
-fn agent() -> Principal {
+pub(super) fn agent() -> Principal {
     Principal {
         id: PrincipalId::parse("agent:deploy-bot").unwrap(),
         owner: Some(PrincipalId::parse("user:alice@example.com").unwrap()),
@@ -26,7 +26,7 @@ fn agent() -> Principal {
     }
 }
 
-fn review(clauses: &[(&str, u32)], mfa: bool) -> Decision {
+pub(super) fn review(clauses: &[(&str, u32)], mfa: bool) -> Decision {
     Decision {
         effect: Effect::Review,
         rule: Some("prod-export-needs-two".into()),
@@ -57,7 +57,7 @@ fn review(clauses: &[(&str, u32)], mfa: bool) -> Decision {
     }
 }
 
-fn action() -> Action {
+pub(super) fn action() -> Action {
     Action {
         kind: "db.export".into(),
         resource: "postgres://prod/customers".into(),
@@ -68,7 +68,7 @@ fn action() -> Action {
     }
 }
 
-fn ids(n: u32) -> String {
+pub(super) fn ids(n: u32) -> String {
     format!("req_{n}")
 }
 
@@ -85,7 +85,11 @@ fn pending(clauses: &[(&str, u32)]) -> Request {
     .0
 }
 
-fn ballot<'a>(voter: &'a Principal, req: &Request, decision: VoteDecision) -> Ballot<'a> {
+pub(super) fn ballot<'a>(
+    voter: &'a Principal,
+    req: &Request,
+    decision: VoteDecision,
+) -> Ballot<'a> {
     Ballot {
         voter,
         decision,

@@ -74,6 +74,9 @@ pub enum Transition {
     UseStanding { by_request: String },
     /// A person revokes this request's standing approval ([`Request::revoke_standing`]).
     RevokeStanding { by: Principal },
+    /// Step `step` of this plan approved the new request `by_request`, recorded in the write
+    /// that stores it ([`Request::use_plan_step`]).
+    UsePlanStep { step: u32, by_request: String },
 }
 
 impl Request {
@@ -145,6 +148,9 @@ impl Request {
                 self.amend(&ballot, params.clone(), now)
             }
             Transition::RevokeStanding { by } => self.revoke_standing(by, now),
+            Transition::UsePlanStep { step, by_request } => {
+                self.use_plan_step(*step, by_request, now)
+            }
         }
     }
 }

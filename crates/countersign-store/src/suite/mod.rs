@@ -12,6 +12,7 @@ mod integrity;
 mod notify;
 mod parked;
 mod passkeys;
+mod plans;
 mod record;
 mod requests;
 mod sessions;
@@ -23,6 +24,7 @@ pub use integrity::*;
 pub use notify::*;
 pub use parked::*;
 pub use passkeys::*;
+pub use plans::*;
 pub use record::*;
 pub use requests::*;
 pub use sessions::*;
@@ -98,6 +100,7 @@ macro_rules! store_suite {
             parked_calls_attach_a_submission_in_its_transaction,
             idempotency_keys_name_the_first_request,
             standing_uses_are_counted_in_the_submissions_transaction,
+            plan_steps_are_used_in_the_submissions_transaction,
             totp_use_step_refuses_reuse,
             factor_changes_are_recorded_and_a_reset_removes_every_factor,
             passkeys_are_stored_per_person_and_unique,

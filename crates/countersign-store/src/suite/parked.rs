@@ -189,7 +189,7 @@ pub async fn parked_calls_attach_a_submission_in_its_transaction(b: &dyn Backend
         key: &key,
         attachable,
         idempotency: None,
-        cover: None,
+        covers: vec![],
     };
     let any: fn(&countersign_core::Request) -> bool = |_| true;
     let none: fn(&countersign_core::Request) -> bool = |_| false;
@@ -297,7 +297,7 @@ pub async fn idempotency_keys_name_the_first_request(b: &dyn Backend) {
             key: coalesce,
             attachable: |_| true,
             idempotency: Some(Idempotency { key, action }),
-            cover: None,
+            covers: vec![],
         }
     }
     let (key, same, other) = (&key, &same, &other);
@@ -533,10 +533,18 @@ async fn covered_submission(
         key: coalesce,
         attachable: |_| false,
         idempotency: None,
-        cover: Some(crate::Cover {
+        covers: vec![crate::Cover {
             key,
-            submit: Box::new(move |_| covered),
-        }),
+            submit: Box::new(move |_| {
+                covered.map(|(request, events)| crate::Covering {
+                    holder_change: countersign_core::Transition::UseStanding {
+                        by_request: request.id().to_owned(),
+                    },
+                    request,
+                    events,
+                })
+            }),
+        }],
     };
     let run_of = run.map(|run| crate::RunOf {
         run,

@@ -19,6 +19,7 @@ pub async fn run(cli: Cli) -> Result<u8, Failure> {
     match cli.command {
         Command::Serve { config } => serve::run(config.as_deref()).await,
         Command::Request(args) => remote::request(&g, args).await,
+        Command::Plan(args) => remote::plan(&g, args).await,
         Command::Exec(args) => exec::exec(&g, args).await,
         Command::Invoke(args) => invoke::invoke(&g, args).await,
         Command::Ls { state, run, limit } => remote::ls(&g, &state, run, limit).await,

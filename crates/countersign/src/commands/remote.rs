@@ -1,13 +1,13 @@
 //! Verbs that talk to a running gateway: ask, wait, list, show, vote, cancel, steer runs, enroll
 //! MFA, relay MCP; and what `exec` and `invoke` share with them (the client, waiting).
 
-use crate::cli::{Global, McpVerb, RequestArgs, RunVerb};
+use crate::cli::{Global, McpVerb, PlanArgs, RequestArgs, RunVerb};
 use crate::client::Client;
 use crate::outcome::{self, Failure, exit_for_state};
 use crate::render;
 use countersign_core::{State, VoteDecision};
 use countersign_http::wire::{
-    ActionBody, MfaEnrollment, RequestList, RequestView, RunView, VoteBody,
+    ActionBody, MfaEnrollment, PlanBody, RequestList, RequestView, RunView, VoteBody,
 };
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -109,6 +109,53 @@ pub async fn request(g: &Global, args: RequestArgs) -> Result<u8, Failure> {
         if r.state == State::Pending && !g.json {
             eprintln!(
                 "waiting for approval of {} ({})…",
+                render::shown(&r.id),
+                render::shown(r.review_url.as_deref().unwrap_or(""))
+            );
+        }
+        r = wait_for(&c, r, deadline).await?;
+    }
+    print_request(g, &r);
+    Ok(exit_for_state(r.state))
+}
+
+/// `countersign plan`: submits the steps in `--steps` as one plan, like `request` submits one
+/// action (same waiting, printing and exit codes).
+pub async fn plan(g: &Global, args: PlanArgs) -> Result<u8, Failure> {
+    let text = if args.steps.as_os_str() == "-" {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+            .map_err(|e| Failure::usage(format!("--steps: cannot read standard input: {e}")))?;
+        text
+    } else {
+        std::fs::read_to_string(&args.steps).map_err(|e| {
+            Failure::usage(format!(
+                "--steps: cannot read {}: {e}",
+                args.steps.display()
+            ))
+        })?
+    };
+    countersign_core::json_text::check(text.as_bytes())
+        .map_err(|e| Failure::usage(format!("--steps: {e}")))?;
+    let steps: Vec<countersign_core::plan::StepInput> = serde_json::from_str(&text).map_err(|e| {
+        Failure::usage(format!(
+            "--steps must be a JSON array of {{\"kind\", \"resource\", \"params\"}} objects: {e}"
+        ))
+    })?;
+    let body = PlanBody {
+        steps,
+        justification: args.justification,
+        run: args.run,
+        labels: parse_labels(&args.labels)?,
+        requester: None,
+    };
+    let deadline = args.wait.as_deref().map(wait_deadline).transpose()?;
+    let c = client(g)?;
+    let mut r: RequestView = c.post("/v1/plans", &body).await?;
+    if let Some(deadline) = deadline {
+        if r.state == State::Pending && !g.json {
+            eprintln!(
+                "waiting for approval of plan {} ({})…",
                 render::shown(&r.id),
                 render::shown(r.review_url.as_deref().unwrap_or(""))
             );

@@ -26,6 +26,7 @@ mod mcp_exec;
 mod mcp_policy;
 mod one_meaning;
 mod passkeys;
+mod plans;
 mod postgres;
 mod requests;
 mod runs;

@@ -585,3 +585,48 @@ async fn mcp_calls_are_covered_by_a_standing_approval() {
     .await;
     assert_eq!(covered["covered_by"]["request"], id.as_str(), "{covered}");
 }
+
+/// An approved plan covers the agent's tool call equal to one of its steps: forwarded at once,
+/// naming the plan; the same call again is asked about as usual (each step once).
+#[tokio::test]
+async fn mcp_calls_are_covered_by_an_approved_plan_step_once() {
+    let app = crate::support::app::spawn_app_configured(
+        crate::support::app::TEST_POLICY,
+        &crate::support::mcp::mcp_config(&stdio_upstream("everything"), ""),
+    )
+    .await;
+    let plan = app
+        .agent()
+        .post(
+            "/v1/plans",
+            json!({"steps": [{"kind": "mcp.tool.everything.get-sum",
+                              "resource": "mcp://everything/get-sum",
+                              "params": {"a": 5000, "b": 1}}],
+                   "justification": "add them up"}),
+        )
+        .await;
+    assert_eq!(plan.state(), "pending", "{}", plan.body);
+    app.decide(&plan.id(), "approve").await;
+    let call = python(over_http(
+        &app,
+        &["call", "everything__get-sum", r#"{"a": 5000, "b": 1}"#],
+    ))
+    .await;
+    assert_eq!(call["is_error"], false, "{call}");
+    assert!(call["text"].as_str().unwrap().contains("5001"), "{call}");
+    let covered = recorded_where(&app, "executed", "the planned call", |r| {
+        r["planned_by"]["plan"] == plan.id().as_str()
+    })
+    .await;
+    assert_eq!(covered["planned_by"]["step"], 1, "{covered}");
+    // Once: the same call again waits for people.
+    let again = tokio::spawn(python(over_http(
+        &app,
+        &["call", "everything__get-sum", r#"{"a": 5000, "b": 1}"#],
+    )));
+    let pending = recorded(&app, "mcp.tool.everything.get-sum", "pending").await;
+    assert!(pending.get("planned_by").is_none(), "{pending}");
+    app.decide(pending["id"].as_str().unwrap(), "deny").await;
+    let refused = again.await.unwrap();
+    assert_eq!(refused["is_error"], true, "{refused}");
+}

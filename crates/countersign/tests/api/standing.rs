@@ -2,7 +2,7 @@
 //! any invariant. Named after the invariant in `countersign_core::standing`: a standing
 //! approval covers only what its approvers approved.
 
-use crate::support::app::{As, TEST_POLICY, TestApp, spawn_app_with_policy};
+use crate::support::app::{As, TEST_POLICY, assert_log_intact, events_of, spawn_app_with_policy};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -53,22 +53,6 @@ async fn approve_standing(
                "standing": {"for": for_, "uses": uses}}),
     )
     .await
-}
-
-fn events_of(entries: &[Value], id: &str) -> Vec<String> {
-    entries
-        .iter()
-        .filter(|e| e["request"] == id)
-        .map(|e| e["event"].as_str().unwrap_or_default().to_owned())
-        .collect()
-}
-
-async fn assert_log_intact(app: &TestApp) {
-    use countersign_store::Store as _;
-    let store = countersign_store::SqliteStore::open_read_only(&app.db_path())
-        .await
-        .unwrap();
-    assert_eq!(store.verify_requests().await.unwrap(), vec![]);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -420,3 +420,21 @@ impl TestApp {
 pub fn big_export() -> Value {
     json!({"rows": 5000})
 }
+
+/// The names of the audit entries about request `id`, in order.
+pub fn events_of(entries: &[Value], id: &str) -> Vec<String> {
+    entries
+        .iter()
+        .filter(|e| e["request"] == id)
+        .map(|e| e["event"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// Every request of `app`'s SQLite database is what its audit entries produce.
+pub async fn assert_log_intact(app: &TestApp) {
+    use countersign_store::Store as _;
+    let store = countersign_store::SqliteStore::open_read_only(&app.db_path())
+        .await
+        .unwrap();
+    assert_eq!(store.verify_requests().await.unwrap(), vec![]);
+}
