@@ -17,7 +17,7 @@ use countersign_core::{
     Action, ActionError, Channel, Digest, Principal, PrincipalId, Refusal, Request, RunState,
     State, Timestamp, Transition, mfa, request_id_for_grant,
 };
-use countersign_store::{Parking, RequestQuery, Store, StoreError, Submission, Updated};
+use countersign_store::{Parking, Store, StoreError, Submission, Updated};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -28,6 +28,7 @@ pub mod factors;
 pub mod once;
 pub mod passkeys;
 pub mod plans;
+mod reading;
 mod standing;
 mod submission;
 mod votes;
@@ -444,7 +445,6 @@ impl Gateway {
         viewer.is_person() || viewer.id == req.requester().id
     }
 
-    /// Reads one request, expiring it first if its deadline has passed.
     /// Whether the database answers a read (the health check).
     pub async fn storage_answers(&self) -> Result<(), StoreError> {
         self.store.count_keys().await.map(drop)
@@ -463,100 +463,6 @@ impl Gateway {
             .append_event(actor, event, policy_hash, now)
             .await
             .map(drop)
-    }
-
-    /// Request `id` as stored, for a view made after the viewer was answered (a chat card
-    /// brought up to date): no visibility check, no expiry.
-    pub async fn stored_request(&self, id: &str) -> Result<Option<Request>, StoreError> {
-        self.store.get_request(id).await
-    }
-
-    pub async fn get(&self, viewer: &Principal, id: &str) -> Result<Request, GatewayError> {
-        let req = self
-            .store
-            .get_request(id)
-            .await?
-            .filter(|r| Self::visible(viewer, r))
-            .ok_or(GatewayError::NotFound("request"))?;
-        if req.is_due(self.clock.now()) {
-            return self.expire(id).await;
-        }
-        Ok(req)
-    }
-
-    /// Expires one request if due; returns it as it now stands.
-    async fn expire(&self, id: &str) -> Result<Request, GatewayError> {
-        let now = self.clock.now();
-        let change = Transition::Expire;
-        match self.store.update_request(id, "system", now, change).await? {
-            Ok(updated) => {
-                self.after_update(&updated, None);
-                Ok(updated.request)
-            }
-            Err(refusal) => Err(refusal.into()),
-        }
-    }
-
-    /// Waits until the request leaves `pending` or `wait` passes, then returns it.
-    pub async fn wait(
-        &self,
-        viewer: &Principal,
-        id: &str,
-        wait: Duration,
-    ) -> Result<Request, GatewayError> {
-        let deadline = tokio::time::Instant::now() + wait.min(MAX_WAIT);
-        let watch = self.waiters.watch(id);
-        self.metrics.waiting_clients.inc();
-        let _gauge = GaugeGuard(&self.metrics.waiting_clients);
-        loop {
-            let notified = watch.notified();
-            let req = self.get(viewer, id).await?;
-            if req.state() != State::Pending || tokio::time::Instant::now() >= deadline {
-                return Ok(req);
-            }
-            let next_due = req
-                .expires_at()
-                .and_then(|t| (t - self.clock.now()).to_std().ok())
-                .map(|d| tokio::time::Instant::now() + d + Duration::from_millis(5));
-            let tick = (tokio::time::Instant::now() + WAIT_TICK)
-                .min(deadline)
-                .min(next_due.unwrap_or(deadline));
-            // Hold nothing but the registration while waiting: 10,000 waiters must stay small.
-            drop(req);
-            tokio::select! {
-                _ = notified => {}
-                _ = tokio::time::sleep_until(tick) => {}
-            }
-        }
-    }
-
-    pub async fn list(
-        &self,
-        viewer: &Principal,
-        mut q: RequestQuery,
-    ) -> Result<Vec<Request>, GatewayError> {
-        if !viewer.is_person() {
-            q.requester = Some(viewer.id.to_string());
-        }
-        // A requester named by a person (a filter) is compared in its canonical form; text that
-        // is no principal id matches nothing, as written.
-        q.requester = q
-            .requester
-            .map(|r| PrincipalId::parse(&r).map(String::from).unwrap_or(r));
-        q.limit = q.limit.clamp(1, 500);
-        let now = self.clock.now();
-        let mut out = Vec::with_capacity(q.limit as usize);
-        for req in self.store.list_requests(&q).await? {
-            if req.is_due(now) {
-                let expired = self.expire(req.id()).await?;
-                if q.state.is_none_or(|s| s == expired.state()) {
-                    out.push(expired);
-                }
-            } else {
-                out.push(req);
-            }
-        }
-        Ok(out)
     }
 
     /// Book-keeping after a committed change: metrics for every request that left `pending`,
@@ -781,31 +687,6 @@ impl Gateway {
                 return Ok(count);
             }
         }
-    }
-
-    /// Sets the pending gauge from the store (at start, and periodically to correct drift).
-    pub async fn refresh_pending_gauge(&self) -> Result<(), GatewayError> {
-        let n = self
-            .store
-            .list_requests(&RequestQuery {
-                state: Some(State::Pending),
-                run: None,
-                requester: None,
-                limit: 500,
-                before: None,
-            })
-            .await?
-            .len();
-        self.metrics.pending.set(n as i64);
-        Ok(())
-    }
-}
-
-struct GaugeGuard<'a>(&'a prometheus_client::metrics::gauge::Gauge);
-
-impl Drop for GaugeGuard<'_> {
-    fn drop(&mut self) {
-        self.0.dec();
     }
 }
 
