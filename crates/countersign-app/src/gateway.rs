@@ -351,12 +351,11 @@ impl Gateway {
         // another: the transaction that decides that also finds the approval and counts the
         // use): an approved plan's step, or a standing approval. Nothing is read before the
         // write.
-        let (cover_keys, cover_builds): (Vec<Digest>, Vec<_>) = match &parking {
+        let offers = match &parking {
             Some(_) => submission::covers(requester, &action, &decision, &at_once, now),
             None => vec![],
-        }
-        .into_iter()
-        .unzip();
+        };
+        let cover_keys: Vec<Digest> = offers.iter().map(|(key, ..)| *key).collect();
         let run = action.run.clone();
         let requester_id = requester.id.clone();
         let requester = requester.clone();
@@ -395,8 +394,12 @@ impl Gateway {
                         .map(|(key, action)| countersign_store::Idempotency { key, action }),
                     covers: cover_keys
                         .iter()
-                        .zip(cover_builds)
-                        .map(|(key, submit)| countersign_store::Cover { key, submit })
+                        .zip(offers)
+                        .map(|(key, (_, counted, submit))| countersign_store::Cover {
+                            key,
+                            counted,
+                            submit,
+                        })
                         .collect(),
                 };
                 match self

@@ -82,22 +82,18 @@ pub enum Event {
         scope: Vec<crate::standing::ScopeField>,
         approvers: Vec<PrincipalId>,
     },
-    /// This request's standing approval approved request `by_request` (its `used`th use).
-    StandingUsed {
-        by_request: String,
-        used: u32,
-        uses: u32,
-    },
     /// This request's standing approval was revoked after `used` uses.
     StandingRevoked {
         by: PrincipalId,
         used: u32,
     },
     /// This request was approved at once by the standing approval of request `standing`,
-    /// formed by `approvers`.
+    /// formed by `approvers`: its `used`th use of `uses`.
     StandingCovered {
         standing: String,
         approvers: Vec<PrincipalId>,
+        used: u32,
+        uses: u32,
     },
     /// A plan's request was recorded: what the policy decided for each step (numbered from 1).
     PlanRecorded {
@@ -192,7 +188,6 @@ impl Event {
             Event::ExecutionFinished { .. } => "execution.finished",
             Event::RequestAmended { .. } => "request.amended",
             Event::StandingGranted { .. } => "standing.granted",
-            Event::StandingUsed { .. } => "standing.used",
             Event::StandingRevoked { .. } => "standing.revoked",
             Event::StandingCovered { .. } => "standing.covered",
             Event::PlanRecorded { .. } => "plan.recorded",

@@ -10,8 +10,10 @@
 //! **Invariant (a standing approval covers only what its approvers approved):** the key binds
 //! the requester, the rule, the policy hash and the scope fields' canonical values, so an
 //! action of another requester, under another rule or policy, or with a changed scope field
-//! never finds it; each use is counted on the approving request in the same transaction that
-//! records the covered one ([`crate::Request::use_standing`]), so uses never exceed the bound;
+//! never finds it; each use is taken from the count the store keeps beside the pair that finds
+//! the approval, by a conditional decrement in the same transaction that records the covered
+//! request (whose `standing.covered` entry says which use it was), so uses never exceed the
+//! bound;
 //! a revoked, expired or used-up approval covers nothing; a rule with `mfa: true` never forms
 //! one (its policy does not load with `standing`, and a vote asking for one is refused).
 

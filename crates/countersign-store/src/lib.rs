@@ -99,17 +99,23 @@ pub struct Parking<'a> {
 pub struct Cover<'a> {
     /// The key the holder was parked under (`Request::standing_key_for`, `plan::step_key_for`).
     pub key: &'a countersign_core::Digest,
+    /// The uses are counted beside the pair (a standing approval): one is taken before the
+    /// holder is loaded (none left: nothing covers), handed to the holder with
+    /// `Request::count_standing_uses`, and given back if the holder does not cover the
+    /// submission; the holder itself is not written. Otherwise (a plan) the holder records the
+    /// use with `Covering::holder_change`.
+    pub counted: bool,
     /// Builds the covered request from the holder (`Request::submit_covered`,
     /// `Request::submit_planned`); `None`: it does not cover this submission.
     pub submit: CoverSubmit,
 }
 
-/// A covered request, its events, and the change that records the use on the holder (given
-/// the covered request's id).
+/// A covered request, its events, and the change that records the use on the holder.
 pub struct Covering {
     pub request: Request,
     pub events: Vec<Event>,
-    pub holder_change: countersign_core::Transition,
+    /// What records the use on the holder (none when the use is counted beside the pair).
+    pub holder_change: Option<countersign_core::Transition>,
 }
 
 /// Builds a covered request from the holder.
@@ -387,6 +393,15 @@ pub trait Store: Send + Sync + 'static {
         request: &str,
         at: Timestamp,
     ) -> Result<(), StoreError>;
+
+    /// How many uses the standing approval held by `request` under (`requester`, `key`) has
+    /// left, as counted beside its pair (`None`: not counted there). One indexed read.
+    async fn standing_uses_left(
+        &self,
+        requester: &PrincipalId,
+        key: &Digest,
+        request: &str,
+    ) -> Result<Option<u32>, StoreError>;
 
     /// The request a retry by `requester` of the action with `digest` attaches to, if any. One
     /// indexed read. The request named may since have been decided: the caller reads it.

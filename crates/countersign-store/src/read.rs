@@ -40,6 +40,30 @@ use sqlx::{
 pub(crate) const PARKED_CALL: &str =
     "SELECT request_id FROM parked_calls WHERE requester = $1 AND digest = $2";
 
+/// How many uses the standing approval held by request `$3` under (requester `$1`, key `$2`)
+/// has left (NULL or no row: none is counted there).
+pub(crate) const USES_LEFT: &str =
+    "SELECT uses_left FROM parked_calls WHERE requester = $1 AND digest = $2 AND request_id = $3";
+
+/// Takes one use of the standing approval under (requester `$1`, key `$2`) if one is left,
+/// returning its holder and the uses left after it.
+pub(crate) const TAKE_USE: &str = "UPDATE parked_calls SET uses_left = uses_left - 1 \
+     WHERE requester = $1 AND digest = $2 AND uses_left > 0 RETURNING request_id, uses_left";
+
+/// Gives back the use [`TAKE_USE`] took (the holder did not cover the submission after all).
+pub(crate) const GIVE_BACK_USE: &str = "UPDATE parked_calls SET uses_left = uses_left + 1 \
+     WHERE requester = $1 AND digest = $2 AND uses_left IS NOT NULL";
+
+/// Ends the count of the standing approval held by `$3` (revoked: none left).
+pub(crate) const END_USES: &str = "UPDATE parked_calls SET uses_left = 0 \
+     WHERE requester = $1 AND digest = $2 AND request_id = $3 AND uses_left IS NOT NULL";
+
+/// Names request `$3` for (requester `$1`, key `$2`) with `$5` uses left, parked at `$4`.
+pub(crate) const PARK_COUNTED: &str = "INSERT INTO parked_calls \
+     (requester, digest, request_id, parked_at, uses_left) VALUES ($1, $2, $3, $4, $5) \
+     ON CONFLICT (requester, digest) DO UPDATE SET request_id = excluded.request_id, \
+     parked_at = excluded.parked_at, uses_left = excluded.uses_left";
+
 /// What the two SQL dialects do differently in the reads.
 pub(crate) trait Dialect: Database {
     /// `id, body, audit_seqs` of the requests with `id > $1`, by id, at most `$2`; ids are
@@ -224,6 +248,22 @@ where
             .fetch_optional(self.0)
             .await?;
         Ok(row.map(|row| row.try_get(0)).transpose()?)
+    }
+
+    pub async fn uses_left(
+        &self,
+        requester: &str,
+        digest: &str,
+        request: &str,
+    ) -> Result<Option<u32>, StoreError> {
+        let row = sqlx::query(USES_LEFT)
+            .bind(requester)
+            .bind(digest)
+            .bind(request)
+            .fetch_optional(self.0)
+            .await?;
+        let left: Option<Option<i64>> = row.map(|row| row.try_get(0)).transpose()?;
+        Ok(left.flatten().map(|n| u32::try_from(n).unwrap_or(0)))
     }
 
     pub async fn totp_get(&self, principal: &PrincipalId) -> Result<Option<TotpState>, StoreError> {

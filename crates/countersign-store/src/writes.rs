@@ -112,6 +112,38 @@ pub(crate) trait WriteTx {
         digest: &str,
         request: &str,
     ) -> Result<(), StoreError>;
+    /// Parks `request` under the pair with `uses` to count (a standing approval); kept past the
+    /// retention.
+    async fn park_counted(
+        &mut self,
+        requester: &str,
+        digest: &str,
+        request: &str,
+        uses: u32,
+        at: Timestamp,
+    ) -> Result<(), StoreError>;
+    /// Takes one use counted under the pair, if one is left: the holder and the uses left.
+    async fn take_use(
+        &mut self,
+        requester: &str,
+        digest: &str,
+    ) -> Result<Option<(String, u32)>, StoreError>;
+    /// Gives back the use [`WriteTx::take_use`] took.
+    async fn give_back_use(&mut self, requester: &str, digest: &str) -> Result<(), StoreError>;
+    /// The uses left of the approval `request` holds under the pair (`None`: none counted).
+    async fn uses_left(
+        &mut self,
+        requester: &str,
+        digest: &str,
+        request: &str,
+    ) -> Result<Option<u32>, StoreError>;
+    /// No use left for the approval `request` holds under the pair (revoked).
+    async fn end_uses(
+        &mut self,
+        requester: &str,
+        digest: &str,
+        request: &str,
+    ) -> Result<(), StoreError>;
 }
 
 /// A submission waiting for the writer: prepared already (no run, so the gate is open), or to
@@ -136,6 +168,7 @@ pub(crate) struct ParkedKey {
 /// [`crate::Cover`] as the write takes it.
 pub(crate) struct CoverKey {
     pub key: String,
+    pub counted: bool,
     pub submit: crate::CoverSubmit,
 }
 
@@ -154,6 +187,7 @@ impl ParkedKey {
                 .into_iter()
                 .map(|c| CoverKey {
                     key: crate::parked::digest_column(c.key),
+                    counted: c.counted,
                     submit: c.submit,
                 })
                 .collect(),
@@ -171,24 +205,46 @@ async fn try_cover<T: WriteTx>(
     run: Option<RunOf<'_>>,
     now: Timestamp,
 ) -> Result<Option<Request>, StoreError> {
-    let Some(id) = tx.parked_call(requester, &cover.key).await? else {
-        return Ok(None);
-    };
-    let Some(row) = tx.load_row(&id).await? else {
-        return Ok(None);
-    };
-    let source = verified(tx, &row).await?;
-    let gate = match run {
-        None => RunGate::Open,
-        Some(of) => {
-            let (stored, paused) = tx.run_facts(of.run, Some(of.requester.as_str())).await?;
-            RunGate::of(stored, paused)
+    let (id, counted) = if cover.counted {
+        // The use first: one conditional statement finds the holder and takes it. More
+        // statements follow, so under the savepoint.
+        tx.savepoint().await?;
+        match tx.take_use(requester, &cover.key).await? {
+            Some((id, left)) => (id, Some(left)),
+            None => return Ok(None),
+        }
+    } else {
+        match tx.parked_call(requester, &cover.key).await? {
+            Some(id) => (id, None),
+            None => return Ok(None),
         }
     };
-    if gate != RunGate::Open {
-        return Ok(None);
-    }
-    let Some(built) = guarded("the cover closure", || (cover.submit)(&source))? else {
+    let built = match tx.load_row(&id).await? {
+        Some(row) => {
+            let mut holder = verified(tx, &row).await?;
+            if let Some(left) = counted {
+                holder.count_standing_uses(left);
+            }
+            let gate = match run {
+                None => RunGate::Open,
+                Some(of) => {
+                    let (stored, paused) =
+                        tx.run_facts(of.run, Some(of.requester.as_str())).await?;
+                    RunGate::of(stored, paused)
+                }
+            };
+            match gate {
+                RunGate::Open => guarded("the cover closure", || (cover.submit)(&holder))?
+                    .map(|built| (holder, built)),
+                _ => None,
+            }
+        }
+        None => None,
+    };
+    let Some((holder, built)) = built else {
+        if counted.is_some() {
+            tx.give_back_use(requester, &cover.key).await?;
+        }
         return Ok(None);
     };
     let crate::Covering {
@@ -196,14 +252,21 @@ async fn try_cover<T: WriteTx>(
         events,
         holder_change,
     } = built;
-    let prepared = PreparedSubmission::new(run, gate, now, Box::new(move |_| (request, events)))?;
-    let mut used = source;
-    let events = match guarded("the holder's change", || used.apply(&holder_change, now))? {
-        Ok(events) => events,
-        Err(_) => return Ok(None),
-    };
-    tx.savepoint().await?;
-    record_and_save(tx, &at_of(now), requester, &events, &used, now).await?;
+    let prepared = PreparedSubmission::new(
+        run,
+        RunGate::Open,
+        now,
+        Box::new(move |_| (request, events)),
+    )?;
+    if let Some(change) = holder_change {
+        let mut used = holder;
+        let events = match guarded("the holder's change", || used.apply(&change, now))? {
+            Ok(events) => events,
+            Err(_) => return Ok(None),
+        };
+        tx.savepoint().await?;
+        record_and_save(tx, &at_of(now), requester, &events, &used, now).await?;
+    }
     Ok(Some(insert_prepared(tx, prepared).await?))
 }
 
@@ -339,6 +402,18 @@ pub(crate) async fn update_request<T: WriteTx>(
     let row = tx.load_row(id).await?.ok_or(StoreError::NotFound)?;
     let stored = verified(tx, &row).await?;
     let mut request = stored.clone();
+    // A revocation records the uses made (counted beside the pair), then ends the count.
+    let counted = match (&change, stored.standing()) {
+        (Transition::RevokeStanding { .. }, Some(standing)) => {
+            let requester = stored.requester().id.as_str();
+            let key = crate::parked::digest_column(&standing.key);
+            if let Some(left) = tx.uses_left(requester, &key, id).await? {
+                request.count_standing_uses(left);
+            }
+            Some(key)
+        }
+        _ => None,
+    };
     let events = match guarded("the request change", || request.apply(&change, now))? {
         Ok(events) => events,
         Err(refusal) => return Ok(Err(refusal)),
@@ -352,6 +427,10 @@ pub(crate) async fn update_request<T: WriteTx>(
     }
     tx.savepoint().await?;
     let seqs = record_and_save(tx, &at_of(now), actor, &events, &request, now).await?;
+    if let Some(key) = counted {
+        tx.end_uses(request.requester().id.as_str(), &key, id)
+            .await?;
+    }
     let was_pending = stored.state() == countersign_core::State::Pending;
     park_formed(tx, stored.standing().is_some(), was_pending, &request, now).await?;
     let mut also_changed = vec![];
@@ -382,7 +461,8 @@ async fn park_formed<T: WriteTx>(
     let requester = request.requester().id.as_str();
     if !had && let Some(standing) = request.standing() {
         let key = crate::parked::digest_column(&standing.key);
-        tx.park_call(requester, &key, request.id(), now).await?;
+        tx.park_counted(requester, &key, request.id(), standing.uses, now)
+            .await?;
     }
     if was_pending
         && request.state() == countersign_core::State::Approved
@@ -644,11 +724,7 @@ async fn record_and_save<T: WriteTx>(
         Subject::Request(request, &hash),
     );
     tx.save_request(&row, &seq_list(seqs.clone())).await?;
-    // A use of its standing approval changes nothing the channels show of a request.
-    let shown = !events
-        .iter()
-        .all(|e| matches!(e, Event::StandingUsed { .. }));
-    if shown && is_reviewed(request) {
+    if is_reviewed(request) {
         tx.mark_notify(request.id(), now).await?;
     }
     Ok(seqs)

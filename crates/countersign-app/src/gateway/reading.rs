@@ -13,6 +13,21 @@ impl Gateway {
         self.store.get_request(id).await
     }
 
+    /// `req` with the uses of its standing approval as the store counts them (beside the
+    /// pair that finds it), when it holds one in force.
+    pub(crate) async fn with_uses(&self, mut req: Request) -> Result<Request, GatewayError> {
+        if let Some(s) = req.standing()
+            && s.revoked_at.is_none()
+            && let Some(left) = self
+                .store
+                .standing_uses_left(&req.requester().id, &s.key, req.id())
+                .await?
+        {
+            req.count_standing_uses(left);
+        }
+        Ok(req)
+    }
+
     /// Reads one request, expiring it first if its deadline has passed.
     pub async fn get(&self, viewer: &Principal, id: &str) -> Result<Request, GatewayError> {
         let req = self
@@ -24,7 +39,7 @@ impl Gateway {
         if req.is_due(self.clock.now()) {
             return self.expire(id).await;
         }
-        Ok(req)
+        self.with_uses(req).await
     }
 
     /// Expires one request if due; returns it as it now stands.
@@ -96,7 +111,7 @@ impl Gateway {
                     out.push(expired);
                 }
             } else {
-                out.push(req);
+                out.push(self.with_uses(req).await?);
             }
         }
         Ok(out)

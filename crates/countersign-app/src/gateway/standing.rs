@@ -3,7 +3,8 @@
 //! submission that one may approve.)
 //!
 //! Must not: decide whether an approval covers an action (the core's key and
-//! `Request::use_standing` do, in the submission's transaction), or count a use outside it.
+//! `Request::submit_covered` do, in the submission's transaction, where the store takes the
+//! use), or count a use outside it.
 
 use super::{Gateway, GatewayError};
 use countersign_core::{Principal, Request, Transition};

@@ -15,24 +15,48 @@ pub(crate) struct Decided {
     pub hold_timeout: u64,
 }
 
+/// An earlier approval that may approve a submission at once: the key it is found under,
+/// whether its uses are counted beside the pair (a standing approval), and what builds the
+/// covered request from its holder.
+pub(crate) type CoverOffer = (Digest, bool, CoverSubmit);
+
 /// The earlier approvals that may approve a submission of `action` by `requester` decided by
-/// `decision` at once, each with the key it is found under and what builds the covered
-/// request from its holder: an approved plan's step first (it names exactly this action),
-/// then a standing approval.
+/// `decision` at once: a standing approval first (its uses are counted beside the pair, so it
+/// costs the least), then an approved plan's step.
 pub(crate) fn covers(
     requester: &Principal,
     action: &Action,
     decision: &Decision,
     at_once: &AtOnce,
     now: Timestamp,
-) -> Vec<(Digest, CoverSubmit)> {
-    let mut out: Vec<(Digest, CoverSubmit)> = vec![];
+) -> Vec<CoverOffer> {
+    let mut out: Vec<CoverOffer> = vec![];
+    if let Some(key) = Request::standing_key_for(requester, action, decision) {
+        let (requester, action, decision) = (requester.clone(), action.clone(), decision.clone());
+        let at_once = at_once.clone();
+        let id = super::new_request_id();
+        out.push((
+            key,
+            true,
+            Box::new(move |holder: &Request| {
+                let (mut request, mut events) =
+                    Request::submit_covered(id, requester, action, decision, holder, now)?;
+                at_once.apply(&mut request, &mut events, now);
+                Some(Covering {
+                    request,
+                    events,
+                    holder_change: None,
+                })
+            }),
+        ));
+    }
     if let Some(key) = countersign_core::plan::step_key_for(&requester.id, action, decision) {
         let (requester, action, decision) = (requester.clone(), action.clone(), decision.clone());
         let at_once = at_once.clone();
         let id = super::new_request_id();
         out.push((
             key,
+            false,
             Box::new(move |plan: &Request| {
                 let (mut request, mut events, step) =
                     Request::submit_planned(id, requester, action, decision, plan, now)?;
@@ -41,26 +65,10 @@ pub(crate) fn covers(
                 Some(Covering {
                     request,
                     events,
-                    holder_change: countersign_core::Transition::UsePlanStep { step, by_request },
-                })
-            }),
-        ));
-    }
-    if let Some(key) = Request::standing_key_for(requester, action, decision) {
-        let (requester, action, decision) = (requester.clone(), action.clone(), decision.clone());
-        let at_once = at_once.clone();
-        let id = super::new_request_id();
-        out.push((
-            key,
-            Box::new(move |holder: &Request| {
-                let (mut request, mut events) =
-                    Request::submit_covered(id, requester, action, decision, holder, now)?;
-                at_once.apply(&mut request, &mut events, now);
-                let by_request = request.id().to_owned();
-                Some(Covering {
-                    request,
-                    events,
-                    holder_change: countersign_core::Transition::UseStanding { by_request },
+                    holder_change: Some(countersign_core::Transition::UsePlanStep {
+                        step,
+                        by_request,
+                    }),
                 })
             }),
         ));

@@ -109,26 +109,13 @@ impl Request {
         vec![event]
     }
 
-    /// Counts one use of this request's standing approval, by the request `by_request` it
-    /// approves; refused unless the approval is in force.
-    pub fn use_standing(
-        &mut self,
-        by_request: &str,
-        now: Timestamp,
-    ) -> Result<Vec<Event>, Refusal> {
-        let standing = self
-            .standing
-            .as_mut()
-            .ok_or(Refusal::StandingInactive("absent"))?;
-        if !standing.is_active(now) {
-            return Err(Refusal::StandingInactive(standing.status(now)));
+    /// Records how many uses this request's standing approval has left, as the store counts
+    /// them (beside the pair that finds it, in the transaction of each covered action): its
+    /// `used` is the uses allowed less those left. Never lowers `used`.
+    pub fn count_standing_uses(&mut self, left: u32) {
+        if let Some(s) = self.standing.as_mut() {
+            s.used = s.used.max(s.uses.saturating_sub(left));
         }
-        standing.used += 1;
-        Ok(vec![Event::StandingUsed {
-            by_request: by_request.to_owned(),
-            used: standing.used,
-            uses: standing.uses,
-        }])
     }
 
     /// Revokes this request's standing approval: by a person who may decide the request (in
@@ -167,9 +154,10 @@ impl Request {
     }
 
     /// A new request for `action`, sent to review by `decision`, approved at once by the
-    /// standing approval of `source` (whose use the caller counts in the same write): its own
-    /// single-use grant, bound to its own digest. `None` when `source` has no standing
-    /// approval for this action's key.
+    /// standing approval of `source`, whose use the store took in the same write (and counted
+    /// on `source`, [`Request::count_standing_uses`]): its own single-use grant, bound to its
+    /// own digest. `None` when `source` has no standing approval for this action's key, or it
+    /// was revoked or has expired.
     pub fn submit_covered(
         id: String,
         requester: Principal,
@@ -181,6 +169,9 @@ impl Request {
         let standing = source.standing.as_ref()?;
         let key = Request::standing_key_for(&requester, &action, &decision)?;
         if !key.ct_eq(&standing.key) || source.requester.id != requester.id {
+            return None;
+        }
+        if standing.revoked_at.is_some() || now >= standing.until || standing.used == 0 {
             return None;
         }
         let (mut req, mut events) = Request::submit(
@@ -202,6 +193,8 @@ impl Request {
         events.push(Event::StandingCovered {
             standing: covered.standing.clone(),
             approvers: covered.approvers.clone(),
+            used: standing.used,
+            uses: standing.uses,
         });
         req.covered_by = Some(covered);
         events.extend(req.approve(now));

@@ -777,9 +777,17 @@ fn a_standing_approval_covers_only_what_its_approvers_approved() {
     b.standing = ask(600, 2);
     holder.vote(&b, t0()).unwrap();
     let at = |s: i64| t0() + chrono::Duration::seconds(s);
+    // The store took one use (1 of 2 left) before it offers the holder.
+    let mut counted = holder.clone();
+    counted.count_standing_uses(1);
     let cover = |a: Action, who: Principal, d: &Decision| {
-        Request::submit_covered(ids(2), who, a, d.clone(), &holder, at(1))
+        Request::submit_covered(ids(2), who, a, d.clone(), &counted, at(1))
     };
+    assert!(
+        Request::submit_covered(ids(2), agent(), action(), decision.clone(), &holder, at(1))
+            .is_none(),
+        "never without a use taken"
+    );
     // Params are out of scope: covered, approved at once with its own grant.
     let mut other_params = action();
     other_params.params = json!({"rows": 1});
@@ -806,17 +814,34 @@ fn a_standing_approval_covers_only_what_its_approvers_approved() {
     let mut other_policy = decision.clone();
     other_policy.policy_hash = "sha256:01".into();
     assert!(cover(action(), agent(), &other_policy).is_none());
-    // Uses are counted, and a used-up, expired or revoked approval covers nothing.
-    let mut used = holder.clone();
-    used.use_standing("req_a", at(1)).unwrap();
-    used.use_standing("req_b", at(1)).unwrap();
-    assert_eq!(
-        used.use_standing("req_c", at(1)),
-        Err(Refusal::StandingInactive("used_up"))
+    assert!(
+        events.iter().any(|e| matches!(
+            e,
+            Event::StandingCovered {
+                used: 1,
+                uses: 2,
+                ..
+            }
+        )),
+        "it says which use it was"
     );
-    assert_eq!(
-        holder.clone().use_standing("req_a", at(600)),
-        Err(Refusal::StandingInactive("expired"))
+    // The count only grows; an expired or revoked approval covers nothing.
+    let mut recount = counted.clone();
+    recount.count_standing_uses(2);
+    assert_eq!(recount.standing().unwrap().used, 1);
+    recount.count_standing_uses(0);
+    assert_eq!(recount.standing().unwrap().used, 2);
+    assert!(
+        Request::submit_covered(
+            ids(3),
+            agent(),
+            action(),
+            decision.clone(),
+            &counted,
+            at(600)
+        )
+        .is_none(),
+        "expired"
     );
     let mut revoked = holder.clone();
     let carol = person("user:carol@example.com", &["security"]);
@@ -832,9 +857,11 @@ fn a_standing_approval_covers_only_what_its_approvers_approved() {
     revoked
         .revoke_standing(&alice, at(1))
         .expect("the agent's owner");
-    assert_eq!(
-        revoked.use_standing("req_a", at(1)),
-        Err(Refusal::StandingInactive("revoked"))
+    revoked.count_standing_uses(1);
+    assert!(
+        Request::submit_covered(ids(4), agent(), action(), decision.clone(), &revoked, at(1))
+            .is_none(),
+        "revoked"
     );
 }
 

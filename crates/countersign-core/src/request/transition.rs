@@ -69,9 +69,6 @@ pub enum Transition {
         comment: Option<String>,
         params: serde_json::Value,
     },
-    /// One use of this request's standing approval, by the new request `by_request` it
-    /// approves, recorded in the write that stores it ([`Request::use_standing`]).
-    UseStanding { by_request: String },
     /// A person revokes this request's standing approval ([`Request::revoke_standing`]).
     RevokeStanding { by: Principal },
     /// Step `step` of this plan approved the new request `by_request`, recorded in the write
@@ -127,7 +124,6 @@ impl Request {
             } => self.observe(executor, *started_at, (**outcome).clone(), now),
             Transition::Report { by, outcome } => self.report(by, (**outcome).clone(), now),
             Transition::Interrupt => Ok(self.interrupt_if_due(now)),
-            Transition::UseStanding { by_request } => self.use_standing(by_request, now),
             Transition::Amend {
                 voter,
                 digest,

@@ -30,7 +30,7 @@ pub(super) async fn park(
     .bind(millis(at))
     .execute(&mut *conn)
     .await?;
-    sqlx::query("DELETE FROM parked_calls WHERE parked_at < $1")
+    sqlx::query("DELETE FROM parked_calls WHERE parked_at < $1 AND uses_left IS NULL")
         .bind(forget_before(at))
         .execute(&mut *conn)
         .await?;
@@ -65,4 +65,75 @@ pub(super) async fn unpark(
     .execute(conn)
     .await?;
     Ok(done.rows_affected() > 0)
+}
+
+/// Parks `request` under the pair with `uses` to count (a standing approval), and forgets
+/// stale pairs.
+pub(super) async fn park_counted(
+    conn: &mut PgConnection,
+    requester: &str,
+    digest: &str,
+    request: &str,
+    uses: u32,
+    at: Timestamp,
+) -> Result<(), StoreError> {
+    sqlx::query(crate::read::PARK_COUNTED)
+        .bind(requester)
+        .bind(digest)
+        .bind(request)
+        .bind(millis(at))
+        .bind(i64::from(uses))
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("DELETE FROM parked_calls WHERE parked_at < $1 AND uses_left IS NULL")
+        .bind(forget_before(at))
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// `crate::read::TAKE_USE`.
+pub(super) async fn take_use(
+    conn: &mut PgConnection,
+    requester: &str,
+    digest: &str,
+) -> Result<Option<(String, u32)>, StoreError> {
+    let row: Option<(String, i64)> = sqlx::query_as(crate::read::TAKE_USE)
+        .bind(requester)
+        .bind(digest)
+        .fetch_optional(conn)
+        .await?;
+    Ok(row.map(|(id, left)| (id, u32::try_from(left).unwrap_or(0))))
+}
+
+/// Runs one of the pair statements that take (requester, digest[, request]).
+pub(super) async fn exec_pair(
+    conn: &mut PgConnection,
+    sql: &'static str,
+    requester: &str,
+    digest: &str,
+    request: Option<&str>,
+) -> Result<(), StoreError> {
+    let query = sqlx::query(sql).bind(requester).bind(digest);
+    match request {
+        Some(request) => query.bind(request).execute(conn).await?,
+        None => query.execute(conn).await?,
+    };
+    Ok(())
+}
+
+/// `crate::read::USES_LEFT`.
+pub(super) async fn uses_left(
+    conn: &mut PgConnection,
+    requester: &str,
+    digest: &str,
+    request: &str,
+) -> Result<Option<u32>, StoreError> {
+    let left: Option<Option<i64>> = sqlx::query_scalar(crate::read::USES_LEFT)
+        .bind(requester)
+        .bind(digest)
+        .bind(request)
+        .fetch_optional(conn)
+        .await?;
+    Ok(left.flatten().map(|n| u32::try_from(n).unwrap_or(0)))
 }

@@ -432,4 +432,50 @@ impl WriteTx for PgTx {
             .await
             .map(drop)
     }
+
+    async fn park_counted(
+        &mut self,
+        requester: &str,
+        digest: &str,
+        request: &str,
+        uses: u32,
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.unrecorded = true;
+        super::parked::park_counted(&mut self.tx, requester, digest, request, uses, at).await
+    }
+
+    async fn take_use(
+        &mut self,
+        requester: &str,
+        digest: &str,
+    ) -> Result<Option<(String, u32)>, StoreError> {
+        self.unrecorded = true;
+        super::parked::take_use(&mut self.tx, requester, digest).await
+    }
+
+    async fn give_back_use(&mut self, requester: &str, digest: &str) -> Result<(), StoreError> {
+        let sql = crate::read::GIVE_BACK_USE;
+        super::parked::exec_pair(&mut self.tx, sql, requester, digest, None).await
+    }
+
+    async fn uses_left(
+        &mut self,
+        requester: &str,
+        digest: &str,
+        request: &str,
+    ) -> Result<Option<u32>, StoreError> {
+        super::parked::uses_left(&mut self.tx, requester, digest, request).await
+    }
+
+    async fn end_uses(
+        &mut self,
+        requester: &str,
+        digest: &str,
+        request: &str,
+    ) -> Result<(), StoreError> {
+        self.unrecorded = true;
+        let sql = crate::read::END_USES;
+        super::parked::exec_pair(&mut self.tx, sql, requester, digest, Some(request)).await
+    }
 }

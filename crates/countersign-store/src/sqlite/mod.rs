@@ -257,6 +257,17 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn standing_uses_left(
+        &self,
+        requester: &PrincipalId,
+        key: &Digest,
+        request: &str,
+    ) -> Result<Option<u32>, StoreError> {
+        self.read()
+            .uses_left(requester.as_str(), &digest_column(key), request)
+            .await
+    }
+
     async fn parked_call(
         &self,
         requester: &PrincipalId,

@@ -40,7 +40,7 @@ pub(super) fn park_rows(
         )?
         .execute(params![requester, digest, request, millis(at)])?;
     tx.conn
-        .prepare_cached("DELETE FROM parked_calls WHERE parked_at < ?1")?
+        .prepare_cached("DELETE FROM parked_calls WHERE parked_at < ?1 AND uses_left IS NULL")?
         .execute([forget_before(at)])?;
     Ok(())
 }
@@ -72,6 +72,82 @@ pub(super) fn get_in(
     let mut rows = stmt.query(params![requester, digest])?;
     Ok(match rows.next()? {
         Some(row) => Some(row.get(0)?),
+        None => None,
+    })
+}
+
+/// Parks `request` under the pair with `uses` to count (a standing approval), and forgets
+/// stale pairs; the caller opened the savepoint.
+pub(super) fn park_counted(
+    tx: &Tx<'_>,
+    requester: &str,
+    digest: &str,
+    request: &str,
+    uses: u32,
+    at: Timestamp,
+) -> Result<(), StoreError> {
+    tx.conn
+        .prepare_cached(crate::read::PARK_COUNTED)?
+        .execute(params![
+            requester,
+            digest,
+            request,
+            millis(at),
+            i64::from(uses)
+        ])?;
+    tx.conn
+        .prepare_cached("DELETE FROM parked_calls WHERE parked_at < ?1 AND uses_left IS NULL")?
+        .execute([forget_before(at)])?;
+    Ok(())
+}
+
+/// `crate::read::TAKE_USE` on the writer's connection.
+pub(super) fn take_use(
+    tx: &Tx<'_>,
+    requester: &str,
+    digest: &str,
+) -> Result<Option<(String, u32)>, StoreError> {
+    let mut stmt = tx.conn.prepare_cached(crate::read::TAKE_USE)?;
+    let mut rows = stmt.query(params![requester, digest])?;
+    Ok(match rows.next()? {
+        Some(row) => {
+            let left: i64 = row.get(1)?;
+            Some((row.get(0)?, u32::try_from(left).unwrap_or(0)))
+        }
+        None => None,
+    })
+}
+
+/// Runs one of the pair statements that take (requester, digest[, request]).
+pub(super) fn exec_pair(
+    tx: &Tx<'_>,
+    sql: &str,
+    requester: &str,
+    digest: &str,
+    request: Option<&str>,
+) -> Result<(), StoreError> {
+    let mut stmt = tx.conn.prepare_cached(sql)?;
+    match request {
+        Some(request) => stmt.execute(params![requester, digest, request])?,
+        None => stmt.execute(params![requester, digest])?,
+    };
+    Ok(())
+}
+
+/// `crate::read::USES_LEFT` on the writer's connection.
+pub(super) fn uses_left_in(
+    tx: &Tx<'_>,
+    requester: &str,
+    digest: &str,
+    request: &str,
+) -> Result<Option<u32>, StoreError> {
+    let mut stmt = tx.conn.prepare_cached(crate::read::USES_LEFT)?;
+    let mut rows = stmt.query(params![requester, digest, request])?;
+    Ok(match rows.next()? {
+        Some(row) => {
+            let left: Option<i64> = row.get(0)?;
+            left.map(|n| u32::try_from(n).unwrap_or(0))
+        }
         None => None,
     })
 }

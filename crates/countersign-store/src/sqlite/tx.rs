@@ -244,6 +244,53 @@ impl WriteTx for Tx<'_> {
     ) -> Result<(), StoreError> {
         super::parked::unpark(self, requester, digest, request).map(drop)
     }
+
+    async fn park_counted(
+        &mut self,
+        requester: &str,
+        digest: &str,
+        request: &str,
+        uses: u32,
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        super::parked::park_counted(self, requester, digest, request, uses, at)
+    }
+
+    async fn take_use(
+        &mut self,
+        requester: &str,
+        digest: &str,
+    ) -> Result<Option<(String, u32)>, StoreError> {
+        super::parked::take_use(self, requester, digest)
+    }
+
+    async fn give_back_use(&mut self, requester: &str, digest: &str) -> Result<(), StoreError> {
+        super::parked::exec_pair(self, crate::read::GIVE_BACK_USE, requester, digest, None)
+    }
+
+    async fn uses_left(
+        &mut self,
+        requester: &str,
+        digest: &str,
+        request: &str,
+    ) -> Result<Option<u32>, StoreError> {
+        super::parked::uses_left_in(self, requester, digest, request)
+    }
+
+    async fn end_uses(
+        &mut self,
+        requester: &str,
+        digest: &str,
+        request: &str,
+    ) -> Result<(), StoreError> {
+        super::parked::exec_pair(
+            self,
+            crate::read::END_USES,
+            requester,
+            digest,
+            Some(request),
+        )
+    }
 }
 
 fn run_facts(

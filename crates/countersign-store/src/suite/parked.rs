@@ -463,30 +463,35 @@ pub async fn standing_uses_are_counted_in_the_submissions_transaction(b: &dyn Ba
             "the approval that formed it parked its key"
         );
         let coalesce = digest(&format!("coalescing {n}"));
-        // `covers`: whether the cover's closure builds a covered request from the holder.
+        // `covers`: whether the cover's closure builds a covered request from the holder (as
+        // the store hands it over, with the use it took counted).
         let submit_with = |id: &str, covers: bool| {
-            let covered = covers.then(|| {
-                Request::submit_covered(
-                    id.to_owned(),
-                    agent(),
-                    action(run),
-                    decision.clone(),
-                    &approved,
-                    at(2),
-                )
-                .expect("covered")
-            });
+            let (id, decision) = (id.to_owned(), decision.clone());
             let plain = submission(&format!("{id}_plain"), action(run), decision.clone(), at(2));
-            covered_submission(&*store, run, &coalesce, &key, covered, plain)
+            let build = move |holder: &Request| {
+                if !covers {
+                    return None;
+                }
+                Request::submit_covered(id, agent(), action(run), decision, holder, at(2))
+            };
+            covered_submission(&*store, run, &coalesce, &key, Box::new(build), plain)
         };
-        // A cover whose holder does not cover it: the submission as usual.
+        let left = || store.standing_uses_left(&bot, &key, &holder_id);
+        assert_eq!(
+            left().await.unwrap(),
+            Some(1),
+            "the count starts at the uses"
+        );
+        // A cover whose holder does not cover it: the submission as usual, the use given back.
         let stranger = submit_with(&format!("req_x{n}"), false).await;
         assert!(
             matches!(&stranger, Submission::New(r) if r.state() == State::Pending && r.covered_by().is_none()),
             "{stranger:?}"
         );
-        // Covered: stored approved, the use counted on the holder in the same write.
+        assert_eq!(left().await.unwrap(), Some(1), "given back");
+        // Covered: stored approved, the use taken in the same write, the holder untouched.
         let before = audit_count(&*store).await;
+        let holder_events = events_about(&*store, &holder_id).await;
         let covered = submit_with(&format!("req_c{n}"), true).await;
         let Submission::New(covered) = covered else {
             panic!("{covered:?}")
@@ -495,36 +500,43 @@ pub async fn standing_uses_are_counted_in_the_submissions_transaction(b: &dyn Ba
         assert_eq!(covered.covered_by().unwrap().standing, holder_id);
         assert_eq!(
             audit_count(&*store).await,
-            before + 4,
-            "used, created, covered, approved"
+            before + 3,
+            "created, covered, approved"
         );
-        let holder = store.get_request(&holder_id).await.unwrap().unwrap();
-        assert_eq!(holder.standing().unwrap().used, 1);
         assert!(
-            events_about(&*store, &holder_id)
+            events_about(&*store, covered.id())
                 .await
-                .contains(&"standing.used".to_owned())
+                .contains(&"standing.covered".to_owned())
         );
+        assert_eq!(events_about(&*store, &holder_id).await, holder_events);
+        assert_eq!(left().await.unwrap(), Some(0));
         // Used up: the next is made as usual, and nothing is counted.
         let after = submit_with(&format!("req_d{n}"), true).await;
         assert!(
             matches!(&after, Submission::New(r) if r.state() == State::Pending),
             "{after:?}"
         );
-        let holder = store.get_request(&holder_id).await.unwrap().unwrap();
-        assert_eq!(holder.standing().unwrap().used, 1);
+        assert_eq!(left().await.unwrap(), Some(0));
     }
     assert_eq!(store.verify_requests().await.unwrap(), vec![]);
 }
 
-/// Submits `plain` by the sample agent (in `run`), offering `covered` as approved by the
-/// standing approval under `key`.
+/// Builds a covered request from the holder, as the gateway's closure does.
+type BuildCovered = Box<
+    dyn FnOnce(
+            &countersign_core::Request,
+        ) -> Option<(countersign_core::Request, Vec<countersign_core::Event>)>
+        + Send,
+>;
+
+/// Submits `plain` by the sample agent (in `run`), offering what `build` makes of the holder of
+/// the standing approval under `key` as approved by it.
 async fn covered_submission(
     store: &dyn crate::Store,
     run: Option<&str>,
     coalesce: &Digest,
     key: &Digest,
-    covered: Option<(countersign_core::Request, Vec<countersign_core::Event>)>,
+    build: BuildCovered,
     plain: crate::Submit,
 ) -> crate::Submission {
     let bot = super::agent().id;
@@ -535,11 +547,10 @@ async fn covered_submission(
         idempotency: None,
         covers: vec![crate::Cover {
             key,
-            submit: Box::new(move |_| {
-                covered.map(|(request, events)| crate::Covering {
-                    holder_change: countersign_core::Transition::UseStanding {
-                        by_request: request.id().to_owned(),
-                    },
+            counted: true,
+            submit: Box::new(move |holder| {
+                build(holder).map(|(request, events)| crate::Covering {
+                    holder_change: None,
                     request,
                     events,
                 })

@@ -90,6 +90,7 @@ pub async fn plan_steps_are_used_in_the_submissions_transaction(b: &dyn Backend)
             idempotency: None,
             covers: vec![crate::Cover {
                 key: &key,
+                counted: false,
                 submit: Box::new(move |holder: &Request| {
                     let (request, events, step) = Request::submit_planned(
                         id.to_owned(),
@@ -103,7 +104,7 @@ pub async fn plan_steps_are_used_in_the_submissions_transaction(b: &dyn Backend)
                     Some(crate::Covering {
                         request,
                         events,
-                        holder_change: Transition::UsePlanStep { step, by_request },
+                        holder_change: Some(Transition::UsePlanStep { step, by_request }),
                     })
                 }),
             }],

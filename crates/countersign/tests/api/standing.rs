@@ -170,11 +170,20 @@ async fn a_standing_approval_covers_only_what_its_approvers_approved() {
     // The record names who approved what, under which standing approval.
     let entries = app.audit_entries().await;
     let source = events_of(&entries, &first.id());
-    assert_eq!(
-        source.iter().filter(|e| *e == "standing.used").count(),
-        2,
-        "{source:?}"
-    );
+    // Each use is recorded on the action it approved, naming the approval and which use it was.
+    let uses: Vec<(u64, u64)> = entries
+        .iter()
+        .filter(|e| {
+            e["event"] == "standing.covered" && e["data"]["standing"] == first.id().as_str()
+        })
+        .map(|e| {
+            (
+                e["data"]["used"].as_u64().unwrap(),
+                e["data"]["uses"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(uses, [(1, 2), (2, 2)], "{entries:?}");
     assert!(
         source.contains(&"standing.granted".to_owned()),
         "{source:?}"
