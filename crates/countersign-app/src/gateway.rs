@@ -180,6 +180,8 @@ pub struct Gateway {
     evaluator: crate::evaluator::Evaluator,
     /// The actions the gateway carries out itself (`exec.*` kinds).
     executors: Arc<dyn crate::executors::Executors>,
+    /// Standing approvals' holders as last seen (`submission::Holders`).
+    holders: Arc<submission::Holders>,
 }
 
 pub(crate) fn new_request_id() -> String {
@@ -211,6 +213,7 @@ impl Gateway {
             masker: crate::mask::Masker::random(),
             evaluator: crate::evaluator::Evaluator::default(),
             executors: Arc::new(crate::executors::NoExecutors),
+            holders: Arc::default(),
         }
     }
 
@@ -352,10 +355,12 @@ impl Gateway {
         // use): an approved plan's step, or a standing approval. Nothing is read before the
         // write.
         let offers = match &parking {
-            Some(_) => submission::covers(requester, &action, &decision, &at_once, now),
+            Some(_) => {
+                submission::covers(requester, &action, &decision, &at_once, &self.holders, now)
+            }
             None => vec![],
         };
-        let cover_keys: Vec<Digest> = offers.iter().map(|(key, ..)| *key).collect();
+        let cover_keys: Vec<Digest> = offers.iter().map(|o| o.key).collect();
         let run = action.run.clone();
         let requester_id = requester.id.clone();
         let requester = requester.clone();
@@ -395,10 +400,11 @@ impl Gateway {
                     covers: cover_keys
                         .iter()
                         .zip(offers)
-                        .map(|(key, (_, counted, submit))| countersign_store::Cover {
+                        .map(|(key, o)| countersign_store::Cover {
                             key,
-                            counted,
-                            submit,
+                            counted: o.counted,
+                            known: o.known,
+                            submit: o.submit,
                         })
                         .collect(),
                 };

@@ -63,8 +63,7 @@ pub struct StandingRule {
 /// this long (`parked_calls`' retention).
 pub const MAX_STANDING_SECONDS: u64 = 7 * 24 * 3600;
 
-/// The most uses a rule may allow one standing approval: each use is an audit entry about the
-/// approving request, whose row lists its entries.
+/// The most uses a rule may allow one standing approval.
 pub const MAX_STANDING_USES: u32 = 1000;
 
 /// What one approving vote asks for (`standing: {for: 30m, uses: 20}`).

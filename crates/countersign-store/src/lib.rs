@@ -105,6 +105,10 @@ pub struct Cover<'a> {
     /// submission; the holder itself is not written. Otherwise (a plan) the holder records the
     /// use with `Covering::holder_change`.
     pub counted: bool,
+    /// The holder as the caller last saw it, verified (a standing approval's holder changes
+    /// only by a revocation, which ends its count): used instead of loading it when the pair
+    /// names it.
+    pub known: Option<std::sync::Arc<Request>>,
     /// Builds the covered request from the holder (`Request::submit_covered`,
     /// `Request::submit_planned`); `None`: it does not cover this submission.
     pub submit: CoverSubmit,

@@ -169,6 +169,7 @@ pub(crate) struct ParkedKey {
 pub(crate) struct CoverKey {
     pub key: String,
     pub counted: bool,
+    pub known: Option<std::sync::Arc<Request>>,
     pub submit: crate::CoverSubmit,
 }
 
@@ -188,6 +189,7 @@ impl ParkedKey {
                 .map(|c| CoverKey {
                     key: crate::parked::digest_column(c.key),
                     counted: c.counted,
+                    known: c.known,
                     submit: c.submit,
                 })
                 .collect(),
@@ -219,9 +221,21 @@ async fn try_cover<T: WriteTx>(
             None => return Ok(None),
         }
     };
-    let built = match tx.load_row(&id).await? {
-        Some(row) => {
-            let mut holder = verified(tx, &row).await?;
+    // A counted holder the caller saw verified is used as it was: it changes only by a
+    // revocation, which ends the count (so `take_use` found none).
+    let known = match (&counted, cover.known) {
+        (Some(_), Some(holder)) if holder.id() == id => Some(Request::clone(&holder)),
+        _ => None,
+    };
+    let loaded = match known {
+        Some(holder) => Some(holder),
+        None => match tx.load_row(&id).await? {
+            Some(row) => Some(verified(tx, &row).await?),
+            None => None,
+        },
+    };
+    let built = match loaded {
+        Some(mut holder) => {
             if let Some(left) = counted {
                 holder.count_standing_uses(left);
             }

@@ -4,6 +4,8 @@
 use countersign_core::plan::Plan;
 use countersign_core::{Action, Decision, Digest, Principal, Request, State, Timestamp};
 use countersign_store::{CoverSubmit, Covering};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 /// What the policy decided for a submission, and what the request keeps with it.
 #[derive(Clone)]
@@ -16,9 +18,42 @@ pub(crate) struct Decided {
 }
 
 /// An earlier approval that may approve a submission at once: the key it is found under,
-/// whether its uses are counted beside the pair (a standing approval), and what builds the
-/// covered request from its holder.
-pub(crate) type CoverOffer = (Digest, bool, CoverSubmit);
+/// whether its uses are counted beside the pair (a standing approval), the holder as last seen,
+/// and what builds the covered request from its holder.
+pub(crate) struct CoverOffer {
+    pub key: Digest,
+    pub counted: bool,
+    pub known: Option<Arc<Request>>,
+    pub submit: CoverSubmit,
+}
+
+/// The holders of standing approvals as the store last handed them over (verified), by key:
+/// a holder changes only by a revocation, which ends its count, so the store may use the copy
+/// instead of loading and checking the row on every use. Bounded; dropped when full.
+#[derive(Default)]
+pub(crate) struct Holders(Mutex<HashMap<Digest, Arc<Request>>>);
+
+/// The most holders [`Holders`] keeps.
+const HOLDERS_KEPT: usize = 4096;
+
+impl Holders {
+    fn get(&self, key: &Digest) -> Option<Arc<Request>> {
+        self.0.lock().ok()?.get(key).cloned()
+    }
+
+    fn keep(&self, key: Digest, holder: &Request) {
+        let Ok(mut map) = self.0.lock() else {
+            return;
+        };
+        if map.get(&key).is_some_and(|h| h.id() == holder.id()) {
+            return;
+        }
+        if map.len() >= HOLDERS_KEPT {
+            map.clear();
+        }
+        map.insert(key, Arc::new(holder.clone()));
+    }
+}
 
 /// The earlier approvals that may approve a submission of `action` by `requester` decided by
 /// `decision` at once: a standing approval first (its uses are counted beside the pair, so it
@@ -28,6 +63,7 @@ pub(crate) fn covers(
     action: &Action,
     decision: &Decision,
     at_once: &AtOnce,
+    holders: &Arc<Holders>,
     now: Timestamp,
 ) -> Vec<CoverOffer> {
     let mut out: Vec<CoverOffer> = vec![];
@@ -35,12 +71,15 @@ pub(crate) fn covers(
         let (requester, action, decision) = (requester.clone(), action.clone(), decision.clone());
         let at_once = at_once.clone();
         let id = super::new_request_id();
-        out.push((
+        let holders = holders.clone();
+        out.push(CoverOffer {
             key,
-            true,
-            Box::new(move |holder: &Request| {
+            counted: true,
+            known: holders.get(&key),
+            submit: Box::new(move |holder: &Request| {
                 let (mut request, mut events) =
                     Request::submit_covered(id, requester, action, decision, holder, now)?;
+                holders.keep(key, holder);
                 at_once.apply(&mut request, &mut events, now);
                 Some(Covering {
                     request,
@@ -48,16 +87,17 @@ pub(crate) fn covers(
                     holder_change: None,
                 })
             }),
-        ));
+        });
     }
     if let Some(key) = countersign_core::plan::step_key_for(&requester.id, action, decision) {
         let (requester, action, decision) = (requester.clone(), action.clone(), decision.clone());
         let at_once = at_once.clone();
         let id = super::new_request_id();
-        out.push((
+        out.push(CoverOffer {
             key,
-            false,
-            Box::new(move |plan: &Request| {
+            counted: false,
+            known: None,
+            submit: Box::new(move |plan: &Request| {
                 let (mut request, mut events, step) =
                     Request::submit_planned(id, requester, action, decision, plan, now)?;
                 at_once.apply(&mut request, &mut events, now);
@@ -71,7 +111,7 @@ pub(crate) fn covers(
                     }),
                 })
             }),
-        ));
+        });
     }
     out
 }

@@ -548,6 +548,7 @@ async fn covered_submission(
         covers: vec![crate::Cover {
             key,
             counted: true,
+            known: None,
             submit: Box::new(move |holder| {
                 build(holder).map(|(request, events)| crate::Covering {
                     holder_change: None,

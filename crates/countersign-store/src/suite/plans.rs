@@ -91,6 +91,7 @@ pub async fn plan_steps_are_used_in_the_submissions_transaction(b: &dyn Backend)
             covers: vec![crate::Cover {
                 key: &key,
                 counted: false,
+                known: None,
                 submit: Box::new(move |holder: &Request| {
                     let (request, events, step) = Request::submit_planned(
                         id.to_owned(),
