@@ -401,8 +401,9 @@ pub enum KeyVerb {
 
 #[derive(Subcommand)]
 pub enum HookAgent {
-    /// Claude Code PreToolUse hook: reads the event on stdin, asks the gateway as the agent,
-    /// prints allow or deny on stdout (see docs/claude-code.md). Exits 2 on a bad event.
+    /// Claude Code PreToolUse or PermissionRequest hook: reads the event on stdin, asks the
+    /// gateway as the agent, prints allow or deny on stdout in the event's shape (see
+    /// docs/claude-code.md). Exits 2 on a bad event.
     ClaudeCode {
         /// Seconds the hook may take in all, waiting included; keep it under the hook's
         /// `timeout` in settings.json (60 by default), or Claude Code kills the hook first.

@@ -1,6 +1,9 @@
-//! `countersign hook claude-code`: Countersign as a Claude Code `PreToolUse` hook. It reads the
-//! tool call Claude is about to make, asks the gateway as the agent, waits for people when the
-//! policy says so, and answers Claude Code with `allow` or `deny` on stdout.
+//! `countersign hook claude-code`: Countersign as a Claude Code `PreToolUse` or
+//! `PermissionRequest` hook. It reads the tool call Claude is about to make, asks the gateway as
+//! the agent, waits for people when the policy says so, and answers Claude Code with `allow` or
+//! `deny` on stdout, in the shape of the event it was given. `PreToolUse` fires for every tool
+//! call; `PermissionRequest` only when Claude Code would show its permission prompt, so the
+//! tools its own settings allow cost nothing (docs/claude-code.md says when to choose which).
 //!
 //! It must never exit non-zero once it has a valid event: Claude Code treats exit 2 as a block
 //! but any other non-zero code as a non-blocking error and runs the tool anyway. So every failure
@@ -39,9 +42,10 @@ const RESERVE: Duration = Duration::from_secs(2);
 /// Longest label value the core accepts.
 const MAX_LABEL_LEN: usize = 200;
 
-/// The part of Claude Code's `PreToolUse` event we use. Unknown fields (`transcript_path`,
-/// `permission_mode`, and whatever later versions add) are ignored: this is Claude Code's
-/// format, not ours, and a new field must not block every tool call.
+/// The part of Claude Code's `PreToolUse` and `PermissionRequest` events we use (both carry the
+/// same tool call). Unknown fields (`transcript_path`, `permission_mode`,
+/// `permission_suggestions`, and whatever later versions add) are ignored: this is Claude
+/// Code's format, not ours, and a new field must not block every tool call.
 #[derive(Debug, Deserialize)]
 struct PreToolUse {
     session_id: String,
@@ -53,6 +57,9 @@ struct PreToolUse {
     #[serde(default)]
     tool_use_id: Option<String>,
 }
+
+/// The events the hook answers.
+const EVENTS: [&str; 2] = ["PreToolUse", "PermissionRequest"];
 
 /// What the hook tells Claude Code.
 struct Verdict {
@@ -75,11 +82,24 @@ impl Verdict {
         }
     }
 
-    /// The `PreToolUse` decision as Claude Code reads it on stdout (with exit code 0).
-    fn to_json(&self) -> Value {
+    /// The decision as Claude Code reads it on stdout (with exit code 0), for `event`: a
+    /// `PreToolUse` permission decision with its reason, or a `PermissionRequest` decision
+    /// (`behavior`; a denial's `message` is shown to Claude).
+    fn to_json(&self, event: &str) -> Value {
+        let behavior = if self.allow { "allow" } else { "deny" };
+        if event == "PermissionRequest" {
+            let mut decision = json!({"behavior": behavior});
+            if !self.allow {
+                decision["message"] = json!(self.reason);
+            }
+            return json!({"hookSpecificOutput": {
+                "hookEventName": "PermissionRequest",
+                "decision": decision,
+            }});
+        }
         json!({"hookSpecificOutput": {
             "hookEventName": "PreToolUse",
-            "permissionDecision": if self.allow { "allow" } else { "deny" },
+            "permissionDecision": behavior,
             "permissionDecisionReason": self.reason,
         }})
     }
@@ -109,7 +129,10 @@ pub async fn claude_code(g: &Global, timeout: u64) -> Result<u8, Failure> {
     };
     // Exit 2 if the answer cannot be written: Claude Code blocks the call on 2 only.
     let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "{}", verdict.to_json())
+    if verdict.allow {
+        eprintln!("countersign: {}", verdict.reason);
+    }
+    writeln!(stdout, "{}", verdict.to_json(&event.hook_event_name))
         .and_then(|()| stdout.flush())
         .map_err(|e| Failure::usage(format!("cannot write the decision on stdout: {e}")))?;
     Ok(outcome::OK)
@@ -123,11 +146,14 @@ fn fail_closed(why: &str) -> Verdict {
 }
 
 fn parse_event(input: &str) -> Result<PreToolUse, Failure> {
-    let event: PreToolUse = serde_json::from_str(input)
-        .map_err(|e| Failure::usage(format!("stdin is not a Claude Code PreToolUse event: {e}")))?;
-    if event.hook_event_name != "PreToolUse" {
+    let event: PreToolUse = serde_json::from_str(input).map_err(|e| {
+        Failure::usage(format!(
+            "stdin is not a Claude Code PreToolUse or PermissionRequest event: {e}"
+        ))
+    })?;
+    if !EVENTS.contains(&event.hook_event_name.as_str()) {
         return Err(Failure::usage(format!(
-            "`countersign hook claude-code` handles PreToolUse events, got {:?}; register it under hooks.PreToolUse",
+            "`countersign hook claude-code` handles PreToolUse and PermissionRequest events, got {:?}; register it under hooks.PreToolUse or hooks.PermissionRequest",
             event.hook_event_name
         )));
     }
@@ -364,12 +390,47 @@ mod tests {
     #[test]
     fn the_verdict_has_claude_codes_shape() {
         assert_eq!(
-            Verdict::deny("no".into()).to_json(),
+            Verdict::deny("no".into()).to_json("PreToolUse"),
             json!({"hookSpecificOutput": {"hookEventName": "PreToolUse", "permissionDecision": "deny", "permissionDecisionReason": "no"}})
         );
         assert_eq!(
-            Verdict::allow("yes".into()).to_json()["hookSpecificOutput"]["permissionDecision"],
+            Verdict::allow("yes".into()).to_json("PreToolUse")["hookSpecificOutput"]["permissionDecision"],
             "allow"
+        );
+        assert_eq!(
+            Verdict::deny("no".into()).to_json("PermissionRequest"),
+            json!({"hookSpecificOutput": {"hookEventName": "PermissionRequest", "decision": {"behavior": "deny", "message": "no"}}})
+        );
+        assert_eq!(
+            Verdict::allow("yes".into()).to_json("PermissionRequest"),
+            json!({"hookSpecificOutput": {"hookEventName": "PermissionRequest", "decision": {"behavior": "allow"}}})
+        );
+    }
+
+    #[test]
+    fn a_permission_request_is_the_same_action_as_its_pre_tool_use() {
+        let input = json!({"command": "git push", "description": "Push the branch"});
+        let pre = event("Bash", input.clone());
+        let mut asked = json!({
+            "session_id": "abc123",
+            "cwd": "/home/user/project",
+            "permission_mode": "default",
+            "hook_event_name": "PermissionRequest",
+            "tool_name": "Bash",
+            "tool_input": input,
+            "tool_use_id": "toolu_01ABC123",
+            "permission_suggestions": [{"type": "addRules", "behavior": "allow"}],
+        });
+        let permission = parse_event(&asked.to_string()).expect("a PermissionRequest");
+        let (a, b) = (action_for(&pre), action_for(&permission));
+        assert_eq!(
+            (a.kind, a.resource, a.params, a.run),
+            (b.kind, b.resource, b.params, b.run)
+        );
+        asked["hook_event_name"] = json!("PermissionDenied");
+        assert_eq!(
+            parse_event(&asked.to_string()).unwrap_err().exit,
+            outcome::USAGE
         );
     }
 }

@@ -289,3 +289,107 @@ async fn hook_fails_closed_when_the_gateway_is_down_or_refuses() {
     assert_eq!(refused.decision, "deny");
     assert!(refused.reason.contains("HTTP 401"), "{}", refused.reason);
 }
+
+/// `stdin` as the `PermissionRequest` event Claude Code sends when it would show its prompt.
+fn permission_request(stdin: &str) -> String {
+    let mut e: Value = serde_json::from_str(stdin).unwrap();
+    e["hook_event_name"] = json!("PermissionRequest");
+    e["permission_suggestions"] = json!([{"type": "addRules", "behavior": "allow",
+        "destination": "localSettings", "rules": [{"toolName": "Bash"}]}]);
+    e.as_object_mut().unwrap().remove("tool_use_id");
+    e.to_string()
+}
+
+/// What Claude Code gets back for a `PermissionRequest`: exit code, behavior, message, stderr.
+async fn permission_answer(child: Child) -> (Option<i32>, String, String, String) {
+    let out = child.wait_with_output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    let specific = &json["hookSpecificOutput"];
+    if out.status.success() {
+        assert_eq!(specific["hookEventName"], "PermissionRequest", "{json}");
+    }
+    let decision = &specific["decision"];
+    (
+        out.status.code(),
+        decision["behavior"].as_str().unwrap_or("").to_owned(),
+        decision["message"].as_str().unwrap_or("").to_owned(),
+        stderr,
+    )
+}
+
+#[tokio::test]
+async fn a_permission_request_is_decided_like_a_pre_tool_use_and_answered_in_its_shape() {
+    let app = spawn_app_with_policy(POLICY).await;
+    let key = app.agent().key;
+    // Allowed by policy: behavior allow, the grant used.
+    let allowed = permission_answer(
+        start_hook(&app.url, &key, &permission_request(&write_notes()), &[]).await,
+    )
+    .await;
+    assert_eq!(
+        (allowed.0, allowed.1.as_str()),
+        (Some(0), "allow"),
+        "{}",
+        allowed.3
+    );
+    let r = the_request(&app, "all").await.unwrap();
+    assert_eq!(r["state"], "executed");
+    assert_eq!(r["action"]["kind"], "claude.tool.Write");
+    // Denied by policy: behavior deny, the rule's reason as the message.
+    let denied = permission_answer(
+        start_hook(
+            &app.url,
+            &key,
+            &permission_request(&bash("rm -rf /tmp/x")),
+            &[],
+        )
+        .await,
+    )
+    .await;
+    assert_eq!((denied.0, denied.1.as_str()), (Some(0), "deny"));
+    assert!(denied.2.contains("no-recursive-deletes"), "{}", denied.2);
+    // Reviewed: waits for a person, then allows.
+    let waiting = start_hook(&app.url, &key, &permission_request(&bash("npm test")), &[]).await;
+    let pending = first_pending(&app).await;
+    app.decide(pending["id"].as_str().unwrap(), "approve").await;
+    let approved = permission_answer(waiting).await;
+    assert_eq!(
+        (approved.0, approved.1.as_str()),
+        (Some(0), "allow"),
+        "{}",
+        approved.3
+    );
+}
+
+#[tokio::test]
+async fn a_permission_request_fails_closed_on_every_error() {
+    let request = permission_request(&bash("ls"));
+    // The gateway is down.
+    let down =
+        permission_answer(start_hook("http://127.0.0.1:9", "cs_x", &request, &[]).await).await;
+    assert_eq!((down.0, down.1.as_str()), (Some(0), "deny"), "{}", down.3);
+    assert!(down.2.contains("cannot reach the gateway"), "{}", down.2);
+    // The key is refused.
+    let app = spawn_app_with_policy(POLICY).await;
+    let refused =
+        permission_answer(start_hook(&app.url, "cs_not_a_key", &request, &[]).await).await;
+    assert_eq!((refused.0, refused.1.as_str()), (Some(0), "deny"));
+    assert!(refused.2.contains("HTTP 401"), "{}", refused.2);
+    // Nobody decides in time: cancelled, denied.
+    let late = permission_answer(
+        start_hook(&app.url, &app.agent().key, &request, &["--timeout", "3"]).await,
+    )
+    .await;
+    assert_eq!((late.0, late.1.as_str()), (Some(0), "deny"));
+    assert!(late.2.contains("no decision within 3 s"), "{}", late.2);
+    // A number that means two things in the tool input.
+    let ambiguous = request.replace("\"timeout\":120000", "\"timeout\":9007199254740993");
+    let odd =
+        permission_answer(start_hook(&app.url, &app.agent().key, &ambiguous, &[]).await).await;
+    assert_eq!((odd.0, odd.1.as_str()), (Some(0), "deny"), "{}", odd.3);
+    // Not an event this hook answers: exit 2, which blocks.
+    let other = request.replace("\"PermissionRequest\"", "\"PermissionDenied\"");
+    let bad = permission_answer(start_hook(&app.url, &app.agent().key, &other, &[]).await).await;
+    assert_eq!(bad.0, Some(2), "{}", bad.3);
+}
