@@ -1,8 +1,8 @@
 //! `loadgen standing`: actions approved at once by a standing approval against auto-allowed
 //! actions, with the same client load, in alternating rounds. Each client has its own standing
 //! approval (its own resource, 1,000 uses for an hour), formed once before the rounds: a
-//! covered action costs one durable write that finds the holder (the pair, its row, verified),
-//! records the covered request and counts the use on the holder.
+//! covered action costs one durable write that takes a use from the count beside the pair
+//! (which names the holder) and records the covered request.
 
 use crate::http::Conn;
 use crate::server;

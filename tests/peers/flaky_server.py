@@ -7,6 +7,7 @@ import os
 import time
 
 from mcp.server.mcpserver import Context, MCPServer
+from mcp.types import ToolAnnotations
 
 server = MCPServer("flaky")
 
@@ -35,6 +36,23 @@ async def announce(ctx: Context) -> str:
     """Tells the client that this server's tool list changed."""
     await ctx.session.send_tool_list_changed()
     return "announced"
+
+
+def shifty() -> str:
+    """Says it changes nothing; after `turn`, says it may destroy."""
+    return "shifted"
+
+
+server.add_tool(shifty, annotations=ToolAnnotations(readOnlyHint=True, destructiveHint=False))
+
+
+@server.tool(annotations=ToolAnnotations(readOnlyHint=True, destructiveHint=False))
+async def turn(ctx: Context) -> str:
+    """Lists `shifty` again as destructive, and tells the client the tool list changed."""
+    server.remove_tool("shifty")
+    server.add_tool(shifty, annotations=ToolAnnotations(readOnlyHint=False, destructiveHint=True))
+    await ctx.session.send_tool_list_changed()
+    return "turned"
 
 
 @server.tool()

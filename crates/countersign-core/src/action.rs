@@ -15,6 +15,24 @@ pub const MAX_RESOURCE_LEN: usize = 2048;
 pub const MAX_JUSTIFICATION_LEN: usize = 8192;
 pub const MAX_LABELS: usize = 64;
 
+/// Labels under this prefix are set by the gateway alone (the MCP gateway records a tool's
+/// annotations there, from the upstream's listing), so a policy may trust them: an action
+/// submitted with one is refused at the edge (`reserved_label`).
+pub const RESERVED_LABEL_PREFIX: &str = "mcp.";
+
+/// The label of a tool annotation (`mcp.annotation.readOnlyHint`, `…title`): the hints as
+/// `true` or `false`, the title as given (cut to the label limit).
+pub const ANNOTATION_LABEL_PREFIX: &str = "mcp.annotation.";
+
+/// The tool annotations the MCP specification defines, with their defaults when a tool does not
+/// give one (`title` has none).
+pub const TOOL_HINTS: [(&str, bool); 4] = [
+    ("readOnlyHint", false),
+    ("destructiveHint", true),
+    ("idempotentHint", false),
+    ("openWorldHint", true),
+];
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Action {
     pub kind: String,

@@ -15,6 +15,10 @@ pub enum Event {
         effect: Effect,
         rule: Option<String>,
         held: bool,
+        /// The standing approval that approves it at once, when one does (in this entry, so a
+        /// covered action costs no more entries than an allowed one).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        standing: Option<StandingUse>,
     },
     VoteCast {
         approver: PrincipalId,
@@ -86,14 +90,6 @@ pub enum Event {
     StandingRevoked {
         by: PrincipalId,
         used: u32,
-    },
-    /// This request was approved at once by the standing approval of request `standing`,
-    /// formed by `approvers`: its `used`th use of `uses`.
-    StandingCovered {
-        standing: String,
-        approvers: Vec<PrincipalId>,
-        used: u32,
-        uses: u32,
     },
     /// A plan's request was recorded: what the policy decided for each step (numbered from 1).
     PlanRecorded {
@@ -172,6 +168,16 @@ pub enum Event {
     },
 }
 
+/// How a standing approval approved a new request at once: the request holding it
+/// (`standing`), who formed it, and which use this is (`used` of `uses`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StandingUse {
+    pub standing: String,
+    pub approvers: Vec<PrincipalId>,
+    pub used: u32,
+    pub uses: u32,
+}
+
 impl Event {
     /// The dotted event name stored in the audit log, e.g. `request.created`.
     pub fn name(&self) -> &'static str {
@@ -189,7 +195,6 @@ impl Event {
             Event::RequestAmended { .. } => "request.amended",
             Event::StandingGranted { .. } => "standing.granted",
             Event::StandingRevoked { .. } => "standing.revoked",
-            Event::StandingCovered { .. } => "standing.covered",
             Event::PlanRecorded { .. } => "plan.recorded",
             Event::PlanStepUsed { .. } => "plan.step_used",
             Event::PlanCovered { .. } => "plan.covered",

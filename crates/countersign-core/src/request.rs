@@ -401,6 +401,7 @@ impl Request {
             effect: req.decision.effect,
             rule: req.decision.rule.clone(),
             held: req.held,
+            standing: None,
         };
         events.insert(0, created);
         if req.state == State::Denied {

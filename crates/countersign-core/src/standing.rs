@@ -12,7 +12,7 @@
 //! action of another requester, under another rule or policy, or with a changed scope field
 //! never finds it; each use is taken from the count the store keeps beside the pair that finds
 //! the approval, by a conditional decrement in the same transaction that records the covered
-//! request (whose `standing.covered` entry says which use it was), so uses never exceed the
+//! request (whose `request.created` entry names the approval and says which use it was), so uses never exceed the
 //! bound;
 //! a revoked, expired or used-up approval covers nothing; a rule with `mfa: true` never forms
 //! one (its policy does not load with `standing`, and a vote asking for one is refused).

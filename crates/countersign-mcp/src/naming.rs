@@ -50,6 +50,48 @@ pub fn tool_kind(server: &str, tool: &str) -> String {
 }
 
 /// The action resource of a call to `tool` on `server`.
+/// The labels that record a tool's annotations in the action of a call (see
+/// `countersign_core::action::ANNOTATION_LABEL_PREFIX`): each hint the tool gives, as `true` or
+/// `false`, and its title, cut to the label limit at a character boundary. None for a tool
+/// without annotations (the policy then sees the specification's defaults).
+pub fn annotation_labels(
+    annotations: Option<&rmcp::model::ToolAnnotations>,
+) -> std::collections::BTreeMap<String, String> {
+    use countersign_core::action::ANNOTATION_LABEL_PREFIX;
+    let mut labels = std::collections::BTreeMap::new();
+    let Some(a) = annotations else {
+        return labels;
+    };
+    let hints = [
+        ("readOnlyHint", a.read_only_hint),
+        ("destructiveHint", a.destructive_hint),
+        ("idempotentHint", a.idempotent_hint),
+        ("openWorldHint", a.open_world_hint),
+    ];
+    for (name, hint) in hints {
+        if let Some(value) = hint {
+            labels.insert(
+                format!("{ANNOTATION_LABEL_PREFIX}{name}"),
+                value.to_string(),
+            );
+        }
+    }
+    if let Some(title) = &a.title {
+        let mut end = title.len().min(MAX_LABEL_VALUE);
+        while !title.is_char_boundary(end) {
+            end -= 1;
+        }
+        labels.insert(
+            format!("{ANNOTATION_LABEL_PREFIX}title"),
+            title[..end].to_owned(),
+        );
+    }
+    labels
+}
+
+/// The longest label value the core accepts.
+const MAX_LABEL_VALUE: usize = 200;
+
 pub fn tool_resource(server: &str, tool: &str) -> String {
     format!("mcp://{server}/{tool}")
 }

@@ -415,13 +415,19 @@ impl ServerHandler for Session {
         } else {
             let upstream = self.upstream(server).ok_or_else(unknown)?.clone();
             // Ask people only about tools that exist.
-            match upstream.tools().await {
-                Ok(tools) if tools.iter().any(|t| t.name == tool) => {}
-                Ok(_) => return Err(unknown()),
+            // Its annotations as the latest listing gives them: recorded in the action (so in
+            // its digest), for the policy to read; changed annotations make another action.
+            let annotations = match upstream.tools().await {
+                Ok(tools) => match tools.iter().find(|t| t.name == tool) {
+                    Some(t) => naming::annotation_labels(t.annotations.as_ref()),
+                    None => return Err(unknown()),
+                },
                 Err(e) => return Ok(tool_error(e.to_string(), None)),
-            }
+            };
             let planned = Planned::tool_call(server, tool, request.arguments);
-            (action(planned, &caller, justification), Carrier::Forward)
+            let mut body = action(planned, &caller, justification);
+            body.labels = annotations;
+            (body, Carrier::Forward)
         };
         let holding = self.mcp.holding(&caller.who.id);
         let key = parking_key(holding, &caller.who, &body, caller.session_run);

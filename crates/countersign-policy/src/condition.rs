@@ -25,7 +25,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 /// The top-level variables a condition may use, in the order they are documented.
-pub(crate) const VARIABLES: [&str; 5] = ["principal", "action", "params", "sql", "now"];
+pub(crate) const VARIABLES: [&str; 6] = ["principal", "action", "params", "sql", "tool", "now"];
+
+/// The kinds of action that are MCP tool calls, whose `tool` describes the tool.
+pub(crate) const TOOL_KIND_PREFIX: &str = "mcp.tool.";
 
 /// The kinds of action whose `params.sql` the `sql` variable describes start with this.
 pub(crate) const SQL_KIND_PREFIX: &str = "exec.sql.";
@@ -255,6 +258,7 @@ pub(crate) struct Bindings<'a> {
     budget_val: OnceLock<Box<dyn Val + 'a>>,
     /// The facts of `params.sql`, or why the SQL has none.
     sql_val: OnceLock<Result<Box<dyn Val + 'a>, String>>,
+    tool_val: OnceLock<Box<dyn Val + 'a>>,
 }
 
 impl<'a> Bindings<'a> {
@@ -275,6 +279,7 @@ impl<'a> Bindings<'a> {
             now_val: OnceLock::new(),
             budget_val: OnceLock::new(),
             sql_val: OnceLock::new(),
+            tool_val: OnceLock::new(),
         }
     }
 
@@ -329,6 +334,7 @@ impl VariableResolver for Bindings<'_> {
                 .now_val
                 .get_or_init(|| Box::new(CelTimestamp::from(self.now.fixed_offset())))
                 .as_ref(),
+            "tool" => self.tool_val.get_or_init(|| tool_val(self.action)).as_ref(),
             // No value when the SQL cannot be analyzed: the condition errors (`explain_error`).
             "sql" => match self.sql_val.get_or_init(|| sql_val(self.action)) {
                 Ok(value) => value.as_ref(),
@@ -442,6 +448,37 @@ fn principal_val(principal: &Principal) -> Box<dyn Val + '_> {
     ])
 }
 
+/// `tool` for an MCP tool call (`mcp.tool.*`): `{annotations: {readOnlyHint, destructiveHint,
+/// idempotentHint, openWorldHint, title}}`, from the labels the MCP gateway recorded from the
+/// upstream's listing (no one else may set them), each missing hint at the specification's
+/// default and a missing title empty. For other actions an empty map, so a condition that reads
+/// `tool.annotations` there fails (closed).
+fn tool_val(action: &Action) -> Box<dyn Val + '_> {
+    use countersign_core::action::{ANNOTATION_LABEL_PREFIX, TOOL_HINTS};
+    if !action.kind.starts_with(TOOL_KIND_PREFIX) {
+        return map_val([]);
+    }
+    let label = |name: &str| {
+        action
+            .labels
+            .get(&format!("{ANNOTATION_LABEL_PREFIX}{name}"))
+            .map(String::as_str)
+    };
+    let mut annotations: Vec<(&str, Box<dyn Val + '_>)> = TOOL_HINTS
+        .iter()
+        .map(|(name, default)| {
+            let value = match label(name) {
+                Some("true") => true,
+                Some("false") => false,
+                _ => *default,
+            };
+            (*name, Box::new(CelBool::from(value)) as Box<dyn Val>)
+        })
+        .collect();
+    annotations.push(("title", string_val(label("title").unwrap_or(""))));
+    map_val([("annotations", map_val(annotations))])
+}
+
 fn action_val(action: &Action) -> Box<dyn Val + '_> {
     let labels = map_val(
         action
@@ -520,6 +557,64 @@ mod tests {
         ok("type(params.rows) == int");
         // Not an `exec.sql.` action: `sql` is null.
         ok("sql == null");
+    }
+
+    /// `source` on an MCP tool call whose recorded labels are `labels`.
+    fn eval_tool(source: &str, kind: &str, labels: &[(&str, &str)]) -> Result<bool, String> {
+        let env = env();
+        let condition = Condition::compile(&env, source, &mut Vec::new())?;
+        let regexes: Arc<[Regex]> = Vec::new().into();
+        let p = principal();
+        let a = Action {
+            kind: kind.into(),
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..action(json!({}))
+        };
+        let bindings = Bindings::new(&p, &a, chrono::Utc::now(), None);
+        condition.evaluate(&bindings.context(&env, &regexes))
+    }
+
+    #[test]
+    fn tool_annotations_are_visible_with_the_specifications_defaults() {
+        let kind = "mcp.tool.files.delete";
+        let t = |source: &str, labels: &[(&str, &str)]| eval_tool(source, kind, labels);
+        // None given: read-only false, destructive true, idempotent false, open world true.
+        assert_eq!(
+            t(
+                "!tool.annotations.readOnlyHint && tool.annotations.destructiveHint \
+                 && !tool.annotations.idempotentHint && tool.annotations.openWorldHint \
+                 && tool.annotations.title == ''",
+                &[]
+            ),
+            Ok(true)
+        );
+        let given = [
+            ("mcp.annotation.readOnlyHint", "true"),
+            ("mcp.annotation.destructiveHint", "false"),
+            ("mcp.annotation.title", "Delete a file"),
+        ];
+        assert_eq!(
+            t(
+                "tool.annotations.readOnlyHint && !tool.annotations.destructiveHint \
+                 && tool.annotations.title == 'Delete a file'",
+                &given
+            ),
+            Ok(true)
+        );
+        // Anything but `true` or `false` is the default, never a truthy surprise.
+        assert_eq!(
+            t(
+                "tool.annotations.readOnlyHint",
+                &[("mcp.annotation.readOnlyHint", "yes")]
+            ),
+            Ok(false)
+        );
+        // Not a tool call: `tool` has no annotations, and reading them fails (closed).
+        assert!(eval_tool("tool.annotations.readOnlyHint", "db.export", &[]).is_err());
+        assert_eq!(eval_tool("size(tool) == 0", "db.export", &[]), Ok(true));
     }
 
     fn eval_sql(source: &str, kind: &str, params: serde_json::Value) -> Result<bool, String> {

@@ -53,6 +53,29 @@ pub(crate) fn idempotency_digest(key: &str) -> Result<Digest, GatewayError> {
     Ok(Digest::of_bytes(&bytes))
 }
 
+/// **Invariant (what the gateway records of a tool, only the gateway says):** labels under
+/// `countersign_core::action::RESERVED_LABEL_PREFIX` (an MCP tool's annotations, which the
+/// policy reads as `tool.annotations`) are set by the MCP gateway from the upstream's listing;
+/// an action or plan submitted with one is refused here, the one entry that takes labels from
+/// a client.
+pub(crate) fn refuse_reserved_labels(action: &Action) -> Result<(), GatewayError> {
+    use countersign_core::action::RESERVED_LABEL_PREFIX;
+    match action
+        .labels
+        .keys()
+        .find(|k| k.starts_with(RESERVED_LABEL_PREFIX))
+    {
+        Some(key) => Err(GatewayError::BadInput(
+            "reserved_label",
+            format!(
+                "label `{}` is reserved: labels starting with `{RESERVED_LABEL_PREFIX}` are set by the gateway alone",
+                countersign_core::text::visible(key)
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
 impl Gateway {
     /// Submits `action` as `requester`, once (see the module): with `idempotency_key`, a
     /// repeat is answered with the first request (refused with `idempotency_mismatch` when it
@@ -79,6 +102,7 @@ impl Gateway {
                 ),
             ));
         }
+        refuse_reserved_labels(&action)?;
         let at_once = if execute {
             let checked = self.executable(&action)?;
             AtOnce::Execute {

@@ -49,6 +49,7 @@ impl Gateway {
             labels: input.labels,
         };
         shell.validate()?;
+        super::once::refuse_reserved_labels(&shell)?;
         let mut actions = Vec::with_capacity(n);
         for (i, step) in input.steps.iter().enumerate() {
             let action = step_action(step, &shell);

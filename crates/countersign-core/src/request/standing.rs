@@ -190,12 +190,15 @@ impl Request {
             standing: source.id.clone(),
             approvers: standing.approvers.clone(),
         };
-        events.push(Event::StandingCovered {
-            standing: covered.standing.clone(),
-            approvers: covered.approvers.clone(),
-            used: standing.used,
-            uses: standing.uses,
-        });
+        // Said in the creation's own entry.
+        if let Some(Event::RequestCreated { standing: said, .. }) = events.first_mut() {
+            *said = Some(crate::event::StandingUse {
+                standing: covered.standing.clone(),
+                approvers: covered.approvers.clone(),
+                used: standing.used,
+                uses: standing.uses,
+            });
+        }
         req.covered_by = Some(covered);
         events.extend(req.approve(now));
         Some((req, events))

@@ -796,11 +796,7 @@ fn a_standing_approval_covers_only_what_its_approvers_approved() {
     assert_eq!(covered.covered_by().unwrap().standing, holder.id);
     assert_ne!(covered.digest, holder.digest);
     assert!(covered.grant().unwrap().digest.ct_eq(&covered.digest));
-    assert!(
-        events
-            .iter()
-            .any(|e| matches!(e, Event::StandingCovered { .. }))
-    );
+    assert_eq!(events.len(), 2, "created (naming the approval), approved");
     // Another requester, resource, rule or policy: another key, never covered.
     let mut helper = agent();
     helper.id = PrincipalId::parse("agent:helper-bot").unwrap();
@@ -815,15 +811,15 @@ fn a_standing_approval_covers_only_what_its_approvers_approved() {
     other_policy.policy_hash = "sha256:01".into();
     assert!(cover(action(), agent(), &other_policy).is_none());
     assert!(
-        events.iter().any(|e| matches!(
-            e,
-            Event::StandingCovered {
-                used: 1,
-                uses: 2,
+        matches!(
+            &events[0],
+            Event::RequestCreated {
+                standing: Some(crate::event::StandingUse { used: 1, uses: 2, standing, .. }),
                 ..
-            }
-        )),
-        "it says which use it was"
+            } if *standing == holder.id
+        ),
+        "its creation names the approval and says which use it was: {:?}",
+        events[0]
     );
     // The count only grows; an expired or revoked approval covers nothing.
     let mut recount = counted.clone();

@@ -406,3 +406,64 @@ async fn mcp_batches_and_unreadable_bodies_get_400_with_a_json_rpc_error() {
         .unwrap();
     assert_eq!(stranger.status(), 401);
 }
+
+/// A tool's annotations, as the upstream lists them, are what the policy reads
+/// (`tool.annotations`); when the upstream lists them again changed, the next call is another
+/// action, decided again. Nobody else can set them.
+#[tokio::test]
+async fn tool_annotations_reach_the_policy_and_a_change_is_decided_again() {
+    let policy = "version: 1\ndefault: review\ndefaults:\n  review: {approvers: [{group: sre, count: 1}], timeout: 30m, on_timeout: deny}\nrules:\n  - name: read-only-tools-are-free\n    match: {kind: \"mcp.tool.*\"}\n    when: 'tool.annotations.readOnlyHint && !tool.annotations.destructiveHint'\n    effect: allow\n";
+    let app = crate::support::app::spawn_app_configured(
+        policy,
+        &crate::support::mcp::mcp_config(&flaky_upstream(), ""),
+    )
+    .await;
+    let first = python(over_http(&app, &["call", "flaky__shifty", "{}"])).await;
+    assert_eq!(first["is_error"], false, "{first}");
+    assert_eq!(first["text"], "shifted", "{first}");
+    let allowed = recorded(&app, "mcp.tool.flaky.shifty", "executed").await;
+    assert_eq!(
+        allowed["action"]["labels"],
+        json!({"mcp.annotation.destructiveHint": "false", "mcp.annotation.readOnlyHint": "true"}),
+        "{allowed}"
+    );
+    assert_eq!(allowed["decision"]["rule"], "read-only-tools-are-free");
+    // The upstream lists `shifty` again, now destructive.
+    let turned = python(over_http(&app, &["call", "flaky__turn", "{}"])).await;
+    assert_eq!(turned["text"], "turned", "{turned}");
+    let again = tokio::spawn(python(over_http(&app, &["call", "flaky__shifty", "{}"])));
+    let pending = recorded(&app, "mcp.tool.flaky.shifty", "pending").await;
+    assert_eq!(
+        pending["action"]["labels"]["mcp.annotation.destructiveHint"], "true",
+        "{pending}"
+    );
+    assert_ne!(pending["digest"], allowed["digest"]);
+    app.decide(pending["id"].as_str().unwrap(), "deny").await;
+    let refused = again.await.unwrap();
+    assert_eq!(refused["is_error"], true, "{refused}");
+
+    // Only the gateway sets them: an action or a plan that names one is refused.
+    let forged = app
+        .agent()
+        .post(
+            "/v1/actions",
+            json!({"kind": "mcp.tool.flaky.shifty", "resource": "mcp://flaky/shifty",
+                   "labels": {"mcp.annotation.readOnlyHint": "true"}}),
+        )
+        .await;
+    assert_eq!(
+        (forged.status.as_u16(), forged.code()),
+        (400, "reserved_label"),
+        "{}",
+        forged.body
+    );
+    let plan = app
+        .agent()
+        .post(
+            "/v1/plans",
+            json!({"steps": [{"kind": "mcp.tool.flaky.shifty", "resource": "mcp://flaky/shifty"}],
+                   "labels": {"mcp.anything": "x"}}),
+        )
+        .await;
+    assert_eq!(plan.code(), "reserved_label", "{}", plan.body);
+}
