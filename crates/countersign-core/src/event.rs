@@ -169,12 +169,12 @@ pub enum Event {
 }
 
 /// How a standing approval approved a new request at once: the request holding it
-/// (`standing`), who formed it, and which use this is (`used` of `uses`).
+/// (`standing`), who formed it, and how many uses it allows in all (the entries naming it count
+/// the uses made).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StandingUse {
     pub standing: String,
     pub approvers: Vec<PrincipalId>,
-    pub used: u32,
     pub uses: u32,
 }
 

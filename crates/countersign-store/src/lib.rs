@@ -106,8 +106,9 @@ pub struct Cover<'a> {
     /// use with `Covering::holder_change`.
     pub counted: bool,
     /// The holder as the caller last saw it, verified (a standing approval's holder changes
-    /// only by a revocation, which ends its count): used instead of loading it when the pair
-    /// names it.
+    /// only by a revocation, which ends its count): with it, the covered request is built and
+    /// prepared ahead of the write, in the caller's task (as an ordinary submission is), and the
+    /// write only takes the use and inserts it when the pair names that holder.
     pub known: Option<std::sync::Arc<Request>>,
     /// Builds the covered request from the holder (`Request::submit_covered`,
     /// `Request::submit_planned`); `None`: it does not cover this submission.
@@ -122,8 +123,10 @@ pub struct Covering {
     pub holder_change: Option<countersign_core::Transition>,
 }
 
-/// Builds a covered request from the holder.
-pub type CoverSubmit = Box<dyn FnOnce(&Request) -> Option<Covering> + Send>;
+/// Builds a covered request from the holder. May be called twice: once ahead of the write
+/// with [`Cover::known`], and again inside it with the holder as loaded if the pair names
+/// another.
+pub type CoverSubmit = Box<dyn Fn(&Request) -> Option<Covering> + Send>;
 
 /// An idempotency key (hashed, so its text is never stored) and the digest of the action it
 /// is sent with.

@@ -171,6 +171,9 @@ pub(crate) struct CoverKey {
     pub counted: bool,
     pub known: Option<std::sync::Arc<Request>>,
     pub submit: crate::CoverSubmit,
+    /// The covered request built from `known` and prepared ahead of the write, with the id of
+    /// the holder it was built from ([`ParkedKey::prebuild`]).
+    pub prebuilt: Option<(String, Box<PreparedSubmission>)>,
 }
 
 impl ParkedKey {
@@ -191,9 +194,37 @@ impl ParkedKey {
                     counted: c.counted,
                     known: c.known,
                     submit: c.submit,
+                    prebuilt: None,
                 })
                 .collect(),
         }
+    }
+}
+
+impl ParkedKey {
+    /// For a submission without a run (its gate is open), builds and prepares each counted
+    /// cover's request from the holder the caller knows, here, in the caller's task: the write
+    /// then only takes the use and inserts it. Nothing is written.
+    pub fn prebuild(&mut self, now: Timestamp) -> Result<(), StoreError> {
+        for cover in &mut self.covers {
+            let Some(holder) = cover.known.as_ref().filter(|_| cover.counted) else {
+                continue;
+            };
+            let Some(built) = guarded("the cover closure", || (cover.submit)(holder))? else {
+                continue;
+            };
+            let crate::Covering {
+                request, events, ..
+            } = built;
+            let prepared = PreparedSubmission::new(
+                None,
+                RunGate::Open,
+                now,
+                Box::new(move |_| (request, events)),
+            )?;
+            cover.prebuilt = Some((holder.id().to_owned(), Box::new(prepared)));
+        }
+        Ok(())
     }
 }
 
@@ -212,7 +243,15 @@ async fn try_cover<T: WriteTx>(
         // statements follow, so under the savepoint.
         tx.savepoint().await?;
         match tx.take_use(requester, &cover.key).await? {
-            Some((id, left)) => (id, Some(left)),
+            Some((id, left)) => {
+                // Built ahead from the holder the pair still names: insert it.
+                if let Some((built_from, prepared)) = cover.prebuilt
+                    && built_from == id
+                {
+                    return Ok(Some(insert_prepared(tx, *prepared).await?));
+                }
+                (id, Some(left))
+            }
             None => return Ok(None),
         }
     } else {

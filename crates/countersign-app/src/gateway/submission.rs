@@ -77,8 +77,14 @@ pub(crate) fn covers(
             counted: true,
             known: holders.get(&key),
             submit: Box::new(move |holder: &Request| {
-                let (mut request, mut events) =
-                    Request::submit_covered(id, requester, action, decision, holder, now)?;
+                let (mut request, mut events) = Request::submit_covered(
+                    id.clone(),
+                    requester.clone(),
+                    action.clone(),
+                    decision.clone(),
+                    holder,
+                    now,
+                )?;
                 holders.keep(key, holder);
                 at_once.apply(&mut request, &mut events, now);
                 Some(Covering {
@@ -98,8 +104,14 @@ pub(crate) fn covers(
             counted: false,
             known: None,
             submit: Box::new(move |plan: &Request| {
-                let (mut request, mut events, step) =
-                    Request::submit_planned(id, requester, action, decision, plan, now)?;
+                let (mut request, mut events, step) = Request::submit_planned(
+                    id.clone(),
+                    requester.clone(),
+                    action.clone(),
+                    decision.clone(),
+                    plan,
+                    now,
+                )?;
                 at_once.apply(&mut request, &mut events, now);
                 let by_request = request.id().to_owned();
                 Some(Covering {

@@ -154,10 +154,10 @@ impl Request {
     }
 
     /// A new request for `action`, sent to review by `decision`, approved at once by the
-    /// standing approval of `source`, whose use the store took in the same write (and counted
-    /// on `source`, [`Request::count_standing_uses`]): its own single-use grant, bound to its
-    /// own digest. `None` when `source` has no standing approval for this action's key, or it
-    /// was revoked or has expired.
+    /// standing approval of `source`: its own single-use grant, bound to its own digest. The
+    /// store inserts it only in a write that took one use of the approval (beside the pair that
+    /// names `source`). `None` when `source` has no standing approval for this action's key, or
+    /// it was revoked or has expired.
     pub fn submit_covered(
         id: String,
         requester: Principal,
@@ -171,7 +171,7 @@ impl Request {
         if !key.ct_eq(&standing.key) || source.requester.id != requester.id {
             return None;
         }
-        if standing.revoked_at.is_some() || now >= standing.until || standing.used == 0 {
+        if standing.revoked_at.is_some() || now >= standing.until {
             return None;
         }
         let (mut req, mut events) = Request::submit(
@@ -195,7 +195,6 @@ impl Request {
             *said = Some(crate::event::StandingUse {
                 standing: covered.standing.clone(),
                 approvers: covered.approvers.clone(),
-                used: standing.used,
                 uses: standing.uses,
             });
         }

@@ -73,7 +73,10 @@ impl Store for PgStore {
         now: Timestamp,
         submit: Submit,
     ) -> Result<crate::Submission, StoreError> {
-        let key = writes::ParkedKey::of(parking);
+        let mut key = writes::ParkedKey::of(parking);
+        if run.is_none() {
+            key.prebuild(now)?;
+        }
         let pending = match run {
             // As in `submit`: prepared before taking the audit head lock.
             None => writes::Pending::Prepared(Box::new(PreparedSubmission::new(

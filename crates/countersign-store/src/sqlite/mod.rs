@@ -93,8 +93,9 @@ impl Store for SqliteStore {
         now: Timestamp,
         submit: Submit,
     ) -> Result<crate::Submission, StoreError> {
-        let key = crate::writes::ParkedKey::of(parking);
+        let mut key = crate::writes::ParkedKey::of(parking);
         if run.is_none() {
+            key.prebuild(now)?;
             // As in `submit`: prepared here, in parallel with other callers.
             let prepared = Box::new(PreparedSubmission::new(None, RunGate::Open, now, submit)?);
             return self

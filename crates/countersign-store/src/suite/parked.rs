@@ -447,7 +447,7 @@ pub async fn standing_uses_are_counted_in_the_submissions_transaction(b: &dyn Ba
             comment,
             standing: Some(StandingAsk {
                 seconds: 600,
-                uses: 1,
+                uses: 2,
             }),
         };
         let approved = store
@@ -465,34 +465,39 @@ pub async fn standing_uses_are_counted_in_the_submissions_transaction(b: &dyn Ba
         let coalesce = digest(&format!("coalescing {n}"));
         // `covers`: whether the cover's closure builds a covered request from the holder (as
         // the store hands it over, with the use it took counted).
-        let submit_with = |id: &str, covers: bool| {
+        // `known`: the holder the caller offers as last seen (a prebuilt cover when it is the
+        // one the pair names and the submission has no run).
+        let submit_with = |id: &str, covers: bool, known: Option<Request>| {
             let (id, decision) = (id.to_owned(), decision.clone());
             let plain = submission(&format!("{id}_plain"), action(run), decision.clone(), at(2));
             let build = move |holder: &Request| {
                 if !covers {
                     return None;
                 }
+                let (id, decision) = (id.clone(), decision.clone());
                 Request::submit_covered(id, agent(), action(run), decision, holder, at(2))
             };
-            covered_submission(&*store, run, &coalesce, &key, Box::new(build), plain)
+            let known = known.map(std::sync::Arc::new);
+            covered_submission(&*store, run, &coalesce, &key, known, Box::new(build), plain)
         };
         let left = || store.standing_uses_left(&bot, &key, &holder_id);
         assert_eq!(
             left().await.unwrap(),
-            Some(1),
+            Some(2),
             "the count starts at the uses"
         );
         // A cover whose holder does not cover it: the submission as usual, the use given back.
-        let stranger = submit_with(&format!("req_x{n}"), false).await;
+        let stranger = submit_with(&format!("req_x{n}"), false, None).await;
         assert!(
             matches!(&stranger, Submission::New(r) if r.state() == State::Pending && r.covered_by().is_none()),
             "{stranger:?}"
         );
-        assert_eq!(left().await.unwrap(), Some(1), "given back");
+        assert_eq!(left().await.unwrap(), Some(2), "given back");
         // Covered: stored approved, the use taken in the same write, the holder untouched.
         let before = audit_count(&*store).await;
         let holder_events = events_about(&*store, &holder_id).await;
-        let covered = submit_with(&format!("req_c{n}"), true).await;
+        // The holder known as it is (built ahead when there is no run).
+        let covered = submit_with(&format!("req_c{n}"), true, Some(approved.clone())).await;
         let Submission::New(covered) = covered else {
             panic!("{covered:?}")
         };
@@ -504,9 +509,22 @@ pub async fn standing_uses_are_counted_in_the_submissions_transaction(b: &dyn Ba
             "created (naming the approval), approved: no more than an allowed action"
         );
         assert_eq!(events_about(&*store, &holder_id).await, holder_events);
+        assert_eq!(left().await.unwrap(), Some(1));
+        // A known holder the pair does not name is not used: the holder is loaded instead.
+        let stale = submit_with(
+            &format!("req_s{n}"),
+            true,
+            Some(stranger_request(&stranger)),
+        )
+        .await;
+        let Submission::New(stale) = stale else {
+            panic!("{stale:?}")
+        };
+        assert_eq!(stale.state(), State::Approved);
+        assert_eq!(stale.covered_by().unwrap().standing, holder_id);
         assert_eq!(left().await.unwrap(), Some(0));
         // Used up: the next is made as usual, and nothing is counted.
-        let after = submit_with(&format!("req_d{n}"), true).await;
+        let after = submit_with(&format!("req_d{n}"), true, Some(approved.clone())).await;
         assert!(
             matches!(&after, Submission::New(r) if r.state() == State::Pending),
             "{after:?}"
@@ -516,9 +534,19 @@ pub async fn standing_uses_are_counted_in_the_submissions_transaction(b: &dyn Ba
     assert_eq!(store.verify_requests().await.unwrap(), vec![]);
 }
 
+/// The request a submission made.
+fn stranger_request(submitted: &crate::Submission) -> countersign_core::Request {
+    match submitted {
+        crate::Submission::New(r)
+        | crate::Submission::Attached(r)
+        | crate::Submission::Replayed(r)
+        | crate::Submission::KeyReused(r) => r.clone(),
+    }
+}
+
 /// Builds a covered request from the holder, as the gateway's closure does.
 type BuildCovered = Box<
-    dyn FnOnce(
+    dyn Fn(
             &countersign_core::Request,
         ) -> Option<(countersign_core::Request, Vec<countersign_core::Event>)>
         + Send,
@@ -531,6 +559,7 @@ async fn covered_submission(
     run: Option<&str>,
     coalesce: &Digest,
     key: &Digest,
+    known: Option<std::sync::Arc<countersign_core::Request>>,
     build: BuildCovered,
     plain: crate::Submit,
 ) -> crate::Submission {
@@ -543,7 +572,7 @@ async fn covered_submission(
         covers: vec![crate::Cover {
             key,
             counted: true,
-            known: None,
+            known,
             submit: Box::new(move |holder| {
                 build(holder).map(|(request, events)| crate::Covering {
                     holder_change: None,

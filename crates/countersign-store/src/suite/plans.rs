@@ -94,7 +94,7 @@ pub async fn plan_steps_are_used_in_the_submissions_transaction(b: &dyn Backend)
                 known: None,
                 submit: Box::new(move |holder: &Request| {
                     let (request, events, step) = Request::submit_planned(
-                        id.to_owned(),
+                        id.to_string(),
                         agent(),
                         action(None),
                         review(1, false),
