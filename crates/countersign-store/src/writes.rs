@@ -150,7 +150,13 @@ pub(crate) trait WriteTx {
 /// be prepared once its run's gate is known.
 pub(crate) enum Pending<'a> {
     Prepared(Box<PreparedSubmission>),
-    Gated { run: RunOf<'a>, submit: Submit },
+    Gated {
+        run: RunOf<'a>,
+        submit: Submit,
+    },
+    /// No run, and likely not needed: an earlier approval's request was built ahead
+    /// ([`ParkedKey::prebuild`]), so this one is prepared only if that does not cover it.
+    Unprepared(Submit),
 }
 
 /// A parking key as stored.
@@ -204,8 +210,8 @@ impl ParkedKey {
 impl ParkedKey {
     /// For a submission without a run (its gate is open), builds and prepares each counted
     /// cover's request from the holder the caller knows, here, in the caller's task: the write
-    /// then only takes the use and inserts it. Nothing is written.
-    pub fn prebuild(&mut self, now: Timestamp) -> Result<(), StoreError> {
+    /// then only takes the use and inserts it. Nothing is written. True when one was built.
+    pub fn prebuild(&mut self, now: Timestamp) -> Result<bool, StoreError> {
         for cover in &mut self.covers {
             let Some(holder) = cover.known.as_ref().filter(|_| cover.counted) else {
                 continue;
@@ -224,7 +230,7 @@ impl ParkedKey {
             )?;
             cover.prebuilt = Some((holder.id().to_owned(), Box::new(prepared)));
         }
-        Ok(())
+        Ok(self.covers.iter().any(|c| c.prebuilt.is_some()))
     }
 }
 
@@ -357,7 +363,7 @@ pub(crate) async fn submit_parked<T: WriteTx>(
         }
     }
     let run = match &pending {
-        Pending::Prepared(_) => None,
+        Pending::Prepared(_) | Pending::Unprepared(_) => None,
         Pending::Gated { run, .. } => Some(*run),
     };
     let mut covered = None;
@@ -391,6 +397,7 @@ pub(crate) async fn submit_parked<T: WriteTx>(
     let request = match pending {
         Pending::Prepared(prepared) => insert_prepared(tx, *prepared).await?,
         Pending::Gated { run, submit } => submit_request(tx, Some(run), now, submit).await?,
+        Pending::Unprepared(submit) => submit_request(tx, None, now, submit).await?,
     };
     if request.state() == countersign_core::State::Pending {
         tx.park_call(&key.requester, &key.digest, request.id(), now)

@@ -74,10 +74,10 @@ impl Store for PgStore {
         submit: Submit,
     ) -> Result<crate::Submission, StoreError> {
         let mut key = writes::ParkedKey::of(parking);
-        if run.is_none() {
-            key.prebuild(now)?;
-        }
         let pending = match run {
+            // An earlier approval's request built ahead most likely covers it: this one is
+            // prepared in the transaction only if not.
+            None if key.prebuild(now)? => writes::Pending::Unprepared(submit),
             // As in `submit`: prepared before taking the audit head lock.
             None => writes::Pending::Prepared(Box::new(PreparedSubmission::new(
                 None,

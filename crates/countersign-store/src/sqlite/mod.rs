@@ -95,15 +95,21 @@ impl Store for SqliteStore {
     ) -> Result<crate::Submission, StoreError> {
         let mut key = crate::writes::ParkedKey::of(parking);
         if run.is_none() {
-            key.prebuild(now)?;
-            // As in `submit`: prepared here, in parallel with other callers.
-            let prepared = Box::new(PreparedSubmission::new(None, RunGate::Open, now, submit)?);
+            // As in `submit`: prepared here, in parallel with other callers; the submission
+            // itself only if no earlier approval's request was built ahead (it most likely
+            // covers it, and the write prepares this one only if not).
+            let (prepared, submit) = if key.prebuild(now)? {
+                (None, Some(submit))
+            } else {
+                let prepared = PreparedSubmission::new(None, RunGate::Open, now, submit)?;
+                (Some(Box::new(prepared)), None)
+            };
             return self
                 .write(|reply| Op::SubmitParked {
                     key,
                     run: None,
-                    prepared: Some(prepared),
-                    submit: None,
+                    prepared,
+                    submit,
                     now,
                     reply,
                 })

@@ -53,6 +53,7 @@ pub(super) fn execute(op: Op, tx: &mut Tx<'_>) -> (Answer, bool) {
                     },
                     submit,
                 }),
+                (None, None, Some(submit)) => Ok(writes::Pending::Unprepared(submit)),
                 _ => Err(StoreError::Invalid(
                     "a parked submission with neither a prepared request nor a run".into(),
                 )),
