@@ -85,12 +85,7 @@ async fn console_in_chromium_signs_in_approves_updates_live_and_steps_up_with_to
         .await;
 
     let tmp = tempfile::tempdir().unwrap();
-    let shots: PathBuf = if std::env::var("COUNTERSIGN_UPDATE_SCREENSHOTS").is_ok_and(|v| v == "1")
-    {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs")
-    } else {
-        tmp.path().to_path_buf()
-    };
+    let shots = screenshots(tmp.path());
     let scenario = json!({
         "url": app.url, "approve": approve, "live": live.id(), "mfa": mfa.id(),
         "passkey": passkey.id(), "localUrl": format!("http://localhost:{port}"),
@@ -159,4 +154,140 @@ async fn console_in_chromium_signs_in_approves_updates_live_and_steps_up_with_to
     assert_eq!(p.body["votes"][0]["mfa"], true);
     assert_eq!(p.body["votes"][0]["mfa_method"], "webauthn");
     assert_eq!(p.body["votes"][0]["approver"], "user:carol@example.com");
+}
+
+/// Approval fatigue in a real browser (`tests/peers/fatigue_browser.mjs`): bob approves a plan
+/// read as a numbered list and the agent's step is covered once; he approves a rollout choosing a
+/// standing approval, sees it used on the Standing page and revokes it there; carol amends an
+/// export in the editor, the owner is offered none, and the agent gets exactly the amended action.
+#[tokio::test(flavor = "multi_thread")]
+async fn console_in_chromium_approves_a_plan_stands_and_revokes_and_amends() {
+    if !Path::new(CHROMIUM).exists() {
+        eprintln!(
+            "SKIPPED: {CHROMIUM} is missing (`apt-get install -y chromium`; .ci/run does it)"
+        );
+        return;
+    }
+    let policy = format!(
+        "{}{}",
+        crate::standing::policy(),
+        crate::fatigue::AMEND_RULES
+    );
+    let app = crate::support::app::spawn_app_with_policy(&policy).await;
+    let agent = app.agent();
+    let plan = agent.post("/v1/plans", crate::plans::plan_body()).await;
+    assert_eq!(plan.state(), "pending", "{}", plan.body);
+    // Two of the plan's three approvers have approved; bob's vote in the page completes it.
+    for who in ["erin", "carol"] {
+        let r = app
+            .approver(who)
+            .post(
+                &format!("/v1/requests/{}/votes", plan.id()),
+                json!({"decision": "approve", "digest": plan.digest()}),
+            )
+            .await;
+        assert_eq!(r.body["state"], "pending", "{who}: {}", r.body);
+    }
+    let rollout = agent
+        .submit("deploy.rollout", "svc://api", json!({"version": 1}))
+        .await;
+    let amend = agent
+        .submit(
+            "data.export",
+            crate::plans::CUSTOMERS,
+            json!({"rows": 5000, "table": "customers"}),
+        )
+        .await;
+    let tmp = tempfile::tempdir().unwrap();
+    let scenario = json!({
+        "url": app.url, "plan": plan.id(), "rollout": rollout.id(), "amend": amend.id(),
+        "customers": crate::plans::CUSTOMERS,
+        "keys": {
+            "agent": app.keys["agent:deploy-bot"],
+            "bob": app.keys["user:bob@example.com"],
+            "carol": app.keys["user:carol@example.com"],
+            "alice": app.keys["user:alice@example.com"],
+        },
+        "screenshots": screenshots(tmp.path()),
+    });
+    let steps = run_scenario("fatigue_browser.mjs", &scenario).await;
+    for s in [
+        "STEP plan-numbered",
+        "STEP plan-approved",
+        "STEP plan-step-covered-once",
+        "STEP standing-chosen",
+        "STEP standing-covers",
+        "STEP standing-revoked",
+        "STEP amended",
+        "STEP owner-not-offered",
+        "STEP amended-approved",
+        "DONE",
+    ] {
+        assert!(steps.iter().any(|l| l == s), "{s} in {steps:?}");
+    }
+    // What the pages did is what the record says.
+    let votes = app.votes(&plan.id()).await;
+    assert!(votes.iter().any(|v| v["channel"] == "console"), "{votes:?}");
+    let amended = app
+        .approver("bob")
+        .get(&format!("/v1/requests/{}", amend.id()))
+        .await;
+    assert_eq!(
+        amended.body["amendments"][0]["by"],
+        "user:carol@example.com"
+    );
+    assert!(
+        amended.body["votes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|v| v["channel"] == "console"),
+        "{}",
+        amended.body
+    );
+    crate::support::app::assert_log_intact(&app).await;
+}
+
+/// Where the scenario's screenshots go: `docs/` with `COUNTERSIGN_UPDATE_SCREENSHOTS=1`, else
+/// `tmp`.
+fn screenshots(tmp: &Path) -> PathBuf {
+    if std::env::var("COUNTERSIGN_UPDATE_SCREENSHOTS").is_ok_and(|v| v == "1") {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs")
+    } else {
+        tmp.to_path_buf()
+    }
+}
+
+/// Runs `tests/peers/<script>` in node with `scenario`; returns the lines it printed once it
+/// exited 0 (within 4 minutes).
+async fn run_scenario(script: &str, scenario: &serde_json::Value) -> Vec<String> {
+    assert!(
+        peers().join("node_modules/playwright-core").exists(),
+        "playwright-core is not installed: run `npm ci --prefix tests/peers`"
+    );
+    let mut node = tokio::process::Command::new("node")
+        .arg(peers().join(script))
+        .arg(scenario.to_string())
+        .env("CHROMIUM", CHROMIUM)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(node.stdout.take().unwrap()).lines();
+    let mut steps = vec![];
+    let run = async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            steps.push(line);
+        }
+        node.wait().await.unwrap()
+    };
+    let status = tokio::time::timeout(Duration::from_secs(240), run)
+        .await
+        .expect("the browser scenario ends within 4 minutes");
+    assert!(
+        status.success(),
+        "browser scenario {script} failed after {steps:?}"
+    );
+    steps
 }

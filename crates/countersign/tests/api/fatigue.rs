@@ -378,21 +378,22 @@ async fn policy_replay_reports_what_a_proposed_policy_would_change() {
     assert_eq!(code, Some(2), "{err}");
 }
 
-fn amendable_policy() -> String {
-    format!(
-        "{TEST_POLICY}  - name: huge-exports-never
-    match: {{kind: \"data.export\"}}
+/// Rules that let approvers amend exports (appended to a policy's rules).
+pub(crate) const AMEND_RULES: &str = "  - name: huge-exports-never
+    match: {kind: \"data.export\"}
     when: 'params.rows > 1000000'
     effect: deny
     reason: too many rows
   - name: exports-may-be-amended
-    match: {{kind: \"data.export\"}}
+    match: {kind: \"data.export\"}
     effect: review
     review:
-      approvers: [{{group: sre, count: 1}}, {{group: security, count: 1}}]
+      approvers: [{group: sre, count: 1}, {group: security, count: 1}]
       amend: true
-"
-    )
+";
+
+fn amendable_policy() -> String {
+    format!("{TEST_POLICY}{AMEND_RULES}")
 }
 
 /// Edit, then approve: an approver answers with amended params; the request carries the

@@ -5,7 +5,7 @@ use crate::support::app::{As, TestApp, assert_log_intact, events_of, spawn_app};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-const CUSTOMERS: &str = "postgres://prod/customers";
+pub(crate) const CUSTOMERS: &str = "postgres://prod/customers";
 
 /// Three steps under the test policy: an export that needs sre and security, a read the
 /// policy allows, and a rollback that needs two sre.
@@ -17,7 +17,7 @@ fn steps() -> Value {
     ])
 }
 
-fn plan_body() -> Value {
+pub(crate) fn plan_body() -> Value {
     json!({"steps": steps(), "justification": "migrate the customers table"})
 }
 
