@@ -24,6 +24,38 @@ pub fn to_string<T: Serialize + ?Sized>(value: &T) -> String {
     String::from_utf8(to_vec(value)).expect("canonical JSON is UTF-8")
 }
 
+/// A member of an object written by [`object_to_vec`], borrowed.
+pub enum Member<'a> {
+    Str(&'a str),
+    Value(&'a Value),
+    Null,
+}
+
+/// The canonical bytes of the object whose members are `members`: the same bytes as
+/// [`to_vec`] of the map holding them, without building (or cloning into) that map. Keys must
+/// be ASCII and distinct (the callers' fixed field names); they are sorted here.
+pub fn object_to_vec(members: &mut [(&str, Member<'_>)]) -> Vec<u8> {
+    debug_assert!(members.iter().all(|(k, _)| k.is_ascii()));
+    // ASCII keys: byte order is UTF-16 order.
+    members.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    let mut out = Vec::with_capacity(256);
+    out.push(b'{');
+    for (i, (key, member)) in members.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_string(key, &mut out);
+        out.push(b':');
+        match member {
+            Member::Str(s) => write_string(s, &mut out),
+            Member::Value(v) => write_value(v, &mut out),
+            Member::Null => out.extend_from_slice(b"null"),
+        }
+    }
+    out.push(b'}');
+    out
+}
+
 fn write_value(v: &Value, out: &mut Vec<u8>) {
     match v {
         Value::Null => out.extend_from_slice(b"null"),

@@ -171,21 +171,29 @@ pub(crate) fn keyed(
     action: &Action,
     scope: &[ScopeField],
 ) -> Digest {
-    let mut fields = serde_json::Map::new();
-    fields.insert("v".into(), label.into());
-    fields.insert("requester".into(), requester.as_str().into());
-    fields.insert("rule".into(), rule.into());
-    fields.insert("policy_hash".into(), policy_hash.into());
+    use canonical::Member;
+    let mut members = Vec::with_capacity(8);
+    members.extend([
+        ("v", Member::Str(label)),
+        ("requester", Member::Str(requester.as_str())),
+        ("rule", Member::Str(rule)),
+        ("policy_hash", Member::Str(policy_hash)),
+    ]);
     for field in scope {
-        let (name, value) = match field {
-            ScopeField::Kind => ("kind", serde_json::Value::from(action.kind.as_str())),
-            ScopeField::Resource => ("resource", action.resource.as_str().into()),
-            ScopeField::Params => ("params", action.params.clone()),
-            ScopeField::Run => ("run", action.run.clone().into()),
-        };
-        fields.insert(name.into(), value);
+        members.push(match field {
+            ScopeField::Kind => ("kind", Member::Str(action.kind.as_str())),
+            ScopeField::Resource => ("resource", Member::Str(action.resource.as_str())),
+            ScopeField::Params => ("params", Member::Value(&action.params)),
+            ScopeField::Run => (
+                "run",
+                action.run.as_deref().map_or(Member::Null, Member::Str),
+            ),
+        });
     }
-    Digest::of_bytes(&canonical::to_vec(&serde_json::Value::Object(fields)))
+    // A field named twice in a scope counts once (as a map would keep it).
+    members.sort_by(|a, b| a.0.cmp(b.0));
+    members.dedup_by(|a, b| a.0 == b.0);
+    Digest::of_bytes(&canonical::object_to_vec(&mut members))
 }
 
 /// The id of the standing approval held by request `request_id`: `std_` and the request id's
@@ -200,4 +208,77 @@ pub fn standing_id_for(request_id: &str) -> String {
 /// The request holding standing approval `id` (`std_X` → `req_X`), if it is one.
 pub fn request_id_for_standing(id: &str) -> Option<String> {
     id.strip_prefix("std_").map(|rest| format!("req_{rest}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    /// The keys as they were first computed (a map of the fields in canonical JSON): keys
+    /// already stored in `parked_calls` must still be found.
+    fn keyed_by_map(
+        label: &str,
+        requester: &PrincipalId,
+        rule: &str,
+        policy_hash: &str,
+        action: &Action,
+        scope: &[ScopeField],
+    ) -> Digest {
+        let mut fields = serde_json::Map::new();
+        fields.insert("v".into(), label.into());
+        fields.insert("requester".into(), requester.as_str().into());
+        fields.insert("rule".into(), rule.into());
+        fields.insert("policy_hash".into(), policy_hash.into());
+        for field in scope {
+            let (name, value) = match field {
+                ScopeField::Kind => ("kind", serde_json::Value::from(action.kind.as_str())),
+                ScopeField::Resource => ("resource", action.resource.as_str().into()),
+                ScopeField::Params => ("params", action.params.clone()),
+                ScopeField::Run => ("run", action.run.clone().into()),
+            };
+            fields.insert(name.into(), value);
+        }
+        Digest::of_bytes(&canonical::to_vec(&serde_json::Value::Object(fields)))
+    }
+
+    fn scope_field() -> impl Strategy<Value = ScopeField> {
+        prop_oneof![
+            Just(ScopeField::Kind),
+            Just(ScopeField::Resource),
+            Just(ScopeField::Params),
+            Just(ScopeField::Run),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn keys_are_unchanged_from_the_map_they_were_first_computed_from(
+            kind in "[a-z.]{1,12}",
+            resource in ".{0,16}",
+            rule in ".{0,10}",
+            run in proptest::option::of(".{0,8}"),
+            key in ".{0,6}",
+            n in any::<i64>(),
+            text in ".{0,10}",
+            scope in proptest::collection::vec(scope_field(), 0..6),
+        ) {
+            let action = Action {
+                kind,
+                resource,
+                params: json!({key: n, "nested": {"é\u{1F600}": [text, 1.5, null]}, "\u{FB33}": true}),
+                justification: Some("why".into()),
+                run,
+                labels: Default::default(),
+            };
+            let who = PrincipalId::parse("agent:deploy-bot").unwrap();
+            for label in ["countersign standing v1", "countersign plan step v1"] {
+                prop_assert_eq!(
+                    keyed(label, &who, &rule, "sha256:abc", &action, &scope),
+                    keyed_by_map(label, &who, &rule, "sha256:abc", &action, &scope)
+                );
+            }
+        }
+    }
 }

@@ -55,6 +55,15 @@ impl Holders {
     }
 }
 
+/// What a cover builds its request from, shared by the offers of one submission: one copy of
+/// the submission (the ordinary one keeps the original) instead of one per offer.
+struct Inputs {
+    requester: Principal,
+    action: Action,
+    decision: Decision,
+    at_once: AtOnce,
+}
+
 /// The earlier approvals that may approve a submission of `action` by `requester` decided by
 /// `decision` at once: a standing approval first (its uses are counted beside the pair, so it
 /// costs the least), then an approved plan's step.
@@ -66,27 +75,37 @@ pub(crate) fn covers(
     holders: &Arc<Holders>,
     now: Timestamp,
 ) -> Vec<CoverOffer> {
-    let mut out: Vec<CoverOffer> = vec![];
-    if let Some(key) = Request::standing_key_for(requester, action, decision) {
-        let (requester, action, decision) = (requester.clone(), action.clone(), decision.clone());
-        let at_once = at_once.clone();
-        let id = super::new_request_id();
+    let standing = Request::standing_key_for(requester, action, decision);
+    let step = countersign_core::plan::step_key_for(&requester.id, action, decision);
+    if standing.is_none() && step.is_none() {
+        return vec![];
+    }
+    let inputs = Arc::new(Inputs {
+        requester: requester.clone(),
+        action: action.clone(),
+        decision: decision.clone(),
+        at_once: at_once.clone(),
+    });
+    let mut out: Vec<CoverOffer> = Vec::with_capacity(2);
+    if let Some(key) = standing {
+        let inputs = inputs.clone();
         let holders = holders.clone();
         out.push(CoverOffer {
             key,
             counted: true,
             known: holders.get(&key),
             submit: Box::new(move |holder: &Request| {
-                let (mut request, mut events) = Request::submit_covered(
-                    id.clone(),
-                    requester.clone(),
-                    action.clone(),
-                    decision.clone(),
+                let (mut request, mut events) = Request::submit_covered_under(
+                    &key,
+                    super::new_request_id(),
+                    inputs.requester.clone(),
+                    inputs.action.clone(),
+                    inputs.decision.clone(),
                     holder,
                     now,
                 )?;
                 holders.keep(key, holder);
-                at_once.apply(&mut request, &mut events, now);
+                inputs.at_once.apply(&mut request, &mut events, now);
                 Some(Covering {
                     request,
                     events,
@@ -95,24 +114,21 @@ pub(crate) fn covers(
             }),
         });
     }
-    if let Some(key) = countersign_core::plan::step_key_for(&requester.id, action, decision) {
-        let (requester, action, decision) = (requester.clone(), action.clone(), decision.clone());
-        let at_once = at_once.clone();
-        let id = super::new_request_id();
+    if let Some(key) = step {
         out.push(CoverOffer {
             key,
             counted: false,
             known: None,
             submit: Box::new(move |plan: &Request| {
                 let (mut request, mut events, step) = Request::submit_planned(
-                    id.clone(),
-                    requester.clone(),
-                    action.clone(),
-                    decision.clone(),
+                    super::new_request_id(),
+                    inputs.requester.clone(),
+                    inputs.action.clone(),
+                    inputs.decision.clone(),
                     plan,
                     now,
                 )?;
-                at_once.apply(&mut request, &mut events, now);
+                inputs.at_once.apply(&mut request, &mut events, now);
                 let by_request = request.id().to_owned();
                 Some(Covering {
                     request,

@@ -49,11 +49,7 @@ impl Request {
         action: &Action,
         decision: &Decision,
     ) -> Option<Digest> {
-        let requirements = decision.requirements.as_ref()?;
-        let rule = requirements.standing.as_ref()?;
-        if decision.effect != Effect::Review || requirements.mfa {
-            return None;
-        }
+        let rule = standing_rule_of(decision)?;
         Some(standing_key(
             &requester.id,
             decision.rule.as_deref().unwrap_or(""),
@@ -166,8 +162,31 @@ impl Request {
         source: &Request,
         now: Timestamp,
     ) -> Option<(Request, Vec<Event>)> {
-        let standing = source.standing.as_ref()?;
         let key = Request::standing_key_for(&requester, &action, &decision)?;
+        Request::submit_covered_under(&key, id, requester, action, decision, source, now)
+    }
+
+    /// [`Request::submit_covered`] for a caller that has computed `key` already, with
+    /// [`Request::standing_key_for`] of the same requester, action and decision (hashing it
+    /// again would cost a covered action a second canonical serialisation). What needs no hash
+    /// is checked again: the decision still allows a standing approval (a review, never with a
+    /// second factor).
+    pub fn submit_covered_under(
+        key: &Digest,
+        id: String,
+        requester: Principal,
+        action: Action,
+        decision: Decision,
+        source: &Request,
+        now: Timestamp,
+    ) -> Option<(Request, Vec<Event>)> {
+        debug_assert_eq!(
+            Some(*key),
+            Request::standing_key_for(&requester, &action, &decision),
+            "the key is the action's"
+        );
+        standing_rule_of(&decision)?;
+        let standing = source.standing.as_ref()?;
         if !key.ct_eq(&standing.key) || source.requester.id != requester.id {
             return None;
         }
@@ -202,4 +221,12 @@ impl Request {
         events.extend(req.approve(now));
         Some((req, events))
     }
+}
+
+/// The standing approvals `decision`'s rule allows: only for a review, never with a second
+/// factor.
+fn standing_rule_of(decision: &Decision) -> Option<&crate::standing::StandingRule> {
+    let requirements = decision.requirements.as_ref()?;
+    let rule = requirements.standing.as_ref()?;
+    (decision.effect == Effect::Review && !requirements.mfa).then_some(rule)
 }
