@@ -128,6 +128,17 @@ pub(crate) trait WriteTx {
         requester: &str,
         digest: &str,
     ) -> Result<Option<(String, u32)>, StoreError>;
+    /// [`WriteTx::take_use`] only while the pair names `request`: the uses left after it.
+    async fn take_use_of(
+        &mut self,
+        requester: &str,
+        digest: &str,
+        request: &str,
+    ) -> Result<Option<u32>, StoreError>;
+    /// This write cannot be undone on its own (a statement meant to undo an earlier one
+    /// failed): the whole transaction it is part of must be rolled back, nothing in it
+    /// acknowledged. A transaction of this one write rolls back on the error anyway.
+    fn abandon(&mut self, error: StoreError);
     /// Gives back the use [`WriteTx::take_use`] took.
     async fn give_back_use(&mut self, requester: &str, digest: &str) -> Result<(), StoreError>;
     /// The uses left of the approval `request` holds under the pair (`None`: none counted).
@@ -242,22 +253,39 @@ async fn try_cover<T: WriteTx>(
     requester: &str,
     cover: CoverKey,
     run: Option<RunOf<'_>>,
+    alone: bool,
     now: Timestamp,
 ) -> Result<Option<Request>, StoreError> {
     let (id, counted) = if cover.counted {
+        // Built ahead from the holder the pair names: take a use from that holder only, then
+        // insert. Two single statements, so no savepoint when nothing else is written (`alone`);
+        // should the insert fail, the use is given back, and should that fail, the whole
+        // transaction is abandoned.
+        if let Some((built_from, prepared)) = cover.prebuilt {
+            if !alone {
+                tx.savepoint().await?;
+            }
+            if tx
+                .take_use_of(requester, &cover.key, &built_from)
+                .await?
+                .is_some()
+            {
+                return match insert_prepared(tx, *prepared).await {
+                    Ok(request) => Ok(Some(request)),
+                    Err(e) => {
+                        if let Err(undo) = tx.give_back_use(requester, &cover.key).await {
+                            tx.abandon(undo);
+                        }
+                        Err(e)
+                    }
+                };
+            }
+        }
         // The use first: one conditional statement finds the holder and takes it. More
         // statements follow, so under the savepoint.
         tx.savepoint().await?;
         match tx.take_use(requester, &cover.key).await? {
-            Some((id, left)) => {
-                // Built ahead from the holder the pair still names: insert it.
-                if let Some((built_from, prepared)) = cover.prebuilt
-                    && built_from == id
-                {
-                    return Ok(Some(insert_prepared(tx, *prepared).await?));
-                }
-                (id, Some(left))
-            }
+            Some((id, left)) => (id, Some(left)),
             None => return Ok(None),
         }
     } else {
@@ -367,8 +395,11 @@ pub(crate) async fn submit_parked<T: WriteTx>(
         Pending::Gated { run, .. } => Some(*run),
     };
     let mut covered = None;
+    // A covered request written with nothing else (no pair to forget, no idempotency key to
+    // park) may need no savepoint.
+    let alone = parked.is_none() && key.idempotency.is_none();
     for cover in std::mem::take(&mut key.covers) {
-        covered = try_cover(tx, &key.requester, cover, run, now).await?;
+        covered = try_cover(tx, &key.requester, cover, run, alone, now).await?;
         if covered.is_some() {
             break;
         }

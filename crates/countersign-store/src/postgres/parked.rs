@@ -106,6 +106,21 @@ pub(super) async fn take_use(
     Ok(row.map(|(id, left)| (id, u32::try_from(left).unwrap_or(0))))
 }
 
+pub(super) async fn take_use_of(
+    conn: &mut PgConnection,
+    requester: &str,
+    digest: &str,
+    request: &str,
+) -> Result<Option<u32>, StoreError> {
+    let left: Option<i64> = sqlx::query_scalar(crate::read::TAKE_USE_OF)
+        .bind(requester)
+        .bind(digest)
+        .bind(request)
+        .fetch_optional(conn)
+        .await?;
+    Ok(left.map(|l| u32::try_from(l).unwrap_or(0)))
+}
+
 /// Runs one of the pair statements that take (requester, digest[, request]).
 pub(super) async fn exec_pair(
     conn: &mut PgConnection,

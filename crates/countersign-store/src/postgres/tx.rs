@@ -454,6 +454,20 @@ impl WriteTx for PgTx {
         super::parked::take_use(&mut self.tx, requester, digest).await
     }
 
+    async fn take_use_of(
+        &mut self,
+        requester: &str,
+        digest: &str,
+        request: &str,
+    ) -> Result<Option<u32>, StoreError> {
+        self.unrecorded = true;
+        super::parked::take_use_of(&mut self.tx, requester, digest, request).await
+    }
+
+    fn abandon(&mut self, _error: StoreError) {
+        // The transaction is this one write: the error its caller returns rolls it back.
+    }
+
     async fn give_back_use(&mut self, requester: &str, digest: &str) -> Result<(), StoreError> {
         let sql = crate::read::GIVE_BACK_USE;
         super::parked::exec_pair(&mut self.tx, sql, requester, digest, None).await

@@ -227,6 +227,9 @@ pub(super) struct Tx<'a> {
     pub journal: &'a mut Journal,
     /// True once the op opened its savepoint.
     pub savepoint: bool,
+    /// Set when the op's writes cannot be undone on their own ([`crate::writes::WriteTx::abandon`]):
+    /// the group is rolled back whole.
+    pub broken: Option<StoreError>,
 }
 
 /// True when SQLite refused a write because the key already exists.

@@ -118,6 +118,20 @@ pub(super) fn take_use(
     })
 }
 
+pub(super) fn take_use_of(
+    tx: &Tx<'_>,
+    requester: &str,
+    digest: &str,
+    request: &str,
+) -> Result<Option<u32>, StoreError> {
+    let mut stmt = tx.conn.prepare_cached(crate::read::TAKE_USE_OF)?;
+    let mut rows = stmt.query(params![requester, digest, request])?;
+    Ok(match rows.next()? {
+        Some(row) => Some(u32::try_from(row.get::<_, i64>(0)?).unwrap_or(0)),
+        None => None,
+    })
+}
+
 /// Runs one of the pair statements that take (requester, digest[, request]).
 pub(super) fn exec_pair(
     tx: &Tx<'_>,

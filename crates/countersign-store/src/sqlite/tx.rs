@@ -264,6 +264,19 @@ impl WriteTx for Tx<'_> {
         super::parked::take_use(self, requester, digest)
     }
 
+    async fn take_use_of(
+        &mut self,
+        requester: &str,
+        digest: &str,
+        request: &str,
+    ) -> Result<Option<u32>, StoreError> {
+        super::parked::take_use_of(self, requester, digest, request)
+    }
+
+    fn abandon(&mut self, error: StoreError) {
+        self.broken.get_or_insert(error);
+    }
+
     async fn give_back_use(&mut self, requester: &str, digest: &str) -> Result<(), StoreError> {
         super::parked::exec_pair(self, crate::read::GIVE_BACK_USE, requester, digest, None)
     }

@@ -403,9 +403,13 @@ impl Writer {
             conn: &self.conn,
             journal: &mut self.journal,
             savepoint: false,
+            broken: None,
         };
         let (answer, ok) = ops::execute(op, &mut tx);
         let savepoint = tx.savepoint;
+        if let Some(broken) = tx.broken {
+            return (answer, Some(broken));
+        }
         if !ok {
             self.journal.roll_back_to(mark);
         }

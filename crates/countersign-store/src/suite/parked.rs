@@ -480,6 +480,11 @@ pub async fn standing_uses_are_counted_in_the_submissions_transaction(b: &dyn Ba
             let known = known.map(std::sync::Arc::new);
             covered_submission(&*store, run, &coalesce, &key, known, Box::new(build), plain)
         };
+        let submit_again = |id: String, known: Option<Request>| submit_with(&id, true, known);
+        let submit_with = |id: &str, covers: bool, known: Option<Request>| {
+            let submitted = submit_with(id, covers, known);
+            async move { submitted.await.expect("the submission") }
+        };
         let left = || store.standing_uses_left(&bot, &key, &holder_id);
         assert_eq!(
             left().await.unwrap(),
@@ -510,6 +515,13 @@ pub async fn standing_uses_are_counted_in_the_submissions_transaction(b: &dyn Ba
         );
         assert_eq!(events_about(&*store, &holder_id).await, holder_events);
         assert_eq!(left().await.unwrap(), Some(1));
+        // Built ahead, but its insert fails (its id is taken): the submission fails, the use
+        // it took is given back, nothing else is written.
+        let before = audit_count(&*store).await;
+        let clash = submit_again(format!("req_c{n}"), Some(approved.clone())).await;
+        assert!(clash.is_err(), "{clash:?}");
+        assert_eq!(left().await.unwrap(), Some(1), "the use given back");
+        assert_eq!(audit_count(&*store).await, before);
         // A known holder the pair does not name is not used: the holder is loaded instead.
         let stale = submit_with(
             &format!("req_s{n}"),
@@ -562,7 +574,7 @@ async fn covered_submission(
     known: Option<std::sync::Arc<countersign_core::Request>>,
     build: BuildCovered,
     plain: crate::Submit,
-) -> crate::Submission {
+) -> Result<crate::Submission, crate::StoreError> {
     let bot = super::agent().id;
     let parking = crate::Parking {
         requester: &bot,
@@ -586,8 +598,5 @@ async fn covered_submission(
         run,
         requester: &bot,
     });
-    store
-        .submit_parked(run_of, parking, at(2), plain)
-        .await
-        .expect("the submission")
+    store.submit_parked(run_of, parking, at(2), plain).await
 }
