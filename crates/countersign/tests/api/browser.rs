@@ -92,16 +92,7 @@ async fn console_in_chromium_signs_in_approves_updates_live_and_steps_up_with_to
         "carolKey": app.keys["user:carol@example.com"],
         "screenshots": shots,
     });
-    let mut node = tokio::process::Command::new("node")
-        .arg(peers().join("console_browser.mjs"))
-        .arg(scenario.to_string())
-        .env("CHROMIUM", CHROMIUM)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = tokio::io::BufReader::new(node.stdout.take().unwrap()).lines();
+    let (mut node, mut lines) = spawn_scenario("console_browser.mjs", &scenario);
     let mut steps = vec![];
     let run = async {
         while let Some(line) = lines.next_line().await.unwrap() {
@@ -265,16 +256,7 @@ async fn run_scenario(script: &str, scenario: &serde_json::Value) -> Vec<String>
         peers().join("node_modules/playwright-core").exists(),
         "playwright-core is not installed: run `npm ci --prefix tests/peers`"
     );
-    let mut node = tokio::process::Command::new("node")
-        .arg(peers().join(script))
-        .arg(scenario.to_string())
-        .env("CHROMIUM", CHROMIUM)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = tokio::io::BufReader::new(node.stdout.take().unwrap()).lines();
+    let (mut node, mut lines) = spawn_scenario(script, scenario);
     let mut steps = vec![];
     let run = async {
         while let Some(line) = lines.next_line().await.unwrap() {
@@ -290,4 +272,25 @@ async fn run_scenario(script: &str, scenario: &serde_json::Value) -> Vec<String>
         "browser scenario {script} failed after {steps:?}"
     );
     steps
+}
+
+/// Starts `tests/peers/<script>` in node with `scenario`: the process and its output's lines.
+fn spawn_scenario(
+    script: &str,
+    scenario: &serde_json::Value,
+) -> (
+    tokio::process::Child,
+    tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+) {
+    let mut node = tokio::process::Command::new("node")
+        .arg(peers().join(script))
+        .arg(scenario.to_string())
+        .env("CHROMIUM", CHROMIUM)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let lines = tokio::io::BufReader::new(node.stdout.take().unwrap()).lines();
+    (node, lines)
 }
