@@ -23,6 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 mod amend;
+pub mod authzen;
 mod executions;
 pub mod factors;
 pub mod once;
@@ -345,6 +346,17 @@ impl Gateway {
         parking: Option<Park>,
         now: Timestamp,
     ) -> Result<Submission, GatewayError> {
+        // **Invariant (a PEP never requests):** every submission is written here, and a
+        // policy enforcement point asks only on behalf of its subjects (`authzen`), never in
+        // its own name.
+        if requester.kind() == countersign_core::PrincipalKind::Pep {
+            return Err(GatewayError::Forbidden(
+                "pep_cannot_request",
+                "a policy enforcement point asks on behalf of agents and people through the \
+                 AuthZEN endpoints (/access/v1/evaluation); it makes no requests of its own"
+                    .into(),
+            ));
+        }
         let Decided {
             decision,
             plan,

@@ -15,10 +15,19 @@ pub const MAX_RESOURCE_LEN: usize = 2048;
 pub const MAX_JUSTIFICATION_LEN: usize = 8192;
 pub const MAX_LABELS: usize = 64;
 
-/// Labels under this prefix are set by the gateway alone (the MCP gateway records a tool's
-/// annotations there, from the upstream's listing), so a policy may trust them: an action
-/// submitted with one is refused at the edge (`reserved_label`).
-pub const RESERVED_LABEL_PREFIX: &str = "mcp.";
+/// Labels under these prefixes are set by the gateway alone (the MCP gateway records a tool's
+/// annotations under `mcp.`, from the upstream's listing; the AuthZEN endpoints name the
+/// policy enforcement point that asked under `authzen.`), so a policy may trust them: an
+/// action submitted with one is refused at the edge (`reserved_label`).
+pub const RESERVED_LABEL_PREFIXES: [&str; 2] = ["mcp.", "authzen."];
+
+/// The label naming the policy enforcement point that asked for an action (AuthZEN).
+pub const PEP_LABEL: &str = "authzen.pep";
+
+/// True for a label key only the gateway sets ([`RESERVED_LABEL_PREFIXES`]).
+pub fn is_reserved_label(key: &str) -> bool {
+    RESERVED_LABEL_PREFIXES.iter().any(|p| key.starts_with(p))
+}
 
 /// The label of a tool annotation (`mcp.annotation.readOnlyHint`, `…title`): the hints as
 /// `true` or `false`, the title as given (cut to the label limit).

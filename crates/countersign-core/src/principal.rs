@@ -1,5 +1,7 @@
-//! Who acts: `agent:<name>` or `user:<email>`. Identity always comes from authentication; this
-//! module only says what a well-formed principal id is and what a principal carries.
+//! Who acts: `agent:<name>` or `user:<email>`, and `pep:<name>`, a policy enforcement point
+//! that asks the gateway on an agent's behalf (AuthZEN). Identity always comes from
+//! authentication; this module only says what a well-formed principal id is and what a
+//! principal carries.
 //!
 //! One person, one identity: [`PrincipalId::parse`] is the one place an id gets its canonical
 //! form, and every id in the program is a parsed one, so comparisons of ids (self-approval,
@@ -13,12 +15,24 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// The two kinds of principal. Only people can vote.
+/// The kinds of principal. Only people can vote; only agents and people request; a policy
+/// enforcement point only asks for the subjects its configuration names (`evaluates_for`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PrincipalKind {
     Agent,
     User,
+    Pep,
+}
+
+impl PrincipalKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PrincipalKind::Agent => "agent",
+            PrincipalKind::User => "user",
+            PrincipalKind::Pep => "pep",
+        }
+    }
 }
 
 /// A validated principal id such as `agent:deploy-bot` or `user:alice@example.com`.
@@ -27,7 +41,7 @@ pub enum PrincipalKind {
 pub struct PrincipalId(String);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid principal id {0:?}: expected `agent:<name>` or `user:<email>`")]
+#[error("invalid principal id {0:?}: expected `agent:<name>`, `user:<email>` or `pep:<name>`")]
 pub struct InvalidPrincipalId(pub String);
 
 impl PrincipalId {
@@ -52,7 +66,7 @@ impl PrincipalId {
             })
         };
         match kind {
-            "agent" if name_ok => Ok(Self(canonical)),
+            "agent" | "pep" if name_ok => Ok(Self(canonical)),
             "user" if name_ok && address_ok() => Ok(Self(canonical)),
             _ => Err(bad()),
         }
@@ -72,6 +86,8 @@ impl PrincipalId {
     pub fn kind(&self) -> PrincipalKind {
         if self.0.starts_with("agent:") {
             PrincipalKind::Agent
+        } else if self.0.starts_with("pep:") {
+            PrincipalKind::Pep
         } else {
             PrincipalKind::User
         }
@@ -140,11 +156,17 @@ mod tests {
             PrincipalId::parse("user:alice@example.com").unwrap().kind(),
             PrincipalKind::User
         );
+        assert_eq!(
+            PrincipalId::parse("PEP:Gateway").unwrap().kind(),
+            PrincipalKind::Pep
+        );
         for bad in [
             "",
             "agent:",
             "user:alice",
             "root:x",
+            "pep:",
+            "pep:a@b c",
             "agent:a b",
             "deploy-bot",
         ] {

@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 mod audit;
+pub mod authzen;
 pub mod error;
 mod executors;
 pub mod extract;
@@ -67,6 +68,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/audit/entries/{index}/proof"),
     ("get", "/v1/audit/consistency"),
     ("get", "/v1/audit/stream"),
+    ("post", "/access/v1/evaluation"),
+    ("post", "/access/v1/evaluations"),
+    ("get", "/.well-known/authzen-configuration"),
     ("post", "/v1/channels/slack/interactions"),
     ("post", "/v1/channels/teams/messages"),
     ("post", "/mcp"),
@@ -80,7 +84,17 @@ pub const ROUTES: &[(&str, &str)] = &[
 /// The `/v1` API's own routes (the chat channels', MCP's and the console's are theirs; the
 /// binary merges them and adds the fallbacks and the body limit).
 pub fn routes(state: ApiState) -> Router {
+    // AuthZEN's own routes echo the PEP's `X-Request-ID` (errors included).
+    let authzen = Router::new()
+        .route("/access/v1/evaluation", post(authzen::evaluation))
+        .route("/access/v1/evaluations", post(authzen::evaluations))
+        .route(
+            "/.well-known/authzen-configuration",
+            get(authzen::configuration),
+        )
+        .layer(axum::middleware::from_fn(authzen::echo_request_id));
     Router::new()
+        .merge(authzen)
         .route("/v1/actions", post(requests::submit))
         .route("/v1/plans", post(requests::submit_plan))
         .route("/v1/requests", get(requests::list))

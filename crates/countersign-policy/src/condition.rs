@@ -18,7 +18,7 @@ use cel::common::types::{
 use cel::common::value::{CowVal, Val};
 use cel::context::VariableResolver;
 use cel::{Context, Env, Value};
-use countersign_core::{Action, Principal, PrincipalKind, Timestamp};
+use countersign_core::{Action, Principal, Timestamp};
 use regex::Regex;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -432,10 +432,7 @@ fn number_val(n: &serde_json::Number) -> Box<dyn Val + 'static> {
 }
 
 fn principal_val(principal: &Principal) -> Box<dyn Val + '_> {
-    let kind = match principal.kind() {
-        PrincipalKind::Agent => "agent",
-        PrincipalKind::User => "user",
-    };
+    let kind = principal.kind().as_str();
     let groups: Vec<Box<dyn Val + '_>> = principal.groups.iter().map(|g| string_val(g)).collect();
     map_val([
         ("id", string_val(principal.id.as_str())),

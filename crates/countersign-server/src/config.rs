@@ -72,6 +72,10 @@ pub struct PrincipalConfig {
     /// This principal's `mcp.hold_for`.
     #[serde(default)]
     pub mcp_hold_for: Option<HoldFor>,
+    /// A policy enforcement point's (`pep:<name>`) subjects: ids or prefixes ending in `*`
+    /// (`agent:*`); it may ask the AuthZEN endpoints for these and no others.
+    #[serde(default)]
+    pub evaluates_for: Vec<String>,
 }
 
 fn default_listen() -> String {
@@ -222,6 +226,8 @@ impl Config {
         }
         self.principals()
             .map_err(|m| invalid(format!("`principals`: {m}")))?;
+        self.evaluators()
+            .map_err(|m| invalid(format!("`principals`: {m}")))?;
         if let Some(slack) = &self.channels.slack {
             slack
                 .validate()
@@ -260,9 +266,35 @@ impl Config {
             .collect()
     }
 
+    /// Each policy enforcement point's `evaluates_for`, parsed (see [`Config::principals`] for
+    /// who may have one).
+    pub fn evaluators(
+        &self,
+    ) -> Result<
+        std::collections::HashMap<PrincipalId, Vec<countersign_app::directory::SubjectPattern>>,
+        String,
+    > {
+        let mut out = std::collections::HashMap::new();
+        for p in &self.principals {
+            let id = PrincipalId::parse(&p.id).map_err(|e| e.to_string())?;
+            if id.kind() != countersign_core::PrincipalKind::Pep {
+                continue;
+            }
+            let patterns = p
+                .evaluates_for
+                .iter()
+                .map(|s| countersign_app::directory::SubjectPattern::parse(s))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("{id}: {e}"))?;
+            out.insert(id, patterns);
+        }
+        Ok(out)
+    }
+
     /// The configured principals, validated: ids well-formed and unique in their canonical
     /// form (two ids that differ only in case are one person listed twice), owners are people
-    /// that exist, only agents have owners.
+    /// that exist, only agents have owners, and only policy enforcement points (`pep:`) have
+    /// an `evaluates_for`, which they need.
     pub fn principals(&self) -> Result<Vec<Principal>, String> {
         let mut out: Vec<Principal> = Vec::new();
         for (i, p) in self.principals.iter().enumerate() {
@@ -293,6 +325,17 @@ impl Config {
                 }
                 None => None,
             };
+            let pep = id.kind() == countersign_core::PrincipalKind::Pep;
+            if pep && p.evaluates_for.is_empty() {
+                return Err(format!(
+                    "{id}: a policy enforcement point needs `evaluates_for` (e.g. [\"agent:*\"])"
+                ));
+            }
+            if !pep && !p.evaluates_for.is_empty() {
+                return Err(format!(
+                    "{id}: only a policy enforcement point (`pep:<name>`) has `evaluates_for`"
+                ));
+            }
             out.push(Principal {
                 id,
                 owner,

@@ -112,13 +112,12 @@ pub async fn start_with_clock(
     config: Config,
     clock: Arc<dyn Clock>,
 ) -> Result<Running, StartError> {
-    let principals =
-        config
-            .principals()
-            .map_err(|message| crate::config::ConfigError::Invalid {
-                path: "config".into(),
-                message,
-            })?;
+    let invalid = |message| crate::config::ConfigError::Invalid {
+        path: "config".into(),
+        message,
+    };
+    let principals = config.principals().map_err(invalid)?;
+    let evaluators = config.evaluators().map_err(invalid)?;
     let policy = Arc::new(PolicySource::load(config.policy.as_deref())?);
     // Secrets are resolved here, once; an executor that cannot be built stops the start.
     let executors = countersign_exec::Executors::build(
@@ -130,7 +129,7 @@ pub async fn start_with_clock(
         message: format!("`executors`: {message}"),
     })?;
     let store = open_store(&config.database).await?;
-    let directory = Arc::new(Directory::new(principals));
+    let directory = Arc::new(Directory::with_evaluators(principals, evaluators));
     let store_err = |source| StartError::Store {
         path: crate::config::database_display(&config.database),
         source,

@@ -52,8 +52,10 @@ pub(crate) const TAKE_USE: &str = "UPDATE parked_calls SET uses_left = uses_left
 
 /// [`TAKE_USE`] only while the pair names request `$3` (the holder a covered request was built
 /// from ahead of the write): the uses left, or no row (nothing changed).
+/// No `RETURNING`: the count left is not needed here, and SQLite answers a `RETURNING` through
+/// an ephemeral table.
 pub(crate) const TAKE_USE_OF: &str = "UPDATE parked_calls SET uses_left = uses_left - 1 \
-     WHERE requester = $1 AND digest = $2 AND request_id = $3 AND uses_left > 0 RETURNING uses_left";
+     WHERE requester = $1 AND digest = $2 AND request_id = $3 AND uses_left > 0";
 
 /// Gives back the use [`TAKE_USE`] took (the holder did not cover the submission after all).
 pub(crate) const GIVE_BACK_USE: &str = "UPDATE parked_calls SET uses_left = uses_left + 1 \

@@ -128,13 +128,13 @@ pub(crate) trait WriteTx {
         requester: &str,
         digest: &str,
     ) -> Result<Option<(String, u32)>, StoreError>;
-    /// [`WriteTx::take_use`] only while the pair names `request`: the uses left after it.
+    /// [`WriteTx::take_use`] only while the pair names `request`: true when a use was taken.
     async fn take_use_of(
         &mut self,
         requester: &str,
         digest: &str,
         request: &str,
-    ) -> Result<Option<u32>, StoreError>;
+    ) -> Result<bool, StoreError>;
     /// This write cannot be undone on its own (a statement meant to undo an earlier one
     /// failed): the whole transaction it is part of must be rolled back, nothing in it
     /// acknowledged. A transaction of this one write rolls back on the error anyway.
@@ -265,11 +265,7 @@ async fn try_cover<T: WriteTx>(
             if !alone {
                 tx.savepoint().await?;
             }
-            if tx
-                .take_use_of(requester, &cover.key, &built_from)
-                .await?
-                .is_some()
-            {
+            if tx.take_use_of(requester, &cover.key, &built_from).await? {
                 return match insert_prepared(tx, *prepared).await {
                     Ok(request) => Ok(Some(request)),
                     Err(e) => {

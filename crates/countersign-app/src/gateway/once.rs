@@ -54,22 +54,23 @@ pub(crate) fn idempotency_digest(key: &str) -> Result<Digest, GatewayError> {
 }
 
 /// **Invariant (what the gateway records of a tool, only the gateway says):** labels under
-/// `countersign_core::action::RESERVED_LABEL_PREFIX` (an MCP tool's annotations, which the
-/// policy reads as `tool.annotations`) are set by the MCP gateway from the upstream's listing;
-/// an action or plan submitted with one is refused here, the one entry that takes labels from
-/// a client.
+/// `countersign_core::action::RESERVED_LABEL_PREFIXES` (an MCP tool's annotations, which the
+/// policy reads as `tool.annotations`; the AuthZEN policy enforcement point that asked) are set
+/// by the gateway itself; an action or plan submitted with one is refused here, the one entry
+/// that takes labels from a client.
 pub(crate) fn refuse_reserved_labels(action: &Action) -> Result<(), GatewayError> {
-    use countersign_core::action::RESERVED_LABEL_PREFIX;
-    match action
-        .labels
-        .keys()
-        .find(|k| k.starts_with(RESERVED_LABEL_PREFIX))
-    {
+    use countersign_core::action::{RESERVED_LABEL_PREFIXES, is_reserved_label};
+    match action.labels.keys().find(|k| is_reserved_label(k)) {
         Some(key) => Err(GatewayError::BadInput(
             "reserved_label",
             format!(
-                "label `{}` is reserved: labels starting with `{RESERVED_LABEL_PREFIX}` are set by the gateway alone",
-                countersign_core::text::visible(key)
+                "label `{}` is reserved: labels starting with {} are set by the gateway alone",
+                countersign_core::text::visible(key),
+                RESERVED_LABEL_PREFIXES
+                    .iter()
+                    .map(|p| format!("`{p}`"))
+                    .collect::<Vec<_>>()
+                    .join(" or ")
             ),
         )),
         None => Ok(()),

@@ -391,3 +391,41 @@ fn database_urls_are_checked_and_their_passwords_never_printed() {
     let e = config.validate("c.yaml").unwrap_err().to_string();
     assert!(e.contains("not a PostgreSQL URL"), "{e}");
 }
+
+#[test]
+fn only_a_pep_evaluates_for_others_and_it_must_say_for_whom() {
+    let ok = Config::parse(
+        "principals:\n  - id: pep:Gateway\n    evaluates_for: [\"agent:*\", user:alice@example.com]\n  - id: agent:bot\n",
+        "c",
+    )
+    .unwrap();
+    ok.validate("c").expect("valid");
+    let evaluators = ok.evaluators().unwrap();
+    assert_eq!(evaluators.len(), 1);
+    assert_eq!(
+        evaluators[&PrincipalId::parse("pep:gateway").unwrap()].len(),
+        2
+    );
+    for (bad, says) in [
+        ("  - id: pep:gateway\n", "needs `evaluates_for`"),
+        (
+            "  - id: agent:bot\n    evaluates_for: [\"agent:*\"]\n",
+            "only a policy enforcement point",
+        ),
+        (
+            "  - id: pep:gateway\n    evaluates_for: [\"*\"]\n",
+            "must start with",
+        ),
+        (
+            "  - id: pep:gateway\n    evaluates_for: [pep:other]\n",
+            "agents and people only",
+        ),
+    ] {
+        let e = Config::parse(&format!("principals:\n{bad}"), "c")
+            .unwrap()
+            .validate("c")
+            .expect_err(bad)
+            .to_string();
+        assert!(e.contains(says), "{bad}: {e}");
+    }
+}

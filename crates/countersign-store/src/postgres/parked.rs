@@ -111,14 +111,14 @@ pub(super) async fn take_use_of(
     requester: &str,
     digest: &str,
     request: &str,
-) -> Result<Option<u32>, StoreError> {
-    let left: Option<i64> = sqlx::query_scalar(crate::read::TAKE_USE_OF)
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(crate::read::TAKE_USE_OF)
         .bind(requester)
         .bind(digest)
         .bind(request)
-        .fetch_optional(conn)
+        .execute(conn)
         .await?;
-    Ok(left.map(|l| u32::try_from(l).unwrap_or(0)))
+    Ok(done.rows_affected() == 1)
 }
 
 /// Runs one of the pair statements that take (requester, digest[, request]).

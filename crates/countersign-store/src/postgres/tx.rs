@@ -459,7 +459,7 @@ impl WriteTx for PgTx {
         requester: &str,
         digest: &str,
         request: &str,
-    ) -> Result<Option<u32>, StoreError> {
+    ) -> Result<bool, StoreError> {
         self.unrecorded = true;
         super::parked::take_use_of(&mut self.tx, requester, digest, request).await
     }

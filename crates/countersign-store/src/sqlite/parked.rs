@@ -123,13 +123,9 @@ pub(super) fn take_use_of(
     requester: &str,
     digest: &str,
     request: &str,
-) -> Result<Option<u32>, StoreError> {
+) -> Result<bool, StoreError> {
     let mut stmt = tx.conn.prepare_cached(crate::read::TAKE_USE_OF)?;
-    let mut rows = stmt.query(params![requester, digest, request])?;
-    Ok(match rows.next()? {
-        Some(row) => Some(u32::try_from(row.get::<_, i64>(0)?).unwrap_or(0)),
-        None => None,
-    })
+    Ok(stmt.execute(params![requester, digest, request])? == 1)
 }
 
 /// Runs one of the pair statements that take (requester, digest[, request]).

@@ -269,7 +269,7 @@ impl WriteTx for Tx<'_> {
         requester: &str,
         digest: &str,
         request: &str,
-    ) -> Result<Option<u32>, StoreError> {
+    ) -> Result<bool, StoreError> {
         super::parked::take_use_of(self, requester, digest, request)
     }
 

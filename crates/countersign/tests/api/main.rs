@@ -4,6 +4,7 @@
 
 mod approver_view;
 mod audit;
+mod authzen;
 mod browser;
 mod budget;
 mod callbacks;

@@ -178,6 +178,12 @@ pub async fn spawn_app_in(dir: TempDir, extra: &str) -> TestApp {
     start_in(dir, None).await
 }
 
+/// A gateway configured by the files a test wrote in `dir` (`countersign.yaml` and what it
+/// names), e.g. after [`write_world`].
+pub async fn spawn_app_from(dir: TempDir) -> TestApp {
+    start_in(dir, None).await
+}
+
 /// A gateway with the test world whose config text is first passed through `edit`.
 pub async fn spawn_app_editing(edit: impl FnOnce(String) -> String) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
