@@ -39,6 +39,8 @@ async def act(session: ClientSession, action: str, args: list[str]) -> dict:
     if action == "call":
         tool, arguments = args[0], json.loads(args[1])
         meta = {"io.countersign/justification": args[2]} if len(args) > 2 else None
+        if len(args) > 3:
+            meta["traceparent"] = args[3]
         progress = []
 
         async def on_progress(value, total, message):

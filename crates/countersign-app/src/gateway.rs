@@ -373,6 +373,7 @@ impl Gateway {
             None => vec![],
         };
         let cover_keys: Vec<Digest> = offers.iter().map(|o| o.key).collect();
+        let trace = crate::trace::current();
         let run = action.run.clone();
         let requester_id = requester.id.clone();
         let requester = requester.clone();
@@ -391,6 +392,7 @@ impl Gateway {
                     now,
                 ),
             };
+            req.set_trace(trace);
             at_once.apply(&mut req, &mut events, now);
             (req, events)
         });

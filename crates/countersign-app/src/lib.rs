@@ -26,4 +26,5 @@ pub mod policy_source;
 pub mod reviews;
 pub mod settings;
 pub mod tokens;
+pub mod trace;
 pub mod waiters;

@@ -187,6 +187,9 @@ pub async fn render(
                     (fact("Time left", html! { (time_left(req.expires_at(), now)) }))
                 }
                 (fact("Digest", html! { code.digest title=(req.digest().to_string()) { (req.digest().to_string()) } }))
+                @if let Some(trace) = req.trace() {
+                    (fact("Trace", html! { code.trace title=(trace.as_str()) { (trace.trace_id()) } }))
+                }
             }
         }
         div.cols {

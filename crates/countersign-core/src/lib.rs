@@ -23,6 +23,7 @@ pub mod request;
 pub mod run;
 pub mod standing;
 pub mod text;
+pub mod trace;
 
 pub use action::{Action, ActionError};
 pub use decision::{Clause, Decision, Effect, Escalation, OnTimeout, Requirements, check_target};

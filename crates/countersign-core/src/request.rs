@@ -229,6 +229,10 @@ pub struct Request {
     /// The plan whose approval approved this request at once, if one did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     planned_by: Option<PlannedBy>,
+    /// The W3C `traceparent` the agent's call carried (outside the action: it is not part of
+    /// what is approved), recorded on every audit entry about the request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    trace: Option<crate::trace::TraceParent>,
 }
 
 /// Reading a request. Its fields are private: only the state machine's methods change them.
@@ -280,6 +284,17 @@ impl Request {
 
     pub fn closed_at(&self) -> Option<Timestamp> {
         self.closed_at
+    }
+
+    /// The W3C `traceparent` the agent's call carried, if it carried a valid one.
+    pub fn trace(&self) -> Option<&crate::trace::TraceParent> {
+        self.trace.as_ref()
+    }
+
+    /// Records the `traceparent` of the call that made this request (before it is stored: the
+    /// gateway sets it on a request it has just built).
+    pub fn set_trace(&mut self, trace: Option<crate::trace::TraceParent>) {
+        self.trace = trace;
     }
 
     /// Who closed it and why, in a sentence (for denied, cancelled, expired).
@@ -354,6 +369,7 @@ impl Request {
             amendments: vec![],
             plan: None,
             planned_by: None,
+            trace: None,
         };
         let mut events = vec![];
         match (gate, req.decision.effect) {

@@ -123,7 +123,22 @@ pub fn routes(state: ApiState) -> Router {
         .route("/v1/openapi.json", get(system::openapi))
         .route("/healthz", get(system::healthz))
         .route("/metrics", get(system::metrics))
+        .layer(axum::middleware::from_fn(trace_context))
         .with_state(state)
+}
+
+/// Runs an API call in the trace context its W3C `traceparent` header names (an invalid one is
+/// ignored), so the requests it makes record it (`countersign_app::trace`).
+async fn trace_context(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let trace = req
+        .headers()
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .and_then(countersign_core::trace::TraceParent::parse);
+    countersign_app::trace::scope(trace, next.run(req)).await
 }
 
 /// The answer of an endpoint whose subsystem is not configured (`what`: the sentence).

@@ -214,6 +214,10 @@ pub struct RequestView {
     pub outcome: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outcome_code: Option<String>,
+    /// The W3C `traceparent` the call that made this request carried (HTTP header, or MCP
+    /// `_meta.traceparent`), when it carried a valid one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
     /// How the approved action was carried out, once it was: by an executor
     /// (`POST /v1/requests/{id}/execute`) or as its requester reported.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -431,6 +435,7 @@ impl RequestView {
             closed_at: req.closed_at().as_ref().map(timestamp),
             outcome: req.outcome().map(str::to_owned),
             outcome_code: req.outcome_code().map(str::to_owned),
+            traceparent: req.trace().map(|t| t.as_str().to_owned()),
             execution: req.execution_for(viewer),
             receipt: None,
             coalesced: false,

@@ -79,6 +79,26 @@ pub(super) fn meta_of<'a>(
     meta_str(params, key).or_else(|| meta_str(Some(&ctx.meta), key))
 }
 
+/// The W3C trace context of a request: `_meta.traceparent` (the request's, else the
+/// message's), else the HTTP request's `traceparent` header; an invalid one is ignored.
+pub(super) fn trace_of(
+    params: Option<&RequestMetaObject>,
+    ctx: &RequestContext<RoleServer>,
+) -> Option<countersign_core::trace::TraceParent> {
+    let header = || {
+        ctx.extensions
+            .get::<Parts>()?
+            .headers
+            .get("traceparent")?
+            .to_str()
+            .ok()
+            .map(str::to_owned)
+    };
+    meta_of(params, ctx, "traceparent")
+        .or_else(header)
+        .and_then(|t| countersign_core::trace::TraceParent::parse(&t))
+}
+
 /// The action submitted for `planned`, with the caller's run and justification (`_meta` is
 /// read for these two and never forwarded).
 pub(super) fn action(planned: Planned, caller: &Caller, justification: Option<String>) -> Action {

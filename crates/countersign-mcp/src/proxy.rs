@@ -175,13 +175,16 @@ impl Session {
         let body = action(planned, &caller, meta_of(meta, ctx, META_JUSTIFICATION));
         let mut hold = caller::hold(&self.mcp.liveness, ctx);
         let holding = self.mcp.holding(&caller.who.id);
-        let approved = authorize(
-            &self.mcp.gateway,
-            &caller.who,
-            body,
-            holding,
-            caller.session_run,
-            &mut hold,
+        let approved = countersign_app::trace::scope(
+            caller::trace_of(meta, ctx),
+            authorize(
+                &self.mcp.gateway,
+                &caller.who,
+                body,
+                holding,
+                caller.session_run,
+                &mut hold,
+            ),
         )
         .await
         .map_err(refused_error)?;
@@ -431,7 +434,13 @@ impl ServerHandler for Session {
         };
         let holding = self.mcp.holding(&caller.who.id);
         let key = parking_key(holding, &caller.who, &body, caller.session_run);
-        let submitted = match submit(&self.mcp.gateway, &caller.who, body, key, carrier).await {
+        let trace = caller::trace_of(request.meta.as_ref(), &ctx);
+        let submitted = match countersign_app::trace::scope(
+            trace,
+            submit(&self.mcp.gateway, &caller.who, body, key, carrier),
+        )
+        .await
+        {
             Ok(submitted) => submitted,
             Err(refused) => {
                 let meta = refused_meta(&refused);

@@ -11,6 +11,9 @@ use countersign_audit::{
     AuditEntry, AuditReport, StoredEntry, UnsequencedEntry, Verifier, format_at,
 };
 use countersign_core::replay::RECORDED_HASH;
+
+/// The key, in a request entry's `data`, of the W3C `traceparent` the request's call carried.
+pub const TRACEPARENT: &str = "traceparent";
 use countersign_core::{Event, Request};
 
 /// Where the next audit entry goes.
@@ -74,6 +77,10 @@ pub(crate) fn prepare(
         Subject::Request(r, body_sha256) => {
             if let Some(map) = data.as_object_mut() {
                 map.insert(RECORDED_HASH.to_owned(), body_sha256.into());
+                // Every entry about a request names the trace its call carried.
+                if let Some(trace) = r.trace() {
+                    map.insert(TRACEPARENT.to_owned(), trace.as_str().into());
+                }
             }
             (
                 Some(r.id().to_owned()),

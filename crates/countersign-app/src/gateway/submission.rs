@@ -62,6 +62,7 @@ struct Inputs {
     action: Action,
     decision: Decision,
     at_once: AtOnce,
+    trace: Option<countersign_core::trace::TraceParent>,
 }
 
 /// The earlier approvals that may approve a submission of `action` by `requester` decided by
@@ -85,6 +86,7 @@ pub(crate) fn covers(
         action: action.clone(),
         decision: decision.clone(),
         at_once: at_once.clone(),
+        trace: crate::trace::current(),
     });
     let mut out: Vec<CoverOffer> = Vec::with_capacity(2);
     if let Some(key) = standing {
@@ -105,6 +107,7 @@ pub(crate) fn covers(
                     now,
                 )?;
                 holders.keep(key, holder);
+                request.set_trace(inputs.trace.clone());
                 inputs.at_once.apply(&mut request, &mut events, now);
                 Some(Covering {
                     request,
@@ -128,6 +131,7 @@ pub(crate) fn covers(
                     plan,
                     now,
                 )?;
+                request.set_trace(inputs.trace.clone());
                 inputs.at_once.apply(&mut request, &mut events, now);
                 let by_request = request.id().to_owned();
                 Some(Covering {

@@ -35,3 +35,4 @@ mod slack;
 mod standing;
 mod support;
 mod teams;
+mod trace;
