@@ -183,6 +183,8 @@ pub struct Gateway {
     executors: Arc<dyn crate::executors::Executors>,
     /// Standing approvals' holders as last seen (`submission::Holders`).
     holders: Arc<submission::Holders>,
+    /// Where spans of submit, wait and forward go (`crate::telemetry`; none by default).
+    pub telemetry: Arc<crate::telemetry::Telemetry>,
 }
 
 pub(crate) fn new_request_id() -> String {
@@ -215,7 +217,14 @@ impl Gateway {
             evaluator: crate::evaluator::Evaluator::default(),
             executors: Arc::new(crate::executors::NoExecutors),
             holders: Arc::default(),
+            telemetry: Arc::new(crate::telemetry::Telemetry::off()),
         }
+    }
+
+    /// The gateway with its spans sent to `telemetry` (the configured OTLP exporter).
+    pub fn with_telemetry(mut self, telemetry: crate::telemetry::Telemetry) -> Self {
+        self.telemetry = Arc::new(telemetry);
+        self
     }
 
     /// Uses `executors` (the configured ones) instead of none.
@@ -338,6 +347,44 @@ impl Gateway {
     /// Records `action`, decided already (`decided`): the write of [`Gateway::submit_with`],
     /// also made for a plan's request.
     pub(crate) async fn submit_decided(
+        &self,
+        requester: &Principal,
+        action: Action,
+        decided: Decided,
+        at_once: AtOnce,
+        parking: Option<Park>,
+        now: Timestamp,
+    ) -> Result<Submission, GatewayError> {
+        let mut span = self.telemetry.span(
+            "countersign.submit",
+            &[
+                ("countersign.requester", requester.id.to_string()),
+                ("countersign.kind", action.kind.clone()),
+                (
+                    "countersign.effect",
+                    decided.decision.effect.as_str().into(),
+                ),
+            ],
+        );
+        let submitted = self
+            .record_decided(requester, action, decided, at_once, parking, now)
+            .await;
+        if let Ok(
+            Submission::New(req)
+            | Submission::Attached(req)
+            | Submission::Replayed(req)
+            | Submission::KeyReused(req),
+        ) = &submitted
+        {
+            span.set("countersign.request", req.id());
+            span.set("countersign.state", req.state().as_str());
+        }
+        span.end();
+        submitted
+    }
+
+    /// The write of [`Gateway::submit_decided`].
+    async fn record_decided(
         &self,
         requester: &Principal,
         action: Action,

@@ -25,6 +25,7 @@ pub mod metrics;
 pub mod policy_source;
 pub mod reviews;
 pub mod settings;
+pub mod telemetry;
 pub mod tokens;
 pub mod trace;
 pub mod waiters;

@@ -228,7 +228,7 @@ pub async fn settle(
         carrier,
     } = submitted;
     let req = match req.state() {
-        State::Pending => match wait(gateway, who, req, holding, hold).await {
+        State::Pending => match waited(gateway, who, req, holding, hold).await {
             Waited::Decided(req) => req,
             Waited::StillPending(req) => return Err(pending(gateway, &req)),
             Waited::Left(req, why) => return Err(leave(gateway, who, &req, why, parked).await),
@@ -313,6 +313,30 @@ enum Waited {
     Left(Request, Cancelled),
     /// The store failed.
     Failed(Refused),
+}
+
+/// [`wait`] in a `countersign.wait` span (how long people took, and how it ended).
+async fn waited(
+    gateway: &Gateway,
+    who: &Principal,
+    req: Request,
+    holding: Holding,
+    hold: &mut impl Hold,
+) -> Waited {
+    let mut span = gateway.telemetry.span(
+        "countersign.wait",
+        &[("countersign.request", req.id().to_owned())],
+    );
+    let waited = wait(gateway, who, req, holding, hold).await;
+    let ended = match &waited {
+        Waited::Decided(req) => req.state().as_str(),
+        Waited::StillPending(_) => "still_pending",
+        Waited::Left(..) => "left",
+        Waited::Failed(_) => "failed",
+    };
+    span.set("countersign.outcome", ended);
+    span.end();
+    waited
 }
 
 async fn wait(

@@ -57,11 +57,19 @@ async fn forward_call(
     };
     forward.meta = meta;
     let id = approved.id().to_owned();
+    let span = mcp.gateway.telemetry.span(
+        "countersign.forward",
+        &[
+            ("countersign.request", id.clone()),
+            ("countersign.upstream", upstream.name.clone()),
+        ],
+    );
     let forwarding = Forwarding::start(&mcp.gateway, approved, &upstream.name);
     let answer = upstream
         .request(|peer| async move { peer.call_tool_once(forward).await })
         .await;
     forwarding.finish(&answer);
+    span.end();
     match answer {
         Ok(response) => Ok(conform::tool_result(response)),
         Err(UpstreamError::Protocol(e)) => Err(e),
@@ -94,7 +102,9 @@ impl Session {
         let seed = slot.seed(&id);
         let mcp = self.mcp.clone();
         let carrier = submitted.carrier;
-        tokio::spawn(async move {
+        // The task goes on in the call's trace.
+        let trace = countersign_app::trace::current();
+        tokio::spawn(countersign_app::trace::scope(trace, async move {
             let mut hold = TaskHold(slot.clone());
             // A task is never answered "pending": it waits until decided.
             let holding = Holding {
@@ -119,7 +129,7 @@ impl Session {
                     Err(e) => slot.fail(&e),
                 },
             }
-        });
+        }));
         CallToolResponse::Task(CreateTaskResult::new(seed))
     }
 
@@ -233,6 +243,109 @@ impl Session {
             out.extend(templates);
         }
         out
+    }
+
+    /// `tools/call` in its trace: asked about (and answered with a task if it waits and the
+    /// client takes tasks), waited on, then forwarded (or run by an executor).
+    async fn call_tool_traced(
+        &self,
+        request: CallToolRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let caller = caller(&ctx, request.meta.as_ref())?;
+
+        let unknown = || {
+            ErrorData::invalid_params(
+                format!(
+                    "unknown tool `{}`; tools are named <server>__<tool> (see tools/list)",
+                    request.name
+                ),
+                None,
+            )
+        };
+        let (server, tool) = naming::split(&request.name).ok_or_else(unknown)?;
+        actions::refuse_unrecorded(
+            request.input_responses.as_ref(),
+            request.request_state.as_deref(),
+        )?;
+        let justification = meta_of(request.meta.as_ref(), &ctx, META_JUSTIFICATION);
+        let (body, carrier) = if server == naming::BUILTIN {
+            let run = caller.run.clone();
+            let asked = builtin::action(
+                &self.mcp.gateway,
+                tool,
+                request.arguments,
+                justification,
+                run,
+            );
+            match asked {
+                Ok(body) => (body, Carrier::Executor),
+                Err(refused) => {
+                    return Ok(tool_error(refused.message.clone(), refused_meta(&refused)));
+                }
+            }
+        } else {
+            let upstream = self.upstream(server).ok_or_else(unknown)?.clone();
+            // Ask people only about tools that exist.
+            // Its annotations as the latest listing gives them: recorded in the action (so in
+            // its digest), for the policy to read; changed annotations make another action.
+            let annotations = match upstream.tools().await {
+                Ok(tools) => match tools.iter().find(|t| t.name == tool) {
+                    Some(t) => naming::annotation_labels(t.annotations.as_ref()),
+                    None => return Err(unknown()),
+                },
+                Err(e) => return Ok(tool_error(e.to_string(), None)),
+            };
+            let planned = Planned::tool_call(server, tool, request.arguments);
+            let mut body = action(planned, &caller, justification);
+            body.labels = annotations;
+            (body, Carrier::Forward)
+        };
+        let holding = self.mcp.holding(&caller.who.id);
+        let key = parking_key(holding, &caller.who, &body, caller.session_run);
+        let submitted = match submit(&self.mcp.gateway, &caller.who, body, key, carrier).await {
+            Ok(submitted) => submitted,
+            Err(refused) => {
+                let meta = refused_meta(&refused);
+                return Ok(tool_error(refused.message, meta));
+            }
+        };
+        let tasks_ok = ctx
+            .client_capabilities()
+            .is_some_and(|c| c.supports_tasks());
+        if submitted.request.state() == State::Pending && tasks_ok {
+            return Ok(self.start_task(caller, submitted));
+        }
+        let mut hold = caller::hold(&self.mcp.liveness, &ctx);
+        let approved = match settle(
+            &self.mcp.gateway,
+            &caller.who,
+            submitted,
+            holding,
+            &mut hold,
+        )
+        .await
+        {
+            Ok(req) => req,
+            Err(refused) => {
+                let meta = refused_meta(&refused);
+                return Ok(tool_error(refused.message, meta));
+            }
+        };
+        if carrier == Carrier::Executor {
+            return Ok(builtin::execute(&self.mcp.gateway, &caller.who, &approved)
+                .await
+                .into());
+        }
+        // The only thing added to the recorded call: our own progress token, routed back.
+        let route = ctx
+            .meta
+            .get_progress_token()
+            .map(|token| self.mcp.hub.route_progress(ctx.peer.clone(), token));
+        let meta = route
+            .as_ref()
+            .map(|r| RequestMetaObject::with_progress_token(r.token.clone()));
+        forward_call(&self.mcp, approved, meta).await
     }
 }
 
@@ -384,105 +497,9 @@ impl ServerHandler for Session {
         request: CallToolRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let caller = caller(&ctx, request.meta.as_ref())?;
-        let unknown = || {
-            ErrorData::invalid_params(
-                format!(
-                    "unknown tool `{}`; tools are named <server>__<tool> (see tools/list)",
-                    request.name
-                ),
-                None,
-            )
-        };
-        let (server, tool) = naming::split(&request.name).ok_or_else(unknown)?;
-        actions::refuse_unrecorded(
-            request.input_responses.as_ref(),
-            request.request_state.as_deref(),
-        )?;
-        let justification = meta_of(request.meta.as_ref(), &ctx, META_JUSTIFICATION);
-        let (body, carrier) = if server == naming::BUILTIN {
-            let run = caller.run.clone();
-            let asked = builtin::action(
-                &self.mcp.gateway,
-                tool,
-                request.arguments,
-                justification,
-                run,
-            );
-            match asked {
-                Ok(body) => (body, Carrier::Executor),
-                Err(refused) => {
-                    return Ok(tool_error(refused.message.clone(), refused_meta(&refused)));
-                }
-            }
-        } else {
-            let upstream = self.upstream(server).ok_or_else(unknown)?.clone();
-            // Ask people only about tools that exist.
-            // Its annotations as the latest listing gives them: recorded in the action (so in
-            // its digest), for the policy to read; changed annotations make another action.
-            let annotations = match upstream.tools().await {
-                Ok(tools) => match tools.iter().find(|t| t.name == tool) {
-                    Some(t) => naming::annotation_labels(t.annotations.as_ref()),
-                    None => return Err(unknown()),
-                },
-                Err(e) => return Ok(tool_error(e.to_string(), None)),
-            };
-            let planned = Planned::tool_call(server, tool, request.arguments);
-            let mut body = action(planned, &caller, justification);
-            body.labels = annotations;
-            (body, Carrier::Forward)
-        };
-        let holding = self.mcp.holding(&caller.who.id);
-        let key = parking_key(holding, &caller.who, &body, caller.session_run);
+        // The whole call (submit, wait, forward) in the trace it carried.
         let trace = caller::trace_of(request.meta.as_ref(), &ctx);
-        let submitted = match countersign_app::trace::scope(
-            trace,
-            submit(&self.mcp.gateway, &caller.who, body, key, carrier),
-        )
-        .await
-        {
-            Ok(submitted) => submitted,
-            Err(refused) => {
-                let meta = refused_meta(&refused);
-                return Ok(tool_error(refused.message, meta));
-            }
-        };
-        let tasks_ok = ctx
-            .client_capabilities()
-            .is_some_and(|c| c.supports_tasks());
-        if submitted.request.state() == State::Pending && tasks_ok {
-            return Ok(self.start_task(caller, submitted));
-        }
-        let mut hold = caller::hold(&self.mcp.liveness, &ctx);
-        let approved = match settle(
-            &self.mcp.gateway,
-            &caller.who,
-            submitted,
-            holding,
-            &mut hold,
-        )
-        .await
-        {
-            Ok(req) => req,
-            Err(refused) => {
-                let meta = refused_meta(&refused);
-                return Ok(tool_error(refused.message, meta));
-            }
-        };
-        if carrier == Carrier::Executor {
-            return Ok(builtin::execute(&self.mcp.gateway, &caller.who, &approved)
-                .await
-                .into());
-        }
-        // The only thing added to the recorded call: our own progress token, routed back.
-        let route = ctx
-            .meta
-            .get_progress_token()
-            .map(|token| self.mcp.hub.route_progress(ctx.peer.clone(), token));
-        let meta = route
-            .as_ref()
-            .map(|r| RequestMetaObject::with_progress_token(r.token.clone()));
-        forward_call(&self.mcp, approved, meta).await
+        countersign_app::trace::scope(trace, self.call_tool_traced(request, ctx)).await
     }
 
     async fn get_task(

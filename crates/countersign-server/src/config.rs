@@ -59,6 +59,9 @@ pub struct Config {
     /// references, resolved at start.
     #[serde(default)]
     pub executors: Vec<countersign_exec::ExecutorConfig>,
+    /// Trace spans exported over OTLP (`otlp_endpoint`); none by default.
+    #[serde(default)]
+    pub telemetry: crate::telemetry::TelemetryConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -247,6 +250,9 @@ impl Config {
         self.policy_evaluation
             .validate()
             .map_err(|m| invalid(format!("`policy_evaluation`: {m}")))?;
+        self.telemetry
+            .validate()
+            .map_err(|m| invalid(format!("`telemetry`: {m}")))?;
         Ok(())
     }
 

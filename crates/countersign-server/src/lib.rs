@@ -12,6 +12,7 @@
 pub mod config;
 pub mod router;
 pub mod serve;
+pub mod telemetry;
 
 pub use config::Config;
 pub use serve::{Running, start};

@@ -54,6 +54,8 @@ pub struct Running {
     shutdown: Option<oneshot::Sender<()>>,
     server: JoinHandle<std::io::Result<()>>,
     duties: Vec<JoinHandle<()>>,
+    /// The OTLP exporter, when configured: dropped with the gateway, it sends what is left.
+    _spans: Option<opentelemetry_sdk::trace::SdkTracerProvider>,
 }
 
 impl Running {
@@ -128,6 +130,10 @@ pub async fn start_with_clock(
         path: "config".into(),
         message: format!("`executors`: {message}"),
     })?;
+    let (spans, telemetry) = match crate::telemetry::start(&config.telemetry).map_err(invalid)? {
+        Some((provider, telemetry)) => (Some(provider), telemetry),
+        None => (None, countersign_app::telemetry::Telemetry::off()),
+    };
     let store = open_store(&config.database).await?;
     let directory = Arc::new(Directory::with_evaluators(principals, evaluators));
     let store_err = |source| StartError::Store {
@@ -189,7 +195,8 @@ pub async fn start_with_clock(
         .with_evaluator(countersign_app::evaluator::Evaluator::new(
             &config.policy_evaluation,
         ))
-        .with_executors(Arc::new(executors)),
+        .with_executors(Arc::new(executors))
+        .with_telemetry(telemetry),
     );
     let _ = gateway.refresh_pending_gauge().await;
     let refused_callbacks = Arc::new(countersign_channels::refusals::RefusedCallbacks::new(
@@ -310,6 +317,7 @@ pub async fn start_with_clock(
         shutdown: Some(tx),
         server,
         duties,
+        _spans: spans,
     })
 }
 

@@ -2,9 +2,9 @@
 //! MCP `_meta.traceparent`) is recorded on its request and on every audit entry about it, and
 //! shown on the console's request page; an invalid one is ignored and refuses nothing.
 
-use crate::support::app::spawn_app;
+use crate::support::app::{spawn_app, spawn_app_in};
 use crate::support::console::signed_in;
-use crate::support::mcp::{gateway, over_http, python, recorded, stdio_upstream};
+use crate::support::mcp::{gateway, mcp_config, over_http, python, recorded, stdio_upstream};
 use serde_json::{Value, json};
 
 const TRACE: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
@@ -108,4 +108,145 @@ async fn an_mcp_calls_meta_traceparent_is_recorded() {
     for e in &entries {
         assert_eq!(e["data"]["traceparent"], TRACE, "{e}");
     }
+}
+
+/// One span as a local OTLP receiver decoded it.
+#[derive(Debug, Clone)]
+struct Received {
+    name: String,
+    trace_id: String,
+    parent: String,
+    attributes: std::collections::BTreeMap<String, String>,
+}
+
+/// An OTLP/HTTP receiver on a free port (`POST /v1/traces`, protobuf): its base URL and the
+/// spans it has decoded.
+async fn otlp_receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Received>>>) {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
+    use prost::Message as _;
+    let spans = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = spans.clone();
+    let app = axum::Router::new().route(
+        "/v1/traces",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let kept = kept.clone();
+            async move {
+                let export = ExportTraceServiceRequest::decode(body).expect("OTLP protobuf");
+                let mut out = kept.lock().unwrap();
+                for span in export
+                    .resource_spans
+                    .iter()
+                    .flat_map(|r| &r.scope_spans)
+                    .flat_map(|s| &s.spans)
+                {
+                    let attributes = span
+                        .attributes
+                        .iter()
+                        .filter_map(|kv| match kv.value.as_ref()?.value.as_ref()? {
+                            Any::StringValue(v) => Some((kv.key.clone(), v.clone())),
+                            _ => None,
+                        })
+                        .collect();
+                    out.push(Received {
+                        name: span.name.clone(),
+                        trace_id: hex::encode(&span.trace_id),
+                        parent: hex::encode(&span.parent_span_id),
+                        attributes,
+                    });
+                }
+                (
+                    [("content-type", "application/x-protobuf")],
+                    Vec::<u8>::new(),
+                )
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, spans)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn spans_for_submit_wait_and_forward_are_exported_under_the_agents_trace() {
+    let (endpoint, spans) = otlp_receiver().await;
+    let config = format!(
+        "telemetry:\n  otlp_endpoint: {endpoint}\n  export_interval: 100ms\n{}",
+        mcp_config(&stdio_upstream("everything"), "")
+    );
+    let app = spawn_app_in(tempfile::tempdir().unwrap(), &config).await;
+    // Allowed and forwarded: submit, then forward.
+    let called = python(over_http(
+        &app,
+        &[
+            "call",
+            "everything__echo",
+            r#"{"message": "traced"}"#,
+            "why",
+            TRACE,
+        ],
+    ))
+    .await;
+    assert_eq!(called["is_error"], false, "{called}");
+    // Held until it expires: submit, then wait.
+    let held = python(over_http(
+        &app,
+        &["call", "everything__get-tiny-image", "{}", "why", TRACE],
+    ))
+    .await;
+    assert_eq!(held["is_error"], true, "{held}");
+    // Over the API, in another trace.
+    let other = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    let r = app
+        .agent()
+        .post_with(
+            "/v1/actions",
+            &[("traceparent", other)],
+            json!({"kind": "db.query", "resource": "x", "params": {"readonly": true}}),
+        )
+        .await;
+    assert_eq!(r.state(), "approved", "{}", r.body);
+
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let wanted = |all: &[Received]| {
+        let names: Vec<&str> = all
+            .iter()
+            .filter(|s| s.trace_id == trace_id)
+            .map(|s| s.name.as_str())
+            .collect();
+        names.iter().filter(|n| **n == "countersign.submit").count() >= 2
+            && names.contains(&"countersign.forward")
+            && names.contains(&"countersign.wait")
+            && all.iter().any(|s| s.trace_id == other[3..35])
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let all = loop {
+        let all = spans.lock().unwrap().clone();
+        if wanted(&all) {
+            break all;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "spans not exported in 20 s: {all:#?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    for s in all.iter().filter(|s| s.trace_id == trace_id) {
+        // Children of the agent's span, naming the request.
+        assert_eq!(s.parent, "00f067aa0ba902b7", "{s:?}");
+        assert!(
+            s.attributes["countersign.request"].starts_with("req_"),
+            "{s:?}"
+        );
+    }
+    let wait = all.iter().find(|s| s.name == "countersign.wait").unwrap();
+    assert_eq!(
+        wait.attributes["countersign.outcome"], "expired",
+        "{wait:?}"
+    );
+    let api = all.iter().find(|s| s.trace_id == other[3..35]).unwrap();
+    assert_eq!(api.name, "countersign.submit");
+    assert_eq!(api.parent, "b7ad6b7169203331");
+    assert_eq!(api.attributes["countersign.state"], "approved", "{api:?}");
 }
