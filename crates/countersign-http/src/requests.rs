@@ -181,7 +181,15 @@ pub async fn show(
     let req = match q.wait.as_deref() {
         Some(w) => {
             let wait = parse_wait(w)?;
-            state.gateway.wait(&caller, &id, wait).await?
+            // A long-poll is the API's wait for people: a `countersign.wait` span.
+            let mut span = state
+                .gateway
+                .telemetry
+                .span("countersign.wait", &[("countersign.request", id.clone())]);
+            let req = state.gateway.wait(&caller, &id, wait).await?;
+            span.set("countersign.outcome", req.state().as_str());
+            span.end();
+            req
         }
         None => state.gateway.get(&caller, &id).await?,
     };

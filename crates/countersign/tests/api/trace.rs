@@ -207,6 +207,29 @@ async fn spans_for_submit_wait_and_forward_are_exported_under_the_agents_trace()
         )
         .await;
     assert_eq!(r.state(), "approved", "{}", r.body);
+    // A long-poll on a pending request is a wait in the caller's trace.
+    let pending = app
+        .agent()
+        .post_with(
+            "/v1/actions",
+            &[("traceparent", other)],
+            json!({"kind": "infra.rollback", "resource": "svc://api", "params": {}}),
+        )
+        .await;
+    let polled = app
+        .agent()
+        .http
+        .get(format!(
+            "{}/v1/requests/{}?wait=100ms",
+            app.url,
+            pending.id()
+        ))
+        .bearer_auth(app.agent().key)
+        .header("traceparent", other)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(polled.status(), 200);
 
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
     let wanted = |all: &[Received]| {
@@ -218,7 +241,9 @@ async fn spans_for_submit_wait_and_forward_are_exported_under_the_agents_trace()
         names.iter().filter(|n| **n == "countersign.submit").count() >= 2
             && names.contains(&"countersign.forward")
             && names.contains(&"countersign.wait")
-            && all.iter().any(|s| s.trace_id == other[3..35])
+            && all
+                .iter()
+                .any(|s| s.trace_id == other[3..35] && s.name == "countersign.wait")
     };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     let all = loop {
@@ -245,8 +270,18 @@ async fn spans_for_submit_wait_and_forward_are_exported_under_the_agents_trace()
         wait.attributes["countersign.outcome"], "expired",
         "{wait:?}"
     );
-    let api = all.iter().find(|s| s.trace_id == other[3..35]).unwrap();
-    assert_eq!(api.name, "countersign.submit");
+    let api = all
+        .iter()
+        .find(|s| s.trace_id == other[3..35] && s.name == "countersign.submit")
+        .unwrap();
     assert_eq!(api.parent, "b7ad6b7169203331");
     assert_eq!(api.attributes["countersign.state"], "approved", "{api:?}");
+    let polled = all
+        .iter()
+        .find(|s| s.trace_id == other[3..35] && s.name == "countersign.wait")
+        .unwrap();
+    assert_eq!(
+        polled.attributes["countersign.outcome"], "pending",
+        "{polled:?}"
+    );
 }
