@@ -26,7 +26,12 @@ fn view(
     viewer: &countersign_core::Principal,
     req: &countersign_core::Request,
 ) -> RequestView {
-    RequestView::new(req, viewer, &state.gateway.public_url)
+    RequestView::new(
+        req,
+        viewer,
+        &state.gateway.public_url,
+        state.gateway.clock.now(),
+    )
 }
 
 /// The view of a committed change with its receipt. The change is done whatever happens here:

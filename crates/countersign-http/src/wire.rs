@@ -411,7 +411,14 @@ pub fn timestamp(t: &countersign_core::Timestamp) -> String {
 }
 
 impl RequestView {
-    pub fn new(req: &Request, viewer: &countersign_core::Principal, public_url: &str) -> Self {
+    /// The view of `req` for `viewer` at `now` (the gateway's clock: a standing approval's and
+    /// a plan's state depend on it).
+    pub fn new(
+        req: &Request,
+        viewer: &countersign_core::Principal,
+        public_url: &str,
+        now: countersign_core::Timestamp,
+    ) -> Self {
         Self {
             id: req.id().to_owned(),
             digest: req.digest().to_string(),
@@ -439,14 +446,14 @@ impl RequestView {
             execution: req.execution_for(viewer),
             receipt: None,
             coalesced: false,
-            standing: StandingView::of(req, chrono::Utc::now()),
+            standing: StandingView::of(req, now),
             amendments: req.amendments().to_vec(),
             covered_by: req.covered_by().map(|c| CoveredByView {
                 standing: countersign_core::standing::standing_id_for(&c.standing),
                 request: c.standing.clone(),
                 approvers: c.approvers.iter().map(|a| a.to_string()).collect(),
             }),
-            plan: PlanView::of(req, chrono::Utc::now()),
+            plan: PlanView::of(req, now),
             planned_by: req.planned_by().map(|p| PlannedByView {
                 plan: p.plan.clone(),
                 step: p.step,
