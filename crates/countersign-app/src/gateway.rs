@@ -355,17 +355,16 @@ impl Gateway {
         parking: Option<Park>,
         now: Timestamp,
     ) -> Result<Submission, GatewayError> {
-        let mut span = self.telemetry.span(
-            "countersign.submit",
-            &[
+        let mut span = self.telemetry.span("countersign.submit", || {
+            vec![
                 ("countersign.requester", requester.id.to_string()),
                 ("countersign.kind", action.kind.clone()),
                 (
                     "countersign.effect",
                     decided.decision.effect.as_str().into(),
                 ),
-            ],
-        );
+            ]
+        });
         let submitted = self
             .record_decided(requester, action, decided, at_once, parking, now)
             .await;

@@ -33,8 +33,13 @@ impl Telemetry {
     }
 
     /// Starts span `name` under the current call's trace (a new trace without one); it ends
-    /// when the returned value is dropped or ended.
-    pub fn span(&self, name: &'static str, attributes: &[(&'static str, String)]) -> Spanned {
+    /// when the returned value is dropped or ended. `attributes` is called only when spans are
+    /// on: with none configured, a submission pays nothing for them.
+    pub fn span(
+        &self,
+        name: &'static str,
+        attributes: impl FnOnce() -> Vec<(&'static str, String)>,
+    ) -> Spanned {
         let Some(tracer) = &self.tracer else {
             return Spanned(None);
         };
@@ -45,9 +50,9 @@ impl Telemetry {
             .span_builder(name)
             .with_kind(SpanKind::Internal)
             .with_attributes(
-                attributes
-                    .iter()
-                    .map(|(k, v)| KeyValue::new(*k, v.clone()))
+                attributes()
+                    .into_iter()
+                    .map(|(k, v)| KeyValue::new(k, v))
                     .collect::<Vec<_>>(),
             )
             .start_with_context(tracer, &parent);

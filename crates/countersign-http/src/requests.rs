@@ -187,10 +187,9 @@ pub async fn show(
         Some(w) => {
             let wait = parse_wait(w)?;
             // A long-poll is the API's wait for people: a `countersign.wait` span.
-            let mut span = state
-                .gateway
-                .telemetry
-                .span("countersign.wait", &[("countersign.request", id.clone())]);
+            let mut span = state.gateway.telemetry.span("countersign.wait", || {
+                vec![("countersign.request", id.clone())]
+            });
             let req = state.gateway.wait(&caller, &id, wait).await?;
             span.set("countersign.outcome", req.state().as_str());
             span.end();

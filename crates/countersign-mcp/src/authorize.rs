@@ -323,10 +323,9 @@ async fn waited(
     holding: Holding,
     hold: &mut impl Hold,
 ) -> Waited {
-    let mut span = gateway.telemetry.span(
-        "countersign.wait",
-        &[("countersign.request", req.id().to_owned())],
-    );
+    let mut span = gateway.telemetry.span("countersign.wait", || {
+        vec![("countersign.request", req.id().to_owned())]
+    });
     let waited = wait(gateway, who, req, holding, hold).await;
     let ended = match &waited {
         Waited::Decided(req) => req.state().as_str(),

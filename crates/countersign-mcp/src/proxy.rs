@@ -57,13 +57,12 @@ async fn forward_call(
     };
     forward.meta = meta;
     let id = approved.id().to_owned();
-    let span = mcp.gateway.telemetry.span(
-        "countersign.forward",
-        &[
+    let span = mcp.gateway.telemetry.span("countersign.forward", || {
+        vec![
             ("countersign.request", id.clone()),
             ("countersign.upstream", upstream.name.clone()),
-        ],
-    );
+        ]
+    });
     let forwarding = Forwarding::start(&mcp.gateway, approved, &upstream.name);
     let answer = upstream
         .request(|peer| async move { peer.call_tool_once(forward).await })
