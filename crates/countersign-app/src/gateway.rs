@@ -32,6 +32,7 @@ pub mod plans;
 mod reading;
 mod standing;
 mod submission;
+mod tasks;
 mod votes;
 
 pub use executions::EXEC_GRACE;

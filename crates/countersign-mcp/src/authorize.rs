@@ -40,6 +40,9 @@ pub enum Cancelled {
     /// The caller can no longer receive the answer: its response stream closed before the call
     /// was answered (it timed out, crashed or disconnected), or its session ended.
     Abandoned,
+    /// The client's user declined to have the call reviewed (a URL elicitation answered
+    /// `decline`: `elicit`).
+    Declined,
 }
 
 impl Cancelled {
@@ -51,6 +54,7 @@ impl Cancelled {
                 "the MCP client's connection closed before the call was answered; \
                  nothing was forwarded"
             }
+            Cancelled::Declined => "the MCP client's user declined to have the call reviewed",
         }
     }
 }
@@ -222,21 +226,58 @@ pub async fn settle(
     holding: Holding,
     hold: &mut impl Hold,
 ) -> Result<Request, Refused> {
+    if submitted.request.state() == State::Executed && submitted.carrier == Carrier::Forward {
+        // Redeemed by `submit` itself (policy allowed it at once).
+        return Ok(submitted.request);
+    }
+    let decided = until_decided(gateway, who, submitted, holding, hold).await?;
+    conclude(gateway, who, decided, hold).await
+}
+
+/// The first half of [`settle`]: waits while the request is pending, and returns it decided
+/// (or the refusal: still pending after `hold_for`, the caller left, the store failed).
+pub async fn until_decided(
+    gateway: &Gateway,
+    who: &Principal,
+    submitted: Submitted,
+    holding: Holding,
+    hold: &mut impl Hold,
+) -> Result<Submitted, Refused> {
+    if submitted.request.state() != State::Pending {
+        return Ok(submitted);
+    }
     let Submitted {
         request: req,
         parked,
         carrier,
     } = submitted;
-    let req = match req.state() {
-        State::Pending => match waited(gateway, who, req, holding, hold).await {
-            Waited::Decided(req) => req,
-            Waited::StillPending(req) => return Err(pending(gateway, &req)),
-            Waited::Left(req, why) => return Err(leave(gateway, who, &req, why, parked).await),
-            Waited::Failed(refused) => return Err(refused),
-        },
-        State::Executed if carrier == Carrier::Forward => return Ok(req),
-        _ => req,
-    };
+    match waited(gateway, who, req, holding, hold).await {
+        Waited::Decided(request) => Ok(Submitted {
+            request,
+            parked,
+            carrier,
+        }),
+        Waited::StillPending(req) => Err(pending(gateway, &req)),
+        Waited::Left(req, why) => Err(leave(gateway, who, &req, why, parked).await),
+        Waited::Failed(refused) => Err(refused),
+    }
+}
+
+/// The second half of [`settle`], for a request no longer pending: redeems its grant (or
+/// leaves it for the executor) or says why not (a request already redeemed is refused: never
+/// forwarded twice), then forgets the parked call (its caller has
+/// its answer).
+pub async fn conclude(
+    gateway: &Gateway,
+    who: &Principal,
+    decided: Submitted,
+    hold: &mut impl Hold,
+) -> Result<Request, Refused> {
+    let Submitted {
+        request: req,
+        parked,
+        carrier,
+    } = decided;
     // Approved while the caller was leaving: it is not there to receive the result, so the
     // call is not forwarded (no forwarding without a caller).
     if req.state() == State::Approved
@@ -457,7 +498,7 @@ async fn leave(
 /// Cancels `req` because its caller cancelled or left, recording why.
 async fn give_up(gateway: &Gateway, who: &Principal, req: &Request, why: Cancelled) -> Refused {
     let cancellation = match why {
-        Cancelled::ByCaller => countersign_core::Cancellation::Asked,
+        Cancelled::ByCaller | Cancelled::Declined => countersign_core::Cancellation::Asked,
         Cancelled::Abandoned => countersign_core::Cancellation::Abandoned,
     };
     let cancelled = gateway
@@ -470,6 +511,7 @@ async fn give_up(gateway: &Gateway, who: &Principal, req: &Request, why: Cancell
     let message = match why {
         Cancelled::ByCaller => format!("request {} was cancelled by the client", req.id()),
         Cancelled::Abandoned => format!("request {} was abandoned: {}", req.id(), why.reason()),
+        Cancelled::Declined => format!("request {} was cancelled: {}", req.id(), why.reason()),
     };
     Refused::about(gateway, req, message)
 }

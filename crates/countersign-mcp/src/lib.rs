@@ -21,6 +21,8 @@ pub mod builtin;
 pub mod caller;
 pub mod config;
 pub mod conform;
+pub mod elicit;
+pub mod forward;
 pub mod hub;
 pub mod jsonrpc;
 pub mod naming;
@@ -47,6 +49,8 @@ pub struct Mcp {
     pub hub: Arc<Hub>,
     pub hide_denied_tools: bool,
     pub progress_interval: Duration,
+    /// How long an upstream may take to answer a call.
+    pub call_timeout: Duration,
     pub tasks: tasks::Tasks,
     /// Sessions' activity and held calls (`sessions`).
     pub liveness: Arc<sessions::Liveness>,
@@ -86,6 +90,7 @@ impl Mcp {
             hub,
             hide_denied_tools: config.hide_denied_tools,
             progress_interval: config.progress_interval,
+            call_timeout: config.call_timeout,
             tasks: tasks::Tasks::default(),
             liveness: sessions::Liveness::new(config.session_idle_timeout),
             hold_for: config.hold_for,

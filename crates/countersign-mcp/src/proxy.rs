@@ -8,36 +8,33 @@
 
 use super::Mcp;
 use super::actions::{self, Forward, Planned};
-use super::answers::{
-    META_REQUEST, not_a, refused_error, refused_meta, tool_error, unknown_task, upstream_error,
-};
-use super::authorize::{
-    Carrier, Holding, Submitted, authorize, parking_key, review_url, settle, submit,
-};
+use super::answers::{refused_error, refused_meta, tool_error, upstream_error};
+use super::authorize::{Carrier, Submitted, authorize, parking_key, settle, submit};
 use super::builtin;
-use super::caller::{self, Caller, META_JUSTIFICATION, action, caller, meta_of};
+use super::caller::{self, META_JUSTIFICATION, action, caller, meta_of};
 use super::conform;
+use super::elicit;
+use super::forward::forward_call;
 use super::hub::Change;
 use super::naming;
 use super::outcomes::Forwarding;
-use super::tasks::TaskHold;
+use super::tasks;
 use super::upstream::{Upstream, UpstreamError};
 use countersign_core::State;
 use futures::future::join_all;
 use rmcp::model::SubscriptionFilter;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, CancelTaskParams,
-    CompleteRequestParams, CompleteResult, ContentBlock, CreateTaskResult, GetPromptRequestParams,
-    GetPromptResponse, GetTaskParams, GetTaskResult, Implementation, InitializeResult,
-    ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
-    MetaObject, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, Reference,
-    RequestMetaObject, ServerCapabilities, SubscribeRequestParams, UnsubscribeRequestParams,
+    CallToolRequestParams, CallToolResponse, CancelTaskParams, CompleteRequestParams,
+    CompleteResult, GetPromptRequestParams, GetPromptResponse, GetTaskParams, GetTaskResult,
+    Implementation, InitializeResult, ListPromptsResult, ListResourceTemplatesResult,
+    ListResourcesResult, ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams,
+    ReadResourceResponse, Reference, RequestMetaObject, ServerCapabilities, SubscribeRequestParams,
+    UnsubscribeRequestParams,
 };
 use rmcp::service::{
     NotificationContext, RequestContext, ServiceError, SubscriptionContext, SubscriptionSendError,
 };
 use rmcp::{ErrorData, Peer, RoleClient, RoleServer, ServerHandler};
-use serde_json::json;
 use std::sync::Arc;
 
 /// One agent session (or one request, for stateless clients).
@@ -45,93 +42,7 @@ pub struct Session {
     pub mcp: Arc<Mcp>,
 }
 
-/// Sends the approved call upstream: the request rebuilt from the recorded action, with only
-/// the gateway's own progress token added; how it went is recorded once it is answered.
-async fn forward_call(
-    mcp: &Mcp,
-    approved: countersign_core::Request,
-    meta: Option<RequestMetaObject>,
-) -> Result<CallToolResponse, ErrorData> {
-    let (upstream, Forward::CallTool(mut forward)) = mcp.forward_of(&approved)? else {
-        return Err(not_a(&approved, "tool call"));
-    };
-    forward.meta = meta;
-    let id = approved.id().to_owned();
-    let span = mcp.gateway.telemetry.span("countersign.forward", || {
-        vec![
-            ("countersign.request", id.clone()),
-            ("countersign.upstream", upstream.name.clone()),
-        ]
-    });
-    let forwarding = Forwarding::start(&mcp.gateway, approved, &upstream.name);
-    let answer = upstream
-        .request(|peer| async move { peer.call_tool_once(forward).await })
-        .await;
-    forwarding.finish(&answer);
-    span.end();
-    match answer {
-        Ok(response) => Ok(conform::tool_result(response)),
-        Err(UpstreamError::Protocol(e)) => Err(e),
-        Err(e) => Ok(tool_error(
-            e.to_string(),
-            Some(MetaObject(
-                [(META_REQUEST.to_string(), json!(id))]
-                    .into_iter()
-                    .collect(),
-            )),
-        )),
-    }
-}
-
 impl Session {
-    /// Answers a held call with a task, and goes on waiting, redeeming and forwarding (or
-    /// executing) in the background.
-    fn start_task(&self, caller: Caller, submitted: Submitted) -> CallToolResponse {
-        let id = submitted.request.id().to_owned();
-        // The same call made again while its task runs: the same task.
-        if let Some(slot) = self.mcp.tasks.get(&id, &caller.who.id) {
-            return CallToolResponse::Task(CreateTaskResult::new(slot.seed(&id)));
-        }
-        let link = review_url(&self.mcp.gateway, &id);
-        let slot = self.mcp.tasks.start(
-            &id,
-            caller.who.id.clone(),
-            format!("Waiting for approval: {link}"),
-        );
-        let seed = slot.seed(&id);
-        let mcp = self.mcp.clone();
-        let carrier = submitted.carrier;
-        // The task goes on in the call's trace.
-        let trace = countersign_app::trace::current();
-        tokio::spawn(countersign_app::trace::scope(trace, async move {
-            let mut hold = TaskHold(slot.clone());
-            // A task is never answered "pending": it waits until decided.
-            let holding = Holding {
-                hold_for: None,
-                ..mcp.holding(&caller.who.id)
-            };
-            match settle(&mcp.gateway, &caller.who, submitted, holding, &mut hold).await {
-                Err(refused) if slot.cancel.is_cancelled() => slot.cancelled(refused.message),
-                Err(refused) => {
-                    let meta = refused_meta(&refused);
-                    let mut result =
-                        CallToolResult::error(vec![ContentBlock::text(refused.message)]);
-                    result.meta = meta;
-                    slot.complete(&result);
-                }
-                Ok(approved) if carrier == Carrier::Executor => {
-                    slot.complete(&builtin::execute(&mcp.gateway, &caller.who, &approved).await)
-                }
-                Ok(approved) => match forward_call(&mcp, approved, None).await {
-                    Ok(CallToolResponse::Complete(result)) => slot.complete(&result),
-                    Ok(_) => slot.fail(&ErrorData::internal_error(conform::INPUT_REQUIRED, None)),
-                    Err(e) => slot.fail(&e),
-                },
-            }
-        }));
-        CallToolResponse::Task(CreateTaskResult::new(seed))
-    }
-
     fn upstream(&self, server: &str) -> Option<&Arc<Upstream>> {
         self.mcp.upstream(server)
     }
@@ -263,7 +174,8 @@ impl Session {
             )
         };
         let (server, tool) = naming::split(&request.name).ok_or_else(unknown)?;
-        actions::refuse_unrecorded(
+        // A retry on 2026-07-28 answering the gateway's own URL elicitation (`elicit`).
+        let answered = elicit::answered(
             request.input_responses.as_ref(),
             request.request_state.as_deref(),
         )?;
@@ -302,29 +214,58 @@ impl Session {
         };
         let holding = self.mcp.holding(&caller.who.id);
         let key = parking_key(holding, &caller.who, &body, caller.session_run);
-        let submitted = match submit(&self.mcp.gateway, &caller.who, body, key, carrier).await {
-            Ok(submitted) => submitted,
-            Err(refused) => {
-                let meta = refused_meta(&refused);
-                return Ok(tool_error(refused.message, meta));
+        let gateway = &self.mcp.gateway;
+        let submitted = match &answered {
+            // Answered from the request it names, never asking people again.
+            Some(answered) => {
+                let request =
+                    elicit::resume(gateway, &caller.who, answered, &body, caller.session_run)
+                        .await?;
+                Submitted {
+                    request,
+                    parked: key,
+                    carrier,
+                }
             }
+            None => match submit(gateway, &caller.who, body, key, carrier).await {
+                Ok(submitted) => submitted,
+                Err(refused) => {
+                    let meta = refused_meta(&refused);
+                    return Ok(tool_error(refused.message, meta));
+                }
+            },
         };
+        let pending = submitted.request.state() == State::Pending;
         let tasks_ok = ctx
             .client_capabilities()
             .is_some_and(|c| c.supports_tasks());
-        if submitted.request.state() == State::Pending && tasks_ok {
-            return Ok(self.start_task(caller, submitted));
+        if pending && tasks_ok {
+            return Ok(tasks::begin(&self.mcp, &caller.who, submitted).await);
         }
-        let mut hold = caller::hold(&self.mcp.liveness, &ctx);
-        let approved = match settle(
-            &self.mcp.gateway,
-            &caller.who,
-            submitted,
-            holding,
-            &mut hold,
-        )
-        .await
-        {
+        let elicitation = elicit::mode(&ctx);
+        if pending && elicitation == elicit::Mode::Rounds && answered.is_none() {
+            let asked = elicit::input_required(gateway, &submitted.request);
+            return Ok(CallToolResponse::InputRequired(asked));
+        }
+        let asking = (pending && elicitation == elicit::Mode::Session)
+            .then(|| elicit::Asking::start(gateway, &ctx.peer, &submitted.request));
+        let declined = asking
+            .as_ref()
+            .map(elicit::Asking::declined)
+            .unwrap_or_default();
+        if answered.as_ref().is_some_and(|a| a.declined) {
+            declined.cancel();
+        }
+        let mut hold = elicit::ElicitHold::new(caller::hold(&self.mcp.liveness, &ctx), declined);
+        let settled = settle(gateway, &caller.who, submitted, holding, &mut hold).await;
+        if let Some(asking) = asking {
+            let decided = match &settled {
+                Ok(_) => true,
+                Err(refused) => !matches!(refused.state, Some(State::Pending | State::Approved)),
+            };
+            asking.finish(decided).await;
+        }
+        let approved = match settled {
             Ok(req) => req,
             Err(refused) => {
                 let meta = refused_meta(&refused);
@@ -507,12 +448,8 @@ impl ServerHandler for Session {
         ctx: RequestContext<RoleServer>,
     ) -> Result<GetTaskResult, ErrorData> {
         let caller = caller(&ctx, None)?;
-        let slot = self
-            .mcp
-            .tasks
-            .get(&request.task_id, &caller.who.id)
-            .ok_or_else(|| unknown_task(&request.task_id))?;
-        Ok(GetTaskResult::new(slot.detailed(&request.task_id)))
+        let task = tasks::get(&self.mcp, &caller.who, &request.task_id).await?;
+        Ok(GetTaskResult::new(task))
     }
 
     async fn cancel_task(
@@ -521,13 +458,7 @@ impl ServerHandler for Session {
         ctx: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
         let caller = caller(&ctx, None)?;
-        let slot = self
-            .mcp
-            .tasks
-            .get(&request.task_id, &caller.who.id)
-            .ok_or_else(|| unknown_task(&request.task_id))?;
-        slot.cancel.cancel();
-        Ok(())
+        tasks::cancel(&self.mcp, &caller.who, &request.task_id).await
     }
 
     async fn list_resources(

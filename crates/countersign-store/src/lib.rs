@@ -35,6 +35,7 @@ mod sqlite;
 mod submission;
 #[cfg(any(test, feature = "test-suite"))]
 pub mod suite;
+mod tasks;
 mod tree;
 mod webauthn;
 mod writes;
@@ -55,6 +56,7 @@ pub use parked::PARKED_RETENTION_MS;
 pub use postgres::PgStore;
 pub use sessions::ConsoleSession;
 pub use sqlite::SqliteStore;
+pub use tasks::{StoredTask, TASK_RETENTION_MS, TaskEnd, UNENDED_TASK_RETENTION_MS};
 pub use webauthn::{
     CEREMONY_RETENTION_MS, Ceremony, CeremonyBinding, CeremonyKind, CeremonyRefusal, StoredPasskey,
 };
@@ -426,6 +428,33 @@ pub trait Store: Send + Sync + 'static {
         digest: &Digest,
         request: &str,
     ) -> Result<bool, StoreError>;
+
+    /// Records a task begun (unless one is already recorded for its request: then nothing
+    /// changes and the answer is false), and forgets tasks that ended more than
+    /// [`TASK_RETENTION_MS`], or began more than [`UNENDED_TASK_RETENTION_MS`], before it began.
+    /// Records no audit entry (the request's entries say what happened).
+    async fn task_start(&self, task: &StoredTask) -> Result<bool, StoreError>;
+
+    /// The task of request `id` if `owner` began it (others' tasks do not exist for them). One
+    /// indexed read.
+    async fn task_get(
+        &self,
+        id: &str,
+        owner: &PrincipalId,
+    ) -> Result<Option<StoredTask>, StoreError>;
+
+    /// Takes the lease on carrying out task `id` until `until`, if it has not ended and nobody
+    /// holds the lease at `now` (one statement). True when this call took it.
+    async fn task_claim(
+        &self,
+        id: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<bool, StoreError>;
+
+    /// Ends task `id` with `end` if it has not ended (the first ending wins). True when this
+    /// call ended it. Records no audit entry.
+    async fn task_end(&self, id: &str, end: &TaskEnd) -> Result<bool, StoreError>;
 
     async fn totp_get(&self, principal: &PrincipalId) -> Result<Option<TotpState>, StoreError>;
 

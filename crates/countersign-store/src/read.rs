@@ -244,6 +244,34 @@ where
         .transpose()
     }
 
+    pub async fn task_get(
+        &self,
+        id: &str,
+        owner: &str,
+    ) -> Result<Option<crate::StoredTask>, StoreError> {
+        let row = sqlx::query(
+            "SELECT request_id, owner, carrier, parked, created_at, status, result, finished_at \
+             FROM mcp_tasks WHERE request_id = $1 AND owner = $2",
+        )
+        .bind(id)
+        .bind(owner)
+        .fetch_optional(self.0)
+        .await?;
+        row.map(|r| {
+            crate::StoredTask::from_columns(
+                r.try_get(0)?,
+                r.try_get(1)?,
+                r.try_get(2)?,
+                r.try_get(3)?,
+                r.try_get(4)?,
+                r.try_get(5)?,
+                r.try_get(6)?,
+                r.try_get(7)?,
+            )
+        })
+        .transpose()
+    }
+
     pub async fn parked_call(
         &self,
         requester: &str,

@@ -210,6 +210,67 @@ impl Store for PgStore {
         Ok(done.rows_affected() > 0)
     }
 
+    async fn task_start(&self, t: &crate::StoredTask) -> Result<bool, StoreError> {
+        let now = millis(t.created_at);
+        sqlx::query("DELETE FROM mcp_tasks WHERE finished_at < $1 OR created_at < $2")
+            .bind(now - crate::TASK_RETENTION_MS)
+            .bind(now - crate::UNENDED_TASK_RETENTION_MS)
+            .execute(&self.pool)
+            .await?;
+        let done = sqlx::query(
+            "INSERT INTO mcp_tasks (request_id, owner, carrier, parked, created_at) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (request_id) DO NOTHING",
+        )
+        .bind(&t.request_id)
+        .bind(t.owner.as_str())
+        .bind(&t.carrier)
+        .bind(&t.parked)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn task_get(
+        &self,
+        id: &str,
+        owner: &PrincipalId,
+    ) -> Result<Option<crate::StoredTask>, StoreError> {
+        self.read().task_get(id, owner.as_str()).await
+    }
+
+    async fn task_claim(
+        &self,
+        id: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE mcp_tasks SET lease_until = $1 WHERE request_id = $2 AND status IS NULL \
+             AND (lease_until IS NULL OR lease_until <= $3)",
+        )
+        .bind(millis(until))
+        .bind(id)
+        .bind(millis(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn task_end(&self, id: &str, end: &crate::TaskEnd) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE mcp_tasks SET status = $1, result = $2, finished_at = $3 \
+             WHERE request_id = $4 AND status IS NULL",
+        )
+        .bind(&end.status)
+        .bind(&end.result)
+        .bind(millis(end.at))
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
     async fn park_call(
         &self,
         requester: &PrincipalId,

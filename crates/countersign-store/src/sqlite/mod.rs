@@ -11,6 +11,7 @@ mod open;
 mod ops;
 mod parked;
 mod sessions;
+mod tasks;
 mod tx;
 mod writer;
 
@@ -243,6 +244,40 @@ impl Store for SqliteStore {
     async fn session_end(&self, id_hash: &str) -> Result<bool, StoreError> {
         let id_hash = id_hash.to_string();
         self.write(|reply| Op::SessionEnd { id_hash, reply }).await
+    }
+
+    async fn task_start(&self, task: &crate::StoredTask) -> Result<bool, StoreError> {
+        let task = Box::new(task.clone());
+        self.write(|reply| Op::TaskStart { task, reply }).await
+    }
+
+    async fn task_get(
+        &self,
+        id: &str,
+        owner: &PrincipalId,
+    ) -> Result<Option<crate::StoredTask>, StoreError> {
+        self.read().task_get(id, owner.as_str()).await
+    }
+
+    async fn task_claim(
+        &self,
+        id: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let id = id.to_owned();
+        self.write(|reply| Op::TaskClaim {
+            id,
+            now,
+            until,
+            reply,
+        })
+        .await
+    }
+
+    async fn task_end(&self, id: &str, end: &crate::TaskEnd) -> Result<bool, StoreError> {
+        let (id, end) = (id.to_owned(), Box::new(end.clone()));
+        self.write(|reply| Op::TaskEnd { id, end, reply }).await
     }
 
     async fn park_call(

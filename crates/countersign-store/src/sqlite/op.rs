@@ -70,6 +70,21 @@ pub(super) enum Op {
         id_hash: String,
         reply: Reply<bool>,
     },
+    TaskStart {
+        task: Box<crate::StoredTask>,
+        reply: Reply<bool>,
+    },
+    TaskClaim {
+        id: String,
+        now: Timestamp,
+        until: Timestamp,
+        reply: Reply<bool>,
+    },
+    TaskEnd {
+        id: String,
+        end: Box<crate::TaskEnd>,
+        reply: Reply<bool>,
+    },
     /// Requester, lower-case hex digest and request id of a parked call.
     Park {
         requester: String,
@@ -177,6 +192,9 @@ impl Op {
             Op::RevokeKeys { reply, .. } => drop(reply.send(Err(e))),
             Op::SessionStart { reply, .. } => drop(reply.send(Err(e))),
             Op::SessionEnd { reply, .. } => drop(reply.send(Err(e))),
+            Op::TaskStart { reply, .. } => drop(reply.send(Err(e))),
+            Op::TaskClaim { reply, .. } => drop(reply.send(Err(e))),
+            Op::TaskEnd { reply, .. } => drop(reply.send(Err(e))),
             Op::Park { reply, .. } => drop(reply.send(Err(e))),
             Op::Unpark { reply, .. } => drop(reply.send(Err(e))),
             Op::TotpEnroll { reply, .. } => drop(reply.send(Err(e))),

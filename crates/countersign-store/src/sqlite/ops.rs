@@ -109,6 +109,17 @@ pub(super) fn execute(op: Op, tx: &mut Tx<'_>) -> (Answer, bool) {
             hold(reply, super::sessions::start(tx.conn, &session))
         }
         Op::SessionEnd { id_hash, reply } => hold(reply, super::sessions::end(tx.conn, &id_hash)),
+        Op::TaskStart { task, reply } => hold(reply, super::tasks::start(tx.conn, &task)),
+        Op::TaskClaim {
+            id,
+            now,
+            until,
+            reply,
+        } => hold(
+            reply,
+            super::tasks::claim(tx.conn, &id, millis(now), millis(until)),
+        ),
+        Op::TaskEnd { id, end, reply } => hold(reply, super::tasks::end(tx.conn, &id, &end)),
         Op::Park {
             requester,
             digest,

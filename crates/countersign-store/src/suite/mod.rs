@@ -16,6 +16,7 @@ mod plans;
 mod record;
 mod requests;
 mod sessions;
+mod tasks;
 mod tree;
 
 pub use accounts::*;
@@ -28,6 +29,7 @@ pub use plans::*;
 pub use record::*;
 pub use requests::*;
 pub use sessions::*;
+pub use tasks::*;
 pub use tree::*;
 
 use crate::{RunOf, Store, Submit};
@@ -93,6 +95,7 @@ macro_rules! store_suite {
             append_event_returns_its_seq,
             keys_map_hashes_to_principals,
             sessions_are_revocable_one_by_one_and_with_the_keys,
+            tasks_are_begun_and_ended_once_and_outlive_a_restart,
             parked_calls_are_found_replaced_and_kept_across_a_restart,
             parked_calls_are_unparked_only_by_the_request_they_name,
             parked_calls_are_per_requester_and_digest,

@@ -57,8 +57,13 @@ impl Page {
 
 impl Browser {
     pub fn new(app: &TestApp) -> Browser {
+        Browser::at(&app.url)
+    }
+
+    /// A browser on the gateway at `url` (e.g. one the test started as a process).
+    pub fn at(url: &str) -> Browser {
         Browser {
-            url: app.url.clone(),
+            url: url.to_owned(),
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()

@@ -105,6 +105,34 @@ pub(crate) async fn rmcp_client(
         .unwrap()
 }
 
+/// The official Rust SDK as a client on protocol 2026-07-28 (no session), declaring
+/// `capabilities`, for the gateway at `url` with `key`.
+pub(crate) async fn rmcp_client_2026(
+    url: &str,
+    key: &str,
+    capabilities: rmcp::model::ClientCapabilities,
+) -> rmcp::service::RunningService<rmcp::RoleClient, rmcp::model::ClientConfig> {
+    use rmcp::model::{ClientConfig, Implementation, ProtocolVersion};
+    use rmcp::service::{ClientLifecycleMode, ClientServiceExt};
+    use rmcp::transport::StreamableHttpClientTransport;
+    use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+    let mut config = StreamableHttpClientTransportConfig::with_uri(format!("{url}/mcp"));
+    config.auth_header = Some(key.to_owned());
+    let transport = StreamableHttpClientTransport::with_client(reqwest::Client::new(), config);
+    ClientConfig::new(
+        capabilities,
+        Implementation::new("countersign-tests-2026", "1"),
+    )
+    .serve_with_lifecycle(
+        transport,
+        ClientLifecycleMode::Discover {
+            preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+        },
+    )
+    .await
+    .unwrap()
+}
+
 /// Runs the Python MCP client with `args` and returns the JSON it printed.
 pub(crate) async fn python(args: Vec<String>) -> Value {
     let out = tokio::time::timeout(
