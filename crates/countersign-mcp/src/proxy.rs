@@ -25,11 +25,11 @@ use futures::future::join_all;
 use rmcp::model::SubscriptionFilter;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CancelTaskParams, CompleteRequestParams,
-    CompleteResult, GetPromptRequestParams, GetPromptResponse, GetTaskParams, GetTaskResult,
-    Implementation, InitializeResult, ListPromptsResult, ListResourceTemplatesResult,
-    ListResourcesResult, ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams,
-    ReadResourceResponse, Reference, RequestMetaObject, ServerCapabilities, SubscribeRequestParams,
-    UnsubscribeRequestParams,
+    CompleteResult, CustomRequest, CustomResult, GetPromptRequestParams, GetPromptResponse,
+    GetTaskParams, GetTaskResult, Implementation, InitializeResult, ListPromptsResult,
+    ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
+    ReadResourceRequestParams, ReadResourceResponse, Reference, RequestMetaObject,
+    ServerCapabilities, SubscribeRequestParams, UnsubscribeRequestParams,
 };
 use rmcp::service::{
     NotificationContext, RequestContext, ServiceError, SubscriptionContext, SubscriptionSendError,
@@ -360,6 +360,32 @@ impl ServerHandler for Session {
         let mut accepted = requested.clone();
         accepted.resource_subscriptions = None;
         Some(accepted)
+    }
+
+    /// `tasks/result`, for clients on the tasks of protocol 2025-11-25 (`tasks::result`); every
+    /// other method nobody implements is "method not found".
+    async fn on_custom_request(
+        &self,
+        request: CustomRequest,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CustomResult, ErrorData> {
+        if request.method != "tasks/result" {
+            return Err(ErrorData::new(
+                rmcp::model::ErrorCode::METHOD_NOT_FOUND,
+                request.method,
+                None,
+            ));
+        }
+        let caller = caller(&ctx, None)?;
+        let id = request
+            .params
+            .as_ref()
+            .and_then(|p| p.get("taskId"))
+            .and_then(serde_json::Value::as_str)
+            .ok_or_else(|| ErrorData::invalid_params("tasks/result needs a taskId", None))?;
+        let hold = caller::hold(&self.mcp.liveness, &ctx);
+        let result = tasks::result(&self.mcp, &caller.who, id, &hold).await?;
+        Ok(CustomResult::new(serde_json::Value::Object(result)))
     }
 
     async fn listen(&self, subscription: SubscriptionContext) -> Result<(), ErrorData> {

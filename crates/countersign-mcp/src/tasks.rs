@@ -143,6 +143,49 @@ pub async fn get(mcp: &Arc<Mcp>, who: &Principal, id: &str) -> Result<DetailedTa
     Ok(view(mcp, &task, req.as_ref()))
 }
 
+/// `tasks/result` (the tasks of protocol 2025-11-25, which SEP-2663 folded into `tasks/get`):
+/// waits until the task ends, then answers what the call would have: its result once
+/// completed, its error once failed, an error naming the request once cancelled. Polls the
+/// stored task, so it works the same after a restart and on any replica; `hold` ends the wait
+/// when the client goes.
+pub async fn result(
+    mcp: &Arc<Mcp>,
+    who: &Principal,
+    id: &str,
+    hold: &impl Hold,
+) -> Result<JsonObject, ErrorData> {
+    loop {
+        let task = get(mcp, who, id).await?;
+        match task.payload {
+            TaskPayload::Completed { result } => return Ok(result),
+            TaskPayload::Failed { error } => {
+                return Err(
+                    serde_json::from_value(Value::Object(error)).unwrap_or_else(|_| {
+                        ErrorData::internal_error(format!("task `{id}` failed"), None)
+                    }),
+                );
+            }
+            TaskPayload::Cancelled => {
+                let message = task.task.status_message.unwrap_or_default();
+                return Err(ErrorData::invalid_request(
+                    format!("task `{id}` was cancelled: {message}"),
+                    Some(json!({"io.countersign/request": id})),
+                ));
+            }
+            _ => {}
+        }
+        tokio::select! {
+            () = tokio::time::sleep(RESULT_POLL) => {}
+            _ = hold.cancelled() => {
+                return Err(ErrorData::invalid_request("the client left", None));
+            }
+        }
+    }
+}
+
+/// How often `tasks/result` looks at a task that has not ended.
+const RESULT_POLL: Duration = Duration::from_millis(250);
+
 /// `tasks/cancel`: cancels the request behind a task that has not ended. The wait driven here
 /// ends at once; elsewhere (after a restart, another replica) the request is cancelled in the
 /// store and the task ends `cancelled`. A request already approved and carried out cannot be

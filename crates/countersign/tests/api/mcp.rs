@@ -8,7 +8,7 @@ use crate::cli::BIN;
 use crate::support::app::{TestApp, spawn_app_in};
 use crate::support::mcp::*;
 use serde_json::{Value, json};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[tokio::test]
 async fn mcp_lists_namespaced_tools_and_forwards_an_allowed_call() {
@@ -355,8 +355,8 @@ mod tasks {
     use super::*;
     use rmcp::RoleClient;
     use rmcp::model::{
-        CallToolRequestParams, CallToolResponse, CancelTaskParams, ClientConfig, GetTaskParams,
-        TaskPayload, TaskStatus,
+        CallToolRequestParams, CancelTaskParams, ClientConfig, GetTaskParams, TaskPayload,
+        TaskStatus,
     };
     use rmcp::service::RunningService;
 
@@ -365,31 +365,14 @@ mod tasks {
     }
 
     async fn start(client: &RunningService<RoleClient, ClientConfig>, a: i64) -> String {
-        let mut params = CallToolRequestParams::new("everything__get-sum");
-        params.arguments = json!({"a": a, "b": 3}).as_object().cloned();
-        match client.peer().call_tool_once(params).await.unwrap() {
-            CallToolResponse::Task(created) => created.task.task_id,
-            other => panic!("expected a task, got {other:?}"),
-        }
+        crate::support::mcp::start_sum_task(client, a).await
     }
 
     async fn until_finished(
         client: &RunningService<RoleClient, ClientConfig>,
         id: &str,
     ) -> rmcp::model::DetailedTask {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            let got = client
-                .peer()
-                .get_task(GetTaskParams::new(id))
-                .await
-                .unwrap();
-            if got.task.status() != TaskStatus::Working {
-                return got.task;
-            }
-            assert!(Instant::now() < deadline, "task {id} still working");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        crate::support::mcp::until_task_ended(client, id).await
     }
 
     #[tokio::test]

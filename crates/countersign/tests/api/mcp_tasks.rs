@@ -6,16 +6,18 @@
 use crate::cli::{Server, serve};
 use crate::support::app::{As, write_world};
 use crate::support::console::Browser;
-use crate::support::mcp::{mcp_config, rmcp_client_2026, stdio_upstream};
+use crate::support::mcp::{
+    mcp_config, rmcp_client_2026, rmcp_client_at, start_sum_task, stdio_upstream, until_task_ended,
+};
 use reqwest::StatusCode;
 use rmcp::RoleClient;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CancelTaskParams, ClientCapabilities, ClientConfig,
-    DetailedTask, GetTaskParams, TaskPayload, TaskStatus,
+    CancelTaskParams, ClientCapabilities, ClientConfig, ClientRequest, CustomRequest, DetailedTask,
+    GetTaskParams, TaskPayload, TaskStatus,
 };
 use rmcp::service::RunningService;
 use serde_json::json;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 type Client = RunningService<RoleClient, ClientConfig>;
 
@@ -30,28 +32,11 @@ async fn client_2026(url: &str, key: &str) -> Client {
 }
 
 async fn start_sum(client: &Client, a: i64) -> String {
-    let mut params = CallToolRequestParams::new("everything__get-sum");
-    params.arguments = json!({"a": a, "b": 3}).as_object().cloned();
-    match client.peer().call_tool_once(params).await.unwrap() {
-        CallToolResponse::Task(created) => created.task.task_id,
-        other => panic!("expected a task, got {other:?}"),
-    }
+    start_sum_task(client, a).await
 }
 
 async fn until_ended(client: &Client, id: &str) -> DetailedTask {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let got = client
-            .peer()
-            .get_task(GetTaskParams::new(id))
-            .await
-            .unwrap();
-        if got.task.status() != TaskStatus::Working {
-            return got.task;
-        }
-        assert!(Instant::now() < deadline, "task {id} still working");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    until_task_ended(client, id).await
 }
 
 fn gateway_config() -> (tempfile::TempDir, std::path::PathBuf) {
@@ -68,24 +53,25 @@ fn kill(mut server: Server) {
     server.child.wait().unwrap();
 }
 
+/// The pending request of the agent's get-sum call with `a`.
+async fn start_id(server: &Server, agent_key: &str, a: i64) -> String {
+    let agent = As::new(&server.url, agent_key);
+    let list = agent.get("/v1/requests?state=pending").await;
+    let found = list.body["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["action"]["params"]["a"] == a)
+        .unwrap_or_else(|| panic!("no pending call with a = {a}: {}", list.body));
+    found["id"].as_str().unwrap().to_owned()
+}
+
 /// Approves request `id` as bob through the console's form.
 async fn approve_on_console(server: &Server, bob_key: &str, id: &str) {
     let bob = Browser::at(&server.url);
     let signed = bob.sign_in(bob_key).await;
     assert_eq!(signed.status, StatusCode::SEE_OTHER, "{}", signed.body);
-    let page = bob.get(&format!("/console/requests/{id}")).await;
-    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
-    let (csrf, digest) = (page.field("csrf"), page.field("digest"));
-    let done = bob
-        .post(
-            &format!("/console/requests/{id}/decide"),
-            &[
-                ("csrf", &csrf),
-                ("digest", &digest),
-                ("decision", "approve"),
-            ],
-        )
-        .await;
+    let done = bob.decide(id, "approve").await;
     assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
 }
 
@@ -99,6 +85,7 @@ async fn mcp_tasks_outlive_a_gateway_restart_and_end_with_the_upstreams_result()
     let approved = start_sum(&client, 7000).await;
     let denied = start_sum(&client, 7001).await;
     let cancelled = start_sum(&client, 7002).await;
+    let awaited = start_sum(&client, 7004).await;
     assert!(
         approved.starts_with("req_"),
         "the task is the request: {approved}"
@@ -120,6 +107,33 @@ async fn mcp_tasks_outlive_a_gateway_restart_and_end_with_the_upstreams_result()
     let r = dana.get(&format!("/v1/requests/{denied}")).await;
     let vote = dana.vote(&denied, "deny", &r.digest()).await;
     assert_eq!(vote.status, StatusCode::OK, "{}", vote.body);
+
+    // A client on the tasks of 2025-11-25 (a session) waits for one with `tasks/result`, which
+    // answers once it is approved on the restarted gateway.
+    let session = rmcp_client_at(&second.url, agent_key, true).await;
+    let asked = tokio::spawn(async move {
+        let ask = CustomRequest::new("tasks/result", Some(json!({"taskId": awaited})));
+        let got = session
+            .peer()
+            .send_request(ClientRequest::CustomRequest(ask))
+            .await;
+        serde_json::to_value(got.unwrap()).unwrap()
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !asked.is_finished(),
+        "tasks/result waits while the task works"
+    );
+    let id = start_id(&second, agent_key, 7004).await;
+    approve_on_console(&second, &keys["user:bob@example.com"], &id).await;
+    let waited = asked.await.unwrap();
+    assert!(
+        waited["content"][0]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("7007"),
+        "{waited}"
+    );
 
     let client = client_2026(&second.url, agent_key).await;
     let done = until_ended(&client, &approved).await;

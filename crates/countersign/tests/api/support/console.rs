@@ -159,6 +159,18 @@ impl Browser {
         self.page(r).await
     }
 
+    /// Decides request `id` (`approve` or `deny`) through its page's form; returns the answer.
+    pub async fn decide(&self, id: &str, decision: &str) -> Page {
+        let page = self.get(&format!("/console/requests/{id}")).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        let (csrf, digest) = (page.field("csrf"), page.field("digest"));
+        self.post(
+            &format!("/console/requests/{id}/decide"),
+            &[("csrf", &csrf), ("digest", &digest), ("decision", decision)],
+        )
+        .await
+    }
+
     /// Signs in with an API key through the sign-in form; returns the sign-in answer.
     pub async fn sign_in(&self, key: &str) -> Page {
         let form = self.get("/console/sign-in").await;

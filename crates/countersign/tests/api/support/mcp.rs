@@ -87,12 +87,21 @@ pub(crate) async fn rmcp_client(
     app: &TestApp,
     tasks: bool,
 ) -> rmcp::service::RunningService<rmcp::RoleClient, rmcp::model::ClientConfig> {
+    rmcp_client_at(&app.url, &app.agent().key, tasks).await
+}
+
+/// [`rmcp_client`] for the gateway at `url`, with `key`.
+pub(crate) async fn rmcp_client_at(
+    url: &str,
+    key: &str,
+    tasks: bool,
+) -> rmcp::service::RunningService<rmcp::RoleClient, rmcp::model::ClientConfig> {
     use rmcp::ServiceExt as _;
     use rmcp::model::{ClientCapabilities, ClientConfig, Implementation};
     use rmcp::transport::StreamableHttpClientTransport;
     use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-    let mut config = StreamableHttpClientTransportConfig::with_uri(format!("{}/mcp", app.url));
-    config.auth_header = Some(app.agent().key);
+    let mut config = StreamableHttpClientTransportConfig::with_uri(format!("{url}/mcp"));
+    config.auth_header = Some(key.to_owned());
     let transport = StreamableHttpClientTransport::with_client(reqwest::Client::new(), config);
     let capabilities = if tasks {
         ClientCapabilities::builder().enable_tasks().build()
@@ -228,5 +237,43 @@ pub(crate) async fn with_outcome(app: &TestApp, id: &str) -> Value {
         }
         assert!(Instant::now() < deadline, "no outcome for {id}: {}", r.body);
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Calls get-sum with `a` (and `b` 3) as a task; returns the task id.
+pub(crate) async fn start_sum_task(
+    client: &rmcp::service::RunningService<rmcp::RoleClient, rmcp::model::ClientConfig>,
+    a: i64,
+) -> String {
+    use rmcp::model::{CallToolRequestParams, CallToolResponse};
+    let mut params = CallToolRequestParams::new("everything__get-sum");
+    params.arguments = serde_json::json!({"a": a, "b": 3}).as_object().cloned();
+    match client.peer().call_tool_once(params).await.unwrap() {
+        CallToolResponse::Task(created) => created.task.task_id,
+        other => panic!("expected a task, got {other:?}"),
+    }
+}
+
+/// Polls `tasks/get` until task `id` is no longer working (at most 30 s).
+pub(crate) async fn until_task_ended(
+    client: &rmcp::service::RunningService<rmcp::RoleClient, rmcp::model::ClientConfig>,
+    id: &str,
+) -> rmcp::model::DetailedTask {
+    use rmcp::model::{GetTaskParams, TaskStatus};
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = client
+            .peer()
+            .get_task(GetTaskParams::new(id))
+            .await
+            .unwrap();
+        if got.task.status() != TaskStatus::Working {
+            return got.task;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "task {id} still working"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
