@@ -29,11 +29,22 @@ enum Scenario {
         clients: usize,
         #[arg(long, default_value_t = 10)]
         seconds: u64,
+        /// A PostgreSQL server (`postgres://user@host/db`): the gateways use a fresh database
+        /// on it instead of SQLite.
+        #[arg(long)]
+        postgres: Option<String>,
+        /// How many replicas share the database (with `--postgres`); clients are spread over
+        /// them.
+        #[arg(long, default_value_t = 1)]
+        replicas: usize,
     },
-    /// Vote accepted → waiting long-poll returns.
+    /// Vote accepted → waiting long-poll returns. With `--postgres`, two replicas on a fresh
+    /// database: the vote on one, the long-poll on the other.
     Wake {
         #[arg(long, default_value_t = 500)]
         requests: usize,
+        #[arg(long)]
+        postgres: Option<String>,
     },
     /// Slack click received → vote recorded → waiting agent resumed (Slack itself stubbed).
     SlackClick {
@@ -87,10 +98,15 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     rt.block_on(async move {
         match cli.scenario {
-            Scenario::Actions { clients, seconds } => {
-                scenarios::actions(&cli.bin, clients, seconds).await
+            Scenario::Actions {
+                clients,
+                seconds,
+                postgres,
+                replicas,
+            } => scenarios::actions(&cli.bin, clients, seconds, postgres, replicas).await,
+            Scenario::Wake { requests, postgres } => {
+                scenarios::wake(&cli.bin, requests, postgres).await
             }
-            Scenario::Wake { requests } => scenarios::wake(&cli.bin, requests).await,
             Scenario::SlackClick { requests } => scenarios::slack_click(&cli.bin, requests).await,
             Scenario::Waiters { count } => scenarios::waiters(&cli.bin, count).await,
             Scenario::Mcp {

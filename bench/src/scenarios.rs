@@ -21,9 +21,10 @@ struct LoadResult {
     hist: Histogram<u64>,
 }
 
-/// `clients` connections, each sending requests back to back for `seconds`.
+/// `clients` connections, each sending requests back to back for `seconds` (client `c` to
+/// `addrs[c % addrs.len()]`).
 async fn closed_loop(
-    addr: &str,
+    addrs: &[&str],
     clients: usize,
     seconds: u64,
     path: &'static str,
@@ -32,7 +33,7 @@ async fn closed_loop(
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = vec![];
     for c in 0..clients {
-        let mut conn = Conn::open(addr).await?;
+        let mut conn = Conn::open(addrs[c % addrs.len()]).await?;
         let stop = stop.clone();
         let key = key.clone();
         tasks.push(tokio::spawn(async move {
@@ -86,18 +87,37 @@ fn report(name: &str, r: &LoadResult) -> f64 {
     rate
 }
 
-pub async fn actions(bin: &str, clients: usize, seconds: u64) -> anyhow::Result<()> {
+pub async fn actions(
+    bin: &str,
+    clients: usize,
+    seconds: u64,
+    postgres: Option<String>,
+    replicas: usize,
+) -> anyhow::Result<()> {
     let me = std::env::current_exe()?;
     let bare = server::bare(&me.display().to_string())?;
-    let cs = server::countersign(bin)?;
-    let key = cs.keys.get("agent:bench").cloned();
+    let (gateways, store) = match &postgres {
+        Some(server) => {
+            let database = server::fresh_database(server).await?;
+            let n = replicas.max(1);
+            (
+                server::countersign_replicas(bin, &database, n)?,
+                format!("PostgreSQL, {n} replica(s)"),
+            )
+        }
+        None => (vec![server::countersign(bin)?], "SQLite".to_owned()),
+    };
+    let addrs: Vec<&str> = gateways.iter().map(|g| g.addr.as_str()).collect();
+    let key = gateways[0].keys.get("agent:bench").cloned();
     // Warm up both, then measure each with the same client load.
-    closed_loop(&bare.addr, clients, 1, "/echo", None).await?;
-    closed_loop(&cs.addr, clients, 1, "/v1/actions", key.clone()).await?;
-    println!("{clients} concurrent clients, {seconds} s each, HTTP/1.1 keep-alive on loopback");
-    let b = closed_loop(&bare.addr, clients, seconds, "/echo", None).await?;
+    closed_loop(&[&bare.addr], clients, 1, "/echo", None).await?;
+    closed_loop(&addrs, clients, 1, "/v1/actions", key.clone()).await?;
+    println!(
+        "{clients} concurrent clients, {seconds} s each, HTTP/1.1 keep-alive on loopback; {store}"
+    );
+    let b = closed_loop(&[&bare.addr], clients, seconds, "/echo", None).await?;
     let bare_rate = report("bare axum echo", &b);
-    let c = closed_loop(&cs.addr, clients, seconds, "/v1/actions", key).await?;
+    let c = closed_loop(&addrs, clients, seconds, "/v1/actions", key).await?;
     let cs_rate = report("POST /v1/actions (allow, durable)", &c);
     println!("ratio countersign / bare: {:.3}", cs_rate / bare_rate);
     Ok(())
@@ -140,17 +160,28 @@ async fn review_with_waiter(
     Ok((id, digest, wait))
 }
 
-pub async fn wake(bin: &str, requests: usize) -> anyhow::Result<()> {
-    let cs = server::countersign(bin)?;
+pub async fn wake(bin: &str, requests: usize, postgres: Option<String>) -> anyhow::Result<()> {
+    let gateways = match &postgres {
+        Some(server) => {
+            let database = server::fresh_database(server).await?;
+            server::countersign_replicas(bin, &database, 2)?
+        }
+        None => vec![server::countersign(bin)?],
+    };
+    // The vote goes to the first; the long-poll waits on the last (the other replica).
+    let (cs, waiting_on) = (&gateways[0], &gateways[gateways.len() - 1]);
     let agent = cs.keys["agent:bench"].clone();
     let approver = cs.keys["user:approver@example.com"].clone();
     let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
     let mut from_sent = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
     let mut submit = Conn::open(&cs.addr).await?;
     let mut voter = Conn::open(&cs.addr).await?;
+    if postgres.is_some() {
+        println!("two replicas on one PostgreSQL database: vote on one, long-poll on the other");
+    }
     for i in 0..requests {
         let (id, digest, wait) =
-            review_with_waiter(&mut submit, &cs.addr, &agent, "wake", i).await?;
+            review_with_waiter(&mut submit, &waiting_on.addr, &agent, "wake", i).await?;
         let vote = Bytes::from(format!(r#"{{"decision":"approve","digest":"{digest}"}}"#));
         let sent = Instant::now();
         let vr = voter

@@ -132,6 +132,64 @@ pub fn countersign_with(bin: &str, extra: &str) -> anyhow::Result<Server> {
     })
 }
 
+/// A fresh, empty database on the PostgreSQL server at `server` (a URL), as a URL.
+pub async fn fresh_database(server: &str) -> anyhow::Result<String> {
+    use sqlx::{ConnectOptions as _, Connection as _};
+    let name = format!(
+        "cs_bench_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_millis()
+    );
+    let options: sqlx::postgres::PgConnectOptions = server.parse()?;
+    let mut conn = options.connect().await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await?;
+    conn.close().await?;
+    let (base, _) = server.rsplit_once('/').unwrap_or((server, ""));
+    Ok(format!("{base}/{name}"))
+}
+
+/// `n` replicas of `countersign serve` sharing the PostgreSQL database `database` (and one
+/// folder: policy, audit key). The first holds the folder.
+pub fn countersign_replicas(bin: &str, database: &str, n: usize) -> anyhow::Result<Vec<Server>> {
+    let extra = "";
+    let dir = tempfile::tempdir()?;
+    std::fs::write(dir.path().join("policy.yaml"), POLICY)?;
+    std::fs::write(
+        dir.path().join("countersign.yaml"),
+        format!(
+            "listen: 127.0.0.1:0\ndatabase: '{database}'\npolicy: policy.yaml\nprincipals:\n  - {{id: agent:bench, owner: user:owner@example.com}}\n  - {{id: user:owner@example.com}}\n  - {{id: user:approver@example.com, groups: [sre]}}\n{extra}"
+        ),
+    )?;
+    let mut out: Vec<Server> = vec![];
+    for i in 0..n {
+        let mut child = Command::new(bin)
+            .args(["serve", "--config"])
+            .arg(dir.path().join("countersign.yaml"))
+            .env("COUNTERSIGN_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()?;
+        let (addr, mut keys) = read_startup(&mut child, if i == 0 { 3 } else { 0 })?;
+        if let Some(first) = out.first() {
+            keys = first.keys.clone();
+        }
+        out.push(Server {
+            child,
+            addr,
+            keys,
+            _dir: None,
+        });
+    }
+    if let Some(first) = out.first_mut() {
+        first._dir = Some(dir);
+    }
+    Ok(out)
+}
+
 pub fn bare(bin_self: &str) -> anyhow::Result<Server> {
     let mut child = Command::new(bin_self)
         .arg("bare-server")

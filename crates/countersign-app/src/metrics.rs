@@ -73,6 +73,11 @@ pub struct Metrics {
     pub executions: Family<StatusLabel, Counter>,
     pub time_to_vote: Family<RuleChannelLabel, Histogram, fn() -> Histogram>,
     pub fast_approvals: Family<ChannelLabel, Counter>,
+    /// Changes other replicas committed that this one heard of (`Store::changes`).
+    pub replica_changes: Counter,
+    /// Times this replica woke every waiter because it may have missed other replicas'
+    /// changes (it started listening again, or fell behind).
+    pub replica_resyncs: Counter,
 }
 
 fn vote_histogram() -> Histogram {
@@ -95,6 +100,8 @@ impl Default for Metrics {
         let executions = Family::<StatusLabel, Counter>::default();
         let time_to_vote = Family::new_with_constructor(vote_histogram as fn() -> Histogram);
         let fast_approvals = Family::<ChannelLabel, Counter>::default();
+        let replica_changes = Counter::default();
+        let replica_resyncs = Counter::default();
         registry.register(
             "policy_decisions",
             "Policy decisions by effect",
@@ -155,6 +162,16 @@ impl Default for Metrics {
             "Approvals cast less than 10 s after the request was created, by channel",
             fast_approvals.clone(),
         );
+        registry.register(
+            "replica_changes",
+            "Changes committed by other replicas on the same database that this one heard of",
+            replica_changes.clone(),
+        );
+        registry.register(
+            "replica_resyncs",
+            "Times every waiter re-read its request because other replicas' changes may have been missed (listening started again, or fell behind)",
+            replica_resyncs.clone(),
+        );
         Self {
             registry,
             decisions,
@@ -169,6 +186,8 @@ impl Default for Metrics {
             executions,
             time_to_vote,
             fast_approvals,
+            replica_changes,
+            replica_resyncs,
         }
     }
 }

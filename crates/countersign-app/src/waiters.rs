@@ -1,7 +1,8 @@
 //! Waking the agents that wait for a decision. Each waiting long-poll or event stream watches
 //! its request id; every committed change notifies the watchers of the requests it touched.
-//! Watchers also re-read the store on a slow tick, so a change committed by another replica
-//! is seen too (at the tick's pace).
+//! Changes committed by another replica wake them too, as the store hears of them
+//! (`Gateway::follow_other_replicas`); watchers also re-read the store on a slow tick, as a
+//! backstop.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -52,6 +53,14 @@ impl Waiters {
     pub fn notify(&self, id: &str) {
         let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(n) = map.get(id) {
+            n.notify_waiters();
+        }
+    }
+
+    /// Wakes every watcher (anything may have changed).
+    pub fn notify_all(&self) {
+        let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        for n in map.values() {
             n.notify_waiters();
         }
     }

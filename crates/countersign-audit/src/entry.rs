@@ -101,6 +101,11 @@ impl AuditEntry {
 }
 
 impl UnsequencedEntry {
+    /// The request the entry is about, if any.
+    pub fn request(&self) -> Option<&str> {
+        self.entry.request.as_deref()
+    }
+
     /// Fixes the entry in the record as entry `seq`, after the entry whose chain hash is
     /// `prev`. Gives exactly what [`StoredEntry::seal`] gives for the same entry.
     pub fn seal(&self, seq: u64, prev: &[u8; 32]) -> StoredEntry {

@@ -12,10 +12,17 @@ use axum::response::IntoResponse;
 /// The OpenAPI 3.1 document for this API, kept in step with `ROUTES` by a test.
 pub const OPENAPI: &str = include_str!("../openapi.json");
 
+/// Ready means the database answers a read. The answer names the policy in force (its hash),
+/// so replicas on one database can be seen to run the same policy.
 pub async fn healthz(State(state): State<ApiState>) -> impl IntoResponse {
-    // Ready means the database answers a read.
     match state.gateway.storage_answers().await {
-        Ok(_) => (StatusCode::OK, Json(serde_json::json!({"status": "ok"}))),
+        Ok(_) => {
+            let policy = state.gateway.policy.current();
+            (
+                StatusCode::OK,
+                Json(serde_json::json!({"status": "ok", "policy": policy.hash()})),
+            )
+        }
         Err(e) => {
             tracing::error!(error = %e, "health check: database unavailable");
             (

@@ -276,6 +276,10 @@ pub async fn start_with_clock(
         tokio::spawn(audit.clone().run_signer(gateway.clock.clone())),
     ];
     let mut duties = duties;
+    // Several replicas on one database: wake-ups for what the others commit.
+    if let Some(changes) = store.changes() {
+        duties.push(tokio::spawn(gateway.clone().follow_other_replicas(changes)));
+    }
     if let Some(slack) = &channels.slack {
         duties.push(tokio::spawn(
             countersign_channels::slack::factors::run_slack_announcer(

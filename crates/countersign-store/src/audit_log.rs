@@ -108,6 +108,9 @@ pub(crate) fn prepare(
 pub(crate) struct Journal {
     head: AuditHead,
     staged: Vec<StoredEntry>,
+    /// The requests the staged entries are about, when the journal tracks them
+    /// ([`Journal::tracking_requests`]: a store that tells other replicas what changed).
+    requests: Option<Vec<String>>,
 }
 
 /// A point a [`Journal`] can be rolled back to.
@@ -115,6 +118,7 @@ pub(crate) struct Journal {
 pub(crate) struct Mark {
     head: AuditHead,
     staged: usize,
+    requests: usize,
 }
 
 impl Journal {
@@ -122,7 +126,28 @@ impl Journal {
         Journal {
             head,
             staged: Vec::new(),
+            requests: None,
         }
+    }
+
+    /// A journal that also keeps which requests its staged entries are about.
+    pub fn tracking_requests(head: AuditHead) -> Self {
+        Journal {
+            requests: Some(Vec::new()),
+            ..Journal::new(head)
+        }
+    }
+
+    /// The requests the staged entries are about (each once, in order of first mention), when
+    /// tracked.
+    pub fn requests(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        for id in self.requests.iter().flatten() {
+            if !out.contains(&id.as_str()) {
+                out.push(id);
+            }
+        }
+        out
     }
 
     /// Seals the next entry and stages it; returns its seq.
@@ -132,6 +157,9 @@ impl Journal {
 
     /// Seals an already prepared entry as the next one and stages it; returns its seq.
     pub fn append_prepared(&mut self, entry: &UnsequencedEntry) -> u64 {
+        if let (Some(requests), Some(id)) = (self.requests.as_mut(), entry.request()) {
+            requests.push(id.to_owned());
+        }
         let stored = self.head.seal(entry);
         let seq = stored.seq;
         self.staged.push(stored);
@@ -147,6 +175,7 @@ impl Journal {
         Mark {
             head: self.head,
             staged: self.staged.len(),
+            requests: self.requests.as_ref().map_or(0, Vec::len),
         }
     }
 
@@ -154,6 +183,9 @@ impl Journal {
     pub fn roll_back_to(&mut self, mark: Mark) {
         self.head = mark.head;
         self.staged.truncate(mark.staged);
+        if let Some(requests) = self.requests.as_mut() {
+            requests.truncate(mark.requests);
+        }
     }
 
     /// The entries sealed and not yet written, in order.
@@ -164,12 +196,15 @@ impl Journal {
     /// The staged entries were committed.
     pub fn committed(&mut self) {
         self.staged.clear();
+        if let Some(requests) = self.requests.as_mut() {
+            requests.clear();
+        }
     }
 
     /// Starts over from `head` (after a failed commit), dropping anything staged.
     pub fn reset(&mut self, head: AuditHead) {
         self.head = head;
-        self.staged.clear();
+        self.committed();
     }
 }
 

@@ -50,6 +50,15 @@ use countersign_core::{
 
 pub use countersign_core::run::RunRefusal;
 pub use error::StoreError;
+
+/// A change another process committed ([`Store::changes`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreChange {
+    /// These requests changed (and perhaps no others).
+    Requests(Vec<String>),
+    /// Anything may have changed (notifications were missed, or too many to name).
+    Everything,
+}
 pub use factors::{FactorChange, FactorChangeKind, FactorProof, FactorsRemoved};
 pub use integrity::{RequestMismatch, RequestRow};
 pub use parked::PARKED_RETENTION_MS;
@@ -653,6 +662,14 @@ pub trait Store: Send + Sync + 'static {
     /// after every commit made through this store (changes by other processes are seen by
     /// [`Store::audit_size`] only).
     fn audit_watch(&self) -> tokio::sync::watch::Receiver<u64>;
+
+    /// What other processes on the same database commit, as they commit it (their audit
+    /// entries also move [`Store::audit_watch`]); `None` for a store only this process writes
+    /// (SQLite). A lagging receiver may have missed changes: treat a lag as
+    /// [`StoreChange::Everything`].
+    fn changes(&self) -> Option<tokio::sync::broadcast::Receiver<StoreChange>> {
+        None
+    }
 
     /// The tree root at `size` (at most [`Store::audit_size`]).
     async fn audit_root(&self, size: u64) -> Result<Hash, StoreError> {

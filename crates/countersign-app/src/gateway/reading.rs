@@ -28,6 +28,34 @@ impl Gateway {
         Ok(req)
     }
 
+    /// Wakes whoever waits on a change another replica committed, as the store hears of it
+    /// (`Store::changes`: PostgreSQL's notifications): long-polls and held MCP calls and tasks
+    /// (the waiters of the requests named, or all of them when anything may have changed), and
+    /// the channel notifier. Runs until the store stops telling.
+    pub async fn follow_other_replicas(
+        self: std::sync::Arc<Self>,
+        mut changes: tokio::sync::broadcast::Receiver<countersign_store::StoreChange>,
+    ) {
+        use countersign_store::StoreChange;
+        use tokio::sync::broadcast::error::RecvError;
+        loop {
+            match changes.recv().await {
+                Ok(StoreChange::Requests(ids)) => {
+                    self.metrics.replica_changes.inc();
+                    for id in &ids {
+                        self.waiters.notify(id);
+                    }
+                }
+                Ok(StoreChange::Everything) | Err(RecvError::Lagged(_)) => {
+                    self.metrics.replica_resyncs.inc();
+                    self.waiters.notify_all();
+                }
+                Err(RecvError::Closed) => return,
+            }
+            self.outbox_wake.notify_one();
+        }
+    }
+
     /// Reads one request, expiring it first if its deadline has passed.
     pub async fn get(&self, viewer: &Principal, id: &str) -> Result<Request, GatewayError> {
         let req = self

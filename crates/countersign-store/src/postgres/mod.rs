@@ -4,6 +4,7 @@
 //! group commit makes concurrent commits share a flush. PostgreSQL-only SQL stays in this
 //! module.
 
+mod changes;
 mod notify;
 mod open;
 mod parked;
@@ -42,8 +43,11 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
-    /// The number of committed audit entries, told after each commit made through this store.
+    /// The number of committed audit entries, told after each commit made through this store
+    /// (and, once someone follows [`Store::changes`], after each commit by another replica).
     audit_size: Arc<watch::Sender<u64>>,
+    /// This replica's notifications to the others, and its listener (`changes`).
+    changes: Arc<changes::Changes>,
 }
 
 #[async_trait]
@@ -616,6 +620,10 @@ impl Store for PgStore {
 
     fn audit_watch(&self) -> watch::Receiver<u64> {
         self.audit_size.subscribe()
+    }
+
+    fn changes(&self) -> Option<tokio::sync::broadcast::Receiver<crate::StoreChange>> {
+        Some(self.changes.subscribe(&self.pool, &self.audit_size))
     }
 }
 

@@ -25,11 +25,12 @@ impl PgStore {
         Ok(PgStore {
             pool,
             audit_size: Arc::new(watch::Sender::new(size)),
+            changes: changes::Changes::new(),
         })
     }
 
     pub(super) async fn begin(&self) -> Result<PgTx, StoreError> {
-        PgTx::begin(&self.pool, &self.audit_size).await
+        PgTx::begin(&self.pool, &self.audit_size, &self.changes.replica).await
     }
 
     /// Closes every connection.
@@ -95,4 +96,12 @@ pub(super) async fn build_tree_if_missing(pool: &PgPool) -> Result<u64, StoreErr
         .await?;
     tx.commit().await?;
     Ok(head.next_seq)
+}
+
+/// The number of committed audit entries, as the head says.
+pub(super) async fn committed_size(pool: &PgPool) -> Result<u64, StoreError> {
+    let next: i64 = sqlx::query_scalar("SELECT next_seq FROM audit_head WHERE id = 1")
+        .fetch_one(pool)
+        .await?;
+    unsigned(next, "the next audit seq")
 }

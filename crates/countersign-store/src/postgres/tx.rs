@@ -20,6 +20,8 @@ pub(super) struct PgTx {
     /// The tree's frontier at the head, read with the head lock.
     tree: Frontier,
     audit_size: Arc<watch::Sender<u64>>,
+    /// This replica's id, in the notification that tells the others what this write changed.
+    replica: Arc<str>,
     /// True once this write changed a row that no audit entry records (a parked pair: an
     /// idempotency key naming the request a submission attached to), so it commits even
     /// without entries.
@@ -57,6 +59,7 @@ impl PgTx {
     pub async fn begin(
         pool: &PgPool,
         audit_size: &Arc<watch::Sender<u64>>,
+        replica: &str,
     ) -> Result<Self, StoreError> {
         let mut tx = pool.begin().await?;
         let (head, tree) = lock_head(&mut tx).await?;
@@ -67,9 +70,10 @@ impl PgTx {
         })?;
         Ok(PgTx {
             tx,
-            journal: Journal::new(head),
+            journal: Journal::tracking_requests(head),
             tree,
             audit_size: audit_size.clone(),
+            replica: Arc::from(replica),
             unrecorded: false,
         })
     }
@@ -117,12 +121,20 @@ impl PgTx {
         .execute(&mut *self.tx)
         .await?;
         let head = self.journal.head();
-        sqlx::query("UPDATE audit_head SET next_seq = $1, chain = $2, frontier = $3 WHERE id = 1")
-            .bind(crate::columns::signed(head.next_seq, "the next audit seq")?)
-            .bind(head.prev.as_slice())
-            .bind(self.tree.to_bytes())
-            .execute(&mut *self.tx)
-            .await?;
+        // The other replicas hear of it once it commits (`changes`), in the same statement.
+        let notice =
+            super::changes::payload(&self.replica, head.next_seq, &self.journal.requests());
+        sqlx::query(
+            "UPDATE audit_head SET next_seq = $1, chain = $2, frontier = $3 WHERE id = 1 \
+             RETURNING pg_notify($4, $5)",
+        )
+        .bind(crate::columns::signed(head.next_seq, "the next audit seq")?)
+        .bind(head.prev.as_slice())
+        .bind(self.tree.to_bytes())
+        .bind(super::changes::CHANNEL)
+        .bind(notice)
+        .execute(&mut *self.tx)
+        .await?;
         self.tx.commit().await?;
         self.audit_size.send_replace(head.next_seq);
         Ok(value)

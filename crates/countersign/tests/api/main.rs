@@ -31,6 +31,7 @@ mod one_meaning;
 mod passkeys;
 mod plans;
 mod postgres;
+mod replicas;
 mod requests;
 mod runs;
 mod slack;

@@ -1,0 +1,172 @@
+//! Several replicas on one PostgreSQL database behave as one gateway (issue 20): what one
+//! replica commits wakes the waiters of the others at once (`LISTEN/NOTIFY`), not at their
+//! 15-second re-read, including after the listening connection was cut. Real binaries, a fresh
+//! database per run; skipped (with a note) without `COUNTERSIGN_TEST_POSTGRES_URL`.
+
+use crate::cli::{Server, serve};
+use crate::postgres::fresh_database;
+use crate::support::app::{As, write_world};
+use futures::StreamExt as _;
+use reqwest::StatusCode;
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+/// Well under the waiters' 15-second re-read: an answer this soon came from a notification.
+const SOONER_THAN_THE_BACKSTOP: Duration = Duration::from_secs(8);
+
+/// `n` replicas on a fresh database, sharing one folder (config, policy, audit key): the
+/// database URL, the replicas, the keys, and the folder.
+async fn replicas(
+    n: usize,
+) -> Option<(
+    String,
+    Vec<Server>,
+    std::collections::HashMap<String, String>,
+    tempfile::TempDir,
+)> {
+    let database = fresh_database().await?;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_world(&dir, 0);
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "database: countersign.db",
+        &format!("database: '{database}'"),
+    );
+    std::fs::write(&config, text).unwrap();
+    let first = serve(&config, 8);
+    let keys = first.keys.clone();
+    let mut all = vec![first];
+    for _ in 1..n {
+        all.push(serve(&config, 0));
+    }
+    Some((database, all, keys, dir))
+}
+
+async fn pending_export(agent: &As, rows: u64) -> (String, String) {
+    let r = agent
+        .submit("db.export", "postgres://staging/x", json!({"rows": rows}))
+        .await;
+    assert_eq!(r.state(), "pending", "{}", r.body);
+    (r.id(), r.digest())
+}
+
+/// Long-polls request `id` on `replica` (at most 60 s); returns its state and how long it took.
+fn long_poll(replica: As, id: String) -> tokio::task::JoinHandle<(String, Duration)> {
+    tokio::spawn(async move {
+        let started = Instant::now();
+        let r = replica.get(&format!("/v1/requests/{id}?wait=60s")).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        (r.state().to_owned(), started.elapsed())
+    })
+}
+
+async fn kill_listeners(database: &str) -> u64 {
+    use sqlx::{ConnectOptions as _, Connection as _};
+    let options: sqlx::postgres::PgConnectOptions = database.parse().unwrap();
+    let mut conn = options.connect().await.unwrap();
+    let killed: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND query ILIKE 'LISTEN%'",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    conn.close().await.ok();
+    killed.len() as u64
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replicas_wake_each_others_waiters_when_they_commit() {
+    let Some((database, servers, keys, dir)) = replicas(2).await else {
+        return;
+    };
+    let (a, b) = (&servers[0], &servers[1]);
+    let agent_on_a = As::new(&a.url, &keys["agent:deploy-bot"]);
+    let agent_on_b = As::new(&b.url, &keys["agent:deploy-bot"]);
+    let bob_on_a = As::new(&a.url, &keys["user:bob@example.com"]);
+
+    // Both run the same policy, and say which.
+    let health = |url: String| async move {
+        let r = reqwest::get(format!("{url}/healthz")).await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let body: serde_json::Value = r.json().await.unwrap();
+        body["policy"].as_str().unwrap_or_default().to_owned()
+    };
+    let policy = health(a.url.clone()).await;
+    assert!(!policy.is_empty());
+    assert_eq!(health(b.url.clone()).await, policy);
+
+    // A long-poll on B for a request submitted on A, decided on A.
+    let (id, digest) = pending_export(&agent_on_a, 10).await;
+    let waiting = long_poll(agent_on_b.clone(), id.clone());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let vote = bob_on_a.vote(&id, "approve", &digest).await;
+    assert_eq!(vote.status, StatusCode::OK, "{}", vote.body);
+    let (state, took) = waiting.await.unwrap();
+    assert_eq!(state, "approved");
+    assert!(
+        took < SOONER_THAN_THE_BACKSTOP,
+        "woken by A's commit: {took:?}"
+    );
+
+    // B's audit stream shows what A records.
+    let bob_on_b = reqwest::Client::new()
+        .get(format!("{}/v1/audit/stream", b.url))
+        .bearer_auth(&keys["user:bob@example.com"])
+        .send()
+        .await
+        .unwrap();
+    let mut events = bob_on_b.bytes_stream();
+    let (later, _) = pending_export(&agent_on_a, 11).await;
+    let seen = tokio::time::timeout(SOONER_THAN_THE_BACKSTOP, async {
+        let mut text = String::new();
+        while let Some(chunk) = events.next().await {
+            text.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+            if text.contains(&later) {
+                return text;
+            }
+        }
+        text
+    })
+    .await
+    .expect("B's audit stream showed the entry A wrote");
+    assert!(seen.contains("request.created"), "{seen}");
+
+    // The listening connections cut: each replica listens again and re-reads, so a decision
+    // made meanwhile still wakes the waiter on the other.
+    let (id, digest) = pending_export(&agent_on_b, 12).await;
+    let waiting = long_poll(agent_on_b.clone(), id.clone());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(kill_listeners(&database).await >= 2, "both replicas listen");
+    let vote = bob_on_a.vote(&id, "approve", &digest).await;
+    assert_eq!(vote.status, StatusCode::OK, "{}", vote.body);
+    let (state, took) = waiting.await.unwrap();
+    assert_eq!(state, "approved");
+    assert!(
+        took < SOONER_THAN_THE_BACKSTOP,
+        "woken after listening again: {took:?}"
+    );
+    // And later commits are heard again.
+    let (id, digest) = pending_export(&agent_on_a, 13).await;
+    let waiting = long_poll(agent_on_b.clone(), id.clone());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let vote = bob_on_a.vote(&id, "deny", &digest).await;
+    assert_eq!(vote.status, StatusCode::OK, "{}", vote.body);
+    let (state, took) = waiting.await.unwrap();
+    assert_eq!(state, "denied");
+    assert!(took < SOONER_THAN_THE_BACKSTOP, "{took:?}");
+
+    // A changed policy file: both replicas load it and say so.
+    let path = dir.path().join("policy.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, format!("{text}\n# changed\n")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (on_a, on_b) = (health(a.url.clone()).await, health(b.url.clone()).await);
+        if on_a != policy && on_a == on_b {
+            break;
+        }
+        assert!(Instant::now() < deadline, "policy {on_a} on A, {on_b} on B");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    drop(servers);
+}
