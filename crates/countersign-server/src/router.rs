@@ -3,6 +3,7 @@
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::response::IntoResponse as _;
 use std::sync::Arc;
 
 /// What each role's routes are built from.
@@ -30,4 +31,52 @@ pub fn router(parts: Parts, max_body_bytes: usize) -> Router {
         .fallback(countersign_http::not_found)
         .method_not_allowed_fallback(countersign_http::method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
+}
+
+/// A handler that panicked answers 500 with the API's error shape (and the panic is logged),
+/// instead of its connection closing without an answer.
+fn panicked(panic: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
+    let what = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    tracing::error!(panic = %what, "a request handler panicked");
+    let body = serde_json::json!({"error": {
+        "code": "internal",
+        "message": "the gateway failed while answering; nothing was changed by this answer, see its log",
+    }});
+    (
+        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+        axum::Json(body),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tower::ServiceExt as _;
+
+    async fn boom() -> String {
+        panic!("boom")
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_500_with_the_error_shape() {
+        let app: Router = Router::new()
+            .route("/boom", axum::routing::get(boom))
+            .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked));
+        let request = axum::http::Request::get("/boom")
+            .body(axum::body::Body::empty())
+            .expect("a request");
+        let answer = app.oneshot(request).await.expect("an answer");
+        assert_eq!(answer.status(), 500);
+        let bytes = axum::body::to_bytes(answer.into_body(), 1 << 16)
+            .await
+            .expect("a body");
+        let body: serde_json::Value = serde_json::from_slice(&bytes).expect("JSON");
+        assert_eq!(body["error"]["code"], "internal");
+    }
 }

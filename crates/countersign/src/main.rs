@@ -30,6 +30,12 @@ fn main() -> ExitCode {
             });
         }
     };
+    // A panic anywhere is logged (with where it happened) before the default report.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        tracing::error!(panic = %info, "countersign panicked");
+        default_hook(info);
+    }));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

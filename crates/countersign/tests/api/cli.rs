@@ -14,18 +14,39 @@ pub struct Server {
     pub child: Child,
     pub url: String,
     pub keys: std::collections::HashMap<String, String>,
+    /// Where its log goes, when [`serve`] kept it: shown if the test fails.
+    log: Option<tempfile::NamedTempFile>,
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
+        // A failing test shows how the gateway ended (it may have died under the test) and
+        // the end of its log.
+        if std::thread::panicking() {
+            let status = self.child.try_wait();
+            eprintln!(
+                "gateway {}: exit status {status:?} (None: still running)",
+                self.url
+            );
+            if let Some(log) = &self.log {
+                let text = std::fs::read_to_string(log.path()).unwrap_or_default();
+                let tail = &text[text.len().saturating_sub(8000)..];
+                eprintln!("gateway {} log (end):\n{tail}", self.url);
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
 
-/// Starts `countersign serve` and reads its address (and, on first start, its keys).
+/// Starts `countersign serve` and reads its address (and, on first start, its keys). Its log
+/// (level `info`) is kept in a temporary file and shown if the test fails.
 pub fn serve(config: &Path, expect_keys: usize) -> Server {
-    serve_logging(config, expect_keys, "warn", Stdio::null())
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let stderr = Stdio::from(log.reopen().unwrap());
+    let mut server = serve_logging(config, expect_keys, "info", stderr);
+    server.log = Some(log);
+    server
 }
 
 /// [`serve`] with the log at `level` written to `log`.
@@ -69,6 +90,7 @@ pub fn serve_logging(config: &Path, expect_keys: usize, level: &str, log: Stdio)
         child,
         url: url.unwrap(),
         keys,
+        log: None,
     }
 }
 
