@@ -8,7 +8,9 @@
 //! decision. Each webhook has a durable cursor (the next seq to deliver, `webhook:<url>`); an
 //! entry is retried with exponential backoff until the receiver answers 2xx, so every entry is
 //! delivered in order, at least once (a crash between a delivery and the cursor's next save
-//! repeats a few; `webhook-id` lets the receiver drop them).
+//! repeats a few; `webhook-id` lets the receiver drop them). With several replicas, one
+//! delivers at a time: it holds the webhook's lease (`Store::lease`, named after the cursor),
+//! and another takes over from the saved cursor when it stops renewing.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -19,7 +21,7 @@ use countersign_store::Store;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The first retry waits this long; each next one twice as long, up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
@@ -30,6 +32,12 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 const BATCH: u32 = 100;
 /// The cursor is saved after this many deliveries, and whenever the webhook catches up.
 const SAVE_EVERY: u64 = 50;
+/// How long a replica's hold on delivering a webhook lasts without renewal.
+const LEASE: Duration = Duration::from_secs(30);
+/// How often the holder renews it.
+const RENEW_AFTER: Duration = Duration::from_secs(10);
+/// How often a replica that does not hold it asks again.
+const LEASE_POLL: Duration = Duration::from_secs(2);
 
 /// The `webhook-signature` header value for one message.
 pub fn signature_header(
@@ -64,6 +72,8 @@ pub struct Webhook {
     signer: NoteSigner,
     http: reqwest::Client,
     cursor: String,
+    /// This replica's name on the webhook's lease.
+    holder: String,
 }
 
 impl Webhook {
@@ -83,6 +93,14 @@ impl Webhook {
                 .build()
                 .unwrap_or_default(),
             cursor,
+            holder: format!(
+                "{:x}-{:x}",
+                std::process::id(),
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos())
+                    .unwrap_or_default()
+            ),
         }
     }
 
@@ -91,21 +109,68 @@ impl Webhook {
         format!("cs_{:08x}_{seq}", self.signer.verifier().key_id())
     }
 
-    /// Delivers every entry from the cursor on, then waits for more. Runs until the gateway
-    /// stops.
+    /// Delivers every entry from the cursor on, then waits for more, while this replica holds
+    /// the webhook's lease (named after its cursor: one replica delivers at a time, in order;
+    /// another takes over from the saved cursor when the holder stops renewing). Runs until the
+    /// gateway stops.
     pub async fn run(self) {
         let mut watch = self.store.audit_watch();
-        let mut next = loop {
-            match self.store.audit_cursor(&self.cursor).await {
-                Ok(c) => break c.unwrap_or(0),
-                Err(e) => {
-                    tracing::warn!(error = %e, url = %self.config.url, "webhook cursor unreadable; retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-            }
-        };
-        let mut saved = next;
         loop {
+            if !self.hold().await {
+                tokio::time::sleep(LEASE_POLL).await;
+                continue;
+            }
+            let next = loop {
+                match self.store.audit_cursor(&self.cursor).await {
+                    Ok(c) => break c.unwrap_or(0),
+                    Err(e) => {
+                        tracing::warn!(error = %e, url = %self.config.url, "webhook cursor unreadable; retrying");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            };
+            self.deliver_while_held(&mut watch, next).await;
+        }
+    }
+
+    /// Takes or renews the lease; false when another replica holds it (or the store failed).
+    async fn hold(&self) -> bool {
+        let now = chrono::Utc::now();
+        let until = now + chrono::Duration::from_std(LEASE).unwrap_or_default();
+        match self
+            .store
+            .lease(&self.cursor, &self.holder, now, until)
+            .await
+        {
+            Ok(held) => held,
+            Err(e) => {
+                tracing::warn!(error = %e, url = %self.config.url, "webhook lease unavailable");
+                false
+            }
+        }
+    }
+
+    /// Renews the lease if it is due; false once it is lost.
+    async fn still_held(&self, renewed: &mut Instant) -> bool {
+        if renewed.elapsed() < RENEW_AFTER {
+            return true;
+        }
+        let held = self.hold().await;
+        *renewed = Instant::now();
+        held
+    }
+
+    async fn deliver_while_held(
+        &self,
+        watch: &mut tokio::sync::watch::Receiver<u64>,
+        mut next: u64,
+    ) {
+        let mut saved = next;
+        let mut renewed = Instant::now();
+        loop {
+            if !self.still_held(&mut renewed).await {
+                return;
+            }
             let batch = match self.store.audit_entries(next, BATCH).await {
                 Ok(b) => b,
                 Err(e) => {
@@ -119,12 +184,17 @@ impl Webhook {
                     self.save(next).await;
                     saved = next;
                 }
-                // New entries wake us; the tick also catches other processes' writes.
+                // New entries wake us (other replicas' too, through the store's
+                // notifications); the tick renews the lease and is a backstop.
                 let _ = tokio::time::timeout(Duration::from_secs(5), watch.changed()).await;
                 continue;
             }
             for entry in &batch {
-                self.deliver(entry).await;
+                if !self.deliver(entry, &mut renewed).await {
+                    // Lost the lease mid-batch: the next holder starts from the saved cursor.
+                    self.save(next).await;
+                    return;
+                }
                 next = entry.seq + 1;
                 if next - saved >= SAVE_EVERY {
                     self.save(next).await;
@@ -140,8 +210,8 @@ impl Webhook {
         }
     }
 
-    /// POSTs one entry until the receiver accepts it.
-    async fn deliver(&self, entry: &StoredEntry) {
+    /// POSTs one entry until the receiver accepts it (true), or the lease is lost (false).
+    async fn deliver(&self, entry: &StoredEntry, renewed: &mut Instant) -> bool {
         let id = self.message_id(entry.seq);
         let data: serde_json::Value = serde_json::from_slice(&entry.bytes).unwrap_or_default();
         let mut backoff = FIRST_BACKOFF;
@@ -172,7 +242,7 @@ impl Webhook {
                 .send()
                 .await;
             match sent {
-                Ok(r) if r.status().is_success() => return,
+                Ok(r) if r.status().is_success() => return true,
                 Ok(r) => {
                     tracing::warn!(url = %self.config.url, status = r.status().as_u16(), seq = entry.seq, "webhook refused an entry; retrying")
                 }
@@ -182,6 +252,9 @@ impl Webhook {
             }
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(MAX_BACKOFF);
+            if !self.still_held(renewed).await {
+                return false;
+            }
         }
     }
 }

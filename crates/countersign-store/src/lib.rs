@@ -438,6 +438,17 @@ pub trait Store: Send + Sync + 'static {
         request: &str,
     ) -> Result<bool, StoreError>;
 
+    /// Takes or renews the lease `name` for `holder` until `until`: true when `holder` holds it
+    /// now (it was free, lapsed at `now`, or already `holder`'s). One statement, so two
+    /// replicas never both hold it. Records no audit entry.
+    async fn lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<bool, StoreError>;
+
     /// Records a task begun (unless one is already recorded for its request: then nothing
     /// changes and the answer is false), and forgets tasks that ended more than
     /// [`TASK_RETENTION_MS`], or began more than [`UNENDED_TASK_RETENTION_MS`], before it began.

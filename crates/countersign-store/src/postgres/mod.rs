@@ -214,6 +214,27 @@ impl Store for PgStore {
         Ok(done.rows_affected() > 0)
     }
 
+    async fn lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO leases (name, holder, until) VALUES ($1, $2, $4) \
+             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until \
+             WHERE leases.holder = excluded.holder OR leases.until <= $3",
+        )
+        .bind(name)
+        .bind(holder)
+        .bind(millis(now))
+        .bind(millis(until))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
     async fn task_start(&self, t: &crate::StoredTask) -> Result<bool, StoreError> {
         let now = millis(t.created_at);
         sqlx::query("DELETE FROM mcp_tasks WHERE finished_at < $1 OR created_at < $2")

@@ -246,6 +246,24 @@ impl Store for SqliteStore {
         self.write(|reply| Op::SessionEnd { id_hash, reply }).await
     }
 
+    async fn lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let (name, holder) = (name.to_owned(), holder.to_owned());
+        self.write(|reply| Op::Lease {
+            name,
+            holder,
+            now,
+            until,
+            reply,
+        })
+        .await
+    }
+
     async fn task_start(&self, task: &crate::StoredTask) -> Result<bool, StoreError> {
         let task = Box::new(task.clone());
         self.write(|reply| Op::TaskStart { task, reply }).await

@@ -70,6 +70,13 @@ pub(super) enum Op {
         id_hash: String,
         reply: Reply<bool>,
     },
+    Lease {
+        name: String,
+        holder: String,
+        now: Timestamp,
+        until: Timestamp,
+        reply: Reply<bool>,
+    },
     TaskStart {
         task: Box<crate::StoredTask>,
         reply: Reply<bool>,
@@ -192,6 +199,7 @@ impl Op {
             Op::RevokeKeys { reply, .. } => drop(reply.send(Err(e))),
             Op::SessionStart { reply, .. } => drop(reply.send(Err(e))),
             Op::SessionEnd { reply, .. } => drop(reply.send(Err(e))),
+            Op::Lease { reply, .. } => drop(reply.send(Err(e))),
             Op::TaskStart { reply, .. } => drop(reply.send(Err(e))),
             Op::TaskClaim { reply, .. } => drop(reply.send(Err(e))),
             Op::TaskEnd { reply, .. } => drop(reply.send(Err(e))),

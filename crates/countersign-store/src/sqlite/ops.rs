@@ -109,6 +109,16 @@ pub(super) fn execute(op: Op, tx: &mut Tx<'_>) -> (Answer, bool) {
             hold(reply, super::sessions::start(tx.conn, &session))
         }
         Op::SessionEnd { id_hash, reply } => hold(reply, super::sessions::end(tx.conn, &id_hash)),
+        Op::Lease {
+            name,
+            holder,
+            now,
+            until,
+            reply,
+        } => hold(
+            reply,
+            super::tasks::lease(tx.conn, &name, &holder, millis(now), millis(until)),
+        ),
         Op::TaskStart { task, reply } => hold(reply, super::tasks::start(tx.conn, &task)),
         Op::TaskClaim {
             id,

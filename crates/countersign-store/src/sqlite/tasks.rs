@@ -1,5 +1,5 @@
-//! SQLite's SQL for MCP tasks (`crate::tasks`): begun and ended on the writer's connection.
-//! Reading one is shared with PostgreSQL (`crate::read`).
+//! SQLite's SQL for MCP tasks (`crate::tasks`): begun and ended on the writer's connection
+//! (reading one is shared with PostgreSQL: `crate::read`); and for leases (`Store::lease`).
 
 use crate::columns::millis;
 use crate::{StoreError, StoredTask, TASK_RETENTION_MS, TaskEnd, UNENDED_TASK_RETENTION_MS};
@@ -41,5 +41,22 @@ pub(super) fn claim(conn: &Connection, id: &str, now: i64, until: i64) -> Result
              AND (lease_until IS NULL OR lease_until <= ?3)",
         )?
         .execute(params![until, id, now])?;
+    Ok(n > 0)
+}
+
+pub(super) fn lease(
+    conn: &Connection,
+    name: &str,
+    holder: &str,
+    now: i64,
+    until: i64,
+) -> Result<bool, StoreError> {
+    let n = conn
+        .prepare_cached(
+            "INSERT INTO leases (name, holder, until) VALUES (?1, ?2, ?4) \
+             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until \
+             WHERE leases.holder = excluded.holder OR leases.until <= ?3",
+        )?
+        .execute(params![name, holder, now, until])?;
     Ok(n > 0)
 }

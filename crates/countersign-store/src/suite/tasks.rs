@@ -103,3 +103,59 @@ pub async fn tasks_are_begun_and_ended_once_and_outlive_a_restart(b: &dyn Backen
     assert_eq!(store.task_get("req_t1", &bot).await.unwrap(), None);
     assert!(store.task_get("req_t2", &bot).await.unwrap().is_some());
 }
+
+pub async fn a_lease_has_one_holder_at_a_time(b: &dyn Backend) {
+    let store = b.open().await;
+    assert!(store.lease("webhook:x", "r1", at(0), at(30)).await.unwrap());
+    assert!(
+        !store.lease("webhook:x", "r2", at(1), at(31)).await.unwrap(),
+        "held"
+    );
+    assert!(
+        store
+            .lease("webhook:x", "r1", at(10), at(40))
+            .await
+            .unwrap(),
+        "renewed"
+    );
+    assert!(
+        !store
+            .lease("webhook:x", "r2", at(39), at(69))
+            .await
+            .unwrap(),
+        "renewal counts"
+    );
+    assert!(
+        store
+            .lease("webhook:y", "r2", at(39), at(69))
+            .await
+            .unwrap(),
+        "per name"
+    );
+    assert!(
+        store
+            .lease("webhook:x", "r2", at(40), at(70))
+            .await
+            .unwrap(),
+        "lapsed"
+    );
+    assert!(
+        !store
+            .lease("webhook:x", "r1", at(41), at(71))
+            .await
+            .unwrap(),
+        "lost"
+    );
+    // Many at once: one holder.
+    let takers = futures::future::join_all((0..8).map(|i| {
+        let store = &store;
+        async move {
+            store
+                .lease("race", &format!("r{i}"), at(100), at(130))
+                .await
+                .unwrap()
+        }
+    }))
+    .await;
+    assert_eq!(takers.iter().filter(|t| **t).count(), 1);
+}

@@ -9,6 +9,7 @@ use crate::support::app::{As, write_world};
 use futures::StreamExt as _;
 use reqwest::StatusCode;
 use serde_json::json;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Well under the waiters' 15-second re-read: an answer this soon came from a notification.
@@ -18,6 +19,7 @@ const SOONER_THAN_THE_BACKSTOP: Duration = Duration::from_secs(8);
 /// database URL, the replicas, the keys, and the folder.
 async fn replicas(
     n: usize,
+    extra: &str,
 ) -> Option<(
     String,
     Vec<Server>,
@@ -30,7 +32,7 @@ async fn replicas(
     let text = std::fs::read_to_string(&config).unwrap().replace(
         "database: countersign.db",
         &format!("database: '{database}'"),
-    );
+    ) + extra;
     std::fs::write(&config, text).unwrap();
     let first = serve(&config, 8);
     let keys = first.keys.clone();
@@ -76,7 +78,25 @@ async fn kill_listeners(database: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn replicas_wake_each_others_waiters_when_they_commit() {
-    let Some((database, servers, keys, dir)) = replicas(2).await else {
+    // A webhook receiver that counts what it is given.
+    let delivered = Arc::new(Mutex::new(Vec::<String>::new()));
+    let seen = delivered.clone();
+    let receiver = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: axum::http::HeaderMap| {
+            let seen = seen.clone();
+            async move {
+                let id = headers["webhook-id"].to_str().unwrap().to_owned();
+                seen.lock().unwrap().push(id);
+                StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, receiver).await });
+    let webhook = format!("audit:\n  webhooks:\n    - {{url: '{hook}'}}\n");
+    let Some((database, servers, keys, dir)) = replicas(2, &webhook).await else {
         return;
     };
     let (a, b) = (&servers[0], &servers[1]);
@@ -166,6 +186,33 @@ async fn replicas_wake_each_others_waiters_when_they_commit() {
             break;
         }
         assert!(Instant::now() < deadline, "policy {on_a} on A, {on_b} on B");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // The webhook got every entry once, though both replicas deliver it (one at a time).
+    let entries = reqwest::Client::new()
+        .get(format!("{}/v1/audit/entries?limit=10000", b.url))
+        .bearer_auth(&keys["user:bob@example.com"])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let total = entries.lines().count();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = delivered.lock().unwrap().clone();
+        let distinct: std::collections::BTreeSet<&String> = got.iter().collect();
+        if distinct.len() >= total {
+            assert_eq!(got.len(), distinct.len(), "no entry delivered twice");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of {total} entries delivered",
+            distinct.len()
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     drop(servers);
