@@ -42,35 +42,42 @@ const POLL: Duration = Duration::from_secs(1);
 /// Retry delays after a failure (doubling, capped).
 const RETRY_FIRST: Duration = Duration::from_secs(2);
 
-/// Callbacks already handled, remembered for a replay window: a retried or replayed click is
-/// acted on once. Keys must be canonical (the same request gives the same key however it is
-/// encoded): Slack's is the MAC we computed (`slack::signature::Verified::replay_key`), Teams'
-/// the lowercased tenant and the activity id.
-/// Bounded: past 10,000 keys the expired ones are dropped (only verified callbacks add keys).
+/// Callbacks already handled, remembered for a replay window in the store, so a retried or
+/// replayed click is acted on once whichever replica it reaches. Keys must be canonical (the
+/// same request gives the same key however it is encoded): Slack's is the MAC we computed
+/// (`slack::signature::Verified::replay_key`), Teams' the lowercased tenant and the activity
+/// id; each channel's keys are apart (`namespace`). Only verified callbacks add keys.
 pub struct Replays {
+    namespace: &'static str,
     window: Duration,
-    seen: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
+    store: Arc<dyn countersign_store::Store>,
 }
 
 impl Replays {
-    pub fn new(window: Duration) -> Self {
+    pub fn new(
+        namespace: &'static str,
+        window: Duration,
+        store: Arc<dyn countersign_store::Store>,
+    ) -> Self {
         Replays {
+            namespace,
             window,
-            seen: Default::default(),
+            store,
         }
     }
 
-    /// True the first time `key` is seen within the window.
-    pub fn first_sight(&self, key: &str) -> bool {
-        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-        if seen.len() > 10_000 {
-            seen.retain(|_, at| at.elapsed() < self.window);
-        }
-        match seen.get(key) {
-            Some(at) if at.elapsed() < self.window => false,
-            _ => {
-                seen.insert(key.to_string(), std::time::Instant::now());
-                true
+    /// True the first time `key` is seen within the window, on any replica. When the store
+    /// cannot say, the callback counts as seen: it is dropped, not acted on twice (the sender
+    /// retries, or the person clicks again).
+    pub async fn first_sight(&self, key: &str) -> bool {
+        let now = chrono::Utc::now();
+        let until = now + chrono::Duration::from_std(self.window).unwrap_or_default();
+        let key = format!("{}:{key}", self.namespace);
+        match self.store.first_sight(&key, now, until).await {
+            Ok(first) => first,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot check a callback's replay key; dropping it");
+                false
             }
         }
     }

@@ -207,6 +207,7 @@ pub async fn start_with_clock(
             Arc::new(countersign_channels::slack::Slack::new(
                 c,
                 gateway.clone(),
+                store.clone(),
                 refused_callbacks.clone(),
             ))
         }),

@@ -449,6 +449,16 @@ pub trait Store: Send + Sync + 'static {
         until: Timestamp,
     ) -> Result<bool, StoreError>;
 
+    /// Records that the callback with replay key `key` was seen, until `until`: true the first
+    /// time within that window (the key was unknown, or its window ended by `now`), false for
+    /// a replay. Forgets keys whose window ended. Records no audit entry.
+    async fn first_sight(
+        &self,
+        key: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<bool, StoreError>;
+
     /// Records a task begun (unless one is already recorded for its request: then nothing
     /// changes and the answer is false), and forgets tasks that ended more than
     /// [`TASK_RETENTION_MS`], or began more than [`UNENDED_TASK_RETENTION_MS`], before it began.

@@ -54,7 +54,7 @@ pub async fn http(slack: Arc<Slack>, headers: HeaderMap, body: Bytes) -> Respons
             return ApiError::new(StatusCode::UNAUTHORIZED, e.code(), e.message()).into_response();
         }
     };
-    if !slack.replays.first_sight(&verified.replay_key) {
+    if !slack.replays.first_sight(&verified.replay_key).await {
         return StatusCode::OK.into_response();
     }
     let payload = match parse_form(&body) {

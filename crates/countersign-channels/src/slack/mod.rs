@@ -56,6 +56,7 @@ impl Slack {
     pub fn new(
         config: &SlackConfig,
         gateway: Arc<Gateway>,
+        store: Arc<dyn countersign_store::Store>,
         refused: Arc<super::refusals::RefusedCallbacks>,
     ) -> Self {
         Self {
@@ -65,9 +66,11 @@ impl Slack {
             user_ttl: config.user_cache_ttl,
             users: Mutex::default(),
             dm_users: Mutex::default(),
-            replays: super::Replays::new(Duration::from_secs(
-                signature::MAX_SKEW_SECONDS as u64 * 2,
-            )),
+            replays: super::Replays::new(
+                "slack",
+                Duration::from_secs(signature::MAX_SKEW_SECONDS as u64 * 2),
+                store,
+            ),
             refused,
             gateway,
         }

@@ -92,7 +92,7 @@ async fn connect_once(slack: &Arc<Slack>, app_token: &Secret) -> Result<End, Str
                 }
                 let Some(id) = envelope["envelope_id"].as_str() else { continue };
                 let answer = if envelope["type"] == "interactive"
-                    && slack.replays.first_sight(&format!("envelope:{id}"))
+                    && slack.replays.first_sight(&format!("envelope:{id}")).await
                 {
                     slack.interaction(envelope["payload"].clone()).await
                 } else {

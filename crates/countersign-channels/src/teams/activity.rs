@@ -302,12 +302,15 @@ impl Teams {
             .unwrap_or(conversation)
             .to_string();
         // Teams retries an invoke it thinks was lost: answer with the card, vote once.
-        let replay = activity["id"].as_str().is_some_and(|id| {
-            // Tenant ids are compared without case (`auth::Verified::admits`), so the key
-            // is too: a retry spelled differently is the same invoke.
-            let key = format!("{}/{id}", tenant.to_ascii_lowercase());
-            !self.replays.first_sight(&key)
-        });
+        // Tenant ids are compared without case (`auth::Verified::admits`), so the key is too:
+        // a retry spelled differently is the same invoke.
+        let replay = match activity["id"].as_str() {
+            Some(id) => {
+                let key = format!("{}/{id}", tenant.to_ascii_lowercase());
+                !self.replays.first_sight(&key).await
+            }
+            None => false,
+        };
         let id = click.request.clone();
         let me = self.clone();
         let tenant = tenant.to_string();

@@ -79,7 +79,7 @@ impl Teams {
             ),
             user_ttl: config.user_cache_ttl,
             users: Mutex::default(),
-            replays: super::Replays::new(Duration::from_secs(600)),
+            replays: super::Replays::new("teams", Duration::from_secs(600), store.clone()),
             refused,
             gateway,
             store,

@@ -235,6 +235,28 @@ impl Store for PgStore {
         Ok(done.rows_affected() > 0)
     }
 
+    async fn first_sight(
+        &self,
+        key: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<bool, StoreError> {
+        sqlx::query("DELETE FROM replay_keys WHERE until <= $1")
+            .bind(millis(now))
+            .execute(&self.pool)
+            .await?;
+        let done = sqlx::query(
+            "INSERT INTO replay_keys (key, until) VALUES ($1, $3) ON CONFLICT (key) \
+             DO UPDATE SET until = excluded.until WHERE replay_keys.until <= $2",
+        )
+        .bind(key)
+        .bind(millis(now))
+        .bind(millis(until))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
     async fn task_start(&self, t: &crate::StoredTask) -> Result<bool, StoreError> {
         let now = millis(t.created_at);
         sqlx::query("DELETE FROM mcp_tasks WHERE finished_at < $1 OR created_at < $2")

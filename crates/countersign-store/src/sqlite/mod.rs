@@ -264,6 +264,22 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn first_sight(
+        &self,
+        key: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let key = key.to_owned();
+        self.write(|reply| Op::FirstSight {
+            key,
+            now,
+            until,
+            reply,
+        })
+        .await
+    }
+
     async fn task_start(&self, task: &crate::StoredTask) -> Result<bool, StoreError> {
         let task = Box::new(task.clone());
         self.write(|reply| Op::TaskStart { task, reply }).await

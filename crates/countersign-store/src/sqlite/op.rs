@@ -70,6 +70,12 @@ pub(super) enum Op {
         id_hash: String,
         reply: Reply<bool>,
     },
+    FirstSight {
+        key: String,
+        now: Timestamp,
+        until: Timestamp,
+        reply: Reply<bool>,
+    },
     Lease {
         name: String,
         holder: String,
@@ -199,6 +205,7 @@ impl Op {
             Op::RevokeKeys { reply, .. } => drop(reply.send(Err(e))),
             Op::SessionStart { reply, .. } => drop(reply.send(Err(e))),
             Op::SessionEnd { reply, .. } => drop(reply.send(Err(e))),
+            Op::FirstSight { reply, .. } => drop(reply.send(Err(e))),
             Op::Lease { reply, .. } => drop(reply.send(Err(e))),
             Op::TaskStart { reply, .. } => drop(reply.send(Err(e))),
             Op::TaskClaim { reply, .. } => drop(reply.send(Err(e))),

@@ -109,6 +109,15 @@ pub(super) fn execute(op: Op, tx: &mut Tx<'_>) -> (Answer, bool) {
             hold(reply, super::sessions::start(tx.conn, &session))
         }
         Op::SessionEnd { id_hash, reply } => hold(reply, super::sessions::end(tx.conn, &id_hash)),
+        Op::FirstSight {
+            key,
+            now,
+            until,
+            reply,
+        } => hold(
+            reply,
+            super::tasks::first_sight(tx.conn, &key, millis(now), millis(until)),
+        ),
         Op::Lease {
             name,
             holder,

@@ -1,5 +1,6 @@
 //! SQLite's SQL for MCP tasks (`crate::tasks`): begun and ended on the writer's connection
-//! (reading one is shared with PostgreSQL: `crate::read`); and for leases (`Store::lease`).
+//! (reading one is shared with PostgreSQL: `crate::read`); and for leases (`Store::lease`) and
+//! replay keys (`Store::first_sight`).
 
 use crate::columns::millis;
 use crate::{StoreError, StoredTask, TASK_RETENTION_MS, TaskEnd, UNENDED_TASK_RETENTION_MS};
@@ -58,5 +59,22 @@ pub(super) fn lease(
              WHERE leases.holder = excluded.holder OR leases.until <= ?3",
         )?
         .execute(params![name, holder, now, until])?;
+    Ok(n > 0)
+}
+
+pub(super) fn first_sight(
+    conn: &Connection,
+    key: &str,
+    now: i64,
+    until: i64,
+) -> Result<bool, StoreError> {
+    conn.prepare_cached("DELETE FROM replay_keys WHERE until <= ?1")?
+        .execute([now])?;
+    let n = conn
+        .prepare_cached(
+            "INSERT INTO replay_keys (key, until) VALUES (?1, ?3) ON CONFLICT (key) \
+             DO UPDATE SET until = excluded.until WHERE replay_keys.until <= ?2",
+        )?
+        .execute(params![key, now, until])?;
     Ok(n > 0)
 }

@@ -97,6 +97,7 @@ macro_rules! store_suite {
             sessions_are_revocable_one_by_one_and_with_the_keys,
             tasks_are_begun_and_ended_once_and_outlive_a_restart,
             a_lease_has_one_holder_at_a_time,
+            a_replay_key_is_seen_first_once_within_its_window,
             parked_calls_are_found_replaced_and_kept_across_a_restart,
             parked_calls_are_unparked_only_by_the_request_they_name,
             parked_calls_are_per_requester_and_digest,
