@@ -217,3 +217,185 @@ async fn replicas_wake_each_others_waiters_when_they_commit() {
     }
     drop(servers);
 }
+
+/// A PostgreSQL server of the test's own (a fresh cluster in a temporary folder), so it can be
+/// restarted without touching the server other tests use. `None` (with a note) where the
+/// server's programs are not installed.
+struct PrivatePostgres {
+    bin: std::path::PathBuf,
+    data: std::path::PathBuf,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl PrivatePostgres {
+    fn start() -> Option<PrivatePostgres> {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()?
+            .filter_map(|e| e.ok())
+            .map(|e| e.path().join("bin"))
+            .find(|b| b.join("initdb").exists())
+            .or_else(|| {
+                eprintln!("note: no PostgreSQL server programs; skipping this test");
+                None
+            })?;
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let pg = PrivatePostgres {
+            bin,
+            data,
+            port: crate::support::app::free_port(),
+            _dir: dir,
+        };
+        // initdb refuses root: as root, the cluster belongs to the `postgres` user.
+        let _ = std::process::Command::new("chown")
+            .args(["-R", "postgres"])
+            .arg(pg._dir.path())
+            .status();
+        let init = format!(
+            "{} -D {} -A trust -U postgres",
+            pg.bin.join("initdb").display(),
+            pg.data.display()
+        );
+        assert!(pg.run(&init), "initdb");
+        assert!(pg.ctl("start"), "pg_ctl start");
+        Some(pg)
+    }
+
+    /// Runs `command` as the cluster's owner (the `postgres` user when we are root).
+    fn run(&self, command: &str) -> bool {
+        let root = std::process::Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+        let mut cmd = if root {
+            let mut c = std::process::Command::new("su");
+            c.args(["postgres", "-c", command]);
+            c
+        } else {
+            let mut c = std::process::Command::new("sh");
+            c.args(["-c", command]);
+            c
+        };
+        cmd.stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    fn ctl(&self, action: &str) -> bool {
+        self.run(&format!(
+            "{} -D {} -m fast -w -o '-p {} -k {}' -l {}/log {action}",
+            self.bin.join("pg_ctl").display(),
+            self.data.display(),
+            self.port,
+            self._dir.path().display(),
+            self._dir.path().display(),
+        ))
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        self.ctl("stop");
+    }
+}
+
+/// PostgreSQL restarting under load: requests fail cleanly (503 `storage_unavailable`, never a
+/// wrong answer), the replicas recover by themselves, every acknowledged action is there, and
+/// the log verifies.
+#[tokio::test(flavor = "multi_thread")]
+async fn replicas_fail_cleanly_while_postgresql_restarts_and_recover() {
+    if std::env::var("COUNTERSIGN_TEST_POSTGRES_URL").is_err() {
+        eprintln!("note: COUNTERSIGN_TEST_POSTGRES_URL is not set; skipping this PostgreSQL test");
+        return;
+    }
+    let Some(pg) = PrivatePostgres::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_world(&dir, 0);
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "database: countersign.db",
+        &format!("database: '{}'", pg.url()),
+    );
+    std::fs::write(&config, text).unwrap();
+    let first = serve(&config, 8);
+    let keys = first.keys.clone();
+    let servers = [first, serve(&config, 0)];
+    let agents: Vec<As> = servers
+        .iter()
+        .map(|s| As::new(&s.url, &keys["agent:deploy-bot"]))
+        .collect();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut load = vec![];
+    for (n, agent) in agents.iter().cycle().take(4).enumerate() {
+        let (agent, stop) = (agent.clone(), stop.clone());
+        load.push(tokio::spawn(async move {
+            let (mut acked, mut unavailable) = (vec![], 0);
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                i += 1;
+                let r = agent
+                    .submit(
+                        "db.query",
+                        &format!("postgres://x/{n}/{i}"),
+                        json!({"readonly": true}),
+                    )
+                    .await;
+                match r.status.as_u16() {
+                    200 | 201 => {
+                        assert_eq!(r.state(), "approved", "{}", r.body);
+                        acked.push(r.id());
+                    }
+                    503 => {
+                        assert_eq!(r.code(), "storage_unavailable", "{}", r.body);
+                        unavailable += 1;
+                    }
+                    other => panic!(
+                        "a wrong answer while PostgreSQL restarts: {other} {}",
+                        r.body
+                    ),
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            (acked, unavailable)
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(pg.ctl("restart"), "pg_ctl restart");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut acked = vec![];
+    for task in load {
+        let (a, _unavailable) = task.await.unwrap();
+        acked.extend(a);
+    }
+    assert!(acked.len() > 50, "the load ran: {}", acked.len());
+    // Recovered by themselves: both answer, and every acknowledged action is there.
+    for agent in &agents {
+        let r = agent
+            .submit("db.query", "postgres://x/after", json!({"readonly": true}))
+            .await;
+        assert_eq!(r.state(), "approved", "{}", r.body);
+    }
+    for id in &acked {
+        let r = agents[1].get(&format!("/v1/requests/{id}")).await;
+        assert_eq!(r.status, StatusCode::OK, "{id}: {}", r.body);
+    }
+    let verify = std::process::Command::new(crate::cli::BIN)
+        .args(["audit", "verify", "--config"])
+        .arg(&config)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+}
