@@ -399,3 +399,131 @@ async fn replicas_fail_cleanly_while_postgresql_restarts_and_recover() {
         String::from_utf8_lossy(&verify.stderr)
     );
 }
+
+/// A replica killed with `kill -9` under load loses nothing acknowledged, and what waited on it
+/// fails over: the agent's long-poll and its held MCP call, made again on the other replica,
+/// pick up the same requests (people are not asked again) and end once approved there.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replica_killed_under_load_loses_nothing_and_its_waiters_fail_over() {
+    use crate::support::mcp::{mcp_config, rmcp_client_2026, stdio_upstream};
+    use rmcp::model::{CallToolRequestParams, CallToolResponse, ClientCapabilities};
+    let mcp = mcp_config(&stdio_upstream("everything"), "  hold_for: 30s\n");
+    let Some((_database, mut servers, keys, _dir)) = replicas(2, &mcp).await else {
+        return;
+    };
+    let b = servers.pop().unwrap();
+    let a = servers.pop().unwrap();
+    let agent_key = &keys["agent:deploy-bot"];
+    let (on_a, on_b) = (As::new(&a.url, agent_key), As::new(&b.url, agent_key));
+
+    // Waiting on A: a long-poll, and an MCP call held for people.
+    let (waited, digest) = pending_export(&on_a, 20).await;
+    let long_poll_on_a = long_poll(on_a.clone(), waited.clone());
+    let sum = |a: i64| {
+        let mut params = CallToolRequestParams::new("everything__get-sum");
+        params.arguments = json!({"a": a, "b": 3}).as_object().cloned();
+        params
+    };
+    let client_a = rmcp_client_2026(&a.url, agent_key, ClientCapabilities::default()).await;
+    let held_on_a = tokio::spawn(async move { client_a.peer().call_tool_once(sum(9000)).await });
+    let held = loop {
+        let list = on_b.get("/v1/requests?state=pending").await;
+        let found = list.body["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["action"]["params"]["a"] == 9000)
+            .map(|r| r["id"].as_str().unwrap().to_owned());
+        if let Some(id) = found {
+            break id;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+
+    // Load on both replicas, and A killed in the middle of it.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut load = vec![];
+    for (n, agent) in [on_a.clone(), on_b.clone()].into_iter().enumerate() {
+        let stop = stop.clone();
+        load.push(tokio::spawn(async move {
+            let mut acked = vec![];
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                i += 1;
+                let sent = agent
+                    .http
+                    .post(format!("{}/v1/actions", agent.url))
+                    .bearer_auth(&agent.key)
+                    .json(
+                        &json!({"kind": "db.query", "resource": format!("postgres://x/{n}/{i}"),
+                        "params": {"readonly": true}}),
+                    )
+                    .send()
+                    .await;
+                // A connection refused or cut by the kill is no acknowledgement.
+                if let Ok(r) = sent
+                    && r.status().is_success()
+                    && let Ok(body) = r.json::<serde_json::Value>().await
+                {
+                    acked.push(body["id"].as_str().unwrap().to_owned());
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            acked
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let mut a = a;
+    a.child.kill().unwrap(); // SIGKILL
+    a.child.wait().unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut acked = vec![];
+    for task in load {
+        acked.extend(task.await.unwrap());
+    }
+    assert!(acked.len() > 20, "the load ran: {}", acked.len());
+    for id in &acked {
+        let r = on_b.get(&format!("/v1/requests/{id}")).await;
+        assert_eq!(
+            r.status,
+            StatusCode::OK,
+            "acknowledged {id} is kept: {}",
+            r.body
+        );
+    }
+
+    // What waited on A lost its connection; made again on B, it picks up the same requests.
+    assert!(long_poll_on_a.await.is_err(), "the long-poll on A was cut");
+    assert!(
+        held_on_a.await.unwrap().is_err(),
+        "the held call on A was cut"
+    );
+    let bob_on_b = As::new(&b.url, &keys["user:bob@example.com"]);
+    let again = long_poll(on_b.clone(), waited.clone());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let vote = bob_on_b.vote(&waited, "approve", &digest).await;
+    assert_eq!(vote.status, StatusCode::OK, "{}", vote.body);
+    assert_eq!(again.await.unwrap().0, "approved");
+    let r = bob_on_b.get(&format!("/v1/requests/{held}")).await;
+    let vote = bob_on_b.vote(&held, "approve", &r.digest()).await;
+    assert_eq!(vote.status, StatusCode::OK, "{}", vote.body);
+    let client_b = rmcp_client_2026(&b.url, agent_key, ClientCapabilities::default()).await;
+    match client_b.peer().call_tool_once(sum(9000)).await.unwrap() {
+        CallToolResponse::Complete(result) => {
+            let text = serde_json::to_value(&result).unwrap()["content"][0]["text"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            assert!(text.contains("9003"), "{result:?}");
+        }
+        other => panic!("expected the result, got {other:?}"),
+    }
+    let r = on_b.get(&format!("/v1/requests/{held}")).await;
+    assert_eq!(
+        r.state(),
+        "executed",
+        "the retry ran the approved request: {}",
+        r.body
+    );
+}
