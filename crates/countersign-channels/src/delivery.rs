@@ -6,7 +6,8 @@
 //!
 //! What a channel does is behind [`ChatChannel`]; when and to whom is decided here, once. The
 //! message references are in the store (`channel_messages`), so any replica, or this one after
-//! a restart, updates the same message.
+//! a restart, updates the same message; a first post to a target is made under a claim in the
+//! store, so two replicas working the same request at once post it once.
 
 use super::{ChatChannel, DeliveryError, Edit, Rendered};
 use countersign_core::{Request, State, Timestamp};
@@ -75,7 +76,16 @@ pub async fn deliver(
     for target in all {
         let existing = stored.iter().find(|m| m.target == target);
         let outcome = match existing {
-            None if pending => post(channel, store, req, target, &rendered).await,
+            None if pending => {
+                match first_post(channel, store, req, target, &rendered, now).await {
+                    // Another replica is posting it: come back to update it.
+                    Ok(false) => {
+                        later(now + chrono::Duration::seconds(2));
+                        Ok(())
+                    }
+                    done => done.map(|_| ()),
+                }
+            }
             None => Ok(()),
             Some(m) => {
                 let mut m = m.clone();
@@ -147,6 +157,54 @@ pub async fn deliver(
         }
     }
     Ok(next)
+}
+
+/// How long a replica's claim on posting the first message of a request to one target lasts
+/// (longer than a post takes).
+const POSTING: chrono::Duration = chrono::Duration::seconds(60);
+
+/// This process's name on posting claims.
+fn poster() -> &'static str {
+    static POSTER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    POSTER.get_or_init(|| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        format!("{:x}-{nanos:x}", std::process::id())
+    })
+}
+
+/// Posts the first message about `req` to `target`, once whichever replica gets there first:
+/// under a claim on (request, target) in the store (`Store::lease`), and only if no message is
+/// stored for the target by then. False when another replica holds the claim or has posted.
+async fn first_post(
+    channel: &dyn ChatChannel,
+    store: &dyn Store,
+    req: &Request,
+    target: &str,
+    rendered: &Rendered,
+    now: Timestamp,
+) -> Result<bool, DeliveryError> {
+    let claim = format!("post:{}:{target}", req.id());
+    let held = store
+        .lease(&claim, poster(), now, now + POSTING)
+        .await
+        .map_err(DeliveryError::store)?;
+    if !held {
+        return Ok(false);
+    }
+    let posted = store
+        .channel_messages(req.id())
+        .await
+        .map_err(DeliveryError::store)?
+        .iter()
+        .any(|m| m.target == target);
+    if posted {
+        return Ok(false);
+    }
+    post(channel, store, req, target, rendered).await?;
+    Ok(true)
 }
 
 async fn post(

@@ -51,6 +51,9 @@ use countersign_core::{
 pub use countersign_core::run::RunRefusal;
 pub use error::StoreError;
 
+/// How long after its end a lease is kept (then the next lease taken deletes it).
+pub const LEASE_RETENTION_MS: i64 = 3_600_000;
+
 /// A change another process committed ([`Store::changes`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreChange {

@@ -221,6 +221,10 @@ impl Store for PgStore {
         now: Timestamp,
         until: Timestamp,
     ) -> Result<bool, StoreError> {
+        sqlx::query("DELETE FROM leases WHERE until < $1")
+            .bind(millis(now) - crate::LEASE_RETENTION_MS)
+            .execute(&self.pool)
+            .await?;
         let done = sqlx::query(
             "INSERT INTO leases (name, holder, until) VALUES ($1, $2, $4) \
              ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until \

@@ -52,6 +52,8 @@ pub(super) fn lease(
     now: i64,
     until: i64,
 ) -> Result<bool, StoreError> {
+    conn.prepare_cached("DELETE FROM leases WHERE until < ?1")?
+        .execute([now - crate::LEASE_RETENTION_MS])?;
     let n = conn
         .prepare_cached(
             "INSERT INTO leases (name, holder, until) VALUES (?1, ?2, ?4) \

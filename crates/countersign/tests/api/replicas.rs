@@ -527,3 +527,47 @@ async fn a_replica_killed_under_load_loses_nothing_and_its_waiters_fail_over() {
         r.body
     );
 }
+
+/// Two replicas working the same request's chat messages at once (a vote makes it due again
+/// while the first replica is still posting) post it once per target.
+#[tokio::test(flavor = "multi_thread")]
+async fn replicas_post_a_review_once_per_target_though_they_race() {
+    use crate::support::fake_slack::{self, FakeSlack};
+    let slack = FakeSlack::start().await;
+    // A slow Slack: the first post takes long enough for the other replica to try too.
+    slack.delay_posts(Duration::from_millis(1500));
+    let config = format!(
+        "channels:\n  slack:\n    bot_token: {}\n    signing_secret: {}\n    api_base_url: {}\n    notify: [\"#approvals\"]\n",
+        fake_slack::BOT_TOKEN,
+        fake_slack::SIGNING_SECRET,
+        slack.url
+    );
+    let Some((_database, servers, keys, _dir)) = replicas(2, &config).await else {
+        return;
+    };
+    let (a, b) = (&servers[0], &servers[1]);
+    let agent = As::new(&a.url, &keys["agent:deploy-bot"]);
+    // Two approvals needed: the first keeps it pending and makes its messages due again.
+    let r = agent
+        .submit("infra.rollback", "svc://payments", json!({"to": "v41"}))
+        .await;
+    assert_eq!(r.state(), "pending", "{}", r.body);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let bob_on_b = As::new(&b.url, &keys["user:bob@example.com"]);
+    let vote = bob_on_b.vote(&r.id(), "approve", &r.digest()).await;
+    assert_eq!(vote.status, StatusCode::OK, "{}", vote.body);
+    assert_eq!(vote.state(), "pending");
+    slack.posted("CAPPROVALS", &r.id()).await;
+    // Long enough for a second post (and the update after the vote) to land.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let posts = slack
+        .messages()
+        .into_iter()
+        .filter(|m| {
+            m.channel == "CAPPROVALS"
+                && m.thread_ts.is_none()
+                && m.blocks.to_string().contains(&r.id())
+        })
+        .count();
+    assert_eq!(posts, 1, "one review message in #approvals");
+}

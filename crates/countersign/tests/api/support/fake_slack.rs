@@ -56,6 +56,8 @@ pub struct World {
     /// Socket Mode: the URL `apps.connections.open` hands out, and how often it was asked.
     pub socket_url: Option<String>,
     pub socket_opens: u32,
+    /// How long `chat.postMessage` takes to answer (a slow Slack widens races).
+    pub post_delay: Option<std::time::Duration>,
     next_ts: u64,
 }
 
@@ -100,6 +102,11 @@ impl FakeSlack {
 
     pub fn views(&self) -> Vec<(String, Value)> {
         self.world.lock().unwrap().views.clone()
+    }
+
+    /// Makes every `chat.postMessage` answer after `delay`.
+    pub fn delay_posts(&self, delay: std::time::Duration) {
+        self.world.lock().unwrap().post_delay = Some(delay);
     }
 
     pub fn throttle(&self, method: &str, times: u32) {
@@ -219,6 +226,10 @@ fn resolve_channel(channel: &str) -> Option<String> {
 }
 
 async fn post_message(State(w): W, headers: HeaderMap, body: String) -> Response {
+    let delay = w.lock().unwrap().post_delay;
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
+    }
     let mut world = w.lock().unwrap();
     if let Some(r) = gate(&mut world, &headers, "chat.postMessage", "chat:write") {
         return r;
