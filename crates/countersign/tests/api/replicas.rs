@@ -571,3 +571,146 @@ async fn replicas_post_a_review_once_per_target_though_they_race() {
         .count();
     assert_eq!(posts, 1, "one review message in #approvals");
 }
+
+/// Three replicas as one gateway: an agent waits on one, a Slack click arrives at another and
+/// a Teams click at the third (and both are retried on the other replicas); the agent is
+/// woken, each vote counts once, each chat target got one message, the webhook got every entry
+/// once, and the log verifies.
+#[tokio::test(flavor = "multi_thread")]
+async fn three_replicas_take_votes_and_clicks_anywhere_and_wake_the_waiter() {
+    use crate::support::fake_slack::{self, FakeSlack};
+    use crate::support::fake_teams::{self, FakeTeams};
+    let slack = FakeSlack::start().await;
+    let teams = FakeTeams::start().await;
+    let delivered = Arc::new(Mutex::new(Vec::<String>::new()));
+    let seen = delivered.clone();
+    let receiver = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: axum::http::HeaderMap| {
+            let seen = seen.clone();
+            async move {
+                let id = headers["webhook-id"].to_str().unwrap().to_owned();
+                seen.lock().unwrap().push(id);
+                StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, receiver).await });
+    let config = format!(
+        "audit:\n  webhooks:\n    - {{url: '{hook}'}}\nchannels:\n  slack:\n    bot_token: {}\n    signing_secret: {}\n    api_base_url: {}\n    notify: [\"#approvals\"]\n  teams:\n    app_id: {}\n    app_password: {}\n    tenant_ids: [{}]\n    openid_metadata_url: {}\n    token_url: {}\n    conversations: {{approvals: \"{}\"}}\n    notify: [approvals]\n",
+        fake_slack::BOT_TOKEN,
+        fake_slack::SIGNING_SECRET,
+        slack.url,
+        fake_teams::APP_ID,
+        fake_teams::APP_PASSWORD,
+        fake_teams::TENANT,
+        teams.metadata_url(),
+        teams.token_url(),
+        fake_teams::APPROVALS,
+    );
+    let Some((_database, servers, keys, dir)) = replicas(3, &config).await else {
+        return;
+    };
+    let (a, b, c) = (&servers[0], &servers[1], &servers[2]);
+    let (status, body) = teams
+        .deliver(&c.url, &teams.installed(fake_teams::APPROVALS))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // Submitted on A (two SRE approvals needed), waited on at C.
+    let agent = As::new(&a.url, &keys["agent:deploy-bot"]);
+    let r = agent
+        .submit("infra.rollback", "k8s://prod/api", json!({"to": "v41"}))
+        .await;
+    assert_eq!(r.state(), "pending", "{}", r.body);
+    let id = r.id();
+    let message = slack.posted("CAPPROVALS", &id).await;
+    let card = teams.posted(fake_teams::APPROVALS, &id).await;
+    let waiting = long_poll(As::new(&c.url, &keys["agent:deploy-bot"]), id.clone());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // Bob clicks in Slack (reaching A, then retried at B); Erin in Teams (reaching B, then
+    // retried at A).
+    let click = fake_slack::form(&fake_slack::click_payload("UBOB", "approve", &message));
+    let sent_at = fake_slack::now();
+    for replica in [a, b] {
+        let (status, body) =
+            fake_slack::send_signed(&replica.url, &click, sent_at, fake_slack::SIGNING_SECRET)
+                .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let invoke = teams.click("erin", "approve", card.card(), None);
+    for replica in [b, a] {
+        let (status, body) = teams.deliver(&replica.url, &invoke).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let (state, took) = waiting.await.unwrap();
+    assert_eq!(state, "approved");
+    assert!(took < SOONER_THAN_THE_BACKSTOP, "{took:?}");
+    let seen = As::new(&c.url, &keys["user:dana@example.com"])
+        .get(&format!("/v1/requests/{id}"))
+        .await;
+    let votes = seen.body["votes"].as_array().unwrap();
+    assert_eq!(votes.len(), 2, "each click counted once: {}", seen.body);
+
+    // One message per chat target (updated in place, never posted twice).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let slack_posts = slack
+        .messages()
+        .into_iter()
+        .filter(|m| {
+            m.channel == "CAPPROVALS" && m.thread_ts.is_none() && m.blocks.to_string().contains(&id)
+        })
+        .count();
+    assert_eq!(slack_posts, 1);
+    let teams_posts = teams
+        .sent()
+        .into_iter()
+        .filter(|s| {
+            s.conversation == fake_teams::APPROVALS
+                && s.reply_to.is_none()
+                && s.card().to_string().contains(&id)
+        })
+        .count();
+    assert_eq!(teams_posts, 1);
+
+    // Every entry reached the webhook once; the log verifies.
+    let entries = reqwest::Client::new()
+        .get(format!("{}/v1/audit/entries?limit=10000", b.url))
+        .bearer_auth(&keys["user:bob@example.com"])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let total = entries.lines().count();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = delivered.lock().unwrap().clone();
+        let distinct: std::collections::BTreeSet<&String> = got.iter().collect();
+        if distinct.len() >= total {
+            assert_eq!(got.len(), distinct.len(), "no entry delivered twice");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of {total} delivered",
+            distinct.len()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let verify = std::process::Command::new(crate::cli::BIN)
+        .args(["audit", "verify", "--config"])
+        .arg(dir.path().join("countersign.yaml"))
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+}
