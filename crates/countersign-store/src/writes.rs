@@ -18,18 +18,19 @@
 //! `Request::free_held`).
 
 use crate::audit_log::{Journal, Subject, at_of};
-use crate::columns::{RequestColumns, request_from_body, to_millisecond};
+use crate::columns::{RequestColumns, request_from_body};
 use crate::submission::{PreparedSubmission, guarded};
 use crate::tree::{parse_seq_list, seq_list};
-use crate::{
-    FactorChange, FactorChangeKind, FactorProof, FactorsRemoved, RunChange, RunOf, StoreError,
-    Submit, Updated,
-};
+use crate::{FactorChange, FactorsRemoved, RunOf, StoreError, Submit, Updated};
 use countersign_core::replay::{RECORDED_HASH, body_sha256};
-use countersign_core::run::RunRefusal;
 use countersign_core::{
     Effect, Event, PrincipalId, Refusal, Request, Run, RunGate, RunState, Timestamp, Transition,
 };
+
+mod accounts;
+mod runs;
+pub(crate) use accounts::*;
+pub(crate) use runs::*;
 
 /// The primitives a backend offers inside one open write transaction.
 pub(crate) trait WriteTx {
@@ -560,232 +561,6 @@ async fn park_formed<T: WriteTx>(
             tx.park_call(requester, &key, request.id(), now).await?;
         }
     }
-    Ok(())
-}
-
-/// Frees the held requests of `run` (only those of `only`, when given) when the run is active,
-/// oldest first: for each requester, as long as no request of theirs pauses the run, stopping
-/// after one that itself does. Recorded as `system`'s doing. The caller has opened the
-/// savepoint.
-pub(crate) async fn release_held<T: WriteTx>(
-    tx: &mut T,
-    run: &str,
-    only: Option<&str>,
-    now: Timestamp,
-) -> Result<Vec<Request>, StoreError> {
-    let (stored, _) = tx.run_facts(run, only).await?;
-    if !RunState::may_release(stored) {
-        return Ok(vec![]);
-    }
-    let held = tx.held_requests(run).await?;
-    let at = at_of(now);
-    let mut changed = vec![];
-    // Requesters whose part of the run is (still, or again) paused by one of their requests.
-    let mut paused: Vec<String> = vec![];
-    for row in held {
-        let requester = request_from_body(&row.body)?.requester().id.to_string();
-        if only.is_some_and(|o| o != requester) || paused.contains(&requester) {
-            continue;
-        }
-        if tx.run_facts(run, Some(requester.as_str())).await?.1 {
-            paused.push(requester);
-            continue;
-        }
-        // Releasing may approve: a row that is not what its log recorded is refused.
-        let mut request = verified(tx, &row).await?;
-        let events = request.free_held(now);
-        if events.is_empty() {
-            continue;
-        }
-        record_and_save(tx, &at, "system", &events, &request, now).await?;
-        // Released with its review complete, it may have formed a standing approval (or
-        // approved a plan).
-        park_formed(tx, false, true, &request, now).await?;
-        if request.pauses_run() {
-            paused.push(requester);
-        }
-        changed.push(request);
-    }
-    Ok(changed)
-}
-
-pub(crate) async fn set_run_state<T: WriteTx>(
-    tx: &mut T,
-    run: String,
-    target: RunState,
-    actor: &PrincipalId,
-    now: Timestamp,
-) -> Result<Result<RunChange, RunRefusal>, StoreError> {
-    let (stored_state, _) = tx.run_facts(&run, None).await?;
-    let state = match stored_state.unwrap_or_default().transition(target) {
-        Ok(state) => state,
-        Err(refusal) => return Ok(Err(refusal)),
-    };
-    let stored = Run {
-        id: run,
-        state,
-        updated_by: actor.clone(),
-        updated_at: to_millisecond(now),
-    };
-    tx.savepoint().await?;
-    tx.upsert_run(&stored).await?;
-    let at = at_of(now);
-    let event = Event::RunChanged {
-        run: stored.id.clone(),
-        state,
-    };
-    let no_subject = Subject::None { policy: None };
-    tx.journal().append(&at, actor.as_str(), &event, no_subject);
-    let changed = match state {
-        RunState::Stopped => stop_pending(tx, &stored.id, actor, now).await?,
-        RunState::Active => release_held(tx, &stored.id, None, now).await?,
-        RunState::Paused => vec![],
-    };
-    Ok(Ok(RunChange {
-        run: stored,
-        changed,
-    }))
-}
-
-/// Denies every pending request of a stopped run, recorded as the doing of whoever stopped it.
-pub(crate) async fn stop_pending<T: WriteTx>(
-    tx: &mut T,
-    run: &str,
-    actor: &PrincipalId,
-    now: Timestamp,
-) -> Result<Vec<Request>, StoreError> {
-    let pending = tx.pending_requests(run).await?;
-    let at = at_of(now);
-    let mut changed = Vec::with_capacity(pending.len());
-    for row in pending {
-        // Stopping only denies, which is safe whatever the row says: a row that does not match
-        // its log is reported loudly but still denied, so a stop always takes effect.
-        let mut request = match verified(tx, &row).await {
-            Ok(request) => request,
-            Err(StoreError::Integrity(_)) => request_from_body(&row.body)?,
-            Err(e) => return Err(e),
-        };
-        let events = request.stop_with_run(now);
-        if events.is_empty() {
-            continue;
-        }
-        record_and_save(tx, &at, actor.as_str(), &events, &request, now).await?;
-        changed.push(request);
-    }
-    Ok(changed)
-}
-
-pub(crate) async fn create_key<T: WriteTx>(
-    tx: &mut T,
-    key_hash: &str,
-    principal: PrincipalId,
-    now: Timestamp,
-) -> Result<(), StoreError> {
-    tx.insert_key(key_hash, &principal, now).await?;
-    let event = Event::KeyCreated { principal };
-    let no_subject = Subject::None { policy: None };
-    tx.journal()
-        .append(&at_of(now), "system", &event, no_subject);
-    Ok(())
-}
-
-/// Revokes every key of `principal` and ends their console sessions, recorded together.
-pub(crate) async fn revoke_keys<T: WriteTx>(
-    tx: &mut T,
-    principal: PrincipalId,
-    actor: &str,
-    now: Timestamp,
-) -> Result<(u64, u64), StoreError> {
-    let keys = tx.delete_keys(&principal).await?;
-    let sessions = tx.delete_sessions(&principal).await?;
-    let event = Event::KeyRevoked {
-        principal,
-        keys,
-        sessions,
-    };
-    let no_subject = Subject::None { policy: None };
-    tx.journal().append(&at_of(now), actor, &event, no_subject);
-    Ok((keys, sessions))
-}
-
-pub(crate) async fn totp_enroll<T: WriteTx>(
-    tx: &mut T,
-    principal: PrincipalId,
-    secret: &[u8],
-    proof: FactorProof,
-    now: Timestamp,
-) -> Result<(), StoreError> {
-    tx.savepoint().await?;
-    tx.upsert_totp(&principal, secret, now).await?;
-    factor_changed(tx, principal, FactorChangeKind::TotpEnrolled, proof, now).await
-}
-
-pub(crate) async fn passkey_enroll<T: WriteTx>(
-    tx: &mut T,
-    passkey: &crate::StoredPasskey,
-    proof: FactorProof,
-) -> Result<(), StoreError> {
-    tx.savepoint().await?;
-    tx.insert_passkey(passkey).await?;
-    let principal = passkey.principal.clone();
-    let kind = FactorChangeKind::PasskeyAdded;
-    factor_changed(tx, principal, kind, proof, passkey.created_at).await
-}
-
-pub(crate) async fn mfa_reset<T: WriteTx>(
-    tx: &mut T,
-    principal: PrincipalId,
-    actor: &str,
-    now: Timestamp,
-) -> Result<FactorsRemoved, StoreError> {
-    tx.savepoint().await?;
-    let removed = tx.delete_factors(&principal).await?;
-    let change = FactorChange {
-        principal: principal.clone(),
-        at: now,
-        change: FactorChangeKind::Reset,
-        proof: FactorProof::Operator,
-        actor: actor.to_string(),
-    };
-    tx.insert_factor_change(&change).await?;
-    let event = Event::MfaReset {
-        principal,
-        totp: removed.totp,
-        passkeys: removed.passkeys,
-    };
-    let no_subject = Subject::None { policy: None };
-    tx.journal().append(&at_of(now), actor, &event, no_subject);
-    Ok(removed)
-}
-
-/// Records an enrolment by the person themselves: the change row and `mfa.enrolled`.
-async fn factor_changed<T: WriteTx>(
-    tx: &mut T,
-    principal: PrincipalId,
-    change: FactorChangeKind,
-    proof: FactorProof,
-    now: Timestamp,
-) -> Result<(), StoreError> {
-    let actor = principal.to_string();
-    let row = FactorChange {
-        principal: principal.clone(),
-        at: now,
-        change,
-        proof,
-        actor: actor.clone(),
-    };
-    tx.insert_factor_change(&row).await?;
-    let factor = match change {
-        FactorChangeKind::PasskeyAdded => "passkey",
-        _ => "totp",
-    };
-    let event = Event::MfaEnrolled {
-        principal,
-        factor: factor.into(),
-        proof: proof.as_str().into(),
-    };
-    let no_subject = Subject::None { policy: None };
-    tx.journal().append(&at_of(now), &actor, &event, no_subject);
     Ok(())
 }
 
