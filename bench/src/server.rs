@@ -102,20 +102,26 @@ fn read_startup(
     Ok((addr.unwrap_or_default(), keys))
 }
 
+/// A folder with the benchmark policy and a configuration on `database`, plus `extra`.
+fn config_dir(database: &str, extra: &str) -> anyhow::Result<tempfile::TempDir> {
+    let dir = tempfile::tempdir()?;
+    std::fs::write(dir.path().join("policy.yaml"), POLICY)?;
+    std::fs::write(
+        dir.path().join("countersign.yaml"),
+        format!(
+            "listen: 127.0.0.1:0\ndatabase: {database}\npolicy: policy.yaml\nprincipals:\n  - {{id: agent:bench, owner: user:owner@example.com}}\n  - {{id: user:owner@example.com}}\n  - {{id: user:approver@example.com, groups: [sre]}}\n{extra}"
+        ),
+    )?;
+    Ok(dir)
+}
+
 pub fn countersign(bin: &str) -> anyhow::Result<Server> {
     countersign_with(bin, "")
 }
 
 /// `countersign serve` with `extra` appended to the benchmark configuration.
 pub fn countersign_with(bin: &str, extra: &str) -> anyhow::Result<Server> {
-    let dir = tempfile::tempdir()?;
-    std::fs::write(dir.path().join("policy.yaml"), POLICY)?;
-    std::fs::write(
-        dir.path().join("countersign.yaml"),
-        format!(
-            "listen: 127.0.0.1:0\ndatabase: countersign.db\npolicy: policy.yaml\nprincipals:\n  - {{id: agent:bench, owner: user:owner@example.com}}\n  - {{id: user:owner@example.com}}\n  - {{id: user:approver@example.com, groups: [sre]}}\n{extra}"
-        ),
-    )?;
+    let dir = config_dir("countersign.db", extra)?;
     let mut child = Command::new(bin)
         .args(["serve", "--config"])
         .arg(dir.path().join("countersign.yaml"))
@@ -155,15 +161,7 @@ pub async fn fresh_database(server: &str) -> anyhow::Result<String> {
 /// `n` replicas of `countersign serve` sharing the PostgreSQL database `database` (and one
 /// folder: policy, audit key). The first holds the folder.
 pub fn countersign_replicas(bin: &str, database: &str, n: usize) -> anyhow::Result<Vec<Server>> {
-    let extra = "";
-    let dir = tempfile::tempdir()?;
-    std::fs::write(dir.path().join("policy.yaml"), POLICY)?;
-    std::fs::write(
-        dir.path().join("countersign.yaml"),
-        format!(
-            "listen: 127.0.0.1:0\ndatabase: '{database}'\npolicy: policy.yaml\nprincipals:\n  - {{id: agent:bench, owner: user:owner@example.com}}\n  - {{id: user:owner@example.com}}\n  - {{id: user:approver@example.com, groups: [sre]}}\n{extra}"
-        ),
-    )?;
+    let dir = config_dir(&format!("'{database}'"), "")?;
     let mut out: Vec<Server> = vec![];
     for i in 0..n {
         let mut child = Command::new(bin)

@@ -676,9 +676,9 @@ impl Gateway {
         &self,
         who: &Principal,
         key: &Digest,
-        req: &Request,
+        id: &str,
     ) -> Result<(), GatewayError> {
-        self.store.unpark_call(&who.id, key, req.id()).await?;
+        self.store.unpark_call(&who.id, key, id).await?;
         Ok(())
     }
 

@@ -163,18 +163,6 @@ pub async fn deliver(
 /// (longer than a post takes).
 const POSTING: chrono::Duration = chrono::Duration::seconds(60);
 
-/// This process's name on posting claims.
-fn poster() -> &'static str {
-    static POSTER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    POSTER.get_or_init(|| {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default();
-        format!("{:x}-{nanos:x}", std::process::id())
-    })
-}
-
 /// Posts the first message about `req` to `target`, once whichever replica gets there first:
 /// under a claim on (request, target) in the store (`Store::lease`), and only if no message is
 /// stored for the target by then. False when another replica holds the claim or has posted.
@@ -188,7 +176,12 @@ async fn first_post(
 ) -> Result<bool, DeliveryError> {
     let claim = format!("post:{}:{target}", req.id());
     let held = store
-        .lease(&claim, poster(), now, now + POSTING)
+        .lease(
+            &claim,
+            countersign_store::process_name(),
+            now,
+            now + POSTING,
+        )
         .await
         .map_err(DeliveryError::store)?;
     if !held {

@@ -93,14 +93,7 @@ impl Webhook {
                 .build()
                 .unwrap_or_default(),
             cursor,
-            holder: format!(
-                "{:x}-{:x}",
-                std::process::id(),
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_nanos())
-                    .unwrap_or_default()
-            ),
+            holder: countersign_store::process_name().to_owned(),
         }
     }
 

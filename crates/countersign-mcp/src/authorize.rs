@@ -288,7 +288,7 @@ pub async fn conclude(
     let answer = answer(gateway, who, &req, carrier).await;
     if let Some(key) = &parked {
         // The caller has its answer: the same call made again is a new action.
-        if let Err(e) = gateway.unpark_call(who, key, &req).await {
+        if let Err(e) = gateway.unpark_call(who, key, req.id()).await {
             tracing::warn!(request = %req.id(), error = %e, "could not unpark an answered MCP call");
         }
     }
@@ -488,7 +488,7 @@ async fn leave(
     }
     let refused = give_up(gateway, who, req, why).await;
     if let Some(key) = &parked
-        && let Err(e) = gateway.unpark_call(who, key, req).await
+        && let Err(e) = gateway.unpark_call(who, key, req.id()).await
     {
         tracing::warn!(request = %req.id(), error = %e, "could not unpark a cancelled MCP call");
     }

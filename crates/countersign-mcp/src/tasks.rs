@@ -451,7 +451,7 @@ async fn end(mcp: &Mcp, who: &Principal, task: &StoredTask, status: &str, result
         .parked
         .as_deref()
         .and_then(|d| d.parse::<Digest>().ok())
-        && let Err(e) = mcp.gateway.task_unpark(who, &key, id).await
+        && let Err(e) = mcp.gateway.unpark_call(who, &key, id).await
     {
         tracing::warn!(request = %id, error = %e, "could not unpark an ended MCP task");
     }

@@ -51,6 +51,19 @@ use countersign_core::{
 pub use countersign_core::run::RunRefusal;
 pub use error::StoreError;
 
+/// This process's name, for what it holds or sends that others must tell apart (lease
+/// holders, change notifications): its pid and start time, fixed for the process's life.
+pub fn process_name() -> &'static str {
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        format!("{:x}-{nanos:x}", std::process::id())
+    })
+}
+
 /// How long after its end a lease is kept (then the next lease taken deletes it).
 pub const LEASE_RETENTION_MS: i64 = 3_600_000;
 

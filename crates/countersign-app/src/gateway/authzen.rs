@@ -129,7 +129,7 @@ impl Gateway {
         };
         if parked {
             // Answered for good: the same action asked again is a new question.
-            self.unpark_call(&subject, &key, &req).await?;
+            self.unpark_call(&subject, &key, req.id()).await?;
         }
         Ok(access)
     }

@@ -76,16 +76,4 @@ impl Gateway {
         };
         Ok(self.store.task_end(id, &end).await?)
     }
-
-    /// Forgets the call `who` parked under `key` if it still names request `id` (the task's
-    /// client has its answer).
-    pub async fn task_unpark(
-        &self,
-        who: &Principal,
-        key: &Digest,
-        id: &str,
-    ) -> Result<(), GatewayError> {
-        self.store.unpark_call(&who.id, key, id).await?;
-        Ok(())
-    }
 }

@@ -36,13 +36,13 @@ pub(super) struct Changes {
 }
 
 impl Changes {
+    /// Each store opened gets its own id (a process may open several), so none skips another's
+    /// notifications.
     pub fn new() -> Arc<Changes> {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default();
+        static OPENED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = OPENED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Arc::new(Changes {
-            replica: format!("{:x}-{nanos:x}", std::process::id()),
+            replica: format!("{}.{n}", crate::process_name()),
             sender: OnceLock::new(),
         })
     }

@@ -76,26 +76,68 @@ async fn kill_listeners(database: &str) -> u64 {
     killed.len() as u64
 }
 
+/// A webhook receiver that keeps the `webhook-id` of every delivery.
+struct Hook {
+    url: String,
+    delivered: Arc<Mutex<Vec<String>>>,
+}
+
+impl Hook {
+    async fn start() -> Hook {
+        let delivered = Arc::new(Mutex::new(Vec::<String>::new()));
+        let seen = delivered.clone();
+        let receiver = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |headers: axum::http::HeaderMap| {
+                let seen = seen.clone();
+                async move {
+                    let id = headers["webhook-id"].to_str().unwrap().to_owned();
+                    seen.lock().unwrap().push(id);
+                    StatusCode::NO_CONTENT
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, receiver).await });
+        Hook { url, delivered }
+    }
+
+    /// Waits (up to 30 s) until every entry of the log, as `reader` reads it from `gateway`,
+    /// was delivered, and checks none was delivered twice.
+    async fn got_every_entry_once(&self, gateway: &str, reader: &str) {
+        let entries = reqwest::Client::new()
+            .get(format!("{gateway}/v1/audit/entries?limit=10000"))
+            .bearer_auth(reader)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let total = entries.lines().count();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let got = self.delivered.lock().unwrap().clone();
+            let distinct: std::collections::BTreeSet<&String> = got.iter().collect();
+            if distinct.len() >= total {
+                assert_eq!(got.len(), distinct.len(), "no entry delivered twice");
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} of {total} entries delivered",
+                distinct.len()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn replicas_wake_each_others_waiters_when_they_commit() {
-    // A webhook receiver that counts what it is given.
-    let delivered = Arc::new(Mutex::new(Vec::<String>::new()));
-    let seen = delivered.clone();
-    let receiver = axum::Router::new().route(
-        "/hook",
-        axum::routing::post(move |headers: axum::http::HeaderMap| {
-            let seen = seen.clone();
-            async move {
-                let id = headers["webhook-id"].to_str().unwrap().to_owned();
-                seen.lock().unwrap().push(id);
-                StatusCode::NO_CONTENT
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, receiver).await });
-    let webhook = format!("audit:\n  webhooks:\n    - {{url: '{hook}'}}\n");
+    let hook = Hook::start().await;
+    let webhook = format!("audit:\n  webhooks:\n    - {{url: '{}'}}\n", hook.url);
     let Some((database, servers, keys, dir)) = replicas(2, &webhook).await else {
         return;
     };
@@ -190,31 +232,8 @@ async fn replicas_wake_each_others_waiters_when_they_commit() {
     }
 
     // The webhook got every entry once, though both replicas deliver it (one at a time).
-    let entries = reqwest::Client::new()
-        .get(format!("{}/v1/audit/entries?limit=10000", b.url))
-        .bearer_auth(&keys["user:bob@example.com"])
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let total = entries.lines().count();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let got = delivered.lock().unwrap().clone();
-        let distinct: std::collections::BTreeSet<&String> = got.iter().collect();
-        if distinct.len() >= total {
-            assert_eq!(got.len(), distinct.len(), "no entry delivered twice");
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} of {total} entries delivered",
-            distinct.len()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    hook.got_every_entry_once(&b.url, &keys["user:bob@example.com"])
+        .await;
     drop(servers);
 }
 
@@ -582,24 +601,10 @@ async fn three_replicas_take_votes_and_clicks_anywhere_and_wake_the_waiter() {
     use crate::support::fake_teams::{self, FakeTeams};
     let slack = FakeSlack::start().await;
     let teams = FakeTeams::start().await;
-    let delivered = Arc::new(Mutex::new(Vec::<String>::new()));
-    let seen = delivered.clone();
-    let receiver = axum::Router::new().route(
-        "/hook",
-        axum::routing::post(move |headers: axum::http::HeaderMap| {
-            let seen = seen.clone();
-            async move {
-                let id = headers["webhook-id"].to_str().unwrap().to_owned();
-                seen.lock().unwrap().push(id);
-                StatusCode::NO_CONTENT
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, receiver).await });
+    let hook = Hook::start().await;
     let config = format!(
-        "audit:\n  webhooks:\n    - {{url: '{hook}'}}\nchannels:\n  slack:\n    bot_token: {}\n    signing_secret: {}\n    api_base_url: {}\n    notify: [\"#approvals\"]\n  teams:\n    app_id: {}\n    app_password: {}\n    tenant_ids: [{}]\n    openid_metadata_url: {}\n    token_url: {}\n    conversations: {{approvals: \"{}\"}}\n    notify: [approvals]\n",
+        "audit:\n  webhooks:\n    - {{url: '{}'}}\nchannels:\n  slack:\n    bot_token: {}\n    signing_secret: {}\n    api_base_url: {}\n    notify: [\"#approvals\"]\n  teams:\n    app_id: {}\n    app_password: {}\n    tenant_ids: [{}]\n    openid_metadata_url: {}\n    token_url: {}\n    conversations: {{approvals: \"{}\"}}\n    notify: [approvals]\n",
+        hook.url,
         fake_slack::BOT_TOKEN,
         fake_slack::SIGNING_SECRET,
         slack.url,
@@ -677,31 +682,8 @@ async fn three_replicas_take_votes_and_clicks_anywhere_and_wake_the_waiter() {
     assert_eq!(teams_posts, 1);
 
     // Every entry reached the webhook once; the log verifies.
-    let entries = reqwest::Client::new()
-        .get(format!("{}/v1/audit/entries?limit=10000", b.url))
-        .bearer_auth(&keys["user:bob@example.com"])
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let total = entries.lines().count();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let got = delivered.lock().unwrap().clone();
-        let distinct: std::collections::BTreeSet<&String> = got.iter().collect();
-        if distinct.len() >= total {
-            assert_eq!(got.len(), distinct.len(), "no entry delivered twice");
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} of {total} delivered",
-            distinct.len()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    hook.got_every_entry_once(&b.url, &keys["user:bob@example.com"])
+        .await;
     let verify = std::process::Command::new(crate::cli::BIN)
         .args(["audit", "verify", "--config"])
         .arg(dir.path().join("countersign.yaml"))
