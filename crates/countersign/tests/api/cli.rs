@@ -569,3 +569,62 @@ fn cli_standing_approvals_and_amendments() {
     assert_eq!(amended["action"]["params"]["rows"], 10);
     assert_ne!(amended["digest"], export["digest"]);
 }
+
+/// Issue 20 part 5, the cause of the `IncompleteMessage` after a restart: the tests' server
+/// helper used to stop reading the gateway's stdout once it had the address, so the pipe
+/// closed while `countersign serve` was still printing its banner; `println!` panicked on the
+/// broken pipe and the process died under the test's next request. Whoever started the
+/// gateway may go away: it keeps serving. The read end is closed here before the gateway
+/// prints anything, so the broken pipe is certain; the address is read from its log.
+#[tokio::test]
+async fn a_gateway_keeps_serving_when_the_reader_of_its_banner_has_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_world(&dir, 0);
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("COUNTERSIGN_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log.reopen().unwrap()))
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // nobody reads the banner
+    let mut server = Server {
+        child,
+        url: String::new(),
+        keys: Default::default(),
+        log: Some(log),
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let addr = loop {
+        let text = std::fs::read_to_string(server.log.as_ref().unwrap().path()).unwrap();
+        if let Some(at) = text.find("addr=") {
+            let rest = &text[at + "addr=".len()..];
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+        assert!(
+            server.child.try_wait().unwrap().is_none(),
+            "the gateway ended before listening"
+        );
+        assert!(Instant::now() < deadline, "the gateway did not start");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    server.url = format!("http://{addr}");
+    let http = reqwest::Client::new();
+    // The banner is printed right after the address is logged; ask for a while after it.
+    for _ in 0..20 {
+        let r = http
+            .get(format!("{}/healthz", server.url))
+            .send()
+            .await
+            .expect("the gateway answers");
+        assert_eq!(r.status(), reqwest::StatusCode::OK);
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(
+        server.child.try_wait().unwrap().is_none(),
+        "the gateway is still running"
+    );
+}
