@@ -12,6 +12,7 @@ mod cli;
 mod console;
 mod console_oidc;
 mod crash;
+mod crash_loop;
 mod exec_cli;
 mod executors;
 mod factors;
