@@ -208,6 +208,35 @@ fn text_that_is_not_json_is_left_to_the_parser() {
     }
 }
 
+/// The parser reads every accepted number as its nearest double, as this check assumes: found
+/// by the fuzz target `action_digest` (`1111111e31` was read one ULP below `1.111111e37`, so
+/// one value had two canonical forms and two digests).
+#[test]
+fn numbers_mean_one_thing_the_parser_reads_the_nearest_double() {
+    for (a, b) in [
+        ("1111111e31", "1.111111e37"),
+        ("11111110e30", "0.1111111e38"),
+        ("2.225073858507201e-308", "2225073858507201e-323"),
+        ("8.98846567431158e307", "898846567431158e293"),
+        ("123456.789e-10", "0.0000123456789"),
+        ("9.99999999999999e22", "999999999999999e8"),
+    ] {
+        let parsed = |t: &str| {
+            assert_eq!(check(format!("{{\"n\":{t}}}").as_bytes()), Ok(()), "{t}");
+            let v: Value = serde_json::from_str(t).expect("a number");
+            let n = v.as_f64().expect("a double");
+            assert_eq!(n.to_bits(), t.parse::<f64>().expect("a number").to_bits(), "{t}");
+            n
+        };
+        assert_eq!(parsed(a).to_bits(), parsed(b).to_bits(), "{a} and {b}");
+        assert_eq!(
+            digest_of(serde_json::from_str(&format!("{{\"n\":{a}}}")).expect("JSON")),
+            digest_of(serde_json::from_str(&format!("{{\"n\":{b}}}")).expect("JSON")),
+            "{a} and {b} are one value, one digest"
+        );
+    }
+}
+
 fn arb_json() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
         Just(Value::Null),
@@ -310,6 +339,17 @@ proptest! {
             prop_assert_eq!(accepted, same, "{} vs canonical {}", text, canonical);
         } else {
             prop_assert!(!accepted, "{}", text);
+        }
+    }
+
+    /// An accepted number is read by the parser as the nearest double (as `str::parse` reads it).
+    #[test]
+    fn numbers_mean_one_thing_the_parser_agrees(text in arb_number_text()) {
+        if number_means_one_thing(&text) {
+            let v: Value = serde_json::from_str(&text).expect("a number");
+            let read = v.as_f64().expect("a double");
+            let nearest: f64 = text.parse().expect("a number");
+            prop_assert_eq!(read.to_bits(), nearest.to_bits(), "{}", text);
         }
     }
 
