@@ -90,6 +90,9 @@ pub enum GatewayError {
         "this Idempotency-Key was first sent with another action (request {0}); use a new key for a new action"
     )]
     IdempotencyMismatch(String),
+    /// The caller holds all the streams or waits it may (`crate::limits`).
+    #[error("{1}")]
+    TooMany(&'static str, String),
     #[error("storage failed: {0}")]
     Store(#[from] StoreError),
 }
@@ -102,7 +105,9 @@ impl GatewayError {
             GatewayError::Refused(r) => r.code(),
             GatewayError::InvalidAction(ActionError::UnsafeNumber(_)) => "imprecise_number",
             GatewayError::InvalidAction(_) => "invalid_action",
-            GatewayError::BadInput(code, _) | GatewayError::Forbidden(code, _) => code,
+            GatewayError::BadInput(code, _)
+            | GatewayError::Forbidden(code, _)
+            | GatewayError::TooMany(code, _) => code,
             GatewayError::NotFound(_) | GatewayError::Store(StoreError::NotFound) => "not_found",
             GatewayError::Run(_) => "run_stopped",
             GatewayError::Mfa(m) => m.code(),
@@ -186,6 +191,8 @@ pub struct Gateway {
     holders: Arc<submission::Holders>,
     /// Where spans of submit, wait and forward go (`crate::telemetry`; none by default).
     pub telemetry: Arc<crate::telemetry::Telemetry>,
+    /// What one principal may hold open (`crate::limits`).
+    pub limits: Arc<crate::limits::Limits>,
 }
 
 pub(crate) fn new_request_id() -> String {
@@ -219,7 +226,14 @@ impl Gateway {
             executors: Arc::new(crate::executors::NoExecutors),
             holders: Arc::default(),
             telemetry: Arc::new(crate::telemetry::Telemetry::off()),
+            limits: Arc::default(),
         }
+    }
+
+    /// The gateway with the configured `limits:` (defaults otherwise).
+    pub fn with_limits(mut self, config: crate::limits::LimitsConfig) -> Self {
+        self.limits = Arc::new(crate::limits::Limits::new(config));
+        self
     }
 
     /// The gateway with its spans sent to `telemetry` (the configured OTLP exporter).

@@ -20,6 +20,7 @@ pub mod directory;
 pub mod evaluator;
 pub mod executors;
 pub mod gateway;
+pub mod limits;
 pub mod mask;
 pub mod metrics;
 pub mod policy_source;

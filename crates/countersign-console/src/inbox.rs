@@ -12,6 +12,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
 use axum::response::sse::{Event, KeepAlive, Sse};
+use countersign_app::limits::Held;
 use countersign_core::{
     Ballot, Channel, Refusal, Request, State as RequestState, Timestamp, VoteDecision,
 };
@@ -232,9 +233,13 @@ pub async fn events(
         .viewer(&headers)
         .await
         .ok_or_else(ConsoleError::no_session)?;
+    let slot = state
+        .gateway
+        .limits
+        .hold(&viewer.principal.id, Held::Stream)?;
     let watch = state.audit.watch();
-    let init = (state, viewer.session.sid, watch);
-    let stream = futures::stream::unfold(init, |(state, sid, mut watch)| async move {
+    let init = (state, viewer.session.sid, watch, slot);
+    let stream = futures::stream::unfold(init, |(state, sid, mut watch, slot)| async move {
         watch.changed().await.ok()?;
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         let size = *watch.borrow_and_update();
@@ -244,7 +249,7 @@ pub async fn events(
         }
         Some((
             Ok(Event::default().event("change").data(size.to_string())),
-            (state, sid, watch),
+            (state, sid, watch, slot),
         ))
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))

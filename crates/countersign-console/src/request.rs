@@ -18,6 +18,7 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Redirect, Response};
 use countersign_app::gateway::{CastVote, GatewayError};
+use countersign_app::limits::Held;
 use countersign_app::mask;
 use countersign_core::{Channel, Request, State as RequestState, VoteDecision};
 use countersign_http::error::ApiError;
@@ -519,11 +520,15 @@ pub async fn events(
         .viewer(&headers)
         .await
         .ok_or_else(ConsoleError::no_session)?;
+    let slot = state
+        .gateway
+        .limits
+        .hold(&viewer.principal.id, Held::Stream)?;
     let first = state.gateway.get(&viewer.principal, &id).await?;
     let key = |r: &Request| (r.state(), r.votes().len(), r.held());
     let watch = state.audit.watch();
     let init = (
-        (state, viewer.session.sid),
+        (state, viewer.session.sid, slot),
         viewer.principal,
         id,
         watch,
@@ -532,7 +537,7 @@ pub async fn events(
     );
     let stream = futures::stream::unfold(
         init,
-        move |((state, sid), who, id, mut watch, last, done)| async move {
+        move |((state, sid, slot), who, id, mut watch, last, done)| async move {
             if done {
                 return None;
             }
@@ -558,7 +563,7 @@ pub async fn events(
                     }
                     let ev = Event::default().event("change").data(req.state().as_str());
                     let done = req.state() != RequestState::Pending;
-                    return Some((Ok(ev), ((state, sid), who, id, watch, now, done)));
+                    return Some((Ok(ev), ((state, sid, slot), who, id, watch, now, done)));
                 }
             }
         },

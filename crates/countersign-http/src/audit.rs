@@ -18,6 +18,7 @@ use axum::response::IntoResponse;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use countersign_app::limits::Held;
 use countersign_store::StoreError;
 use futures::Stream;
 use serde::Deserialize;
@@ -170,7 +171,7 @@ pub struct EntriesQuery {
 }
 
 /// The most entries one page of `GET /v1/audit/entries` holds.
-const MAX_ENTRIES_PAGE: u64 = 10_000;
+pub const MAX_ENTRIES_PAGE: u32 = 10_000;
 
 /// `GET /v1/audit/entries?from=0&limit=1000`: NDJSON, each line exactly the entry's bytes.
 pub async fn entries(
@@ -181,9 +182,8 @@ pub async fn entries(
     people_only(&caller)?;
     let q = query(q)?;
     let from = number("from", q.from.as_deref())?.unwrap_or(0);
-    let limit = number("limit", q.limit.as_deref())?
-        .unwrap_or(1000)
-        .clamp(1, MAX_ENTRIES_PAGE) as u32;
+    let limit = number("limit", q.limit.as_deref())?.map(|n| u32::try_from(n).unwrap_or(u32::MAX));
+    let limit = crate::requests::page_size(limit, 1000, MAX_ENTRIES_PAGE)?;
     let rows = state
         .audit
         .entries(from, limit)
@@ -236,11 +236,12 @@ pub async fn stream(
         None => number("after", q.after.as_deref())?,
     };
     let next = after.map_or(0, |a| a + 1);
+    let slot = state.gateway.limits.hold(&caller.id, Held::Stream)?;
     let store = state.audit.clone();
     let watch = store.watch();
     let stream = futures::stream::unfold(
-        (store, watch, next, std::collections::VecDeque::new()),
-        |(store, mut watch, mut next, mut queue)| async move {
+        (store, watch, next, std::collections::VecDeque::new(), slot),
+        |(store, mut watch, mut next, mut queue, slot)| async move {
             loop {
                 if next == u64::MAX && queue.is_empty() {
                     return None;
@@ -252,7 +253,7 @@ pub async fn stream(
                         .event("entry")
                         .id(entry.seq.to_string())
                         .data(data);
-                    return Some((Ok(ev), (store, watch, next, queue)));
+                    return Some((Ok(ev), (store, watch, next, queue, slot)));
                 }
                 match store.entries(next, STREAM_PAGE).await {
                     Ok(rows) if !rows.is_empty() => {
@@ -270,7 +271,7 @@ pub async fn stream(
                         let ev = Event::default()
                             .event("error")
                             .data(r#"{"code":"storage_unavailable"}"#);
-                        return Some((Ok(ev), (store, watch, u64::MAX, queue)));
+                        return Some((Ok(ev), (store, watch, u64::MAX, queue, slot)));
                     }
                 }
             }

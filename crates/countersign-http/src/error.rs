@@ -114,6 +114,7 @@ impl From<GatewayError> for ApiError {
             GatewayError::Exec(_) => StatusCode::BAD_REQUEST,
             GatewayError::ExecutionLost => StatusCode::INTERNAL_SERVER_ERROR,
             GatewayError::IdempotencyMismatch(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            GatewayError::TooMany(..) => StatusCode::TOO_MANY_REQUESTS,
             GatewayError::Store(StoreError::Integrity(_)) => StatusCode::INTERNAL_SERVER_ERROR,
             GatewayError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
         };

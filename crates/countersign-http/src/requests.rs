@@ -12,6 +12,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use countersign_app::gateway::once::Asked;
+use countersign_app::limits::Held;
 use countersign_core::{Channel, State as RequestState};
 use countersign_store::RequestQuery;
 use futures::Stream;
@@ -186,6 +187,10 @@ pub async fn show(
     let req = match q.wait.as_deref() {
         Some(w) => {
             let wait = parse_wait(w)?;
+            let _slot = match wait.is_zero() {
+                true => None,
+                false => Some(state.gateway.limits.hold(&caller.id, Held::Wait)?),
+            };
             // A long-poll is the API's wait for people: a `countersign.wait` span.
             let mut span = state.gateway.telemetry.span("countersign.wait", || {
                 vec![("countersign.request", id.clone())]
@@ -209,6 +214,22 @@ pub struct ListQuery {
     before: Option<String>,
 }
 
+/// The most requests one page of `GET /v1/requests` holds.
+pub const MAX_REQUESTS_PAGE: u32 = 500;
+
+/// A list's `limit`: `default` when absent; outside 1..=`max` it is refused (400
+/// `invalid_query`), never silently changed, so a client learns the page it asked for is not
+/// the page it got.
+pub(crate) fn page_size(limit: Option<u32>, default: u32, max: u32) -> Result<u32, ApiError> {
+    match limit.unwrap_or(default) {
+        n @ 1.. if n <= max => Ok(n),
+        n => Err(ApiError::bad_request(
+            "invalid_query",
+            format!("`limit` is a page size from 1 to {max}, not {n}"),
+        )),
+    }
+}
+
 pub async fn list(
     State(state): State<ApiState>,
     Caller(caller): Caller,
@@ -224,7 +245,7 @@ pub async fn list(
             )
         })?),
     };
-    let limit = q.limit.unwrap_or(50).clamp(1, 500);
+    let limit = page_size(q.limit, 50, MAX_REQUESTS_PAGE)?;
     let requests = state
         .gateway
         .list(
@@ -393,10 +414,11 @@ pub async fn events(
     Caller(caller): Caller,
     Path(id): Path<String>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let slot = state.gateway.limits.hold(&caller.id, Held::Stream)?;
     let first = state.gateway.get(&caller, &id).await?;
     let stream = futures::stream::unfold(
-        (state, caller, id, Some(first), false),
-        |(state, caller, id, pending_first, done)| async move {
+        (state, caller, id, Some(first), false, slot),
+        |(state, caller, id, pending_first, done, slot)| async move {
             if done {
                 return None;
             }
@@ -415,7 +437,7 @@ pub async fn events(
                             let ev = Event::default()
                                 .event("error")
                                 .data(format!("{{\"code\":\"{}\"}}", err.code));
-                            return Some((Ok(ev), (state, caller, id, None, true)));
+                            return Some((Ok(ev), (state, caller, id, None, true, slot)));
                         }
                     }
                 },
@@ -427,7 +449,7 @@ pub async fn events(
                 .event("request")
                 .id(req.state().as_str())
                 .data(body);
-            Some((Ok(ev), (state, caller, id, None, finished)))
+            Some((Ok(ev), (state, caller, id, None, finished, slot)))
         },
     );
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))

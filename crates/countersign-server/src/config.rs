@@ -62,6 +62,9 @@ pub struct Config {
     /// Trace spans exported over OTLP (`otlp_endpoint`); none by default.
     #[serde(default)]
     pub telemetry: crate::telemetry::TelemetryConfig,
+    /// What one principal may hold open at once (event streams, long-poll waits).
+    #[serde(default)]
+    pub limits: countersign_app::limits::LimitsConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -223,6 +226,13 @@ impl Config {
                 "`database: {}`: use a file path (SQLite) or a postgres:// URL",
                 database_display(&self.database)
             )));
+        }
+        if self.limits.streams_per_principal == 0 || self.limits.waits_per_principal == 0 {
+            return Err(invalid(
+                "`limits.streams_per_principal` and `limits.waits_per_principal` must be at \
+                 least 1"
+                    .into(),
+            ));
         }
         if self.max_body_bytes < 1024 {
             return Err(invalid("`max_body_bytes` must be at least 1024".into()));

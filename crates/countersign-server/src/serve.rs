@@ -192,6 +192,7 @@ pub async fn start_with_clock(
         .with_masker(countersign_app::mask::Masker::from_secret(
             signer.to_private_string().as_bytes(),
         ))
+        .with_limits(config.limits)
         .with_evaluator(countersign_app::evaluator::Evaluator::new(
             &config.policy_evaluation,
         ))

@@ -22,6 +22,7 @@ mod hook;
 mod identity;
 mod integrity;
 mod invariants;
+mod limits;
 mod mcp;
 mod mcp_clients;
 mod mcp_elicit;
