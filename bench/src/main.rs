@@ -8,6 +8,7 @@ mod http;
 mod mcp;
 mod scenarios;
 mod server;
+mod soak;
 mod standing;
 
 use clap::{Parser, Subcommand};
@@ -86,6 +87,14 @@ enum Scenario {
         #[arg(long, default_value_t = 3)]
         rounds: usize,
     },
+    /// Mixed load at half the measured capacity for a long time: memory, descriptors, WAL size
+    /// and p99 every 10 s, to a CSV file (`bench/soak-plot.py` draws it); exits 1 if they drift.
+    Soak {
+        #[arg(long, default_value_t = 30)]
+        minutes: u64,
+        #[arg(long, default_value = "soak.csv")]
+        out: String,
+    },
     /// (internal) a bare axum server that returns the request body, for comparison.
     BareServer,
 }
@@ -120,6 +129,7 @@ fn main() -> anyhow::Result<()> {
                 calls,
                 rounds,
             } => standing::run(&cli.bin, clients, calls, rounds).await,
+            Scenario::Soak { minutes, out } => soak::run(&cli.bin, minutes, &out).await,
             Scenario::BareServer => server::serve_bare().await,
         }
     })

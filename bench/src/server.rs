@@ -48,6 +48,11 @@ impl Drop for Server {
 }
 
 impl Server {
+    /// The folder holding its configuration and SQLite database, when it has one.
+    pub fn dir(&self) -> Option<&std::path::Path> {
+        self._dir.as_ref().map(|d| d.path())
+    }
+
     /// Resident set size and its peak, in KiB, from /proc.
     pub fn rss_kib(&self) -> (u64, u64) {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
@@ -102,14 +107,15 @@ fn read_startup(
     Ok((addr.unwrap_or_default(), keys))
 }
 
-/// A folder with the benchmark policy and a configuration on `database`, plus `extra`.
+/// A folder with the benchmark policy and a configuration on `database`, plus `extra`. One
+/// agent stands for many clients here, so the per-principal limits are lifted.
 fn config_dir(database: &str, extra: &str) -> anyhow::Result<tempfile::TempDir> {
     let dir = tempfile::tempdir()?;
     std::fs::write(dir.path().join("policy.yaml"), POLICY)?;
     std::fs::write(
         dir.path().join("countersign.yaml"),
         format!(
-            "listen: 127.0.0.1:0\ndatabase: {database}\npolicy: policy.yaml\nprincipals:\n  - {{id: agent:bench, owner: user:owner@example.com}}\n  - {{id: user:owner@example.com}}\n  - {{id: user:approver@example.com, groups: [sre]}}\n{extra}"
+            "listen: 127.0.0.1:0\ndatabase: {database}\npolicy: policy.yaml\nprincipals:\n  - {{id: agent:bench, owner: user:owner@example.com}}\n  - {{id: user:owner@example.com}}\n  - {{id: user:approver@example.com, groups: [sre]}}\nlimits: {{streams_per_principal: 1000000, waits_per_principal: 1000000}}\n{extra}"
         ),
     )?;
     Ok(dir)

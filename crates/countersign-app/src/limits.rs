@@ -27,11 +27,11 @@ pub struct LimitsConfig {
 }
 
 fn default_streams() -> usize {
-    16
+    32
 }
 
 fn default_waits() -> usize {
-    64
+    256
 }
 
 impl Default for LimitsConfig {

@@ -90,13 +90,23 @@ async fn long_poll_waits_per_principal_are_limited_and_end_with_the_decision() {
     let waits: Vec<_> = (0..2)
         .map(|_| {
             let (agent, path) = (agent.clone(), path.clone());
-            tokio::spawn(async move { agent.get(&path).await })
+            // A wait that finds both slots taken (by a probe below) asks again.
+            tokio::spawn(async move {
+                loop {
+                    let r = agent.get(&path).await;
+                    if r.status != StatusCode::TOO_MANY_REQUESTS {
+                        return r;
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            })
         })
         .collect();
-    // Both waits are held before the third is asked.
-    let deadline = Instant::now() + Duration::from_secs(10);
+    // Asked until both waits are held (a probe that finds a slot free waits only a second).
+    let probe = format!("/v1/requests/{}?wait=1s", pending.id());
+    let deadline = Instant::now() + Duration::from_secs(30);
     let third = loop {
-        let r = agent.get(&path).await;
+        let r = agent.get(&probe).await;
         if r.status == StatusCode::TOO_MANY_REQUESTS || Instant::now() > deadline {
             break r;
         }
