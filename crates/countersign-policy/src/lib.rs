@@ -40,7 +40,7 @@ pub use budget::{BUDGET_EXCEEDED, Budget, Deferred};
 pub use duration::format_seconds;
 pub use error::PolicyError;
 pub use evaluate::{Explanation, RuleOutcome, RuleTrace};
-pub use policy::Policy;
+pub use policy::{Policy, yaml_line};
 pub use requirements::BUILT_IN_REVIEW_TIMEOUT_SECONDS;
 
 /// The built-in sample policy, used when the server starts with no policy configured.

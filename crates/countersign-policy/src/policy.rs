@@ -120,7 +120,11 @@ pub(crate) fn yaml_error(
             message = tail.strip_prefix(": ").unwrap_or(tail).to_string();
         }
     }
-    let error_out = PolicyError::new(source, message).at(error.location().map(|l| l.line()));
+    let line = yaml_line(error, text);
+    if let Some(at) = message.rfind(" at position ") {
+        message.truncate(at);
+    }
+    let error_out = PolicyError::new(source, message).at(line);
     match item {
         Some(name) if list_key == "rules" => error_out.in_rule(name),
         Some(name) => PolicyError {
@@ -128,6 +132,24 @@ pub(crate) fn yaml_error(
             ..error_out
         },
         None => error_out,
+    }
+}
+
+/// The 1-based line a YAML error is on. The parser's location is right for what it parses;
+/// what its reader refuses first (control characters, invalid encodings) comes with line 1 and
+/// the byte offset in the message (`… at position N`), so the line is counted up to that
+/// offset (found by the fuzz target `policy_condition`: a DEL on line 7 was reported on line 1).
+pub fn yaml_line(error: &yaml_serde::Error, text: &str) -> Option<usize> {
+    let message = error.to_string();
+    let offset = message
+        .rsplit_once(" at position ")
+        .and_then(|(_, n)| n.trim().parse::<usize>().ok());
+    match offset {
+        Some(offset) => {
+            let before = text.as_bytes().get(..offset.min(text.len()))?;
+            Some(1 + before.iter().filter(|b| **b == b'\n').count())
+        }
+        None => error.location().map(|l| l.line()),
     }
 }
 

@@ -176,8 +176,8 @@ impl Config {
     pub fn parse(text: &str, name: &str) -> Result<Config, ConfigError> {
         yaml_serde::from_str(text).map_err(|e| ConfigError::Parse {
             path: name.to_string(),
-            message: match e.location() {
-                Some(loc) => format!("line {}: {e}", loc.line()),
+            message: match countersign_policy::yaml_line(&e, text) {
+                Some(line) => format!("line {line}: {e}"),
                 None => e.to_string(),
             },
         })

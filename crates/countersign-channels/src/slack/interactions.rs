@@ -68,8 +68,9 @@ pub async fn http(slack: Arc<Slack>, headers: HeaderMap, body: Bytes) -> Respons
 }
 
 /// Slack sends `application/x-www-form-urlencoded` with one field, `payload`, holding JSON
-/// (whose numbers and keys must mean one thing, as in every JSON body).
-fn parse_form(body: &[u8]) -> Result<Value, ApiError> {
+/// (whose numbers and keys must mean one thing, as in every JSON body). Public for the fuzz
+/// target `slack_interaction`.
+pub fn parse_form(body: &[u8]) -> Result<Value, ApiError> {
     let invalid = |message: String| ApiError::bad_request("invalid_payload", message);
     let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
         .map_err(|e| invalid(format!("the body is not a form: {e}")))?;

@@ -67,7 +67,9 @@ pub fn verify(
         return Err(SignatureError::Missing);
     };
     let ts: i64 = timestamp.parse().map_err(|_| SignatureError::Missing)?;
-    if (now - ts).abs() > MAX_SKEW_SECONDS {
+    // Any i64 may arrive: the distance is computed without overflow (a timestamp near i64::MIN
+    // panicked in debug builds and, wrapped, could have read as fresh).
+    if now.abs_diff(ts) > MAX_SKEW_SECONDS.unsigned_abs() {
         return Err(SignatureError::Stale);
     }
     let hex_sig = signature
@@ -207,5 +209,25 @@ mod tests {
             Err(SignatureError::Stale)
         );
         assert!(verify(SECRET, Some(TS), Some(SIG), BODY, ts + 300).is_ok());
+    }
+
+    /// Timestamps at the ends of i64, signed or not, are stale, never an overflow.
+    #[test]
+    fn a_timestamp_at_the_ends_of_the_integers_is_stale_not_an_overflow() {
+        for ts in [
+            i64::MIN.to_string(),
+            (i64::MIN + 1).to_string(),
+            i64::MAX.to_string(),
+            "-1".to_string(),
+        ] {
+            for now in [1531420618, 0, -5, i64::MAX, i64::MIN] {
+                let signed = sign(SECRET, &ts, BODY);
+                let fresh = ts
+                    .parse::<i64>()
+                    .is_ok_and(|t| (i128::from(t) - i128::from(now)).abs() <= 300);
+                let got = verify(SECRET, Some(&ts), Some(&signed), BODY, now);
+                assert_eq!(got.is_ok(), fresh, "ts {ts} now {now}: {got:?}");
+            }
+        }
     }
 }

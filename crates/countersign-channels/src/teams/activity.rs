@@ -141,8 +141,9 @@ fn bad_activity(message: &str) -> Response {
 }
 
 /// The activity's tenant: `channelData.tenant.id`, else `conversation.tenantId`. Two that
-/// disagree name no tenant (and are refused).
-fn tenant_of(activity: &Value) -> Option<String> {
+/// disagree name no tenant (and are refused). Public, as are the other readers of an activity
+/// here, for the fuzz target `teams_activity`.
+pub fn tenant_of(activity: &Value) -> Option<String> {
     let a = activity["channelData"]["tenant"]["id"].as_str();
     let b = activity["conversation"]["tenantId"].as_str();
     match (a, b) {
@@ -153,13 +154,13 @@ fn tenant_of(activity: &Value) -> Option<String> {
 
 /// A channel thread's conversation id is `<channel>;messageid=<root>`: the channel is the
 /// conversation.
-fn base_conversation(id: &str) -> &str {
+pub fn base_conversation(id: &str) -> &str {
     id.split(';').next().unwrap_or(id)
 }
 
 /// The conversations a verified activity introduces: its own, and the team and channel its
 /// `channelData` names (the bot may post to a team's channels once installed in the team).
-fn conversations_named<'a>(activity: &'a Value, conversation: &'a str) -> Vec<&'a str> {
+pub fn conversations_named<'a>(activity: &'a Value, conversation: &'a str) -> Vec<&'a str> {
     let mut out = vec![conversation];
     for c in [
         activity["channelData"]["channel"]["id"].as_str(),
@@ -198,7 +199,7 @@ fn action_error(code: &str, message: &str) -> Response {
     )
 }
 
-struct Click {
+pub struct Click {
     request: String,
     digest: String,
     decision: VoteDecision,
@@ -209,7 +210,7 @@ struct Click {
 
 /// Reads `value.action` of an `adaptiveCard/action` invoke; `Err((code, message))` when it
 /// cannot be read.
-fn click(activity: &Value) -> Result<Click, (&'static str, String)> {
+pub fn click(activity: &Value) -> Result<Click, (&'static str, String)> {
     let action = &activity["value"]["action"];
     if action["type"].as_str() != Some("Action.Execute") {
         return Err(("invalid_action", "only Action.Execute is handled".into()));

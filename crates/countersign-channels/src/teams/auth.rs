@@ -264,14 +264,7 @@ impl Verifier {
         let now = now.timestamp();
         let time = |name: &str| claims.get(name).and_then(Value::as_i64);
         let exp = time("exp").ok_or_else(|| AuthFailure::MalformedToken("bad `exp`".into()))?;
-        if now > exp + SKEW_SECONDS {
-            return Err(AuthFailure::Expired);
-        }
-        if let Some(nbf) = time("nbf")
-            && now + SKEW_SECONDS < nbf
-        {
-            return Err(AuthFailure::NotYetValid);
-        }
+        valid_at(now, exp, time("nbf"))?;
         let service_urls = claims
             .iter()
             .filter(|(k, _)| k.eq_ignore_ascii_case(SERVICE_URL_CLAIM))
@@ -364,6 +357,21 @@ impl Verifier {
     }
 }
 
+/// Whether a token valid from `nbf` to `exp` (Unix seconds) is valid at `now`, with the
+/// protocol's skew. Claims are any i64 (signed, but not ours to trust with arithmetic): nothing
+/// here overflows.
+fn valid_at(now: i64, exp: i64, nbf: Option<i64>) -> Result<(), AuthFailure> {
+    if now > exp.saturating_add(SKEW_SECONDS) {
+        return Err(AuthFailure::Expired);
+    }
+    if let Some(nbf) = nbf
+        && now.saturating_add(SKEW_SECONDS) < nbf
+    {
+        return Err(AuthFailure::NotYetValid);
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -376,6 +384,22 @@ mod tests {
     }
 
     const SVC: Option<&str> = Some("https://smba.trafficmanager.net/emea/");
+
+    #[test]
+    fn validity_times_at_the_ends_of_the_integers_do_not_overflow() {
+        let now = 1_800_000_000;
+        assert_eq!(valid_at(now, i64::MAX, None), Ok(()));
+        assert_eq!(valid_at(now, i64::MAX, Some(i64::MIN)), Ok(()));
+        assert_eq!(valid_at(now, i64::MIN, None), Err(AuthFailure::Expired));
+        assert_eq!(
+            valid_at(now, i64::MAX, Some(i64::MAX)),
+            Err(AuthFailure::NotYetValid)
+        );
+        assert_eq!(valid_at(i64::MAX, i64::MAX, None), Ok(()));
+        assert_eq!(valid_at(i64::MIN, 0, Some(i64::MIN)), Ok(()));
+        assert_eq!(valid_at(now, now - 300, None), Ok(()));
+        assert_eq!(valid_at(now, now - 301, None), Err(AuthFailure::Expired));
+    }
 
     #[test]
     fn an_activity_matching_its_token_and_tenant_is_admitted() {

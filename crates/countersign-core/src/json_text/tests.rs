@@ -225,7 +225,11 @@ fn numbers_mean_one_thing_the_parser_reads_the_nearest_double() {
             assert_eq!(check(format!("{{\"n\":{t}}}").as_bytes()), Ok(()), "{t}");
             let v: Value = serde_json::from_str(t).expect("a number");
             let n = v.as_f64().expect("a double");
-            assert_eq!(n.to_bits(), t.parse::<f64>().expect("a number").to_bits(), "{t}");
+            assert_eq!(
+                n.to_bits(),
+                t.parse::<f64>().expect("a number").to_bits(),
+                "{t}"
+            );
             n
         };
         assert_eq!(parsed(a).to_bits(), parsed(b).to_bits(), "{a} and {b}");

@@ -266,3 +266,31 @@ fn standing_approvals_are_bounded_and_never_with_mfa() {
         assert!(e.message.contains(says), "{review}: {e}");
     }
 }
+
+/// What the YAML reader refuses before parsing (control characters) is named on its own line,
+/// not line 1 (found by the fuzz target `policy_condition`).
+#[test]
+fn characters_yaml_refuses_are_named_on_their_line() {
+    for (text, line) in [
+        (
+            format!("{HEAD}  - name: a\n    when: \"x\u{7f}y\"\n    effect: allow\n"),
+            7,
+        ),
+        (
+            format!(
+                "{HEAD}  - name: ééé\n    effect: allow\n  - name: \"b\u{81}\"\n    effect: deny\n"
+            ),
+            8,
+        ),
+        (
+            format!("{HEAD}  # a comment\u{1}\n  - name: c\n    effect: allow\n"),
+            6,
+        ),
+        ("\u{7}version: 1\n".to_string(), 1),
+    ] {
+        let e = error(&text);
+        assert_eq!(e.line, Some(line), "{e}");
+        assert!(e.message.contains("control characters"), "{e}");
+        assert!(!e.message.contains("position"), "{e}");
+    }
+}
