@@ -27,7 +27,11 @@ fuzz_target!(|data: &[u8]| {
     json_text::check(&canonical).expect("the canonical form passes the edge's check");
     let again: countersign_core::Action =
         serde_json::from_slice(&canonical).expect("the canonical form parses");
-    assert_eq!(canonical::to_vec(&again), canonical, "canonical form is stable");
+    assert_eq!(
+        canonical::to_vec(&again),
+        canonical,
+        "canonical form is stable"
+    );
     assert_eq!(Digest::of_action(&again, &requester), digest);
     let pretty = serde_json::to_vec_pretty(&action).expect("serialises");
     let third: ActionBody = serde_json::from_slice(&pretty).expect("its own JSON parses");

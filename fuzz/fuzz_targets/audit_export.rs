@@ -40,7 +40,10 @@ fuzz_target!(|data: &[u8]| {
     .expect("signs");
     let checkpoint = Checkpoint::open(&note, &signer.verifier(), Some("countersign.fuzz"))
         .expect("its own checkpoint opens");
-    assert!(run(&lines, vec![checkpoint.clone()]).0, "verifies against its checkpoint");
+    assert!(
+        run(&lines, vec![checkpoint.clone()]).0,
+        "verifies against its checkpoint"
+    );
     let at = data.len() % lines.len();
     let mut edited = lines.clone();
     let line = &mut edited[at];

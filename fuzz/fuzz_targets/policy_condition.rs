@@ -24,12 +24,20 @@ fuzz_target!(|data: &[u8]| {
          defaults:\n  review: {{approvers: [{{group: sre, count: 1}}], timeout: 30m, on_timeout: deny}}\n\
          rules:\n  - name: fuzzed\n    when: {quoted}\n    effect: allow\n"
     );
-    debug_assert_eq!(text.lines().nth(WHEN_LINE - 1).map(|l| l.trim_start().starts_with("when:")), Some(true));
+    debug_assert_eq!(
+        text.lines()
+            .nth(WHEN_LINE - 1)
+            .map(|l| l.trim_start().starts_with("when:")),
+        Some(true)
+    );
     let policy = match Policy::parse(&text, "policy.yaml") {
         Ok(p) => p,
         Err(e) => {
             // What the YAML reader refuses (a control character) names no rule, only the line.
-            assert!(e.rule.is_none() || e.rule.as_deref() == Some("fuzzed"), "{e}");
+            assert!(
+                e.rule.is_none() || e.rule.as_deref() == Some("fuzzed"),
+                "{e}"
+            );
             assert_eq!(e.line, Some(WHEN_LINE), "{e}");
             return;
         }

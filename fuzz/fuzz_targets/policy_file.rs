@@ -36,8 +36,16 @@ fn decide_some(policy: &Policy) {
     };
     for (kind, resource, params) in [
         ("db.query", "postgres://prod/x", json!({"readonly": true})),
-        ("db.export", "postgres://prod/customers", json!({"rows": 5000})),
-        ("shell.exec", "host://a", json!({"cmd": ["ls", "-l"], "n": 1.5})),
+        (
+            "db.export",
+            "postgres://prod/customers",
+            json!({"rows": 5000}),
+        ),
+        (
+            "shell.exec",
+            "host://a",
+            json!({"cmd": ["ls", "-l"], "n": 1.5}),
+        ),
         ("mcp.tool.s.t", "mcp://s/t", json!({})),
     ] {
         let action = Action {

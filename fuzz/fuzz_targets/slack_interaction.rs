@@ -27,7 +27,11 @@ fuzz_target!(|data: &[u8]| {
         .is_ok_and(|t| t.checked_sub(NOW).is_some_and(|d| d.abs() <= 300));
     assert_eq!(genuine.is_ok(), in_window, "ts {ts:?}");
     if given.is_ok() {
-        assert_eq!(sig.to_ascii_lowercase(), signed, "only Slack's signature verifies");
+        assert_eq!(
+            sig.to_ascii_lowercase(),
+            signed,
+            "only Slack's signature verifies"
+        );
     }
     let Ok(payload) = interactions::parse_form(body) else {
         return;
