@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const SAMPLE_EVERY: Duration = Duration::from_secs(10);
-const PROBE_CLIENTS: usize = 16;
+const PROBE_CLIENTS: u64 = 16;
 const PROBE: Duration = Duration::from_secs(20);
 
 struct Keys {
@@ -140,22 +140,45 @@ async fn redeem(conn: &mut Conn, keys: &Keys, window: &Window, request: &Value) 
     timed(conn, window, "POST", &path, &keys.agent, body).await;
 }
 
-/// Steps per second with `PROBE_CLIENTS` clients back to back.
-async fn capacity(cs: &Server, keys: &Arc<Keys>) -> anyhow::Result<f64> {
-    let window = Arc::new(Window::new()?);
-    let stop = Arc::new(AtomicBool::new(false));
+/// Starts `clients` clients stepping until `stop`: back to back, or each once per `every`.
+/// Client `c` numbers its steps from `first + c * 10^9`.
+async fn clients(
+    cs: &Server,
+    keys: &Arc<Keys>,
+    window: &Arc<Window>,
+    stop: &Arc<AtomicBool>,
+    clients: u64,
+    every: Option<Duration>,
+    first: u64,
+) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
     let mut tasks = vec![];
-    for c in 0..PROBE_CLIENTS {
+    for c in 0..clients {
         let mut conn = Conn::open(&cs.addr).await?;
         let (keys, window, stop) = (keys.clone(), window.clone(), stop.clone());
         tasks.push(tokio::spawn(async move {
-            let (mut i, mut last) = (c as u64 * 1_000_000_000, None);
+            let mut tick = every.map(|every| {
+                let mut tick = tokio::time::interval(every);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                tick
+            });
+            let (mut i, mut last) = (first + c * 1_000_000_000, None);
             while !stop.load(Ordering::Relaxed) {
+                if let Some(tick) = tick.as_mut() {
+                    tick.tick().await;
+                }
                 step(&mut conn, &keys, &window, i, &mut last).await;
                 i += 1;
             }
         }));
     }
+    Ok(tasks)
+}
+
+/// Steps per second with `PROBE_CLIENTS` clients back to back.
+async fn capacity(cs: &Server, keys: &Arc<Keys>) -> anyhow::Result<f64> {
+    let window = Arc::new(Window::new()?);
+    let stop = Arc::new(AtomicBool::new(false));
+    let tasks = clients(cs, keys, &window, &stop, PROBE_CLIENTS, None, 0).await?;
     let start = Instant::now();
     tokio::time::sleep(PROBE).await;
     stop.store(true, Ordering::Relaxed);
@@ -192,25 +215,10 @@ pub async fn run(bin: &str, minutes: u64, out: &str) -> anyhow::Result<()> {
     );
 
     // Open loop: 8 clients, each on its own schedule of rate/8 steps a second.
-    let clients = 8u64;
-    let every = Duration::from_secs_f64(clients as f64 / rate);
+    let every = Duration::from_secs_f64(8.0 / rate);
     let window = Arc::new(Window::new()?);
     let stop = Arc::new(AtomicBool::new(false));
-    let mut tasks = vec![];
-    for c in 0..clients {
-        let mut conn = Conn::open(&cs.addr).await?;
-        let (keys, window, stop) = (keys.clone(), window.clone(), stop.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let (mut i, mut last) = (5_000_000_000 + c * 1_000_000_000, None);
-            while !stop.load(Ordering::Relaxed) {
-                tick.tick().await;
-                step(&mut conn, &keys, &window, i, &mut last).await;
-                i += 1;
-            }
-        }));
-    }
+    let tasks = clients(&cs, &keys, &window, &stop, 8, Some(every), 5_000_000_000).await?;
     let wal = cs.dir().map(|d| d.join("countersign.db-wal"));
     let pid = cs.child.id();
     let mut file = std::fs::File::create(out)?;

@@ -97,6 +97,12 @@ pub enum GatewayError {
     Store(#[from] StoreError),
 }
 
+impl From<crate::limits::LimitExceeded> for GatewayError {
+    fn from(e: crate::limits::LimitExceeded) -> Self {
+        GatewayError::TooMany(e.code, e.message)
+    }
+}
+
 impl GatewayError {
     /// The stable machine code of this failure, the same on every edge (the HTTP API's
     /// `error.code`, the console's notice, a chat channel's refusal record).
@@ -228,6 +234,15 @@ impl Gateway {
             telemetry: Arc::new(crate::telemetry::Telemetry::off()),
             limits: Arc::default(),
         }
+    }
+
+    /// A slot for one event stream or long-poll wait of `who` (`crate::limits`), or 429.
+    pub fn hold(
+        &self,
+        who: &PrincipalId,
+        kind: crate::limits::Held,
+    ) -> Result<crate::limits::Slot, GatewayError> {
+        Ok(self.limits.hold(who, kind)?)
     }
 
     /// The gateway with the configured `limits:` (defaults otherwise).

@@ -8,7 +8,6 @@
 //! principal id; a slot is given back when dropped (the stream or the wait ended, however).
 //! Over the limit the edge answers 429 (`too_many_streams`, `too_many_waits`) at once.
 
-use crate::gateway::GatewayError;
 use countersign_core::PrincipalId;
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -57,6 +56,14 @@ pub struct Limits {
     open: Mutex<HashMap<(PrincipalId, Held), usize>>,
 }
 
+/// A principal holds all the slots of a kind: the stable code (`too_many_streams`,
+/// `too_many_waits`) and a message naming the limit (the gateway answers it 429).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitExceeded {
+    pub code: &'static str,
+    pub message: String,
+}
+
 /// One stream or wait being served; gives its slot back when dropped.
 #[derive(Debug)]
 pub struct Slot {
@@ -77,7 +84,7 @@ impl Limits {
     }
 
     /// A slot of `kind` for `who`, or the refusal to answer (429) when they hold all of them.
-    pub fn hold(self: &Arc<Self>, who: &PrincipalId, kind: Held) -> Result<Slot, GatewayError> {
+    pub fn hold(self: &Arc<Self>, who: &PrincipalId, kind: Held) -> Result<Slot, LimitExceeded> {
         let (max, code, what, key) = match kind {
             Held::Stream => (
                 self.config.streams_per_principal,
@@ -95,13 +102,13 @@ impl Limits {
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         let count = open.entry((who.clone(), kind)).or_insert(0);
         if *count >= max {
-            return Err(GatewayError::TooMany(
+            return Err(LimitExceeded {
                 code,
-                format!(
+                message: format!(
                     "{who} already has {max} {what} open, the most this gateway serves one \
                      principal (`{key}`); close one, or wait for one to end"
                 ),
-            ));
+            });
         }
         *count += 1;
         Ok(Slot {
@@ -150,15 +157,12 @@ mod tests {
         let a = limits.hold(&bob, Held::Stream).expect("first");
         let _b = limits.hold(&bob, Held::Stream).expect("second");
         let refused = limits.hold(&bob, Held::Stream).expect_err("third");
-        assert_eq!(refused.code(), "too_many_streams");
+        assert_eq!(refused.code, "too_many_streams");
         // Another principal, and another kind, have their own slots.
         let _c = limits.hold(&carol, Held::Stream).expect("carol's");
         let w = limits.hold(&bob, Held::Wait).expect("a wait");
         assert_eq!(
-            limits
-                .hold(&bob, Held::Wait)
-                .expect_err("second wait")
-                .code(),
+            limits.hold(&bob, Held::Wait).expect_err("second wait").code,
             "too_many_waits"
         );
         drop(a);

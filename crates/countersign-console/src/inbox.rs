@@ -233,10 +233,7 @@ pub async fn events(
         .viewer(&headers)
         .await
         .ok_or_else(ConsoleError::no_session)?;
-    let slot = state
-        .gateway
-        .limits
-        .hold(&viewer.principal.id, Held::Stream)?;
+    let slot = state.gateway.hold(&viewer.principal.id, Held::Stream)?;
     let watch = state.audit.watch();
     let init = (state, viewer.session.sid, watch, slot);
     let stream = futures::stream::unfold(init, |(state, sid, mut watch, slot)| async move {

@@ -520,10 +520,7 @@ pub async fn events(
         .viewer(&headers)
         .await
         .ok_or_else(ConsoleError::no_session)?;
-    let slot = state
-        .gateway
-        .limits
-        .hold(&viewer.principal.id, Held::Stream)?;
+    let slot = state.gateway.hold(&viewer.principal.id, Held::Stream)?;
     let first = state.gateway.get(&viewer.principal, &id).await?;
     let key = |r: &Request| (r.state(), r.votes().len(), r.held());
     let watch = state.audit.watch();

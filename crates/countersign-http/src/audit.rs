@@ -236,7 +236,7 @@ pub async fn stream(
         None => number("after", q.after.as_deref())?,
     };
     let next = after.map_or(0, |a| a + 1);
-    let slot = state.gateway.limits.hold(&caller.id, Held::Stream)?;
+    let slot = state.gateway.hold(&caller.id, Held::Stream)?;
     let store = state.audit.clone();
     let watch = store.watch();
     let stream = futures::stream::unfold(

@@ -189,7 +189,7 @@ pub async fn show(
             let wait = parse_wait(w)?;
             let _slot = match wait.is_zero() {
                 true => None,
-                false => Some(state.gateway.limits.hold(&caller.id, Held::Wait)?),
+                false => Some(state.gateway.hold(&caller.id, Held::Wait)?),
             };
             // A long-poll is the API's wait for people: a `countersign.wait` span.
             let mut span = state.gateway.telemetry.span("countersign.wait", || {
@@ -414,7 +414,7 @@ pub async fn events(
     Caller(caller): Caller,
     Path(id): Path<String>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    let slot = state.gateway.limits.hold(&caller.id, Held::Stream)?;
+    let slot = state.gateway.hold(&caller.id, Held::Stream)?;
     let first = state.gateway.get(&caller, &id).await?;
     let stream = futures::stream::unfold(
         (state, caller, id, Some(first), false, slot),

@@ -94,6 +94,23 @@ pub fn serve_logging(config: &Path, expect_keys: usize, level: &str, log: Stdio)
     }
 }
 
+/// `countersign audit verify --config CONFIG`, run in the config's folder: fails the test with
+/// its output unless the log verifies.
+pub fn assert_audit_verifies(config: &Path) {
+    let verify = Command::new(BIN)
+        .args(["audit", "verify", "--config"])
+        .arg(config)
+        .current_dir(config.parent().unwrap_or(Path::new(".")))
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "audit verify: {}{}",
+        String::from_utf8_lossy(&verify.stdout),
+        String::from_utf8_lossy(&verify.stderr)
+    );
+}
+
 pub fn cli(server: &Server, who: &str, args: &[&str]) -> Command {
     let mut c = Command::new(BIN);
     c.args(args)

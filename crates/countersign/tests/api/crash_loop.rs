@@ -9,14 +9,13 @@
 //! `COUNTERSIGN_CRASH_LOOP_KILLS=20 ./test crash_loop`); `COUNTERSIGN_CRASH_LOOP_SEED` replays
 //! a run's random moments (each run prints its seed).
 
-use crate::cli::{BIN, Server, serve};
-use crate::postgres::fresh_database;
+use crate::cli::{Server, assert_audit_verifies, serve};
+use crate::postgres::world_on_postgres;
 use crate::support::app::{As, write_world};
 use crate::support::mcp::{mcp_config, rmcp_client_2026, stdio_upstream};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::process::Command;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -80,25 +79,19 @@ fn seed() -> u64 {
 async fn crash_loop_on_sqlite_loses_nothing_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_world(&dir, 0);
-    crash_loop("SQLite", &dir, &config).await;
+    crash_loop("SQLite", &config).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn crash_loop_on_postgresql_loses_nothing_acknowledged() {
-    let Some(database) = fresh_database().await else {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((config, _)) = world_on_postgres(&dir).await else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_world(&dir, 0);
-    let text = std::fs::read_to_string(&config).unwrap().replace(
-        "database: countersign.db",
-        &format!("database: '{database}'"),
-    );
-    std::fs::write(&config, text).unwrap();
-    crash_loop("PostgreSQL", &dir, &config).await;
+    crash_loop("PostgreSQL", &config).await;
 }
 
-async fn crash_loop(backend: &str, dir: &tempfile::TempDir, config: &Path) {
+async fn crash_loop(backend: &str, config: &Path) {
     let mcp = mcp_config(&stdio_upstream("everything"), "");
     let text = std::fs::read_to_string(config).unwrap() + &mcp;
     std::fs::write(config, text).unwrap();
@@ -169,18 +162,7 @@ async fn crash_loop(backend: &str, dir: &tempfile::TempDir, config: &Path) {
     }
     no_grant_redeemed_twice(&server, &keys).await;
     drop(server);
-    let verify = Command::new(BIN)
-        .args(["audit", "verify", "--config"])
-        .arg(config)
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        verify.status.success(),
-        "audit verify after the crash loop: {}{}",
-        String::from_utf8_lossy(&verify.stdout),
-        String::from_utf8_lossy(&verify.stderr)
-    );
+    assert_audit_verifies(config);
 }
 
 /// Starts the load on `server`: each worker stops at its first failed connection (the kill).
@@ -455,18 +437,11 @@ async fn all_requests(reader: &As) -> Vec<Value> {
 
 /// The audit log has at most one `grant.redeemed` per request, answered or not.
 async fn no_grant_redeemed_twice(server: &Server, keys: &HashMap<String, String>) {
-    let body = reqwest::Client::new()
-        .get(format!("{}/v1/audit/entries?limit=10000", server.url))
-        .bearer_auth(&keys["user:bob@example.com"])
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let entries = As::new(&server.url, &keys["user:bob@example.com"])
+        .audit_entries()
+        .await;
     let mut redeemed: HashMap<String, u32> = HashMap::new();
-    for line in body.lines() {
-        let e: Value = serde_json::from_str(line).unwrap();
+    for e in entries {
         if e["event"] == "grant.redeemed" {
             *redeemed
                 .entry(e["request"].as_str().unwrap().to_owned())

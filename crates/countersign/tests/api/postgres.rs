@@ -3,7 +3,7 @@
 //! `COUNTERSIGN_TEST_POSTGRES_URL` names a server (`.ci/run` sets it); otherwise it prints a
 //! note and passes.
 
-use crate::cli::{BIN, serve};
+use crate::cli::{BIN, assert_audit_verifies, serve};
 use crate::support::app::{As, write_world};
 use serde_json::json;
 use std::process::Command;
@@ -35,18 +35,25 @@ pub async fn fresh_database() -> Option<String> {
     Some(fresh.to_string())
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn gateway_on_postgresql_decides_redeems_and_survives_kill_9() {
-    let Some(database) = fresh_database().await else {
-        return;
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_world(&dir, 0);
+/// The test world (`write_world`) in `dir` on a fresh database: its configuration and the
+/// database's URL; `None` (with a note) without a server.
+pub async fn world_on_postgres(dir: &tempfile::TempDir) -> Option<(std::path::PathBuf, String)> {
+    let database = fresh_database().await?;
+    let config = write_world(dir, 0);
     let text = std::fs::read_to_string(&config).unwrap().replace(
         "database: countersign.db",
         &format!("database: '{database}'"),
     );
     std::fs::write(&config, text).unwrap();
+    Some((config, database))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn gateway_on_postgresql_decides_redeems_and_survives_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((config, _)) = world_on_postgres(&dir).await else {
+        return;
+    };
 
     let mut first = serve(&config, 8);
     let keys = first.keys.clone();
@@ -131,16 +138,5 @@ async fn gateway_on_postgresql_decides_redeems_and_survives_kill_9() {
     );
 
     // The record in PostgreSQL verifies from its first entry on.
-    let verify = Command::new(BIN)
-        .args(["audit", "verify", "--config"])
-        .arg(&config)
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        verify.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&verify.stdout),
-        String::from_utf8_lossy(&verify.stderr)
-    );
+    assert_audit_verifies(&config);
 }

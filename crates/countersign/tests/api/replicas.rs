@@ -4,7 +4,7 @@
 //! database per run; skipped (with a note) without `COUNTERSIGN_TEST_POSTGRES_URL`.
 
 use crate::cli::{Server, serve};
-use crate::postgres::fresh_database;
+use crate::postgres::world_on_postgres;
 use crate::support::app::{As, write_world};
 use futures::StreamExt as _;
 use reqwest::StatusCode;
@@ -26,13 +26,9 @@ async fn replicas(
     std::collections::HashMap<String, String>,
     tempfile::TempDir,
 )> {
-    let database = fresh_database().await?;
     let dir = tempfile::tempdir().unwrap();
-    let config = write_world(&dir, 0);
-    let text = std::fs::read_to_string(&config).unwrap().replace(
-        "database: countersign.db",
-        &format!("database: '{database}'"),
-    ) + extra;
+    let (config, database) = world_on_postgres(&dir).await?;
+    let text = std::fs::read_to_string(&config).unwrap() + extra;
     std::fs::write(&config, text).unwrap();
     let first = serve(&config, 8);
     let keys = first.keys.clone();
@@ -406,17 +402,7 @@ async fn replicas_fail_cleanly_while_postgresql_restarts_and_recover() {
         let r = agents[1].get(&format!("/v1/requests/{id}")).await;
         assert_eq!(r.status, StatusCode::OK, "{id}: {}", r.body);
     }
-    let verify = std::process::Command::new(crate::cli::BIN)
-        .args(["audit", "verify", "--config"])
-        .arg(&config)
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        verify.status.success(),
-        "{}",
-        String::from_utf8_lossy(&verify.stderr)
-    );
+    crate::cli::assert_audit_verifies(&config);
 }
 
 /// A replica killed with `kill -9` under load loses nothing acknowledged, and what waited on it
@@ -684,15 +670,5 @@ async fn three_replicas_take_votes_and_clicks_anywhere_and_wake_the_waiter() {
     // Every entry reached the webhook once; the log verifies.
     hook.got_every_entry_once(&b.url, &keys["user:bob@example.com"])
         .await;
-    let verify = std::process::Command::new(crate::cli::BIN)
-        .args(["audit", "verify", "--config"])
-        .arg(dir.path().join("countersign.yaml"))
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        verify.status.success(),
-        "{}",
-        String::from_utf8_lossy(&verify.stderr)
-    );
+    crate::cli::assert_audit_verifies(&dir.path().join("countersign.yaml"));
 }

@@ -319,6 +319,23 @@ impl As {
         .await
     }
 
+    /// Every audit entry (the first 10000), as this principal (a person) reads them.
+    pub async fn audit_entries(&self) -> Vec<Value> {
+        let body = self
+            .http
+            .get(format!("{}/v1/audit/entries?limit=10000", self.url))
+            .bearer_auth(&self.key)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        body.lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
     pub async fn vote(&self, id: &str, decision: &str, digest: &str) -> Resp {
         self.post(
             &format!("/v1/requests/{id}/votes"),
@@ -331,19 +348,7 @@ impl As {
 impl TestApp {
     /// Every audit entry, as a person reads them over the API.
     pub async fn audit_entries(&self) -> Vec<Value> {
-        let body = self
-            .http
-            .get(format!("{}/v1/audit/entries?limit=10000", self.url))
-            .bearer_auth(&self.keys["user:bob@example.com"])
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        body.lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
+        self.as_("user:bob@example.com").audit_entries().await
     }
 
     /// The votes on request `id`, as a person reads them.
