@@ -72,39 +72,24 @@ async fn timed(
 
 /// One step of the mix (`i` picks which).
 async fn step(conn: &mut Conn, keys: &Keys, window: &Window, i: u64, last: &mut Option<String>) {
-    let submit = |kind: &str| {
+    let body = |kind: &str| {
         Bytes::from(format!(
             r#"{{"kind":"{kind}","resource":"bench://soak/{i}","params":{{"n":{i}}},"justification":"soak"}}"#
         ))
     };
+    let agent = keys.agent.as_str();
     match i % 10 {
         0..=5 => {
-            let Some(r) = timed(
-                conn,
-                window,
-                "POST",
-                "/v1/actions",
-                &keys.agent,
-                submit("bench.allow"),
-            )
-            .await
-            else {
+            let submit = body("bench.allow");
+            let Some(r) = timed(conn, window, "POST", "/v1/actions", agent, submit).await else {
                 return;
             };
             redeem(conn, keys, window, &r).await;
             *last = r["id"].as_str().map(str::to_owned);
         }
         6 | 7 => {
-            let Some(r) = timed(
-                conn,
-                window,
-                "POST",
-                "/v1/actions",
-                &keys.agent,
-                submit("bench.review"),
-            )
-            .await
-            else {
+            let submit = body("bench.review");
+            let Some(r) = timed(conn, window, "POST", "/v1/actions", agent, submit).await else {
                 return;
             };
             let (Some(id), Some(digest)) = (r["id"].as_str(), r["digest"].as_str()) else {

@@ -102,16 +102,7 @@ impl Hook {
     /// Waits (up to 30 s) until every entry of the log, as `reader` reads it from `gateway`,
     /// was delivered, and checks none was delivered twice.
     async fn got_every_entry_once(&self, gateway: &str, reader: &str) {
-        let entries = reqwest::Client::new()
-            .get(format!("{gateway}/v1/audit/entries?limit=10000"))
-            .bearer_auth(reader)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let total = entries.lines().count();
+        let total = As::new(gateway, reader).audit_entries().await.len();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let got = self.delivered.lock().unwrap().clone();
