@@ -12,8 +12,10 @@ targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
     mapfile -t targets < <(cargo +nightly fuzz list)
 fi
-# Debug assertions on: an integer overflow is a crash, as it is in the test build.
+# Debug assertions on: an integer overflow is a crash, as it is in the test build. Built once,
+# then the binaries run directly, so editing the tree while the targets run changes nothing.
 cargo +nightly fuzz build --debug-assertions
+bin_dir="target/$(rustc +nightly -vV | sed -n 's/^host: //p')/release"
 failed=()
 for t in "${targets[@]}"; do
     mkdir -p "corpus/$t"
@@ -22,9 +24,10 @@ for t in "${targets[@]}"; do
     scratch="$(mktemp -d)"
     log="$(mktemp)"
     status=0
-    cargo +nightly fuzz run --debug-assertions "$t" "$scratch" "corpus/$t" -- \
+    mkdir -p "artifacts/$t"
+    "$bin_dir/$t" -artifact_prefix="artifacts/$t/" \
         -max_total_time="$seconds" -timeout=10 -rss_limit_mb=4096 -print_final_stats=1 \
-        >"$log" 2>&1 || status=$?
+        "$scratch" "corpus/$t" >"$log" 2>&1 || status=$?
     grep -E "^(stat::number_of_executed_units|stat::new_units_added)|panicked|ERROR|SUMMARY" "$log" || true
     rm -rf "$scratch"
     if [ "$status" -ne 0 ]; then

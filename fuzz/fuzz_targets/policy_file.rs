@@ -16,7 +16,14 @@ fuzz_target!(|data: &[u8]| {
         Ok(policy) => decide_some(&policy),
         Err(e) => {
             if let Some(line) = e.line {
-                let lines = text.lines().count().max(1);
+                // Lines as YAML (and editors) count them: `\r\n`, `\n` and a lone `\r` each
+                // end one (`str::lines` alone misses a lone `\r`; found by this target).
+                let lines = text
+                    .replace("\r\n", "\n")
+                    .replace('\r', "\n")
+                    .lines()
+                    .count()
+                    .max(1);
                 assert!(
                     (1..=lines + 1).contains(&line),
                     "line {line} of a {lines}-line file: {e}"

@@ -338,21 +338,52 @@ async fn deliver(
     }
 }
 
-/// The chat channels' inbound endpoints (each 404 `not_configured` unless configured).
-pub fn routes(channels: Channels) -> axum::Router {
-    axum::Router::new()
-        .route(
-            "/v1/channels/slack/interactions",
-            axum::routing::post(slack_interactions),
-        )
-        .route(
-            "/v1/channels/teams/messages",
-            axum::routing::post(teams_messages),
-        )
+/// The chat channels' inbound endpoints (each 404 `not_configured` unless configured), and
+/// their OpenAPI paths.
+pub fn routes(channels: Channels) -> utoipa_axum::router::OpenApiRouter {
+    utoipa_axum::router::OpenApiRouter::new()
+        .routes(utoipa_axum::routes!(slack_interactions))
+        .routes(utoipa_axum::routes!(teams_messages))
         .with_state(channels)
 }
 
-/// Slack's interactivity requests.
+/// The refusals of a chat platform's callback.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // Only its responses are read.
+enum CallbackRefused {
+    /// The body is not what the platform sends (`invalid_payload`, `invalid_activity`, …).
+    #[response(status = 400)]
+    BadRequest(countersign_http::wire::ErrorBody),
+    /// The platform's signature or token is missing or does not verify.
+    #[response(status = 401)]
+    Unauthenticated(countersign_http::wire::ErrorBody),
+    /// The token is valid but not for this bot or tenant.
+    #[response(status = 403)]
+    Forbidden(countersign_http::wire::ErrorBody),
+    /// This channel is not configured on this gateway (`not_configured`).
+    #[response(status = 404)]
+    NotConfigured(countersign_http::wire::ErrorBody),
+    /// The platform's signing keys cannot be fetched now.
+    #[response(status = 503)]
+    Unavailable(countersign_http::wire::ErrorBody),
+}
+
+/// Slack's interactivity requests: a form with one field, `payload` (JSON), signed with the
+/// app's signing secret (`X-Slack-Signature`, `X-Slack-Request-Timestamp`).
+#[utoipa::path(
+    post,
+    path = "/v1/channels/slack/interactions",
+    operation_id = "slack_interactions",
+    request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "`payload=<JSON>`"),
+    params(
+        ("X-Slack-Signature" = String, Header, description = "`v0=` HMAC-SHA256 of the request"),
+        ("X-Slack-Request-Timestamp" = String, Header, description = "Unix seconds"),
+    ),
+    responses(
+        (status = 200, description = "Handled (a modal's answer, when it has one)", body = Object),
+        CallbackRefused,
+    )
+)]
 async fn slack_interactions(
     axum::extract::State(channels): axum::extract::State<Channels>,
     headers: axum::http::HeaderMap,
@@ -368,7 +399,18 @@ async fn slack_interactions(
     }
 }
 
-/// The Teams bot endpoint (Bot Connector activities).
+/// The Teams bot endpoint: Bot Connector activities, with the Bot Framework's bearer token.
+#[utoipa::path(
+    post,
+    path = "/v1/channels/teams/messages",
+    operation_id = "teams_messages",
+    request_body(content = Object, description = "A Bot Framework activity"),
+    params(("Authorization" = String, Header, description = "`Bearer` and the Bot Framework's JWT")),
+    responses(
+        (status = 200, description = "Handled (an invoke's answer, when it has one)", body = Object),
+        CallbackRefused,
+    )
+)]
 async fn teams_messages(
     axum::extract::State(channels): axum::extract::State<Channels>,
     headers: axum::http::HeaderMap,

@@ -43,6 +43,7 @@ pub const TOOL_HINTS: [(&str, bool); 4] = [
 ];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Action {
     pub kind: String,
     pub resource: String,
@@ -112,8 +113,10 @@ impl Action {
         if !kind_ok {
             return Err(ActionError::Kind(self.kind.chars().take(80).collect()));
         }
+        // Lengths are in characters, as the refusals say (and as the OpenAPI schema's
+        // `maxLength` counts them).
         if self.resource.is_empty()
-            || self.resource.len() > MAX_RESOURCE_LEN
+            || self.resource.chars().count() > MAX_RESOURCE_LEN
             || self.resource.chars().any(char::is_control)
         {
             return Err(ActionError::Resource);
@@ -121,7 +124,7 @@ impl Action {
         if self
             .justification
             .as_ref()
-            .is_some_and(|j| j.len() > MAX_JUSTIFICATION_LEN)
+            .is_some_and(|j| j.chars().count() > MAX_JUSTIFICATION_LEN)
         {
             return Err(ActionError::Justification);
         }
@@ -139,7 +142,7 @@ impl Action {
             || self
                 .labels
                 .iter()
-                .any(|(k, v)| k.len() > 200 || v.len() > 200)
+                .any(|(k, v)| k.chars().count() > 200 || v.chars().count() > 200)
         {
             return Err(ActionError::Labels);
         }

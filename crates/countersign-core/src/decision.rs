@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Effect {
     Allow,
@@ -23,6 +24,7 @@ impl Effect {
 
 /// One approver clause: `count` distinct people from `group`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Clause {
     pub group: String,
@@ -32,6 +34,7 @@ pub struct Clause {
 /// What happens when a review is not decided in time. Only `deny` exists: a timeout never lets
 /// an action through (the request ends `expired`, reported distinctly from `denied`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum OnTimeout {
     #[default]
@@ -39,6 +42,7 @@ pub enum OnTimeout {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Requirements {
     /// All clauses must be filled, each slot by a different person.
     pub approvers: Vec<Clause>,
@@ -77,6 +81,7 @@ pub struct Requirements {
 
 /// A second audience asked when a review is still pending after `after_seconds`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Escalation {
     pub after_seconds: u64,
@@ -157,6 +162,7 @@ impl Requirements {
 
 /// The policy's answer for one action.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Decision {
     pub effect: Effect,
     /// The rule that decided, or `None` when the policy's default applied.

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 
 /// Where an execution stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum ExecStatus {
     /// Started and not yet finished.
@@ -37,6 +38,7 @@ impl ExecStatus {
 /// An HTTP executor's answer: the status, the headers that carry no credentials, the body (a
 /// bounded copy).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HttpOutcome {
     pub status: u16,
     pub headers: BTreeMap<String, String>,
@@ -47,6 +49,7 @@ pub struct HttpOutcome {
 /// as received; `http.body`, `stdout`, `stderr` and `rows` are bounded copies, and `truncated`
 /// says when a copy (or the output itself, at the executor's limit) was cut.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Outcome {
     pub status: ExecStatus,
     #[serde(default)]
@@ -108,15 +111,19 @@ impl Outcome {
 
 /// One request's execution: who carried it out, when, and how it ended.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Execution {
     /// The executor's name, or absent when the requester ran the action and reported it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub executor: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub started_at: Timestamp,
     /// After this, no gateway can still be running it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub deadline: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub finished_at: Option<Timestamp>,
     /// True when the requester reported the outcome (`POST /v1/requests/{id}/outcome`).
     #[serde(default)]

@@ -28,11 +28,24 @@ pub const MAX_PLAN_STEPS: usize = 50;
 
 /// One step of a plan as the agent sends it (the plan's justification and run apply to all).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct StepInput {
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = "^[A-Za-z0-9_-]([A-Za-z0-9._-]{0,198}[A-Za-z0-9_-])?$")
+    )]
     pub kind: String,
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = "^[^\\x00-\\x1f\\x7f-\\x9f\\u061c\\u200e\\u200f\\u202a-\\u202e\\u2066-\\u2069]+$",
+            max_length = 2048
+        )
+    )]
     pub resource: String,
     #[serde(default = "empty_object")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub params: serde_json::Value,
 }
 

@@ -37,6 +37,7 @@ impl PrincipalKind {
 
 /// A validated principal id such as `agent:deploy-bot` or `user:alice@example.com`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(try_from = "String", into = "String")]
 pub struct PrincipalId(String);
 
@@ -120,6 +121,7 @@ impl fmt::Display for PrincipalId {
 /// A principal as known at the moment it acted: its id, the person accountable for it (agents),
 /// and its groups.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Principal {
     pub id: PrincipalId,
     #[serde(default, skip_serializing_if = "Option::is_none")]

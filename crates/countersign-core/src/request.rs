@@ -21,6 +21,7 @@ use crate::{
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum State {
     Pending,
@@ -75,6 +76,7 @@ impl std::fmt::Display for State {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum VoteDecision {
     Approve,
@@ -83,6 +85,7 @@ pub enum VoteDecision {
 
 /// Where a vote or a request came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Channel {
     Api,
@@ -106,6 +109,7 @@ impl Channel {
 
 /// How a voter proved their second factor with a vote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum MfaMethod {
     /// A one-time code (RFC 6238).
@@ -125,6 +129,7 @@ impl MfaMethod {
 
 /// One person's recorded vote.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Vote {
     pub approver: PrincipalId,
     /// The approver's groups when they voted: quorum is decided on this snapshot.
@@ -141,6 +146,7 @@ pub struct Vote {
     /// The standing approval this approval asked for, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub standing: Option<StandingAsk>,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub at: Timestamp,
 }
 

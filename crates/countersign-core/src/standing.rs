@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 /// The action fields a standing approval keeps equal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ScopeField {
     Kind,
@@ -51,6 +52,7 @@ impl ScopeField {
 
 /// What a rule allows (`review.standing: {max: 8h, max_uses: 100, scope: [kind, resource]}`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct StandingRule {
     pub max_seconds: u64,
@@ -68,6 +70,7 @@ pub const MAX_STANDING_USES: u32 = 1000;
 
 /// What one approving vote asks for (`standing: {for: 30m, uses: 20}`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct StandingAsk {
     pub seconds: u64,

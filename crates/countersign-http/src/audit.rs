@@ -10,6 +10,7 @@
 use super::ApiState;
 use super::error::ApiError;
 use super::extract::Caller;
+use super::openapi::{BadQuery, Refused};
 use crate::wire::{ConsistencyProofView, InclusionProofView};
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -34,6 +35,12 @@ fn text(body: String) -> impl IntoResponse {
 }
 
 /// `GET /v1/audit/checkpoint`: the latest signed checkpoint, as a C2SP signed note.
+#[utoipa::path(
+    get,
+    path = "/v1/audit/checkpoint",
+    operation_id = "audit_checkpoint",
+    responses((status = 200, description = "The latest checkpoint (C2SP signed note)", content_type = "text/plain; charset=utf-8", body = String))
+)]
 pub async fn checkpoint(State(state): State<ApiState>) -> Result<impl IntoResponse, ApiError> {
     let now = state.gateway.clock.now();
     let latest = state.audit.latest(now).await.map_err(store_error)?;
@@ -41,26 +48,40 @@ pub async fn checkpoint(State(state): State<ApiState>) -> Result<impl IntoRespon
 }
 
 /// `GET /v1/audit/key`: the signed-note verifier key of the gateway's audit key.
+#[utoipa::path(
+    get,
+    path = "/v1/audit/key",
+    operation_id = "audit_key",
+    responses((status = 200, description = "The audit key's signed-note verifier key", content_type = "text/plain; charset=utf-8", body = String))
+)]
 pub async fn key(State(state): State<ApiState>) -> impl IntoResponse {
     text(format!("{}\n", state.audit.verifier()))
 }
 
+/// A position or size in the log: a whole number from 0 to 2^63 - 1 (the store's range, and
+/// the document's `int64`).
 fn number(name: &str, value: Option<&str>) -> Result<Option<u64>, ApiError> {
     value
         .map(|v| {
-            v.parse::<u64>().map_err(|_| {
-                ApiError::bad_request(
-                    "invalid_query",
-                    format!("`{name}={v}` is not a whole number"),
-                )
-            })
+            v.parse::<i64>()
+                .ok()
+                .and_then(|n| u64::try_from(n).ok())
+                .ok_or_else(|| {
+                    ApiError::bad_request(
+                        "invalid_query",
+                        format!("`{name}={v}` is not a whole number from 0 to 2^63 - 1"),
+                    )
+                })
         })
         .transpose()
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ProofQuery {
+    /// The tree size (default: the latest checkpoint's); at most the log's size.
+    #[param(value_type = Option<i64>, minimum = 1)]
     size: Option<String>,
 }
 
@@ -87,6 +108,16 @@ async fn tree_size(state: &ApiState, asked: Option<u64>) -> Result<u64, ApiError
 }
 
 /// `GET /v1/audit/entries/{index}/proof?size=N`.
+#[utoipa::path(
+    get,
+    path = "/v1/audit/entries/{index}/proof",
+    operation_id = "audit_inclusion_proof",
+    params(
+        ("index" = i64, Path, minimum = 0, description = "The entry's index, from 0"),
+        ProofQuery,
+    ),
+    responses((status = 200, description = "The entry's inclusion proof", body = InclusionProofView), BadQuery)
+)]
 pub async fn inclusion(
     State(state): State<ApiState>,
     Path(index): Path<String>,
@@ -114,14 +145,26 @@ pub async fn inclusion(
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ConsistencyQuery {
+    /// The size of the tree the client holds (required).
+    #[param(value_type = i64, minimum = 1)]
     from: Option<String>,
+    /// The newer size (default: the latest checkpoint's); at most the log's size.
+    #[param(value_type = Option<i64>, minimum = 1)]
     to: Option<String>,
 }
 
 /// `GET /v1/audit/consistency?from=M&to=N` (`to` defaults to the latest checkpoint's size).
+#[utoipa::path(
+    get,
+    path = "/v1/audit/consistency",
+    operation_id = "audit_consistency_proof",
+    params(ConsistencyQuery),
+    responses((status = 200, description = "The consistency proof from `from` to `to`", body = ConsistencyProofView), BadQuery)
+)]
 pub async fn consistency(
     State(state): State<ApiState>,
     q: Result<Query<ConsistencyQuery>, axum::extract::rejection::QueryRejection>,
@@ -163,10 +206,15 @@ fn people_only(caller: &countersign_core::Principal) -> Result<(), ApiError> {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct EntriesQuery {
+    /// The first entry's index (default 0).
+    #[param(value_type = Option<i64>, minimum = 0)]
     from: Option<String>,
+    /// The page size (default 1000).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 10000)]
     limit: Option<String>,
 }
 
@@ -174,6 +222,14 @@ pub struct EntriesQuery {
 pub const MAX_ENTRIES_PAGE: u32 = 10_000;
 
 /// `GET /v1/audit/entries?from=0&limit=1000`: NDJSON, each line exactly the entry's bytes.
+#[utoipa::path(
+    get,
+    path = "/v1/audit/entries",
+    operation_id = "audit_entries",
+    security(("bearer" = [])),
+    params(EntriesQuery),
+    responses((status = 200, description = "The entries, one per line, each exactly its leaf's bytes", content_type = "application/x-ndjson", body = String), Refused)
+)]
 pub async fn entries(
     State(state): State<ApiState>,
     Caller(caller): Caller,
@@ -197,9 +253,12 @@ pub async fn entries(
     Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], body))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct StreamQuery {
+    /// Start after this entry (default: from the first).
+    #[param(value_type = Option<i64>, minimum = 0)]
     after: Option<String>,
 }
 
@@ -209,6 +268,17 @@ const STREAM_PAGE: u32 = 500;
 /// `GET /v1/audit/stream?after=N`: server-sent events, one `entry` per audit entry from
 /// `after + 1` on (from 0 without `after`), its `id` the entry's seq and its data the entry's
 /// bytes. A client that reconnects with `Last-Event-ID` resumes right after that entry.
+#[utoipa::path(
+    get,
+    path = "/v1/audit/stream",
+    operation_id = "audit_stream",
+    security(("bearer" = [])),
+    params(
+        StreamQuery,
+        ("Last-Event-ID" = Option<i64>, Header, minimum = 0, description = "Resume after this entry (an SSE client's reconnect)"),
+    ),
+    responses((status = 200, description = "Server-sent events: `entry` per audit entry (`id` its seq, `data` its bytes)", content_type = "text/event-stream", body = String), Refused)
+)]
 pub async fn stream(
     State(state): State<ApiState>,
     Caller(caller): Caller,
@@ -222,7 +292,8 @@ pub async fn stream(
         .map(|v| {
             v.to_str()
                 .ok()
-                .and_then(|s| s.trim().parse::<u64>().ok())
+                .and_then(|s| s.trim().parse::<i64>().ok())
+                .and_then(|n| u64::try_from(n).ok())
                 .ok_or_else(|| {
                     ApiError::bad_request(
                         "invalid_last_event_id",
@@ -282,6 +353,14 @@ pub async fn stream(
 
 /// `GET /v1/requests/{id}/attestation`: a DSSE envelope holding an in-toto statement about the
 /// request, signed with the audit key.
+#[utoipa::path(
+    get,
+    path = "/v1/requests/{id}/attestation",
+    operation_id = "get_attestation",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The request (`req_…`)")),
+    responses((status = 200, description = "A DSSE envelope of an in-toto statement about the request, signed with the audit key", body = countersign_audit::dsse::Envelope), Refused)
+)]
 pub async fn attestation(
     State(state): State<ApiState>,
     Caller(caller): Caller,

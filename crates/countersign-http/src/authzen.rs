@@ -13,6 +13,7 @@
 use super::ApiState;
 use super::error::ApiError;
 use super::extract::{Caller, JsonBody};
+use super::openapi::Refused;
 use axum::Json;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -46,6 +47,132 @@ pub async fn echo_request_id(req: Request, next: Next) -> Response {
     resp
 }
 
+/// The schemas of AuthZEN's JSON as the OpenAPI document shows it. The handlers read the
+/// spec's JSON themselves (unknown members ignored, `null` as absent, a batch's defaults), so
+/// these types describe it and are not used to parse it.
+pub mod schema {
+    #![allow(dead_code)] // Only their schemas are read.
+    use serde::Deserialize;
+    use serde_json::{Map, Value};
+
+    /// A subject (§5.1): `type` `agent` or `user`, and its `id`.
+    #[derive(Deserialize, utoipa::ToSchema)]
+    #[schema(as = AuthzenSubject)]
+    pub struct Subject {
+        #[serde(rename = "type")]
+        #[schema(pattern = "^(agent|user)$")]
+        pub kind: String,
+        #[schema(min_length = 1)]
+        pub id: String,
+        pub properties: Option<Map<String, Value>>,
+    }
+
+    /// A resource (§5.3): the action's resource is `<type>:<id>`.
+    #[derive(Deserialize, utoipa::ToSchema)]
+    #[schema(as = AuthzenResource)]
+    pub struct Resource {
+        #[serde(rename = "type")]
+        #[schema(min_length = 1)]
+        pub kind: String,
+        #[schema(min_length = 1)]
+        pub id: String,
+        pub properties: Option<Map<String, Value>>,
+    }
+
+    /// An action (§5.2): its `name` is the action's kind.
+    #[derive(Deserialize, utoipa::ToSchema)]
+    #[schema(as = AuthzenAction)]
+    pub struct Action {
+        #[schema(min_length = 1)]
+        pub name: String,
+        pub properties: Option<Map<String, Value>>,
+    }
+
+    /// One evaluation (§6.1).
+    #[derive(Deserialize, utoipa::ToSchema)]
+    #[schema(as = AuthzenEvaluation)]
+    pub struct Evaluation {
+        pub subject: Subject,
+        pub action: Action,
+        pub resource: Resource,
+        pub context: Option<Map<String, Value>>,
+    }
+
+    /// One evaluation of a batch: what it leaves out, the batch's defaults give.
+    #[derive(Deserialize, utoipa::ToSchema)]
+    #[schema(as = AuthzenBatchItem)]
+    pub struct BatchItem {
+        pub subject: Option<Subject>,
+        pub action: Option<Action>,
+        pub resource: Option<Resource>,
+        pub context: Option<Map<String, Value>>,
+    }
+
+    /// §7.1.2.
+    #[derive(Deserialize, utoipa::ToSchema)]
+    #[schema(as = AuthzenOptions)]
+    pub struct Options {
+        #[schema(pattern = "^(execute_all|deny_on_first_deny|permit_on_first_permit)$")]
+        pub evaluations_semantic: Option<String>,
+    }
+
+    /// A batch (§7): the top-level members are defaults; without `evaluations` it is one
+    /// evaluation.
+    #[derive(Deserialize, utoipa::ToSchema)]
+    #[schema(as = AuthzenEvaluations)]
+    pub struct Evaluations {
+        pub subject: Option<Subject>,
+        pub action: Option<Action>,
+        pub resource: Option<Resource>,
+        pub context: Option<Map<String, Value>>,
+        #[schema(max_items = 100)]
+        pub evaluations: Option<Vec<BatchItem>>,
+        pub options: Option<Options>,
+    }
+
+    /// A decision (§6.2): `context` says why not, and for a pending review where to follow
+    /// it (`request_id`, `state`, `review_url`, `retry_after`).
+    #[derive(serde::Serialize, utoipa::ToSchema)]
+    #[schema(as = AuthzenDecision)]
+    pub struct Decision {
+        pub decision: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub context: Option<Map<String, Value>>,
+    }
+
+    /// A batch's decisions, in order (§7.2).
+    #[derive(serde::Serialize, utoipa::ToSchema)]
+    #[schema(as = AuthzenDecisions)]
+    pub struct Decisions {
+        pub evaluations: Vec<Decision>,
+    }
+
+    /// `POST /access/v1/evaluations`'s answer: a batch's decisions, or one decision when
+    /// the body held no `evaluations`.
+    #[derive(serde::Serialize, utoipa::ToSchema)]
+    #[serde(untagged)]
+    #[schema(as = AuthzenEvaluationsAnswer)]
+    pub enum EvaluationsAnswer {
+        Batch(Decisions),
+        One(Decision),
+    }
+
+    /// The PDP's metadata (§9).
+    #[derive(serde::Serialize, utoipa::ToSchema)]
+    #[schema(as = AuthzenConfiguration)]
+    pub struct Configuration {
+        pub policy_decision_point: String,
+        pub access_evaluation_endpoint: String,
+        pub access_evaluations_endpoint: String,
+    }
+}
+
+#[utoipa::path(
+    get,
+    path = "/.well-known/authzen-configuration",
+    operation_id = "authzen_configuration",
+    responses((status = 200, description = "The PDP's metadata", body = schema::Configuration))
+)]
 /// `GET /.well-known/authzen-configuration`: the PDP's metadata (§9). The identifier is the
 /// gateway's public URL, from which the well-known URL is built.
 pub async fn configuration(State(state): State<ApiState>) -> Json<Value> {
@@ -58,6 +185,15 @@ pub async fn configuration(State(state): State<ApiState>) -> Json<Value> {
 }
 
 /// `POST /access/v1/evaluation`: one evaluation; a failure is an HTTP error.
+#[utoipa::path(
+    post,
+    path = "/access/v1/evaluation",
+    operation_id = "authzen_evaluation",
+    security(("bearer" = [])),
+    params(("X-Request-ID" = Option<String>, Header, description = "Echoed on the answer")),
+    request_body = schema::Evaluation,
+    responses((status = 200, description = "The decision", body = schema::Decision), Refused)
+)]
 pub async fn evaluation(
     State(state): State<ApiState>,
     Caller(pep): Caller,
@@ -75,6 +211,18 @@ pub async fn evaluation(
 /// An item that cannot be asked (a subject the PEP may not ask for, a kind out of shape) is
 /// `decision: false` with `context.error {status, code, message}`; a payload out of shape is a
 /// 400 and nothing is asked. Without `evaluations` it is a single evaluation.
+#[utoipa::path(
+    post,
+    path = "/access/v1/evaluations",
+    operation_id = "authzen_evaluations",
+    security(("bearer" = [])),
+    params(("X-Request-ID" = Option<String>, Header, description = "Echoed on the answer")),
+    request_body = schema::Evaluations,
+    responses(
+        (status = 200, description = "The decisions, in order (a batch), or one decision (without `evaluations`)", body = schema::EvaluationsAnswer),
+        Refused,
+    )
+)]
 pub async fn evaluations(
     State(state): State<ApiState>,
     Caller(pep): Caller,

@@ -4,10 +4,18 @@
 
 use super::ApiState;
 use super::extract::Caller;
+use super::openapi::Unauthenticated;
 use crate::wire::{ExecutorList, ExecutorView};
 use axum::Json;
 use axum::extract::State;
 
+#[utoipa::path(
+    get,
+    path = "/v1/executors",
+    operation_id = "list_executors",
+    security(("bearer" = [])),
+    responses((status = 200, description = "The executors this gateway holds", body = ExecutorList), Unauthenticated)
+)]
 pub async fn list(State(state): State<ApiState>, Caller(_caller): Caller) -> Json<ExecutorList> {
     let executors = state.gateway.executors().list();
     Json(ExecutorList {

@@ -14,6 +14,7 @@ pub mod authzen;
 pub mod error;
 mod executors;
 pub mod extract;
+pub mod openapi;
 mod requests;
 mod runs;
 pub mod server;
@@ -21,13 +22,13 @@ mod standing;
 mod system;
 pub mod wire;
 
-use axum::Router;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
 use countersign_app::auth::Authenticator;
 use countersign_app::gateway::Gateway;
 use error::ApiError;
 use std::sync::Arc;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// What the API's handlers reach.
 #[derive(Clone)]
@@ -36,93 +37,53 @@ pub struct ApiState {
     pub auth: Arc<Authenticator>,
     /// The audit log's key, checkpoints, receipts and attestations.
     pub audit: Arc<countersign_app::audit::Audit>,
+    /// The OpenAPI document, once the binary's router has merged every role's paths.
+    pub openapi: openapi::Document,
 }
 
-/// Every route the API serves, as (method, path) in OpenAPI notation. The OpenAPI document is
-/// checked against this list in tests.
-pub const ROUTES: &[(&str, &str)] = &[
-    ("post", "/v1/actions"),
-    ("post", "/v1/plans"),
-    ("get", "/v1/requests"),
-    ("get", "/v1/requests/{id}"),
-    ("get", "/v1/requests/{id}/events"),
-    ("get", "/v1/requests/{id}/attestation"),
-    ("post", "/v1/requests/{id}/votes"),
-    ("post", "/v1/requests/{id}/cancel"),
-    ("post", "/v1/requests/{id}/amend"),
-    ("post", "/v1/requests/{id}/execute"),
-    ("post", "/v1/requests/{id}/outcome"),
-    ("post", "/v1/grants/{id}/redeem"),
-    ("get", "/v1/executors"),
-    ("get", "/v1/standing"),
-    ("post", "/v1/standing/{id}/revoke"),
-    ("get", "/v1/runs/{run}"),
-    ("post", "/v1/runs/{run}/pause"),
-    ("post", "/v1/runs/{run}/resume"),
-    ("post", "/v1/runs/{run}/stop"),
-    ("get", "/v1/whoami"),
-    ("post", "/v1/mfa/totp"),
-    ("get", "/v1/audit/checkpoint"),
-    ("get", "/v1/audit/key"),
-    ("get", "/v1/audit/entries"),
-    ("get", "/v1/audit/entries/{index}/proof"),
-    ("get", "/v1/audit/consistency"),
-    ("get", "/v1/audit/stream"),
-    ("post", "/access/v1/evaluation"),
-    ("post", "/access/v1/evaluations"),
-    ("get", "/.well-known/authzen-configuration"),
-    ("post", "/v1/channels/slack/interactions"),
-    ("post", "/v1/channels/teams/messages"),
-    ("post", "/mcp"),
-    ("get", "/mcp"),
-    ("delete", "/mcp"),
-    ("get", "/v1/openapi.json"),
-    ("get", "/healthz"),
-    ("get", "/metrics"),
-];
-
-/// The `/v1` API's own routes (the chat channels', MCP's and the console's are theirs; the
-/// binary merges them and adds the fallbacks and the body limit).
-pub fn routes(state: ApiState) -> Router {
+/// The `/v1` API's own routes and their OpenAPI paths (the chat channels', MCP's and the
+/// console's are theirs; the binary merges them and adds the fallbacks and the body limit).
+/// Each `routes!` registers a handler's route and its documented path item together
+/// (`openapi`).
+pub fn routes(state: ApiState) -> OpenApiRouter {
     // AuthZEN's own routes echo the PEP's `X-Request-ID` (errors included).
-    let authzen = Router::new()
-        .route("/access/v1/evaluation", post(authzen::evaluation))
-        .route("/access/v1/evaluations", post(authzen::evaluations))
-        .route(
-            "/.well-known/authzen-configuration",
-            get(authzen::configuration),
-        )
+    let authzen = OpenApiRouter::new()
+        .routes(routes!(authzen::evaluation))
+        .routes(routes!(authzen::evaluations))
+        .routes(routes!(authzen::configuration))
         .layer(axum::middleware::from_fn(authzen::echo_request_id));
-    Router::new()
+    OpenApiRouter::new()
         .merge(authzen)
-        .route("/v1/actions", post(requests::submit))
-        .route("/v1/plans", post(requests::submit_plan))
-        .route("/v1/requests", get(requests::list))
-        .route("/v1/requests/{id}", get(requests::show))
-        .route("/v1/requests/{id}/events", get(requests::events))
-        .route("/v1/requests/{id}/attestation", get(audit::attestation))
-        .route("/v1/requests/{id}/votes", post(requests::vote))
-        .route("/v1/requests/{id}/cancel", post(requests::cancel))
-        .route("/v1/requests/{id}/amend", post(requests::amend))
-        .route("/v1/requests/{id}/execute", post(requests::execute))
-        .route("/v1/requests/{id}/outcome", post(requests::report_outcome))
-        .route("/v1/grants/{id}/redeem", post(requests::redeem))
-        .route("/v1/executors", get(executors::list))
-        .route("/v1/standing", get(standing::list))
-        .route("/v1/standing/{id}/revoke", post(standing::revoke))
-        .route("/v1/runs/{run}", get(runs::show))
-        .route("/v1/runs/{run}/{verb}", post(runs::control))
-        .route("/v1/whoami", get(system::whoami))
-        .route("/v1/mfa/totp", post(system::enroll_totp))
-        .route("/v1/audit/checkpoint", get(audit::checkpoint))
-        .route("/v1/audit/key", get(audit::key))
-        .route("/v1/audit/entries", get(audit::entries))
-        .route("/v1/audit/entries/{index}/proof", get(audit::inclusion))
-        .route("/v1/audit/consistency", get(audit::consistency))
-        .route("/v1/audit/stream", get(audit::stream))
-        .route("/v1/openapi.json", get(system::openapi))
-        .route("/healthz", get(system::healthz))
-        .route("/metrics", get(system::metrics))
+        .routes(routes!(requests::submit))
+        .routes(routes!(requests::submit_plan))
+        .routes(routes!(requests::list))
+        .routes(routes!(requests::show))
+        .routes(routes!(requests::events))
+        .routes(routes!(audit::attestation))
+        .routes(routes!(requests::vote))
+        .routes(routes!(requests::cancel))
+        .routes(routes!(requests::amend))
+        .routes(routes!(requests::execute))
+        .routes(routes!(requests::report_outcome))
+        .routes(routes!(requests::redeem))
+        .routes(routes!(executors::list))
+        .routes(routes!(standing::list))
+        .routes(routes!(standing::revoke))
+        .routes(routes!(runs::show))
+        .routes(routes!(runs::pause))
+        .routes(routes!(runs::resume))
+        .routes(routes!(runs::stop))
+        .routes(routes!(system::whoami))
+        .routes(routes!(system::enroll_totp))
+        .routes(routes!(audit::checkpoint))
+        .routes(routes!(audit::key))
+        .routes(routes!(audit::entries))
+        .routes(routes!(audit::inclusion))
+        .routes(routes!(audit::consistency))
+        .routes(routes!(audit::stream))
+        .routes(routes!(openapi::serve))
+        .routes(routes!(system::healthz))
+        .routes(routes!(system::metrics))
         .layer(axum::middleware::from_fn(trace_context))
         .with_state(state)
 }

@@ -3,8 +3,9 @@
 use super::ApiState;
 use super::error::ApiError;
 use super::extract::{Caller, JsonBody};
+use super::openapi::Refused;
 use crate::wire::{
-    ActionBody, AmendBody, ExecutedView, OutcomeBody, PlanBody, RedeemBody, RedeemView,
+    ActionBody, AmendBody, ExecutedView, NoBody, OutcomeBody, PlanBody, RedeemBody, RedeemView,
     RequestList, RequestView, VoteBody,
 };
 use axum::Json;
@@ -58,7 +59,8 @@ async fn with_receipt(
     v
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SubmitQuery {
     /// `true`: answer with a receipt of the submission's audit entries.
@@ -84,6 +86,19 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
         .transpose()
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/actions",
+    operation_id = "submit_action",
+    security(("bearer" = [])),
+    params(SubmitQuery, ("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", description = "Printable ASCII (e.g. a UUID): a retry with the same key and body answers the first request, 200")),
+    request_body = ActionBody,
+    responses(
+        (status = 201, description = "The request the action made", body = RequestView),
+        (status = 200, description = "The request first made with this `Idempotency-Key`, or an identical pending one (`coalesced`)", body = RequestView),
+        Refused,
+    )
+)]
 pub async fn submit(
     State(state): State<ApiState>,
     Caller(caller): Caller,
@@ -127,6 +142,19 @@ pub async fn submit(
 
 /// `POST /v1/plans`: the plan's request (201), or the one first made with the same
 /// `Idempotency-Key` or an identical pending plan (200, `coalesced` for the latter).
+#[utoipa::path(
+    post,
+    path = "/v1/plans",
+    operation_id = "submit_plan",
+    security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", description = "Printable ASCII (e.g. a UUID): a retry with the same key and body answers the first request, 200")),
+    request_body = PlanBody,
+    responses(
+        (status = 201, description = "The plan's request", body = RequestView),
+        (status = 200, description = "The request first made with this `Idempotency-Key`, or an identical pending plan (`coalesced`)", body = RequestView),
+        Refused,
+    )
+)]
 pub async fn submit_plan(
     State(state): State<ApiState>,
     Caller(caller): Caller,
@@ -148,24 +176,55 @@ pub async fn submit_plan(
     Ok((status, Json(v)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ShowQuery {
+    /// Long-poll: answer once the request is decided, or after this long (`30s`, `2m`,
+    /// `1500ms` or a number of seconds; at most 5m; empty or `0`: answer now).
+    #[param(
+        pattern = "^(|0*([0-9]{1,2}|[12][0-9]{2}|300)s?|0*[0-5]m|0*([0-9]{1,5}|[12][0-9]{5}|300000)ms)$"
+    )]
     wait: Option<String>,
 }
 
-/// `30s`, `2m`, or a bare number of seconds.
+/// A `wait=` value: empty, or a whole number of seconds (bare or with `s`), minutes (`m`) or
+/// milliseconds (`ms`), leading zeros allowed, at most five minutes
+/// (`countersign_app::gateway::MAX_WAIT`); empty is no wait. The OpenAPI document's `pattern`
+/// for `wait` says the same, so a client can check a wait before sending it; a test holds the
+/// two together.
 fn parse_wait(s: &str) -> Result<Duration, ApiError> {
     let bad = || {
         ApiError::bad_request(
             "invalid_wait",
-            format!("`wait={s}` is not a duration like 30s or 2m (at most 5m)"),
+            format!("`wait={s}` is not a duration like 30s, 2m or 1500ms (at most 5m)"),
         )
     };
-    let d = match s.parse::<u64>() {
-        Ok(secs) => Duration::from_secs(secs),
-        Err(_) => humantime::parse_duration(s).map_err(|_| bad())?,
+    let (digits, unit_ms) = if let Some(n) = s.strip_suffix("ms") {
+        (n, 1)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1000)
+    } else if let Some(n) = s.strip_suffix('m') {
+        (n, 60_000)
+    } else {
+        (s, 1000)
     };
+    if s.is_empty() {
+        return Ok(Duration::ZERO);
+    }
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    // Leading zeros are allowed at any length; the value must fit the limit.
+    let significant = digits.trim_start_matches('0');
+    let n: u64 = match significant.is_empty() {
+        true => 0,
+        false => significant.parse().map_err(|_| bad())?,
+    };
+    let d = n
+        .checked_mul(unit_ms)
+        .map(Duration::from_millis)
+        .ok_or_else(bad)?;
     if d > countersign_app::gateway::MAX_WAIT {
         return Err(bad());
     }
@@ -177,6 +236,17 @@ fn query<T>(q: Result<Query<T>, axum::extract::rejection::QueryRejection>) -> Re
         .map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/requests/{id}",
+    operation_id = "get_request",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The request (`req_…`)"), ShowQuery),
+    responses(
+        (status = 200, description = "The request (after `wait`, when given: decided, or still pending when the wait ran out)", body = RequestView),
+        Refused,
+    )
+)]
 pub async fn show(
     State(state): State<ApiState>,
     Caller(caller): Caller,
@@ -205,12 +275,19 @@ pub async fn show(
     Ok(Json(view(&state, &caller, &req)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
+    /// Only requests in this state (`all`: any, as without it).
+    #[param(pattern = "^(pending|approved|denied|expired|cancelled|executed|failed|all)$")]
     state: Option<String>,
+    /// Only requests of this run.
     run: Option<String>,
+    /// The page size (default 50).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
+    /// The `next` of the previous page: requests older than this one.
     before: Option<String>,
 }
 
@@ -230,6 +307,17 @@ pub(crate) fn page_size(limit: Option<u32>, default: u32, max: u32) -> Result<u3
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/requests",
+    operation_id = "list_requests",
+    security(("bearer" = [])),
+    params(ListQuery),
+    responses(
+        (status = 200, description = "Requests the caller may see, newest first", body = RequestList),
+        Refused,
+    )
+)]
 pub async fn list(
     State(state): State<ApiState>,
     Caller(caller): Caller,
@@ -268,6 +356,18 @@ pub async fn list(
     }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/requests/{id}/votes",
+    operation_id = "vote",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The request (`req_…`)")),
+    request_body = VoteBody,
+    responses(
+        (status = 200, description = "The request after the vote, with the vote's receipt", body = RequestView),
+        Refused,
+    )
+)]
 pub async fn vote(
     State(state): State<ApiState>,
     Caller(caller): Caller,
@@ -291,6 +391,18 @@ pub async fn vote(
 }
 
 /// `POST /v1/requests/{id}/amend`: an approver's amended params, approved (`Gateway::amend`).
+#[utoipa::path(
+    post,
+    path = "/v1/requests/{id}/amend",
+    operation_id = "amend_request",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The request (`req_…`)")),
+    request_body = AmendBody,
+    responses(
+        (status = 200, description = "The request, approved with the amended params", body = RequestView),
+        Refused,
+    )
+)]
 pub async fn amend(
     State(state): State<ApiState>,
     Caller(caller): Caller,
@@ -321,6 +433,17 @@ pub async fn amend(
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/requests/{id}/cancel",
+    operation_id = "cancel_request",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The request (`req_…`)")),
+    responses(
+        (status = 200, description = "The cancelled request, with the receipt", body = RequestView),
+        Refused,
+    )
+)]
 pub async fn cancel(
     State(state): State<ApiState>,
     Caller(caller): Caller,
@@ -332,6 +455,18 @@ pub async fn cancel(
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/grants/{id}/redeem",
+    operation_id = "redeem_grant",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The grant (`grt_…`)")),
+    request_body = RedeemBody,
+    responses(
+        (status = 200, description = "The grant, redeemed", body = RedeemView),
+        Refused,
+    )
+)]
 pub async fn redeem(
     State(state): State<ApiState>,
     Caller(caller): Caller,
@@ -350,15 +485,32 @@ pub async fn redeem(
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ExecuteQuery {
-    /// Wait this long for the decision first (`30s`, `2m`, at most 5m).
+    /// Wait this long for the decision first (`30s`, `2m`, `1500ms` or a number of seconds;
+    /// at most 5m; empty or `0`: not at all).
+    #[param(
+        pattern = "^(|0*([0-9]{1,2}|[12][0-9]{2}|300)s?|0*[0-5]m|0*([0-9]{1,5}|[12][0-9]{5}|300000)ms)$"
+    )]
     wait: Option<String>,
 }
 
 /// Runs the request's *recorded* action with its executor (the requester only). The body must
-/// be empty or `{}`: nothing sent now reaches the executor.
+/// be empty, `{}` or `null`: nothing sent now reaches the executor.
+#[utoipa::path(
+    post,
+    path = "/v1/requests/{id}/execute",
+    operation_id = "execute_request",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The request (`req_…`)"), ExecuteQuery),
+    request_body(content = Option<NoBody>, description = "Empty, `{}` or `null`: the action recorded when it was approved is run, never parameters sent now"),
+    responses(
+        (status = 200, description = "The request after its execution, and how it went", body = ExecutedView),
+        Refused,
+    )
+)]
 pub async fn execute(
     State(state): State<ApiState>,
     Caller(caller): Caller,
@@ -368,7 +520,8 @@ pub async fn execute(
 ) -> Result<Json<ExecutedView>, ApiError> {
     let q = query(q)?;
     let text = std::str::from_utf8(&body).unwrap_or("?").trim();
-    if !(text.is_empty() || text.split_whitespace().collect::<String>() == "{}") {
+    let compact = text.split_whitespace().collect::<String>();
+    if !(text.is_empty() || compact == "{}" || compact == "null") {
         return Err(ApiError::bad_request(
             "invalid_body",
             "execute takes no body: the action recorded when it was approved is run, never \
@@ -394,6 +547,18 @@ pub async fn execute(
 }
 
 /// The requester reports how the action they ran after redeeming its grant went (once).
+#[utoipa::path(
+    post,
+    path = "/v1/requests/{id}/outcome",
+    operation_id = "report_outcome",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The request (`req_…`)")),
+    request_body = OutcomeBody,
+    responses(
+        (status = 200, description = "The request with the reported execution", body = RequestView),
+        Refused,
+    )
+)]
 pub async fn report_outcome(
     State(state): State<ApiState>,
     Caller(caller): Caller,
@@ -409,6 +574,17 @@ pub async fn report_outcome(
 
 /// Server-sent events: one `request` event with the request now, then one per change, until it
 /// reaches a final state.
+#[utoipa::path(
+    get,
+    path = "/v1/requests/{id}/events",
+    operation_id = "request_events",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The request (`req_…`)")),
+    responses(
+        (status = 200, description = "Server-sent events: `request` (the request as JSON) now and on each change until it is decided; `error` (`{\"code\"}`) if it cannot be read", content_type = "text/event-stream", body = String),
+        Refused,
+    )
+)]
 pub async fn events(
     State(state): State<ApiState>,
     Caller(caller): Caller,
@@ -453,4 +629,66 @@ pub async fn events(
         },
     );
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The `wait` parameter's pattern as the OpenAPI document shows it, for `Q`.
+    fn wait_pattern_of<Q: utoipa::IntoParams>() -> String {
+        let params = Q::into_params(|| None);
+        let wait = params
+            .iter()
+            .find(|p| p.name == "wait")
+            .expect("a wait parameter");
+        let schema = serde_json::to_value(&wait.schema).expect("a schema");
+        schema["pattern"].as_str().expect("a pattern").to_owned()
+    }
+
+    fn pattern() -> regex::Regex {
+        let shown = wait_pattern_of::<ShowQuery>();
+        assert_eq!(shown, wait_pattern_of::<ExecuteQuery>());
+        regex::Regex::new(&shown).expect("the wait pattern is a regex")
+    }
+
+    /// The document's `pattern` for `wait` and the parser accept exactly the same values, so a
+    /// value the document allows is never refused and one it refuses is never taken.
+    #[test]
+    fn the_wait_pattern_is_the_wait_parser() {
+        let re = pattern();
+        for (s, ok) in [
+            ("", true),
+            ("0", true),
+            ("30", true),
+            ("30s", true),
+            ("300s", true),
+            ("301", false),
+            ("5m", true),
+            ("6m", false),
+            ("300000ms", true),
+            ("300001ms", false),
+            ("0000000000000000000000000000300s", true),
+            ("1min", false),
+            ("1m30s", false),
+            ("-1", false),
+            (" 1", false),
+            ("s", false),
+            ("ms", false),
+            ("99999999999999999999999999s", false),
+        ] {
+            assert_eq!(re.is_match(s), ok, "pattern on {s:?}");
+            assert_eq!(parse_wait(s).is_ok(), ok, "parser on {s:?}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn any_wait_is_accepted_by_both_or_neither(
+            s in "(0{0,30}[0-9]{0,7}(ms|s|m|h|)|[0-9a-z ]{0,6})"
+        ) {
+            prop_assert_eq!(pattern().is_match(&s), parse_wait(&s).is_ok(), "{:?}", s);
+        }
+    }
 }

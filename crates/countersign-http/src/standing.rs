@@ -6,11 +6,20 @@
 use super::ApiState;
 use super::error::ApiError;
 use super::extract::Caller;
+use super::openapi::Refused;
 use crate::wire::{StandingList, StandingView};
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use countersign_app::gateway::GatewayError;
 
+#[utoipa::path(
+    get,
+    path = "/v1/standing",
+    operation_id = "list_standing",
+    security(("bearer" = [])),
+    params(("state" = Option<String>, Query, pattern = "^(active|all)$", description = "`active`: only those still usable (default `all`)")),
+    responses((status = 200, description = "Standing approvals the caller may see", body = StandingList), Refused)
+)]
 pub async fn list(
     State(state): State<ApiState>,
     Caller(caller): Caller,
@@ -36,6 +45,14 @@ pub async fn list(
     }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/standing/{id}/revoke",
+    operation_id = "revoke_standing",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The standing approval (`std_…`)")),
+    responses((status = 200, description = "The standing approval, revoked", body = StandingView), Refused)
+)]
 pub async fn revoke(
     State(state): State<ApiState>,
     Caller(caller): Caller,

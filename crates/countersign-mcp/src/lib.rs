@@ -228,9 +228,15 @@ fn host_of(url: &str) -> Option<String> {
 /// The `/mcp` endpoint: the agent's Countersign key as a Bearer token (like the rest of the
 /// API), one JSON-RPC message per POST, each request's session activity tracked; 404
 /// `not_configured` without an `mcp` section or executors.
-pub fn routes(mcp: Option<Arc<Mcp>>, api: countersign_http::ApiState) -> axum::Router {
+pub fn routes(
+    mcp: Option<Arc<Mcp>>,
+    api: countersign_http::ApiState,
+) -> utoipa_axum::router::OpenApiRouter {
+    let documented = utoipa_axum::router::OpenApiRouter::with_openapi(
+        <Documented as utoipa::OpenApi>::openapi(),
+    );
     match mcp {
-        Some(mcp) => axum::Router::new()
+        Some(mcp) => documented
             .route_service("/mcp", mcp.service())
             // Innermost: each request's session activity and its `ClientGone` (`sessions`).
             .route_layer(axum::middleware::from_fn_with_state(
@@ -240,9 +246,67 @@ pub fn routes(mcp: Option<Arc<Mcp>>, api: countersign_http::ApiState) -> axum::R
             // Inner: runs after authentication (route layers added later wrap earlier ones).
             .route_layer(axum::middleware::from_fn(jsonrpc::one_message))
             .route_layer(axum::middleware::from_fn_with_state(api, authenticate)),
-        None => axum::Router::new().route("/mcp", axum::routing::any(not_configured)),
+        None => documented.route("/mcp", axum::routing::any(not_configured)),
     }
 }
+
+/// `/mcp` in the OpenAPI document: the rmcp service answers it, so its path items are
+/// written here, beside the route.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(message, stream, end))]
+struct Documented;
+
+/// One JSON-RPC 2.0 message (MCP Streamable HTTP), answered as JSON or as a server-sent event
+/// stream.
+#[utoipa::path(
+    post,
+    path = "/mcp",
+    operation_id = "mcp_message",
+    security(("bearer" = [])),
+    params(("Mcp-Session-Id" = Option<String>, Header, description = "The session, after `initialize`")),
+    request_body(content = Object, description = "One JSON-RPC 2.0 message"),
+    responses(
+        (status = 200, description = "The JSON-RPC answer", content(
+            (Object = "application/json"),
+            (String = "text/event-stream"),
+        )),
+        (status = 202, description = "A notification or an answer, accepted"),
+        countersign_http::openapi::Refused,
+    )
+)]
+#[allow(dead_code)] // The rmcp service answers; this only carries the path item.
+async fn message() {}
+
+/// The session's server-sent event stream (server-to-client messages).
+#[utoipa::path(
+    get,
+    path = "/mcp",
+    operation_id = "mcp_stream",
+    security(("bearer" = [])),
+    params(("Mcp-Session-Id" = String, Header, description = "The session")),
+    responses(
+        (status = 200, description = "Server-sent events", content_type = "text/event-stream", body = String),
+        countersign_http::openapi::Refused,
+    )
+)]
+#[allow(dead_code)] // The rmcp service answers; this only carries the path item.
+async fn stream() {}
+
+/// Ends the session.
+#[utoipa::path(
+    delete,
+    path = "/mcp",
+    operation_id = "mcp_end_session",
+    security(("bearer" = [])),
+    params(("Mcp-Session-Id" = String, Header, description = "The session")),
+    responses(
+        (status = 200, description = "The session has ended"),
+        (status = 202, description = "The session has ended"),
+        countersign_http::openapi::Refused,
+    )
+)]
+#[allow(dead_code)] // The rmcp service answers; this only carries the path item.
+async fn end() {}
 
 /// Puts the authenticated principal in the request's extensions, where the MCP handlers find
 /// it.

@@ -23,10 +23,17 @@ pub fn router(parts: Parts, max_body_bytes: usize) -> Router {
         audit: parts.api.audit.clone(),
         console: parts.console,
     };
+    let document = parts.api.openapi.clone();
+    // The API's roles, each route with its OpenAPI path item; the console's pages are not API.
+    let (api, openapi) =
+        utoipa_axum::router::OpenApiRouter::with_openapi(countersign_http::openapi::base())
+            .merge(countersign_http::routes(parts.api.clone()))
+            .merge(countersign_channels::routes(parts.channels))
+            .merge(countersign_mcp::routes(parts.mcp, parts.api))
+            .split_for_parts();
+    document.set(&openapi);
     Router::new()
-        .merge(countersign_http::routes(parts.api.clone()))
-        .merge(countersign_channels::routes(parts.channels))
-        .merge(countersign_mcp::routes(parts.mcp, parts.api))
+        .merge(api)
         .merge(countersign_console::routes(console))
         .fallback(countersign_http::not_found)
         .method_not_allowed_fallback(countersign_http::method_not_allowed)

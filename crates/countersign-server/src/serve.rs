@@ -240,6 +240,7 @@ pub async fn start_with_clock(
             gateway: gateway.clone(),
             auth: Arc::new(Authenticator::new(store.clone(), directory)),
             audit: audit.clone(),
+            openapi: Default::default(),
         },
         channels: channels.clone(),
         mcp: mcp.clone(),

@@ -33,7 +33,7 @@ impl CastVote {
                 .map_err(|e: countersign_core::digest::InvalidDigest| {
                     GatewayError::BadInput("invalid_digest", e.to_string())
                 })?;
-        if comment.as_ref().is_some_and(|c| c.len() > 4096) {
+        if comment.as_ref().is_some_and(|c| c.chars().count() > 4096) {
             return Err(GatewayError::BadInput(
                 "invalid_body",
                 "`comment` is longer than 4096 characters".into(),

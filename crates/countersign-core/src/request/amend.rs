@@ -13,10 +13,14 @@ use serde::{Deserialize, Serialize};
 
 /// One amendment, as the request records it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Amendment {
     pub by: PrincipalId,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub at: Timestamp,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub from_digest: Digest,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub to_digest: Digest,
     /// RFC 6902: from the params before to the params after.
     pub patch: serde_json::Value,

@@ -30,6 +30,7 @@ mod mcp_exec;
 mod mcp_policy;
 mod mcp_tasks;
 mod one_meaning;
+mod openapi;
 mod passkeys;
 mod plans;
 mod postgres;

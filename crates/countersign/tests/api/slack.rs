@@ -6,19 +6,10 @@ use crate::support::fake_slack::{self, FakeSlack, SIGNING_SECRET};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-fn slack_config(fake: &FakeSlack) -> String {
-    format!(
-        "channels:\n  slack:\n    bot_token: {}\n    signing_secret: {}\n    api_base_url: {}\n    notify: [\"#approvals\"]\n",
-        fake_slack::BOT_TOKEN,
-        SIGNING_SECRET,
-        fake.url
-    )
-}
-
 async fn world() -> (TestApp, FakeSlack) {
     let fake = FakeSlack::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let app = spawn_app_in(dir, &slack_config(&fake)).await;
+    let app = spawn_app_in(dir, &fake_slack::config(&fake)).await;
     (app, fake)
 }
 
@@ -297,7 +288,7 @@ async fn slack_deny_asks_for_a_reason_then_denies() {
 async fn slack_rate_limit_is_honoured_and_the_notification_still_arrives() {
     let fake = FakeSlack::start().await;
     fake.throttle("chat.postMessage", 2);
-    let app = spawn_app_in(tempfile::tempdir().unwrap(), &slack_config(&fake)).await;
+    let app = spawn_app_in(tempfile::tempdir().unwrap(), &fake_slack::config(&fake)).await;
     let agent = app.as_("agent:deploy-bot");
     let id = agent
         .submit("infra.rollback", "k8s://prod/api", json!({}))
@@ -315,7 +306,7 @@ async fn slack_message_stays_true_across_a_gateway_restart() {
     let fake = FakeSlack::start().await;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().to_path_buf();
-    let app = spawn_app_in(dir, &slack_config(&fake)).await;
+    let app = spawn_app_in(dir, &fake_slack::config(&fake)).await;
     let (id, digest, first) = pending_rollback(&app, &fake).await;
     let keys = app.keys.clone();
     let TestApp {
@@ -599,9 +590,11 @@ async fn slack_bad_interaction_input_gets_a_clear_4xx_and_changes_nothing() {
 #[tokio::test]
 async fn slack_offers_a_standing_approval_where_the_rule_allows_it() {
     let fake = FakeSlack::start().await;
-    let app =
-        crate::support::app::spawn_app_configured(&crate::standing::policy(), &slack_config(&fake))
-            .await;
+    let app = crate::support::app::spawn_app_configured(
+        &crate::standing::policy(),
+        &fake_slack::config(&fake),
+    )
+    .await;
     let (id, _, m) = reviewed(
         &app.agent(),
         &fake,

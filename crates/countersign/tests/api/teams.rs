@@ -3,25 +3,17 @@
 
 use crate::support::app::{As, TestApp, spawn_app_in};
 use crate::support::fake_teams::{
-    self, APP_ID, APP_PASSWORD, APPROVALS, FakeTeams, OTHER_CHANNEL, OTHER_TENANT, TEAM, TENANT,
+    self, APP_PASSWORD, APPROVALS, FakeTeams, OTHER_CHANNEL, OTHER_TENANT, TEAM, TENANT,
 };
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-
-fn teams_config(fake: &FakeTeams, password: &str) -> String {
-    format!(
-        "channels:\n  teams:\n    app_id: {APP_ID}\n    app_password: {password}\n    tenant_ids: [{TENANT}]\n    openid_metadata_url: {}\n    token_url: {}\n    conversations: {{approvals: \"{APPROVALS}\"}}\n    notify: [approvals]\n",
-        fake.metadata_url(),
-        fake.token_url()
-    )
-}
 
 /// A gateway with Teams, and the fake Bot Connector, without the bot installed anywhere.
 async fn uninstalled() -> (TestApp, FakeTeams) {
     let fake = FakeTeams::start().await;
     let app = spawn_app_in(
         tempfile::tempdir().unwrap(),
-        &teams_config(&fake, APP_PASSWORD),
+        &fake_teams::config(&fake, APP_PASSWORD),
     )
     .await;
     (app, fake)
@@ -721,7 +713,7 @@ async fn teams_wrong_app_password_gets_no_token_and_posts_nothing() {
     let fake = FakeTeams::start().await;
     let app = spawn_app_in(
         tempfile::tempdir().unwrap(),
-        &teams_config(&fake, "not-the-password"),
+        &fake_teams::config(&fake, "not-the-password"),
     )
     .await;
     let (status, _) = fake.deliver(&app.url, &fake.installed(APPROVALS)).await;
@@ -745,7 +737,7 @@ async fn teams_offers_a_standing_approval_where_the_rule_allows_it() {
     let fake = FakeTeams::start().await;
     let app = crate::support::app::spawn_app_configured(
         &crate::standing::policy(),
-        &teams_config(&fake, APP_PASSWORD),
+        &fake_teams::config(&fake, APP_PASSWORD),
     )
     .await;
     let (status, body) = fake.deliver(&app.url, &fake.installed(APPROVALS)).await;

@@ -575,3 +575,11 @@ pub fn now() -> i64 {
         .unwrap()
         .as_secs() as i64
 }
+
+/// The gateway's `channels.slack` section for this fake.
+pub fn config(fake: &FakeSlack) -> String {
+    format!(
+        "channels:\n  slack:\n    bot_token: {}\n    signing_secret: {}\n    api_base_url: {}\n    notify: [\"#approvals\"]\n",
+        BOT_TOKEN, SIGNING_SECRET, fake.url
+    )
+}

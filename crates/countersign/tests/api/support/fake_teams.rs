@@ -537,3 +537,13 @@ async fn member_lookup(
         None => connector_error(StatusCode::NOT_FOUND, "MemberNotFound"),
     }
 }
+
+/// The gateway's `channels.teams` section for this fake (`password`: the app password the
+/// gateway is given).
+pub fn config(fake: &FakeTeams, password: &str) -> String {
+    format!(
+        "channels:\n  teams:\n    app_id: {APP_ID}\n    app_password: {password}\n    tenant_ids: [{TENANT}]\n    openid_metadata_url: {}\n    token_url: {}\n    conversations: {{approvals: \"{APPROVALS}\"}}\n    notify: [approvals]\n",
+        fake.metadata_url(),
+        fake.token_url()
+    )
+}
