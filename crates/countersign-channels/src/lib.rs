@@ -360,6 +360,9 @@ enum CallbackRefused {
     /// The token is valid but not for this bot or tenant.
     #[response(status = 403)]
     Forbidden(countersign_http::wire::ErrorBody),
+    /// The body is larger than the gateway accepts (`body_too_large`).
+    #[response(status = 413)]
+    TooLarge(countersign_http::wire::ErrorBody),
     /// This channel is not configured on this gateway (`not_configured`).
     #[response(status = 404)]
     NotConfigured(countersign_http::wire::ErrorBody),

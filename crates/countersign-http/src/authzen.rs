@@ -13,7 +13,7 @@
 use super::ApiState;
 use super::error::ApiError;
 use super::extract::{Caller, JsonBody};
-use super::openapi::Refused;
+use super::openapi::{Refused, TooLarge};
 use axum::Json;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -192,7 +192,7 @@ pub async fn configuration(State(state): State<ApiState>) -> Json<Value> {
     security(("bearer" = [])),
     params(("X-Request-ID" = Option<String>, Header, description = "Echoed on the answer")),
     request_body = schema::Evaluation,
-    responses((status = 200, description = "The decision", body = schema::Decision), Refused)
+    responses((status = 200, description = "The decision", body = schema::Decision), Refused, TooLarge)
 )]
 pub async fn evaluation(
     State(state): State<ApiState>,
@@ -221,6 +221,7 @@ pub async fn evaluation(
     responses(
         (status = 200, description = "The decisions, in order (a batch), or one decision (without `evaluations`)", body = schema::EvaluationsAnswer),
         Refused,
+        TooLarge,
     )
 )]
 pub async fn evaluations(

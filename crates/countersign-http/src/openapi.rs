@@ -97,15 +97,21 @@ pub enum Refused {
     /// It was possible once and no longer is (`grant_expired`).
     #[response(status = 410)]
     Gone(ErrorBody),
-    /// The body is larger than the gateway accepts (`body_too_large`).
-    #[response(status = 413)]
-    TooLarge(ErrorBody),
     /// An `Idempotency-Key` reused for a different body (`idempotency_mismatch`).
     #[response(status = 422)]
     Unprocessable(ErrorBody),
     /// Too many at once (`too_many_waits`, `too_many_streams`, `mfa_rate_limited`).
     #[response(status = 429)]
     TooMany(ErrorBody),
+}
+
+/// What an operation that takes a body can also be refused with.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // Only its responses are read.
+pub enum TooLarge {
+    /// The body is larger than the gateway accepts (`max_body_bytes`; `body_too_large`).
+    #[response(status = 413)]
+    TooLarge(ErrorBody),
 }
 
 /// What a call that only authenticates can be refused with.

@@ -3,7 +3,7 @@
 use super::ApiState;
 use super::error::ApiError;
 use super::extract::{Caller, JsonBody};
-use super::openapi::Refused;
+use super::openapi::{Refused, TooLarge};
 use crate::wire::{
     ActionBody, AmendBody, ExecutedView, NoBody, OutcomeBody, PlanBody, RedeemBody, RedeemView,
     RequestList, RequestView, VoteBody,
@@ -97,6 +97,7 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
         (status = 201, description = "The request the action made", body = RequestView),
         (status = 200, description = "The request first made with this `Idempotency-Key`, or an identical pending one (`coalesced`)", body = RequestView),
         Refused,
+        TooLarge,
     )
 )]
 pub async fn submit(
@@ -153,6 +154,7 @@ pub async fn submit(
         (status = 201, description = "The plan's request", body = RequestView),
         (status = 200, description = "The request first made with this `Idempotency-Key`, or an identical pending plan (`coalesced`)", body = RequestView),
         Refused,
+        TooLarge,
     )
 )]
 pub async fn submit_plan(
@@ -366,6 +368,7 @@ pub async fn list(
     responses(
         (status = 200, description = "The request after the vote, with the vote's receipt", body = RequestView),
         Refused,
+        TooLarge,
     )
 )]
 pub async fn vote(
@@ -401,6 +404,7 @@ pub async fn vote(
     responses(
         (status = 200, description = "The request, approved with the amended params", body = RequestView),
         Refused,
+        TooLarge,
     )
 )]
 pub async fn amend(
@@ -465,6 +469,7 @@ pub async fn cancel(
     responses(
         (status = 200, description = "The grant, redeemed", body = RedeemView),
         Refused,
+        TooLarge,
     )
 )]
 pub async fn redeem(
@@ -509,6 +514,7 @@ pub struct ExecuteQuery {
     responses(
         (status = 200, description = "The request after its execution, and how it went", body = ExecutedView),
         Refused,
+        TooLarge,
     )
 )]
 pub async fn execute(
@@ -557,6 +563,7 @@ pub async fn execute(
     responses(
         (status = 200, description = "The request with the reported execution", body = RequestView),
         Refused,
+        TooLarge,
     )
 )]
 pub async fn report_outcome(

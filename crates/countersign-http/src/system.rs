@@ -3,7 +3,7 @@
 use super::ApiState;
 use super::error::ApiError;
 use super::extract::Caller;
-use super::openapi::{Refused, Unauthenticated};
+use super::openapi::{Refused, TooLarge, Unauthenticated};
 use crate::wire::{MfaEnrollBody, MfaEnrollment, WhoAmI};
 use axum::Json;
 use axum::extract::State;
@@ -91,7 +91,7 @@ pub async fn whoami(Caller(caller): Caller) -> Json<WhoAmI> {
     operation_id = "enroll_totp",
     security(("bearer" = [])),
     request_body(content = Option<MfaEnrollBody>, description = "Empty, or `{\"otp\"}` from the current second factor"),
-    responses((status = 201, description = "The new TOTP secret, as an `otpauth://` URI", body = MfaEnrollment), Refused)
+    responses((status = 201, description = "The new TOTP secret, as an `otpauth://` URI", body = MfaEnrollment), Refused, TooLarge)
 )]
 pub async fn enroll_totp(
     State(state): State<ApiState>,

@@ -272,6 +272,7 @@ struct Documented;
         )),
         (status = 202, description = "A notification or an answer, accepted"),
         countersign_http::openapi::Refused,
+        countersign_http::openapi::TooLarge,
     )
 )]
 #[allow(dead_code)] // The rmcp service answers; this only carries the path item.
