@@ -16,7 +16,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 /// The served document, as JSON text: set once by the binary's router after every role's
 /// paths are merged (the document does not depend on configuration).
 #[derive(Clone, Default)]
-pub struct Document(Arc<OnceLock<String>>);
+pub struct Document(Arc<OnceLock<axum::body::Bytes>>);
 
 impl Document {
     /// Records the merged document; a second call keeps the first (it is the same document).
@@ -25,11 +25,12 @@ impl Document {
             tracing::error!(error = %e, "the OpenAPI document could not be written");
             String::from("{}")
         });
-        let _ = self.0.set(text);
+        let _ = self.0.set(text.into());
     }
 
-    pub fn get(&self) -> Option<&str> {
-        self.0.get().map(String::as_str)
+    /// The document's text (a shared buffer: serving it copies nothing).
+    pub fn get(&self) -> axum::body::Bytes {
+        self.0.get().cloned().unwrap_or_else(|| "{}".into())
     }
 }
 
@@ -142,6 +143,6 @@ pub enum BadQuery {
 pub async fn serve(State(state): State<crate::ApiState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "application/json")],
-        state.openapi.get().unwrap_or("{}").to_owned(),
+        state.openapi.get(),
     )
 }
